@@ -1,0 +1,73 @@
+"""The one authorisation decision every API calls.
+
+``Caller`` is who is asking (built once per request from the bearer token by
+``server.auth.tokens.caller_from_request``); ``authorize`` decides whether that
+caller may read a dataset, raising ``InvalidAuthentication`` (401) or
+``PermissionDenied`` (403). It fails closed: a token that was presented but
+could not be validated is never treated as anonymous.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from server.errors import InvalidAuthentication, PermissionDenied
+
+ACCESS_LEVELS = ("public", "registered", "controlled")
+
+
+@dataclass(frozen=True)
+class Caller:
+    subject: str | None = None  # "issuer|sub"-style id; None when anonymous
+    issuer: str | None = None
+    # ControlledAccessGrants values held through valid visas
+    controlled: frozenset[str] = field(default_factory=frozenset)
+    registered: bool = False  # ResearcherStatus / AcceptedTermsAndPolicies
+    expires: float | None = None  # min over the token and the visas used
+    error: str | None = None  # a token was presented and rejected: why
+
+    @property
+    def authenticated(self) -> bool:
+        return self.subject is not None and self.error is None
+
+    @property
+    def label(self) -> str:
+        """How the caller appears in logs and the audit trail (never a token)."""
+        return self.subject or "anonymous"
+
+    def level_for(self, access: str, grant_value: str) -> bool:
+        if access == "public":
+            return True
+        if not self.authenticated or (self.expires is not None and self.expires < time.time()):
+            return False
+        if access == "registered":
+            return self.registered or grant_value in self.controlled
+        if access == "controlled":
+            return grant_value in self.controlled
+        return False  # unknown level: fail closed
+
+
+ANONYMOUS = Caller()
+
+
+def authorize(caller: Caller, access: str, grant_value: str, *, what: str = "dataset") -> None:
+    """Allow, or raise 401 (no or bad credentials) / 403 (valid but no grant)."""
+    if caller.error is not None:
+        raise InvalidAuthentication(f"invalid bearer token: {caller.error}")
+    if access not in ACCESS_LEVELS:
+        raise PermissionDenied(f"{what} has an unknown access level")
+    if caller.level_for(access, grant_value):
+        return
+    if not caller.authenticated:
+        raise InvalidAuthentication(f"{what} requires authentication (a bearer token)")
+    raise PermissionDenied(f"caller holds no grant for this {what}")
+
+
+def can_read(caller: Caller, access: str, grant_value: str) -> bool:
+    """The same decision, as a boolean (for filtering lists, Beacon tiers)."""
+    try:
+        authorize(caller, access, grant_value)
+    except (InvalidAuthentication, PermissionDenied):
+        return False
+    return True

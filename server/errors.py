@@ -1,0 +1,78 @@
+"""One exception hierarchy for every API.
+
+::
+
+    ServiceError                 500 InternalError
+    ├── InvalidInput             400
+    │   ├── InvalidRange         400
+    │   └── UnsupportedFormat    400
+    ├── InvalidAuthentication    401
+    ├── PermissionDenied         403
+    ├── NotFound                 404
+    ├── Conflict                 409
+    ├── PayloadTooLarge          413
+    ├── RangeNotSatisfiable      416
+    └── TooManyRequests          429
+
+The logic raises these; ``server.routing`` renders them in each API's own error
+shape. ``error`` is the htsget error name, which the other APIs ignore.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 500
+    error = "InternalError"
+
+    def __init__(self, message: str = "internal error", *, detail: dict | None = None):
+        super().__init__(message)
+        self.detail = detail or {}
+
+
+class InvalidInput(ServiceError):
+    status = 400
+    error = "InvalidInput"
+
+
+class InvalidRange(InvalidInput):
+    error = "InvalidRange"
+
+
+class UnsupportedFormat(InvalidInput):
+    error = "UnsupportedFormat"
+
+
+class InvalidAuthentication(ServiceError):
+    status = 401
+    error = "InvalidAuthentication"
+
+
+class PermissionDenied(ServiceError):
+    status = 403
+    error = "PermissionDenied"
+
+
+class NotFound(ServiceError):
+    status = 404
+    error = "NotFound"
+
+
+class Conflict(ServiceError):
+    status = 409
+    error = "Conflict"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    error = "PayloadTooLarge"
+
+
+class RangeNotSatisfiable(ServiceError):
+    status = 416
+    error = "RangeNotSatisfiable"
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+    error = "TooManyRequests"

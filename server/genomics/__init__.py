@@ -1,0 +1,1 @@
+"""File-format code: coordinates, BGZF, and the BAM/CRAM/VCF/BCF indexes."""

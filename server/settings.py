@@ -1,0 +1,139 @@
+"""The node's configuration: one frozen ``Settings``.
+
+Values come, in increasing precedence, from the defaults below, an optional TOML
+file (``GENOMEPORT_CONFIG=path.toml``, keys are the field names) and
+``GENOMEPORT_<FIELD>`` environment variables. ``Settings.from_env`` is the only
+reader of ``os.environ``; an unknown ``GENOMEPORT_*`` variable or TOML key is an
+error, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PREFIX = "GENOMEPORT_"
+
+
+class SettingsError(ValueError):
+    """Raised for an unknown key or a value that does not parse."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Storage and serving
+    var_dir: str = "var"
+    database_url: str = ""  # empty: sqlite:///<var_dir>/genomeport.db
+    public_url: str = "http://127.0.0.1:8080"  # base of every URL handed out
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    log_level: str = "INFO"
+    log_format: str = "json"  # json | text
+    max_body_bytes: int = 1_048_576
+    # Signed data URLs (htsget data plane, DRS access URLs, WES logs)
+    signing_key: str = ""  # empty: generated once and kept in <var_dir>/signing.key
+    data_url_ttl: int = 300
+    htsget_block_size: int = 16 * 1024 * 1024
+    # S3-compatible object storage for files registered at s3:// locations
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    # Access control: list of trusted issuers, each
+    # {"issuer": ..., "jwks_uri"|"jwks"|"discovery": ..., "userinfo_endpoint": ...}
+    auth_issuers: tuple = ()
+    auth_audience: str = ""  # empty: public_url
+    # visa issuers whose "jku" header may be followed: {"issuer": [jku, ...]}
+    visa_jku_allowlist: dict = field(default_factory=dict)
+    # Beacon
+    beacon_id: str = "dk.genomeport.beacon"
+    beacon_name: str = "genomeport Beacon"
+    beacon_max_limit: int = 1000
+    beacon_default_limit: int = 10
+    # WES
+    wes_work_dir: str = ""  # empty: <var_dir>/wes
+    wes_default_engine: str = "cwltool"
+    wes_url_allowlist: tuple = ()  # hosts from which workflow_url may be fetched
+    wes_max_attachments: int = 100
+    wes_max_attachment_bytes: int = 10 * 1024 * 1024
+    wes_slurm_partition: str = ""
+    drs_max_bulk: int = 100
+
+    # ----------------------------------------------------------------- derived
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.var_dir).resolve() / 'genomeport.db'}"
+
+    @property
+    def effective_wes_work_dir(self) -> Path:
+        return Path(self.wes_work_dir or Path(self.var_dir) / "wes").resolve()
+
+    @property
+    def audience(self) -> str:
+        return self.auth_audience or self.public_url
+
+    def with_overrides(self, **kw: typing.Any) -> "Settings":
+        return dataclasses.replace(self, **kw)
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values: dict[str, typing.Any] = {}
+        names = set(cls.field_names())
+        config_path = environ.get(PREFIX + "CONFIG")
+        if config_path:
+            with open(config_path, "rb") as fh:
+                data = tomllib.load(fh)
+            for key, value in data.items():
+                if key not in names:
+                    raise SettingsError(f"{config_path}: unknown setting {key!r}")
+                values[key] = _coerce(key, value)
+        for key, raw in environ.items():
+            if not key.startswith(PREFIX) or key == PREFIX + "CONFIG":
+                continue
+            name = key[len(PREFIX):].lower()
+            if name not in names:
+                raise SettingsError(
+                    f"unknown environment variable {key}; known: "
+                    + ", ".join(PREFIX + n.upper() for n in sorted(names))
+                )
+            values[name] = _coerce(name, raw)
+        return cls(**values)
+
+
+def _coerce(name: str, value: typing.Any) -> typing.Any:
+    default = next(f for f in dataclasses.fields(Settings) if f.name == name)
+    kind = default.type if isinstance(default.type, type) else eval(default.type)  # noqa: S307
+    if isinstance(value, str) and kind is not str:
+        try:
+            if kind is int:
+                return int(value)
+            if kind is bool:
+                return value.lower() in {"1", "true", "yes", "on"}
+            value = json.loads(value)
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}{name.upper()}: cannot parse {value!r}: {exc}") from None
+    if kind is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise SettingsError(f"{name}: expected a list")
+        return tuple(value)
+    if kind is dict and not isinstance(value, dict):
+        raise SettingsError(f"{name}: expected a table/object")
+    if kind is int and not isinstance(value, int):
+        raise SettingsError(f"{name}: expected an integer")
+    if kind is str and not isinstance(value, str):
+        raise SettingsError(f"{name}: expected a string")
+    return value
