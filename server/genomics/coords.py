@@ -22,7 +22,8 @@ class Interval:
             raise ValueError(f"invalid interval [{self.start}, {self.end})")
 
     def overlaps(self, other: "Interval") -> bool:
-        return self.start < other.end and other.start < self.end
+        """True if the intervals share at least one base (an empty one shares none)."""
+        return self.start < other.end and other.start < self.end and bool(len(self)) and bool(len(other))
 
     def __len__(self) -> int:
         return self.end - self.start

@@ -1,0 +1,155 @@
+"""ASGI middleware in front of Connexion: request ids, access logs, metrics,
+health probes and the request-body size cap.
+
+These run for every request, including the raw data plane, and never touch
+the Flask adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from server import errors
+from server.logging import request_id_var
+from server.routing import api_for_path, error_body
+
+logger = logging.getLogger("genomeport.access")
+
+REQUESTS = Counter("genomeport_requests_total", "HTTP requests", ["api", "method", "status"])
+LATENCY = Histogram("genomeport_request_seconds", "HTTP request latency", ["api"])
+_RID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+async def _send_json(send, status: int, body: dict | list, headers: list | None = None) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"access-control-allow-origin", b"*"),
+            ]
+            + (headers or []),
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class OpsMiddleware:
+    def __init__(self, app, settings, db):
+        self.app = app
+        self.settings = settings
+        self.db = db
+
+    def body_limit(self, path: str) -> int:
+        if path.startswith("/ga4gh/wes"):
+            return self.settings.wes_max_attachments * self.settings.wes_max_attachment_bytes + (1 << 20)
+        return self.settings.max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")
+        if not _RID.match(rid):
+            rid = uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        path = scope.get("path", "")
+        method = scope.get("method", "")
+        api = api_for_path(path)
+        status_holder = {"status": 500}
+        started = time.perf_counter()
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            if path == "/health/live":
+                await _send_json(send_wrapper, 200, {"status": "ok"})
+            elif path == "/health/ready":
+                ok = self.db.ping()
+                await _send_json(
+                    send_wrapper, 200 if ok else 503,
+                    {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "unreachable"},
+                )
+            elif path == "/metrics":
+                payload = generate_latest()
+                await send_wrapper({"type": "http.response.start", "status": 200,
+                                    "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())]})
+                await send_wrapper({"type": "http.response.body", "body": payload})
+            else:
+                await self._guarded(scope, receive, send_wrapper, headers, path)
+        finally:
+            elapsed = time.perf_counter() - started
+            status = status_holder["status"]
+            REQUESTS.labels(api, method, str(status)).inc()
+            LATENCY.labels(api).observe(elapsed)
+            logger.info(
+                "%s %s %s", method, path, status,
+                extra={"method": method, "path": path, "status": status,
+                       "duration_ms": round(elapsed * 1000, 2)},
+            )
+            request_id_var.reset(token)
+
+    async def _guarded(self, scope, receive, send, headers, path):
+        limit = self.body_limit(path)
+        raw_length = headers.get(b"content-length")
+        if raw_length is not None:
+            try:
+                length = int(raw_length)
+            except ValueError:
+                length = -1
+            if length < 0:
+                body, status = error_body(errors.InvalidInput("invalid Content-Length"), path)
+                await _send_json(send, status, body)
+                return
+            if length > limit:
+                err = errors.PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit}")
+                body, status = error_body(err, path)
+                await _send_json(send, status, body)
+                return
+            await self.app(scope, receive, send)
+            return
+        if headers.get(b"transfer-encoding", b"").lower() != b"chunked":
+            await self.app(scope, receive, send)
+            return
+        # Chunked body without a length: read it (bounded) before routing.
+        chunks, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > limit:
+                err = errors.PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                body, status = error_body(err, path)
+                await _send_json(send, status, body)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        data = b"".join(chunks)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": data, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,241 @@
+"""The ``genomeport`` command line: one click group for every operation.
+
+Settings come from ``GENOMEPORT_*`` environment variables and the optional
+TOML file named by ``GENOMEPORT_CONFIG`` (see the README's settings table).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from server.errors import ServiceError
+from server.settings import Settings, SettingsError
+
+# API packages contribute their own commands through server.<api>.cli.commands
+COMMAND_MODULES = ("server.beacon.cli", "server.wes.cli", "server.auth.cli", "server.drs.cli")
+
+
+@dataclass
+class Ctx:
+    settings: Settings
+    _db: object = field(default=None, repr=False)
+
+    @property
+    def db(self):
+        """The database, created on first use and migrated to the newest schema."""
+        if self._db is None:
+            from server.db import Database
+
+            Path(self.settings.var_dir).mkdir(parents=True, exist_ok=True)
+            self._db = Database(self.settings.effective_database_url)
+            self._db.upgrade()
+        return self._db
+
+
+class Group(click.Group):
+    """Turns the node's own errors into one clear line and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ServiceError as exc:
+            raise click.ClickException(str(exc)) from None
+        except SettingsError as exc:
+            raise click.ClickException(f"configuration error: {exc}") from None
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="genomeport")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """genomeport: a GA4GH node for national genome data.
+
+    It serves htsget 1.3 (/reads, /variants), Beacon v2 (/beacon/v2), WES 1.1
+    (/ga4gh/wes/v1) and DRS 1.5 (/ga4gh/drs/v1) over the datasets and files you
+    register, behind one access-control model (OIDC tokens and GA4GH Passports).
+
+    Configuration is read from GENOMEPORT_* environment variables and an
+    optional TOML file named by GENOMEPORT_CONFIG. Without any, the node keeps
+    its SQLite database under ./var and serves only public datasets.
+
+    Typical start: `genomeport demo`, or `genomeport dataset add ...`,
+    `genomeport files add ...`, then `genomeport serve`.
+    """
+    if ctx.obj is None:
+        try:
+            ctx.obj = Ctx(Settings.from_env())
+        except SettingsError as exc:
+            raise click.ClickException(f"configuration error: {exc}") from None
+        from server.logging import configure
+
+        configure(ctx.obj.settings.log_level if ctx.invoked_subcommand in ("serve", "worker") else "WARNING",
+                  ctx.obj.settings.log_format if ctx.invoked_subcommand in ("serve", "worker") else "text")
+
+
+# ---------------------------------------------------------------- db
+@main.group()
+def db() -> None:
+    """Database schema: apply migrations or show the current revision."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(obj: Ctx) -> None:
+    """Apply every pending migration (SQLite or PostgreSQL, from GENOMEPORT_DATABASE_URL)."""
+    from server.db.migrate import current
+
+    click.echo(f"database at revision(s): {', '.join(sorted(current(obj.db))) or 'none'}")
+
+
+# ---------------------------------------------------------------- datasets
+@main.group()
+def dataset() -> None:
+    """Datasets: the unit of access control (public, registered or controlled)."""
+
+
+@dataset.command("add")
+@click.argument("dataset_id")
+@click.option("--access", required=True, type=click.Choice(["public", "registered", "controlled"]),
+              help="public: anyone; registered: any caller with a ResearcherStatus or "
+                   "AcceptedTermsAndPolicies visa; controlled: only holders of a "
+                   "ControlledAccessGrants visa for this dataset.")
+@click.option("--name", default="", help="Human-readable name (default: the id).")
+@click.option("--assembly", default="", help="Reference assembly, e.g. GRCh38.")
+@click.option("--description", default="", help="Free text shown in Beacon and service-info.")
+@click.option("--grant-value", default="",
+              help="The ControlledAccessGrants visa value that grants access (default: the dataset id).")
+@click.pass_obj
+def dataset_add(obj: Ctx, dataset_id, access, name, assembly, description, grant_value) -> None:
+    """Create DATASET_ID, or update its settings if it exists (idempotent)."""
+    from server.registry import add_dataset
+
+    row, outcome = add_dataset(obj.db, dataset_id, access=access, name=name, assembly=assembly,
+                               description=description, grant_value=grant_value)
+    click.echo(f"{outcome}: dataset {row.id} ({row.access})")
+
+
+@dataset.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def dataset_list(obj: Ctx, as_json: bool) -> None:
+    """List registered datasets."""
+    from server.registry import list_datasets
+
+    with obj.db.session() as session:
+        rows = [{"id": d.id, "access": d.access, "name": d.name, "assembly": d.assembly}
+                for d in list_datasets(session)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['id']:<24} {r['access']:<11} {r['assembly']:<10} {r['name']}")
+
+
+# ---------------------------------------------------------------- files
+@main.group()
+def files() -> None:
+    """Data files (BAM, CRAM, VCF, BCF) served through htsget and DRS."""
+
+
+@files.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--dataset", "dataset_id", required=True, help="Dataset the files belong to.")
+@click.option("--id", "object_id", default=None,
+              help="Object id shared by these files (default: the file name without extensions). "
+                   "A sample's BAM and CRAM, or a cohort's VCF and BCF, share one id; htsget's "
+                   "`format` picks among them.")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Reference FASTA for CRAM files whose reference is not embedded.")
+@click.option("--update", is_flag=True, help="Accept a file whose content or location changed.")
+@click.option("--verify", is_flag=True, help="Re-hash files even if size and mtime are unchanged.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def files_add(obj: Ctx, paths, dataset_id, object_id, reference, update, verify, quiet) -> None:
+    """Register PATHS: check each opens with its index, compute sha-256 and md5.
+
+    Each file is written in its own transaction only after every check passed,
+    so an interrupted run leaves nothing half-written. Adding the same file
+    twice changes nothing; a file whose bytes changed is refused without --update.
+    """
+    from server.registry import add_files
+
+    for result in add_files(obj.db, paths, dataset_id, object_id=object_id, reference=reference,
+                            update=update, verify=verify, progress=not quiet):
+        click.echo(f"{result.outcome}: {result.object_id} {result.format} {result.path}")
+
+
+@files.command("list")
+@click.option("--dataset", "dataset_id", default=None, help="Only files of this dataset.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def files_list(obj: Ctx, dataset_id, as_json) -> None:
+    """List registered files with their checksums."""
+    from server.registry import list_files
+
+    with obj.db.session() as session:
+        rows = [{"id": f.object_id, "format": f.format, "dataset": f.dataset_id, "size": f.size,
+                 "sha256": f.sha256, "location": f.location} for f in list_files(session, dataset_id)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['id']:<28} {r['format']:<5} {r['dataset']:<16} {r['size']:>12} {r['sha256'][:16]}")
+
+
+# ---------------------------------------------------------------- serving
+def gunicorn_argv(settings: Settings, *, workers: int | None = None, bind: str | None = None) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--worker-class", "uvicorn_worker.UvicornWorker",
+        "--workers", str(workers or settings.workers),
+        "--bind", bind or f"{settings.host}:{settings.port}",
+        "--graceful-timeout", "20",
+        "--timeout", "120",
+        "server.app:asgi_from_env()",
+    ]
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default GENOMEPORT_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default GENOMEPORT_PORT, 8080).")
+@click.option("--workers", type=int, default=None, help="gunicorn worker processes (default 2).")
+@click.pass_obj
+def serve(obj: Ctx, host, port, workers) -> None:
+    """Run the node under gunicorn with uvicorn workers.
+
+    Migrations are applied once before the workers start.
+    """
+    obj.db  # noqa: B018 - migrate before forking workers
+    settings = obj.settings
+    argv = gunicorn_argv(settings, workers=workers,
+                         bind=f"{host or settings.host}:{port or settings.port}")
+    os.execv(argv[0], argv)
+
+
+def _register_api_commands() -> None:
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                continue
+            raise
+        for command in getattr(module, "commands", []):
+            main.add_command(command)
+
+
+from server.demo import demo  # noqa: E402
+
+main.add_command(demo)
+_register_api_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,190 @@
+"""Shared fixtures: settings, real databases (SQLite and PostgreSQL), the app,
+an in-process client and a real gunicorn server.
+
+PostgreSQL is never optional: if it cannot be reached, the PostgreSQL tests
+fail. Its URL is GENOMEPORT_TEST_DATABASE_URL (default: the machine's server at
+127.0.0.1:5432, database ``test``). Each test gets its own schema.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+PG_URL = os.environ.get("GENOMEPORT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+# Tests build Settings explicitly; a developer's own GENOMEPORT_* variables must not leak in.
+for _key in [k for k in os.environ if k.startswith("GENOMEPORT_") and k != "GENOMEPORT_TEST_DATABASE_URL"]:
+    del os.environ[_key]
+
+
+def _pg_engine():
+    return sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    path = SHARED / "testdata"
+    assert path.is_dir(), f"test data missing at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def seed_dir() -> Path:
+    return REPO / "seed_data"
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> None:
+    engine = _pg_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL is required for the test suite and is not reachable at {PG_URL}: {exc}")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'genomeport.db'}"
+        return
+    request.getfixturevalue("pg_available")
+    schema = "t_" + uuid.uuid4().hex[:16]
+    engine = _pg_engine()
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path, db_url):
+    from server.settings import Settings
+
+    return Settings(var_dir=str(tmp_path / "var"), database_url=db_url,
+                    signing_key="test-signing-key-" + uuid.uuid4().hex,
+                    log_format="text")
+
+
+@pytest.fixture
+def db(settings):
+    from server.db import Database
+
+    database = Database(settings.effective_database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def app(settings, db):
+    from server.app import create_app
+
+    cx = create_app(settings)
+    yield cx
+    cx.app.extensions["genomeport"].db.dispose()
+
+
+@pytest.fixture
+def client(app):
+    with app.test_client() as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_env(settings) -> dict[str, str]:
+    """GENOMEPORT_* variables that reproduce ``settings`` in a child process."""
+    import dataclasses
+    import json
+
+    env = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if value == f.default or (f.default is dataclasses.MISSING and not value):
+            continue
+        if isinstance(value, (tuple, list, dict)):
+            value = json.dumps(list(value) if isinstance(value, tuple) else value)
+        env["GENOMEPORT_" + f.name.upper()] = str(value)
+    return env
+
+
+class LiveServer:
+    def __init__(self, url: str, proc: subprocess.Popen, log: Path):
+        self.url, self.proc, self.log = url, proc, log
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def start_server(settings, *, workers: int = 2, port: int | None = None, env_extra=None) -> LiveServer:
+    """Run ``genomeport serve`` (gunicorn + uvicorn workers) and wait until it is ready."""
+    import httpx
+
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = settings.with_overrides(public_url=url, port=port, host="127.0.0.1", workers=workers)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+    env.update(settings_env(settings))
+    env.update(env_extra or {})
+    log = Path(settings.var_dir) / f"server-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(log, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=REPO,
+                            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
+                return LiveServer(url, proc, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop_server(LiveServer(url, proc, log))
+    raise RuntimeError(f"server did not become ready:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(server: LiveServer) -> None:
+    import signal
+
+    if server.proc.poll() is None:
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        try:
+            server.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait()
+
+
+@pytest.fixture
+def live_server(settings, db):
+    """A real gunicorn process serving ``settings`` (register data via ``db`` first,
+    or through the returned server's API)."""
+    server = start_server(settings)
+    try:
+        yield server
+    finally:
+        stop_server(server)
