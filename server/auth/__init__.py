@@ -71,3 +71,50 @@ def can_read(caller: Caller, access: str, grant_value: str) -> bool:
     except (InvalidAuthentication, PermissionDenied):
         return False
     return True
+
+
+# ------------------------------------------------------------------ helpers
+def grant_value_of(dataset) -> str:
+    """The ControlledAccessGrants value that opens ``dataset`` (default: its id)."""
+    return getattr(dataset, "grant_value", "") or dataset.id
+
+
+def authorize_dataset(caller: Caller, dataset, *, what: str = "dataset") -> None:
+    """``authorize`` for a ``Dataset`` row (its access level and grant value)."""
+    authorize(caller, dataset.access, grant_value_of(dataset), what=what)
+
+
+def can_read_dataset(caller: Caller, dataset) -> bool:
+    return can_read(caller, dataset.access, grant_value_of(dataset))
+
+
+GRANULARITIES = ("boolean", "count", "record")
+
+
+def beacon_granularity(caller: Caller, dataset) -> str:
+    """The most detailed Beacon answer ``caller`` may get about ``dataset``.
+
+    * ``record``: the caller may read the dataset's data anyway (public dataset,
+      registered dataset with registered access, controlled dataset with its grant);
+    * ``count``: an authenticated caller with registered access asking about a
+      controlled dataset it holds no grant for;
+    * ``boolean``: everyone else (including anonymous callers on non-public data).
+
+    A presented-but-rejected token raises ``InvalidAuthentication`` (401): it
+    never degrades to the anonymous tier.
+    """
+    if caller.error is not None:
+        raise InvalidAuthentication(f"invalid bearer token: {caller.error}")
+    if can_read_dataset(caller, dataset):
+        return "record"
+    if dataset.access == "controlled" and caller.level_for("registered", "\0no-grant"):
+        return "count"
+    return "boolean"
+
+
+def require_authenticated(caller: Caller, *, what: str = "this operation") -> None:
+    """401 unless a valid token was presented (WES submission, listing own runs)."""
+    if caller.error is not None:
+        raise InvalidAuthentication(f"invalid bearer token: {caller.error}")
+    if not caller.authenticated or (caller.expires is not None and caller.expires < time.time()):
+        raise InvalidAuthentication(f"{what} requires authentication (a bearer token)")
