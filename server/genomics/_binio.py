@@ -1,0 +1,87 @@
+"""Little-endian readers shared by the index parsers."""
+
+from __future__ import annotations
+
+import struct
+
+from server.genomics.binning import RefIndex
+
+_I32 = struct.Struct("<i")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+
+class IndexError_(ValueError):
+    """An index file that cannot be parsed."""
+
+
+class Cursor:
+    def __init__(self, buf: bytes, pos: int = 0):
+        self.buf = memoryview(buf)
+        self.pos = pos
+
+    def i32(self) -> int:
+        value = _I32.unpack_from(self.buf, self.pos)[0]
+        self.pos += 4
+        return value
+
+    def u32(self) -> int:
+        value = _U32.unpack_from(self.buf, self.pos)[0]
+        self.pos += 4
+        return value
+
+    def u64(self) -> int:
+        value = _U64.unpack_from(self.buf, self.pos)[0]
+        self.pos += 8
+        return value
+
+    def raw(self, n: int) -> bytes:
+        if self.pos + n > len(self.buf):
+            raise IndexError_("index truncated")
+        value = bytes(self.buf[self.pos:self.pos + n])
+        self.pos += n
+        return value
+
+    def u64s(self, n: int) -> list[int]:
+        if n < 0 or self.pos + 8 * n > len(self.buf):
+            raise IndexError_("index truncated")
+        values = list(struct.unpack_from(f"<{n}Q", self.buf, self.pos))
+        self.pos += 8 * n
+        return values
+
+    def remaining(self) -> int:
+        return len(self.buf) - self.pos
+
+
+def read_chunks(cur: Cursor) -> list[tuple[int, int]]:
+    n_chunk = cur.i32()
+    flat = cur.u64s(2 * n_chunk)
+    return list(zip(flat[0::2], flat[1::2]))
+
+
+def read_bai_like_ref(cur: Cursor) -> RefIndex:
+    """One reference of a BAI or TBI: bins with chunks, then the linear index."""
+    ref = RefIndex()
+    n_bin = cur.i32()
+    for _ in range(n_bin):
+        bin_id = cur.u32()
+        ref.bins[bin_id] = read_chunks(cur)
+    n_intv = cur.i32()
+    ref.linear = cur.u64s(n_intv)
+    return ref
+
+
+def read_optional_u64(cur: Cursor) -> int | None:
+    return cur.u64() if cur.remaining() >= 8 else None
+
+
+def parse_tabix_meta(cur: Cursor) -> tuple[dict, list[str]]:
+    """The tabix header (format, columns, meta char, skip, names)."""
+    fmt, col_seq, col_beg, col_end, meta, skip = (cur.i32() for _ in range(6))
+    l_nm = cur.i32()
+    names = [n.decode() for n in cur.raw(l_nm).split(b"\0") if n]
+    info = {
+        "format": fmt, "col_seq": col_seq, "col_beg": col_beg, "col_end": col_end,
+        "meta": chr(meta) if 0 < meta < 128 else "", "skip": skip,
+    }
+    return info, names

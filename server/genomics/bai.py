@@ -1,0 +1,23 @@
+"""BAI: the BAM index (SAM/BAM specification, section 5.2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from server.genomics._binio import Cursor, IndexError_, read_bai_like_ref, read_optional_u64
+from server.genomics.binning import BinIndex
+
+MAGIC = b"BAI\1"
+
+
+def parse(raw: bytes) -> BinIndex:
+    if raw[:4] != MAGIC:
+        raise IndexError_("not a BAI index")
+    cur = Cursor(raw, 4)
+    n_ref = cur.i32()
+    refs = [read_bai_like_ref(cur) for _ in range(n_ref)]
+    return BinIndex("BAI", 14, 5, refs, read_optional_u64(cur))
+
+
+def load(path: str | Path) -> BinIndex:
+    return parse(Path(path).read_bytes())

@@ -1,0 +1,334 @@
+"""Cut an indexed BAM, CRAM, VCF.gz or BCF into the pieces of a valid slice.
+
+A slice is a list of pieces: ``ByteRange`` (bytes served from the file as they
+are) and ``Inline`` (bytes made here: the part of a BGZF block where a chunk
+starts or ends mid-block, re-encoded as a block of its own, and the EOF
+marker). Joined in order, the pieces of ``header()`` + ``body(regions)`` +
+``eof()`` are a valid file holding every record that overlaps the regions.
+
+``open_indexed`` caches the parsed index and header extent per file identity
+(path, size, mtime_ns of the file and of its index), so a warm request reads
+neither again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from struct import error as struct_error
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.genomics import bai, bgzf, cram, crai, csi, headers, tabix
+from server.genomics.binning import BinIndex
+
+FORMATS = ("BAM", "CRAM", "VCF", "BCF")
+INDEX_FORMATS = {"BAM": ("BAI", "CSI"), "CRAM": ("CRAI",), "VCF": ("TBI", "CSI"), "BCF": ("CSI",)}
+UNPLACED = "*"
+# Two chunks whose compressed offsets are at most this far apart are served as
+# one range: the bytes between them are whole records (a superset is allowed),
+# and one range costs less than two plus their re-encoded boundary blocks.
+MERGE_GAP = 64 * 1024
+
+
+class SliceError(ValueError):
+    """The file or its index cannot be cut (damaged, wrong format)."""
+
+
+class UnknownReference(KeyError):
+    """The reference name is not declared by the file."""
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # exclusive
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Inline:
+    data: bytes
+
+
+Piece = ByteRange | Inline
+
+
+@dataclass(frozen=True)
+class Region:
+    reference_name: str
+    start: int | None = None  # 0-based
+    end: int | None = None  # exclusive
+
+
+def join_pieces(pieces: list[Piece]) -> list[Piece]:
+    """Merge touching byte ranges and consecutive inline pieces."""
+    out: list[Piece] = []
+    for p in pieces:
+        if isinstance(p, ByteRange) and len(p) == 0 or isinstance(p, Inline) and not p.data:
+            continue
+        if out and isinstance(p, ByteRange) and isinstance(out[-1], ByteRange) and out[-1].end == p.start:
+            out[-1] = ByteRange(out[-1].start, p.end)
+        elif out and isinstance(p, Inline) and isinstance(out[-1], Inline):
+            out[-1] = Inline(out[-1].data + p.data)
+        else:
+            out.append(p)
+    return out
+
+
+def read_pieces(path: str | Path, pieces: list[Piece]) -> bytes:
+    """The bytes the pieces stand for (tests and small tools)."""
+    parts = []
+    with open(path, "rb") as fh:
+        for p in pieces:
+            if isinstance(p, Inline):
+                parts.append(p.data)
+            else:
+                fh.seek(p.start)
+                parts.append(fh.read(len(p)))
+    return b"".join(parts)
+
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size = size
+        self.data: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            value = self.data.get(key)
+            if value is not None:
+                self.data.move_to_end(key)
+            return value
+
+    def put(self, key, value):
+        with self.lock:
+            self.data[key] = value
+            self.data.move_to_end(key)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+    def clear(self):
+        with self.lock:
+            self.data.clear()
+
+
+_FILES = _LRU(256)
+_BOUNDARIES = _LRU(4096)
+STATS = {"loads": 0}
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def open_indexed(path: str | Path, fmt: str, index_path: str | Path, index_format: str = "") -> "IndexedFile":
+    """The parsed file, from the cache while neither it nor its index changed."""
+    path, index_path = str(path), str(index_path)
+    fmt = fmt.upper()
+    key = (path, _identity(path), index_path, _identity(index_path), fmt)
+    cached = _FILES.get(key)
+    if cached is None:
+        cached = IndexedFile(path, fmt, index_path, index_format.upper(), key[1][0])
+        STATS["loads"] += 1
+        _FILES.put(key, cached)
+    return cached
+
+
+def clear_cache() -> None:
+    _FILES.clear()
+    _BOUNDARIES.clear()
+
+
+def _guess_index_format(index_path: str) -> str:
+    with open(index_path, "rb") as fh:
+        head = fh.read(4)
+    if head == bai.MAGIC:
+        return "BAI"
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with open(index_path, "rb") as fh:
+                block = bgzf.read_block(fh, 0)
+        except bgzf.BGZFError:
+            return "CRAI"
+        if block and block[1][:4] == csi.MAGIC:
+            return "CSI"
+        if block and block[1][:4] == tabix.MAGIC:
+            return "TBI"
+        return "CRAI"
+    raise SliceError(f"unrecognised index {os.path.basename(index_path)}")
+
+
+class IndexedFile:
+    def __init__(self, path: str, fmt: str, index_path: str, index_format: str, size: int):
+        if fmt not in FORMATS:
+            raise SliceError(f"unsupported format {fmt}")
+        self.path, self.format, self.index_path, self.size = path, fmt, index_path, size
+        self.index_format = index_format or _guess_index_format(index_path)
+        if self.index_format not in INDEX_FORMATS[fmt]:
+            raise SliceError(f"a {self.index_format} index does not fit a {fmt} file")
+        self.index: BinIndex | None = None
+        self.crai: list[crai.CraiEntry] = []
+        try:
+            with open(path, "rb") as fh:
+                self._load(fh)
+        except (ValueError, struct_error, IndexError) as exc:
+            raise SliceError(f"cannot read {os.path.basename(path)} or its index: {exc}") from None
+
+    # ----------------------------------------------------------------- loading
+    def _load(self, fh) -> None:
+        raw = Path(self.index_path).read_bytes()
+        if self.format == "CRAM":
+            self.major, self.header_end = cram.header_end(fh)
+            self.eof = cram.eof_container(self.major)
+            self.data_end = self.size - len(self.eof) if cram.has_eof(fh, self.size, self.major) else self.size
+            self.crai = crai.parse(raw)
+            self.container_ends = {
+                off: min(cram.container_end(fh, off, self.major), self.data_end)
+                for off in {e.container for e in self.crai}
+            }
+            self.names = _cram_names(self.path)
+            self.declared = set(self.names)
+            return
+        self.eof = bgzf.EOF_BLOCK
+        self.data_end = self.size - len(bgzf.EOF_BLOCK) if bgzf.has_eof(fh, self.size) else self.size
+        self.index = {"BAI": bai.parse, "TBI": tabix.parse, "CSI": csi.parse}[self.index_format](raw)
+        if self.format == "BAM":
+            self.header_end, self.names, _ = headers.bam_header(fh)
+            self.declared = set(self.names)
+        elif self.format == "BCF":
+            self.header_end, self.names = headers.bcf_header(fh)
+            self.declared = set(self.names)
+        else:
+            self.header_end, contigs = headers.vcf_header(fh)
+            self.names = self.index.names or contigs
+            self.declared = set(contigs) | set(self.names)
+        self.ref_ids = {name: i for i, name in enumerate(self.names) if name}
+
+    # ------------------------------------------------------------------ pieces
+    def has_reference(self, name: str) -> bool:
+        if name == UNPLACED:
+            return self.format in ("BAM", "CRAM")
+        return name in self.declared
+
+    def header(self) -> list[Piece]:
+        if self.format == "CRAM":
+            return [ByteRange(0, self.header_end)]
+        return self._bgzf_pieces([(0, self.header_end)])
+
+    def eof_piece(self) -> Inline:
+        return Inline(self.eof)
+
+    def body(self, regions: list[Region] | None) -> list[Piece]:
+        """Pieces of the records overlapping ``regions`` (None: every record)."""
+        if self.format == "CRAM":
+            return self._cram_body(regions)
+        data_end = bgzf.make_voffset(self.data_end, 0)
+        if regions is None:
+            chunks = [(self.header_end, data_end)] if data_end > self.header_end else []
+        else:
+            chunks = []
+            for region in regions:
+                chunks.extend(self._bgzf_chunks(region, data_end))
+        return self._bgzf_pieces(_merge_near(chunks))
+
+    def _bgzf_chunks(self, region: Region, data_end: int) -> list[tuple[int, int]]:
+        assert self.index is not None
+        name = region.reference_name
+        if name == UNPLACED and self.format == "BAM":
+            begin = max(self.index.last_placed_end(), self.header_end)
+            return [(begin, data_end)] if data_end > begin else []
+        if name not in self.declared:
+            raise UnknownReference(name)
+        ref_id = self.ref_ids.get(name)
+        if ref_id is None:
+            return []
+        start = region.start or 0
+        end = region.end if region.end is not None else self.index.max_coord
+        return [(max(a, self.header_end), min(b, data_end))
+                for a, b in self.index.chunks(ref_id, start, end) if min(b, data_end) > a]
+
+    def _bgzf_pieces(self, chunks: list[tuple[int, int]]) -> list[Piece]:
+        pieces: list[Piece] = []
+        with open(self.path, "rb") as fh:
+            for vbeg, vend in chunks:
+                cb, ub = bgzf.split_voffset(vbeg)
+                ce, ue = bgzf.split_voffset(vend)
+                if cb == ce:
+                    if ue > ub:
+                        pieces.append(self._boundary(fh, cb, ub, ue))
+                    continue
+                pos = cb
+                if ub:
+                    piece, size = self._boundary_sized(fh, cb, ub, None)
+                    pieces.append(piece)
+                    pos = cb + size
+                if ce > pos:
+                    pieces.append(ByteRange(pos, ce))
+                if ue:
+                    pieces.append(self._boundary(fh, ce, 0, ue))
+        return join_pieces(pieces)
+
+    def _boundary(self, fh, coffset: int, ustart: int, uend: int | None) -> Inline:
+        return self._boundary_sized(fh, coffset, ustart, uend)[0]
+
+    def _boundary_sized(self, fh, coffset: int, ustart: int, uend: int | None) -> tuple[Inline, int]:
+        """Part ``[ustart, uend)`` of the block at ``coffset``, re-encoded."""
+        key = (self.path, self.size, coffset, ustart, uend)
+        hit = _BOUNDARIES.get(key)
+        if hit is not None:
+            return hit
+        block = bgzf.read_block(fh, coffset)
+        if block is None:
+            raise SliceError(f"no BGZF block at {coffset}")
+        size, data = block
+        part = data[ustart:uend]
+        value = (Inline(bgzf.compress(part, level=1) if part else b""), size)
+        _BOUNDARIES.put(key, value)
+        return value
+
+    def _cram_body(self, regions: list[Region] | None) -> list[Piece]:
+        if regions is None:
+            return [ByteRange(self.header_end, self.data_end)] if self.data_end > self.header_end else []
+        offsets: set[int] = set()
+        for region in regions:
+            name = region.reference_name
+            if name == UNPLACED:
+                offsets.update(crai.containers(self.crai, -1, 0, 0))
+                continue
+            if name not in self.declared:
+                raise UnknownReference(name)
+            ref_id = self.names.index(name)
+            start = region.start or 0
+            end = region.end if region.end is not None else 1 << 62
+            offsets.update(crai.containers(self.crai, ref_id, start, end))
+        return join_pieces([ByteRange(o, self.container_ends[o]) for o in sorted(offsets)])
+
+
+def _merge_near(chunks: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for vbeg, vend in sorted(chunks):
+        if vend <= vbeg:
+            continue
+        if out and (vbeg >> 16) <= (out[-1][1] >> 16) + MERGE_GAP:
+            out[-1][1] = max(out[-1][1], vend)
+        else:
+            out.append([vbeg, vend])
+    return [(a, b) for a, b in out]
+
+
+def _cram_names(path: str) -> list[str]:
+    import pysam
+
+    save = pysam.set_verbosity(0)
+    try:
+        with pysam.AlignmentFile(path, "rc", check_sq=False) as fh:
+            return list(fh.references)
+    finally:
+        pysam.set_verbosity(save)
+
