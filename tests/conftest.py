@@ -144,7 +144,8 @@ def start_server(settings, *, workers: int = 2, port: int | None = None, env_ext
 
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = settings.with_overrides(public_url=url, port=port, host="127.0.0.1", workers=workers)
+    settings = settings.with_overrides(public_url=url, port=port, host="127.0.0.1", workers=workers,
+                                       log_format="json")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
     env.update(settings_env(settings))
     env.update(env_extra or {})
