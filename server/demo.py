@@ -84,7 +84,7 @@ def demo(obj, port, seed_dir, no_serve) -> None:
     base = settings.public_url.rstrip("/")
     click.echo(f"Loaded {len(results)} files into dataset '{DEMO_DATASET}'. Try:")
     for line in examples(base, results):
-        click.echo(f"  {line}")
+        click.echo(f"  $ {line}")
     sys.stdout.flush()
     if no_serve:
         return

@@ -189,3 +189,20 @@ def live_server(settings, db):
         yield server
     finally:
         stop_server(server)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many tests ran against each database, so CI output shows PostgreSQL ran."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call" and outcome != "error":
+                continue
+            nodeid = getattr(report, "nodeid", "")
+            for kind in ("sqlite", "postgresql"):
+                if f"[{kind}" in nodeid or f"-{kind}]" in nodeid or f"-{kind}-" in nodeid:
+                    counts.setdefault(kind, {}).setdefault(outcome, 0)
+                    counts[kind][outcome] += 1
+    for kind, by in sorted(counts.items()):
+        detail = ", ".join(f"{n} {o}" for o, n in sorted(by.items()))
+        terminalreporter.write_line(f"database {kind}: {detail} (against {PG_URL if kind == 'postgresql' else 'a SQLite file'})")
