@@ -63,6 +63,12 @@ class Settings:
     wes_max_attachments: int = 100
     wes_max_attachment_bytes: int = 10 * 1024 * 1024
     wes_slurm_partition: str = ""
+    wes_toil_bin: str = ""  # toil-cwl-runner; empty: <var_dir>/venvs/toil, then PATH
+    wes_container: str = "auto"  # auto | none | docker: auto runs --no-container without one
+    wes_input_roots: tuple = ()  # absolute server directories workflow inputs may read
+    wes_worker_slots: int = 4  # runs one `genomeport worker` executes at once
+    wes_heartbeat_timeout: int = 30  # seconds without a heartbeat before a run is lost
+    wes_poll_ms: int = 200  # how often an idle worker looks for queued runs
     drs_max_bulk: int = 100
 
     # ----------------------------------------------------------------- derived

@@ -1,0 +1,373 @@
+"""WES 1.1 operations, framework-free: each takes the settings, the database and
+the ``Caller`` and returns the response document (or raises ``server.errors``).
+
+Who may use WES: when an issuer is configured (``auth_issuers``), only
+authenticated callers; with no issuer (a development node) anonymous callers
+too, all under the one owner ``anonymous``. A run belongs to the caller that
+submitted it (``Caller.label``); any other caller gets 404 for it, exactly as
+for a run that does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable
+
+import sqlalchemy as sa
+
+from server.auth import Caller
+from server.db import Database
+from server.errors import InvalidAuthentication, InvalidInput, NotFound
+from server.settings import Settings
+from server.wes import engines, inputs, states, store
+from server.wes.tables import WesRun, WesTask
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+# ---------------------------------------------------------------- access
+def require_caller(settings: Settings, caller: Caller) -> str:
+    """The owner label of a caller allowed to use WES, or 401."""
+    if caller.error is not None:
+        raise InvalidAuthentication(f"invalid bearer token: {caller.error}")
+    if settings.auth_issuers and not caller.authenticated:
+        raise InvalidAuthentication("WES requires authentication (a bearer token)")
+    return caller.label
+
+
+def _owned_run(settings: Settings, db: Database, owner: str, run_id: str) -> WesRun:
+    run = store.get_run(db, run_id) if isinstance(run_id, str) and len(run_id) <= 64 else None
+    if run is None or run.owner != owner:
+        raise NotFound(f"run {run_id!r} not found")
+    if run.state in states.ACTIVE:
+        run = _reconcile_one(settings, db, run)
+    return run
+
+
+def _reconcile_one(settings: Settings, db: Database, run: WesRun) -> WesRun:
+    """A read of an active run whose worker vanished closes it (never RUNNING forever)."""
+    from server.wes.worker import cancel_cluster_jobs
+
+    timeout = float(settings.wes_heartbeat_timeout)
+    if store.worker_vanished(run.worker_id, run.heartbeat, timeout):
+        store.reconcile(db, timeout, cancel_cluster_jobs=lambda ids: cancel_cluster_jobs(settings, ids))
+        return store.get_run(db, run.id) or run
+    return run
+
+
+# --------------------------------------------------------------- formatting
+def iso(value: dt.datetime | None) -> str | None:
+    value = store.aware(value)
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _url(settings: Settings, ident: str) -> str:
+    """A signed, short-lived URL for a run's log or output file."""
+    try:
+        from server.dataplane import sign_url
+    except ImportError:
+        return ""
+    return sign_url(settings, "wes", ident)
+
+
+def run_summary(run: WesRun) -> dict:
+    return {"run_id": run.id, "state": run.state, "start_time": iso(run.start_time),
+            "end_time": iso(run.end_time), "tags": dict(run.tags or {})}
+
+
+def task_log(settings: Settings, run: WesRun, task: WesTask) -> dict:
+    log_url = _url(settings, f"{run.id}/tasks/{task.seq}") if task.stderr_path else ""
+    return {
+        "id": str(task.seq), "name": task.name, "cmd": list(task.cmd or []),
+        "start_time": iso(task.start_time), "end_time": iso(task.end_time),
+        "stdout": log_url, "stderr": log_url, "exit_code": task.exit_code,
+        "system_logs": list(task.system_logs or []), "tags": {},
+    }
+
+
+def _outputs(settings: Settings, run: WesRun, value: Any) -> Any:
+    """Replace output file locations by signed URLs served by the node."""
+    outdir = str(Path(run.workdir) / "outputs")
+    if isinstance(value, dict):
+        out = {k: _outputs(settings, run, v) for k, v in value.items()}
+        if value.get("class") in ("File", "Directory"):
+            loc = str(value.get("location") or value.get("path") or "")
+            local = loc.removeprefix("file://")
+            if local.startswith(outdir + "/"):
+                rel = local[len(outdir) + 1:]
+                if value.get("class") == "File":
+                    out["location"] = _url(settings, f"{run.id}/outputs/{rel}")
+                else:
+                    out["location"] = rel
+                out["basename"] = value.get("basename") or rel.rsplit("/", 1)[-1]
+            out.pop("path", None)
+        return out
+    if isinstance(value, list):
+        return [_outputs(settings, run, v) for v in value]
+    return value
+
+
+def run_log(settings: Settings, db: Database, run: WesRun) -> dict:
+    tasks = store.get_tasks(db, run.pk)
+    done = run.state in states.TERMINAL
+    return {
+        "run_id": run.id,
+        "request": dict(run.request or {}),
+        "state": run.state,
+        "run_log": {
+            "name": Path(run.workflow.partition("#")[0]).name,
+            "cmd": list(run.cmd or []),
+            "start_time": iso(run.start_time),
+            "end_time": iso(run.end_time),
+            "stdout": _url(settings, f"{run.id}/stdout") if run.cmd else "",
+            "stderr": _url(settings, f"{run.id}/stderr") if run.cmd else "",
+            "exit_code": run.exit_code,
+            "system_logs": list(run.system_logs or []),
+        },
+        "task_logs_url": f"{settings.public_url.rstrip('/')}/ga4gh/wes/v1/runs/{run.id}/tasks",
+        "task_logs": [task_log(settings, run, t) for t in tasks],
+        "outputs": _outputs(settings, run, dict(run.outputs or {})) if done else {},
+    }
+
+
+# ---------------------------------------------------------------- pagination
+def _page_key(settings: Settings) -> bytes:
+    secret = settings.signing_key.encode() if settings.signing_key else _secret_file(settings)
+    return hmac.new(secret, b"genomeport wes page token", hashlib.sha256).digest()
+
+
+def _secret_file(settings: Settings) -> bytes:
+    path = Path(settings.var_dir).resolve() / "signing.key"
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(os.urandom(32).hex())
+        return path.read_bytes().strip()
+
+
+def make_token(settings: Settings, owner: str, last_pk: int) -> str:
+    body = json.dumps({"o": owner, "k": last_pk}, separators=(",", ":")).encode()
+    sig = hmac.new(_page_key(settings), body, hashlib.sha256).digest()[:16]
+    return (base64.urlsafe_b64encode(body).rstrip(b"=") + b"."
+            + base64.urlsafe_b64encode(sig).rstrip(b"=")).decode()
+
+
+def read_token(settings: Settings, owner: str, token: str) -> int:
+    try:
+        body_b64, sig_b64 = token.split(".")
+        body = base64.urlsafe_b64decode(body_b64 + "=" * (-len(body_b64) % 4))
+        sig = base64.urlsafe_b64decode(sig_b64 + "=" * (-len(sig_b64) % 4))
+        expect = hmac.new(_page_key(settings), body, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(sig, expect):
+            raise ValueError("bad signature")
+        data = json.loads(body)
+        if data["o"] != owner or not isinstance(data["k"], int):
+            raise ValueError("token of another caller")
+        return data["k"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise InvalidInput("page_token is not valid") from None
+
+
+# ------------------------------------------------------------------ operations
+def service_info(settings: Settings, db: Database) -> dict:
+    from server.service_info import api_info
+
+    info = api_info(settings, "wes")
+    available = {}
+    defaults = []
+    for name, cls in engines.ENGINES.items():
+        engine = cls(settings)
+        if engine.available():
+            available[name] = engine.version()
+            defaults += [{**p, "name": f"{name}:{p['name']}"} for p in engine.default_parameters()]
+    info.update({
+        "workflow_type_versions": {
+            t: {"workflow_type_version": list(v)} for t, v in engines.WORKFLOW_TYPE_VERSIONS.items()},
+        "supported_wes_versions": ["1.1.0", "1.0.0"],
+        "supported_filesystem_protocols": ["file", "http", "https", "drs"],
+        "workflow_engine_versions": available,
+        "default_workflow_engine_parameters": defaults,
+        "system_state_counts": store.state_counts(db),
+        "auth_instructions_url": f"{settings.public_url.rstrip('/')}/docs#authentication",
+        "tags": {"default_workflow_engine": settings.wes_default_engine,
+                 "shipped_workflows": ",".join(inputs.shipped_workflows())},
+    })
+    return info
+
+
+def list_runs(settings: Settings, db: Database, caller: Caller, page_size: int | None = None,
+              page_token: str | None = None) -> dict:
+    owner = require_caller(settings, caller)
+    size = DEFAULT_PAGE if page_size is None else int(page_size)
+    if not 1 <= size <= MAX_PAGE:
+        raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE}")
+    q = sa.select(WesRun).where(WesRun.owner == owner)
+    if page_token:
+        q = q.where(WesRun.pk < read_token(settings, owner, page_token))
+    with db.session() as s:
+        rows = list(s.scalars(q.order_by(WesRun.pk.desc()).limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return {"runs": [run_summary(r) for r in rows],
+            "next_page_token": make_token(settings, owner, rows[-1].pk) if more else ""}
+
+
+def _json_field(form: dict, name: str, default: Any, kind: type) -> Any:
+    raw = form.get(name)
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, (dict, list)):
+        value = raw
+    else:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise InvalidInput(f"{name} is not valid JSON") from None
+    if not isinstance(value, kind):
+        raise InvalidInput(f"{name} must be a JSON {'object' if kind is dict else kind.__name__}")
+    return value
+
+
+def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
+               attachments: Iterable[tuple[str, BinaryIO]] = (),
+               resolve_drs=None) -> dict:
+    """Validate a RunRequest, store its files and record it QUEUED.
+
+    Nothing is recorded, and no file is left behind, unless every check passes."""
+    owner = require_caller(settings, caller)
+    wtype = form.get("workflow_type")
+    version = form.get("workflow_type_version")
+    if not wtype or not version:
+        raise InvalidInput("workflow_type and workflow_type_version are required")
+    wtype = str(wtype).upper()
+    if wtype not in engines.WORKFLOW_TYPE_VERSIONS:
+        raise InvalidInput(f"workflow_type {wtype!r} is not supported (CWL)")
+    if version not in engines.WORKFLOW_TYPE_VERSIONS[wtype]:
+        raise InvalidInput(f"workflow_type_version {version!r} is not supported for {wtype}")
+    params = _json_field(form, "workflow_params", {}, dict)
+    tags = _json_field(form, "tags", {}, dict)
+    if not all(isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in tags.items()):
+        raise InvalidInput("tags must map strings to strings")
+    tags = {k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()}
+    engine = engines.get_engine(settings, form.get("workflow_engine") or None)
+    if not engine.available():
+        raise InvalidInput(f"workflow_engine {engine.name!r} is not installed on this node")
+    engine_params = engine.check_params(
+        _json_field(form, "workflow_engine_parameters", {}, dict))
+    workflow_url = form.get("workflow_url")
+
+    run_id = str(uuid.uuid4())
+    workdir = settings.effective_wes_work_dir / run_id
+    inputs_dir = workdir / "inputs"
+    inputs_dir.mkdir(parents=True)
+    try:
+        names = inputs.save_attachments(settings, inputs_dir, attachments)
+        workflow = inputs.resolve_workflow(settings, workflow_url, inputs_dir, names)
+        job = inputs.check_params(settings, params, inputs_dir, resolve_drs=resolve_drs)
+        (workdir / "job.json").write_text(json.dumps(job), "utf-8")
+        request = {
+            "workflow_params": params, "workflow_type": wtype,
+            "workflow_type_version": version, "tags": tags,
+            "workflow_engine": engine.name,
+            "workflow_engine_parameters": {k: str(v) for k, v in engine_params.items()},
+            "workflow_url": workflow_url,
+        }
+        if form.get("workflow_engine_version"):
+            request["workflow_engine_version"] = str(form["workflow_engine_version"])
+        store.create_run(db, id=run_id, owner=owner, request=request, tags=tags,
+                         engine=engine.name, engine_params=engine_params,
+                         workdir=str(workdir), workflow=workflow)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return {"run_id": run_id}
+
+
+def get_run_log(settings: Settings, db: Database, caller: Caller, run_id: str) -> dict:
+    run = _owned_run(settings, db, require_caller(settings, caller), run_id)
+    return run_log(settings, db, run)
+
+
+def get_run_status(settings: Settings, db: Database, caller: Caller, run_id: str) -> dict:
+    run = _owned_run(settings, db, require_caller(settings, caller), run_id)
+    return {"run_id": run.id, "state": run.state}
+
+
+def cancel_run(settings: Settings, db: Database, caller: Caller, run_id: str) -> dict:
+    run = _owned_run(settings, db, require_caller(settings, caller), run_id)
+    store.request_cancel(db, run.id)
+    return {"run_id": run.id}
+
+
+def list_tasks(settings: Settings, db: Database, caller: Caller, run_id: str,
+               page_size: int | None = None, page_token: str | None = None) -> dict:
+    owner = require_caller(settings, caller)
+    run = _owned_run(settings, db, owner, run_id)
+    size = DEFAULT_PAGE if page_size is None else int(page_size)
+    if not 1 <= size <= MAX_PAGE:
+        raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE}")
+    after = read_token(settings, f"{owner}\x00{run.id}", page_token) if page_token else 0
+    tasks = store.get_tasks(db, run.pk, after_seq=after, limit=size + 1)
+    more = len(tasks) > size
+    tasks = tasks[:size]
+    return {"task_logs": [task_log(settings, run, t) for t in tasks],
+            "next_page_token": (make_token(settings, f"{owner}\x00{run.id}", tasks[-1].seq)
+                                if more else "")}
+
+
+def get_task(settings: Settings, db: Database, caller: Caller, run_id: str, task_id: str) -> dict:
+    run = _owned_run(settings, db, require_caller(settings, caller), run_id)
+    if not (isinstance(task_id, str) and task_id.isdigit() and len(task_id) < 10):
+        raise NotFound(f"task {task_id!r} not found")
+    tasks = store.get_tasks(db, run.pk, seq=int(task_id))
+    if not tasks:
+        raise NotFound(f"task {task_id!r} not found")
+    return task_log(settings, run, tasks[0])
+
+
+# ------------------------------------------------------------- files (data plane)
+def resolve_file(settings: Settings, db: Database, ident: str) -> Path:
+    """The local file behind a signed ``wes`` ident: ``<run>/stdout``,
+    ``<run>/stderr``, ``<run>/tasks/<n>`` or ``<run>/outputs/<path>``."""
+    run_id, _, rest = ident.partition("/")
+    run = store.get_run(db, run_id)
+    if run is None:
+        raise NotFound("no such run")
+    workdir = Path(run.workdir).resolve()
+    if rest in ("stdout", "stderr"):
+        path = workdir / f"{rest}.txt"
+    elif rest.startswith("tasks/") and rest[6:].isdigit():
+        tasks = store.get_tasks(db, run.pk, seq=int(rest[6:]))
+        if not tasks or not tasks[0].stderr_path:
+            raise NotFound("no such task log")
+        path = Path(tasks[0].stderr_path)
+    elif rest.startswith("outputs/"):
+        rel = inputs.check_attachment_name(rest[len("outputs/"):])
+        path = (workdir / "outputs").joinpath(*rel.parts).resolve()
+        if not str(path).startswith(str(workdir / "outputs") + os.sep):
+            raise NotFound("no such output")
+    else:
+        raise NotFound("no such file")
+    if not path.is_file():
+        raise NotFound("no such file")
+    return path

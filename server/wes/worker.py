@@ -1,0 +1,335 @@
+"""``genomeport worker``: claims queued runs and executes them.
+
+Any number of worker processes (on any number of hosts sharing the database
+and the WES work directory) may run beside any number of API processes. Each
+worker runs up to ``wes_worker_slots`` runs at once, one thread per run; each
+engine runs in its own session (process group), so a cancel or a lost worker
+ends the whole process tree. A heartbeat thread keeps the worker's runs alive
+in the database; reconciliation (on start and periodically) closes runs whose
+worker vanished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from server.db import Database
+from server.settings import Settings
+from server.wes import states, store
+from server.wes.engines import ENGINES, cluster_jobs_for, get_engine
+from server.wes.tables import WesRun, utcnow
+
+logger = logging.getLogger(__name__)
+
+KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL of a canceled run
+
+
+def cancel_cluster_jobs(settings: Settings, job_ids: list) -> None:
+    ENGINES["toil"](settings).cancel_cluster_jobs(job_ids)
+
+
+class Execution:
+    """One run on one worker: start the engine, follow it, record the outcome."""
+
+    def __init__(self, worker: "Worker", run: WesRun):
+        self.worker = worker
+        self.settings = worker.settings
+        self.db = worker.db
+        self.run = run
+        self.workdir = Path(run.workdir)
+        self.tasks: dict[str, int] = {}  # engine task key -> seq
+        self.task_logs: dict[str, list[str]] = {}
+        self.cluster_ids: list[str] = []
+        self.proc: subprocess.Popen | None = None
+
+    # ------------------------------------------------------------------ main
+    def __call__(self) -> None:
+        try:
+            self.execute()
+        except Exception as exc:  # noqa: BLE001 - any failure of the node itself
+            logger.exception("wes run %s: system error", self.run.id)
+            self.kill()
+            store.transition(self.db, self.run.id, states.SYSTEM_ERROR,
+                             expect=(states.INITIALIZING, states.RUNNING),
+                             log=f"system error: {type(exc).__name__}: {exc}")
+            store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,))
+
+    def execute(self) -> None:
+        run = self.run
+        engine = get_engine(self.settings, run.engine)
+        for sub in ("outputs", "tmp", "tasks"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        job = self.workdir / "job.json"
+        cmd = engine.command(self.workdir, run.workflow, job, run.engine_params or {})
+        if self.canceled():
+            store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
+            return
+        stdout = open(self.workdir / "stdout.txt", "wb")
+        stderr = open(self.workdir / "stderr.txt", "wb")
+        try:
+            self.proc = subprocess.Popen(
+                cmd, cwd=self.workdir, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+                env=engine.environment(self.workdir, run.id), start_new_session=True,
+            )
+        finally:
+            stdout.close()
+            stderr.close()
+        store.update_run(self.db, run.id, pid=self.proc.pid, pgid=self.proc.pid, cmd=cmd)
+        if not store.transition(self.db, run.id, states.RUNNING, expect=(states.INITIALIZING,)):
+            self.stop_canceled(engine)
+            return
+        parser = engine.new_parser()
+        on_cluster = run.engine == "toil" and (run.engine_params or {}).get("batchSystem") == "slurm"
+        offset = 0
+        poll = max(self.settings.wes_poll_ms, 20) / 1000.0
+        last_state_check = 0.0
+        while True:
+            code = self.proc.poll()
+            offset = self.follow_log(parser, offset)
+            if code is not None:
+                break
+            now = time.monotonic()
+            if now - last_state_check >= 0.5:
+                last_state_check = now
+                if on_cluster:
+                    self.track_cluster_jobs()
+                if self.canceled():
+                    self.stop_canceled(engine)
+                    return
+            if self.worker.stopping.is_set():
+                self.kill()
+                store.transition(self.db, run.id, states.SYSTEM_ERROR,
+                                 expect=(states.RUNNING,), log="worker shut down during the run")
+                store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
+                return
+            time.sleep(poll)
+        self.follow_log(parser, offset)
+        store.kill_group(self.proc.pid)  # nothing of the run outlives it
+        self.close_tasks(code)
+        outputs = self.read_outputs()
+        if code == 0:
+            store.transition(self.db, run.id, states.COMPLETE, expect=(states.RUNNING,),
+                             exit_code=0, outputs=outputs)
+        else:
+            store.transition(self.db, run.id, states.EXECUTOR_ERROR, expect=(states.RUNNING,),
+                             exit_code=code, outputs=outputs,
+                             log=f"{engine.name} exited with status {code}")
+        # a cancel that raced the engine's own exit still ends as CANCELED
+        store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,),
+                         exit_code=code)
+
+    # -------------------------------------------------------------- helpers
+    def canceled(self) -> bool:
+        current = store.get_run(self.db, self.run.id)
+        return current is None or current.state == states.CANCELING
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        store.kill_group(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            pass
+        store.kill_group(self.proc.pid, signal.SIGKILL)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - unkillable process
+            logger.error("wes run %s: engine %s did not die", self.run.id, self.proc.pid)
+        jobs = sorted(set(self.cluster_ids) | set(cluster_jobs_for(self.run.id)))
+        if jobs:
+            cancel_cluster_jobs(self.settings, jobs)
+
+    def track_cluster_jobs(self) -> None:
+        """Record the Slurm jobs of this run (tagged with its id) for cancel/reconcile."""
+        found = [j for j in cluster_jobs_for(self.run.id) if j not in self.cluster_ids]
+        if found:
+            self.cluster_ids += found
+            store.update_run(self.db, self.run.id, cluster_job_ids=list(self.cluster_ids))
+
+    def stop_canceled(self, engine) -> None:
+        self.kill()
+        self.close_tasks(None, canceled=True)
+        code = self.proc.returncode if self.proc else None
+        store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,),
+                         exit_code=code, log="canceled: the engine's process group was killed")
+
+    def follow_log(self, parser, offset: int) -> int:
+        path = self.workdir / "stderr.txt"
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except OSError:
+            return offset
+        end = data.rfind(b"\n")
+        if end < 0:
+            return offset
+        chunk = data[: end + 1].decode("utf-8", "replace")
+        changed: set[str] = set()
+        for line in chunk.splitlines():
+            for ev in parser.feed(line):
+                self.apply(ev, changed)
+        self.flush_tasks(changed)
+        return offset + end + 1
+
+    def apply(self, ev, changed: set[str]) -> None:
+        key = ev.key
+        if key not in self.tasks:
+            if not (ev.started or ev.name):
+                return
+            self.tasks[key] = len(self.tasks) + 1
+            self.task_logs[key] = []
+            self.pending[key] = {"name": ev.name or key, "start_time": utcnow(),
+                                 "stderr_path": str(self.task_log_path(key))}
+        fields = self.pending.setdefault(key, {})
+        if ev.cmd is not None:
+            fields["cmd"] = ev.cmd
+        if ev.log_line is not None:
+            self.task_logs[key].append(ev.log_line)
+        if ev.finished:
+            fields["end_time"] = utcnow()
+            fields["exit_code"] = ev.exit_code
+        changed.add(key)
+
+    @property
+    def pending(self) -> dict[str, dict]:
+        if not hasattr(self, "_pending"):
+            self._pending: dict[str, dict] = {}
+        return self._pending
+
+    def task_log_path(self, key: str) -> Path:
+        return self.workdir / "tasks" / f"task-{self.tasks[key]}.log"
+
+    def flush_tasks(self, changed: set[str]) -> None:
+        for key in changed:
+            lines = self.task_logs.get(key)
+            if lines:
+                with open(self.task_log_path(key), "a", encoding="utf-8") as fh:
+                    fh.write("\n".join(lines) + "\n")
+                lines.clear()
+            fields = self.pending.pop(key, {})
+            if fields:
+                store.save_task(self.db, self.run.pk, self.tasks[key], **fields)
+
+    def close_tasks(self, code: int | None, canceled: bool = False) -> None:
+        """Tasks the engine never reported as finished end with the run; Toil's
+        per-job logs (``--writeLogs``) become the tasks' logs."""
+        now = utcnow()
+        job_logs = sorted((self.workdir / "tasks").glob("*_[0-9][0-9][0-9].log"))
+        for task in store.get_tasks(self.db, self.run.pk):
+            if len(task.cmd or []) == 2 and self.run.engine == "toil":
+                mangled = str(task.cmd[1]).replace("-", "--")
+                match = [p for p in job_logs if mangled in p.name]
+                if match:
+                    with open(task.stderr_path, "a", encoding="utf-8") as out:
+                        for p in match:
+                            out.write(p.read_text("utf-8", "replace"))
+            if task.end_time is None:
+                fields = {"end_time": now}
+                if task.exit_code is None:
+                    fields["exit_code"] = None if canceled else (code if code else 0)
+                if canceled:
+                    fields["system_logs"] = list(task.system_logs or []) + ["canceled"]
+                store.save_task(self.db, self.run.pk, task.seq, **fields)
+
+    def read_outputs(self) -> dict:
+        try:
+            text = (self.workdir / "stdout.txt").read_text("utf-8")
+        except OSError:
+            return {}
+        start = text.find("{")
+        if start < 0:
+            return {}
+        try:
+            value = json.loads(text[start:])
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+class Worker:
+    def __init__(self, settings: Settings, db: Database, *, slots: int | None = None):
+        self.settings = settings
+        self.db = db
+        self.slots = slots or settings.wes_worker_slots
+        self.id = store.worker_identity()
+        self.stopping = threading.Event()
+        self.threads: dict[str, threading.Thread] = {}
+        self.timeout = float(settings.wes_heartbeat_timeout)
+
+    def reconcile(self) -> list[str]:
+        closed = store.reconcile(self.db, self.timeout,
+                                 cancel_cluster_jobs=lambda ids: cancel_cluster_jobs(self.settings, ids))
+        for run_id in closed:
+            logger.warning("wes run %s: executor vanished; closed", run_id)
+        return closed
+
+    def heartbeat_loop(self) -> None:
+        interval = max(0.2, min(5.0, self.timeout / 3))
+        while not self.stopping.wait(interval):
+            try:
+                store.heartbeat(self.db, self.id)
+            except Exception:  # noqa: BLE001 - keep beating through a database blip
+                logger.warning("wes heartbeat failed", exc_info=True)
+
+    def run_forever(self, *, max_runs: int | None = None, idle_exit: float | None = None) -> int:
+        """Claim and execute runs until stopped; returns how many were executed."""
+        logger.info("wes worker %s started (%d slots)", self.id, self.slots)
+        self.reconcile()
+        beat = threading.Thread(target=self.heartbeat_loop, name="wes-heartbeat", daemon=True)
+        beat.start()
+        poll = max(self.settings.wes_poll_ms, 20) / 1000.0
+        reconcile_every = max(1.0, self.timeout / 2)
+        last_reconcile = time.monotonic()
+        started = 0
+        idle_since = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                for run_id, t in list(self.threads.items()):
+                    if not t.is_alive():
+                        del self.threads[run_id]
+                if time.monotonic() - last_reconcile >= reconcile_every:
+                    last_reconcile = time.monotonic()
+                    self.reconcile()
+                claimed = None
+                if len(self.threads) < self.slots and (max_runs is None or started < max_runs):
+                    claimed = store.claim(self.db, self.id)
+                if claimed is not None:
+                    started += 1
+                    t = threading.Thread(target=Execution(self, claimed), name=f"wes-{claimed.id}")
+                    self.threads[claimed.id] = t
+                    t.start()
+                    idle_since = time.monotonic()
+                    continue
+                if self.threads:
+                    idle_since = time.monotonic()
+                elif max_runs is not None and started >= max_runs:
+                    break
+                elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
+                    break
+                self.stopping.wait(poll)
+        finally:
+            self.stopping.set()
+            for t in list(self.threads.values()):
+                t.join(60)
+            beat.join(10)
+        logger.info("wes worker %s stopped after %d runs", self.id, started)
+        return started
+
+    def stop(self, *_args) -> None:
+        self.stopping.set()
+
+
+def serve(settings: Settings, db: Database, **kw) -> int:
+    worker = Worker(settings, db, slots=kw.pop("slots", None))
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    return worker.run_forever(**kw)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+TWO_STEP = """\
+cwlVersion: v1.2
+class: Workflow
+inputs:
+  msg: string
+outputs:
+  out:
+    type: File
+    outputSource: count/out
+steps:
+  say:
+    run:
+      class: CommandLineTool
+      baseCommand: echo
+      inputs:
+        msg: {type: string, inputBinding: {position: 1}}
+      outputs:
+        out: stdout
+      stdout: said.txt
+    in: {msg: msg}
+    out: [out]
+  count:
+    run:
+      class: CommandLineTool
+      baseCommand: [wc, -c]
+      inputs:
+        f: {type: File, inputBinding: {position: 1}}
+      outputs:
+        out: stdout
+      stdout: count.txt
+    in: {f: say/out}
+    out: [out]
+"""
+
+SLEEP = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c]
+arguments: ["sleep 300 & sleep 301; wait"]
+inputs: []
+outputs: []
+"""
+
+FAIL = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c, "exit 3"]
+inputs: []
+outputs: []
+"""
+
+
+def request(name: str, text: str, params: dict | None = None, **extra) -> tuple[dict, list]:
+    form = {"workflow_type": "CWL", "workflow_type_version": "v1.2", "workflow_url": name,
+            "workflow_params": json.dumps(params or {}), **extra}
+    return form, [(name, io.BytesIO(text.encode()))]
+
+
+@pytest.fixture
+def wes_settings(settings):
+    return settings.with_overrides(wes_heartbeat_timeout=3, wes_poll_ms=50)
