@@ -82,6 +82,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> connexion.FlaskAp
         cx.add_api(
             document,
             base_path=base_path or None,
+            name=document.rsplit(".", 1)[0],  # two documents share the root path
             resolver=HandlerResolver(module),
             pythonic_params=True,
             strict_validation=False,

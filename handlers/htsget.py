@@ -1,0 +1,56 @@
+"""htsget 1.3 handlers: parse, delegate to ``server.htsget.service``, wrap the ticket."""
+
+from __future__ import annotations
+
+import json
+
+import flask
+
+from server.htsget import service
+from server.routing import current_caller, node
+
+
+def _context() -> service.Context:
+    n = node()
+    return service.Context(settings=n.settings, db=n.db, caller=current_caller(), audit=n.audit)
+
+
+def _ticket(request: service.TicketRequest) -> flask.Response:
+    body = service.ticket(_context(), request)
+    return flask.Response(json.dumps(body, separators=(",", ":")), status=200,
+                          mimetype=service.MEDIA_TYPE)
+
+
+def _get(endpoint: str, object_id: str) -> flask.Response:
+    return _ticket(service.parse_get(endpoint, object_id, flask.request.args.to_dict()))
+
+
+def _post(endpoint: str, object_id: str) -> flask.Response:
+    raw = flask.request.get_data(cache=True)
+    return _ticket(service.parse_post(endpoint, object_id, raw, flask.request.args.to_dict()))
+
+
+def reads_service_info():
+    return service.service_info(node().settings, "reads")
+
+
+def variants_service_info():
+    return service.service_info(node().settings, "variants")
+
+
+def search_read_id(id_, format=None, class_=None, reference_name=None, start=None, end=None,
+                   fields=None, tags=None, notags=None):
+    return _get("reads", id_)
+
+
+def search_variant_id(id_, format=None, class_=None, reference_name=None, start=None, end=None,
+                      fields=None, tags=None, notags=None):
+    return _get("variants", id_)
+
+
+def search_read_id_post(id_, body=None):
+    return _post("reads", id_)
+
+
+def search_variant_id_post(id_, body=None):
+    return _post("variants", id_)

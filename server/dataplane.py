@@ -1,0 +1,316 @@
+"""The data plane: bytes of registered files behind short-lived signed URLs.
+
+``DataPlane`` is a raw ASGI middleware in front of Connexion. It answers
+``GET``/``HEAD``/``OPTIONS`` under ``/data/`` and passes every other request
+on, so bulk data never goes through the Flask adapter. A URL is
+``/data/<kind>/<ident>?exp=<unix time>&sig=<HMAC>``; ``sign_url`` makes one and
+only the holder of the URL can read it until it expires (never the caller's
+bearer token). ``Range`` is honoured (206 with an exact Content-Length, 416 out
+of range) and bodies are streamed in bounded chunks.
+
+What a URL names is found by a resolver ``fn(settings, db, ident) -> Path`` per
+kind (``register_resolver``). The built-in kinds ``file`` and ``index`` map a
+``DataFile.pk`` to its file or its index. A resolver may return an ``s3://``
+location; the data plane then redirects to a presigned URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import threading
+import time
+import urllib.parse
+from email.utils import formatdate
+from pathlib import Path
+from typing import Callable
+
+from server import errors
+from server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "/data/"
+CHUNK = 1 << 20  # bytes per read and per ASGI message
+Resolver = Callable[[Settings, object, str], "Path | str"]
+_RESOLVERS: dict[str, Resolver] = {}
+_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"Content-Length, Content-Range, Accept-Ranges, Content-Type"),
+]
+PREFLIGHT_HEADERS = [
+    (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
+    (b"access-control-allow-headers", b"Range, Authorization, Content-Type, X-Request-ID"),
+    (b"access-control-max-age", b"600"),
+]
+
+
+def register_resolver(kind: str, fn: Resolver) -> None:
+    """Serve ``/data/<kind>/<ident>`` with the file ``fn(settings, db, ident)``."""
+    if not _KIND.match(kind):
+        raise ValueError(f"invalid data-plane kind {kind!r}")
+    _RESOLVERS[kind] = fn
+
+
+# ------------------------------------------------------------------ signing
+_KEYS: dict[str, bytes] = {}
+_KEY_LOCK = threading.Lock()
+
+
+def signing_key(settings: Settings) -> bytes:
+    """``settings.signing_key``, or a key generated once into ``<var_dir>/signing.key`` (0600)."""
+    if settings.signing_key:
+        return settings.signing_key.encode()
+    path = Path(settings.var_dir).resolve() / "signing.key"
+    with _KEY_LOCK:
+        cached = _KEYS.get(str(path))
+        if cached:
+            return cached
+        try:
+            key = path.read_bytes().strip()
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                key = path.read_bytes().strip()
+            else:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(os.urandom(32).hex())
+                key = path.read_bytes().strip()
+        if not key:
+            raise errors.ServiceError("the signing key file is empty")
+        _KEYS[str(path)] = key
+        return key
+
+
+def _signature(key: bytes, kind: str, ident: str, exp: int, extra: dict[str, str]) -> str:
+    message = json.dumps([kind, ident, exp, sorted(extra.items())], separators=(",", ":"))
+    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign_url(settings: Settings, kind: str, ident: str, *, ttl: int | None = None,
+             extra: dict | None = None) -> str:
+    """An absolute URL that serves ``ident`` of ``kind`` for ``ttl`` seconds."""
+    if not _KIND.match(kind):
+        raise ValueError(f"invalid data-plane kind {kind!r}")
+    exp = int(time.time()) + (settings.data_url_ttl if ttl is None else ttl)
+    extra = {str(k): str(v) for k, v in (extra or {}).items()}
+    if {"exp", "sig"} & set(extra):
+        raise ValueError("extra may not use the names exp or sig")
+    sig = _signature(signing_key(settings), kind, ident, exp, extra)
+    query = urllib.parse.urlencode({**extra, "exp": exp, "sig": sig})
+    path = f"{PREFIX}{kind}/{urllib.parse.quote(ident, safe='')}"
+    return f"{settings.public_url.rstrip('/')}{path}?{query}"
+
+
+def verify(settings: Settings, kind: str, ident: str, params: dict[str, str]) -> dict[str, str]:
+    """Check a URL's signature and expiry; returns its ``extra`` values."""
+    params = dict(params)
+    sig = params.pop("sig", "")
+    try:
+        exp = int(params.pop("exp", ""))
+    except ValueError:
+        raise errors.PermissionDenied("the data URL is not signed") from None
+    want = _signature(signing_key(settings), kind, ident, exp, params)
+    if not sig or not hmac.compare_digest(sig, want):
+        raise errors.PermissionDenied("the data URL signature is not valid")
+    if exp < time.time():
+        raise errors.PermissionDenied("the data URL has expired")
+    return params
+
+
+# ---------------------------------------------------------------- resolvers
+def _datafile_resolver(attr: str) -> Resolver:
+    def resolve(settings: Settings, db, ident: str):
+        from server.db.tables import DataFile
+
+        try:
+            pk = int(ident)
+        except ValueError:
+            raise errors.NotFound("no such data file") from None
+        with db.session() as session:
+            row = session.get(DataFile, pk)
+            location = getattr(row, attr) if row is not None else ""
+        if not location:
+            raise errors.NotFound("no such data file")
+        return location if location.startswith("s3://") else Path(location)
+
+    return resolve
+
+
+register_resolver("file", _datafile_resolver("location"))
+register_resolver("index", _datafile_resolver("index_location"))
+
+
+# -------------------------------------------------------------- range logic
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``bytes=a-b`` into ``(start, end_exclusive)``; None to serve the whole file.
+
+    Raises ``RangeNotSatisfiable`` for a range that lies past the end.
+    """
+    header = header.strip()
+    if not header.lower().startswith("bytes="):
+        return None
+    spec = header[6:].strip()
+    if "," in spec:  # several ranges: serve the whole representation (RFC 9110 allows it)
+        return None
+    first, sep, last = spec.partition("-")
+    first, last = first.strip(), last.strip()
+    if not sep or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) \
+            or (last and not last.isdigit()):
+        return None
+    if not first:  # suffix: the last N bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise errors.RangeNotSatisfiable("empty suffix range", detail={"size": size})
+        return max(0, size - n), size
+    start = int(first)
+    end = int(last) + 1 if last else size
+    if last and end <= start:
+        return None  # syntactically invalid: ignore
+    if start >= size:
+        raise errors.RangeNotSatisfiable(f"range starts at {start}, past the end ({size} bytes)",
+                                         detail={"size": size})
+    return start, min(end, size)
+
+
+# -------------------------------------------------------------- middleware
+class DataPlane:
+    """ASGI middleware serving ``/data/...``; everything else goes to ``app``."""
+
+    def __init__(self, app, settings: Settings | None = None, db=None, **_: object):
+        self.app = app
+        self.settings = settings or Settings.from_env()
+        self.db = db
+        self._cache: dict[tuple[str, str], tuple[float, object]] = {}
+        self._cache_lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("path", "").startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        started = False
+
+        async def tracked_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            if method == "OPTIONS":
+                await self._respond(send, 204, PREFLIGHT_HEADERS + [(b"allow", b"GET, HEAD, OPTIONS")])
+                return
+            if method not in ("GET", "HEAD"):
+                err = errors.InvalidInput("method not allowed on data URLs")
+                err.status = 405
+                raise err
+            await self._serve(scope, tracked_send, head=method == "HEAD")
+        except errors.ServiceError as exc:
+            if started:
+                raise
+            await self._error(scope, send, exc)
+        except Exception:  # noqa: BLE001 - answer in the API's error shape when still possible
+            logger.exception("data plane failure")
+            if started:
+                raise
+            await self._error(scope, send, errors.ServiceError("internal error"))
+
+    # ---------------------------------------------------------------- serving
+    async def _serve(self, scope, send, *, head: bool) -> None:
+        rest = scope["path"][len(PREFIX):]
+        kind, _, ident = rest.partition("/")  # the ASGI path is already percent-decoded
+        resolver = _RESOLVERS.get(kind)
+        if resolver is None or not ident:
+            raise errors.NotFound("no such data URL")
+        params = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                                             keep_blank_values=True))
+        verify(self.settings, kind, ident, params)
+        target = await self._resolve(kind, ident, resolver)
+        if isinstance(target, str) and target.startswith("s3://"):
+            from server.storage import s3
+
+            url = s3.presign(self.settings, target)
+            await self._respond(send, 307, [(b"location", url.encode()), (b"cache-control", b"no-store")])
+            return
+        path = Path(target)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise errors.NotFound("the data file is missing") from None
+        try:
+            size = os.fstat(fd).st_size
+            headers = dict((k.lower(), v) for k, v in scope.get("headers", []))
+            rng = parse_range(headers.get(b"range", b"").decode("latin-1"), size)
+            status, start, end = (200, 0, size) if rng is None else (206, rng[0], rng[1])
+            out = [
+                (b"content-type", b"application/octet-stream"),
+                (b"content-length", str(end - start).encode()),
+                (b"accept-ranges", b"bytes"),
+                (b"cache-control", b"private, max-age=60"),
+                (b"last-modified", formatdate(os.fstat(fd).st_mtime, usegmt=True).encode()),
+            ]
+            if status == 206:
+                out.append((b"content-range", f"bytes {start}-{end - 1}/{size}".encode()))
+            await send({"type": "http.response.start", "status": status,
+                        "headers": out + CORS_HEADERS})
+            if head:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            loop = asyncio.get_running_loop()
+            pos = start
+            while pos < end:
+                n = min(CHUNK, end - pos)
+                chunk = await loop.run_in_executor(None, os.pread, fd, n, pos)
+                if not chunk:
+                    break
+                pos += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": pos < end})
+            if pos < end:  # the file shrank: end the response short rather than pad it
+                logger.warning("data file shorter than expected while streaming")
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            os.close(fd)
+
+    async def _resolve(self, kind: str, ident: str, resolver: Resolver):
+        key = (kind, ident)
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+        loop = asyncio.get_running_loop()
+        target = await loop.run_in_executor(None, resolver, self.settings, self.db, ident)
+        with self._cache_lock:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[key] = (now + 10, target)
+        return target
+
+    # ---------------------------------------------------------------- helpers
+    async def _respond(self, send, status: int, headers: list, body: bytes = b"") -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": headers + CORS_HEADERS + [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _error(self, scope, send, exc: errors.ServiceError) -> None:
+        from server.routing import error_body
+
+        body, status = error_body(exc, scope.get("path", PREFIX))
+        payload = json.dumps(body).encode()
+        headers = [(b"content-type", b"application/json")]
+        if isinstance(exc, errors.RangeNotSatisfiable):
+            size = exc.detail.get("size")
+            if size is not None:
+                headers.append((b"content-range", f"bytes */{size}".encode()))
+        await self._respond(send, status, headers, payload)

@@ -1,0 +1,320 @@
+"""htsget 1.3 tickets, computed from the index alone.
+
+``parse_get`` / ``parse_post`` turn a request into a ``TicketRequest``
+(validating everything the specification constrains), ``ticket`` decides
+access and builds the ticket: header, merged body ranges in file order, EOF.
+Byte ranges point at the data plane through one short-lived signed URL;
+bytes made here (re-encoded boundary blocks, the EOF marker) are inline
+``data:;base64,`` URLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from server.auth import Caller, authorize
+from server.db import Database
+from server.errors import InvalidInput, InvalidRange, NotFound, ServiceError, UnsupportedFormat
+from server.genomics import slices
+from server.genomics.slices import ByteRange, Inline, Region
+from server.settings import Settings
+
+MEDIA_TYPE = "application/vnd.ga4gh.htsget.v1.3.0+json"
+ENDPOINT_FORMATS = {"reads": ("BAM", "CRAM"), "variants": ("VCF", "BCF")}
+READ_FIELDS = ("QNAME", "FLAG", "RNAME", "POS", "MAPQ", "CIGAR", "RNEXT", "PNEXT", "TLEN", "SEQ", "QUAL")
+CLASSES = ("header", "body")
+MAX_REGIONS = 1000
+# Fields, tags and notags are validated but every ticket returns whole records;
+# service-info says so.
+FIELDS_EFFECTIVE = False
+TAGS_EFFECTIVE = False
+
+
+@dataclass
+class TicketRequest:
+    endpoint: str  # reads | variants
+    object_id: str
+    format: str | None = None  # upper case, validated against the endpoint
+    class_: str | None = None
+    regions: list[Region] | None = None  # None: the whole file
+    fields: list[str] | None = None
+    tags: list[str] | None = None
+    notags: list[str] | None = None
+    method: str = "GET"
+
+    def audit_query(self) -> dict:
+        query: dict = {"method": self.method}
+        if self.format:
+            query["format"] = self.format
+        if self.class_:
+            query["class"] = self.class_
+        if self.regions is not None:
+            query["regions"] = [
+                {"referenceName": r.reference_name, "start": r.start, "end": r.end}
+                for r in self.regions[:20]
+            ]
+        return query
+
+
+# ------------------------------------------------------------------ parsing
+def _format(endpoint: str, value) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("format must be a string")
+    fmt = value.strip().upper()
+    if fmt not in ENDPOINT_FORMATS[endpoint]:
+        raise UnsupportedFormat(
+            f"format {value!r} is not served on /{endpoint} "
+            f"(supported: {', '.join(ENDPOINT_FORMATS[endpoint])})"
+        )
+    return fmt
+
+
+def _class(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.lower() not in CLASSES:
+        raise InvalidInput("class must be 'header' or 'body'")
+    return value.lower()
+
+
+def _str_list(name: str, value, *, csv: bool) -> list[str] | None:
+    if value is None:
+        return None
+    if csv and isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        raise InvalidInput(f"{name} must be a list of strings")
+    if any(not v for v in items):
+        raise InvalidInput(f"{name} contains an empty value")
+    return items
+
+
+def _check_lists(endpoint: str, fields, tags, notags) -> None:
+    if fields is not None and endpoint == "reads":
+        unknown = [f for f in fields if f.upper() not in READ_FIELDS]
+        if unknown:
+            raise InvalidInput(f"unknown field(s) {', '.join(unknown)}; fields are {', '.join(READ_FIELDS)}")
+    for name, values in (("tags", tags), ("notags", notags)):
+        for tag in values or ():
+            if endpoint == "reads" and (len(tag) != 2 or not tag.isalnum()):
+                raise InvalidInput(f"{name}: {tag!r} is not a two-character SAM tag")
+    if tags and notags:
+        both = sorted(set(tags) & set(notags))
+        if both:
+            raise InvalidInput(f"tag(s) {', '.join(both)} appear in both tags and notags")
+
+
+def _int(name: str, value) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise InvalidInput(f"{name} must be an integer")
+    if isinstance(value, int):
+        out = value
+    elif isinstance(value, str) and value.strip().lstrip("+").isdigit():
+        out = int(value)
+    elif isinstance(value, str) and value.strip().startswith("-") and value.strip()[1:].isdigit():
+        out = int(value)
+    else:
+        raise InvalidInput(f"{name} must be an integer")
+    if out < 0 or out >= 1 << 63:
+        raise InvalidRange(f"{name} must be between 0 and 2^63-1")
+    return out
+
+
+def parse_get(endpoint: str, object_id: str, params: dict) -> TicketRequest:
+    """A GET request's query parameters (unknown ones are ignored)."""
+    fmt = _format(endpoint, params.get("format"))
+    cls = _class(params.get("class"))
+    name = params.get("referenceName")
+    start, end = _int("start", params.get("start")), _int("end", params.get("end"))
+    fields = _str_list("fields", params.get("fields"), csv=True)
+    tags = _str_list("tags", params.get("tags"), csv=True)
+    notags = _str_list("notags", params.get("notags"), csv=True)
+    _check_lists(endpoint, fields, tags, notags)
+    regions = None
+    if name is not None and name != "":
+        if start is not None and end is not None and start > end:
+            raise InvalidRange(f"start ({start}) is greater than end ({end})")
+        if name == "*" and (start is not None or end is not None):
+            raise InvalidInput("start and end cannot be used with referenceName=*")
+        regions = [Region(name, start, end)]
+    elif start is not None or end is not None:
+        raise InvalidInput("start and end require referenceName")
+    if cls == "header" and regions is not None:
+        raise InvalidInput("class=header cannot be combined with a region")
+    return TicketRequest(endpoint, object_id, fmt, cls, regions, fields, tags, notags, "GET")
+
+
+def parse_post(endpoint: str, object_id: str, body, query: dict | None = None) -> TicketRequest:
+    """A POST request's JSON body (raw bytes, text or already-parsed)."""
+    if query:
+        raise InvalidInput("POST requests take their parameters in the body, not the query string")
+    if isinstance(body, (bytes, bytearray, str)):
+        if not body or not str(body if isinstance(body, str) else body.decode("utf-8", "replace")).strip():
+            body = {}
+        else:
+            try:
+                body = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidInput("the request body is not valid JSON") from None
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    fmt = _format(endpoint, body.get("format"))
+    cls = _class(body.get("class"))
+    fields = _str_list("fields", body.get("fields"), csv=False)
+    tags = _str_list("tags", body.get("tags"), csv=False)
+    notags = _str_list("notags", body.get("notags"), csv=False)
+    _check_lists(endpoint, fields, tags, notags)
+    regions = None
+    if "regions" in body and body["regions"] is not None:
+        raw = body["regions"]
+        if not isinstance(raw, list) or not raw:
+            raise InvalidInput("regions must be a non-empty list")
+        if len(raw) > MAX_REGIONS:
+            raise InvalidInput(f"at most {MAX_REGIONS} regions per request")
+        regions = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise InvalidInput(f"regions[{i}] must be an object")
+            name = item.get("referenceName")
+            if not isinstance(name, str) or not name:
+                raise InvalidInput(f"regions[{i}] has no referenceName")
+            start, end = _int("start", item.get("start")), _int("end", item.get("end"))
+            if start is not None and end is not None and start >= end:
+                raise InvalidRange(f"regions[{i}]: start ({start}) must be less than end ({end})")
+            if name == "*" and (start is not None or end is not None):
+                raise InvalidInput("start and end cannot be used with referenceName=*")
+            regions.append(Region(name, start, end))
+    if cls == "header" and regions is not None:
+        raise InvalidInput("class=header cannot be combined with regions")
+    return TicketRequest(endpoint, object_id, fmt, cls, regions, fields, tags, notags, "POST")
+
+
+# ------------------------------------------------------------------ tickets
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    caller: Caller
+    audit: Callable[..., None] = field(default=lambda **kw: None)
+
+
+def _choose_file(request: TicketRequest, files: list) -> object:
+    allowed = ENDPOINT_FORMATS[request.endpoint]
+    candidates = {f.format.upper(): f for f in files if f.format.upper() in allowed}
+    if not candidates:
+        raise NotFound(f"no {request.endpoint} object {request.object_id!r}")
+    if request.format:
+        chosen = candidates.get(request.format)
+        if chosen is None:
+            raise UnsupportedFormat(
+                f"object {request.object_id!r} is not available as {request.format} "
+                f"(available: {', '.join(sorted(candidates))})"
+            )
+        return chosen
+    return next(candidates[fmt] for fmt in allowed if fmt in candidates)
+
+
+def ticket(ctx: Context, request: TicketRequest) -> dict:
+    """Authorise, then build the ticket. Every decision is audited."""
+    from server.db.tables import Dataset
+    from server.registry import files_for_object
+
+    audit_common = {"api": "htsget", "action": f"ticket.{request.endpoint}",
+                    "object_id": request.object_id, "query": request.audit_query()}
+    with ctx.db.session() as session:
+        files = files_for_object(session, request.object_id)
+        dataset = session.get(Dataset, files[0].dataset_id) if files else None
+        datasets = {f.dataset_id for f in files}
+        if len(datasets) > 1:  # formats of one object always live in one dataset
+            raise ServiceError("object spans several datasets")
+        access = (dataset.access, dataset.grant_value or dataset.id, dataset.id) if dataset else None
+    if access is None or not any(f.format.upper() in ENDPOINT_FORMATS[request.endpoint] for f in files):
+        ctx.audit(**audit_common, outcome="error", status=404)
+        raise NotFound(f"no {request.endpoint} object {request.object_id!r}")
+    try:
+        authorize(ctx.caller, access[0], access[1], what="dataset")
+    except ServiceError as exc:
+        ctx.audit(**audit_common, dataset_id=access[2], outcome="denied", status=exc.status)
+        raise
+    try:
+        result = _build(ctx.settings, request, _choose_file(request, files))
+    except ServiceError as exc:
+        ctx.audit(**audit_common, dataset_id=access[2], outcome="error", status=exc.status)
+        raise
+    ctx.audit(**audit_common, dataset_id=access[2], outcome="granted", status=200)
+    return result
+
+
+def _build(settings: Settings, request: TicketRequest, datafile) -> dict:
+    from server.dataplane import sign_url
+
+    if datafile.location.startswith("s3://"):
+        from server.storage import s3
+
+        cut = s3.open_indexed(settings, datafile)
+    else:
+        try:
+            cut = slices.open_indexed(Path(datafile.location), datafile.format,
+                                      Path(datafile.index_location), datafile.index_format)
+        except FileNotFoundError:
+            raise ServiceError("a registered file or its index is missing") from None
+        except slices.SliceError as exc:
+            raise ServiceError(f"cannot cut the file: {exc}") from None
+    header = cut.header()
+    if request.class_ == "header":
+        parts = [("header", header + [cut.eof_piece()])]
+    else:
+        if request.regions is not None:
+            for region in request.regions:
+                if not cut.has_reference(region.reference_name):
+                    raise NotFound(f"reference {region.reference_name!r} is not in this file")
+        try:
+            body = cut.body(request.regions)
+        except slices.UnknownReference as exc:
+            raise NotFound(f"reference {exc.args[0]!r} is not in this file") from None
+        parts = [("header", header), ("body", body + [cut.eof_piece()])]
+
+    url = None
+    block = max(1, settings.htsget_block_size)
+    urls: list[dict] = []
+    for cls, pieces in parts:
+        for piece in slices.join_pieces(pieces):
+            if isinstance(piece, Inline):
+                urls.append({"url": "data:;base64," + base64.b64encode(piece.data).decode(),
+                             "class": cls})
+                continue
+            if url is None:
+                url = getattr(cut, "presigned_url", None) or sign_url(settings, "file", str(datafile.pk))
+            assert isinstance(piece, ByteRange)
+            for start in range(piece.start, piece.end, block):
+                end = min(piece.end, start + block)
+                urls.append({"url": url, "headers": {"Range": f"bytes={start}-{end - 1}"}, "class": cls})
+    return {"htsget": {"format": datafile.format.upper(), "urls": urls}}
+
+
+def service_info(settings: Settings, endpoint: str) -> dict:
+    """GA4GH service-info for one endpoint, with the htsget extension."""
+    from server.service_info import api_info
+
+    info = api_info(settings, f"htsget-{endpoint}")
+    info["description"] = (f"htsget 1.3 {endpoint}: {', '.join(ENDPOINT_FORMATS[endpoint])} "
+                           "slices cut from the index")
+    info["htsget"] = {
+        "datatype": endpoint,
+        "formats": list(ENDPOINT_FORMATS[endpoint]),
+        "fieldsParametersEffective": FIELDS_EFFECTIVE,
+        "tagsParametersEffective": TAGS_EFFECTIVE,
+    }
+    return info
