@@ -21,10 +21,10 @@ import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
-PG_URL = os.environ.get("GENOMEPORT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.pop("GENOMEPORT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # Tests build Settings explicitly; a developer's own GENOMEPORT_* variables must not leak in.
-for _key in [k for k in os.environ if k.startswith("GENOMEPORT_") and k != "GENOMEPORT_TEST_DATABASE_URL"]:
+for _key in [k for k in os.environ if k.startswith("GENOMEPORT_")]:
     del os.environ[_key]
 
 
