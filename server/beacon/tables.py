@@ -1,0 +1,184 @@
+"""Beacon store: variants with carrier bitmaps, metadata records, genes, ontologies.
+
+Variants are kept per dataset, one row per ALT allele, with allele counts and
+the carriers as a serialized Roaring bitmap over the dataset's sample index
+(``beacon_samples``: sample name -> small int). A load writes rows tagged with
+its ``load_id`` and becomes visible in one step when its journal row
+(``beacon_loads``) turns ``done``; queries only read rows of done loads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import Base, Document
+
+BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class BeaconLoad(Base):
+    """The load journal: one row per (kind, dataset, file content)."""
+
+    __tablename__ = "beacon_loads"
+    __table_args__ = (sa.UniqueConstraint("kind", "dataset_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # vcf | metadata | genes | ontology
+    dataset_id: Mapped[str] = mapped_column(sa.String(128), default="")
+    path: Mapped[str] = mapped_column(sa.Text)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16))  # loading | done | superseded
+    checkpoint: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # records committed
+    records: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    assembly: Mapped[str] = mapped_column(sa.String(32), default="")
+    max_span: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # longest variant
+    started: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    finished: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True),
+                                                         nullable=True)
+
+
+class BeaconSample(Base):
+    __tablename__ = "beacon_samples"
+    __table_args__ = (sa.UniqueConstraint("dataset_id", "name"),)
+
+    dataset_id: Mapped[str] = mapped_column(
+        sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(sa.String(256))
+
+
+class BeaconVariant(Base):
+    __tablename__ = "beacon_variants"
+    __table_args__ = (
+        sa.Index("ix_beacon_variants_locus", "chrom", "start", "load_id"),
+        sa.Index("ix_beacon_variants_hgvs", "hgvs_g"),
+    )
+
+    # (load_id << 32) + ordinal in the file: deterministic, so a resumed load
+    # rewrites exactly the rows it had not committed yet.
+    pk: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    load_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    dataset_id: Mapped[str] = mapped_column(sa.String(128))
+    assembly: Mapped[str] = mapped_column(sa.String(32))
+    chrom: Mapped[str] = mapped_column(sa.String(64))
+    start: Mapped[int] = mapped_column(sa.BigInteger)  # 0-based
+    end: Mapped[int] = mapped_column(sa.BigInteger)  # 0-based, exclusive
+    ref: Mapped[str] = mapped_column(sa.Text)
+    alt: Mapped[str] = mapped_column(sa.Text)
+    variant_type: Mapped[str] = mapped_column(sa.String(16))
+    length: Mapped[int] = mapped_column(sa.BigInteger)
+    vcf_id: Mapped[str] = mapped_column(sa.Text, default="")
+    hgvs_g: Mapped[str] = mapped_column(sa.String(512), default="")
+    ac: Mapped[int] = mapped_column(sa.Integer)
+    an: Mapped[int] = mapped_column(sa.Integer)
+    hom: Mapped[int] = mapped_column(sa.Integer)
+    het: Mapped[int] = mapped_column(sa.Integer)
+    af: Mapped[float] = mapped_column(sa.Float)
+    carriers: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class BeaconAnnotation(Base):
+    """One functional annotation (SnpEff ANN / VEP CSQ entry) of a variant."""
+
+    __tablename__ = "beacon_annotations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    variant_pk: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    load_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    gene: Mapped[str] = mapped_column(sa.String(128), index=True, default="")
+    effect: Mapped[str] = mapped_column(sa.String(256), default="")
+    impact: Mapped[str] = mapped_column(sa.String(16), default="")
+    feature: Mapped[str] = mapped_column(sa.String(128), default="")
+    hgvs_c: Mapped[str] = mapped_column(sa.String(512), default="")
+    hgvs_p: Mapped[str] = mapped_column(sa.String(512), default="")
+    aa_change: Mapped[str] = mapped_column(sa.String(128), index=True, default="")
+
+
+class BeaconGene(Base):
+    __tablename__ = "beacon_genes"
+    __table_args__ = (sa.Index("ix_beacon_genes_symbol", "assembly", "symbol"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    assembly: Mapped[str] = mapped_column(sa.String(32))
+    chrom: Mapped[str] = mapped_column(sa.String(64))
+    start: Mapped[int] = mapped_column(sa.BigInteger)
+    end: Mapped[int] = mapped_column(sa.BigInteger)
+    symbol: Mapped[str] = mapped_column(sa.String(128))
+    gene_id: Mapped[str] = mapped_column(sa.String(128), default="")
+
+
+class BeaconRecord(Base):
+    """A metadata record (individual, biosample, run, analysis, cohort, dataset)."""
+
+    __tablename__ = "beacon_records"
+    __table_args__ = (sa.Index("ix_beacon_records_individual", "dataset_id", "individual_id"),)
+
+    dataset_id: Mapped[str] = mapped_column(
+        sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    entry_type: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    id: Mapped[str] = mapped_column(sa.String(256), primary_key=True)
+    individual_id: Mapped[str] = mapped_column(sa.String(256), default="")
+    biosample_id: Mapped[str] = mapped_column(sa.String(256), default="")
+    load_id: Mapped[int] = mapped_column(sa.BigInteger)
+    document: Mapped[dict] = mapped_column(Document)
+
+
+class BeaconRecordTerm(Base):
+    """Ontology and custom terms carried by a record (for filters)."""
+
+    __tablename__ = "beacon_record_terms"
+    __table_args__ = (
+        sa.Index("ix_beacon_record_terms_term", "term", "dataset_id", "entry_type"),
+        sa.Index("ix_beacon_record_terms_record", "dataset_id", "entry_type", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(sa.String(128))
+    entry_type: Mapped[str] = mapped_column(sa.String(16))
+    record_id: Mapped[str] = mapped_column(sa.String(256))
+    term: Mapped[str] = mapped_column(sa.String(256))
+    label: Mapped[str] = mapped_column(sa.String(512), default="")
+    kind: Mapped[str] = mapped_column(sa.String(16), default="ontology")  # ontology | custom
+
+
+class BeaconRecordValue(Base):
+    """Alphanumeric values of a record (age, sex, measurements...)."""
+
+    __tablename__ = "beacon_record_values"
+    __table_args__ = (
+        sa.Index("ix_beacon_record_values_field", "field", "dataset_id", "entry_type"),
+        sa.Index("ix_beacon_record_values_record", "dataset_id", "entry_type", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(sa.String(128))
+    entry_type: Mapped[str] = mapped_column(sa.String(16))
+    record_id: Mapped[str] = mapped_column(sa.String(256))
+    field: Mapped[str] = mapped_column(sa.String(256))
+    num: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    text: Mapped[str] = mapped_column(sa.String(512), default="")
+
+
+class BeaconOntologyTerm(Base):
+    __tablename__ = "beacon_ontology_terms"
+
+    id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    ontology: Mapped[str] = mapped_column(sa.String(32), index=True)
+    label: Mapped[str] = mapped_column(sa.String(512), default="")
+
+
+class BeaconOntologyClosure(Base):
+    """Reflexive-transitive closure of is_a: ``descendant`` is_a* ``ancestor``."""
+
+    __tablename__ = "beacon_ontology_closure"
+
+    ancestor: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    descendant: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    ontology: Mapped[str] = mapped_column(sa.String(32), index=True)

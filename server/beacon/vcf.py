@@ -1,0 +1,504 @@
+"""``genomeport beacon load-vcf``: a multi-sample VCF/BCF into the variant store.
+
+One row per ALT allele (multi-allelic sites are split), with AC, AN, hom/het
+counts, frequency and the carriers as a Roaring bitmap over the dataset's
+sample index. Functional annotations (SnpEff ``ANN`` or VEP ``CSQ``) give
+gene symbols, HGVS c./p. and molecular effects.
+
+The VCF text is read line by line (the header through pysam) and genotypes are
+counted with C-level string operations; BCF records are decoded by pysam and
+handled as the same text. Rows are written in batches, each committed with a
+checkpoint, and become visible only when the whole file has loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import accumulate, repeat
+from operator import add, sub
+from pathlib import Path
+
+import pysam
+import sqlalchemy as sa
+from pyroaring import BitMap
+from tqdm import tqdm
+
+from server.beacon import journal
+from server.beacon.cpr import looks_like_cpr
+from server.beacon.journal import LoadError, LoadResult
+from server.beacon.refs import (assembly_from_header, canonical_chrom, normalize_assembly,
+                                refseq_accession)
+from server.beacon.tables import BeaconAnnotation, BeaconLoad, BeaconSample, BeaconVariant
+from server.db.tables import Dataset
+from server.errors import InvalidInput, NotFound
+from server.genomics.coords import pos_to_start, vcf_interval
+
+_STRIP_FORMAT = re.compile(r":[^\t]*")
+_NONREF = re.compile(r"[^\t]*[1-9][^\t]*")
+_ALLELE_SPLIT = re.compile(r"[|/]")
+_BASES = re.compile(r"^[ACGTNacgtn]+$")
+_ALT_OK = re.compile(r"^([ACGTNacgtn]+|<[^<>]+>|\*|.*[\[\]].*|\.|[ACGTNacgtn]*\.[ACGTNacgtn]*)$")
+
+AMINO = {
+    "Ala": "A", "Arg": "R", "Asn": "N", "Asp": "D", "Cys": "C", "Gln": "Q", "Glu": "E",
+    "Gly": "G", "His": "H", "Ile": "I", "Leu": "L", "Lys": "K", "Met": "M", "Phe": "F",
+    "Pro": "P", "Ser": "S", "Thr": "T", "Trp": "W", "Tyr": "Y", "Val": "V", "Ter": "*",
+    "Sec": "U", "Pyl": "O", "Xaa": "X",
+}
+_AMINO3 = re.compile("|".join(AMINO))
+
+
+def aa_short(hgvs_p: str) -> str:
+    """``p.Val600Glu`` / ``ENSP..:p.(Val600Glu)`` / ``V600E`` -> ``V600E``."""
+    if not hgvs_p:
+        return ""
+    text = hgvs_p.strip().split(":")[-1]
+    if text.startswith("p."):
+        text = text[2:]
+    text = text.replace("(", "").replace(")", "")
+    return _AMINO3.sub(lambda m: AMINO[m.group(0)], text)
+
+
+def classify(ref: str, alt: str, info: dict[str, str], start: int) -> tuple[str, int, int]:
+    """``(variant_type, length, end)`` of one ALT allele (``end`` 0-based exclusive)."""
+    if alt.startswith("<"):
+        inner = alt[1:-1].split(":")[0].upper()
+        svtype = info.get("SVTYPE", inner).upper().split(":")[0]
+        if svtype not in ("DEL", "DUP", "INV", "INS", "CNV", "BND"):
+            svtype = inner if inner in ("DEL", "DUP", "INV", "INS", "CNV") else "SV"
+        info_end = _int(info.get("END"))
+        interval = vcf_interval(start + 1, ref, info_end)
+        svlen = _int((info.get("SVLEN") or "").split(",")[0])
+        if svlen is not None:
+            length = abs(svlen)
+        elif svtype == "INS":
+            length = 0
+        else:
+            length = max(interval.end - interval.start - 1, 1)
+        return svtype, length, interval.end
+    end = vcf_interval(start + 1, ref).end
+    if "[" in alt or "]" in alt:
+        return "BND", 0, end
+    if len(ref) == 1 and len(alt) == 1:
+        return "SNP", 1, end
+    r, a = _trim(ref, alt)
+    if not r and a:
+        return "INS", len(a), end
+    if r and not a:
+        return "DEL", len(r), end
+    if len(r) == len(a):
+        return ("SNP" if len(r) == 1 else "MNP"), len(r), end
+    return "INDEL", max(len(r), len(a)), end
+
+
+def _trim(ref: str, alt: str) -> tuple[str, str]:
+    """Strip the shared suffix, then the shared prefix."""
+    while ref and alt and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    while ref and alt and ref[0] == alt[0]:
+        ref, alt = ref[1:], alt[1:]
+    return ref, alt
+
+
+def hgvs_genomic(chrom: str, assembly: str, pos: int, ref: str, alt: str) -> str:
+    """HGVS g. of a sequence variant at VCF ``pos`` (not 3'-shifted); '' for SVs."""
+    if alt.startswith("<") or "[" in alt or "]" in alt or alt in ("*", "."):
+        return ""
+    acc = refseq_accession(chrom, assembly) or chrom
+    # drop the shared suffix and prefix, tracking the first remaining position
+    r, a = ref, alt
+    while r and a and r[-1] == a[-1]:
+        r, a = r[:-1], a[:-1]
+    first = pos
+    while r and a and r[0] == a[0]:
+        r, a = r[1:], a[1:]
+        first += 1
+    if len(r) == 1 and len(a) == 1:
+        return f"{acc}:g.{first}{r.upper()}>{a.upper()}"
+    if not r:
+        return f"{acc}:g.{first - 1}_{first}ins{a.upper()}"
+    span = f"{first}" if len(r) == 1 else f"{first}_{first + len(r) - 1}"
+    if not a:
+        return f"{acc}:g.{span}del"
+    return f"{acc}:g.{span}delins{a.upper()}"
+
+
+def _int(value) -> int | None:
+    if value in (None, "", "."):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+@dataclass
+class _AnnFormat:
+    key: str  # ANN or CSQ
+    allele: int
+    effect: int
+    impact: int
+    gene: int
+    feature: int
+    hgvs_c: int
+    hgvs_p: int
+    width: int
+
+
+def _annotation_format(header) -> _AnnFormat | None:
+    for key, names in (("ANN", ("Allele", "Annotation", "Annotation_Impact", "Gene_Name",
+                                "Feature_ID", "HGVS.c", "HGVS.p")),
+                       ("CSQ", ("Allele", "Consequence", "IMPACT", "SYMBOL", "Feature",
+                                "HGVSc", "HGVSp"))):
+        if key not in header.info:
+            continue
+        desc = header.info[key].description or ""
+        m = re.search(r"(?:Format|annotations):\s*'?([^']+)'?", desc)
+        if not m:
+            continue
+        cols = [c.strip() for c in m.group(1).strip().strip('"').split("|")]
+        try:
+            idx = [cols.index(n) for n in names]
+        except ValueError:
+            continue
+        return _AnnFormat(key, *idx, width=len(cols))
+    return None
+
+
+def _parse_annotations(fmt: _AnnFormat, value: str, alts: list[str], ref: str):
+    """Yield ``(alt_index, gene, effect, impact, feature, hgvs_c, hgvs_p)``."""
+    keys: dict[str, int] = {}
+    shared = all(a[:1] == ref[:1] for a in alts) and not any(a.startswith("<") for a in alts)
+    for i, alt in enumerate(alts):
+        keys[alt] = i
+        if fmt.key == "CSQ" and shared:
+            keys.setdefault(alt[1:] or "-", i)
+    seen = set()
+    for entry in value.split(","):
+        parts = entry.split("|")
+        if len(parts) <= max(fmt.allele, fmt.effect, fmt.gene, fmt.hgvs_p):
+            continue
+        allele = parts[fmt.allele]
+        i = keys.get(allele, 0 if len(alts) == 1 else None)
+        if i is None:
+            continue
+        effect = parts[fmt.effect]
+        gene = parts[fmt.gene] if effect != "intergenic_region" else ""
+        item = (i, gene, effect, parts[fmt.impact], parts[fmt.feature], parts[fmt.hgvs_c],
+                parts[fmt.hgvs_p])
+        if item not in seen:
+            seen.add(item)
+            yield item
+
+
+def _sample_index(session, dataset_id: str, names: list[str]) -> list[int]:
+    rows = dict(session.execute(
+        sa.select(BeaconSample.name, BeaconSample.idx).where(BeaconSample.dataset_id == dataset_id)
+    ).all())
+    nxt = max(rows.values(), default=-1) + 1
+    new = []
+    for name in names:
+        if name not in rows:
+            rows[name] = nxt
+            new.append({"dataset_id": dataset_id, "idx": nxt, "name": name})
+            nxt += 1
+    if new:
+        session.execute(sa.insert(BeaconSample), new)
+    return [rows[n] for n in names]
+
+
+def _text_lines(path: Path):
+    """Raw VCF lines through htslib's BGZF reader (plain, gzip or bgzip)."""
+    fh = pysam.BGZFile(str(path), "rb")
+    try:
+        n = 0
+        readline = fh.readline
+        while True:
+            raw = readline()
+            if not raw:
+                break
+            n += 1
+            if raw[:1] == b"#":
+                continue
+            try:
+                yield n, raw.decode()
+            except UnicodeDecodeError:
+                raise LoadError(path, f"line {n}", "not UTF-8 text") from None
+    finally:
+        fh.close()
+
+
+def _bcf_lines(vf):
+    for n, rec in enumerate(vf, start=1):
+        yield n, str(rec)
+
+
+# str.translate tables deleting the valid one-character alleles for n ALT alleles
+_NOT_ALLELE = {n: str.maketrans("", "", "0123456789"[: n + 1] + ".") for n in range(1, 10)}
+
+
+def _positions(text: str, ch: str):
+    """Indexes of ``ch`` in ``text``, computed with C-level iterators only."""
+    segments = text.split(ch)
+    if len(segments) == 1:
+        return ()
+    return map(sub, accumulate(map(add, map(len, segments[:-1]), repeat(1))), repeat(1))
+
+
+def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where) -> int:
+    """Counts for the common case: every genotype is ``a|b`` or ``a/b`` with
+    one-character alleles, so allele k of sample i sits at ``4*i + 2*k``."""
+    first, second = gts[0::4], gts[2::4]
+    seps = gts[1::4]
+    if seps.count("|") + seps.count("/") != nsamples:
+        raise LoadError(p, where, "a genotype separator is neither '|' nor '/'")
+    an = 2 * nsamples - first.count(".") - second.count(".")
+    if (first + second).translate(_NOT_ALLELE[n_alt]):
+        raise LoadError(p, where, f"a genotype names an allele beyond the {n_alt} ALT alleles "
+                                  "or is not a number")
+    for a in range(1, n_alt + 1):
+        ch = str(a)
+        b1 = BitMap(_positions(first, ch))
+        b2 = BitMap(_positions(second, ch))
+        if not b1 and not b2:
+            continue
+        union = b1 | b2
+        ac[a] = len(b1) + len(b2)
+        hom[a] = len(b1 & b2)
+        het[a] = len(union) - hom[a]
+        carriers[a] = union if idx is None else BitMap(idx[i] for i in union)
+    return an
+
+
+PK_RECORD_SHIFT = 8
+PK_LOAD_SHIFT = 40
+
+
+def load_vcf(db, path, dataset_id: str, *, assembly: str | None = None, batch_size: int = 5000,
+             progress: bool = True, stop_after: int | None = None) -> LoadResult:
+    """Load ``path`` into ``dataset_id``. ``stop_after`` (records) simulates an
+    interruption after that many committed records (for tests)."""
+    p = journal.check_file(path)
+    sha = journal.file_sha256(p)
+    try:
+        vf = pysam.VariantFile(str(p))
+    except (OSError, ValueError) as exc:
+        raise LoadError(p, "header", f"not a readable VCF/BCF ({exc})") from None
+    with vf:
+        header = vf.header
+        samples = list(header.samples)
+        for i, name in enumerate(samples):
+            if looks_like_cpr(name):
+                raise LoadError(p, f"header sample {i + 1}",
+                                f"sample name {name!r} looks like a CPR number; refused")
+        with db.session() as s:
+            ds = s.get(Dataset, dataset_id)
+            if ds is None:
+                raise NotFound(f"dataset {dataset_id!r} is not registered "
+                               "(add it with `genomeport dataset add`)")
+            asm = normalize_assembly(assembly or ds.assembly or assembly_from_header(header))
+            if not asm:
+                raise InvalidInput(f"{p}: cannot tell the assembly; pass --assembly")
+            if ds.assembly and normalize_assembly(ds.assembly) != asm:
+                raise InvalidInput(f"{p}: assembly {asm} differs from dataset {dataset_id}'s "
+                                   f"{ds.assembly}")
+            row, done = journal.begin(s, "vcf", dataset_id, p, sha)
+            if done:
+                return LoadResult("vcf", str(p), dataset_id, "unchanged", row.id, row.records)
+            load_id, checkpoint = row.id, row.checkpoint
+            row.assembly = asm
+            idx = _sample_index(s, dataset_id, samples)
+            boundary = (load_id << PK_LOAD_SHIFT) | (checkpoint << PK_RECORD_SHIFT)
+            s.execute(sa.delete(BeaconVariant).where(BeaconVariant.load_id == load_id,
+                                                     BeaconVariant.pk >= boundary))
+            s.execute(sa.delete(BeaconAnnotation).where(BeaconAnnotation.load_id == load_id,
+                                                         BeaconAnnotation.variant_pk >= boundary))
+        ann = _annotation_format(header)
+        lines = _text_lines(p) if vf.format == "VCF" else _bcf_lines(vf)
+        try:
+            items, max_span = _load_records(
+                db, p, lines, load_id=load_id, dataset_id=dataset_id, assembly=asm,
+                nsamples=len(samples), idx=idx, ann=ann, checkpoint=checkpoint,
+                batch_size=batch_size, progress=progress, stop_after=stop_after,
+                line_based=vf.format == "VCF")
+        except LoadError:
+            _discard(db, load_id)
+            raise
+        except (ValueError, OSError) as exc:  # pysam decoding errors of a BCF
+            _discard(db, load_id)
+            raise LoadError(p, "record", str(exc)) from None
+    if stop_after is not None and items is None:
+        return LoadResult("vcf", str(p), dataset_id, "interrupted", load_id)
+    with db.session() as s:
+        row = s.get(BeaconLoad, load_id)
+        for old in journal.earlier_loads(s, row):
+            s.execute(sa.delete(BeaconAnnotation).where(BeaconAnnotation.load_id == old.id))
+            s.execute(sa.delete(BeaconVariant).where(BeaconVariant.load_id == old.id))
+            old.status = "superseded"
+        total = s.execute(sa.select(sa.func.count()).select_from(BeaconVariant)
+                          .where(BeaconVariant.load_id == load_id)).scalar_one()
+        row.status = "done"
+        row.records = row.checkpoint
+        row.finished = journal.utcnow()
+        records = row.records
+    return LoadResult("vcf", str(p), dataset_id, "resumed" if checkpoint else "loaded", load_id,
+                      records, total)
+
+
+def _discard(db, load_id: int) -> None:
+    with db.session() as s:
+        s.execute(sa.delete(BeaconAnnotation).where(BeaconAnnotation.load_id == load_id))
+        s.execute(sa.delete(BeaconVariant).where(BeaconVariant.load_id == load_id))
+        s.execute(sa.delete(BeaconLoad).where(BeaconLoad.id == load_id))
+
+
+def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx, ann,
+                  checkpoint, batch_size, progress, stop_after, line_based):
+    variants: list[dict] = []
+    annotations: list[dict] = []
+    rec_no = 0
+    max_span = 0
+    bar = tqdm(desc=f"load-vcf {p.name}", unit=" rec", disable=not progress, initial=checkpoint)
+    chrom_cache: dict[str, str] = {}
+    identity = idx == list(range(len(idx)))
+
+    def flush(upto: int) -> None:
+        nonlocal variants, annotations
+        with db.session() as s:
+            if variants:
+                s.execute(BeaconVariant.__table__.insert(), variants)
+            if annotations:
+                s.execute(BeaconAnnotation.__table__.insert(), annotations)
+            row = s.get(BeaconLoad, load_id)
+            row.checkpoint = upto
+            row.max_span = max(row.max_span or 0, max_span)
+        bar.update(upto - bar.n)
+        variants, annotations = [], []
+
+    try:
+        for line_no, line in lines:
+            rec_no += 1
+            if rec_no <= checkpoint:
+                continue
+            where = f"line {line_no}" if line_based else f"record {line_no}"
+            fields = line.rstrip("\r\n").split("\t", 9)
+            if len(fields) < 8:
+                raise LoadError(p, where, f"expected at least 8 tab-separated columns, got {len(fields)}")
+            chrom_raw, pos_s, vid, ref, alt_s, _qual, _filt, info_s = fields[:8]
+            try:
+                pos = int(pos_s)
+            except ValueError:
+                raise LoadError(p, where, f"POS {pos_s!r} is not an integer") from None
+            if pos < 1:
+                raise LoadError(p, where, f"POS {pos} must be >= 1")
+            if not _BASES.match(ref):
+                raise LoadError(p, where, f"REF {ref!r} is not a sequence of bases")
+            alts = alt_s.split(",")
+            for a in alts:
+                if not _ALT_OK.match(a):
+                    raise LoadError(p, where, f"ALT {a!r} is not valid")
+            if vid != "." and looks_like_cpr(vid):
+                raise LoadError(p, where, f"ID {vid!r} looks like a CPR number; refused")
+            chrom = chrom_cache.get(chrom_raw)
+            if chrom is None:
+                chrom = chrom_cache[chrom_raw] = canonical_chrom(chrom_raw)[0]
+            info: dict[str, str] = {}
+            if info_s != ".":
+                for kv in info_s.split(";"):
+                    k, _, v = kv.partition("=")
+                    info[k] = v
+            start = pos_to_start(pos)
+            n_alt = len(alts)
+            carriers: list = [[] for _ in range(n_alt + 1)]
+            ac = [0] * (n_alt + 1)
+            hom = [0] * (n_alt + 1)
+            het = [0] * (n_alt + 1)
+            an = 0
+            if len(fields) >= 10 and nsamples:
+                fmt = fields[8]
+                section = fields[9]
+                if section.count("\t") + 1 != nsamples:
+                    raise LoadError(p, where, f"{section.count(chr(9)) + 1} sample columns, "
+                                              f"header declares {nsamples}")
+                if fmt.startswith("GT"):
+                    gts = section if fmt == "GT" else _STRIP_FORMAT.sub("", section)
+                    if (n_alt <= 9 and len(gts) == 4 * nsamples - 1
+                            and gts.count("\t", 0) == nsamples - 1
+                            and gts[3::4].count("\t") == nsamples - 1):
+                        an = _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het,
+                                             None if identity else idx, p, where)
+                        gts = ""  # done: skip the general path below
+                    else:
+                        seps = gts.count("|") + gts.count("/")
+                        an = nsamples + seps - gts.count(".")
+                    last_pos, last_col = 0, 0
+                    for m in _NONREF.finditer(gts):
+                        col = last_col + gts.count("\t", last_pos, m.start())
+                        last_pos, last_col = m.start(), col
+                        token = m.group(0)
+                        try:
+                            called = [int(a) for a in _ALLELE_SPLIT.split(token) if a != "."]
+                        except ValueError:
+                            raise LoadError(p, where, f"sample {col + 1}: genotype {token!r} "
+                                                      "does not parse") from None
+                        missing = token.count(".")
+                        sample = col if identity else idx[col]
+                        for a in set(called):
+                            if a == 0:
+                                continue
+                            if a > n_alt:
+                                raise LoadError(p, where, f"sample {col + 1}: allele {a} but "
+                                                          f"only {n_alt} ALT alleles")
+                            carriers[a].append(sample)
+                            if not missing and all(x == a for x in called):
+                                hom[a] += 1
+                            else:
+                                het[a] += 1
+                        for a in called:
+                            ac[a] += 1
+                    ac[0] = 0
+            else:
+                an = _int(info.get("AN")) or 0
+                for i, v in enumerate((info.get("AC") or "").split(",")):
+                    if i < n_alt and _int(v) is not None:
+                        ac[i + 1] = _int(v)
+            ann_items = list(_parse_annotations(ann, info[ann.key], alts, ref)) \
+                if ann is not None and ann.key in info else []
+            base = (load_id << PK_LOAD_SHIFT) | ((rec_no - 1) << PK_RECORD_SHIFT)
+            for i, alt in enumerate(alts):
+                if alt in ("*", ".") or i >= 255:
+                    continue
+                a = i + 1
+                vtype, length, end = classify(ref, alt, info, start)
+                max_span = max(max_span, end - start)
+                pk = base | a
+                variants.append({
+                    "pk": pk, "load_id": load_id, "dataset_id": dataset_id, "assembly": assembly,
+                    "chrom": chrom, "start": start, "end": end, "ref": ref.upper(),
+                    "alt": alt.upper() if not alt.startswith("<") else alt,
+                    "variant_type": vtype, "length": length,
+                    "vcf_id": "" if vid == "." else vid,
+                    "hgvs_g": hgvs_genomic(chrom, assembly, pos, ref, alt),
+                    "ac": ac[a], "an": an, "hom": hom[a], "het": het[a],
+                    "af": (ac[a] / an) if an else 0.0,
+                    "carriers": (carriers[a] if isinstance(carriers[a], BitMap)
+                                 else BitMap(carriers[a])).serialize(),
+                })
+                for (ai, gene, effect, impact, feature, hgvs_c, hgvs_p) in ann_items:
+                    if ai != i:
+                        continue
+                    annotations.append({
+                        "variant_pk": pk, "load_id": load_id, "gene": gene[:128],
+                        "effect": effect[:256], "impact": impact[:16], "feature": feature[:128],
+                        "hgvs_c": hgvs_c[:512], "hgvs_p": hgvs_p[:512],
+                        "aa_change": aa_short(hgvs_p)[:128],
+                    })
+            if len(variants) >= batch_size:
+                flush(rec_no)
+                if stop_after is not None and rec_no >= stop_after:
+                    return None, max_span
+        flush(rec_no)
+    finally:
+        bar.close()
+    return len(variants), max_span
