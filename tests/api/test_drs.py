@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
+from tests.unit.auth.nodes import module_node
 from tests.unit.auth.tokenkit import make_kit
 
 BASE = "/ga4gh/drs/v1"
@@ -27,19 +28,36 @@ def kit(tmp_path_factory):
     return make_kit(tmp_path_factory.mktemp("drs-kit"))
 
 
-@pytest.fixture
-def settings(settings, kit):
-    return kit.trusting(settings).with_overrides(drs_max_bulk=5)
-
-
-@pytest.fixture
-def data(db, testdata):
+def populate(db, testdata) -> None:
     add_dataset(db, "pub", access="public")
     add_dataset(db, "ctl", access="controlled", grant_value="urn:ds:ctl")
     add_dataset(db, "reg", access="registered")
     add_files(db, [testdata / VCF], "pub", object_id="spec", progress=False)
     add_files(db, [testdata / BAM], "ctl", object_id="HG00100", progress=False)
     add_files(db, [testdata / BCF], "reg", object_id="bcbio", progress=False)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def node(request, tmp_path_factory, kit, testdata):
+    """One node per database kind for the whole module (these tests only read)."""
+    yield from module_node(
+        request, tmp_path_factory,
+        lambda s: kit.trusting(s).with_overrides(drs_max_bulk=5),
+        lambda db: populate(db, testdata))
+
+
+@pytest.fixture
+def client(node):
+    return node.client
+
+
+@pytest.fixture
+def db(node):
+    return node.db
+
+
+@pytest.fixture
+def data(node, testdata):
     return testdata
 
 
@@ -276,11 +294,13 @@ class TestGetServiceInfo:
 class TestAudit:
     def test_decisions_are_recorded_without_tokens(self, client, data, db, kit):
         token = kit.grant("urn:ds:ctl")
+        with db.session() as session:
+            before = session.scalar(sa.select(sa.func.max(AuditEvent.id))) or 0
         client.get(f"{BASE}/objects/HG00100.bam")
         client.get(f"{BASE}/objects/HG00100.bam", headers=auth(token))
         with db.session() as session:
-            rows = session.scalars(sa.select(AuditEvent).where(AuditEvent.api == "drs")
-                                   .order_by(AuditEvent.id)).all()
+            rows = session.scalars(sa.select(AuditEvent).where(
+                AuditEvent.api == "drs", AuditEvent.id > before).order_by(AuditEvent.id)).all()
         assert [(r.outcome, r.status, r.dataset_id) for r in rows] == [
             ("denied", 401, "ctl"), ("granted", 200, "ctl")]
         assert rows[1].caller == f"{kit.issuer.issuer}|alice"
