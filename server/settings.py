@@ -56,6 +56,9 @@ class Settings:
     beacon_name: str = "genomeport Beacon"
     beacon_max_limit: int = 1000
     beacon_default_limit: int = 10
+    beacon_count_threshold: int = 5  # below-record tiers: counts under this report 0
+    beacon_count_rounding: int = 10  # below-record tiers: other counts rounded to this
+    beacon_rate_per_minute: int = 120  # queries per caller per minute (0: unlimited)
     # WES
     wes_work_dir: str = ""  # empty: <var_dir>/wes
     wes_default_engine: str = "cwltool"
@@ -63,7 +66,7 @@ class Settings:
     wes_max_attachments: int = 100
     wes_max_attachment_bytes: int = 10 * 1024 * 1024
     wes_slurm_partition: str = ""
-    wes_toil_bin: str = ""  # toil-cwl-runner; empty: <var_dir>/venvs/toil, then PATH
+    wes_toil_bin: str = ""  # toil-cwl-runner; empty: <var_dir> or ./var venvs/toil, then PATH
     wes_container: str = "auto"  # auto | none | docker: auto runs --no-container without one
     wes_input_roots: tuple = ()  # absolute server directories workflow inputs may read
     wes_worker_slots: int = 4  # runs one `genomeport worker` executes at once

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from server.errors import InvalidInput
 from server.settings import Settings
 
+REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_TYPE_VERSIONS = {"CWL": ("v1.0", "v1.1", "v1.2")}
 CONTAINER_ENGINES = ("docker", "podman", "singularity", "apptainer")
 
@@ -349,9 +350,10 @@ class Toil(Engine):
         configured = self.settings.wes_toil_bin
         if configured:
             return [configured] if Path(configured).exists() else []
-        local = Path(self.settings.var_dir).resolve() / "venvs" / "toil" / "bin" / "toil-cwl-runner"
-        if local.exists():
-            return [str(local)]
+        for var in (Path(self.settings.var_dir).resolve(), REPO / "var"):
+            local = var / "venvs" / "toil" / "bin" / "toil-cwl-runner"
+            if local.exists():
+                return [str(local)]
         found = shutil.which("toil-cwl-runner")
         return [found] if found else []
 

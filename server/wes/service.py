@@ -146,23 +146,9 @@ def run_log(settings: Settings, db: Database, run: WesRun) -> dict:
 
 # ---------------------------------------------------------------- pagination
 def _page_key(settings: Settings) -> bytes:
-    secret = settings.signing_key.encode() if settings.signing_key else _secret_file(settings)
-    return hmac.new(secret, b"genomeport wes page token", hashlib.sha256).digest()
+    from server.dataplane import signing_key
 
-
-def _secret_file(settings: Settings) -> bytes:
-    path = Path(settings.var_dir).resolve() / "signing.key"
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(os.urandom(32).hex())
-        return path.read_bytes().strip()
+    return hmac.new(signing_key(settings), b"genomeport wes page token", hashlib.sha256).digest()
 
 
 def make_token(settings: Settings, owner: str, last_pk: int) -> str:

@@ -1,0 +1,283 @@
+"""WES 1.1 through the app: real databases, real signed tokens, a real worker."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from server.wes.worker import Worker
+from tests.unit.auth.tokenkit import make_kit
+from tests.unit.wes.conftest import FAIL, TWO_STEP
+
+BASE = "/ga4gh/wes/v1"
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    return make_kit(tmp_path_factory.mktemp("wes-kit"))
+
+
+@pytest.fixture
+def settings(settings, kit):
+    return kit.trusting(settings).with_overrides(wes_poll_ms=50, wes_heartbeat_timeout=5,
+                                                 wes_max_attachments=4,
+                                                 wes_max_attachment_bytes=4096)
+
+
+@pytest.fixture
+def alice(kit):
+    return {"Authorization": f"Bearer {kit.passport('alice')}"}
+
+
+@pytest.fixture
+def bob(kit):
+    return {"Authorization": f"Bearer {kit.passport('bob')}"}
+
+
+def form(**kw):
+    data = {"workflow_type": "CWL", "workflow_type_version": "v1.2", "workflow_url": "two.cwl",
+            "workflow_params": json.dumps({"msg": "hello"})}
+    data.update(kw)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def attach(name="two.cwl", text=TWO_STEP):
+    return [("workflow_attachment", (name, io.BytesIO(text.encode()), "application/octet-stream"))]
+
+
+def submit(client, headers, files=None, **kw):
+    return client.post(f"{BASE}/runs", data=form(**kw),
+                       files=attach() if files is None else files, headers=headers)
+
+
+def assert_error(resp, status):
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["status_code"] == status and isinstance(body["msg"], str)
+
+
+def run_count(client, headers) -> int:
+    return len(client.get(f"{BASE}/runs", headers=headers).json()["runs"])
+
+
+def workdirs(settings) -> list[str]:
+    root = settings.effective_wes_work_dir
+    return sorted(os.listdir(root)) if root.exists() else []
+
+
+class TestGetServiceInfo:
+    def test_service_info_returns_200(self, client):
+        resp = client.get(f"{BASE}/service-info")
+        assert resp.status_code == 200
+        info = resp.json()
+        assert info["type"] == {"group": "org.ga4gh", "artifact": "wes", "version": "1.1.0"}
+        assert info["workflow_type_versions"]["CWL"]["workflow_type_version"] == ["v1.0", "v1.1", "v1.2"]
+        assert "cwltool" in info["workflow_engine_versions"]
+        assert set(info["system_state_counts"]) >= {"QUEUED", "RUNNING", "COMPLETE"}
+        assert info["auth_instructions_url"].startswith("http")
+        assert all(":" in p["name"] for p in info["default_workflow_engine_parameters"])
+
+
+class TestRunWorkflow:
+    def test_valid_request_returns_200_and_queues(self, client, alice):
+        resp = submit(client, alice, tags=json.dumps({"project": "p1"}))
+        assert resp.status_code == 200, resp.text
+        run_id = resp.json()["run_id"]
+        status = client.get(f"{BASE}/runs/{run_id}/status", headers=alice).json()
+        assert status == {"run_id": run_id, "state": "QUEUED"}
+        log = client.get(f"{BASE}/runs/{run_id}", headers=alice).json()
+        assert log["request"]["tags"] == {"project": "p1"}
+        assert log["request"]["workflow_params"] == {"msg": "hello"}
+
+    def test_anonymous_with_issuer_configured_returns_401(self, client):
+        assert_error(submit(client, {}), 401)
+
+    def test_rejected_token_returns_401(self, client, kit):
+        token, _ = kit.failure_cases("x")["alg none"]
+        assert_error(submit(client, {"Authorization": f"Bearer {token}"}), 401)
+
+    MALFORMED = [
+        {"workflow_type": None}, {"workflow_type_version": None}, {"workflow_type": "WDL"},
+        {"workflow_type_version": "v9.9"}, {"workflow_params": "[1, 2]"},
+        {"workflow_params": "not json"}, {"tags": "\"x\""}, {"tags": "[]"},
+        {"workflow_engine": "nextflow"}, {"workflow_engine_parameters": '{"--outdir": "/"}'},
+        {"workflow_engine_parameters": '{"parallel": "; rm -rf /"}'},
+        {"workflow_engine_parameters": "[]"}, {"workflow_url": None},
+    ]
+
+    def test_malformed_request_returns_400_and_creates_no_run(self, client, alice, settings):
+        for fields in self.MALFORMED:
+            assert_error(submit(client, alice, **fields), 400)
+        assert run_count(client, alice) == 0 and workdirs(settings) == []
+
+    def test_unsafe_attachment_name_returns_400(self, client, alice, settings):
+        for name in ["../evil.cwl", "a/../../evil.cwl", "/etc/evil.cwl", "a\\evil.cwl",
+                     "C:evil.cwl", "a//b.cwl", "./x.cwl", "a\x00b.cwl"]:
+            resp = submit(client, alice, files=attach(name), workflow_url="two.cwl")
+            assert_error(resp, 400)
+        assert run_count(client, alice) == 0 and workdirs(settings) == []
+        assert not (settings.effective_wes_work_dir.parent / "evil.cwl").exists()
+
+    def test_too_many_attachments_returns_413(self, client, alice, settings):
+        files = attach() + [("workflow_attachment", (f"f{i}", io.BytesIO(b"x"), "text/plain"))
+                            for i in range(4)]
+        assert_error(submit(client, alice, files=files), 413)
+        assert run_count(client, alice) == 0 and workdirs(settings) == []
+
+    def test_too_large_attachment_returns_413(self, client, alice):
+        files = attach() + [("workflow_attachment", ("big", io.BytesIO(b"x" * 5000), "text/plain"))]
+        assert_error(submit(client, alice, files=files), 413)
+        assert run_count(client, alice) == 0
+
+    REFUSED_URLS = [
+        "file:///etc/passwd", "/etc/passwd", "http://127.0.0.1:8080/x.cwl", "http://localhost/x.cwl",
+        "http://169.254.169.254/latest/meta-data", "http://10.1.2.3/x.cwl", "http://[::1]/x.cwl",
+        "https://example.org/x.cwl", "ftp://example.org/x.cwl", "../two.cwl", "other.cwl",
+        "http://user:pw@example.org/x.cwl", "a\\two.cwl",
+    ]
+
+    def test_refused_workflow_url_returns_400(self, client, alice, settings):
+        for url in self.REFUSED_URLS:
+            assert_error(submit(client, alice, workflow_url=url), 400)
+        assert run_count(client, alice) == 0 and workdirs(settings) == []
+
+    def test_relative_url_with_fragment_returns_200(self, client, alice, db):
+        resp = submit(client, alice, workflow_url="sub/two.cwl#main", files=attach("sub/two.cwl"))
+        assert resp.status_code == 200, resp.text
+
+    def test_fields_sent_as_file_parts_returns_200(self, client, alice):
+        files = attach() + [(k, (k, io.BytesIO(v.encode()), "application/octet-stream"))
+                            for k, v in form().items()]
+        resp = client.post(f"{BASE}/runs", files=files, headers=alice)
+        assert resp.status_code == 200, resp.text
+
+
+ROUTES = [("get", ""), ("get", "/status"), ("post", "/cancel"), ("get", "/tasks"),
+          ("get", "/tasks/1")]
+
+
+class TestUnknownRun:
+    def test_unknown_run_returns_404_on_every_route(self, client, alice):
+        submit(client, alice)
+        before = client.get(f"{BASE}/service-info").json()["system_state_counts"]
+        for method, path in ROUTES:
+            resp = getattr(client, method)(f"{BASE}/runs/no-such-run{path}", headers=alice)
+            assert_error(resp, 404)
+        assert client.get(f"{BASE}/service-info").json()["system_state_counts"] == before
+
+
+class TestIsolation:
+    def test_other_callers_run_returns_404_on_every_route(self, client, alice, bob):
+        run_id = submit(client, alice).json()["run_id"]
+        for method, path in ROUTES:
+            assert_error(getattr(client, method)(f"{BASE}/runs/{run_id}{path}", headers=bob), 404)
+        assert client.get(f"{BASE}/runs/{run_id}/status", headers=alice).json()["state"] == "QUEUED"
+
+    def test_list_shows_only_own_runs(self, client, alice, bob):
+        mine = {submit(client, alice).json()["run_id"] for _ in range(2)}
+        theirs = submit(client, bob).json()["run_id"]
+        listed = {r["run_id"] for r in client.get(f"{BASE}/runs", headers=alice).json()["runs"]}
+        assert listed == mine and theirs not in listed
+
+
+class TestListRuns:
+    def test_pages_walk_every_run_exactly_once(self, client, alice):
+        ids = {submit(client, alice).json()["run_id"] for _ in range(7)}
+        seen, token, pages = [], None, 0
+        while True:
+            params = {"page_size": 3, **({"page_token": token} if token else {})}
+            body = client.get(f"{BASE}/runs", params=params, headers=alice).json()
+            seen += [r["run_id"] for r in body["runs"]]
+            pages += 1
+            # a run submitted mid-walk is not listed twice nor shifts the pages
+            if pages == 1:
+                submit(client, alice)
+            token = body.get("next_page_token")
+            if not token:
+                break
+        assert pages == 3 and len(seen) == len(set(seen)) == 7 and set(seen) == ids
+        assert all(set(r) >= {"run_id", "state", "start_time", "end_time", "tags"}
+                   for r in body["runs"])
+
+    def test_tampered_token_returns_400(self, client, alice):
+        for _ in range(3):
+            submit(client, alice)
+        token = client.get(f"{BASE}/runs", params={"page_size": 1}, headers=alice).json()["next_page_token"]
+        body, sig = token.split(".")
+        forged = ("eyJvIjoiYWxpY2UiLCJrIjo5OTk5fQ" if body[0] != "x" else "x") + "." + sig
+        assert_error(client.get(f"{BASE}/runs", params={"page_token": forged}, headers=alice), 400)
+        assert_error(client.get(f"{BASE}/runs", params={"page_token": "garbage"}, headers=alice), 400)
+
+    def test_other_callers_token_returns_400(self, client, alice, bob):
+        for _ in range(2):
+            submit(client, alice)
+        token = client.get(f"{BASE}/runs", params={"page_size": 1}, headers=alice).json()["next_page_token"]
+        assert_error(client.get(f"{BASE}/runs", params={"page_token": token}, headers=bob), 400)
+
+    def test_bad_page_size_returns_400(self, client, alice):
+        for size in (0, 1001, "x"):
+            assert_error(client.get(f"{BASE}/runs", params={"page_size": size}, headers=alice), 400)
+
+
+class TestCancelRun:
+    def test_cancel_queued_run_returns_200_and_canceled(self, client, alice):
+        run_id = submit(client, alice).json()["run_id"]
+        assert client.post(f"{BASE}/runs/{run_id}/cancel", headers=alice).json() == {"run_id": run_id}
+        log = client.get(f"{BASE}/runs/{run_id}", headers=alice).json()
+        assert log["state"] == "CANCELED" and log["run_log"]["end_time"]
+
+
+class TestGetRunLog:
+    def test_completed_run_has_tasks_logs_and_outputs(self, client, alice, settings, db):
+        run_id = submit(client, alice, tags='{"k": "v"}').json()["run_id"]
+        Worker(settings, db).run_forever(max_runs=1)
+        log = client.get(f"{BASE}/runs/{run_id}", headers=alice).json()
+        assert log["state"] == "COMPLETE" and log["run_log"]["exit_code"] == 0
+        assert log["request"]["tags"] == {"k": "v"}
+        assert [t["name"] for t in log["task_logs"]] == ["say", "count"]
+        out = log["outputs"]["out"]
+        assert out["basename"] == "count.txt"
+        data = client.get(out["location"].removeprefix(settings.public_url))
+        assert data.status_code == 200 and data.text.split()[0] == "6"
+        stderr = client.get(log["run_log"]["stderr"].removeprefix(settings.public_url))
+        assert stderr.status_code == 200 and "completed success" in stderr.text
+        tasks = client.get(f"{BASE}/runs/{run_id}/tasks", params={"page_size": 1}, headers=alice).json()
+        assert [t["id"] for t in tasks["task_logs"]] == ["1"] and tasks["next_page_token"]
+        rest = client.get(f"{BASE}/runs/{run_id}/tasks", headers=alice,
+                          params={"page_token": tasks["next_page_token"]}).json()
+        assert [t["id"] for t in rest["task_logs"]] == ["2"] and not rest["next_page_token"]
+        task = client.get(f"{BASE}/runs/{run_id}/tasks/2", headers=alice).json()
+        assert task["exit_code"] == 0 and task["cmd"][:2] == ["wc", "-c"]
+        tlog = client.get(task["stderr"].removeprefix(settings.public_url))
+        assert tlog.status_code == 200 and "[job count]" in tlog.text
+        counts = client.get(f"{BASE}/service-info").json()["system_state_counts"]
+        assert counts["COMPLETE"] == 1
+
+    def test_failed_run_is_executor_error(self, client, alice, settings, db):
+        run_id = submit(client, alice, files=attach("fail.cwl", FAIL), workflow_url="fail.cwl",
+                        workflow_params="{}").json()["run_id"]
+        Worker(settings, db).run_forever(max_runs=1)
+        log = client.get(f"{BASE}/runs/{run_id}", headers=alice).json()
+        assert log["state"] == "EXECUTOR_ERROR" and log["task_logs"][0]["exit_code"] == 3
+
+    def test_signed_url_with_bad_signature_returns_403_or_401(self, client, alice, settings, db):
+        run_id = submit(client, alice).json()["run_id"]
+        Worker(settings, db).run_forever(max_runs=1)
+        url = client.get(f"{BASE}/runs/{run_id}", headers=alice).json()["run_log"]["stdout"]
+        bad = url.removeprefix(settings.public_url)[:-3] + "AAA"
+        assert client.get(bad).status_code in (401, 403)
+
+
+class TestAnonymousDevelopmentNode:
+    def test_without_issuer_anonymous_may_submit(self, settings, db):
+        from server.app import create_app
+
+        cx = create_app(settings.with_overrides(auth_issuers=()))
+        with cx.test_client() as c:
+            resp = submit(c, {})
+            assert resp.status_code == 200
+            assert len(c.get(f"{BASE}/runs").json()["runs"]) == 1
