@@ -1,0 +1,112 @@
+"""What authorisation costs per request: DRS object lookups, controlled vs public.
+
+Runs one in-process node (SQLite) with the same file registered in a public
+and in a controlled dataset, then alternates, in one run:
+
+* public  : GET /ga4gh/drs/v1/objects/<public id>      (no token)
+* token   : GET /ga4gh/drs/v1/objects/<controlled id>  (Bearer passport, warm caches)
+
+and reports the added time per request, and the cost of token validation
+alone (cold = first sight of a token: signature checks of passport and visas;
+warm = cached per token hash). Only ratios and differences measured side by
+side in this one run are meaningful.
+
+    python bench/drs.py [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+TESTDATA = REPO.parent / "shared" / "testdata"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400, help="requests per variant")
+    args = parser.parse_args()
+
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore", DeprecationWarning)
+    logging.disable(logging.WARNING)
+    from server.app import create_app
+    from server.auth.issuer import LocalIssuer
+    from server.auth.tokens import caller_from_request
+    from server.registry import add_dataset, add_files
+    from server.settings import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-drs-"))
+    issuer = LocalIssuer(tmp / "issuer")
+    audience = "https://bench.genomeport"
+    settings = Settings(var_dir=str(tmp / "var"), signing_key=uuid.uuid4().hex,
+                        auth_issuers=(issuer.settings_entry(),), auth_audience=audience,
+                        log_format="text", log_level="WARNING")
+    app = create_app(settings)
+    db = app.app.extensions["genomeport"].db
+    vcf = TESTDATA / "variants" / "spec-v4.3.vcf.gz"
+    add_dataset(db, "pub", access="public")
+    add_dataset(db, "ctl", access="controlled")
+    add_files(db, [vcf], "pub", object_id="pubobj", progress=False)
+    add_files(db, [vcf], "ctl", object_id="ctlobj", progress=False)
+
+    def passport() -> str:
+        return issuer.passport("alice", [issuer.grant_visa("alice", "ctl")] +
+                               issuer.registered_visas("alice"), audience=audience)
+
+    token = passport()
+    n = args.requests
+    # token validation alone
+    cold = []
+    for _ in range(min(n, 100)):
+        t = passport()
+        start = time.perf_counter()
+        caller_from_request(settings, "Bearer " + t)
+        cold.append(time.perf_counter() - start)
+    caller_from_request(settings, "Bearer " + token)
+    warm = []
+    for _ in range(n):
+        start = time.perf_counter()
+        caller_from_request(settings, "Bearer " + token)
+        warm.append(time.perf_counter() - start)
+
+    # whole requests, interleaved
+    public, controlled = [], []
+    with app.test_client() as client:
+        hdr = {"Authorization": f"Bearer {token}"}
+        for _ in range(20):  # warm up both paths
+            assert client.get("/ga4gh/drs/v1/objects/pubobj.vcf.gz").status_code == 200
+            assert client.get("/ga4gh/drs/v1/objects/ctlobj.vcf.gz", headers=hdr).status_code == 200
+        for _ in range(n):
+            start = time.perf_counter()
+            client.get("/ga4gh/drs/v1/objects/pubobj.vcf.gz")
+            public.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            client.get("/ga4gh/drs/v1/objects/ctlobj.vcf.gz", headers=hdr)
+            controlled.append(time.perf_counter() - start)
+
+    ms = lambda xs: statistics.median(xs) * 1000  # noqa: E731
+    print(f"requests per variant: {n}")
+    print(f"token validation, cold (3 visas, RS256): median {ms(cold):8.3f} ms")
+    print(f"token validation, warm cache           : median {ms(warm):8.3f} ms"
+          f"  ({ms(cold) / ms(warm):.0f}x faster than cold)")
+    print(f"GET object, public, no token           : median {ms(public):8.3f} ms")
+    print(f"GET object, controlled, bearer passport: median {ms(controlled):8.3f} ms")
+    added = ms(controlled) - ms(public)
+    print(f"authorisation added per request        : {added:+8.3f} ms "
+          f"(ratio {ms(controlled) / ms(public):.3f}; target < 1 ms)")
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()
