@@ -49,7 +49,7 @@ def examples(base: str, results) -> list[str]:
             lines.append(f"curl -s '{base}/reads/{bams[0]}?referenceName=chr1&start=0&end=5000'")
             lines.append(f"samtools view -c '{base}/reads/{bams[0]}?referenceName=chr1&start=0&end=5000'")
         if vcfs:
-            lines.append(f"bcftools view -H '{base}/variants/{vcfs[0]}?referenceName=chr1' | head -3")
+            lines.append(f"bcftools view -H '{base}/variants/{vcfs[0]}?referenceName=chr1&start=0&end=1000' | cut -f1-8")
     if (SEED_DIR.parent / "openapi" / "drs.yaml").exists() and bams:
         lines.append(f"curl -s {base}/ga4gh/drs/v1/objects/{bams[0]}.bam")
     if (SEED_DIR.parent / "openapi" / "beacon.yaml").exists():
