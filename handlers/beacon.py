@@ -1,0 +1,151 @@
+"""Beacon v2 handlers (openapi/beacon.yaml): parse, call server.beacon, return.
+
+GET and POST of every entry endpoint build the same ``BeaconRequest``
+(server.beacon.request), so both give identical answers.
+"""
+
+from __future__ import annotations
+
+import flask
+
+import server.beacon.errors  # noqa: F401 - registers the beaconErrorResponse renderer
+from server.beacon import request as breq
+from server.beacon import service
+from server.routing import current_caller, node
+
+# (operationId stem, entry endpoint, kind, target endpoint)
+#   kind: "list" /{entry}, "one" /{entry}/{id}, "link" /{entry}/{id}/{target}
+ENTRY_NAMES = {"g_variants": "GVariants", "individuals": "Individuals",
+               "biosamples": "Biosamples", "runs": "Runs", "analyses": "Analyses",
+               "cohorts": "Cohorts", "datasets": "Datasets"}
+SOURCE_TYPE = {"g_variants": "g_variant", "individuals": "individual",
+               "biosamples": "biosample", "runs": "run", "analyses": "analysis",
+               "cohorts": "cohort", "datasets": "dataset"}
+
+
+def operations():
+    """Every entry operation: (operationId without get/post, path, entry, kind, target)."""
+    ops = []
+    for entry, name in ENTRY_NAMES.items():
+        ops.append((name, f"/{entry}", entry, "list", None))
+        ops.append((f"One{name}", f"/{entry}/{{id}}", entry, "one", None))
+        for target in service.LINKS.get(entry, ()):
+            ops.append((f"{name}{ENTRY_NAMES[target]}", f"/{entry}/{{id}}/{target}", entry,
+                        "link", target))
+    return ops
+
+
+def _args() -> dict:
+    out = {}
+    for key in flask.request.args:
+        values = flask.request.args.getlist(key)
+        out[key] = values[0] if len(values) == 1 else ",".join(values)
+    return out
+
+
+def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str):
+    n = node()
+    caller = current_caller()
+    settings = n.settings
+    key = caller.label if caller.authenticated else f"anonymous@{flask.request.remote_addr}"
+    service.RATE_LIMITER.check(key, settings.beacon_rate_per_minute)
+    kw = {"default_limit": settings.beacon_default_limit, "max_limit": settings.beacon_max_limit}
+    answer_entry = target if kind == "link" else entry
+    if kind == "link":
+        kw.update(source_type=SOURCE_TYPE[entry], source_id=entry_id)
+    elif kind == "one":
+        kw["entry_id"] = entry_id
+    if method == "POST":
+        req = breq.from_post(answer_entry, body, **kw)
+    else:
+        req = breq.from_get(answer_entry, _args(), **kw)
+    try:
+        with n.db.session() as session:
+            response, audit = service.query(session, settings, caller, req)
+    except Exception as exc:
+        n.audit(api="beacon", action=f"{method} {answer_entry}", outcome="error",
+                status=getattr(exc, "status", 500), query={"entry": answer_entry,
+                                                           "params": req.params},
+                caller=caller)
+        raise
+    n.audit(api="beacon", action=f"{method} {answer_entry}", outcome="granted", status=200,
+            dataset_id=",".join(audit["datasets"])[:128], query=audit, caller=caller)
+    return response
+
+
+def _make(entry, kind, target, method):
+    def handler(body=None, **kwargs):
+        entry_id = kwargs.get("id_", kwargs.get("id"))
+        return _run(entry, kind, target, entry_id, body, method)
+    return handler
+
+
+def _snake(name: str) -> str:
+    import re
+
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+for _stem, _path, _entry, _kind, _target in operations():
+    globals()["get_" + _snake(_stem)] = _make(_entry, _kind, _target, "GET")
+    globals()["post_" + _snake(_stem)] = _make(_entry, _kind, _target, "POST")
+
+
+# ---------------------------------------------------------------- framework
+def get_beacon_root():
+    return service.info(node().settings)
+
+
+def get_beacon_info():
+    return service.info(node().settings)
+
+
+def get_beacon_service_info():
+    return service.service_info(node().settings)
+
+
+def get_configuration():
+    return service.configuration(node().settings)
+
+
+def get_beacon_map():
+    return service.beacon_map(node().settings)
+
+
+def get_entry_types():
+    return service.entry_types(node().settings)
+
+
+def _terms(**kw):
+    n = node()
+    args = _args()
+    try:
+        skip = int(args.get("skip") or 0)
+        limit = int(args.get("limit") or 0)
+    except ValueError:
+        from server.errors import InvalidInput
+
+        raise InvalidInput("skip and limit must be integers") from None
+    with n.db.session() as session:
+        return service.filtering_terms(session, n.settings, skip=skip, limit=limit, **kw)
+
+
+def get_filtering_terms():
+    return _terms()
+
+
+def post_filtering_terms(body=None):
+    return _terms()
+
+
+def get_individuals_filtering_terms(**kwargs):
+    return _terms(entry="individuals", record_id=kwargs.get("id_", kwargs.get("id")))
+
+
+def get_datasets_filtering_terms(**kwargs):
+    return _terms(dataset_id=kwargs.get("id_", kwargs.get("id")))
+
+
+def get_cohorts_filtering_terms(**kwargs):
+    return _terms(entry="individuals")

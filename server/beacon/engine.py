@@ -1,0 +1,553 @@
+"""The Beacon query engine: which records of which dataset match a request.
+
+Per dataset, a request becomes SQL over the variant store (genomic
+parameters), SQL over the record index (filters), and set algebra on Roaring
+bitmaps over the dataset's sample index to join the two ("individuals with
+phenotype X carrying variant Y" is ``filter_bitmap & carriers``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from pyroaring import BitMap
+
+from server.beacon.metadata import duration_days
+from server.beacon.refs import canonical_chrom, normalize_assembly, refseq_accession
+from server.beacon.request import BeaconRequest
+from server.beacon.tables import (BeaconAnnotation, BeaconGene, BeaconLoad, BeaconOntologyClosure,
+                                  BeaconOntologyTerm, BeaconRecord, BeaconRecordTerm,
+                                  BeaconRecordValue, BeaconSample, BeaconVariant)
+from server.beacon.vcf import aa_short
+from server.errors import InvalidInput
+
+V = BeaconVariant
+
+# endpoint name -> stored entry type, and back
+ENTRY_TYPES = {"g_variants": "g_variant", "individuals": "individual", "biosamples": "biosample",
+               "runs": "run", "analyses": "analysis", "cohorts": "cohort", "datasets": "dataset"}
+SCOPES = {**ENTRY_TYPES, **{v: v for v in ENTRY_TYPES.values()}, "genomicVariations": "g_variant",
+          "genomicVariants": "g_variant"}
+
+VARIANT_TYPES: dict[str, set[str]] = {
+    "SNP": {"SNP"}, "SNV": {"SNP"}, "MNP": {"MNP"}, "MNV": {"MNP"},
+    "INDEL": {"INS", "DEL", "INDEL"}, "INS": {"INS"}, "DEL": {"DEL"}, "DUP": {"DUP"},
+    "INV": {"INV"}, "CNV": {"CNV"}, "BND": {"BND"}, "SV": {"SV", "DUP", "INV", "CNV", "BND"},
+    "SO:0001483": {"SNP"}, "SO:0002007": {"MNP"}, "SO:1000002": {"SNP", "MNP"},
+    "SO:0000667": {"INS"}, "SO:0000159": {"DEL"}, "SO:1000032": {"INDEL"},
+    "SO:1000035": {"DUP"}, "SO:1000036": {"INV"}, "SO:0001019": {"CNV"},
+    "SO:0000199": {"BND"}, "SO:0001537": {"SV", "DUP", "INV", "CNV", "BND"},
+    "SO:0001059": {"SNP", "MNP", "INS", "DEL", "INDEL", "DUP", "INV", "CNV", "BND", "SV"},
+}
+SO_TYPE = {"SNP": ("SO:0001483", "SNV"), "MNP": ("SO:0002007", "MNV"),
+           "INS": ("SO:0000667", "insertion"), "DEL": ("SO:0000159", "deletion"),
+           "INDEL": ("SO:1000032", "delins"), "DUP": ("SO:1000035", "duplication"),
+           "INV": ("SO:1000036", "inversion"), "CNV": ("SO:0001019", "copy number variation"),
+           "BND": ("SO:0000199", "translocation"), "SV": ("SO:0001537", "structural variant")}
+
+
+@dataclass
+class Anchor:
+    """A constraint carried over from a linked record or from matched variants."""
+
+    samples: BitMap | None = None  # sample indexes (for g_variants)
+    individuals: set[str] | None = None
+    biosamples: set[str] | None = None
+
+
+@dataclass
+class SampleMap:
+    """The dataset's sample index joined with its biosamples and individuals."""
+
+    by_name: dict[str, int]
+    name_of: dict[int, str]
+    individual_of: dict[int, str]
+    samples_of_individual: dict[str, BitMap]
+
+    def individuals(self, samples: BitMap) -> set[str]:
+        return {self.individual_of[i] for i in samples if i in self.individual_of}
+
+    def names(self, samples: BitMap) -> set[str]:
+        return {self.name_of[i] for i in samples if i in self.name_of}
+
+    def samples_for(self, individuals) -> BitMap:
+        out = BitMap()
+        for ind in individuals:
+            bm = self.samples_of_individual.get(ind)
+            if bm is not None:
+                out |= bm
+        return out
+
+
+_SAMPLE_CACHE: dict[tuple[str, int], SampleMap] = {}
+
+
+@dataclass
+class Context:
+    session: object
+    warnings: list[str] = field(default_factory=list)
+    generation: int = 0
+    _records: dict = field(default_factory=dict)
+
+    def warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+
+def new_context(session) -> Context:
+    gen = session.execute(sa.select(sa.func.max(BeaconLoad.id))).scalar() or 0
+    return Context(session=session, generation=gen)
+
+
+def sample_map(ctx: Context, dataset_id: str) -> SampleMap:
+    key = (dataset_id, ctx.generation)
+    cached = _SAMPLE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    s = ctx.session
+    samples = dict(s.execute(sa.select(BeaconSample.name, BeaconSample.idx)
+                             .where(BeaconSample.dataset_id == dataset_id)).all())
+    bios = dict(s.execute(sa.select(BeaconRecord.id, BeaconRecord.individual_id).where(
+        BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == "biosample")).all())
+    individual_of, by_ind = {}, {}
+    for name, idx in samples.items():
+        ind = bios.get(name) or name
+        individual_of[idx] = ind
+        by_ind.setdefault(ind, BitMap()).add(idx)
+    sm = SampleMap(samples, {i: n for n, i in samples.items()}, individual_of, by_ind)
+    if len(_SAMPLE_CACHE) > 256:
+        _SAMPLE_CACHE.clear()
+    _SAMPLE_CACHE[key] = sm
+    return sm
+
+
+def records_of(ctx: Context, dataset_id: str, entry_type: str) -> list[tuple[str, str, str]]:
+    """``(id, individual_id, biosample_id)`` of every record of a type, by id."""
+    key = (dataset_id, entry_type)
+    if key not in ctx._records:
+        ctx._records[key] = ctx.session.execute(
+            sa.select(BeaconRecord.id, BeaconRecord.individual_id, BeaconRecord.biosample_id)
+            .where(BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == entry_type)
+            .order_by(BeaconRecord.id)).all()
+    return ctx._records[key]
+
+
+# ------------------------------------------------------------------ variants
+def variant_id(chrom: str, assembly: str, start: int, ref: str, alt: str, end: int) -> str:
+    """``NC_000022.11:10516172:A:G`` (SPDI-like, 0-based); symbolic alleles add ``:end``."""
+    seq = refseq_accession(chrom, assembly) or chrom
+    vid = f"{seq}:{start}:{ref}:{alt}"
+    return f"{vid}:{end}" if alt.startswith("<") else vid
+
+
+def parse_variant_id(vid: str) -> tuple[str, int, str]:
+    parts = vid.split(":", 3)
+    if len(parts) < 4 or not parts[1].isdigit():
+        raise InvalidInput(f"{vid!r} is not a variant id (sequence:start:ref:alt)")
+    return canonical_chrom(parts[0])[0], int(parts[1]), parts[2]
+
+
+def _like(column, bases: str):
+    if "N" in bases:
+        return column.like(bases.replace("N", "_"))
+    return column == bases
+
+
+def assemblies_in(ctx: Context, dataset_ids) -> set[str]:
+    return set(ctx.session.execute(sa.select(BeaconLoad.assembly).distinct().where(
+        BeaconLoad.kind == "vcf", BeaconLoad.status == "done",
+        BeaconLoad.dataset_id.in_(list(dataset_ids)))).scalars())
+
+
+def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> tuple[list, int]:
+    """SQL conditions on ``beacon_variants`` for the genomic parameters (shared by
+    every dataset; the caller adds the dataset's loads)."""
+    p = req.params
+    conds: list = []
+    chrom = implied = None
+    if "referenceName" in p:
+        chrom, implied = canonical_chrom(p["referenceName"])
+    asm = normalize_assembly(p.get("assemblyId"))
+    if asm and implied and asm != implied:
+        raise InvalidInput(f"referenceName {p['referenceName']} belongs to {implied}, "
+                           f"not to assemblyId {p['assemblyId']}")
+    asm = asm or implied
+    if asm:
+        served = assemblies_in(ctx, dataset_ids)
+        if served and asm not in served:
+            raise InvalidInput(f"assembly {asm} is not served here; this beacon holds "
+                               f"variants on {', '.join(sorted(served))}")
+        conds.append(V.assembly == asm)
+    start, end = p.get("start", []), p.get("end", [])
+    if (start or end) and chrom is None:
+        raise InvalidInput("start and end need referenceName")
+    if chrom is not None:
+        conds.append(V.chrom == chrom)
+    if len(start) > 2 or len(end) > 2:
+        raise InvalidInput("start and end take one value, or two for a bracket query")
+    if len(start) == 2 or len(end) == 2:
+        if len(start) != 2 or len(end) != 2:
+            raise InvalidInput("a bracket query needs start=[min,max] and end=[min,max]")
+        (s1, s2), (e1, e2) = start, end
+        if s1 > s2 or e1 > e2:
+            raise InvalidInput("bracket bounds must be [min,max]")
+        conds += [V.start >= s1, V.start <= s2, V.end >= e1, V.end <= e2]
+    elif start and end:
+        s, e = start[0], end[0]
+        if e <= s:
+            raise InvalidInput("end must be greater than start (0-based, half-open)")
+        span = max_span(ctx, dataset_ids)
+        conds += [V.start < e, V.end > s, V.start >= s - span]
+    elif start:
+        if not ({"alternateBases", "referenceBases", "variantType"} & p.keys()):
+            raise InvalidInput("start needs end (range query), or alternateBases / "
+                               "variantType (sequence query)")
+        conds.append(V.start == start[0])
+    elif end:
+        raise InvalidInput("end needs start")
+    elif ({"referenceBases", "alternateBases"} & p.keys()) and chrom is None:
+        raise InvalidInput("referenceBases/alternateBases need referenceName and start")
+    if p.get("referenceBases") and set(p["referenceBases"]) != {"N"}:
+        conds.append(_like(V.ref, p["referenceBases"]))
+    if p.get("alternateBases"):
+        conds.append(_like(V.alt, p["alternateBases"]))
+    if "variantType" in p:
+        key = p["variantType"].upper() if not p["variantType"].startswith("SO:") \
+            else p["variantType"]
+        types = VARIANT_TYPES.get(key)
+        if types is None:
+            raise InvalidInput(f"variantType {p['variantType']!r} is not supported; use one of "
+                               + ", ".join(k for k in VARIANT_TYPES))
+        conds.append(V.variant_type.in_(sorted(types)))
+    if "variantMinLength" in p:
+        conds.append(V.length >= p["variantMinLength"])
+    if "variantMaxLength" in p:
+        conds.append(V.length <= p["variantMaxLength"])
+    if "geneId" in p:
+        conds.append(_gene_condition(ctx, p["geneId"], asm))
+    if "aminoacidChange" in p:
+        aa = aa_short(p["aminoacidChange"])
+        sub = sa.select(BeaconAnnotation.variant_pk).where(BeaconAnnotation.aa_change == aa)
+        if "geneId" in p:
+            sub = sub.where(BeaconAnnotation.gene == p["geneId"])
+        conds.append(V.pk.in_(sub))
+        if ctx.session.execute(sa.select(BeaconAnnotation.id).where(
+                BeaconAnnotation.aa_change != "").limit(1)).first() is None:
+            ctx.warn("aminoacidChange: no loaded VCF carries protein annotations (SnpEff ANN / "
+                     "VEP CSQ), so nothing can match")
+    if "genomicAlleleShortForm" in p:
+        conds.append(_hgvs_condition(ctx, p["genomicAlleleShortForm"]))
+    return conds, 0
+
+
+def max_span(ctx: Context, dataset_ids) -> int:
+    return ctx.session.execute(sa.select(sa.func.max(BeaconLoad.max_span)).where(
+        BeaconLoad.kind == "vcf", BeaconLoad.status == "done",
+        BeaconLoad.dataset_id.in_(list(dataset_ids)))).scalar() or 0
+
+
+def _gene_condition(ctx: Context, gene: str, asm: str | None):
+    s = ctx.session
+    q = sa.select(BeaconGene.assembly, BeaconGene.chrom, BeaconGene.start, BeaconGene.end).where(
+        BeaconGene.symbol == gene)
+    if asm:
+        q = q.where(BeaconGene.assembly == asm)
+    spans = s.execute(q).all()
+    annotated = sa.select(BeaconAnnotation.variant_pk).where(BeaconAnnotation.gene == gene)
+    known_annotation = s.execute(sa.select(BeaconAnnotation.id).where(
+        BeaconAnnotation.gene == gene).limit(1)).first() is not None
+    if not spans and not known_annotation:
+        ctx.warn(f"geneId {gene!r} is unknown here (not among the loaded genes nor the "
+                 "annotated gene symbols)")
+    parts = [V.pk.in_(annotated)]
+    for a, chrom, start, end in spans:
+        parts.append(sa.and_(V.assembly == a, V.chrom == chrom, V.start < end, V.end > start))
+    return sa.or_(*parts)
+
+
+_HGVS = re.compile(r"^(?:refseq:)?([^:]+):([gcnpm])\.(.+)$", re.IGNORECASE)
+
+
+def _hgvs_condition(ctx: Context, text: str):
+    m = _HGVS.match(text.strip())
+    if not m:
+        raise InvalidInput(f"genomicAlleleShortForm {text!r} is not HGVS (sequence:g.change)")
+    seq, kind, change = m.groups()
+    if kind.lower() == "g":
+        chrom, implied = canonical_chrom(seq)
+        forms = {f"{seq}:g.{change}"}
+        for asm in ([implied] if implied else ["GRCh38", "GRCh37"]):
+            acc = refseq_accession(chrom, asm)
+            if acc:
+                forms.add(f"{acc}:g.{change}")
+        forms.add(f"{chrom}:g.{change}")
+        return V.hgvs_g.in_(sorted(forms))
+    hgvs = f"{kind.lower()}.{change}"
+    col = BeaconAnnotation.hgvs_c if kind.lower() in "cn" else BeaconAnnotation.hgvs_p
+    sub = sa.select(BeaconAnnotation.variant_pk).where(
+        col == hgvs, sa.or_(BeaconAnnotation.feature == seq,
+                            BeaconAnnotation.feature.like(seq.split(".")[0] + ".%"),
+                            BeaconAnnotation.gene == seq))
+    return V.pk.in_(sub)
+
+
+# ------------------------------------------------------------------ filters
+def _term_known(ctx: Context, term: str) -> bool:
+    s = ctx.session
+    return (s.get(BeaconOntologyTerm, term) is not None or s.execute(
+        sa.select(BeaconRecordTerm.id).where(BeaconRecordTerm.term == term).limit(1)
+    ).first() is not None)
+
+
+def _field_known(ctx: Context, name: str) -> bool:
+    return ctx.session.execute(sa.select(BeaconRecordValue.id).where(
+        BeaconRecordValue.field == name).limit(1)).first() is not None
+
+
+def check_filters(ctx: Context, filters: list[dict]) -> list[dict]:
+    """Warn about filters this beacon does not know (they then match nothing)."""
+    for f in filters:
+        scope = f.get("scope")
+        if scope and scope not in SCOPES:
+            raise InvalidInput(f"filter {f['id']}: unknown scope {scope!r}")
+        if "operator" in f:
+            known = _field_known(ctx, f["id"])
+        else:
+            known = _term_known(ctx, f["id"])
+        f["_known"] = known
+        if not known:
+            ctx.warn(f"filter {f['id']!r} is not a filtering term of this beacon (see "
+                     "/filtering_terms); it matches no record")
+    return filters
+
+
+def _filter_rows(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str, str]]:
+    """``(entry_type, record_id, individual_id)`` of the records a filter matches."""
+    if not f.get("_known"):
+        return []
+    R = BeaconRecord
+    scope = SCOPES.get(f.get("scope") or "", None)
+    if "operator" in f:
+        T = BeaconRecordValue
+        op, value = f["operator"], f["value"]
+        num = duration_days(value)
+        if num is None:
+            try:
+                num = float(value)
+            except ValueError:
+                num = None
+        if op in ("=", "!"):
+            if num is not None:
+                cond = T.num == num
+            elif "%" in value:
+                cond = sa.func.lower(T.text).like(value.lower())
+            else:
+                cond = sa.func.lower(T.text) == value.lower()
+        else:
+            column, operand = (T.num, num) if num is not None else (T.text, value)
+            cond = {"<": column < operand, ">": column > operand, "<=": column <= operand,
+                    ">=": column >= operand}[op]
+        base = sa.select(T.entry_type, T.record_id).where(T.dataset_id == dataset_id,
+                                                          T.field == f["id"])
+        if scope:
+            base = base.where(T.entry_type == scope)
+        matched = set(ctx.session.execute(base.where(cond)).all())
+        if op == "!":
+            having = set(ctx.session.execute(base).all())
+            pool = {(e, r) for e, r in having}
+            matched = pool - matched
+            # records of the same types that lack the field also differ from the value
+            for etype in {e for e, _ in pool} | ({scope} if scope else set()):
+                matched |= {(etype, r[0]) for r in records_of(ctx, dataset_id, etype)
+                            if (etype, r[0]) not in having}
+    else:
+        T = BeaconRecordTerm
+        terms = [f["id"]]
+        if f.get("includeDescendantTerms", True):
+            terms = sa.select(BeaconOntologyClosure.descendant).where(
+                BeaconOntologyClosure.ancestor == f["id"]).union(sa.select(sa.literal(f["id"])))
+        q = sa.select(T.entry_type, T.record_id).where(T.dataset_id == dataset_id,
+                                                       T.term.in_(terms))
+        if scope:
+            q = q.where(T.entry_type == scope)
+        matched = set(ctx.session.execute(q).all())
+    out = []
+    for etype, rid in matched:
+        ind = _individual_of(ctx, dataset_id, etype, rid)
+        out.append((etype, rid, ind))
+    return out
+
+
+def _individual_of(ctx, dataset_id, etype, rid) -> str:
+    key = ("ind", dataset_id, etype)
+    if key not in ctx._records:
+        ctx._records[key] = {r[0]: r[1] for r in records_of(ctx, dataset_id, etype)}
+    return ctx._records[key].get(rid, "")
+
+
+def filter_constraint(ctx: Context, dataset_id: str, target: str, filters: list[dict]):
+    """For a record target: the set of matching record ids (None: no filters).
+    For g_variant: the matching individuals' sample bitmap."""
+    result = None
+    for f in filters:
+        rows = _filter_rows(ctx, dataset_id, f)
+        scope = SCOPES.get(f.get("scope") or "", None)
+        if target == "g_variant":
+            inds = {ind or rid for etype, rid, ind in rows if etype != "g_variant"}
+            bm = sample_map(ctx, dataset_id).samples_for(inds)
+            result = bm if result is None else result & bm
+            continue
+        direct = {rid for etype, rid, _ in rows if etype == target}
+        if target in ("cohort", "dataset") or scope == target:
+            ids = direct
+        else:
+            inds = {ind for etype, rid, ind in rows if ind}
+            ids = direct | {r[0] for r in records_of(ctx, dataset_id, target) if r[1] in inds}
+        result = ids if result is None else result & ids
+    return result
+
+
+# ------------------------------------------------------------------ anchors
+def source_anchor(ctx: Context, dataset_id: str, source_type: str, source_id: str,
+                  loads: list[int]) -> Anchor | None:
+    """The constraint a ``/{source}/{id}/...`` path puts on its target; None when
+    the source record is not in this dataset."""
+    sm = sample_map(ctx, dataset_id)
+    if source_type == "g_variant":
+        rows = find_variants(ctx, loads, source_id)
+        if not rows:
+            return None
+        bm = BitMap()
+        for r in rows:
+            bm |= BitMap.deserialize(r.carriers)
+        return Anchor(bm, sm.individuals(bm), sm.names(bm))
+    if source_type in ("dataset", "cohort"):
+        return Anchor() if (source_type == "dataset" or any(
+            r[0] == source_id for r in records_of(ctx, dataset_id, source_type))) else None
+    rec = next((r for r in records_of(ctx, dataset_id, source_type) if r[0] == source_id), None)
+    if rec is None:
+        if source_type == "individual" and source_id in sm.samples_of_individual:
+            return Anchor(sm.samples_for([source_id]), {source_id}, None)
+        return None
+    _, ind, bios = rec
+    if source_type == "individual":
+        return Anchor(sm.samples_for([source_id]), {source_id}, None)
+    if bios in sm.by_name:
+        return Anchor(BitMap([sm.by_name[bios]]), {ind} if ind else set(), {bios})
+    return Anchor(sm.samples_for([ind]) if ind else BitMap(), {ind} if ind else set(),
+                  {bios} if bios else set())
+
+
+def find_variants(ctx: Context, loads: list[int], vid: str) -> list:
+    chrom, start, ref = parse_variant_id(vid)
+    rows = ctx.session.execute(sa.select(V).where(
+        V.load_id.in_(loads), V.chrom == chrom, V.start == start, V.ref == ref)).scalars().all()
+    return [r for r in rows
+            if variant_id(r.chrom, r.assembly, r.start, r.ref, r.alt, r.end) == vid]
+
+
+# ------------------------------------------------------------------ evaluation
+@dataclass
+class Matches:
+    count: int
+    page: list  # variant rows or record ids for the requested page
+
+
+def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int],
+             genomic: list | None, want_page: bool) -> Matches:
+    target = ENTRY_TYPES[req.entry_type]
+    anchors: list[Anchor] = []
+    if req.source_type:
+        a = source_anchor(ctx, dataset_id, req.source_type, req.source_id, loads)
+        if a is None:
+            return Matches(0, [])
+        anchors.append(a)
+    offset, limit = req.skip * req.limit, req.limit
+    if target == "g_variant":
+        return _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, limit,
+                                  want_page)
+    if target == "dataset":
+        ids = [dataset_id]
+        constraint = filter_constraint(ctx, dataset_id, target, req.filters)
+        if constraint is not None:
+            docs = {r[0] for r in records_of(ctx, dataset_id, "dataset")}
+            ids = ids if constraint & docs else []
+        if req.entry_id and req.entry_id != dataset_id:
+            ids = []
+        if req.genomic:
+            ids = ids if _variant_count(ctx, loads, genomic, None) else []
+        return Matches(len(ids), ids[offset:offset + limit] if want_page else [])
+    if req.genomic:
+        carriers = BitMap()
+        for (c,) in ctx.session.execute(sa.select(V.carriers).where(V.load_id.in_(loads),
+                                                                    *genomic)):
+            carriers |= BitMap.deserialize(c)
+        sm = sample_map(ctx, dataset_id)
+        anchors.append(Anchor(carriers, sm.individuals(carriers), sm.names(carriers)))
+    constraint = filter_constraint(ctx, dataset_id, target, req.filters)
+    ids = []
+    for rid, ind, bios in records_of(ctx, dataset_id, target):
+        if req.entry_id is not None and rid != req.entry_id:
+            continue
+        if constraint is not None and rid not in constraint:
+            continue
+        if not all(_passes(a, target, rid, ind, bios) for a in anchors):
+            continue
+        ids.append(rid)
+    return Matches(len(ids), ids[offset:offset + limit] if want_page else [])
+
+
+def _passes(a: Anchor, target: str, rid: str, ind: str, bios: str) -> bool:
+    if target == "individual":
+        return a.individuals is None or rid in a.individuals
+    if target in ("biosample", "run", "analysis"):
+        if a.biosamples:
+            return bios in a.biosamples
+        return a.individuals is None or ind in a.individuals
+    return True
+
+
+def _variant_count(ctx, loads, genomic, _):
+    return ctx.session.execute(sa.select(sa.func.count()).select_from(V).where(
+        V.load_id.in_(loads), *(genomic or []))).scalar_one()
+
+
+def _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, limit, want_page):
+    conds = [V.load_id.in_(loads), *(genomic or [])]
+    if req.entry_id is not None:
+        chrom, start, ref = parse_variant_id(req.entry_id)
+        conds += [V.chrom == chrom, V.start == start, V.ref == ref]
+    bitmaps = [a.samples for a in anchors if a.samples is not None]
+    fb = filter_constraint(ctx, dataset_id, "g_variant", req.filters)
+    if fb is not None:
+        bitmaps.append(fb)
+    order = (V.chrom, V.start, V.pk)
+    if not bitmaps and req.entry_id is None:
+        count = ctx.session.execute(sa.select(sa.func.count()).select_from(V).where(*conds)
+                                    ).scalar_one()
+        page = []
+        if want_page and count > offset:
+            page = ctx.session.execute(sa.select(V).where(*conds).order_by(*order)
+                                       .offset(offset).limit(limit)).scalars().all()
+        return Matches(count, list(page))
+    need = None
+    for bm in bitmaps:
+        need = bm if need is None else need & bm
+    matched = []
+    q = sa.select(V.pk, V.carriers, V.chrom, V.assembly, V.start, V.ref, V.alt, V.end) \
+        .where(*conds).order_by(*order)
+    for pk, carriers, chrom, asm, start, ref, alt, end in ctx.session.execute(q):
+        if req.entry_id is not None and variant_id(chrom, asm, start, ref, alt, end) \
+                != req.entry_id:
+            continue
+        if need is not None and not BitMap.deserialize(carriers).intersect(need):
+            continue
+        matched.append(pk)
+    page = []
+    if want_page and matched[offset:offset + limit]:
+        pks = matched[offset:offset + limit]
+        rows = {r.pk: r for r in ctx.session.execute(sa.select(V).where(V.pk.in_(pks))).scalars()}
+        page = [rows[pk] for pk in pks]
+    return Matches(len(matched), page)
