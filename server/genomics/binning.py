@@ -64,7 +64,9 @@ class BinIndex:
         for bin_id in reg2bins(start, end, self.min_shift, self.depth):
             for vbeg, vend in ref.bins.get(bin_id, ()):
                 if vend > min_off:
-                    out.append((vbeg, vend))
+                    # Records before min_off end before the region (linear-index
+                    # semantics), so the chunk may start there.
+                    out.append((max(vbeg, min_off), vend))
         return merge_chunks(out)
 
     def _min_offset(self, ref: RefIndex, start: int) -> int:
