@@ -72,6 +72,7 @@ class Settings:
     wes_worker_slots: int = 4  # runs one `genomeport worker` executes at once
     wes_heartbeat_timeout: int = 30  # seconds without a heartbeat before a run is lost
     wes_poll_ms: int = 200  # how often an idle worker looks for queued runs
+    wes_node_callers: tuple = ()  # callers whose runs get the node's own config (beacon-load-vcf)
     drs_max_bulk: int = 100
 
     # ----------------------------------------------------------------- derived

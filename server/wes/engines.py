@@ -149,16 +149,19 @@ class Engine:
         if mode == "none":
             return False
         if mode == "auto":
-            return any(shutil.which(c) for c in CONTAINER_ENGINES)
+            return _container_engine_works()
         return True
 
-    def command(self, workdir: Path, workflow: str, job: Path, params: dict) -> list[str]:
+    def command(self, workdir: Path, workflow: str, job: Path, params: dict,
+                preserve: tuple = ()) -> list[str]:
         raise NotImplementedError
 
     def environment(self, workdir: Path, run_id: str) -> dict[str, str]:
         keep = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "USER", "LOGNAME", "SLURM_CONF")
         env = {k: os.environ[k] for k in keep if k in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        # the node's own tools (``genomeport``) come first
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
         env["TMPDIR"] = str(workdir / "tmp")
         return env
 
@@ -167,6 +170,22 @@ class Engine:
 
     def cancel_cluster_jobs(self, job_ids: list) -> None:
         """Cancel cluster jobs left by a run (nothing to do off a cluster)."""
+
+
+@functools.lru_cache(maxsize=1)
+def _container_engine_works() -> bool:
+    """A container engine whose daemon answers (a bare client binary is not enough)."""
+    for name in CONTAINER_ENGINES:
+        path = shutil.which(name)
+        if not path:
+            continue
+        probe = [path, "info"] if name in ("docker", "podman") else [path, "--version"]
+        try:
+            if subprocess.run(probe, capture_output=True, timeout=10).returncode == 0:
+                return True
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+    return False
 
 
 @functools.lru_cache(maxsize=16)
@@ -272,11 +291,17 @@ class Cwltool(Engine):
         "strict-memory-limit": Param("--strict-memory-limit", _bool, "flag", False),
     }
 
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        return version("cwltool")
+
     def base_command(self) -> list[str]:
         # (``python -m cwltool`` drops the exit status; cwltool.main.run returns it)
         return [sys.executable, "-c", "import sys; from cwltool.main import run; sys.exit(run())"]
 
-    def command(self, workdir: Path, workflow: str, job: Path, params: dict) -> list[str]:
+    def command(self, workdir: Path, workflow: str, job: Path, params: dict,
+                preserve: tuple = ()) -> list[str]:
         cmd = [
             *self.base_command(), "--disable-color", "--outdir", str(workdir / "outputs"),
             "--tmpdir-prefix", str(workdir / "tmp") + "/",
@@ -284,6 +309,8 @@ class Cwltool(Engine):
         ]
         if not self.use_containers():
             cmd.append("--no-container")
+        for name in preserve:
+            cmd += ["--preserve-environment", name]
         cmd += self.param_flags(params)
         cmd += ["--", workflow, str(job)]
         return cmd
@@ -357,7 +384,8 @@ class Toil(Engine):
         found = shutil.which("toil-cwl-runner")
         return [found] if found else []
 
-    def command(self, workdir: Path, workflow: str, job: Path, params: dict) -> list[str]:
+    def command(self, workdir: Path, workflow: str, job: Path, params: dict,
+                preserve: tuple = ()) -> list[str]:
         params = dict(params)
         params.pop("parallel", None)
         params.setdefault("batchSystem", "single_machine")
@@ -374,6 +402,8 @@ class Toil(Engine):
             cmd += ["--batchLogsDir", str(workdir / "tasks"), "--statePollingWait", "1"]
         if not self.use_containers():
             cmd.append("--no-container")
+        for name in preserve:
+            cmd += ["--preserve-environment", name]
         cmd += self.param_flags(params)
         cmd += [workflow, str(job)]
         return cmd

@@ -269,7 +269,8 @@ def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
     try:
         names = inputs.save_attachments(settings, inputs_dir, attachments)
         workflow = inputs.resolve_workflow(settings, workflow_url, inputs_dir, names)
-        job = inputs.check_params(settings, params, inputs_dir, resolve_drs=resolve_drs)
+        job = inputs.check_params(settings, params, inputs_dir,
+                                  resolve_drs=resolve_drs or drs_resolver(settings, db, caller))
         (workdir / "job.json").write_text(json.dumps(job), "utf-8")
         request = {
             "workflow_params": params, "workflow_type": wtype,
@@ -287,6 +288,35 @@ def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     return {"run_id": run_id}
+
+
+def drs_resolver(settings: Settings, db: Database, caller: Caller):
+    """``drs://<this node>/<id>`` -> the registered file's local path, for a
+    caller allowed to read it (401/403/404 otherwise, audited by DRS)."""
+    from urllib.parse import urlsplit
+
+    def resolve(uri: str) -> str:
+        try:
+            from server.drs.service import DrsContext, public_host
+            from server.drs.service import resolve as drs_resolve
+        except ImportError:  # pragma: no cover - DRS not installed
+            raise InvalidInput("drs:// inputs are not available on this node") from None
+        parts = urlsplit(uri)
+        if (parts.hostname or "") != public_host(settings):
+            raise InvalidInput(f"workflow_params: {uri!r} is not an object of this node")
+        obj = drs_resolve(DrsContext(settings, db, caller), parts.path.lstrip("/"),
+                          action="wes-input")
+        if obj.kind == "file":
+            location = obj.file.location
+        elif obj.kind == "index":
+            location = obj.file.index_location
+        else:
+            raise InvalidInput(f"workflow_params: {uri!r} is not a single file")
+        if "://" in location:
+            raise InvalidInput(f"workflow_params: {uri!r} is not on this node's file system")
+        return location
+
+    return resolve
 
 
 def get_run_log(settings: Settings, db: Database, caller: Caller, run_id: str) -> dict:

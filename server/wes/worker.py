@@ -67,7 +67,15 @@ class Execution:
         for sub in ("outputs", "tmp", "tasks"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         job = self.workdir / "job.json"
-        cmd = engine.command(self.workdir, run.workflow, job, run.engine_params or {})
+        env = engine.environment(self.workdir, run.id)
+        preserve: tuple = ()
+        if run.owner in self.settings.wes_node_callers:
+            # trusted callers' tools (beacon-load-vcf) reach this node's database
+            env["GENOMEPORT_DATABASE_URL"] = self.settings.effective_database_url
+            env["GENOMEPORT_VAR_DIR"] = str(Path(self.settings.var_dir).resolve())
+            preserve = ("GENOMEPORT_DATABASE_URL", "GENOMEPORT_VAR_DIR")
+        cmd = engine.command(self.workdir, run.workflow, job, run.engine_params or {},
+                             preserve=preserve)
         if self.canceled():
             store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
             return
@@ -76,7 +84,7 @@ class Execution:
         try:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.workdir, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
-                env=engine.environment(self.workdir, run.id), start_new_session=True,
+                env=env, start_new_session=True,
             )
         finally:
             stdout.close()
