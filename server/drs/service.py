@@ -158,7 +158,7 @@ def _blob(settings: Settings, drs_id: str, *, size: int, sha256: str, md5: str,
         "version": sha256[:16],
         "mime_type": mime,
         "checksums": _checksums(sha256, md5),
-        "access_methods": [{"type": "https", "access_id": ACCESS_ID, "availability": True}],
+        "access_methods": [{"type": "https", "access_id": ACCESS_ID}],
         "description": description,
         "aliases": aliases,
     }
@@ -355,6 +355,7 @@ def service_info(settings: Settings, db: Database) -> dict:
 
     count, total = stats(db)
     info = node_info.api_info(settings, "drs")
+    info.pop("url", None)  # a Service Registry field, not part of a service's own service-info
     info["maxBulkRequestLength"] = settings.drs_max_bulk
     info["drs"] = {"maxBulkRequestLength": settings.drs_max_bulk, "objectCount": count,
                    "totalObjectSize": total}

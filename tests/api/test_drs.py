@@ -90,8 +90,7 @@ class TestGetObject:
         assert obj["size"] == len(raw)
         assert checksum(obj, "sha-256") == sha256(raw)
         assert checksum(obj, "md5") == hashlib.md5(raw).hexdigest()  # noqa: S324
-        assert obj["access_methods"] == [{"type": "https", "access_id": "https",
-                                          "availability": True}]
+        assert obj["access_methods"] == [{"type": "https", "access_id": "https"}]
         assert obj["created_time"].endswith("Z")
 
     def test_index_blob_returns_200(self, client, data):
