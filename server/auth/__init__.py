@@ -59,6 +59,8 @@ def authorize(caller: Caller, access: str, grant_value: str, *, what: str = "dat
         raise PermissionDenied(f"{what} has an unknown access level")
     if caller.level_for(access, grant_value):
         return
+    if caller.authenticated and caller.expires is not None and caller.expires < time.time():
+        raise InvalidAuthentication("the bearer token (or a visa it relies on) has expired")
     if not caller.authenticated:
         raise InvalidAuthentication(f"{what} requires authentication (a bearer token)")
     raise PermissionDenied(f"caller holds no grant for this {what}")

@@ -357,6 +357,8 @@ class Validator:
         if trusted is None:
             raise TokenError("token issuer is not trusted")
         header, claims = verify_jws(token, trusted.keys, now)
+        if claims["iss"] != trusted.issuer:  # pragma: no cover - the signature covers it
+            raise TokenError("token issuer changed under the signature")
         aud = claims.get("aud")
         auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
         if self.audience not in auds:
@@ -370,7 +372,9 @@ class Validator:
             visas = self._userinfo_visas(trusted, token, digest, claims, now)
         if not isinstance(visas, list):
             raise TokenError("ga4gh_passport_v1 is not a list")
-        caller = self.evaluate(claims["iss"], claims["sub"], float(claims["exp"]), visas, now)
+        # the token itself is good until exp + LEEWAY; visas get no leeway
+        caller = self.evaluate(claims["iss"], claims["sub"], float(claims["exp"]) + LEEWAY,
+                               visas, now)
         if caller.expires is not None and caller.expires > now:
             self.callers.put(digest, caller, caller.expires)
         return caller
@@ -413,6 +417,8 @@ class Validator:
     def verify_visa(self, raw: str, now: float) -> Visa:
         header, unverified = peek(raw)
         header, claims = verify_jws(raw, self._visa_keys(header, unverified), now)
+        if claims["iss"] != unverified.get("iss"):  # pragma: no cover - the signature covers it
+            raise TokenError("visa issuer changed under the signature")
         if _number(claims, "exp", True) < now:  # visas: no leeway past exp
             raise TokenError("visa has expired")
         obj = claims.get("ga4gh_visa_v1")
@@ -513,8 +519,22 @@ _validators: dict[str, tuple[Validator, ResourceProtector]] = {}
 _validators_lock = threading.Lock()
 
 
+_by_identity: dict[int, tuple[object, tuple[Validator, ResourceProtector]]] = {}
+
+
 def validator_for(settings) -> tuple[Validator, ResourceProtector]:
     """One validator (and its caches) per distinct access-control configuration."""
+    hit = _by_identity.get(id(settings))
+    if hit is not None and hit[0] is settings:
+        return hit[1]
+    found = _validator_for_config(settings)
+    if len(_by_identity) > 256:
+        _by_identity.clear()
+    _by_identity[id(settings)] = (settings, found)
+    return found
+
+
+def _validator_for_config(settings) -> tuple[Validator, ResourceProtector]:
     key = json.dumps([settings.auth_issuers, settings.audience, settings.visa_jku_allowlist],
                      sort_keys=True, default=str)
     with _validators_lock:
