@@ -24,6 +24,12 @@ from server.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_TYPE_VERSIONS = {"CWL": ("v1.0", "v1.1", "v1.2")}
+# Options of a local CWL runner that WES clients (toil-wes-cwl-runner, cwltest)
+# forward as engine parameters. They concern the client's side (where it puts
+# outputs, how chatty it is) or a choice the node makes itself (containers), so
+# they are accepted and dropped, never passed on.
+CLIENT_SIDE = frozenset({"outdir", "quiet", "debug", "disable-color", "no-container",
+                         "enable-color", "verbose"})
 CONTAINER_ENGINES = ("docker", "podman", "singularity", "apptainer")
 
 
@@ -31,6 +37,8 @@ CONTAINER_ENGINES = ("docker", "podman", "singularity", "apptainer")
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
+    if value is None:
+        return True  # a bare flag sent as {"--parallel": null}
     if isinstance(value, str) and value.lower() in {"", "true", "1", "yes"}:
         return True  # a bare flag ("--parallel": "") means on
     if isinstance(value, str) and value.lower() in {"false", "0", "no"}:
@@ -121,6 +129,8 @@ class Engine:
         clean = {}
         for key, value in raw.items():
             name = str(key).lstrip("-")
+            if name in CLIENT_SIDE:
+                continue  # a CWL runner's own options that WES clients forward; the node decides
             param = self.params.get(name)
             if param is None:
                 raise InvalidInput(

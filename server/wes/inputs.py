@@ -172,10 +172,22 @@ FORBIDDEN_KEYS = ("$import", "$include", "$mixin", "cwl:tool")
 
 
 def check_params(settings: Settings, params: Any, inputs: Path,
-                 resolve_drs: Callable[[str], str] | None = None) -> Any:
-    """Validate and normalise File/Directory locations; returns the job object."""
+                 resolve_drs: Callable[[str], str] | None = None,
+                 attachments: Iterable[str] = ()) -> Any:
+    """Validate and normalise File/Directory locations; returns the job object.
+
+    A client-side absolute path (``file:///home/me/wf/data/x.bam``) whose tail
+    names an attachment (``data/x.bam``) means that attachment, as clients that
+    upload a workflow's files send their own paths."""
     root = inputs.resolve()
     input_roots = [Path(r).resolve() for r in settings.wes_input_roots]
+    attached = sorted(attachments, key=len, reverse=True)
+
+    def attachment_for(path: str) -> str | None:
+        for name in attached:
+            if path == name or path.endswith("/" + name):
+                return str(root.joinpath(*PurePosixPath(name).parts))
+        return None
 
     def location(value: str) -> str:
         if not isinstance(value, str) or "\x00" in value or "\\" in value:
@@ -188,7 +200,13 @@ def check_params(settings: Settings, params: Any, inputs: Path,
         if parts.scheme in ("http", "https"):
             return check_remote_url(settings, value, what="workflow_params")
         if parts.scheme == "file" or value.startswith("/"):
-            path = Path(parts.path if parts.scheme == "file" else value).resolve()
+            from urllib.parse import unquote
+
+            raw = unquote(parts.path) if parts.scheme == "file" else value
+            mapped = attachment_for(raw)
+            if mapped is not None:
+                return mapped
+            path = Path(raw).resolve()
             if not any(path == r or r in path.parents for r in input_roots):
                 raise InvalidInput(
                     f"workflow_params: {value!r} is outside the directories inputs may read")

@@ -270,7 +270,8 @@ def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
         names = inputs.save_attachments(settings, inputs_dir, attachments)
         workflow = inputs.resolve_workflow(settings, workflow_url, inputs_dir, names)
         job = inputs.check_params(settings, params, inputs_dir,
-                                  resolve_drs=resolve_drs or drs_resolver(settings, db, caller))
+                                  resolve_drs=resolve_drs or drs_resolver(settings, db, caller),
+                                  attachments=names)
         (workdir / "job.json").write_text(json.dumps(job), "utf-8")
         request = {
             "workflow_params": params, "workflow_type": wtype,

@@ -104,7 +104,7 @@ class TestRunWorkflow:
         {"workflow_type": None}, {"workflow_type_version": None}, {"workflow_type": "WDL"},
         {"workflow_type_version": "v9.9"}, {"workflow_params": "[1, 2]"},
         {"workflow_params": "not json"}, {"tags": "\"x\""}, {"tags": "[]"},
-        {"workflow_engine": "nextflow"}, {"workflow_engine_parameters": '{"--outdir": "/"}'},
+        {"workflow_engine": "nextflow"}, {"workflow_engine_parameters": '{"--tmpdir-prefix": "/"}'},
         {"workflow_engine_parameters": '{"parallel": "; rm -rf /"}'},
         {"workflow_engine_parameters": "[]"}, {"workflow_url": None},
     ]

@@ -15,7 +15,7 @@ def test_default_engine():
 
 
 @pytest.mark.parametrize("params", [
-    {"--outdir": "/etc"}, {"--no-container": ""}, {"parallel": "maybe"}, {"eval-timeout": "1; rm"},
+    {"--tmpdir-prefix": "/etc"}, {"--user-space-docker-cmd": "x"}, {"parallel": "maybe"}, {"eval-timeout": "1; rm"},
     {"on-error": "explode"}, {"eval-timeout": 10**9}, ["--parallel"],
 ])
 def test_cwltool_params_outside_allowlist_refused(params):
@@ -80,3 +80,8 @@ def test_toil_log_parser():
     assert (ev[0].key, ev[0].exit_code) == ("kind-CWLJob/instance-zz", 127)
     ev = p.feed("CWL step complete: two.cwl.second._:abc")
     assert (ev[0].key, ev[0].name, ev[0].started) == ("two.cwl.second._:abc", "two.cwl.second", True)
+
+
+def test_client_side_runner_options_are_dropped():
+    clean = Cwltool(Settings()).check_params({"--outdir": "/etc", "--quiet": None, "--parallel": None})
+    assert clean == {"parallel": True}

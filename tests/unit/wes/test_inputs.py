@@ -112,3 +112,13 @@ class TestParams:
     def test_import_directives_refused(self, tmp_path):
         with pytest.raises(InvalidInput):
             inputs.check_params(Settings(), {"x": {"$import": "/etc/passwd"}}, tmp_path)
+
+
+def test_client_path_of_an_attachment_maps_into_inputs(tmp_path):
+    job = inputs.check_params(Settings(), {"f": {"class": "File",
+                                                 "location": "file:///home/me/wf/data/x%20y.txt"}},
+                              tmp_path, attachments=["wf.cwl", "data/x y.txt"])
+    assert job["f"]["location"] == str(tmp_path.resolve() / "data" / "x y.txt")
+    with pytest.raises(InvalidInput):  # a path that names no attachment stays refused
+        inputs.check_params(Settings(), {"f": {"class": "File", "location": "file:///etc/passwd"}},
+                            tmp_path, attachments=["wf.cwl"])
