@@ -7,6 +7,8 @@ command -v samtools >/dev/null || need+=(samtools)
 command -v bcftools >/dev/null || need+=(bcftools)
 command -v tabix >/dev/null || need+=(tabix)
 command -v curl >/dev/null || need+=(curl)
+command -v slurmctld >/dev/null || need+=(slurm-wlm)  # WES cluster tests (scripts/start-slurm.sh)
+command -v munged >/dev/null || need+=(munge)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "install-system: need root to install: ${need[*]}" >&2
