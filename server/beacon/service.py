@@ -246,8 +246,13 @@ class RateLimiter:
                 raise TooManyRequests(f"query budget exhausted: at most {per_minute} Beacon "
                                       "queries per minute; retry later")
             q.append(now)
-            if len(self._hits) > 10000:
+            if len(self._hits) > 10000:  # forget callers idle for a minute
                 self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] <= 60}
+
+
+    def reset(self) -> None:
+        with self._lock:
+            self._hits.clear()
 
 
 RATE_LIMITER = RateLimiter()

@@ -1,0 +1,499 @@
+"""Beacon v2 API: answers checked against bcftools on the same VCFs, GET == POST,
+every response validated against the Beacon v2 JSON schemas, privacy tiers
+with real signed tokens, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import pysam
+import pytest
+import sqlalchemy as sa
+
+from server.beacon.genes import load_genes
+from server.beacon.metadata import load_metadata
+from server.beacon.ontology import load_ontology
+from server.beacon.vcf import load_vcf
+from server.db.tables import AuditEvent
+from server.registry import add_dataset, add_files
+from tests.unit.auth.nodes import module_node
+from tests.unit.auth.tokenkit import make_kit
+from tests.unit.beacon.schemas import validate_document, validate_error, validate_response
+
+BASE = "/beacon/v2"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
+KG_VCF = SHARED / "beacon" / "test_1000G_hg38.annotated.vcf.gz"
+SEED = Path(__file__).resolve().parents[2] / "seed_data"
+MINI_HPO = """format-version: 1.2
+
+[Term]
+id: HP:0000001
+name: All
+
+[Term]
+id: HP:0000118
+name: Phenotypic abnormality
+is_a: HP:0000001
+
+[Term]
+id: HP:0000598
+name: Abnormality of the ear
+is_a: HP:0000118
+
+[Term]
+id: HP:0000365
+name: Hearing impairment
+is_a: HP:0000598
+"""
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    return make_kit(tmp_path_factory.mktemp("beacon-kit"))
+
+
+def populate(db, tmp: Path) -> None:
+    add_dataset(db, "kg", access="public", assembly="GRCh38")
+    add_dataset(db, "demo", access="public", assembly="GPDEMO1")
+    add_dataset(db, "ctl", access="controlled", assembly="GPDEMO1", grant_value="urn:ds:ctl")
+    load_vcf(db, KG_VCF, "kg", progress=False)
+    load_metadata(db, sorted((SHARED / "beacon" / "bff").glob("*.json")), "kg", progress=False)
+    for ds in ("demo", "ctl"):
+        load_vcf(db, SEED / "cohort.vcf.gz", ds, progress=False)
+        load_metadata(db, [SEED / f for f in ("individuals.json", "biosamples.json",
+                                              "cohorts.json", "datasets.json")], ds,
+                      progress=False)
+    (tmp / "mini-hp.obo").write_text(MINI_HPO)
+    load_ontology(db, tmp / "mini-hp.obo", progress=False)
+    load_genes(db, SHARED / "annotations" / "hg38_genes.tsv.gz", progress=False)
+    add_files(db, [SEED / "cohort.vcf.gz"], "demo", object_id="demo-cohort", progress=False)
+    add_files(db, [SEED / "DK0001.bam"], "demo", object_id="DK0001", progress=False)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def node(request, tmp_path_factory, kit):
+    tmp = tmp_path_factory.mktemp("beacon-data")
+    yield from module_node(
+        request, tmp_path_factory,
+        lambda s: kit.trusting(s).with_overrides(beacon_rate_per_minute=0, beacon_max_limit=50),
+        lambda db: populate(db, tmp))
+
+
+@pytest.fixture
+def client(node):
+    return node.client
+
+
+# ---------------------------------------------------------------- reference answers
+@lru_cache(maxsize=4)
+def variants_of(path: Path) -> tuple[list[str], list[tuple]]:
+    """bcftools: (samples, [(chrom, start, end, ref, alt, carriers)]) one row per ALT."""
+    samples = pysam.VariantFile(str(path)).header.samples
+    names = list(samples)
+    out = subprocess.run(["bcftools", "query", "-f", "%CHROM\t%POS0\t%END\t%REF\t%ALT[\t%GT]\n",
+                          str(path)], check=True, capture_output=True, text=True).stdout
+    rows = []
+    for line in out.splitlines():
+        chrom, pos0, end, ref, alts, *gts = line.split("\t")
+        split = [g.replace("|", "/").split("/") for g in gts]
+        for i, alt in enumerate(alts.split(",")):
+            a = str(i + 1)
+            carriers = frozenset(names[j] for j, g in enumerate(split) if a in g)
+            rows.append((chrom, int(pos0), int(end), ref, alt, carriers))
+    return names, rows
+
+
+def post_body(params=None, filters=None, granularity="count", **query):
+    q = {"requestParameters": params or {}, "filters": filters or [],
+         "requestedGranularity": granularity, **query}
+    return {"meta": {"apiVersion": "v2.0"}, "query": q}
+
+
+def get_and_post(client, path, params: dict, filters=None, granularity="count", **extra):
+    """The same request by GET and by POST; both answers must agree."""
+    qs = dict(params)
+    for k in ("start", "end"):
+        if isinstance(qs.get(k), list):
+            qs[k] = ",".join(str(x) for x in qs[k])
+    if filters:
+        qs["filters"] = ",".join(f["id"] if isinstance(f, dict) else f for f in filters)
+    qs["requestedGranularity"] = granularity
+    qs.update({k: v for k, v in extra.items() if k in ("skip", "limit", "datasetIds",
+                                                           "includeResultsetResponses")})
+    g = client.get(BASE + path, params=qs)
+    assert g.status_code == 200, g.text
+    pagination = {k: extra[k] for k in ("skip", "limit") if k in extra}
+    rp = dict(params)
+    if "datasetIds" in extra:
+        rp["datasetIds"] = extra["datasetIds"].split(",")
+    body = post_body(rp, filters, granularity,
+                     **({"pagination": pagination} if pagination else {}),
+                     **({"includeResultsetResponses": extra["includeResultsetResponses"]}
+                        if "includeResultsetResponses" in extra else {}))
+    p = client.post(BASE + path, json=body)
+    assert p.status_code == 200, p.text
+    gj, pj = g.json(), p.json()
+    assert gj["responseSummary"] == pj["responseSummary"]
+    assert gj.get("response") == pj.get("response")
+    validate_response(gj, path.strip("/").split("/")[-1] if "/" in path else None)
+    return gj
+
+
+def count(body) -> int:
+    return body["responseSummary"]["numTotalResults"]
+
+
+# ---------------------------------------------------------------- framework
+class TestFramework:
+    @pytest.mark.parametrize("path,schema", [
+        ("/", "beaconInfoResponse"), ("/info", "beaconInfoResponse"),
+        ("/configuration", "beaconConfigurationResponse"), ("/map", "beaconMapResponse"),
+        ("/entry_types", "beaconEntryTypesResponse"),
+        ("/filtering_terms", "beaconFilteringTermsResponse")])
+    def test_framework_documents_valid_returns_200(self, client, path, schema):
+        r = client.get(BASE + path)
+        assert r.status_code == 200
+        validate_document(r.json(), schema)
+
+    def test_service_info_returns_200(self, client):
+        r = client.get(BASE + "/service-info")
+        assert r.status_code == 200 and r.json()["type"]["artifact"] == "beacon"
+
+    def test_every_map_url_answers_returns_200(self, client, node):
+        ids = {"g_variants": None, "individuals": "HG00096", "biosamples": "HG00096",
+               "runs": "SRR00000001", "analyses": "UK1_analysisId_1", "cohorts": None,
+               "datasets": "kg"}
+        first = client.get(BASE + "/g_variants", params={"requestedGranularity": "record",
+                                                         "datasetIds": "kg", "limit": 1})
+        ids["g_variants"] = first.json()["response"]["resultSets"][0]["results"][0][
+            "variantInternalId"]
+        cohorts = client.get(BASE + "/cohorts", params={"requestedGranularity": "record",
+                                                        "datasetIds": "kg"}).json()
+        ids["cohorts"] = cohorts["response"]["resultSets"][0]["results"][0]["id"]
+        endpoint_sets = client.get(BASE + "/map").json()["response"]["endpointSets"]
+        urls = []
+        for entity, ep in endpoint_sets.items():
+            entry = ep["rootUrl"].rsplit("/", 1)[1]
+            urls += [ep["rootUrl"], ep["singleEntryUrl"]]
+            urls += [e["url"] for e in ep.get("endpoints", {}).values()]
+            if "filteringTermsUrl" in ep:
+                urls.append(ep["filteringTermsUrl"])
+            urls = [u.replace("{id}", ids[entry]) for u in urls]
+        for url in urls:
+            assert url.startswith(node.settings.public_url + BASE)
+            r = client.get(url[len(node.settings.public_url):],
+                           params={"datasetIds": "kg"})
+            assert r.status_code == 200, (url, r.text)
+
+    def test_filtering_terms_lists_loaded_terms_returns_200(self, client):
+        terms = client.get(BASE + "/filtering_terms").json()["response"]
+        ids = {t["id"] for t in terms["filteringTerms"]}
+        assert {"NCIT:C20197", "HP:0000365", "ICD10:J40", "age"} <= ids
+        assert any(r["namespacePrefix"] == "HP" for r in terms["resources"])
+
+
+# ---------------------------------------------------------------- variants vs bcftools
+class TestGetGVariants:
+    def test_range_counts_equal_bcftools_returns_200(self, client):
+        _, rows = variants_of(KG_VCF)
+        rng = random.Random(7)
+        lo, hi = min(r[1] for r in rows), max(r[2] for r in rows)
+        for _ in range(12):
+            s = rng.randrange(lo - 1000, hi)
+            e = s + rng.choice([1, 50, 5000, 100000])
+            want = sum(1 for r in rows if r[1] < e and r[2] > s)
+            body = get_and_post(client, "/g_variants", {"referenceName": "chr22", "start": [s],
+                                                        "end": [e]}, datasetIds="kg")
+            assert count(body) == want, (s, e)
+            assert body["responseSummary"]["exists"] == (want > 0)
+
+    def test_allele_queries_equal_bcftools_returns_200(self, client):
+        _, rows = variants_of(KG_VCF)
+        rng = random.Random(11)
+        for chrom, start, end, ref, alt, carriers in rng.sample(rows, 8):
+            answers = []
+            for name in ("chr22", "22", "NC_000022.11", "refseq:NC_000022.11"):
+                body = get_and_post(client, "/g_variants", {
+                    "referenceName": name, "start": [start], "referenceBases": ref,
+                    "alternateBases": alt, "assemblyId": "GRCh38"}, granularity="record",
+                    datasetIds="kg")
+                answers.append(body["response"])
+            assert all(a == answers[0] for a in answers)
+            results = answers[0]["resultSets"][0]["results"]
+            assert len(results) == 1
+            freq = results[0]["frequencyInPopulations"][0]["frequencies"][0]
+            assert freq["alleleCountHomozygous"] + freq["alleleCountHeterozygous"] == len(carriers)
+            ind = get_and_post(client, "/individuals", {
+                "referenceName": "22", "start": [start], "referenceBases": ref,
+                "alternateBases": alt}, datasetIds="kg")
+            bff = {json_id for json_id in _bff_ids()}
+            assert count(ind) == len(carriers & bff)
+
+    def test_bracket_and_length_queries_equal_bcftools_returns_200(self, client):
+        _, rows = variants_of(SEED / "cohort.vcf.gz")
+        body = get_and_post(client, "/g_variants", {"referenceName": "chr1",
+                                                    "start": [1000, 20000], "end": [1000, 40000]},
+                            datasetIds="demo")
+        assert count(body) == sum(1 for r in rows if r[0] == "chr1" and 1000 <= r[1] <= 20000
+                                  and 1000 <= r[2] <= 40000)
+        svs = [r for r in rows if r[4].startswith("<")]
+        body = get_and_post(client, "/g_variants", {"variantType": "DUP"}, datasetIds="demo")
+        assert count(body) == sum(1 for r in svs if r[4] == "<DUP>")
+        body = get_and_post(client, "/g_variants", {"variantType": "SO:0001483"},
+                            datasetIds="demo")
+        trimmed = [_trim(r[3], r[4]) for r in rows if not r[4].startswith("<")]
+        assert count(body) == sum(1 for ref, alt in trimmed if len(ref) == len(alt) == 1)
+        body = get_and_post(client, "/g_variants", {"variantType": "DEL", "variantMinLength": "2",
+                                                    "variantMaxLength": "5"}, datasetIds="demo")
+        want = sum(1 for ref, alt in trimmed if not alt and 2 <= len(ref) <= 5)
+        assert count(body) == want
+
+    def test_gene_query_covers_gene_interval_returns_200(self, client):
+        _, rows = variants_of(KG_VCF)
+        import gzip
+
+        with gzip.open(SHARED / "annotations" / "hg38_genes.tsv.gz", "rt") as fh:
+            genes = [line.split("\t") for line in fh if line.startswith("chr22\t")]
+        hit = next(g for g in genes if any(int(g[1]) < r[2] and int(g[2]) > r[1] for r in rows)
+                   and g[3] and not g[3].startswith("ENSG"))
+        body = get_and_post(client, "/g_variants", {"geneId": hit[3]}, datasetIds="kg")
+        want = sum(1 for r in rows if int(hit[1]) < r[2] and int(hit[2]) > r[1])
+        assert count(body) >= want > 0
+
+    def test_hgvs_short_form_returns_200(self, client):
+        _, rows = variants_of(KG_VCF)
+        chrom, start, end, ref, alt, _ = next(r for r in rows if len(r[3]) == len(r[4]) == 1)
+        for seq in ("NC_000022.11", "chr22"):
+            body = get_and_post(client, "/g_variants", {
+                "genomicAlleleShortForm": f"{seq}:g.{start + 1}{ref}>{alt}"}, datasetIds="kg")
+            assert count(body) == 1
+
+    def test_wrong_assembly_returns_400(self, client):
+        r = client.get(BASE + "/g_variants", params={"referenceName": "22", "start": "100",
+                                                     "end": "200", "assemblyId": "GRCh37",
+                                                     "datasetIds": "kg"})
+        assert r.status_code == 400
+        validate_error(r.json())
+        r = client.get(BASE + "/g_variants", params={"referenceName": "NC_000022.10",
+                                                     "start": "100", "end": "200",
+                                                     "assemblyId": "GRCh38"})
+        assert r.status_code == 400
+
+    @pytest.mark.parametrize("params", [
+        {"referenceName": "22", "start": "100"}, {"start": "5", "end": "10"},
+        {"referenceName": "22", "start": "10", "end": "5"}, {"variantType": "FOO"},
+        {"referenceName": "22", "start": "-1", "end": "5"}, {"requestedGranularity": "all"}])
+    def test_invalid_query_returns_400(self, client, params):
+        r = client.get(BASE + "/g_variants", params=params)
+        assert r.status_code == 400, r.text
+        validate_error(r.json())
+
+    def test_pagination_pages_and_total_returns_200(self, client):
+        params = {"referenceName": "chr22", "start": [10500000], "end": [10600000]}
+        first = get_and_post(client, "/g_variants", params, granularity="record",
+                             datasetIds="kg", limit=7, skip=0)
+        second = get_and_post(client, "/g_variants", params, granularity="record",
+                              datasetIds="kg", limit=7, skip=1)
+        a = [v["variantInternalId"] for v in first["response"]["resultSets"][0]["results"]]
+        b = [v["variantInternalId"] for v in second["response"]["resultSets"][0]["results"]]
+        assert len(a) == len(b) == 7 and not set(a) & set(b)
+        assert count(first) == count(second) > 14
+        capped = get_and_post(client, "/g_variants", params, granularity="record",
+                              datasetIds="kg", limit=5000)
+        assert len(capped["response"]["resultSets"][0]["results"]) == 50
+        assert capped["info"]["pagination"]["limitCappedTo"] == 50
+        assert count(capped) == count(first)
+
+
+def _trim(ref: str, alt: str) -> tuple[str, str]:
+    """The allele change without the bases REF and ALT share at either end."""
+    while ref and alt and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    while ref and alt and ref[0] == alt[0]:
+        ref, alt = ref[1:], alt[1:]
+    return ref, alt
+
+
+def _bff_ids() -> set[str]:
+    return {r["id"] for r in json.loads((SHARED / "beacon" / "bff" / "individuals.json")
+                                        .read_text())}
+
+
+# ---------------------------------------------------------------- filters
+class TestGetIndividuals:
+    def test_phenotype_and_variant_is_intersection_returns_200(self, client):
+        names, rows = variants_of(KG_VCF)
+        inds = json.loads((SHARED / "beacon" / "bff" / "individuals.json").read_text())
+        male = {i["id"] for i in inds if i["sex"]["id"] == "NCIT:C20197"}
+        j40 = {i["id"] for i in inds
+               if any(d["diseaseCode"]["id"] == "ICD10:J40" for d in i.get("diseases", []))}
+        rng = random.Random(3)
+        common = [r for r in rows if len(r[5]) > 100]
+        for chrom, start, end, ref, alt, carriers in rng.sample(common, 4):
+            params = {"referenceName": "22", "start": [start], "alternateBases": alt}
+            body = get_and_post(client, "/individuals", params, filters=["NCIT:C20197"],
+                                datasetIds="kg")
+            assert count(body) == len(carriers & male)
+            body = get_and_post(client, "/individuals", params,
+                                filters=["NCIT:C20197", "ICD10:J40"], datasetIds="kg")
+            assert count(body) == len(carriers & male & j40)
+            body = get_and_post(client, "/g_variants", params, filters=["ICD10:J40"],
+                                datasetIds="kg")
+            assert count(body) == (1 if carriers & j40 else 0)
+
+    def test_descendant_terms_expand_returns_200(self, client):
+        inds = json.loads((SEED / "individuals.json").read_text())
+        hearing = {i["id"] for i in inds if any(
+            f["featureType"]["id"] == "HP:0000365" for f in i.get("phenotypicFeatures", [])
+            if not f.get("excluded"))}
+        assert hearing
+        body = get_and_post(client, "/individuals", {}, filters=["HP:0000118"],
+                            datasetIds="demo")
+        assert count(body) >= len(hearing)
+        no_desc = client.post(BASE + "/individuals", json=post_body(
+            {"datasetIds": ["demo"]}, [{"id": "HP:0000598", "includeDescendantTerms": False}]))
+        assert count(no_desc.json()) == 0
+        with_desc = client.post(BASE + "/individuals", json=post_body(
+            {"datasetIds": ["demo"]}, [{"id": "HP:0000598"}]))
+        assert count(with_desc.json()) == len(hearing)
+
+    def test_alphanumeric_filters_returns_200(self, client):
+        inds = json.loads((SEED / "individuals.json").read_text())
+        males = sum(1 for i in inds if i["sex"]["label"] == "male")
+        for flt, want in ((("sex", "=", "male"), males), (("sex", "!", "male"), len(inds) - males)):
+            body = client.post(BASE + "/individuals", json=post_body(
+                {"datasetIds": ["demo"]}, [{"id": flt[0], "operator": flt[1], "value": flt[2]}]))
+            assert body.status_code == 200 and count(body.json()) == want
+        from server.beacon.metadata import duration_days
+
+        onset = {i["id"] for i in inds for d in i.get("diseases", [])
+                 if duration_days((d.get("ageOfOnset") or {}).get("iso8601duration", "")) and
+                 duration_days(d["ageOfOnset"]["iso8601duration"]) > duration_days("P30Y")}
+        body = client.post(BASE + "/individuals", json=post_body(
+            {"datasetIds": ["demo"]}, [{"id": "ageOfOnset", "operator": ">", "value": "P30Y",
+                                        "scope": "individuals"}]))
+        assert count(body.json()) == len(onset)
+
+    def test_unknown_filter_warns_returns_200(self, client):
+        body = get_and_post(client, "/individuals", {}, filters=["XYZ:123"], datasetIds="demo")
+        assert body["responseSummary"]["exists"] is False
+        assert any("XYZ:123" in w for w in body["info"]["warnings"])
+
+    def test_cross_entry_individual_variants_returns_200(self, client):
+        _, rows = variants_of(KG_VCF)
+        body = get_and_post(client, "/individuals/HG00096/g_variants", {}, datasetIds="kg")
+        assert count(body) == sum(1 for r in rows if "HG00096" in r[5])
+        vid = client.get(BASE + "/g_variants", params={
+            "requestedGranularity": "record", "datasetIds": "kg", "referenceName": "22",
+            "start": str(rows[0][1]), "alternateBases": rows[0][4]}).json()[
+            "response"]["resultSets"][0]["results"][0]["variantInternalId"]
+        body = get_and_post(client, f"/g_variants/{vid}/individuals", {}, datasetIds="kg")
+        assert count(body) == len(rows[0][5] & _bff_ids())
+
+
+# ---------------------------------------------------------------- response shape
+class TestResponses:
+    def test_include_resultset_responses_returns_200(self, client):
+        params = {"referenceName": "chr1", "start": [0], "end": [60000]}
+        all_ = get_and_post(client, "/g_variants", params, includeResultsetResponses="ALL",
+                            datasetIds="kg,demo")
+        assert [rs["id"] for rs in all_["response"]["resultSets"]] == ["kg", "demo"]
+        hit = get_and_post(client, "/g_variants", params, includeResultsetResponses="HIT",
+                           datasetIds="kg,demo")
+        assert [rs["id"] for rs in hit["response"]["resultSets"]] == ["demo"]
+        miss = get_and_post(client, "/g_variants", params, includeResultsetResponses="MISS",
+                            datasetIds="kg,demo")
+        assert [rs["id"] for rs in miss["response"]["resultSets"]] == ["kg"]
+        none = get_and_post(client, "/g_variants", params, includeResultsetResponses="NONE",
+                            datasetIds="kg,demo")
+        assert "response" not in none
+
+    def test_request_summary_echo_and_test_mode_returns_200(self, client):
+        r = client.post(BASE + "/g_variants", json={
+            "meta": {"apiVersion": "v2.0"},
+            "query": {"requestParameters": {"referenceName": "chr1", "start": [10],
+                                            "end": [500]},
+                      "filters": [{"id": "NCIT:C20197"}], "testMode": True,
+                      "pagination": {"skip": 0, "limit": 3}}})
+        meta = r.json()["meta"]
+        assert meta["testMode"] is True
+        summary = meta["receivedRequestSummary"]
+        assert summary["requestParameters"]["g_variant"]["referenceName"] == "chr1"
+        assert summary["filters"] == ["NCIT:C20197"] and summary["pagination"]["limit"] == 3
+        validate_response(r.json())
+
+    def test_handovers_for_datasets_and_analyses_returns_200(self, client, node):
+        body = get_and_post(client, "/datasets", {}, granularity="record", datasetIds="demo")
+        urls = [h["url"] for h in body["response"]["resultSets"][0]["resultsHandovers"]]
+        assert f"{node.settings.public_url}/variants/demo-cohort" in urls
+        assert any(u.startswith("drs://") and u.endswith("/DK0001") for u in urls)
+
+    def test_unknown_record_returns_404(self, client):
+        r = client.get(BASE + "/individuals/NOPE", params={"requestedGranularity": "record",
+                                                           "datasetIds": "kg,demo"})
+        assert r.status_code == 404
+        validate_error(r.json())
+        # with a controlled dataset in scope the answer stays boolean: no 404 that would
+        # tell more than the tier allows
+        r = client.get(BASE + "/individuals/NOPE", params={"requestedGranularity": "record"})
+        assert r.status_code == 200 and r.json()["responseSummary"]["exists"] is False
+
+
+# ---------------------------------------------------------------- privacy tiers
+class TestPrivacy:
+    def test_controlled_dataset_anonymous_gets_boolean_returns_200(self, client):
+        body = get_and_post(client, "/g_variants", {"variantType": "SNP"}, granularity="record",
+                            datasetIds="ctl")
+        assert body["meta"]["returnedGranularity"] == "boolean"
+        assert "numTotalResults" not in body["responseSummary"] and "response" not in body
+
+    def test_controlled_dataset_with_grant_gets_records_returns_200(self, client, kit):
+        token = kit.grant("urn:ds:ctl")
+        r = client.get(BASE + "/g_variants", params={"variantType": "SNP", "datasetIds": "ctl",
+                                                     "requestedGranularity": "record"},
+                       headers={"Authorization": f"Bearer {token}"})
+        body = r.json()
+        assert body["meta"]["returnedGranularity"] == "record"
+        assert body["response"]["resultSets"][0]["results"]
+        validate_response(body, "g_variants")
+
+    def test_mixed_tiers_never_claim_more_returns_200(self, client):
+        body = get_and_post(client, "/individuals", {}, granularity="record",
+                            datasetIds="demo,ctl")
+        assert body["meta"]["returnedGranularity"] == "boolean"
+
+    def test_rejected_token_returns_401(self, client, kit):
+        r = client.get(BASE + "/g_variants", params={"variantType": "SNP"},
+                       headers={"Authorization": "Bearer not-a-token"})
+        assert r.status_code == 401
+        validate_error(r.json())
+
+    def test_queries_are_audited_returns_200(self, client, node):
+        client.get(BASE + "/individuals", params={"filters": "NCIT:C20197",
+                                                  "datasetIds": "kg"})
+        with node.db.session() as s:
+            row = s.execute(sa.select(AuditEvent).where(AuditEvent.api == "beacon")
+                            .order_by(AuditEvent.id.desc()).limit(1)).scalar_one()
+        assert row.query["filters"] == ["NCIT:C20197"]
+        assert row.query["datasets"]["kg"]["tier"] == "record"
+        assert "carriers" not in json.dumps(row.query)
+
+
+def test_rate_limit_returns_429(settings, db):
+    from server.app import create_app
+    from server.beacon.service import RATE_LIMITER
+
+    RATE_LIMITER.reset()
+    app = create_app(settings.with_overrides(beacon_rate_per_minute=2))
+    with app.test_client() as c:
+        codes = [c.get(BASE + "/individuals").status_code for _ in range(4)]
+        assert codes[:2] == [200, 200] and 429 in codes
+        r = c.get(BASE + "/individuals")
+        validate_error(r.json())
+        assert r.json()["error"]["errorCode"] == 429
+    RATE_LIMITER.reset()
+    app.app.extensions["genomeport"].db.dispose()
