@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from server.genomics.binning import RefIndex
 
@@ -69,6 +70,59 @@ def read_bai_like_ref(cur: Cursor) -> RefIndex:
     n_intv = cur.i32()
     ref.linear = cur.u64s(n_intv)
     return ref
+
+
+def skip_bai_like_ref(buf: memoryview, pos: int) -> int:
+    """Offset just past one BAI/TBI reference, without building it."""
+    unpack = _I32.unpack_from
+    n_bin = unpack(buf, pos)[0]
+    pos += 4
+    for _ in range(n_bin):
+        pos += 8 + 16 * unpack(buf, pos + 4)[0]
+    return pos + 4 + 8 * unpack(buf, pos)[0]
+
+
+def skip_csi_ref(buf: memoryview, pos: int) -> int:
+    unpack = _I32.unpack_from
+    n_bin = unpack(buf, pos)[0]
+    pos += 4
+    for _ in range(n_bin):
+        pos += 16 + 16 * unpack(buf, pos + 12)[0]
+    return pos
+
+
+class LazyRefs(Sequence):
+    """References of an index, each parsed the first time it is asked for.
+
+    Opening a WGS-scale index only walks the bin headers to find where each
+    reference starts; a query parses the one reference it needs."""
+
+    def __init__(self, buf: bytes, start: int, n_ref: int, skip, parse):
+        self.buf = memoryview(buf)
+        self.offsets = []
+        pos = start
+        for _ in range(n_ref):
+            self.offsets.append(pos)
+            pos = skip(self.buf, pos)
+        if pos > len(self.buf):
+            raise IndexError_("index truncated")
+        self.end = pos
+        self._parse = parse
+        self._cache: dict[int, RefIndex] = {}
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        ref = self._cache.get(i)
+        if ref is None:
+            ref = self._parse(Cursor(self.buf, self.offsets[i]))
+            self._cache[i] = ref
+        return ref
 
 
 def read_optional_u64(cur: Cursor) -> int | None:

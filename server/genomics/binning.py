@@ -8,6 +8,7 @@ minimum offset, hold every record overlapping the region.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -36,7 +37,7 @@ class BinIndex:
     kind: str  # BAI | CSI | TBI
     min_shift: int
     depth: int
-    refs: list[RefIndex]
+    refs: Sequence[RefIndex]  # parsed on first use
     n_no_coor: int | None = None
     names: list[str] | None = None  # TBI and VCF-CSI carry sequence names
     meta: dict = field(default_factory=dict)

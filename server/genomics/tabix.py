@@ -6,7 +6,8 @@ from pathlib import Path
 
 from server.genomics import bgzf
 from server.genomics._binio import (
-    Cursor, IndexError_, parse_tabix_meta, read_bai_like_ref, read_optional_u64,
+    Cursor, IndexError_, LazyRefs, parse_tabix_meta, read_bai_like_ref, read_optional_u64,
+    skip_bai_like_ref,
 )
 from server.genomics.binning import BinIndex
 
@@ -22,7 +23,8 @@ def parse(raw: bytes) -> BinIndex:
     meta, names = parse_tabix_meta(cur)
     if len(names) != n_ref:
         raise IndexError_("tabix index: name count does not match n_ref")
-    refs = [read_bai_like_ref(cur) for _ in range(n_ref)]
+    refs = LazyRefs(data, cur.pos, n_ref, skip_bai_like_ref, read_bai_like_ref)
+    cur.pos = refs.end
     return BinIndex("TBI", 14, 5, refs, read_optional_u64(cur), names=names, meta=meta)
 
 
