@@ -1,7 +1,8 @@
 """What authorisation costs per request: DRS object lookups, controlled vs public.
 
-Runs one in-process node (SQLite) with the same file registered in a public
-and in a controlled dataset, then alternates, in one run:
+Runs one real node (gunicorn + uvicorn worker, SQLite) with the same file
+registered in a public and in a controlled dataset, then alternates over one
+keep-alive HTTP connection, in one run:
 
 * public  : GET /ga4gh/drs/v1/objects/<public id>      (no token)
 * token   : GET /ga4gh/drs/v1/objects/<controlled id>  (Bearer passport, warm caches)
@@ -40,7 +41,8 @@ def main() -> None:
 
     warnings.simplefilter("ignore", DeprecationWarning)
     logging.disable(logging.WARNING)
-    from server.app import create_app
+    import httpx
+
     from server.auth.issuer import LocalIssuer
     from server.auth.tokens import caller_from_request
     from server.registry import add_dataset, add_files
@@ -52,8 +54,11 @@ def main() -> None:
     settings = Settings(var_dir=str(tmp / "var"), signing_key=uuid.uuid4().hex,
                         auth_issuers=(issuer.settings_entry(),), auth_audience=audience,
                         log_format="text", log_level="WARNING")
-    app = create_app(settings)
-    db = app.app.extensions["genomeport"].db
+    from server.db import Database
+    from tests.conftest import start_server, stop_server
+
+    db = Database(settings.effective_database_url)
+    db.upgrade()
     vcf = TESTDATA / "variants" / "spec-v4.3.vcf.gz"
     add_dataset(db, "pub", access="public")
     add_dataset(db, "ctl", access="controlled")
@@ -66,7 +71,7 @@ def main() -> None:
 
     token = passport()
     n = args.requests
-    # token validation alone
+    # token validation alone (in this process)
     cold = []
     for _ in range(min(n, 100)):
         t = passport()
@@ -80,20 +85,25 @@ def main() -> None:
         caller_from_request(settings, "Bearer " + token)
         warm.append(time.perf_counter() - start)
 
-    # whole requests, interleaved
+    # whole requests, interleaved, against a real server
     public, controlled = [], []
-    with app.test_client() as client:
-        hdr = {"Authorization": f"Bearer {token}"}
-        for _ in range(20):  # warm up both paths
-            assert client.get("/ga4gh/drs/v1/objects/pubobj.vcf.gz").status_code == 200
-            assert client.get("/ga4gh/drs/v1/objects/ctlobj.vcf.gz", headers=hdr).status_code == 200
-        for _ in range(n):
-            start = time.perf_counter()
-            client.get("/ga4gh/drs/v1/objects/pubobj.vcf.gz")
-            public.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            client.get("/ga4gh/drs/v1/objects/ctlobj.vcf.gz", headers=hdr)
-            controlled.append(time.perf_counter() - start)
+    server = start_server(settings, workers=1)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            hdr = {"Authorization": f"Bearer {token}"}
+            for _ in range(20):  # warm up both paths (and the worker's token cache)
+                assert client.get("/ga4gh/drs/v1/objects/pubobj.vcf.gz").status_code == 200
+                assert client.get("/ga4gh/drs/v1/objects/ctlobj.vcf.gz",
+                                  headers=hdr).status_code == 200
+            for _ in range(n):
+                start = time.perf_counter()
+                client.get("/ga4gh/drs/v1/objects/pubobj.vcf.gz")
+                public.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                client.get("/ga4gh/drs/v1/objects/ctlobj.vcf.gz", headers=hdr)
+                controlled.append(time.perf_counter() - start)
+    finally:
+        stop_server(server)
 
     ms = lambda xs: statistics.median(xs) * 1000  # noqa: E731
     print(f"requests per variant: {n}")
