@@ -144,6 +144,8 @@ class TestWes:
         assert client.get(f"/ga4gh/wes/v1/runs/{run_id}/status", headers=bob).status_code == 404
         listed = client.get("/ga4gh/wes/v1/runs", headers=bob).json()
         assert run_id not in [r["run_id"] for r in listed["runs"]]
+        assert client.post(f"/ga4gh/wes/v1/runs/{run_id}/cancel", headers=bob).status_code == 404
+        assert client.post(f"/ga4gh/wes/v1/runs/{run_id}/cancel", headers=alice).status_code == 200
 
 
 class TestBeacon:
@@ -192,8 +194,36 @@ class TestWesDrsInputs:
                                            b"steps: []\n")})
 
     def test_with_grant_is_accepted(self, client, kit):
-        resp = self.submit(client, kit.grant(GRANT))
+        token = kit.grant(GRANT)
+        resp = self.submit(client, token)
         assert resp.status_code == 200, resp.text
+        run_id = resp.json()["run_id"]
+        assert client.post(f"/ga4gh/wes/v1/runs/{run_id}/cancel",
+                           headers=headers(token)).status_code == 200
+
+    def test_with_grant_the_run_reads_the_controlled_file(self, client, kit, node, testdata):
+        from server.wes.worker import Worker
+
+        token = kit.grant(GRANT)
+        params = {"reads": {"class": "File", "location": "drs://127.0.0.1/ctlvars.vcf.gz"}}
+        tool = (b"cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: [wc, -c]\n"
+                b"inputs:\n  reads:\n    type: File\n    inputBinding: {position: 1}\n"
+                b"stdout: count.txt\noutputs:\n  out:\n    type: stdout\n")
+        resp = client.post("/ga4gh/wes/v1/runs", headers=headers(token), data={
+            "workflow_type": "CWL", "workflow_type_version": "v1.2",
+            "workflow_url": "wc.cwl", "workflow_params": json.dumps(params)},
+            files={"workflow_attachment": ("wc.cwl", tool)})
+        assert resp.status_code == 200, resp.text
+        run_id = resp.json()["run_id"]
+        for _ in range(8):  # earlier tests of this module queued runs too; oldest go first
+            Worker(node.settings, node.db).run_forever(max_runs=1)
+            log = client.get(f"/ga4gh/wes/v1/runs/{run_id}", headers=headers(token)).json()
+            if log["state"] not in ("QUEUED", "INITIALIZING", "RUNNING"):
+                break
+        assert log["state"] == "COMPLETE", log["run_log"]
+        url = log["outputs"]["out"]["location"].removeprefix(node.settings.public_url)
+        size = (testdata / "variants/sample1-bcbio-cancer.vcf.gz").stat().st_size
+        assert int(client.get(url).text.split()[0]) == size
 
     def test_without_grant_is_refused_403(self, client, kit):
         resp = self.submit(client, kit.grant("urn:ds:other"))
