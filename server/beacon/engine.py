@@ -89,7 +89,15 @@ class Context:
     session: object
     warnings: list[str] = field(default_factory=list)
     generation: int = 0
+    loads: list = field(default_factory=list)  # done journal rows
     _records: dict = field(default_factory=dict)
+
+    def vcf_loads(self, dataset_ids) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {d: [] for d in dataset_ids}
+        for r in self.loads:
+            if r.kind == "vcf" and r.dataset_id in out:
+                out[r.dataset_id].append(r.id)
+        return out
 
     def warn(self, text: str) -> None:
         if text not in self.warnings:
@@ -97,8 +105,12 @@ class Context:
 
 
 def new_context(session) -> Context:
-    gen = session.execute(sa.select(sa.func.max(BeaconLoad.id))).scalar() or 0
-    return Context(session=session, generation=gen)
+    """One query of the (small) load journal serves the whole request."""
+    rows = session.execute(sa.select(BeaconLoad.id, BeaconLoad.dataset_id, BeaconLoad.kind,
+                                     BeaconLoad.assembly, BeaconLoad.max_span)
+                           .where(BeaconLoad.status == "done")).all()
+    gen = max((r.id for r in rows), default=0)
+    return Context(session=session, generation=gen, loads=rows)
 
 
 def sample_map(ctx: Context, dataset_id: str) -> SampleMap:
@@ -156,9 +168,8 @@ def _like(column, bases: str):
 
 
 def assemblies_in(ctx: Context, dataset_ids) -> set[str]:
-    return set(ctx.session.execute(sa.select(BeaconLoad.assembly).distinct().where(
-        BeaconLoad.kind == "vcf", BeaconLoad.status == "done",
-        BeaconLoad.dataset_id.in_(list(dataset_ids)))).scalars())
+    ids = set(dataset_ids)
+    return {r.assembly for r in ctx.loads if r.kind == "vcf" and r.dataset_id in ids}
 
 
 def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> tuple[list, int]:
@@ -243,9 +254,9 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> tuple[l
 
 
 def max_span(ctx: Context, dataset_ids) -> int:
-    return ctx.session.execute(sa.select(sa.func.max(BeaconLoad.max_span)).where(
-        BeaconLoad.kind == "vcf", BeaconLoad.status == "done",
-        BeaconLoad.dataset_id.in_(list(dataset_ids)))).scalar() or 0
+    ids = set(dataset_ids)
+    return max((r.max_span or 0 for r in ctx.loads if r.kind == "vcf" and r.dataset_id in ids),
+               default=0)
 
 
 def _gene_condition(ctx: Context, gene: str, asm: str | None):

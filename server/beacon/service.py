@@ -259,8 +259,10 @@ RATE_LIMITER = RateLimiter()
 
 
 # ------------------------------------------------------------------ datasets
-def _datasets(session, req: BeaconRequest, ctx: engine.Context) -> list[Dataset]:
-    rows = session.execute(sa.select(Dataset).order_by(Dataset.id)).scalars().all()
+def _datasets(session, req: BeaconRequest, ctx: engine.Context) -> list:
+    rows = session.execute(sa.select(Dataset.id, Dataset.name, Dataset.description,
+                                     Dataset.assembly, Dataset.access, Dataset.grant_value)
+                           .order_by(Dataset.id)).all()
     by_id = {d.id: d for d in rows}
     if req.entry_type == "datasets" and req.entry_id:
         if req.entry_id not in by_id:
@@ -277,18 +279,8 @@ def _datasets(session, req: BeaconRequest, ctx: engine.Context) -> list[Dataset]
         return [by_id[d] for d in req.dataset_ids if d in by_id]
     if req.entry_type == "datasets":
         return rows
-    with_data = set(session.execute(sa.select(BeaconLoad.dataset_id).distinct().where(
-        BeaconLoad.status == "done", BeaconLoad.kind.in_(("vcf", "metadata")))).scalars())
+    with_data = {r.dataset_id for r in ctx.loads if r.kind in ("vcf", "metadata")}
     return [d for d in rows if d.id in with_data]
-
-
-def _loads(session, dataset_ids) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {d: [] for d in dataset_ids}
-    for d, i in session.execute(sa.select(BeaconLoad.dataset_id, BeaconLoad.id).where(
-            BeaconLoad.kind == "vcf", BeaconLoad.status == "done",
-            BeaconLoad.dataset_id.in_(list(dataset_ids)))):
-        out[d].append(i)
-    return out
 
 
 def adjust(count: int, settings: Settings, exact: bool) -> int:
@@ -366,7 +358,7 @@ def _variant_docs(session, settings: Settings, rows: list, dataset_id: str) -> l
     return docs
 
 
-def _dataset_doc(session, ds: Dataset) -> dict:
+def _dataset_doc(session, ds) -> dict:
     bff = session.execute(sa.select(BeaconRecord.document).where(
         BeaconRecord.dataset_id == ds.id, BeaconRecord.entry_type == "dataset")
         .order_by(BeaconRecord.id).limit(1)).scalar()
@@ -429,7 +421,7 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tu
     returned = min(ORDER[req.granularity], granted)
     returned_name = next(k for k, v in ORDER.items() if v == returned)
     engine.check_filters(ctx, req.filters)
-    loads = _loads(session, [d.id for d in datasets])
+    loads = ctx.vcf_loads([d.id for d in datasets])
     genomic = None
     if req.genomic or req.entry_type == "g_variants":
         genomic, _ = engine.genomic_conditions(ctx, req, [d.id for d in datasets]) \
