@@ -1,0 +1,361 @@
+"""htsget side by side in one run: tickets, the data plane, and slices.
+
+Starts a real node (gunicorn + one uvicorn worker, SQLite) on generated data and
+measures, on the same machine in the same run:
+
+* warm ticket latency p50/p99 against a trivial endpoint of the same server
+  (GET /service-info, also answered through Connexion);
+* cold ticket latency on a WGS-scale BAI (25 references x 250 Mbp, every
+  16 kbp window populated) against the warm latency on the same index;
+* data-plane throughput for one large Range (default 512 MiB) against reading
+  the same bytes straight from disk (os.pread), and against a Flask route in a
+  Connexion app (send_file with Range) serving the same bytes;
+* streaming a 1 Mbp region of a 30x BAM with pysam through htsget against
+  pysam on the local file.
+
+Only the ratios are meaningful; absolute numbers depend on the machine.
+
+    python bench/htsget.py [--range-mb 512] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+READ_LEN = 10_000
+CONTIG_LEN = 200_000_000
+
+
+def make_bam(path: Path, target_bytes: int) -> int:
+    """A coordinate-sorted BAM of long reads, BGZF level 0, about ``target_bytes``."""
+    import pysam
+
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "chr1", "LN": CONTIG_LEN}]}
+    rng = random.Random(7)
+    bases = "".join(rng.choice("ACGT") for _ in range(READ_LEN * 2))
+    qual = pysam.qualitystring_to_array("".join(chr(33 + rng.randrange(10, 40)) for _ in range(READ_LEN)))
+    per_record = READ_LEN // 2 + READ_LEN + 60
+    n = max(1000, target_bytes // per_record)
+    step = (CONTIG_LEN - READ_LEN) // n
+    with pysam.AlignmentFile(str(path), "wb0", header=header) as out:
+        for i in range(n):
+            rec = pysam.AlignedSegment(out.header)
+            rec.query_name = f"r{i}"
+            rec.reference_id = 0
+            rec.reference_start = i * step
+            rec.mapping_quality = 60
+            rec.cigarstring = f"{READ_LEN}M"
+            off = i % READ_LEN
+            rec.query_sequence = bases[off:off + READ_LEN]
+            rec.query_qualities = qual
+            out.write(rec)
+    pysam.index(str(path))
+    return n
+
+
+def make_dense_bam(path: Path, span: int = 2_500_000, depth: int = 30, read_len: int = 150) -> int:
+    """30x coverage of 150 bp reads over ``span`` bp: a WGS-like density."""
+    import pysam
+
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "chr1", "LN": span + 100_000}]}
+    rng = random.Random(11)
+    bases = "".join(rng.choice("ACGT") for _ in range(4096))
+    qual = pysam.qualitystring_to_array("".join(chr(33 + rng.randrange(20, 40)) for _ in range(read_len)))
+    n = span * depth // read_len
+    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
+        for i in range(n):
+            rec = pysam.AlignedSegment(out.header)
+            rec.query_name = f"d{i}"
+            rec.flag = 0
+            rec.reference_id = 0
+            rec.reference_start = i * read_len // depth
+            rec.mapping_quality = 60
+            rec.cigarstring = f"{read_len}M"
+            off = (i * 37) % (4096 - read_len)
+            rec.query_sequence = bases[off:off + read_len]
+            rec.query_qualities = qual
+            out.write(rec)
+    pysam.index(str(path))
+    return n
+
+
+def make_wgs_bai(bam: Path) -> int:
+    """A header-only BAM with 25 x 250 Mbp references and a synthetic WGS-scale BAI.
+
+    Every 16 kbp window has a leaf bin with two chunks and a linear-index entry,
+    like a 30x genome; all virtual offsets are block-aligned."""
+    import pysam
+
+    refs = [{"SN": f"chr{i}", "LN": 250_000_000} for i in range(1, 26)]
+    with pysam.AlignmentFile(str(bam), "wb", header={"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": refs}):
+        pass
+    out = [b"BAI\1", struct.pack("<i", len(refs))]
+    offset = 1 << 20
+    for _ in refs:
+        windows = 250_000_000 >> 14
+        bins = []
+        linear = []
+        for w in range(windows):
+            beg = offset << 16
+            offset += 40_000
+            mid = offset << 16
+            offset += 40_000
+            bins.append(struct.pack("<Ii4Q", 4681 + w, 2, beg, mid, mid, offset << 16))
+            linear.append(beg)
+        out.append(struct.pack("<i", len(bins)))
+        out.extend(bins)
+        out.append(struct.pack("<i", len(linear)))
+        out.append(struct.pack(f"<{len(linear)}Q", *linear))
+    out.append(struct.pack("<Q", 0))
+    data = b"".join(out)
+    Path(str(bam) + ".bai").write_bytes(data)
+    return len(data)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited:\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server not ready:\n{log.read_text()[-2000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def timed_get(client, url: str, n: int, **kw) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        resp = client.get(url, **kw)
+        out.append(time.perf_counter() - t)
+        assert resp.status_code == 200, resp.text
+    return out
+
+
+def curl_rate(url: str, start: int, length: int) -> float:
+    """Bytes per second for one ranged download with curl (a lean client)."""
+    t = time.perf_counter()
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", "-H",
+                          f"Range: bytes={start}-{start + length - 1}", url],
+                         capture_output=True, text=True, timeout=600, check=True)
+    elapsed = time.perf_counter() - t
+    assert int(out.stdout) == length, out.stdout
+    return length / elapsed
+
+
+def disk_rate(path: Path, start: int, length: int) -> float:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        t = time.perf_counter()
+        pos, end = start, start + length
+        while pos < end:
+            pos += len(os.pread(fd, min(1 << 20, end - pos), pos))
+        return length / (time.perf_counter() - t)
+    finally:
+        os.close(fd)
+
+
+FLASK_APP = '''
+import os
+import connexion
+import flask
+
+cx = connexion.FlaskApp(__name__)
+
+
+@cx.app.route("/file")
+def whole_file():
+    return flask.send_file(os.environ["BENCH_FILE"], conditional=True)
+'''
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--range-mb", type=int, default=512, help="size of the data-plane range")
+    parser.add_argument("--requests", type=int, default=300, help="ticket requests per measurement")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = parser.parse_args()
+
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.disable(logging.WARNING)
+    import httpx
+    import pysam
+
+    from server.db import Database
+    from server.genomics import slices
+    from server.registry import add_dataset, add_files
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-htsget-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        length = args.range_mb << 20
+        print(f"generating data in {tmp} ...", flush=True)
+        bam = tmp / "bench.bam"
+        n_reads = make_bam(bam, length + (64 << 20))
+        dense = tmp / "dense.bam"
+        n_dense = make_dense_bam(dense)
+        wgs = tmp / "wgs.bam"
+        bai_size = make_wgs_bai(wgs)
+        size = bam.stat().st_size
+        print(f"  bench.bam: {size / 2**20:.0f} MiB, {n_reads} reads of {READ_LEN} bp; dense.bam: "
+              f"{n_dense} reads of 150 bp (30x over 2.5 Mbp); "
+              f"WGS-scale BAI: {bai_size / 2**20:.1f} MiB", flush=True)
+
+        # Cold parse of the WGS-scale index in-process.
+        t = time.perf_counter()
+        cut = slices.open_indexed(wgs, "BAM", str(wgs) + ".bai")
+        cut.body([slices.Region("chr7", 100_000_000, 101_000_000)])
+        parse_cold = time.perf_counter() - t
+
+        var = tmp / "var"
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+        env.update(GENOMEPORT_VAR_DIR=str(var), GENOMEPORT_PORT=str(port), GENOMEPORT_PUBLIC_URL=base,
+                   GENOMEPORT_WORKERS="1", GENOMEPORT_LOG_LEVEL="WARNING", GENOMEPORT_LOG_FORMAT="text",
+                   GENOMEPORT_HTSGET_BLOCK_SIZE=str(1 << 30))
+        var.mkdir()
+        db = Database(f"sqlite:///{var / 'genomeport.db'}")
+        db.upgrade()
+        add_dataset(db, "bench", access="public")
+        add_files(db, [bam], "bench", object_id="bench", progress=False)
+        add_files(db, [wgs], "bench", object_id="wgs", progress=False)
+        add_files(db, [dense], "bench", object_id="dense", progress=False)
+        db.dispose()
+
+        log = tmp / "node.log"
+        node = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--workers", "1"], env=env,
+                                cwd=REPO, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        procs.append(node)
+        wait_ready(base + "/health/ready", node, log)
+
+        flask_port = free_port()
+        (tmp / "bench_flask_app.py").write_text(FLASK_APP)
+        flask_log = tmp / "flask.log"
+        flask = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-k", "uvicorn_worker.UvicornWorker", "-w", "1",
+             "-b", f"127.0.0.1:{flask_port}", "bench_flask_app:cx"],
+            env={**env, "BENCH_FILE": str(bam), "PYTHONPATH": str(tmp)}, cwd=tmp,
+            stdout=open(flask_log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(flask)
+        wait_ready(f"http://127.0.0.1:{flask_port}/file", flask, flask_log)
+
+        with httpx.Client(timeout=60) as client:
+            # Cold vs warm ticket on the WGS-scale index (the worker has never opened it).
+            wgs_url = f"{base}/reads/wgs"
+            t = time.perf_counter()
+            assert client.get(wgs_url, params={"referenceName": "chr7", "start": 1, "end": 2}).status_code == 200
+            cold = time.perf_counter() - t
+            wgs_warm = timed_get(client, wgs_url, max(20, args.requests // 5),
+                                 params={"referenceName": "chr9", "start": 5_000_000, "end": 5_100_000})
+
+            # Warm tickets on the bench BAM vs a trivial endpoint, interleaved.
+            timed_get(client, f"{base}/reads/bench", 5, params={"referenceName": "chr1", "start": 1, "end": 2})
+            rng = random.Random(1)
+            tickets, trivial = [], []
+            for _ in range(args.requests):
+                start = rng.randrange(CONTIG_LEN - 100_000)
+                tickets += timed_get(client, f"{base}/reads/bench", 1,
+                                     params={"referenceName": "chr1", "start": start, "end": start + 10_000})
+                trivial += timed_get(client, f"{base}/service-info", 1)
+
+            # Data plane: a signed URL for the whole BAM from a ticket.
+            tk = client.get(f"{base}/reads/bench").json()
+            data_url = next(u["url"] for u in tk["htsget"]["urls"] if u["url"].startswith("http"))
+
+        start = 1 << 20
+        disk, plane, via_flask = [], [], []
+        disk_rate(bam, start, length)  # warm the page cache
+        for _ in range(3):
+            disk.append(disk_rate(bam, start, length))
+            plane.append(curl_rate(data_url, start, length))
+            via_flask.append(curl_rate(f"http://127.0.0.1:{flask_port}/file", start, length))
+
+        # 1 Mbp region: pysam through htsget vs pysam on the local file.
+        region = ("chr1", 1_000_000, 2_000_000)
+        slice_url = f"{base}/reads/dense?referenceName={region[0]}&start={region[1]}&end={region[2]}"
+        local_t, remote_t = [], []
+        for _ in range(3):
+            t = time.perf_counter()
+            with pysam.AlignmentFile(str(dense)) as fh:
+                n_local = sum(1 for _ in fh.fetch(*region))
+            local_t.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            with pysam.AlignmentFile(slice_url) as fh:
+                n_remote = sum(1 for _ in fh.fetch(until_eof=True))
+            remote_t.append(time.perf_counter() - t)
+
+        ms = 1000
+        mib = 2 ** 20
+        print()
+        print("htsget benchmark (one run, same machine; ratios are what matter)")
+        print(f"  warm ticket        p50 {statistics.median(tickets) * ms:7.2f} ms  "
+              f"p99 {percentile(tickets, 0.99) * ms:7.2f} ms   ({args.requests} random 10 kbp regions)")
+        print(f"  trivial endpoint   p50 {statistics.median(trivial) * ms:7.2f} ms  "
+              f"p99 {percentile(trivial, 0.99) * ms:7.2f} ms   (GET /service-info)")
+        print(f"  ticket / trivial   p50 x{statistics.median(tickets) / statistics.median(trivial):.2f}")
+        print(f"  WGS-scale BAI ({bai_size / mib:.1f} MiB): cold ticket {cold * ms:.0f} ms "
+              f"(in-process parse {parse_cold * ms:.0f} ms), warm p50 {statistics.median(wgs_warm) * ms:.2f} ms")
+        print(f"  data plane {args.range_mb} MiB range: {statistics.median(plane) / mib:8.0f} MiB/s")
+        print(f"  disk (os.pread)    : {statistics.median(disk) / mib:8.0f} MiB/s")
+        print(f"  Flask route        : {statistics.median(via_flask) / mib:8.0f} MiB/s")
+        print(f"  data plane / disk   x{statistics.median(plane) / statistics.median(disk):.2f}")
+        print(f"  data plane / Flask  x{statistics.median(plane) / statistics.median(via_flask):.2f}")
+        print(f"  1 Mbp slice with pysam: htsget {statistics.median(remote_t) * ms:.0f} ms ({n_remote} reads) "
+              f"vs local {statistics.median(local_t) * ms:.0f} ms ({n_local} reads): "
+              f"x{statistics.median(remote_t) / statistics.median(local_t):.2f}")
+    finally:
+        for proc in procs:
+            stop(proc)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
