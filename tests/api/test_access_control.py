@@ -233,3 +233,23 @@ class TestWesDrsInputs:
     def test_bad_token_is_refused_401(self, client, cases):
         token, _ = cases["same kid forged key"]
         assert self.submit(client, token).status_code == 401
+
+
+class TestAuditTrail:
+    """Runs after the classes above on the same node: their decisions are all on record."""
+
+    def test_every_api_recorded_denials_and_grants_without_tokens(self, node):
+        import sqlalchemy as sa
+
+        from server.db.tables import AuditEvent
+
+        with node.db.session() as session:
+            rows = session.scalars(sa.select(AuditEvent)).all()
+        seen = {(r.api, r.outcome) for r in rows}
+        for api in ("htsget", "drs", "wes"):
+            assert (api, "denied") in seen and (api, "granted") in seen, (api, seen)
+        for r in rows:
+            text = json.dumps([r.caller, r.object_id, r.dataset_id, r.query], default=str)
+            assert "eyJ" not in text and "sig=" not in text, text
+        assert any(r.caller.endswith("|alice") and r.dataset_id == "ctl"
+                   and r.outcome == "granted" for r in rows)
