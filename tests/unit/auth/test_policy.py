@@ -75,3 +75,9 @@ def test_require_authenticated_refuses(caller):
 
 def test_require_authenticated_accepts_valid_caller():
     require_authenticated(PLAIN)
+
+
+def test_expired_caller_gets_401_not_403():
+    with pytest.raises(InvalidAuthentication):
+        authorize_dataset(EXPIRED, ds("ctl", "controlled", "g-ctrl"))
+    authorize_dataset(EXPIRED, ds("pub", "public"))  # public data stays public
