@@ -19,6 +19,7 @@ from struct import error as struct_error
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from server.genomics import bai, bgzf, cram, crai, csi, headers, tabix
 from server.genomics.binning import BinIndex
@@ -164,25 +165,47 @@ def _guess_index_format(index_path: str) -> str:
     raise SliceError(f"unrecognised index {os.path.basename(index_path)}")
 
 
+def open_with(key: tuple, factory: Callable[[], "IndexedFile"]) -> "IndexedFile":
+    """The cached ``IndexedFile`` for ``key``, made by ``factory`` on a miss (remote storage)."""
+    cached = _FILES.get(key)
+    if cached is None:
+        cached = factory()
+        STATS["loads"] += 1
+        _FILES.put(key, cached)
+    return cached
+
+
 class IndexedFile:
-    def __init__(self, path: str, fmt: str, index_path: str, index_format: str, size: int):
+    """A file and its parsed index. ``opener`` (default: the local file) returns a
+    seekable binary file; ``index_raw`` (default: read ``index_path``) the index bytes;
+    ``names`` the CRAM reference names when they cannot be read locally."""
+
+    def __init__(self, path: str, fmt: str, index_path: str, index_format: str, size: int, *,
+                 opener: Callable[[], BinaryIO] | None = None, index_raw: bytes | None = None,
+                 names: list[str] | None = None):
         if fmt not in FORMATS:
             raise SliceError(f"unsupported format {fmt}")
         self.path, self.format, self.index_path, self.size = path, fmt, index_path, size
+        self._opener = opener or (lambda: open(self.path, "rb"))
+        self._index_raw = index_raw
+        self._names = names
+        if not index_format and index_raw is not None:
+            raise SliceError("the index format is required for an index given as bytes")
         self.index_format = index_format or _guess_index_format(index_path)
         if self.index_format not in INDEX_FORMATS[fmt]:
             raise SliceError(f"a {self.index_format} index does not fit a {fmt} file")
         self.index: BinIndex | None = None
         self.crai: list[crai.CraiEntry] = []
         try:
-            with open(path, "rb") as fh:
+            with self._opener() as fh:
                 self._load(fh)
         except (ValueError, struct_error, IndexError) as exc:
             raise SliceError(f"cannot read {os.path.basename(path)} or its index: {exc}") from None
 
     # ----------------------------------------------------------------- loading
     def _load(self, fh) -> None:
-        raw = Path(self.index_path).read_bytes()
+        raw = self._index_raw if self._index_raw is not None else Path(self.index_path).read_bytes()
+        self._index_raw = None
         if self.format == "CRAM":
             self.major, self.header_end = cram.header_end(fh)
             self.eof = cram.eof_container(self.major)
@@ -192,7 +215,7 @@ class IndexedFile:
                 off: min(cram.container_end(fh, off, self.major), self.data_end)
                 for off in {e.container for e in self.crai}
             }
-            self.names = _cram_names(self.path)
+            self.names = self._names if self._names is not None else _cram_names(self.path)
             self.declared = set(self.names)
             return
         self.eof = bgzf.EOF_BLOCK
@@ -255,7 +278,7 @@ class IndexedFile:
 
     def _bgzf_pieces(self, chunks: list[tuple[int, int]]) -> list[Piece]:
         pieces: list[Piece] = []
-        with open(self.path, "rb") as fh:
+        with self._opener() as fh:
             for vbeg, vend in chunks:
                 cb, ub = bgzf.split_voffset(vbeg)
                 ce, ue = bgzf.split_voffset(vend)

@@ -233,7 +233,8 @@ def _files(db: Database, object_id: str) -> list:
     from server.db.tables import DataFile, Dataset
 
     stmt = (sa.select(DataFile.pk, DataFile.format, DataFile.location, DataFile.index_location,
-                      DataFile.index_format, DataFile.dataset_id, Dataset.access, Dataset.grant_value)
+                      DataFile.index_format, DataFile.size, DataFile.mtime_ns, DataFile.dataset_id,
+                      Dataset.access, Dataset.grant_value)
             .join(Dataset, Dataset.id == DataFile.dataset_id)
             .where(DataFile.object_id == object_id)
             .order_by(DataFile.format))
@@ -274,7 +275,9 @@ def _build(settings: Settings, request: TicketRequest, datafile) -> dict:
         from server.storage import s3
 
         cut = s3.open_indexed(settings, datafile)
+        data_url = lambda: s3.presign(settings, datafile.location)  # noqa: E731
     else:
+        data_url = lambda: sign_url(settings, "file", str(datafile.pk))  # noqa: E731
         try:
             cut = slices.open_indexed(Path(datafile.location), datafile.format,
                                       Path(datafile.index_location), datafile.index_format)
@@ -306,7 +309,7 @@ def _build(settings: Settings, request: TicketRequest, datafile) -> dict:
                              "class": cls})
                 continue
             if url is None:
-                url = getattr(cut, "presigned_url", None) or sign_url(settings, "file", str(datafile.pk))
+                url = data_url()
             assert isinstance(piece, ByteRange)
             for start in range(piece.start, piece.end, block):
                 end = min(piece.end, start + block)
