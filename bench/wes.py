@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""WES benchmark: what the node adds on top of the workflow engine.
+
+Prints, in one run on this machine (ratios and differences side by side, never
+asserted anywhere):
+
+1. submit -> COMPLETE of a trivial two-step CWL workflow
+   a. cwltool run directly (the engine's own time),
+   b. through this node (gunicorn + one `genomeport worker`, SQLite),
+   c. through the wes-service reference server (same cwltool),
+   interleaved, as medians of --repeat runs, and the overhead over cwltool;
+2. --concurrent (default 20) submissions at once through the node: all must
+   complete, none lost; wall time and runs per minute.
+
+Usage: .venv/bin/python bench/wes.py [--repeat 5] [--concurrent 20]
+(the wes-service column needs scripts/client-venvs.sh wes-service).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.unit.wes.conftest import TWO_STEP  # noqa: E402
+
+DONE = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
+PARAMS = {"msg": "hello"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, path: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            if httpx.get(url + path, timeout=15).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def submit(client: httpx.Client, base: str, msg: str = "hello") -> str:
+    resp = client.post(f"{base}/runs", data={
+        "workflow_type": "CWL", "workflow_type_version": "v1.2", "workflow_url": "two.cwl",
+        "workflow_params": json.dumps({"msg": msg})},
+        files=[("workflow_attachment", ("two.cwl", io.BytesIO(TWO_STEP.encode())))])
+    resp.raise_for_status()
+    return resp.json()["run_id"]
+
+
+def wait(client: httpx.Client, base: str, run_id: str, timeout: float = 600) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = client.get(f"{base}/runs/{run_id}/status").json()["state"]
+        except httpx.TransportError:  # a busy dev server may drop a poll; poll again
+            time.sleep(0.1)
+            continue
+        if state in DONE:
+            return state
+        time.sleep(0.05)
+    return "TIMEOUT"
+
+
+def through(client: httpx.Client, base: str) -> float:
+    start = time.perf_counter()
+    state = wait(client, base, submit(client, base))
+    if state != "COMPLETE":
+        raise RuntimeError(f"run ended {state}")
+    return time.perf_counter() - start
+
+
+def direct(work: Path) -> float:
+    wf, job = work / "two.cwl", work / "job.json"
+    wf.write_text(TWO_STEP)
+    job.write_text(json.dumps(PARAMS))
+    out = Path(tempfile.mkdtemp(dir=work))
+    start = time.perf_counter()
+    subprocess.run([str(REPO / ".venv" / "bin" / "cwltool"), "--quiet", "--no-container",
+                    "--outdir", str(out), str(wf), str(job)], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def node(work: Path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+    env.update(GENOMEPORT_VAR_DIR=str(work / "var"), GENOMEPORT_PUBLIC_URL=url,
+               GENOMEPORT_PORT=str(port), GENOMEPORT_WORKERS="2", GENOMEPORT_LOG_LEVEL="WARNING",
+               GENOMEPORT_WES_POLL_MS="50", GENOMEPORT_WES_WORKER_SLOTS="4",
+               GENOMEPORT_WES_CONTAINER="none")
+    log = open(work / "node.log", "wb")
+    api = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=REPO, env=env,
+                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_ready(url, api, "/health/ready")
+    worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], cwd=REPO, env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return url + "/ga4gh/wes/v1", [api, worker]
+
+
+def reference(work: Path):
+    server = REPO / "var" / "venvs" / "wes-service" / "bin" / "wes-server"
+    if not server.exists():
+        return None, []
+    port = free_port()
+    cwd = work / "wes-service"
+    cwd.mkdir()
+    proc = subprocess.Popen(
+        [str(server), f"--port={port}", "--opt", f"runner={REPO / '.venv' / 'bin' / 'cwltool'}",
+         "--opt", "extra=--no-container"], cwd=cwd, stdout=open(work / "ref.log", "wb"),
+        stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc, "/ga4gh/wes/v1/service-info")
+    return url + "/ga4gh/wes/v1", [proc]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--concurrent", type=int, default=20)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="wes-bench-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        base, started = node(work)
+        procs += started
+        ref_base, started = reference(work)
+        procs += started
+        times: dict[str, list[float]] = {"direct": [], "node": [], "ref": []}
+        with httpx.Client(timeout=60) as client:
+            direct(work), through(client, base)  # warm-up
+            if ref_base:
+                through(client, ref_base)
+            for _ in range(args.repeat):  # interleaved, so all three share the machine's load
+                times["direct"].append(direct(work))
+                times["node"].append(through(client, base))
+                if ref_base:
+                    times["ref"].append(through(client, ref_base))
+            t_direct = statistics.median(times["direct"])
+            t_node = statistics.median(times["node"])
+            t_ref = statistics.median(times["ref"]) if ref_base else None
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(args.concurrent) as pool:
+                ids = list(pool.map(lambda i: submit(client, base, f"m{i}"), range(args.concurrent)))
+                states = list(pool.map(lambda rid: wait(client, base, rid), ids))
+            t_conc = time.perf_counter() - start
+        complete = states.count("COMPLETE")
+        lost = args.concurrent - len(set(ids))
+        print(f"trivial two-step workflow, median of {args.repeat} (submit -> COMPLETE):")
+        print(f"  cwltool directly        {t_direct:6.2f} s   1.00x")
+        print(f"  through this node       {t_node:6.2f} s   {t_node / t_direct:.2f}x   "
+              f"(overhead {t_node - t_direct:+.2f} s per run)")
+        if t_ref is not None:
+            print(f"  wes-service reference   {t_ref:6.2f} s   {t_ref / t_direct:.2f}x   "
+                  f"(overhead {t_ref - t_direct:+.2f} s per run)")
+        else:
+            print("  wes-service reference   (not installed: scripts/client-venvs.sh wes-service)")
+        print(f"{args.concurrent} concurrent submissions: {complete} COMPLETE, "
+              f"{args.concurrent - complete} not, {lost} lost; {t_conc:.1f} s wall, "
+              f"{60 * complete / t_conc:.1f} runs/min (one worker, 4 slots, 2 cores)")
+        return 0 if complete == args.concurrent and lost == 0 else 1
+    finally:
+        for p in procs:
+            stop(p)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
