@@ -241,3 +241,20 @@ def test_bgzf_round_trip():
     raw = bgzf.compress(payload) + bgzf.EOF_BLOCK
     assert bgzf.decompress(raw) == payload
     assert bgzf.compress_block(b"") == bgzf.EOF_BLOCK
+
+
+def test_bam_with_csi_index(tmp_path):
+    src = TESTDATA / "reads" / "HG00100.chr17slice.bam"
+    path = tmp_path / "csi.bam"
+    shutil.copy(src, path)
+    pysam.index("-c", str(path))
+    cut = slices.open_indexed(path, "BAM", str(path) + ".csi")
+    assert cut.index_format == "CSI"
+    for regions in ([Region("17", 1000, 2000)], [Region("17", 0, 1)], [Region("17", 4199, 4200)], None):
+        _check(tmp_path, path, "BAM", str(path) + ".csi", regions)
+
+
+def test_index_that_does_not_fit_the_format_is_refused(tmp_path):
+    path = TESTDATA / "variants" / "spec-v4.3.vcf.gz"
+    with pytest.raises(slices.SliceError):
+        slices.open_indexed(TESTDATA / "reads" / "HG00100.chr17slice.bam", "BAM", str(path) + ".tbi")
