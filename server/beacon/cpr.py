@@ -37,6 +37,14 @@ def looks_like_cpr(value: str) -> bool:
     return bool(m and _valid_date(m.group(1), m.group(2), m.group(3)))
 
 
+_TEN_DIGITS = re.compile(r"(?<!\d)\d{10}(?!\d)")
+
+
+def text_may_contain(text: str) -> bool:
+    """A fast whole-file pre-check: False means no value in it can look like a CPR."""
+    return bool(_DASHED.search(text) or _TEN_DIGITS.search(text))
+
+
 def find_in_document(doc, path: str = "") -> str | None:
     """The JSON path of the first CPR-like string in ``doc`` (keys included)."""
     if isinstance(doc, dict):

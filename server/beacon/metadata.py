@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from server.beacon import journal
-from server.beacon.cpr import find_in_document, looks_like_cpr
+from server.beacon.cpr import find_in_document, looks_like_cpr, text_may_contain
 from server.beacon.journal import LoadError, LoadResult
+from server.beacon.vcf import bulk_insert
 from server.beacon.tables import BeaconLoad, BeaconRecord, BeaconRecordTerm, BeaconRecordValue
 from server.db.tables import Dataset
 from server.errors import NotFound
@@ -186,7 +187,8 @@ def index_record(entry_type: str, doc: dict):
 
 
 # ------------------------------------------------------------------ loading
-def _read_records(p: Path, entry_type: str | None) -> list[tuple[str, dict]]:
+def _read_records(p: Path, entry_type: str | None) -> tuple[list[tuple[str, dict]], bool]:
+    """The records of a file, and whether any text in it could look like a CPR number."""
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -197,7 +199,7 @@ def _read_records(p: Path, entry_type: str | None) -> list[tuple[str, dict]]:
         raise LoadError(p, f"line {exc.lineno}, column {exc.colno}", exc.msg) from None
     if isinstance(data, dict) and ("phenopacket" in data or "phenotypicFeatures" in data
                                    or "subject" in data):
-        return phenopacket_records(data)
+        return phenopacket_records(data), text_may_contain(text)
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -208,10 +210,10 @@ def _read_records(p: Path, entry_type: str | None) -> list[tuple[str, dict]]:
         raise LoadError(p, "file name", "cannot tell the entry type from the name; pass "
                                         "--entry-type (individuals, biosamples, runs, analyses, "
                                         "cohorts, datasets)")
-    return [(entry_type, rec) for rec in data]
+    return [(entry_type, rec) for rec in data], text_may_contain(text)
 
 
-def _check(p: Path, i: int, entry_type: str, rec) -> None:
+def _check(p: Path, i: int, entry_type: str, rec, suspicious: bool = True) -> None:
     where = f"record {i + 1}"
     if not isinstance(rec, dict):
         raise LoadError(p, where, "a record must be a JSON object")
@@ -223,7 +225,7 @@ def _check(p: Path, i: int, entry_type: str, rec) -> None:
     for key in ("id", "individualId", "biosampleId", "runId"):
         if isinstance(rec.get(key), str) and looks_like_cpr(rec[key]):
             raise LoadError(p, where, f"{key} {rec[key]!r} looks like a CPR number; refused")
-    path = find_in_document(rec)
+    path = find_in_document(rec) if suspicious else None
     if path:
         raise LoadError(p, where, f"value at {path} looks like a CPR number; refused")
 
@@ -243,11 +245,11 @@ def load_metadata(db, paths, dataset_id: str, *, entry_type: str | None = None,
     for path in tqdm(list(paths), desc="load-metadata", unit=" file", disable=not progress):
         p = journal.check_file(path)
         sha = journal.file_sha256(p)
-        records = _read_records(p, entry_type)
+        records, suspicious = _read_records(p, entry_type)
         rows, terms, values = [], [], []
         seen: set[tuple[str, str]] = set()
         for i, (etype, rec) in enumerate(records):
-            _check(p, i, etype, rec)
+            _check(p, i, etype, rec, suspicious)
             if (etype, rec["id"]) in seen:
                 raise LoadError(p, f"record {i + 1}", f"duplicate {etype} id {rec['id']!r}")
             seen.add((etype, rec["id"]))
@@ -290,9 +292,9 @@ def load_metadata(db, paths, dataset_id: str, *, entry_type: str | None = None,
             if rows:
                 s.execute(BeaconRecord.__table__.insert(), rows)
             if terms:
-                s.execute(BeaconRecordTerm.__table__.insert(), terms)
+                bulk_insert(s, BeaconRecordTerm.__table__, terms)
             if values:
-                s.execute(BeaconRecordValue.__table__.insert(), values)
+                bulk_insert(s, BeaconRecordValue.__table__, values)
             for o in journal.earlier_loads(s, row):
                 o.status = "superseded"
             row.status = "done"

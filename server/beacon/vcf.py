@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from itertools import accumulate, repeat
-from operator import add, sub
+from itertools import accumulate, count
+from operator import add
 from pathlib import Path
 
 import pysam
@@ -243,7 +243,9 @@ def _positions(text: str, ch: str):
     segments = text.split(ch)
     if len(segments) == 1:
         return ()
-    return map(sub, accumulate(map(add, map(len, segments[:-1]), repeat(1))), repeat(1))
+    segments.pop()
+    # the k-th occurrence sits after k earlier segments and k earlier separators
+    return map(add, accumulate(map(len, segments)), count())
 
 
 def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where) -> int:
@@ -269,6 +271,20 @@ def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where)
         het[a] = len(union) - hom[a]
         carriers[a] = union if idx is None else BitMap(idx[i] for i in union)
     return an
+
+
+def bulk_insert(session, table, rows: list[dict]) -> None:
+    """Insert many rows: COPY on PostgreSQL, executemany elsewhere."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        session.execute(table.insert(), rows)
+        return
+    cols = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in cols)
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in cols])
 
 
 PK_RECORD_SHIFT = 8
@@ -367,9 +383,9 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
         nonlocal variants, annotations
         with db.session() as s:
             if variants:
-                s.execute(BeaconVariant.__table__.insert(), variants)
+                bulk_insert(s, BeaconVariant.__table__, variants)
             if annotations:
-                s.execute(BeaconAnnotation.__table__.insert(), annotations)
+                bulk_insert(s, BeaconAnnotation.__table__, annotations)
             row = s.get(BeaconLoad, load_id)
             row.checkpoint = upto
             row.max_span = max(row.max_span or 0, max_span)

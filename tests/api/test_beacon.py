@@ -51,6 +51,21 @@ is_a: HP:0000598
 """
 
 
+ANN_FORMAT = ("Allele | Annotation | Annotation_Impact | Gene_Name | Gene_ID | Feature_Type | "
+              "Feature_ID | Transcript_BioType | Rank | HGVS.c | HGVS.p | cDNA.pos / cDNA.length | "
+              "CDS.pos / CDS.length | AA.pos / AA.length | Distance | ERRORS / WARNINGS / INFO")
+ANNOTATED_VCF = (
+    "##fileformat=VCFv4.2\n##reference=GRCh38\n##contig=<ID=chr7,length=159345973>\n"
+    f'##INFO=<ID=ANN,Number=.,Type=String,Description="Functional annotations: \'{ANN_FORMAT}\' ">\n'
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tP1\tP2\tP3\n"
+    "chr7\t140753336\trs113488022\tA\tT\t.\tPASS\tANN=T|missense_variant|MODERATE|BRAF|"
+    "ENSG00000157764|transcript|ENST00000646891.2|protein_coding|15/18|c.1799T>A|p.Val600Glu|"
+    "1967/6459|1799/2301|600/766||\tGT\t0/1\t0/0\t1/1\n"
+    "chr7\t140753400\t.\tG\tC\t.\tPASS\tANN=C|synonymous_variant|LOW|BRAF|ENSG00000157764|"
+    "transcript|ENST00000646891.2|protein_coding|15/18|c.1735C>G|p.Leu579Leu|||||\tGT\t0/0\t0/1\t0/0\n")
+
+
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory):
     return make_kit(tmp_path_factory.mktemp("beacon-kit"))
@@ -67,6 +82,9 @@ def populate(db, tmp: Path) -> None:
         load_metadata(db, [SEED / f for f in ("individuals.json", "biosamples.json",
                                               "cohorts.json", "datasets.json")], ds,
                       progress=False)
+    add_dataset(db, "ann", access="public", assembly="GRCh38")
+    (tmp / "braf.vcf").write_text(ANNOTATED_VCF)
+    load_vcf(db, tmp / "braf.vcf", "ann", progress=False)
     (tmp / "mini-hp.obo").write_text(MINI_HPO)
     load_ontology(db, tmp / "mini-hp.obo", progress=False)
     load_genes(db, SHARED / "annotations" / "hg38_genes.tsv.gz", progress=False)
@@ -272,6 +290,29 @@ class TestGetGVariants:
                 "genomicAlleleShortForm": f"{seq}:g.{start + 1}{ref}>{alt}"}, datasetIds="kg")
             assert count(body) == 1
 
+    def test_annotation_queries_returns_200(self, client):
+        for params in ({"aminoacidChange": "V600E", "geneId": "BRAF"},
+                       {"aminoacidChange": "p.Val600Glu"},
+                       {"genomicAlleleShortForm": "NC_000007.14:g.140753336A>T"},
+                       {"genomicAlleleShortForm": "ENST00000646891.2:c.1799T>A"}):
+            body = get_and_post(client, "/g_variants", params, granularity="record",
+                                datasetIds="ann")
+            assert count(body) == 1, params
+            record = body["response"]["resultSets"][0]["results"][0]
+            assert record["molecularAttributes"]["aminoacidChanges"] == ["V600E"]
+            assert record["molecularAttributes"]["geneIds"] == ["BRAF"]
+            freq = record["frequencyInPopulations"][0]["frequencies"][0]
+            assert (freq["alleleCount"], freq["alleleNumber"], freq["alleleCountHomozygous"]) \
+                == (3, 6, 1)
+        body = get_and_post(client, "/g_variants", {"geneId": "BRAF"}, datasetIds="ann")
+        assert count(body) == 2
+        body = get_and_post(client, "/individuals", {"aminoacidChange": "V600E"},
+                            datasetIds="ann")
+        assert count(body) == 0  # carriers P1 and P3 have no individual records here
+        body = get_and_post(client, "/g_variants", {"aminoacidChange": "V600K"},
+                            datasetIds="ann")
+        assert count(body) == 0
+
     def test_wrong_assembly_returns_400(self, client):
         r = client.get(BASE + "/g_variants", params={"referenceName": "22", "start": "100",
                                                      "end": "200", "assemblyId": "GRCh37",
@@ -460,6 +501,26 @@ class TestPrivacy:
         assert body["meta"]["returnedGranularity"] == "record"
         assert body["response"]["resultSets"][0]["results"]
         validate_response(body, "g_variants")
+
+    def test_count_tier_counts_are_rounded_returns_200(self, client, kit, node):
+        token = kit.registered()
+        headers = {"Authorization": f"Bearer {token}"}
+        r = client.get(BASE + "/g_variants", params={"variantType": "SNP", "datasetIds": "ctl",
+                                                     "requestedGranularity": "record"},
+                       headers=headers)
+        body = r.json()
+        validate_response(body)
+        assert body["meta"]["returnedGranularity"] == "count"
+        n = body["responseSummary"]["numTotalResults"]
+        assert n % node.settings.beacon_count_rounding == 0 and n > 0
+        assert body["responseSummary"]["countPrecision"] == "rounded"
+        exact = client.get(BASE + "/g_variants", params={
+            "variantType": "SNP", "datasetIds": "demo", "requestedGranularity": "count"}).json()
+        assert abs(count(exact) - n) <= node.settings.beacon_count_rounding / 2
+        again = client.get(BASE + "/g_variants", params={
+            "variantType": "SNP", "datasetIds": "ctl", "requestedGranularity": "record"},
+            headers=headers).json()
+        assert again["responseSummary"] == body["responseSummary"]
 
     def test_mixed_tiers_never_claim_more_returns_200(self, client):
         body = get_and_post(client, "/individuals", {}, granularity="record",
