@@ -81,7 +81,7 @@ class SampleMap:
         return out
 
 
-_SAMPLE_CACHE: dict[tuple[str, int], SampleMap] = {}
+_SAMPLE_CACHE: dict[tuple[str, str, int], SampleMap] = {}
 
 
 @dataclass
@@ -114,7 +114,7 @@ def new_context(session) -> Context:
 
 
 def sample_map(ctx: Context, dataset_id: str) -> SampleMap:
-    key = (dataset_id, ctx.generation)
+    key = (str(ctx.session.get_bind().url), dataset_id, ctx.generation)
     cached = _SAMPLE_CACHE.get(key)
     if cached is not None:
         return cached
@@ -172,7 +172,7 @@ def assemblies_in(ctx: Context, dataset_ids) -> set[str]:
     return {r.assembly for r in ctx.loads if r.kind == "vcf" and r.dataset_id in ids}
 
 
-def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> tuple[list, int]:
+def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> list:
     """SQL conditions on ``beacon_variants`` for the genomic parameters (shared by
     every dataset; the caller adds the dataset's loads)."""
     p = req.params
@@ -250,7 +250,7 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> tuple[l
                      "VEP CSQ), so nothing can match")
     if "genomicAlleleShortForm" in p:
         conds.append(_hgvs_condition(ctx, p["genomicAlleleShortForm"]))
-    return conds, 0
+    return conds
 
 
 def max_span(ctx: Context, dataset_ids) -> int:
@@ -488,7 +488,7 @@ def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int]
         if req.entry_id and req.entry_id != dataset_id:
             ids = []
         if req.genomic:
-            ids = ids if _variant_count(ctx, loads, genomic, None) else []
+            ids = ids if _variant_count(ctx, loads, genomic) else []
         return Matches(len(ids), ids[offset:offset + limit] if want_page else [])
     if req.genomic:
         carriers = BitMap()
@@ -520,7 +520,7 @@ def _passes(a: Anchor, target: str, rid: str, ind: str, bios: str) -> bool:
     return True
 
 
-def _variant_count(ctx, loads, genomic, _):
+def _variant_count(ctx, loads, genomic) -> int:
     return ctx.session.execute(sa.select(sa.func.count()).select_from(V).where(
         V.load_id.in_(loads), *(genomic or []))).scalar_one()
 

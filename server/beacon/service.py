@@ -422,10 +422,8 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tu
     returned_name = next(k for k, v in ORDER.items() if v == returned)
     engine.check_filters(ctx, req.filters)
     loads = ctx.vcf_loads([d.id for d in datasets])
-    genomic = None
-    if req.genomic or req.entry_type == "g_variants":
-        genomic, _ = engine.genomic_conditions(ctx, req, [d.id for d in datasets]) \
-            if req.genomic else ([], 0)
+    genomic = engine.genomic_conditions(ctx, req, [d.id for d in datasets]) \
+        if req.genomic else []
     results, total, any_adjusted = [], 0, False
     for d in datasets:
         exact = tiers[d.id] == "record"
