@@ -62,10 +62,13 @@ def save_attachments(settings: Settings, inputs: Path,
     for rel, (_, stream) in zip(names, files):
         budget = settings.wes_max_attachment_bytes
         target = root.joinpath(*rel.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not str(target.parent.resolve()).startswith(str(root)):
-            raise InvalidInput(f"workflow_attachment: {rel} escapes the run directory")
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not str(target.parent.resolve()).startswith(str(root)):
+                raise InvalidInput(f"workflow_attachment: {rel} escapes the run directory")
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+        except OSError:  # "a" and "a/b" both attached, and the like
+            raise InvalidInput(f"workflow_attachment: {rel} clashes with another attachment") from None
         with os.fdopen(fd, "wb") as out:
             while True:
                 block = stream.read(CHUNK)

@@ -100,7 +100,9 @@ def task_log(settings: Settings, run: WesRun, task: WesTask) -> dict:
 
 
 def _outputs(settings: Settings, run: WesRun, value: Any) -> Any:
-    """Replace output file locations by signed URLs served by the node."""
+    """Output file locations become signed URLs served by the node; ``path``
+    stays the file on the node's (cluster-shared) file system, for clients that
+    run beside it (cwltest, toil-wes-cwl-runner on the cluster)."""
     outdir = str(Path(run.workdir) / "outputs")
     if isinstance(value, dict):
         out = {k: _outputs(settings, run, v) for k, v in value.items()}
@@ -114,7 +116,9 @@ def _outputs(settings: Settings, run: WesRun, value: Any) -> Any:
                 else:
                     out["location"] = rel
                 out["basename"] = value.get("basename") or rel.rsplit("/", 1)[-1]
-            out.pop("path", None)
+                out["path"] = local
+            else:
+                out.pop("path", None)
         return out
     if isinstance(value, list):
         return [_outputs(settings, run, v) for v in value]

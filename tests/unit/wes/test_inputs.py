@@ -122,3 +122,8 @@ def test_client_path_of_an_attachment_maps_into_inputs(tmp_path):
     with pytest.raises(InvalidInput):  # a path that names no attachment stays refused
         inputs.check_params(Settings(), {"f": {"class": "File", "location": "file:///etc/passwd"}},
                             tmp_path, attachments=["wf.cwl"])
+
+
+def test_file_and_directory_of_the_same_name_clash(tmp_path):
+    with pytest.raises(InvalidInput):
+        inputs.save_attachments(Settings(), tmp_path, [("a", io.BytesIO(b"")), ("a/b", io.BytesIO(b""))])
