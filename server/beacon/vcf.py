@@ -238,19 +238,25 @@ def _bcf_lines(vf):
 _NOT_ALLELE = {n: str.maketrans("", "", "0123456789"[: n + 1] + ".") for n in range(1, 10)}
 
 
-def _positions(text: str, ch: str):
-    """Indexes of ``ch`` in ``text``, computed with C-level iterators only."""
-    segments = text.split(ch)
+def _positions(mask: bytes):
+    """Indexes of the 1-bytes of a 0/1 byte mask, with C-level iterators only."""
+    segments = mask.split(b"\x01")
     if len(segments) == 1:
         return ()
     segments.pop()
-    # the k-th occurrence sits after k earlier segments and k earlier separators
+    # the k-th 1 sits after k earlier segments and k earlier 1-bytes
     return map(add, accumulate(map(len, segments)), count())
+
+
+# bytes.translate tables: allele character -> 1, anything else -> 0
+_ONE_ALLELE = {a: bytes(1 if c == ord(str(a)) else 0 for c in range(256)) for a in range(1, 10)}
 
 
 def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where) -> int:
     """Counts for the common case: every genotype is ``a|b`` or ``a/b`` with
-    one-character alleles, so allele k of sample i sits at ``4*i + 2*k``."""
+    one-character alleles, so allele k of sample i sits at ``4*i + 2*k``. Per
+    ALT allele, each haplotype becomes a 0/1 byte mask read as a big integer:
+    carriers are ``first | second``, homozygotes ``first & second``."""
     first, second = gts[0::4], gts[2::4]
     seps = gts[1::4]
     if seps.count("|") + seps.count("/") != nsamples:
@@ -259,15 +265,17 @@ def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where)
     if (first + second).translate(_NOT_ALLELE[n_alt]):
         raise LoadError(p, where, f"a genotype names an allele beyond the {n_alt} ALT alleles "
                                   "or is not a number")
+    fb, sb = first.encode("ascii"), second.encode("ascii")
     for a in range(1, n_alt + 1):
         ch = str(a)
-        b1 = BitMap(_positions(first, ch))
-        b2 = BitMap(_positions(second, ch))
-        if not b1 and not b2:
+        c1, c2 = first.count(ch), second.count(ch)
+        if not c1 and not c2:
             continue
-        union = b1 | b2
-        ac[a] = len(b1) + len(b2)
-        hom[a] = len(b1 & b2)
+        m1 = int.from_bytes(fb.translate(_ONE_ALLELE[a]), "big")
+        m2 = int.from_bytes(sb.translate(_ONE_ALLELE[a]), "big")
+        union = BitMap(_positions((m1 | m2).to_bytes(nsamples, "big")))
+        ac[a] = c1 + c2
+        hom[a] = (m1 & m2).to_bytes(nsamples, "big").count(1)
         het[a] = len(union) - hom[a]
         carriers[a] = union if idx is None else BitMap(idx[i] for i in union)
     return an
