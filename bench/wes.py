@@ -126,7 +126,11 @@ def node(work: Path):
     log = open(work / "node.log", "wb")
     api = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=REPO, env=env,
                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_ready(url, api, "/health/ready")
+    try:
+        wait_ready(url, api, "/health/ready")
+    except BaseException:
+        stop(api)
+        raise
     worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], cwd=REPO, env=env,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return url + "/ga4gh/wes/v1", [api, worker]
@@ -144,11 +148,21 @@ def reference(work: Path):
          "--opt", "extra=--no-container"], cwd=cwd, stdout=open(work / "ref.log", "wb"),
         stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url, proc, "/ga4gh/wes/v1/service-info")
+    try:
+        wait_ready(url, proc, "/ga4gh/wes/v1/service-info")
+    except BaseException:
+        stop(proc)
+        raise
     return url + "/ga4gh/wes/v1", [proc]
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM unwinds through ``finally`` so the servers started here stop too."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def main() -> int:
+    exit_on_sigterm()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--concurrent", type=int, default=20)

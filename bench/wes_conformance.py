@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.wes import node, reference, stop  # noqa: E402
+from bench.wes import exit_on_sigterm, node, reference, stop  # noqa: E402
 
 TOIL = REPO / "var" / "venvs" / "toil" / "bin"
 
@@ -49,6 +49,7 @@ def cwltest(tests: Path, endpoint: str, count: int, jobs: int, log: Path) -> tup
 
 
 def main() -> int:
+    exit_on_sigterm()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("tests", type=Path, help="checkout of common-workflow-language/cwl-v1.2")
     ap.add_argument("--count", type=int, default=40)

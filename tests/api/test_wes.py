@@ -281,3 +281,31 @@ class TestAnonymousDevelopmentNode:
             resp = submit(c, {})
             assert resp.status_code == 200
             assert len(c.get(f"{BASE}/runs").json()["runs"]) == 1
+
+
+class TestDrsInputs:
+    def test_drs_input_of_a_readable_object_returns_200(self, client, kit, settings, db):
+        from server import registry
+
+        seed = Path(__file__).resolve().parents[2] / "seed_data"
+        registry.add_dataset(db, "wes-ctl", access="controlled", name="c", assembly="GPDEMO1")
+        registry.add_files(db, [seed / "DK0001.bam"], "wes-ctl", object_id="DK0001", progress=False)
+        params = json.dumps({"msg": "x", "bam": {"class": "File",
+                                                 "location": "drs://127.0.0.1/DK0001.bam"}})
+        granted = {"Authorization": f"Bearer {kit.grant('wes-ctl', sub='carol')}"}
+        resp = submit(client, granted, workflow_params=params)
+        assert resp.status_code == 200, resp.text
+        job = json.loads((settings.effective_wes_work_dir / resp.json()["run_id"] / "job.json").read_text())
+        assert job["bam"]["location"] == str(seed / "DK0001.bam")
+
+    def test_drs_input_without_grant_creates_no_run(self, client, alice, settings, db):
+        from server import registry
+
+        seed = Path(__file__).resolve().parents[2] / "seed_data"
+        registry.add_dataset(db, "wes-ctl", access="controlled", name="c", assembly="GPDEMO1")
+        registry.add_files(db, [seed / "DK0001.bam"], "wes-ctl", object_id="DK0001", progress=False)
+        for loc, status in (("drs://127.0.0.1/DK0001.bam", 403), ("drs://127.0.0.1/nope.bam", 404),
+                            ("drs://elsewhere.org/DK0001.bam", 400)):
+            params = json.dumps({"bam": {"class": "File", "location": loc}})
+            assert_error(submit(client, alice, workflow_params=params), status)
+        assert run_count(client, alice) == 0 and workdirs(settings) == []
