@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from struct import error as struct_error
+from struct import unpack_from as struct_unpack_from
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,7 @@ class _LRU:
 
 
 _FILES = _LRU(256)
-_BOUNDARIES = _LRU(4096)
+_BOUNDARIES = _LRU(2048)
 STATS = {"loads": 0}
 
 
@@ -258,6 +259,9 @@ class IndexedFile:
             chunks = []
             for region in regions:
                 chunks.extend(self._bgzf_chunks(region, data_end))
+            if all(r.reference_name == UNPLACED for r in regions):
+                # the unplaced reads follow the last placed one mid-block: cut exactly
+                return self._bgzf_pieces(_merge_near(chunks), widen=False)
         return self._bgzf_pieces(_merge_near(chunks))
 
     def _bgzf_chunks(self, region: Region, data_end: int) -> list[tuple[int, int]]:
@@ -276,42 +280,78 @@ class IndexedFile:
         return [(max(a, self.header_end), min(b, data_end))
                 for a, b in self.index.chunks(ref_id, start, end) if min(b, data_end) > a]
 
-    def _bgzf_pieces(self, chunks: list[tuple[int, int]]) -> list[Piece]:
+    def _bgzf_pieces(self, chunks: list[tuple[int, int]], *, widen: bool = True) -> list[Piece]:
+        """Byte ranges for the chunks, whole blocks wherever that is provably exact.
+
+        A chunk that starts (or ends) inside a block needs either the whole
+        block, when the block starts (ends) on a record boundary, or the needed
+        part of the block re-encoded inline. Chunks are at least a block apart
+        (``_merge_near``), so widening to whole blocks never duplicates bytes.
+        """
         pieces: list[Piece] = []
+        header_block = self.header_end >> 16 if self.header_end & 0xFFFF else -1
+        if not widen:
+            header_block = None  # matches no block: never widen
         with self._opener() as fh:
             for vbeg, vend in chunks:
                 cb, ub = bgzf.split_voffset(vbeg)
                 ce, ue = bgzf.split_voffset(vend)
-                if cb == ce:
-                    if ue > ub:
-                        pieces.append(self._boundary(fh, cb, ub, ue))
+                if ub == 0 or (widen and cb != header_block and self._edge(fh, cb, ub, "start")[1]):
+                    lo = cb
+                elif cb == ce:
+                    pieces.append(self._partial(fh, cb, ub, ue))
                     continue
-                pos = cb
-                if ub:
-                    piece, size = self._boundary_sized(fh, cb, ub, None)
-                    pieces.append(piece)
-                    pos = cb + size
-                if ce > pos:
-                    pieces.append(ByteRange(pos, ce))
+                else:
+                    pieces.append(self._partial(fh, cb, ub, None))
+                    lo = cb + self._edge(fh, cb, ub, "start")[0]
+                hi, tail = ce, None
                 if ue:
-                    pieces.append(self._boundary(fh, ce, 0, ue))
+                    size, aligned = self._edge(fh, ce, ue, "end")
+                    if widen and aligned and ce != header_block:
+                        hi = ce + size
+                    else:
+                        tail = self._partial(fh, ce, 0 if lo <= ce else ub, ue)
+                if hi > lo:
+                    pieces.append(ByteRange(lo, hi))
+                if tail is not None:
+                    pieces.append(tail)
         return join_pieces(pieces)
 
-    def _boundary(self, fh, coffset: int, ustart: int, uend: int | None) -> Inline:
-        return self._boundary_sized(fh, coffset, ustart, uend)[0]
+    def _block(self, fh, coffset: int) -> tuple[int, bytes]:
+        block = bgzf.read_block(fh, coffset)
+        if block is None:
+            raise SliceError(f"no BGZF block at {coffset}")
+        return block
 
-    def _boundary_sized(self, fh, coffset: int, ustart: int, uend: int | None) -> tuple[Inline, int]:
-        """Part ``[ustart, uend)`` of the block at ``coffset``, re-encoded."""
+    def _edge(self, fh, coffset: int, uoffset: int, side: str) -> tuple[int, bool]:
+        """``(block size, whether the block starts (side="start") or ends
+        (side="end") on a record boundary)``, given that ``uoffset`` is one."""
+        key = (self.path, self.size, coffset, uoffset, side)
+        hit = _BOUNDARIES.get(key)
+        if hit is not None:
+            return hit
+        size, data = self._block(fh, coffset)
+        if self.format == "BAM":
+            n_ref = len(self.names)
+            ok = (_bam_chain(data, 0, uoffset, n_ref) if side == "start"
+                  else _bam_chain(data, uoffset, len(data), n_ref))
+        elif self.format == "VCF":
+            ok = side == "end" and data.endswith(b"\n")
+        else:
+            ok = False
+        value = (size, ok)
+        _BOUNDARIES.put(key, value)
+        return value
+
+    def _partial(self, fh, coffset: int, ustart: int, uend: int | None) -> Inline:
+        """Part ``[ustart, uend)`` of the block at ``coffset``, re-encoded as a block."""
         key = (self.path, self.size, coffset, ustart, uend)
         hit = _BOUNDARIES.get(key)
         if hit is not None:
             return hit
-        block = bgzf.read_block(fh, coffset)
-        if block is None:
-            raise SliceError(f"no BGZF block at {coffset}")
-        size, data = block
+        _, data = self._block(fh, coffset)
         part = data[ustart:uend]
-        value = (Inline(bgzf.compress(part, level=1) if part else b""), size)
+        value = Inline(bgzf.compress(part, level=1) if part else b"")
         _BOUNDARIES.put(key, value)
         return value
 
@@ -331,6 +371,29 @@ class IndexedFile:
             end = region.end if region.end is not None else 1 << 62
             offsets.update(crai.containers(self.crai, ref_id, start, end))
         return join_pieces([ByteRange(o, self.container_ends[o]) for o in sorted(offsets)])
+
+
+def _bam_chain(data: bytes, pos: int, stop: int, n_ref: int) -> bool:
+    """Whether ``data[pos:stop]`` is exactly a run of plausible BAM records.
+
+    Every record must fit, name valid references, have a NUL-terminated read
+    name where its length says, and field lengths that add up; a chance run
+    of unrelated bytes passing all of this and landing exactly on ``stop``
+    is not a practical possibility."""
+    unpack = struct_unpack_from
+    while pos < stop:
+        if pos + 36 > stop:
+            return False
+        block_size, ref_id, ref_pos, l_name, _mapq, _bin, n_cigar, _flag, l_seq, next_ref, next_pos = \
+            unpack("<iiiBBHHHiii", data, pos)
+        end = pos + 4 + block_size
+        if (end > stop or l_name < 1 or block_size < 32 + l_name or l_seq < 0
+                or not -1 <= ref_id < n_ref or not -1 <= next_ref < n_ref or ref_pos < -1 or next_pos < -1
+                or 32 + l_name + 4 * n_cigar + (l_seq + 1) // 2 + l_seq > block_size
+                or data[pos + 36 + l_name - 1] != 0 or 0 in data[pos + 36:pos + 36 + l_name - 1]):
+            return False
+        pos = end
+    return pos == stop
 
 
 def _merge_near(chunks: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -258,3 +258,11 @@ def test_index_that_does_not_fit_the_format_is_refused(tmp_path):
     path = TESTDATA / "variants" / "spec-v4.3.vcf.gz"
     with pytest.raises(slices.SliceError):
         slices.open_indexed(TESTDATA / "reads" / "HG00100.chr17slice.bam", "BAM", str(path) + ".tbi")
+
+
+def test_block_aligned_bam_needs_no_inline_blocks():
+    """htslib starts BAM blocks on record boundaries: chunks widen to whole blocks."""
+    path = TESTDATA / "reads" / "htsnexus_test_NA12878.bam"
+    cut = slices.open_indexed(path, "BAM", str(path) + ".bai")
+    for region in (Region("11", 5000000, 5010000), Region("20", 6050000, 6050001)):
+        assert all(isinstance(p, slices.ByteRange) for p in cut.body([region]))
