@@ -89,6 +89,7 @@ class Context:
     session: object
     warnings: list[str] = field(default_factory=list)
     generation: int = 0
+    db_key: str = ""  # which database (process caches are per database)
     loads: list = field(default_factory=list)  # done journal rows
     _records: dict = field(default_factory=dict)
 
@@ -110,11 +111,12 @@ def new_context(session) -> Context:
                                      BeaconLoad.assembly, BeaconLoad.max_span)
                            .where(BeaconLoad.status == "done")).all()
     gen = max((r.id for r in rows), default=0)
-    return Context(session=session, generation=gen, loads=rows)
+    return Context(session=session, generation=gen, loads=rows,
+                   db_key=str(session.get_bind().url))
 
 
 def sample_map(ctx: Context, dataset_id: str) -> SampleMap:
-    key = (str(ctx.session.get_bind().url), dataset_id, ctx.generation)
+    key = (ctx.db_key, dataset_id, ctx.generation)
     cached = _SAMPLE_CACHE.get(key)
     if cached is not None:
         return cached
@@ -135,15 +137,24 @@ def sample_map(ctx: Context, dataset_id: str) -> SampleMap:
     return sm
 
 
+_RECORD_CACHE: dict[tuple, list] = {}
+
+
 def records_of(ctx: Context, dataset_id: str, entry_type: str) -> list[tuple[str, str, str]]:
-    """``(id, individual_id, biosample_id)`` of every record of a type, by id."""
-    key = (dataset_id, entry_type)
-    if key not in ctx._records:
-        ctx._records[key] = ctx.session.execute(
+    """``(id, individual_id, biosample_id)`` of every record of a type, by id.
+
+    Cached per process until the next load (the journal's generation changes)."""
+    key = (ctx.db_key, dataset_id, entry_type, ctx.generation)
+    rows = _RECORD_CACHE.get(key)
+    if rows is None:
+        rows = [tuple(r) for r in ctx.session.execute(
             sa.select(BeaconRecord.id, BeaconRecord.individual_id, BeaconRecord.biosample_id)
             .where(BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == entry_type)
-            .order_by(BeaconRecord.id)).all()
-    return ctx._records[key]
+            .order_by(BeaconRecord.id))]
+        if len(_RECORD_CACHE) > 256:
+            _RECORD_CACHE.clear()
+        _RECORD_CACHE[key] = rows
+    return rows
 
 
 # ------------------------------------------------------------------ variants
@@ -335,10 +346,22 @@ def check_filters(ctx: Context, filters: list[dict]) -> list[dict]:
 
 
 def _filter_rows(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str, str]]:
-    """``(entry_type, record_id, individual_id)`` of the records a filter matches."""
+    """``(entry_type, record_id, individual_id)`` of the records a filter matches
+    (cached per process until the next load)."""
     if not f.get("_known"):
         return []
-    R = BeaconRecord
+    key = (ctx.db_key, "filter", dataset_id, ctx.generation,
+           tuple(sorted((k, str(v)) for k, v in f.items() if not k.startswith("_"))))
+    rows = _RECORD_CACHE.get(key)
+    if rows is None:
+        rows = _filter_rows_uncached(ctx, dataset_id, f)
+        if len(_RECORD_CACHE) > 256:
+            _RECORD_CACHE.clear()
+        _RECORD_CACHE[key] = rows
+    return rows
+
+
+def _filter_rows_uncached(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str, str]]:
     scope = SCOPES.get(f.get("scope") or "", None)
     if "operator" in f:
         T = BeaconRecordValue
@@ -364,13 +387,13 @@ def _filter_rows(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str,
                                                           T.field == f["id"])
         if scope:
             base = base.where(T.entry_type == scope)
-        matched = set(ctx.session.execute(base.where(cond)).all())
+        conn = ctx.session.connection()
+        matched = set(map(tuple, conn.execute(base.where(cond))))
         if op == "!":
-            having = set(ctx.session.execute(base).all())
-            pool = {(e, r) for e, r in having}
-            matched = pool - matched
+            having = set(map(tuple, conn.execute(base)))
+            matched = having - matched
             # records of the same types that lack the field also differ from the value
-            for etype in {e for e, _ in pool} | ({scope} if scope else set()):
+            for etype in {e for e, _ in having} | ({scope} if scope else set()):
                 matched |= {(etype, r[0]) for r in records_of(ctx, dataset_id, etype)
                             if (etype, r[0]) not in having}
     else:
@@ -383,19 +406,21 @@ def _filter_rows(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str,
                                                        T.term.in_(terms))
         if scope:
             q = q.where(T.entry_type == scope)
-        matched = set(ctx.session.execute(q).all())
+        matched = set(map(tuple, ctx.session.connection().execute(q)))
     out = []
-    for etype, rid in matched:
-        ind = _individual_of(ctx, dataset_id, etype, rid)
-        out.append((etype, rid, ind))
+    for etype in {e for e, _ in matched}:
+        index = _individual_index(ctx, dataset_id, etype)
+        out += [(etype, rid, index.get(rid, "")) for e, rid in matched if e == etype]
     return out
 
 
-def _individual_of(ctx, dataset_id, etype, rid) -> str:
-    key = ("ind", dataset_id, etype)
-    if key not in ctx._records:
-        ctx._records[key] = {r[0]: r[1] for r in records_of(ctx, dataset_id, etype)}
-    return ctx._records[key].get(rid, "")
+def _individual_index(ctx, dataset_id, etype) -> dict[str, str]:
+    """record id -> individual id for one entry type (cached like ``records_of``)."""
+    key = (ctx.db_key, "ind", dataset_id, etype, ctx.generation)
+    index = _RECORD_CACHE.get(key)
+    if index is None:
+        index = _RECORD_CACHE[key] = {r[0]: r[1] for r in records_of(ctx, dataset_id, etype)}
+    return index
 
 
 def filter_constraint(ctx: Context, dataset_id: str, target: str, filters: list[dict]):
@@ -498,15 +523,18 @@ def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int]
         sm = sample_map(ctx, dataset_id)
         anchors.append(Anchor(carriers, sm.individuals(carriers), sm.names(carriers)))
     constraint = filter_constraint(ctx, dataset_id, target, req.filters)
-    ids = []
-    for rid, ind, bios in records_of(ctx, dataset_id, target):
-        if req.entry_id is not None and rid != req.entry_id:
-            continue
-        if constraint is not None and rid not in constraint:
-            continue
-        if not all(_passes(a, target, rid, ind, bios) for a in anchors):
-            continue
-        ids.append(rid)
+    rows = records_of(ctx, dataset_id, target)
+    if req.entry_id is not None:
+        rows = [r for r in rows if r[0] == req.entry_id]
+    if constraint is not None:
+        rows = [r for r in rows if r[0] in constraint]
+    for a in anchors:
+        if target == "individual" and a.individuals is not None:
+            keep = a.individuals
+            rows = [r for r in rows if r[0] in keep]
+        else:
+            rows = [r for r in rows if _passes(a, target, *r)]
+    ids = [r[0] for r in rows]
     return Matches(len(ids), ids[offset:offset + limit] if want_page else [])
 
 

@@ -77,14 +77,19 @@ def begin(session, kind: str, dataset_id: str, path: Path, sha256: str) -> tuple
     ).scalar_one_or_none()
     if row is not None and row.status == "done":
         return row, True
+    if row is not None and row.status == "superseded":
+        # content loaded again after something replaced it: a new journal row, so the
+        # journal's newest id (the query caches' generation) moves on
+        session.delete(row)
+        session.flush()
+        row = None
     if row is None:
         row = BeaconLoad(kind=kind, dataset_id=dataset_id, path=str(path), sha256=sha256,
                          status="loading", checkpoint=0, records=0, assembly="", max_span=0,
                          started=utcnow())
         session.add(row)
         session.flush()
-    else:  # an interrupted or superseded load of the same content: redo it
-        row.status = "loading"
+    else:  # an interrupted load of the same content: resume it
         row.path = str(path)
     return row, False
 

@@ -22,7 +22,8 @@ from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
 from tests.unit.auth.nodes import module_node
 from tests.unit.auth.tokenkit import make_kit
-from tests.unit.beacon.schemas import validate_document, validate_error, validate_response
+from tests.unit.beacon.schemas import (ENTITY_DIRS, validate_document, validate_error,
+                                       validate_response)
 
 BASE = "/beacon/v2"
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
@@ -90,6 +91,10 @@ def populate(db, tmp: Path) -> None:
     load_genes(db, SHARED / "annotations" / "hg38_genes.tsv.gz", progress=False)
     add_files(db, [SEED / "cohort.vcf.gz"], "demo", object_id="demo-cohort", progress=False)
     add_files(db, [SEED / "DK0001.bam"], "demo", object_id="DK0001", progress=False)
+    add_files(db, [SHARED / "reads" / "HG00100.chr17slice.bam"], "kg", object_id="HG00096",
+              progress=False)
+    add_files(db, [SHARED / "variants" / "test_1000G_hg38.vcf.gz"], "kg", object_id="kg-vcf",
+              progress=False)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -157,7 +162,8 @@ def get_and_post(client, path, params: dict, filters=None, granularity="count", 
     gj, pj = g.json(), p.json()
     assert gj["responseSummary"] == pj["responseSummary"]
     assert gj.get("response") == pj.get("response")
-    validate_response(gj, path.strip("/").split("/")[-1] if "/" in path else None)
+    parts = path.strip("/").split("/")
+    validate_response(gj, parts[-1] if parts[-1] in ENTITY_DIRS else parts[0])
     return gj
 
 
@@ -496,6 +502,17 @@ class TestResponses:
         urls = [h["url"] for h in body["response"]["resultSets"][0]["resultsHandovers"]]
         assert f"{node.settings.public_url}/variants/demo-cohort" in urls
         assert any(u.startswith("drs://") and u.endswith("/DK0001") for u in urls)
+
+    def test_handovers_for_runs_and_analyses_returns_200(self, client, node):
+        base = node.settings.public_url
+        run = get_and_post(client, "/runs/SRR00000001", {}, granularity="record",
+                           datasetIds="kg")
+        urls = [h["url"] for h in run["response"]["resultSets"][0]["resultsHandovers"]]
+        assert f"{base}/reads/HG00096" in urls and f"{base}/variants/kg-vcf" not in urls
+        analysis = get_and_post(client, "/analyses/UK1_analysisId_1", {}, granularity="record",
+                                datasetIds="kg")
+        urls = [h["url"] for h in analysis["response"]["resultSets"][0]["resultsHandovers"]]
+        assert f"{base}/variants/kg-vcf" in urls
 
     def test_unknown_record_returns_404(self, client):
         r = client.get(BASE + "/individuals/NOPE", params={"requestedGranularity": "record",

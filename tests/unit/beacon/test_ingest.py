@@ -295,3 +295,18 @@ def test_bad_obo_rejected(db, tmp_path):
     path.write_text("format-version: 1.2\n\n[Term]\nid: X:1\nthis line has no tag\n")
     with pytest.raises(LoadError, match="line 5"):
         load_ontology(db, path, progress=False)
+
+
+def test_replaced_then_restored_file_loads_again(db, dataset, tmp_path):
+    path = tmp_path / "individuals.json"
+    first = [{"id": "a", "sex": {"id": "NCIT:C20197"}}]
+    second = [{"id": "b", "sex": {"id": "NCIT:C16576"}}]
+    ids = []
+    for content in (first, second, first):
+        path.write_text(json.dumps(content))
+        (result,) = load_metadata(db, [path], dataset, progress=False)
+        assert result.status == "loaded"
+        ids.append(result.load_id)
+        with db.session() as s:
+            assert set(s.execute(sa.select(BeaconRecord.id)).scalars()) == {content[0]["id"]}
+    assert ids == sorted(ids) and len(set(ids)) == 3
