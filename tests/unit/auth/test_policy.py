@@ -23,9 +23,9 @@ def ds(id_, access, grant_value=""):
 
 
 ALICE = Caller(subject="iss|alice", issuer="iss", controlled=frozenset({"g-ctrl"}),
-               expires=time.time() + 600)
-REGISTERED = Caller(subject="iss|bob", issuer="iss", registered=True, expires=time.time() + 600)
-PLAIN = Caller(subject="iss|carol", issuer="iss", expires=time.time() + 600)
+               expires=time.time() + 86400 * 365)
+REGISTERED = Caller(subject="iss|bob", issuer="iss", registered=True, expires=time.time() + 86400 * 365)
+PLAIN = Caller(subject="iss|carol", issuer="iss", expires=time.time() + 86400 * 365)
 REJECTED = Caller(error="signature verification failed")
 EXPIRED = Caller(subject="iss|dan", issuer="iss", controlled=frozenset({"g-ctrl"}),
                  registered=True, expires=time.time() - 1)

@@ -12,10 +12,10 @@ from server.drs import service
 from server.errors import InvalidAuthentication, InvalidInput, NotFound, PermissionDenied
 from server.registry import add_dataset, add_files
 
-OWNER = Caller(subject="iss|alice", issuer="iss", expires=time.time() + 600)
-OTHER = Caller(subject="iss|bob", issuer="iss", expires=time.time() + 600)
+OWNER = Caller(subject="iss|alice", issuer="iss", expires=time.time() + 86400 * 365)
+OTHER = Caller(subject="iss|bob", issuer="iss", expires=time.time() + 86400 * 365)
 GRANTED = Caller(subject="iss|carol", issuer="iss", controlled=frozenset({"ctl"}),
-                 expires=time.time() + 600)
+                 expires=time.time() + 86400 * 365)
 
 
 @pytest.fixture
