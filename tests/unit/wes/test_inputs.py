@@ -37,9 +37,14 @@ def test_attachment_too_large(tmp_path):
         inputs.save_attachments(s, tmp_path, [("big", io.BytesIO(b"x" * 11))])
 
 
-def test_duplicate_attachment(tmp_path):
+def test_duplicate_attachment_must_be_the_same_file(tmp_path):
+    names = inputs.save_attachments(Settings(), tmp_path / "ok" if (tmp_path / "ok").mkdir() is None else None,
+                                    [("a", io.BytesIO(b"x")), ("a", io.BytesIO(b"x"))])
+    assert names == ["a"]
+    (tmp_path / "bad").mkdir()
     with pytest.raises(InvalidInput):
-        inputs.save_attachments(Settings(), tmp_path, [("a", io.BytesIO(b"")), ("a", io.BytesIO(b""))])
+        inputs.save_attachments(Settings(), tmp_path / "bad",
+                                [("a", io.BytesIO(b"x")), ("a", io.BytesIO(b"y"))])
 
 
 def test_attachment_through_symlinked_dir_refused(tmp_path):
