@@ -38,7 +38,8 @@ def test_attachment_too_large(tmp_path):
 
 
 def test_duplicate_attachment_must_be_the_same_file(tmp_path):
-    names = inputs.save_attachments(Settings(), tmp_path / "ok" if (tmp_path / "ok").mkdir() is None else None,
+    (tmp_path / "ok").mkdir()
+    names = inputs.save_attachments(Settings(), tmp_path / "ok",
                                     [("a", io.BytesIO(b"x")), ("a", io.BytesIO(b"x"))])
     assert names == ["a"]
     (tmp_path / "bad").mkdir()
