@@ -204,7 +204,7 @@ def _sample_index(session, dataset_id: str, names: list[str]) -> list[int]:
             new.append({"dataset_id": dataset_id, "idx": nxt, "name": name})
             nxt += 1
     if new:
-        session.execute(sa.insert(BeaconSample), new)
+        bulk_insert(session, BeaconSample.__table__, new)
     return [rows[n] for n in names]
 
 
