@@ -23,7 +23,7 @@ SOURCE_TYPE = {"g_variants": "g_variant", "individuals": "individual",
                "cohorts": "cohort", "datasets": "dataset"}
 
 
-def operations():
+def _operations():
     """Every entry operation: (operationId without get/post, path, entry, kind, target)."""
     ops = []
     for entry, name in ENTRY_NAMES.items():
@@ -87,7 +87,7 @@ def _snake(name: str) -> str:
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
-for _stem, _path, _entry, _kind, _target in operations():
+for _stem, _path, _entry, _kind, _target in _operations():
     globals()["get_" + _snake(_stem)] = _make(_entry, _kind, _target, "GET")
     globals()["post_" + _snake(_stem)] = _make(_entry, _kind, _target, "POST")
 
