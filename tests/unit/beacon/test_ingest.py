@@ -310,3 +310,28 @@ def test_replaced_then_restored_file_loads_again(db, dataset, tmp_path):
         with db.session() as s:
             assert set(s.execute(sa.select(BeaconRecord.id)).scalars()) == {content[0]["id"]}
     assert ids == sorted(ids) and len(set(ids)) == 3
+
+
+def test_vep_csq_annotations(db, dataset, tmp_path):
+    fmt = "Allele|Consequence|IMPACT|SYMBOL|Gene|Feature_type|Feature|BIOTYPE|HGVSc|HGVSp"
+    path = tmp_path / "vep.vcf"
+    path.write_text(
+        "##fileformat=VCFv4.2\n##contig=<ID=chr7,length=159345973>\n"
+        f'##INFO=<ID=CSQ,Number=.,Type=String,Description="Consequence annotations from '
+        f'Ensembl VEP. Format: {fmt}">\n'
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n"
+        "chr7\t140753336\t.\tA\tT,C\t.\tPASS\tCSQ=T|missense_variant|MODERATE|BRAF|ENSG1|"
+        "Transcript|ENST00000646891.2|protein_coding|ENST00000646891.2:c.1799T>A|"
+        "ENSP00000493543.1:p.Val600Glu,C|missense_variant|MODERATE|BRAF|ENSG1|Transcript|"
+        "ENST00000646891.2|protein_coding|ENST00000646891.2:c.1799T>G|"
+        "ENSP00000493543.1:p.Val600Gly\tGT\t1/2\n"
+        "chr7\t140753340\t.\tGA\tG\t.\tPASS\tCSQ=-|frameshift_variant|HIGH|BRAF|ENSG1|"
+        "Transcript|ENST00000646891.2|protein_coding|c.1795del|p.Leu599fs\tGT\t0/1\n")
+    load_vcf(db, path, dataset, progress=False)
+    with db.session() as s:
+        rows = s.execute(sa.select(BeaconVariant.alt, BeaconAnnotation.gene,
+                                   BeaconAnnotation.aa_change).join(
+            BeaconAnnotation, BeaconAnnotation.variant_pk == BeaconVariant.pk)).all()
+    assert sorted(rows) == [("C", "BRAF", "V600G"), ("G", "BRAF", "L599fs"),
+                            ("T", "BRAF", "V600E")]
