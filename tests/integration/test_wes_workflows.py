@@ -46,7 +46,7 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def wait_done(client: httpx.Client, run_id: str, timeout: float = 120) -> dict:
+def wait_done(client: httpx.Client, run_id: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = client.get(f"{BASE}/runs/{run_id}/status").json()["state"]
