@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import io
 import threading
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from server.errors import NotFound, ServiceError
@@ -136,7 +137,7 @@ def open_indexed(settings: Settings, datafile):
     def make():
         names = None
         if datafile.format.upper() == "CRAM":
-            names = _cram_names(presign(settings, location, ttl=120))
+            names = _cram_names(RangeFile(settings, location, size))
         try:
             return slices.IndexedFile(
                 location, datafile.format.upper(), index_location, datafile.index_format.upper(), size,
@@ -159,12 +160,28 @@ def _size(datafile, settings: Settings) -> int:
         raise _error(exc, datafile.location) from None
 
 
-def _cram_names(url: str) -> list[str]:
+def _cram_names(fh) -> list[str]:
+    """Reference names from a CRAM's header container, read through ``fh``.
+
+    Only the header bytes are fetched; they are parsed from a private temporary
+    file (htslib, given a remote URL, would download the index into the
+    working directory).
+    """
+    import tempfile
+
     import pysam
 
-    save = pysam.set_verbosity(0)
-    try:
-        with pysam.AlignmentFile(url, "rc", check_sq=False) as fh:
-            return list(fh.references)
-    finally:
-        pysam.set_verbosity(save)
+    from server.genomics import cram
+
+    major, end = cram.header_end(fh)
+    fh.seek(0)
+    head = fh.read(end)
+    with tempfile.TemporaryDirectory(prefix="genomeport-cram-") as tmp:
+        path = Path(tmp) / "header.cram"
+        path.write_bytes(head + cram.eof_container(major))
+        save = pysam.set_verbosity(0)
+        try:
+            with pysam.AlignmentFile(str(path), "rc", check_sq=False) as cf:
+                return list(cf.references)
+        finally:
+            pysam.set_verbosity(save)
