@@ -65,20 +65,23 @@ def pct(values: list[float], q: float) -> float:
 
 
 # ---------------------------------------------------------------- ingest
-def bench_ingest(db) -> tuple[float, float]:
+def bench_ingest(db, repeats: int = 3) -> tuple[float, float]:
+    """Best of ``repeats`` alternating runs of parsing and loading (fresh datasets)."""
     import pysam
 
     from server.beacon.vcf import load_vcf
     from server.registry import add_dataset
 
-    t = time.perf_counter()
-    n = sum(1 for _ in pysam.VariantFile(str(VCF)))
-    parse_rate = n / (time.perf_counter() - t)
-    add_dataset(db, "ingest", access="public", assembly="GRCh38")
-    t = time.perf_counter()
-    result = load_vcf(db, VCF, "ingest", progress=False)
-    load_rate = result.records / (time.perf_counter() - t)
-    return parse_rate, load_rate
+    parse, load = [], []
+    for i in range(repeats):
+        t = time.perf_counter()
+        n = sum(1 for _ in pysam.VariantFile(str(VCF)))
+        parse.append(n / (time.perf_counter() - t))
+        add_dataset(db, f"ingest{i}", access="public", assembly="GRCh38")
+        t = time.perf_counter()
+        result = load_vcf(db, VCF, f"ingest{i}", progress=False)
+        load.append(result.records / (time.perf_counter() - t))
+    return max(parse), max(load)
 
 
 # ---------------------------------------------------------------- synthetic store

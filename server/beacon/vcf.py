@@ -234,9 +234,6 @@ def _bcf_lines(vf):
         yield n, str(rec)
 
 
-# str.translate tables deleting the valid one-character alleles for n ALT alleles
-_NOT_ALLELE = {n: str.maketrans("", "", "0123456789"[: n + 1] + ".") for n in range(1, 10)}
-_NOT_SEPARATOR = str.maketrans("", "", "|/")
 
 
 def _positions(mask: bytes):
@@ -259,17 +256,20 @@ def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where)
     ALT allele, each haplotype becomes a 0/1 byte mask read as a big integer:
     carriers are ``first | second``, homozygotes ``first & second``."""
     first, second = gts[0::4], gts[2::4]
-    if gts[1::4].translate(_NOT_SEPARATOR):
+    seps = gts[1::4]
+    if seps.count("|") + seps.count("/") != nsamples:
         raise LoadError(p, where, "a genotype separator is neither '|' nor '/'")
     both = first + second
-    if both.translate(_NOT_ALLELE[n_alt]):
+    dots = both.count(".")
+    counts = [both.count(str(a)) for a in range(n_alt + 1)]
+    if dots + sum(counts) != 2 * nsamples:
         raise LoadError(p, where, f"a genotype names an allele beyond the {n_alt} ALT alleles "
                                   "or is not a number")
-    an = 2 * nsamples - both.count(".")
+    an = 2 * nsamples - dots
     fb, sb = first.encode("ascii"), second.encode("ascii")
     for a in range(1, n_alt + 1):
         ch = str(a)
-        allele_count = both.count(ch)
+        allele_count = counts[a]
         if not allele_count:
             continue
         m1 = int.from_bytes(fb.translate(_ONE_ALLELE[a]), "big")
