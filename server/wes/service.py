@@ -99,13 +99,13 @@ def task_log(settings: Settings, run: WesRun, task: WesTask) -> dict:
     }
 
 
-def _outputs(settings: Settings, run: WesRun, value: Any) -> Any:
+def _outputs(settings: Settings, run: WesRun, value: Any, drs_ids: dict | None = None) -> Any:
     """Output file locations become signed URLs served by the node; ``path``
     stays the file on the node's (cluster-shared) file system, for clients that
     run beside it (cwltest, toil-wes-cwl-runner on the cluster)."""
     outdir = str(Path(run.workdir) / "outputs")
     if isinstance(value, dict):
-        out = {k: _outputs(settings, run, v) for k, v in value.items()}
+        out = {k: _outputs(settings, run, v, drs_ids) for k, v in value.items()}
         if value.get("class") in ("File", "Directory"):
             loc = str(value.get("location") or value.get("path") or "")
             local = loc.removeprefix("file://")
@@ -113,6 +113,10 @@ def _outputs(settings: Settings, run: WesRun, value: Any) -> Any:
                 rel = local[len(outdir) + 1:]
                 if value.get("class") == "File":
                     out["location"] = _url(settings, f"{run.id}/outputs/{rel}")
+                    if drs_ids and rel in drs_ids:
+                        from server.drs.service import self_uri
+
+                        out["drs_uri"] = self_uri(settings, drs_ids[rel])
                 else:
                     out["location"] = rel
                 out["basename"] = value.get("basename") or rel.rsplit("/", 1)[-1]
@@ -121,8 +125,14 @@ def _outputs(settings: Settings, run: WesRun, value: Any) -> Any:
                 out.pop("path", None)
         return out
     if isinstance(value, list):
-        return [_outputs(settings, run, v) for v in value]
+        return [_outputs(settings, run, v, drs_ids) for v in value]
     return value
+
+
+def _drs_ids(db: Database, run: WesRun) -> dict:
+    from server.drs.service import wes_outputs
+
+    return wes_outputs(db, run.id)
 
 
 def run_log(settings: Settings, db: Database, run: WesRun) -> dict:
@@ -144,7 +154,7 @@ def run_log(settings: Settings, db: Database, run: WesRun) -> dict:
         },
         "task_logs_url": f"{settings.public_url.rstrip('/')}/ga4gh/wes/v1/runs/{run.id}/tasks",
         "task_logs": [task_log(settings, run, t) for t in tasks],
-        "outputs": _outputs(settings, run, dict(run.outputs or {})) if done else {},
+        "outputs": _outputs(settings, run, dict(run.outputs or {}), _drs_ids(db, run)) if done else {},
     }
 
 

@@ -123,6 +123,7 @@ class Execution:
         self.close_tasks(code)
         outputs = self.read_outputs()
         if code == 0:
+            self.publish_outputs(outputs)
             store.transition(self.db, run.id, states.COMPLETE, expect=(states.RUNNING,),
                              exit_code=0, outputs=outputs)
         else:
@@ -247,6 +248,35 @@ class Execution:
                 if canceled:
                     fields["system_logs"] = list(task.system_logs or []) + ["canceled"]
                 store.save_task(self.db, self.run.pk, task.seq, **fields)
+
+    def publish_outputs(self, outputs: dict) -> None:
+        """Make every output file under the run's output directory a DRS object
+        readable by the run's owner (``wes~<hex>``)."""
+        from server.drs.service import register_wes_output
+
+        outdir = (self.workdir / "outputs").resolve()
+
+        def walk(value):
+            if isinstance(value, list):
+                for item in value:
+                    yield from walk(item)
+            elif isinstance(value, dict):
+                if value.get("class") == "File":
+                    local = str(value.get("path") or value.get("location") or "").removeprefix("file://")
+                    path = Path(local).resolve() if local else None
+                    if path is not None and path.is_file() and path.is_relative_to(outdir):
+                        yield path
+                for key, item in value.items():
+                    if key != "secondaryFiles" or isinstance(item, list):
+                        yield from walk(item)
+
+        for path in dict.fromkeys(walk(outputs)):
+            rel = path.relative_to(outdir).as_posix()
+            try:
+                register_wes_output(self.db, run_id=self.run.id, name=rel, path=path,
+                                    owner=self.run.owner, url_key=f"{self.run.id}/outputs/{rel}")
+            except Exception:  # noqa: BLE001 - the run's result stands; the object is missing
+                logger.exception("could not publish output %s of run %s as a DRS object", rel, self.run.id)
 
     def read_outputs(self) -> dict:
         try:

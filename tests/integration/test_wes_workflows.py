@@ -95,7 +95,18 @@ def test_shipped_workflows_complete_with_correct_outputs(settings, db, live_serv
             assert fetch(qc_out["flagstat_report"]) == sh("samtools", "flagstat", str(SEED / "DK0001.bam"))
             sn = lambda text: [ln for ln in text.splitlines() if ln.startswith(b"SN")]  # noqa: E731
             assert sn(fetch(qc_out["stats_report"])) == sn(sh("samtools", "stats", str(SEED / "DK0001.bam")))
-            assert [t["name"] for t in logs["qc"]["task_logs"]] == ["stats", "flagstat"]
+            assert sorted(t["name"] for t in logs["qc"]["task_logs"]) == ["flagstat", "stats"]
+
+            # every output file is also a DRS object of this node, with matching checksums
+            import hashlib
+
+            for output in qc_out.values():
+                drs_id = output["drs_uri"].rsplit("/", 1)[-1]
+                assert output["drs_uri"] == f"drs://127.0.0.1/{drs_id}"
+                obj = client.get(f"/ga4gh/drs/v1/objects/{drs_id}")
+                assert obj.status_code == 200, obj.text
+                sums = {c["type"]: c["checksum"] for c in obj.json()["checksums"]}
+                assert sums["sha-256"] == hashlib.sha256(fetch(output)).hexdigest()
 
             direct = subprocess.run(
                 f"bcftools mpileup -Ou -a AD,DP -f {SEED / 'reference.fa'} -r chr1:1-20000 "
