@@ -9,6 +9,7 @@ through it, so no API ever answers ``application/problem+json``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -198,7 +199,16 @@ class Node:
         with self.db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-            conn.execute(sa.insert(AuditEvent.__table__), row)
+            conn.execute(_audit_insert(), row)
+
+
+@functools.lru_cache(maxsize=1)
+def _audit_insert():
+    import sqlalchemy as sa
+
+    from server.db.tables import AuditEvent
+
+    return sa.insert(AuditEvent.__table__)
 
 
 def node() -> Node:

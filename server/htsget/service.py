@@ -11,6 +11,7 @@ bytes made here (re-encoded boundary blocks, the EOF marker) are inline
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,20 +227,25 @@ def _choose_file(request: TicketRequest, files: list) -> object:
     return next(candidates[fmt] for fmt in allowed if fmt in candidates)
 
 
-def _files(db: Database, object_id: str) -> list:
-    """The object's files with their dataset's access level: one query."""
+@functools.lru_cache(maxsize=1)
+def _files_statement():
+    """Built once: the lookup runs on every ticket."""
     import sqlalchemy as sa
 
     from server.db.tables import DataFile, Dataset
 
-    stmt = (sa.select(DataFile.pk, DataFile.format, DataFile.location, DataFile.index_location,
+    return (sa.select(DataFile.pk, DataFile.format, DataFile.location, DataFile.index_location,
                       DataFile.index_format, DataFile.size, DataFile.mtime_ns, DataFile.dataset_id,
                       Dataset.access, Dataset.grant_value)
             .join(Dataset, Dataset.id == DataFile.dataset_id)
-            .where(DataFile.object_id == object_id)
+            .where(DataFile.object_id == sa.bindparam("object_id"))
             .order_by(DataFile.format))
+
+
+def _files(db: Database, object_id: str) -> list:
+    """The object's files with their dataset's access level: one query."""
     with db.engine.connect() as conn:
-        return list(conn.execute(stmt))
+        return list(conn.execute(_files_statement(), {"object_id": object_id}))
 
 
 def ticket(ctx: Context, request: TicketRequest) -> dict:
