@@ -800,12 +800,12 @@ def write_readme(out: Path, files: list[Path], counts: dict) -> Path:
         ("cohort.vcf.gz.tbi", "`pysam.tabix_index(preset='vcf')`", "TBI"),
         ("cohort.bcf", "`write_variants` (pysam.VariantFile `wb`)", "same records as the VCF"),
         ("cohort.bcf.csi", "`pysam.bcftools.index('--csi')`", "CSI"),
-        ("individuals.json", "`make_metadata` (Beacon v2 BFF)",
+        ("individuals.bff.json", "`make_metadata` (Beacon v2 BFF)",
          f"{counts['individuals']} individuals"),
-        ("biosamples.json", "`make_metadata` (Beacon v2 BFF)",
+        ("biosamples.bff.json", "`make_metadata` (Beacon v2 BFF)",
          f"{counts['biosamples']} biosamples"),
-        ("datasets.json", "`make_metadata` (Beacon v2 BFF)", f"1 dataset `{DATASET_ID}`"),
-        ("cohorts.json", "`make_metadata` (Beacon v2 BFF)", f"1 cohort `{DATASET_ID}-cohort`"),
+        ("datasets.bff.json", "`make_metadata` (Beacon v2 BFF)", f"1 dataset `{DATASET_ID}`"),
+        ("cohorts.bff.json", "`make_metadata` (Beacon v2 BFF)", f"1 cohort `{DATASET_ID}-cohort`"),
     ]
     table = ["| File | Made by | Size (bytes) | Contents |", "|---|---|---:|---|"]
     table += [f"| `{f}` | {how} | {sizes[f]:,} | {what} |" for f, how, what in rows]
@@ -985,7 +985,7 @@ def generate(out_dir: Path) -> list[Path]:
     files += write_variants(out, seqs, sites, depth)
     meta = make_metadata()
     for name in ("individuals", "biosamples", "datasets", "cohorts"):
-        files.append(write_json(out / f"{name}.json", meta[name]))
+        files.append(write_json(out / f"{name}.bff.json", meta[name]))
     files.append(write_readme(out, files, expected_counts()))
     files.append(write_sums(out, files))
     return files

@@ -8,8 +8,7 @@ from server.beacon.metadata import load_metadata
 from server.beacon.ontology import load_ontology
 from server.beacon.vcf import load_vcf
 
-METADATA = ("individuals.json", "biosamples.json", "runs.json", "analyses.json",
-            "cohorts.json", "datasets.json")
+METADATA = ("individuals.bff.json", "biosamples.bff.json", "cohorts.bff.json", "datasets.bff.json")
 
 
 def load_demo(db, settings, seed_dir: Path, dataset_id: str, *, progress: bool = True) -> list:

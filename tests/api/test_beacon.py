@@ -80,8 +80,8 @@ def populate(db, tmp: Path) -> None:
     load_metadata(db, sorted((SHARED / "beacon" / "bff").glob("*.json")), "kg", progress=False)
     for ds in ("demo", "ctl"):
         load_vcf(db, SEED / "cohort.vcf.gz", ds, progress=False)
-        load_metadata(db, [SEED / f for f in ("individuals.json", "biosamples.json",
-                                              "cohorts.json", "datasets.json")], ds,
+        load_metadata(db, [SEED / f for f in ("individuals.bff.json", "biosamples.bff.json",
+                                              "cohorts.bff.json", "datasets.bff.json")], ds,
                       progress=False)
     add_dataset(db, "ann", access="public", assembly="GRCh38")
     (tmp / "braf.vcf").write_text(ANNOTATED_VCF)
@@ -394,9 +394,9 @@ class TestGetIndividuals:
 
     def test_seed_phenotype_carriers_equal_bcftools_returns_200(self, client):
         _, rows = variants_of(SEED / "cohort.vcf.gz")
-        inds = json.loads((SEED / "individuals.json").read_text())
+        inds = json.loads((SEED / "individuals.bff.json").read_text())
         bios = {b["id"]: b["individualId"]
-                for b in json.loads((SEED / "biosamples.json").read_text())}
+                for b in json.loads((SEED / "biosamples.bff.json").read_text())}
         by_term: dict[str, set] = {}
         for i in inds:
             for f in i.get("phenotypicFeatures", []):
@@ -417,7 +417,7 @@ class TestGetIndividuals:
         assert checked
 
     def test_descendant_terms_expand_returns_200(self, client):
-        inds = json.loads((SEED / "individuals.json").read_text())
+        inds = json.loads((SEED / "individuals.bff.json").read_text())
         hearing = {i["id"] for i in inds if any(
             f["featureType"]["id"] == "HP:0000365" for f in i.get("phenotypicFeatures", [])
             if not f.get("excluded"))}
@@ -433,7 +433,7 @@ class TestGetIndividuals:
         assert count(with_desc.json()) == len(hearing)
 
     def test_alphanumeric_filters_returns_200(self, client):
-        inds = json.loads((SEED / "individuals.json").read_text())
+        inds = json.loads((SEED / "individuals.bff.json").read_text())
         males = sum(1 for i in inds if i["sex"]["label"] == "male")
         for flt, want in ((("sex", "=", "male"), males), (("sex", "!", "male"), len(inds) - males)):
             body = client.post(BASE + "/individuals", json=post_body(

@@ -243,7 +243,7 @@ def load(name: str):
 
 
 def test_metadata_links_and_terms(testdata):
-    individuals, biosamples = load("individuals.json"), load("biosamples.json")
+    individuals, biosamples = load("individuals.bff.json"), load("biosamples.bff.json")
     assert len(individuals) == EXPECTED["individuals"]
     assert len(biosamples) == EXPECTED["biosamples"]
     assert [b["id"] for b in biosamples] == gen.sample_ids()
@@ -281,8 +281,8 @@ def test_metadata_links_and_terms(testdata):
 
 
 def test_dataset_and_cohort_summaries():
-    datasets, cohorts = load("datasets.json"), load("cohorts.json")
-    individuals = load("individuals.json")
+    datasets, cohorts = load("datasets.bff.json"), load("cohorts.bff.json")
+    individuals = load("individuals.bff.json")
     assert [d["id"] for d in datasets] == [gen.DATASET_ID]
     (cohort,) = cohorts
     assert cohort["cohortSize"] == len(individuals)

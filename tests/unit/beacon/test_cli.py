@@ -39,6 +39,6 @@ def test_load_vcf_then_again_then_bad_file(db_url, tmp_path, seed_dir):
 
 
 def test_load_metadata_into_unknown_dataset_fails(db_url, tmp_path, seed_dir):
-    result = run(["beacon", "load-metadata", str(seed_dir / "individuals.json"), "--dataset",
+    result = run(["beacon", "load-metadata", str(seed_dir / "individuals.bff.json"), "--dataset",
                   "nope", "--quiet"], db_url, tmp_path)
     assert result.exit_code == 1 and "not registered" in result.output
