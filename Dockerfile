@@ -14,7 +14,8 @@ COPY handlers/ handlers/
 COPY openapi/ openapi/
 COPY workflows/ workflows/
 COPY seed_data/ seed_data/
-RUN pip install --no-cache-dir . && mkdir -p /app/var && chown genomeport /app/var
+# Installed in place: the app reads openapi/, workflows/ and seed_data/ beside server/
+RUN pip install --no-cache-dir -e . && mkdir -p /app/var && chown genomeport /app/var
 
 USER genomeport
 ENV GENOMEPORT_HOST=0.0.0.0 \
