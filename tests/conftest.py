@@ -8,6 +8,7 @@ fail. Its URL is GENOMEPORT_TEST_DATABASE_URL (default: the machine's server at
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -56,22 +57,33 @@ def pg_available() -> None:
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    """A fresh, empty database of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'genomeport.db'}"
+@contextlib.contextmanager
+def fresh_database(kind: str, directory: Path):
+    """The URL of a new, empty database: a SQLite file in ``directory``, or a
+    schema of its own on the PostgreSQL server, dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'genomeport.db'}"
         return
-    request.getfixturevalue("pg_available")
     schema = "t_" + uuid.uuid4().hex[:16]
     engine = _pg_engine()
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database of each kind."""
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_available")
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from server.db import Database
 from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
 from server.settings import Settings
-from tests.conftest import PG_URL, _pg_engine
+from tests.conftest import fresh_database
 from tests.unit.auth.tokenkit import make_kit
 
 MEDIA = "application/vnd.ga4gh.htsget.v1.3.0+json"
@@ -38,19 +38,10 @@ def kit(tmp_path_factory):
 # the registry, and audit checks look at the rows their own request added.
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def db_url(request, tmp_path_factory):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('htsget-db') / 'genomeport.db'}"
-        return
-    request.getfixturevalue("pg_available")
-    schema = "t_" + uuid.uuid4().hex[:16]
-    engine = _pg_engine()
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_available")
+    with fresh_database(request.param, tmp_path_factory.mktemp("htsget-db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
