@@ -16,6 +16,7 @@ from pathlib import Path
 
 import connexion
 from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.middleware.cors import CORSMiddleware
 
@@ -87,7 +88,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> connexion.FlaskAp
             pythonic_params=True,
             strict_validation=False,
             validate_responses=False,
-            swagger_ui_options=None,
+            # the documents are served as JSON; no bundled Swagger UI
+            swagger_ui_options=SwaggerUIOptions(swagger_ui=False),
         )
     register_error_handlers(cx)
 
