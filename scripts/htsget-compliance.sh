@@ -4,7 +4,9 @@
 #
 # The suite is not published on PyPI. Point HTSGET_COMPLIANCE_SRC at a
 # snapshot of it: a source tree (with setup.py) or a bare git directory.
-# Default: var/htsget-compliance/src. It is installed into its own virtualenv
+# Default: var/htsget-compliance/src, else the local mirror of public
+# repositories ($PUBLIC_MIRROR_DIR, default /work/.mirror) at
+# ga4gh+htsget-compliance/repo. It is installed into its own virtualenv
 # (var/htsget-compliance/venv); nothing of it enters the repository.
 #
 # Prints "htsget compliance: PASSED/TOTAL" and exits 0 only when every case
@@ -12,7 +14,14 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${HTSGET_COMPLIANCE_WORK:-$ROOT/var/htsget-compliance}"
-SRC="${HTSGET_COMPLIANCE_SRC:-$WORK/src}"
+MIRROR="${PUBLIC_MIRROR_DIR:-/work/.mirror}/ga4gh+htsget-compliance/repo"
+if [ -n "${HTSGET_COMPLIANCE_SRC:-}" ]; then
+    SRC="$HTSGET_COMPLIANCE_SRC"
+elif [ ! -e "$WORK/src" ] && [ -d "$MIRROR" ]; then
+    SRC="$MIRROR"
+else
+    SRC="$WORK/src"
+fi
 TESTDATA="${GENOMEPORT_TESTDATA:-$ROOT/../shared/testdata}"
 PY="$ROOT/.venv/bin/python"
 mkdir -p "$WORK"

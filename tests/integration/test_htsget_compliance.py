@@ -1,8 +1,10 @@
 """The GA4GH htsget-compliance suite against a real node: 12 of 12 cases.
 
 The suite is not on PyPI; ``scripts/htsget-compliance.sh`` installs it from a
-snapshot (HTSGET_COMPLIANCE_SRC: a source tree or a bare git directory, default
-var/htsget-compliance/src). Without a snapshot this test is skipped.
+snapshot: a source tree or a bare git directory, looked for at
+HTSGET_COMPLIANCE_SRC, then var/htsget-compliance/src, then in the local mirror
+of public repositories (PUBLIC_MIRROR_DIR, default /work/.mirror, as
+``ga4gh+htsget-compliance/repo``). Without a snapshot this test is skipped.
 """
 
 from __future__ import annotations
@@ -19,8 +21,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _snapshot() -> Path | None:
-    src = Path(os.environ.get("HTSGET_COMPLIANCE_SRC", REPO / "var" / "htsget-compliance" / "src"))
-    return src if src.exists() else None
+    if os.environ.get("HTSGET_COMPLIANCE_SRC"):
+        candidates = [Path(os.environ["HTSGET_COMPLIANCE_SRC"])]
+    else:
+        mirror = Path(os.environ.get("PUBLIC_MIRROR_DIR", "/work/.mirror"))
+        candidates = [REPO / "var" / "htsget-compliance" / "src",
+                      mirror / "ga4gh+htsget-compliance" / "repo"]
+    return next((c for c in candidates if c.exists()), None)
 
 
 @pytest.mark.skipif(_snapshot() is None, reason="no htsget-compliance snapshot (set HTSGET_COMPLIANCE_SRC)")
