@@ -97,6 +97,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> connexion.FlaskAp
             swagger_ui_options=SwaggerUIOptions(swagger_ui=False),
         )
     register_error_handlers(cx)
+    from server import invocation
+
+    invocation.install(cx)  # handlers marked reads_request skip per-request argument marshalling
 
     # Outermost first: ops (ids, logs, metrics, caps), CORS, then the data plane.
     from server.asgi import OpsMiddleware
