@@ -71,6 +71,12 @@ def signing_key(settings: Settings) -> bytes:
     """``settings.signing_key``, or a key generated once into ``<var_dir>/signing.key`` (0600)."""
     if settings.signing_key:
         return settings.signing_key.encode()
+    # Every ticket signs a URL: skip resolving the path once the key is known
+    # (absolute directories only; a relative one depends on the working directory).
+    absolute = os.path.isabs(settings.var_dir)
+    cached = _KEYS.get(settings.var_dir) if absolute else None
+    if cached:
+        return cached
     path = Path(settings.var_dir).resolve() / "signing.key"
     with _KEY_LOCK:
         cached = _KEYS.get(str(path))
@@ -91,6 +97,8 @@ def signing_key(settings: Settings) -> bytes:
         if not key:
             raise errors.ServiceError("the signing key file is empty")
         _KEYS[str(path)] = key
+        if absolute:
+            _KEYS[settings.var_dir] = key
         return key
 
 
