@@ -85,15 +85,16 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
         # Over TLS the kernel cannot encrypt: asyncio would copy anyway.
         self._zerocopy = loop_supports_sendfile(self.loop) and not is_ssl(transport)
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._zerocopy:
-            self.scope.setdefault("extensions", {})[EXTENSION] = {}
-
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         # uvicorn builds a plain cycle; give it the extension's send. The ASGI
         # task has been created but not run yet, so it looks up ``send`` on the
-        # new class.
-        if self._zerocopy and type(self.cycle) is RequestResponseCycle:
-            self.cycle.__class__ = ZeroCopyCycle
+        # new class and sees the extension in its scope. Offered only when that
+        # worked: a changed uvicorn falls back to plain streaming, never breaks.
+        cycle = self.cycle
+        if not self._zerocopy or cycle is None or cycle.scope is not self.scope:
+            return
+        if type(cycle) is RequestResponseCycle:
+            cycle.__class__ = ZeroCopyCycle
+        if isinstance(cycle, ZeroCopyCycle):
+            self.scope.setdefault("extensions", {})[EXTENSION] = {}
