@@ -74,3 +74,75 @@ class PreparedSelect:
                 cursor.close()
         finally:
             connection.close()  # back to the pool, which rolls back (as engine.connect() does)
+
+
+class _InsertPlan:
+    __slots__ = ("sql", "names", "processors", "positional")
+
+    def __init__(self, sql, names, processors, positional):
+        self.sql, self.names, self.processors, self.positional = sql, names, processors, positional
+
+    def args(self, row: dict):
+        values = {name: (fn(row[name]) if fn is not None else row[name])
+                  for name, fn in zip(self.names, self.processors)}
+        return tuple(values[name] for name in self.names) if self.positional else values
+
+
+class PreparedInsert:
+    """A one-row ``INSERT`` into ``table``, compiled once per dialect and column set.
+
+    Values go through each column type's own bind processor (SQLAlchemy's
+    public ``TypeEngine.bind_processor``), so they are stored exactly as
+    SQLAlchemy stores them. Columns left out must have no Python-side default;
+    otherwise (or for any statement the plan cannot describe) the insert runs
+    through SQLAlchemy.
+    """
+
+    def __init__(self, table):
+        import sqlalchemy as sa
+
+        self.table = table
+        self.statement = sa.insert(table)
+        self._plans: dict[tuple, _InsertPlan | None] = {}
+        self._lock = threading.Lock()
+
+    def _plan(self, dialect, keys: tuple[str, ...]) -> _InsertPlan | None:
+        cache_key = (dialect.name, dialect.driver, keys)
+        if cache_key in self._plans:
+            return self._plans[cache_key]
+        plan = None
+        omitted = [c for c in self.table.columns if c.key not in keys]
+        if all(c.default is None and c.onupdate is None for c in omitted):
+            compiled = self.statement.compile(dialect=dialect, column_keys=list(keys))
+            names = tuple(compiled.positiontup) if dialect.positional else tuple(compiled.binds)
+            if set(names) == set(keys):
+                processors = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                                   for name in names)
+                plan = _InsertPlan(compiled.string, names, processors, dialect.positional)
+        with self._lock:
+            self._plans[cache_key] = plan
+        return plan
+
+    def run(self, engine, row: dict, *, setup: tuple[str, ...] = ()) -> None:
+        """Insert ``row`` and commit; ``setup`` statements run first in the same transaction."""
+        plan = self._plan(engine.dialect, tuple(row))
+        if plan is None:
+            import sqlalchemy as sa
+
+            with engine.begin() as conn:
+                for sql in setup:
+                    conn.execute(sa.text(sql))
+                conn.execute(self.statement, row)
+            return
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                for sql in setup:
+                    cursor.execute(sql)
+                cursor.execute(plan.sql, plan.args(row))
+            finally:
+                cursor.close()
+            connection.commit()
+        finally:
+            connection.close()  # back to the pool; an uncommitted transaction is rolled back
