@@ -11,7 +11,8 @@ measures, on the same machine in the same run:
 * data-plane throughput for one large Range (default 512 MiB) against reading
   the same bytes straight from disk (os.pread), against a Flask route in a
   Connexion app (send_file with Range) serving the same bytes, and against a
-  bare socket answering with os.sendfile (what loopback TCP and curl carry);
+  bare socket answering with os.sendfile (what loopback TCP and curl carry
+  without any HTTP framework);
 * streaming a 1 Mbp region of a 30x BAM with pysam through htsget against
   pysam on the local file.
 
@@ -230,11 +231,12 @@ def disk_rate(path: Path, start: int, length: int) -> float:
         os.close(fd)
 
 
-def sendfile_ceiling_rate(path: Path, start: int, length: int) -> float:
-    """curl's rate from a bare socket that answers with ``os.sendfile`` only.
+def bare_sendfile_rate(path: Path, start: int, length: int) -> float:
+    """curl's rate from a bare socket that answers with blocking ``os.sendfile`` only.
 
-    No HTTP framework at all: what loopback TCP and this client can carry on
-    this machine right now, to read the data plane's figure against.
+    No HTTP framework at all, the same client and bytes: a reference for what
+    loopback TCP and curl carry on this machine right now, to read the data
+    plane's figure against (not a strict upper bound).
     """
     import socket
     import threading
@@ -395,13 +397,13 @@ def main() -> None:
             client.close()
 
         start = 1 << 20
-        disk, plane, via_flask, ceiling = [], [], [], []
+        disk, plane, via_flask, bare = [], [], [], []
         disk_rate(bam, start, length)  # warm the page cache
         for _ in range(3):
             disk.append(disk_rate(bam, start, length))
             plane.append(curl_rate(data_url, start, length))
             via_flask.append(curl_rate(f"http://127.0.0.1:{flask_port}/file", start, length))
-            ceiling.append(sendfile_ceiling_rate(bam, start, length))
+            bare.append(bare_sendfile_rate(bam, start, length))
 
         # 1 Mbp region: pysam through htsget vs pysam on the local file.
         region = ("chr1", 1_000_000, 2_000_000)
@@ -434,11 +436,11 @@ def main() -> None:
         print(f"  data plane {args.range_mb} MiB range: {statistics.median(plane) / mib:8.0f} MiB/s")
         print(f"  disk (os.pread)    : {statistics.median(disk) / mib:8.0f} MiB/s")
         print(f"  Flask route        : {statistics.median(via_flask) / mib:8.0f} MiB/s")
-        print(f"  bare sendfile+curl : {statistics.median(ceiling) / mib:8.0f} MiB/s   "
-              "(no HTTP framework: the loopback + client ceiling)")
+        print(f"  bare sendfile sock : {statistics.median(bare) / mib:8.0f} MiB/s   "
+              "(no HTTP framework, same client and bytes)")
         print(f"  data plane / disk   x{statistics.median(plane) / statistics.median(disk):.2f}")
         print(f"  data plane / Flask  x{statistics.median(plane) / statistics.median(via_flask):.2f}")
-        print(f"  data plane / bare sendfile x{statistics.median(plane) / statistics.median(ceiling):.2f}")
+        print(f"  data plane / bare   x{statistics.median(plane) / statistics.median(bare):.2f}")
         print(f"  1 Mbp slice with pysam: htsget {statistics.median(remote_t) * ms:.0f} ms ({n_remote} reads) "
               f"vs local {statistics.median(local_t) * ms:.0f} ms ({n_local} reads): "
               f"x{statistics.median(remote_t) / statistics.median(local_t):.2f}")
