@@ -4,12 +4,15 @@ Starts a real node (gunicorn + one uvicorn worker, SQLite) on generated data and
 measures, on the same machine in the same run:
 
 * warm ticket latency p50/p99 against a trivial endpoint of the same server
-  (GET /service-info, also answered through Connexion);
+  (GET /service-info, also answered through Connexion), both measured with the
+  same client: one keep-alive ``http.client`` connection;
 * cold ticket latency on a WGS-scale BAI (25 references x 250 Mbp, every
   16 kbp window populated) against the warm latency on the same index;
 * data-plane throughput for one large Range (default 512 MiB) against reading
-  the same bytes straight from disk (os.pread), and against a Flask route in a
-  Connexion app (send_file with Range) serving the same bytes;
+  the same bytes straight from disk (os.pread), against a Flask route in a
+  Connexion app (send_file with Range) serving the same bytes, and against a
+  bare socket answering with os.sendfile (what loopback TCP and curl carry
+  without any HTTP framework);
 * streaming a 1 Mbp region of a 30x BAM with pysam through htsget against
   pysam on the local file.
 
@@ -21,6 +24,7 @@ Only the ratios are meaningful; absolute numbers depend on the machine.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -164,13 +168,43 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def timed_get(client, url: str, n: int, **kw) -> list[float]:
+class KeepAliveClient:
+    """One persistent HTTP/1.1 connection through ``http.client``.
+
+    The latency figures (tickets and the trivial endpoint alike) are measured
+    with this client: it adds far less per request than httpx, so what is
+    measured is mostly the server.
+    """
+
+    def __init__(self, base: str, timeout: float = 60):
+        import http.client
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(base)
+        self.base = base
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+    def get(self, url: str, params: dict | None = None) -> tuple[int, bytes]:
+        import urllib.parse
+
+        path = url[len(self.base):] if url.startswith(self.base) else url
+        if params:
+            path += "?" + urllib.parse.urlencode(params)
+        self.conn.request("GET", path)
+        resp = self.conn.getresponse()
+        return resp.status, resp.read()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def timed_get(client: KeepAliveClient, url: str, n: int, **kw) -> list[float]:
     out = []
     for _ in range(n):
         t = time.perf_counter()
-        resp = client.get(url, **kw)
+        status, body = client.get(url, **kw)
         out.append(time.perf_counter() - t)
-        assert resp.status_code == 200, resp.text
+        assert status == 200, body[:500]
     return out
 
 
@@ -195,6 +229,39 @@ def disk_rate(path: Path, start: int, length: int) -> float:
         return length / (time.perf_counter() - t)
     finally:
         os.close(fd)
+
+
+def bare_sendfile_rate(path: Path, start: int, length: int) -> float:
+    """curl's rate from a bare socket that answers with blocking ``os.sendfile`` only.
+
+    No HTTP framework at all, the same client and bytes: a reference for what
+    loopback TCP and curl carry on this machine right now, to read the data
+    plane's figure against (not a strict upper bound).
+    """
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, open(path, "rb") as fh:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n" % length)
+            pos, end = start, start + length
+            while pos < end:
+                pos += os.sendfile(conn.fileno(), fh.fileno(), pos, end - pos)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        return curl_rate(f"http://127.0.0.1:{listener.getsockname()[1]}/", start, length)
+    finally:
+        thread.join(60)
+        listener.close()
 
 
 FLASK_APP = '''
@@ -223,7 +290,6 @@ def main() -> None:
 
     warnings.simplefilter("ignore")
     logging.disable(logging.WARNING)
-    import httpx
     import pysam
 
     from server.db import Database
@@ -304,11 +370,12 @@ def main() -> None:
         procs.append(flask)
         wait_ready(f"http://127.0.0.1:{flask_port}/file", flask, flask_log)
 
-        with httpx.Client(timeout=60) as client:
+        client = KeepAliveClient(base)
+        try:
             # Cold vs warm ticket on the WGS-scale index (the worker has never opened it).
             wgs_url = f"{base}/reads/wgs"
             t = time.perf_counter()
-            assert client.get(wgs_url, params={"referenceName": "chr7", "start": 1, "end": 2}).status_code == 200
+            assert client.get(wgs_url, params={"referenceName": "chr7", "start": 1, "end": 2})[0] == 200
             cold = time.perf_counter() - t
             wgs_warm = timed_get(client, wgs_url, max(20, args.requests // 5),
                                  params={"referenceName": "chr9", "start": 5_000_000, "end": 5_100_000})
@@ -324,16 +391,19 @@ def main() -> None:
                 trivial += timed_get(client, f"{base}/service-info", 1)
 
             # Data plane: a signed URL for the whole BAM from a ticket.
-            tk = client.get(f"{base}/reads/bench").json()
+            tk = json.loads(client.get(f"{base}/reads/bench")[1])
             data_url = next(u["url"] for u in tk["htsget"]["urls"] if u["url"].startswith("http"))
+        finally:
+            client.close()
 
         start = 1 << 20
-        disk, plane, via_flask = [], [], []
+        disk, plane, via_flask, bare = [], [], [], []
         disk_rate(bam, start, length)  # warm the page cache
         for _ in range(3):
             disk.append(disk_rate(bam, start, length))
             plane.append(curl_rate(data_url, start, length))
             via_flask.append(curl_rate(f"http://127.0.0.1:{flask_port}/file", start, length))
+            bare.append(bare_sendfile_rate(bam, start, length))
 
         # 1 Mbp region: pysam through htsget vs pysam on the local file.
         region = ("chr1", 1_000_000, 2_000_000)
@@ -357,6 +427,7 @@ def main() -> None:
               f"p99 {percentile(tickets, 0.99) * ms:7.2f} ms   ({args.requests} random 10 kbp regions)")
         print(f"  trivial endpoint   p50 {statistics.median(trivial) * ms:7.2f} ms  "
               f"p99 {percentile(trivial, 0.99) * ms:7.2f} ms   (GET /service-info)")
+        print("  (latencies: one keep-alive http.client connection for both, requests interleaved)")
         print(f"  ticket / trivial   p50 x{statistics.median(tickets) / statistics.median(trivial):.2f}")
         print(f"  ticket logic alone p50 {statistics.median(inproc) * ms:7.2f} ms  "
               f"p99 {percentile(inproc, 0.99) * ms:7.2f} ms   (in-process: lookup, slice, sign; no HTTP, no audit)")
@@ -365,8 +436,11 @@ def main() -> None:
         print(f"  data plane {args.range_mb} MiB range: {statistics.median(plane) / mib:8.0f} MiB/s")
         print(f"  disk (os.pread)    : {statistics.median(disk) / mib:8.0f} MiB/s")
         print(f"  Flask route        : {statistics.median(via_flask) / mib:8.0f} MiB/s")
+        print(f"  bare sendfile sock : {statistics.median(bare) / mib:8.0f} MiB/s   "
+              "(no HTTP framework, same client and bytes)")
         print(f"  data plane / disk   x{statistics.median(plane) / statistics.median(disk):.2f}")
         print(f"  data plane / Flask  x{statistics.median(plane) / statistics.median(via_flask):.2f}")
+        print(f"  data plane / bare   x{statistics.median(plane) / statistics.median(bare):.2f}")
         print(f"  1 Mbp slice with pysam: htsget {statistics.median(remote_t) * ms:.0f} ms ({n_remote} reads) "
               f"vs local {statistics.median(local_t) * ms:.0f} ms ({n_local} reads): "
               f"x{statistics.median(remote_t) / statistics.median(local_t):.2f}")

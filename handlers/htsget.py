@@ -7,6 +7,7 @@ import json
 import flask
 
 from server.htsget import service
+from server.invocation import reads_request
 from server.routing import current_caller, node
 
 
@@ -38,19 +39,24 @@ def variants_service_info():
     return service.service_info(node().settings, "variants")
 
 
-def search_read_id(id_, format=None, class_=None, reference_name=None, start=None, end=None,
-                   fields=None, tags=None, notags=None):
+# The ticket handlers read the query or body themselves (server.htsget.service
+# validates it as the specification words it); Connexion has already checked it
+# against the OpenAPI document. They are called with their path parameter only.
+@reads_request
+def search_read_id(id_):
     return _get("reads", id_)
 
 
-def search_variant_id(id_, format=None, class_=None, reference_name=None, start=None, end=None,
-                      fields=None, tags=None, notags=None):
+@reads_request
+def search_variant_id(id_):
     return _get("variants", id_)
 
 
-def search_read_id_post(id_, body=None):
+@reads_request
+def search_read_id_post(id_):
     return _post("reads", id_)
 
 
-def search_variant_id_post(id_, body=None):
+@reads_request
+def search_variant_id_post(id_):
     return _post("variants", id_)

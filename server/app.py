@@ -68,7 +68,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> connexion.FlaskAp
     if migrate:
         db.upgrade()
 
+    from server import wsgi_bridge
+    from server.validation import VALIDATOR_MAP
+
     cx = connexion.FlaskApp(__name__, specification_dir=str(OPENAPI_DIR))
+    wsgi_bridge.install(cx)  # one thread hop per response instead of a2wsgi's three
     cx.app.extensions["genomeport"] = Node(settings=settings, db=db)
     cx.app.config["MAX_CONTENT_LENGTH"] = None  # enforced by OpsMiddleware per API
 
@@ -88,10 +92,14 @@ def create_app(settings: Settings, *, migrate: bool = True) -> connexion.FlaskAp
             pythonic_params=True,
             strict_validation=False,
             validate_responses=False,
+            validator_map=VALIDATOR_MAP,  # parameter schemas compiled once, not per request
             # the documents are served as JSON; no bundled Swagger UI
             swagger_ui_options=SwaggerUIOptions(swagger_ui=False),
         )
     register_error_handlers(cx)
+    from server import invocation
+
+    invocation.install(cx)  # handlers marked reads_request skip per-request argument marshalling
 
     # Outermost first: ops (ids, logs, metrics, caps), CORS, then the data plane.
     from server.asgi import OpsMiddleware

@@ -194,7 +194,7 @@ def files_list(obj: Ctx, dataset_id, as_json) -> None:
 def gunicorn_argv(settings: Settings, *, workers: int | None = None, bind: str | None = None) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn",
-        "--worker-class", "uvicorn_worker.UvicornWorker",
+        "--worker-class", "server.serving.Worker",  # uvicorn, asyncio loop, zero-copy sends
         "--workers", str(workers or settings.workers),
         "--bind", bind or f"{settings.host}:{settings.port}",
         "--graceful-timeout", "20",

@@ -6,7 +6,9 @@ on, so bulk data never goes through the Flask adapter. A URL is
 ``/data/<kind>/<ident>?exp=<unix time>&sig=<HMAC>``; ``sign_url`` makes one and
 only the holder of the URL can read it until it expires (never the caller's
 bearer token). ``Range`` is honoured (206 with an exact Content-Length, 416 out
-of range) and bodies are streamed in bounded chunks.
+of range) and bodies are streamed in bounded chunks, or handed to the kernel
+(``sendfile``) when the server offers the ASGI ``http.response.zerocopysend``
+extension, as ``genomeport serve`` does (``server.zerocopy``).
 
 What a URL names is found by a resolver ``fn(settings, db, ident) -> Path`` per
 kind (``register_resolver``). The built-in kinds ``file`` and ``index`` map a
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "/data/"
 CHUNK = 4 << 20  # bytes per read and per ASGI message
+ZEROCOPY = "http.response.zerocopysend"  # ASGI extension (server.zerocopy under genomeport serve)
 Resolver = Callable[[Settings, object, str], "Path | str"]
 _RESOLVERS: dict[str, Resolver] = {}
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -68,6 +71,12 @@ def signing_key(settings: Settings) -> bytes:
     """``settings.signing_key``, or a key generated once into ``<var_dir>/signing.key`` (0600)."""
     if settings.signing_key:
         return settings.signing_key.encode()
+    # Every ticket signs a URL: skip resolving the path once the key is known
+    # (absolute directories only; a relative one depends on the working directory).
+    absolute = os.path.isabs(settings.var_dir)
+    cached = _KEYS.get(settings.var_dir) if absolute else None
+    if cached:
+        return cached
     path = Path(settings.var_dir).resolve() / "signing.key"
     with _KEY_LOCK:
         cached = _KEYS.get(str(path))
@@ -88,6 +97,8 @@ def signing_key(settings: Settings) -> bytes:
         if not key:
             raise errors.ServiceError("the signing key file is empty")
         _KEYS[str(path)] = key
+        if absolute:
+            _KEYS[settings.var_dir] = key
         return key
 
 
@@ -256,9 +267,10 @@ class DataPlane:
             return
         path = Path(target)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise errors.NotFound("the data file is missing") from None
+        fd = fh.fileno()
         try:
             size = os.fstat(fd).st_size
             headers = dict((k.lower(), v) for k, v in scope.get("headers", []))
@@ -278,6 +290,12 @@ class DataPlane:
             if head:
                 await send({"type": "http.response.body", "body": b""})
                 return
+            if ZEROCOPY in scope.get("extensions", {}):
+                # The server hands the file to the kernel (sendfile): no copies here.
+                _advise(fd, start, end - start, sequential=True)
+                await send({"type": ZEROCOPY, "file": fh, "offset": start, "count": end - start,
+                            "more_body": False})
+                return
             # Reads run on the event loop: a thread hop per chunk costs more than the
             # read itself (page cache), and the kernel is asked to read ahead the next
             # chunk while this one is sent, so a disk read rarely blocks.
@@ -295,7 +313,7 @@ class DataPlane:
                 logger.warning("data file shorter than expected while streaming")
                 await send({"type": "http.response.body", "body": b""})
         finally:
-            os.close(fd)
+            fh.close()
 
     async def _resolve(self, kind: str, ident: str, resolver: Resolver):
         key = (kind, ident)

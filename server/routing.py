@@ -178,9 +178,7 @@ class Node:
         the database server itself may lose the last fraction of a second.
         SQLite runs in WAL mode with ``synchronous=NORMAL``, the same trade.
         """
-        import sqlalchemy as sa
-
-        from server.db.tables import AuditEvent, utcnow
+        from server.db.tables import utcnow
 
         if caller is None:
             caller = current_caller() if flask.has_request_context() else ANONYMOUS
@@ -196,19 +194,18 @@ class Node:
             "status": status,
             "request_id": request_id_var.get(),
         }
-        with self.db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-            conn.execute(_audit_insert(), row)
+        engine = self.db.engine
+        setup = ("SET LOCAL synchronous_commit TO OFF",) if engine.dialect.name == "postgresql" else ()
+        _audit_insert().run(engine, row, setup=setup)
 
 
 @functools.lru_cache(maxsize=1)
 def _audit_insert():
-    import sqlalchemy as sa
-
+    """One row per decision, on every ticket: compiled once, run on the DBAPI cursor."""
+    from server.db.prepared import PreparedInsert
     from server.db.tables import AuditEvent
 
-    return sa.insert(AuditEvent.__table__)
+    return PreparedInsert(AuditEvent.__table__)
 
 
 def node() -> Node:

@@ -228,24 +228,26 @@ def _choose_file(request: TicketRequest, files: list) -> object:
 
 
 @functools.lru_cache(maxsize=1)
-def _files_statement():
+def _files_query():
     """Built once: the lookup runs on every ticket."""
     import sqlalchemy as sa
 
+    from server.db.prepared import PreparedSelect
     from server.db.tables import DataFile, Dataset
 
-    return (sa.select(DataFile.pk, DataFile.format, DataFile.location, DataFile.index_location,
-                      DataFile.index_format, DataFile.size, DataFile.mtime_ns, DataFile.dataset_id,
-                      Dataset.access, Dataset.grant_value)
-            .join(Dataset, Dataset.id == DataFile.dataset_id)
-            .where(DataFile.object_id == sa.bindparam("object_id"))
-            .order_by(DataFile.format))
+    return PreparedSelect(
+        sa.select(DataFile.pk, DataFile.format, DataFile.location, DataFile.index_location,
+                  DataFile.index_format, DataFile.size, DataFile.mtime_ns, DataFile.dataset_id,
+                  Dataset.access, Dataset.grant_value)
+        .join(Dataset, Dataset.id == DataFile.dataset_id)
+        .where(DataFile.object_id == sa.bindparam("object_id"))
+        .order_by(DataFile.format))
 
 
 def _files(db: Database, object_id: str) -> list:
-    """The object's files with their dataset's access level: one query."""
-    with db.engine.connect() as conn:
-        return list(conn.execute(_files_statement(), {"object_id": object_id}))
+    """The object's files with their dataset's access level: one query, never cached
+    (a dataset's access level may change at any time)."""
+    return _files_query().rows(db.engine, {"object_id": object_id})
 
 
 def ticket(ctx: Context, request: TicketRequest) -> dict:
