@@ -315,15 +315,14 @@ class _DiploidTemplate:
         for a in range(1, n_alt + 1):
             code = 48 + a  # ord(str(a))
             f, s = first == code, second == code
-            allele_count = int(np.count_nonzero(f)) + int(np.count_nonzero(s))
-            if not allele_count:
+            positions = (f | s).nonzero()[0]
+            if not len(positions):
                 continue
-            positions = np.flatnonzero(f | s)
-            if self.idx is not None:
-                positions = self.idx[positions]
-            ac[a] = allele_count
             hom[a] = int(np.count_nonzero(f & s))
             het[a] = len(positions) - hom[a]
+            ac[a] = len(positions) + hom[a]  # a homozygote carries two copies
+            if self.idx is not None:
+                positions = self.idx[positions]
             carriers[a] = BitMap(array.array("I", positions.astype(np.uint32).tobytes()))
         return 2 * self.nsamples - gts.count(b".")
 
