@@ -5,20 +5,27 @@ counts, frequency and the carriers as a Roaring bitmap over the dataset's
 sample index. Functional annotations (SnpEff ``ANN`` or VEP ``CSQ``) give
 gene symbols, HGVS c./p. and molecular effects.
 
-The VCF text is read line by line (the header through pysam) and genotypes are
-counted with C-level string operations; BCF records are decoded by pysam and
-handled as the same text. Rows are written in batches, each committed with a
-checkpoint, and become visible only when the whole file has loaded.
+The VCF text is read line by line as bytes (the header through pysam) and
+genotypes are counted with C-level bytes operations: every pass over a
+~10 KB genotype section costs about as much as htslib's whole parse of the
+record, so the common case (diploid one-character genotypes) is checked with
+one translate-and-compare and counted with ``bytes.count``/``find``. BCF
+records are decoded by pysam and handled as the same text. Rows are written in
+batches of tuples straight through the DBAPI (COPY on PostgreSQL), each batch
+committed with a checkpoint, and become visible only when the whole file has
+loaded.
 """
 
 from __future__ import annotations
 
+import array
 import re
 from dataclasses import dataclass
 from itertools import accumulate, count
 from operator import add
 from pathlib import Path
 
+import numpy as np
 import pysam
 import sqlalchemy as sa
 from pyroaring import BitMap
@@ -201,15 +208,15 @@ def _sample_index(session, dataset_id: str, names: list[str]) -> list[int]:
     for name in names:
         if name not in rows:
             rows[name] = nxt
-            new.append({"dataset_id": dataset_id, "idx": nxt, "name": name})
+            new.append((dataset_id, nxt, name))
             nxt += 1
-    if new:
-        bulk_insert(session, BeaconSample.__table__, new)
+    insert_rows(session, BeaconSample.__table__, ("dataset_id", "idx", "name"), new)
     return [rows[n] for n in names]
 
 
 def _text_lines(path: Path):
-    """Raw VCF lines through htslib's BGZF reader (plain, gzip or bgzip)."""
+    """Raw VCF lines (bytes, undecoded: the loader decodes only what it reads
+    as text) through htslib's BGZF reader (plain, gzip or bgzip)."""
     fh = pysam.BGZFile(str(path), "rb")
     try:
         n = 0
@@ -221,17 +228,14 @@ def _text_lines(path: Path):
             n += 1
             if raw[:1] == b"#":
                 continue
-            try:
-                yield n, raw.decode()
-            except UnicodeDecodeError:
-                raise LoadError(path, f"line {n}", "not UTF-8 text") from None
+            yield n, raw
     finally:
         fh.close()
 
 
 def _bcf_lines(vf):
     for n, rec in enumerate(vf, start=1):
-        yield n, str(rec)
+        yield n, str(rec).encode()
 
 
 
@@ -280,6 +284,72 @@ def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where)
         het[a] = len(union) - hom[a]
         carriers[a] = union if idx is None else BitMap(idx[i] for i in union)
     return an
+
+
+class _DiploidTemplate:
+    """The common genotype layout of ``nsamples`` samples, checked in one pass
+    and counted with numpy on the genotype bytes.
+
+    Translating the genotype section with ``tables[n_alt]`` maps every allele
+    ``0..n_alt`` and ``.`` to ``0`` and ``/`` to ``|``; the result equals
+    ``expected`` exactly when every sample is ``a|b`` or ``a/b`` with alleles
+    in range, so allele k of sample i sits at byte ``4*i + 2*k``. Anything else
+    (haploid, polyploid, bad alleles) fails the comparison and goes the general
+    way, which also words the errors."""
+
+    def __init__(self, nsamples: int, idx: list[int] | None):
+        self.nsamples = nsamples
+        self.expected = (b"0|0\t" * nsamples)[:-1]
+        digits = b"0123456789"
+        self.tables = [None] + [
+            bytes.maketrans(digits[: k + 1] + b"./", b"0" * (k + 2) + b"|") for k in range(1, 10)]
+        self.idx = None if idx is None else np.asarray(idx, dtype=np.uint32)
+
+    def counts(self, gts: bytes, n_alt: int, carriers, ac, hom, het) -> int | None:
+        """AN after filling the per-allele lists, or None if ``gts`` is not
+        in the common layout."""
+        if n_alt > 9 or gts.translate(self.tables[n_alt]) != self.expected:
+            return None
+        arr = np.frombuffer(gts, dtype=np.uint8)
+        first, second = arr[0::4], arr[2::4]
+        for a in range(1, n_alt + 1):
+            code = 48 + a  # ord(str(a))
+            f, s = first == code, second == code
+            positions = (f | s).nonzero()[0]
+            if not len(positions):
+                continue
+            hom[a] = int(np.count_nonzero(f & s))
+            het[a] = len(positions) - hom[a]
+            ac[a] = len(positions) + hom[a]  # a homozygote carries two copies
+            if self.idx is not None:
+                positions = self.idx[positions]
+            carriers[a] = BitMap(array.array("I", positions.astype(np.uint32).tobytes()))
+        return 2 * self.nsamples - gts.count(b".")
+
+
+def insert_rows(session, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert many rows given as tuples in ``columns`` order, through the DBAPI
+    connection of ``session``'s transaction: COPY on PostgreSQL, executemany
+    elsewhere. Skipping SQLAlchemy's per-row parameter processing matters for
+    the Beacon tables, whose columns need no type conversion."""
+    if not rows:
+        return
+    conn = session.connection()
+    names = ", ".join(f'"{c}"' for c in columns)
+    dbapi = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with dbapi.cursor() as cursor:
+            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+        return
+    marks = ", ".join("?" * len(columns))
+    cursor = dbapi.cursor()
+    try:
+        cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+    finally:
+        cursor.close()
 
 
 def bulk_insert(session, table, rows: list[dict]) -> None:
@@ -378,23 +448,35 @@ def _discard(db, load_id: int) -> None:
         s.execute(sa.delete(BeaconLoad).where(BeaconLoad.id == load_id))
 
 
+_VARIANT_COLUMNS = ("pk", "load_id", "dataset_id", "assembly", "chrom", "start", "end", "ref",
+                    "alt", "variant_type", "length", "vcf_id", "hgvs_g", "ac", "an", "hom", "het",
+                    "af", "carriers")
+_ANNOTATION_COLUMNS = ("variant_pk", "load_id", "gene", "effect", "impact", "feature", "hgvs_c",
+                       "hgvs_p", "aa_change")
+_STRIP_FORMAT_BYTES = re.compile(rb":[^\t]*")
+
+
 def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx, ann,
                   checkpoint, batch_size, progress, stop_after, line_based):
-    variants: list[dict] = []
-    annotations: list[dict] = []
+    variants: list[tuple] = []
+    annotations: list[tuple] = []
     rec_no = 0
     max_span = 0
     bar = tqdm(desc=f"load-vcf {p.name}", unit=" rec", disable=not progress, initial=checkpoint)
     chrom_cache: dict[str, str] = {}
     identity = idx == list(range(len(idx)))
+    template = _DiploidTemplate(nsamples, None if identity else idx) if nsamples else None
+    postgres = db.engine.dialect.name == "postgresql"
 
     def flush(upto: int) -> None:
         nonlocal variants, annotations
         with db.session() as s:
-            if variants:
-                bulk_insert(s, BeaconVariant.__table__, variants)
-            if annotations:
-                bulk_insert(s, BeaconAnnotation.__table__, annotations)
+            if postgres:
+                # durability comes from the final commit that marks the load done (the
+                # WAL is flushed in order); a checkpoint lost in a crash is reloaded
+                s.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
+            insert_rows(s, BeaconVariant.__table__, _VARIANT_COLUMNS, variants)
+            insert_rows(s, BeaconAnnotation.__table__, _ANNOTATION_COLUMNS, annotations)
             row = s.get(BeaconLoad, load_id)
             row.checkpoint = upto
             row.max_span = max(row.max_span or 0, max_span)
@@ -402,12 +484,21 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
         variants, annotations = [], []
 
     try:
-        for line_no, line in lines:
+        for line_no, raw in lines:
             rec_no += 1
             if rec_no <= checkpoint:
                 continue
             where = f"line {line_no}" if line_based else f"record {line_no}"
-            fields = line.rstrip("\r\n").split("\t", 9)
+            fields = raw.rstrip(b"\r\n").split(b"\t", 9)
+            section = fields.pop() if len(fields) == 10 else None
+            try:
+                fields = [f.decode() for f in fields]
+                if section is not None and fields[8] != "GT":
+                    section.decode()  # only the GT subfields are read, but all must be text
+            except UnicodeDecodeError:
+                raise LoadError(p, where, "not UTF-8 text") from None
+            if section is not None:
+                fields.append(section)
             if len(fields) < 8:
                 raise LoadError(p, where, f"expected at least 8 tab-separated columns, got {len(fields)}")
             chrom_raw, pos_s, vid, ref, alt_s, _qual, _filt, info_s = fields[:8]
@@ -440,49 +531,17 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
             hom = [0] * (n_alt + 1)
             het = [0] * (n_alt + 1)
             an = 0
-            if len(fields) >= 10 and nsamples:
+            if section is not None and nsamples:
                 fmt = fields[8]
-                section = fields[9]
-                if section.count("\t") + 1 != nsamples:
-                    raise LoadError(p, where, f"{section.count(chr(9)) + 1} sample columns, "
-                                              f"header declares {nsamples}")
+                an = None
                 if fmt.startswith("GT"):
-                    gts = section if fmt == "GT" else _STRIP_FORMAT.sub("", section)
-                    # (the sample columns were counted above: nsamples - 1 tabs)
-                    if (n_alt <= 9 and len(gts) == 4 * nsamples - 1
-                            and gts[3::4].count("\t") == nsamples - 1):
-                        an = _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het,
-                                             None if identity else idx, p, where)
-                        gts = ""  # done: skip the general path below
-                    else:
-                        seps = gts.count("|") + gts.count("/")
-                        an = nsamples + seps - gts.count(".")
-                    last_pos, last_col = 0, 0
-                    for m in _NONREF.finditer(gts):
-                        col = last_col + gts.count("\t", last_pos, m.start())
-                        last_pos, last_col = m.start(), col
-                        token = m.group(0)
-                        try:
-                            called = [int(a) for a in _ALLELE_SPLIT.split(token) if a != "."]
-                        except ValueError:
-                            raise LoadError(p, where, f"sample {col + 1}: genotype {token!r} "
-                                                      "does not parse") from None
-                        missing = token.count(".")
-                        sample = col if identity else idx[col]
-                        for a in set(called):
-                            if a == 0:
-                                continue
-                            if a > n_alt:
-                                raise LoadError(p, where, f"sample {col + 1}: allele {a} but "
-                                                          f"only {n_alt} ALT alleles")
-                            carriers[a].append(sample)
-                            if not missing and all(x == a for x in called):
-                                hom[a] += 1
-                            else:
-                                het[a] += 1
-                        for a in called:
-                            ac[a] += 1
-                    ac[0] = 0
+                    # the common layout also proves the number of sample columns
+                    gts = section if fmt == "GT" else _STRIP_FORMAT_BYTES.sub(b"", section)
+                    an = template.counts(gts, n_alt, carriers, ac, hom, het)
+                if an is None:
+                    # anything else the general (text) way, which words the errors
+                    an = _general_counts(p, where, section.decode(), fmt, nsamples, n_alt,
+                                         carriers, ac, hom, het, idx, identity)
             else:
                 an = _int(info.get("AN")) or 0
                 for i, v in enumerate((info.get("AC") or "").split(",")):
@@ -491,34 +550,31 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
             ann_items = list(_parse_annotations(ann, info[ann.key], alts, ref)) \
                 if ann is not None and ann.key in info else []
             base = (load_id << PK_LOAD_SHIFT) | ((rec_no - 1) << PK_RECORD_SHIFT)
+            ref_upper = ref.upper()
+            vcf_id = "" if vid == "." else vid
             for i, alt in enumerate(alts):
                 if alt in ("*", ".") or i >= 255:
                     continue
                 a = i + 1
                 vtype, length, end = classify(ref, alt, info, start)
-                max_span = max(max_span, end - start)
+                if end - start > max_span:
+                    max_span = end - start
                 pk = base | a
-                variants.append({
-                    "pk": pk, "load_id": load_id, "dataset_id": dataset_id, "assembly": assembly,
-                    "chrom": chrom, "start": start, "end": end, "ref": ref.upper(),
-                    "alt": alt.upper() if not alt.startswith("<") else alt,
-                    "variant_type": vtype, "length": length,
-                    "vcf_id": "" if vid == "." else vid,
-                    "hgvs_g": hgvs_genomic(chrom, assembly, pos, ref, alt),
-                    "ac": ac[a], "an": an, "hom": hom[a], "het": het[a],
-                    "af": (ac[a] / an) if an else 0.0,
-                    "carriers": (carriers[a] if isinstance(carriers[a], BitMap)
-                                 else BitMap(carriers[a])).serialize(),
-                })
+                bits = carriers[a]
+                variants.append((
+                    pk, load_id, dataset_id, assembly, chrom, start, end, ref_upper,
+                    alt.upper() if not alt.startswith("<") else alt, vtype, length, vcf_id,
+                    hgvs_genomic(chrom, assembly, pos, ref, alt),
+                    ac[a], an, hom[a], het[a], (ac[a] / an) if an else 0.0,
+                    (bits if isinstance(bits, BitMap) else BitMap(bits)).serialize(),
+                ))
                 for (ai, gene, effect, impact, feature, hgvs_c, hgvs_p) in ann_items:
                     if ai != i:
                         continue
-                    annotations.append({
-                        "variant_pk": pk, "load_id": load_id, "gene": gene[:128],
-                        "effect": effect[:256], "impact": impact[:16], "feature": feature[:128],
-                        "hgvs_c": hgvs_c[:512], "hgvs_p": hgvs_p[:512],
-                        "aa_change": aa_short(hgvs_p)[:128],
-                    })
+                    annotations.append((
+                        pk, load_id, gene[:128], effect[:256], impact[:16], feature[:128],
+                        hgvs_c[:512], hgvs_p[:512], aa_short(hgvs_p)[:128],
+                    ))
             if len(variants) >= batch_size:
                 flush(rec_no)
                 if stop_after is not None and rec_no >= stop_after:
@@ -527,3 +583,51 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
     finally:
         bar.close()
     return len(variants), max_span
+
+
+def _general_counts(p, where, section: str, fmt: str, nsamples, n_alt, carriers, ac, hom, het,
+                    idx, identity) -> int:
+    """Counts of any genotype layout (haploid, polyploid, multi-digit alleles),
+    with an error naming the sample for anything that does not parse."""
+    an = 0
+    if section.count("\t") + 1 != nsamples:
+        raise LoadError(p, where, f"{section.count(chr(9)) + 1} sample columns, "
+                                  f"header declares {nsamples}")
+    if fmt.startswith("GT"):
+        gts = section if fmt == "GT" else _STRIP_FORMAT.sub("", section)
+        # (the sample columns were counted above: nsamples - 1 tabs)
+        if (n_alt <= 9 and len(gts) == 4 * nsamples - 1
+                and gts[3::4].count("\t") == nsamples - 1):
+            an = _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het,
+                                 None if identity else idx, p, where)
+            gts = ""  # done: skip the general path below
+        else:
+            seps = gts.count("|") + gts.count("/")
+            an = nsamples + seps - gts.count(".")
+        last_pos, last_col = 0, 0
+        for m in _NONREF.finditer(gts):
+            col = last_col + gts.count("\t", last_pos, m.start())
+            last_pos, last_col = m.start(), col
+            token = m.group(0)
+            try:
+                called = [int(a) for a in _ALLELE_SPLIT.split(token) if a != "."]
+            except ValueError:
+                raise LoadError(p, where, f"sample {col + 1}: genotype {token!r} "
+                                          "does not parse") from None
+            missing = token.count(".")
+            sample = col if identity else idx[col]
+            for a in set(called):
+                if a == 0:
+                    continue
+                if a > n_alt:
+                    raise LoadError(p, where, f"sample {col + 1}: allele {a} but "
+                                              f"only {n_alt} ALT alleles")
+                carriers[a].append(sample)
+                if not missing and all(x == a for x in called):
+                    hom[a] += 1
+                else:
+                    het[a] += 1
+            for a in called:
+                ac[a] += 1
+        ac[0] = 0
+    return an

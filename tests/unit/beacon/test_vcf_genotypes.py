@@ -1,0 +1,154 @@
+"""Genotype counting of the VCF loader: the fast path for the common diploid
+layout and the general path must give the same counts and carriers as a
+plain per-sample reading of the genotypes, whatever the sample order, and bad
+input must still be rejected with its line and nothing loaded."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+import sqlalchemy as sa
+from pyroaring import BitMap
+
+from server.beacon.journal import LoadError
+from server.beacon.tables import BeaconLoad, BeaconSample, BeaconVariant
+from server.beacon.vcf import _DiploidTemplate, load_vcf
+from tests.unit.beacon.conftest import add_dataset
+
+HEADER = ("##fileformat=VCFv4.2\n##contig=<ID=chr1,length=248956422>\n"
+          '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+          '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+          "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t")
+
+
+def _genotypes(rng: random.Random, n_alt: int, kind: str) -> str:
+    def allele() -> str:
+        x = rng.random()
+        return "." if x < 0.05 else "0" if x < 0.45 else str(rng.randint(1, n_alt))
+
+    if kind == "haploid-mix" and rng.random() < 0.3:
+        return allele()
+    sep = {"phased": "|", "unphased": "/"}.get(kind) or rng.choice("|/")
+    return f"{allele()}{sep}{allele()}"
+
+
+def write_vcf(path, samples, n_records: int, seed: int) -> list[str]:
+    """Records of every layout, with alleles frequent enough to need the
+    dense carriers; returns the record lines."""
+    rng = random.Random(seed)
+    kinds = ["phased", "unphased", "mixed", "haploid-mix", "with-depth"]
+    lines = []
+    for r in range(n_records):
+        n_alt = rng.choice([1, 1, 2, 3])
+        alts = rng.sample(["C", "G", "T", "CA"], n_alt)
+        kind = kinds[r % len(kinds)]
+        gts = [_genotypes(rng, n_alt, kind) for _ in samples]
+        fmt = "GT"
+        if kind == "with-depth":
+            fmt = "GT:DP"
+            gts = [f"{g}:{rng.randint(0, 40)}" for g in gts]
+        lines.append(f"chr1\t{1000 + 10 * r}\t.\tA\t{','.join(alts)}\t.\tPASS\t.\t{fmt}\t"
+                     + "\t".join(gts))
+    path.write_text(HEADER + "\t".join(samples) + "\n" + "\n".join(lines) + "\n")
+    return lines
+
+
+def expected_counts(lines, sample_idx: list[int]) -> dict:
+    """(pos, alt) -> (AC, AN, hom, het, carriers) read sample by sample."""
+    out = {}
+    for line in lines:
+        fields = line.split("\t")
+        alts = fields[4].split(",")
+        per_allele = {a: [0, 0, 0, BitMap()] for a in range(1, len(alts) + 1)}
+        an = 0
+        for col, value in enumerate(fields[9:]):
+            alleles = re.split(r"[|/]", value.split(":")[0])
+            called = [int(a) for a in alleles if a != "."]
+            an += len(called)
+            for a in set(called) - {0}:
+                counts = per_allele[a]
+                counts[0] += called.count(a)
+                if "." not in alleles and all(x == a for x in called):
+                    counts[1] += 1
+                else:
+                    counts[2] += 1
+                counts[3].add(sample_idx[col])
+        for a, (ac, hom, het, carriers) in per_allele.items():
+            out[(int(fields[1]), alts[a - 1])] = (ac, an, hom, het, carriers)
+    return out
+
+
+def stored_counts(db, dataset_id: str, load_id: int) -> dict:
+    with db.session() as s:
+        rows = s.execute(sa.select(BeaconVariant).where(BeaconVariant.dataset_id == dataset_id,
+                                                        BeaconVariant.load_id == load_id))
+        return {(r.start + 1, r.alt): (r.ac, r.an, r.hom, r.het, BitMap.deserialize(r.carriers))
+                for r in rows.scalars()}
+
+
+def test_counts_and_carriers_match_a_per_sample_reading(db, tmp_path):
+    add_dataset(db, "gt")
+    samples = [f"S{i}" for i in range(120)]
+    lines = write_vcf(tmp_path / "a.vcf", samples, 60, seed=1)
+    result = load_vcf(db, tmp_path / "a.vcf", "gt", progress=False)
+    assert result.records == 60
+    assert stored_counts(db, "gt", result.load_id) == expected_counts(lines, list(range(120)))
+
+
+def test_second_file_with_other_sample_order_maps_carriers(db, tmp_path):
+    add_dataset(db, "gt")
+    samples = [f"S{i}" for i in range(120)]
+    write_vcf(tmp_path / "a.vcf", samples, 5, seed=2)
+    load_vcf(db, tmp_path / "a.vcf", "gt", progress=False)
+    # reversed order plus two new samples: the file's columns are not the dataset's indexes
+    others = ["N1"] + samples[::-1] + ["N2"]
+    lines = write_vcf(tmp_path / "b.vcf", others, 40, seed=3)
+    result = load_vcf(db, tmp_path / "b.vcf", "gt", progress=False)
+    with db.session() as s:
+        index = dict(s.execute(sa.select(BeaconSample.name, BeaconSample.idx)
+                               .where(BeaconSample.dataset_id == "gt")).all())
+    assert stored_counts(db, "gt", result.load_id) == expected_counts(
+        lines, [index[name] for name in others])
+
+
+def test_template_leaves_uncommon_layouts_untouched():
+    template = _DiploidTemplate(3, None)
+    for gts in (b"0|1\t1\t0|0", b"0|1\t0|2\t0|0", b"0|1\t0-1\t0|0", b"0|1/0\t0|1\t0|0",
+                b"0|1\t0|10\t0|0", b"0|1\t0|x\t0|0"):
+        lists = [[], []], [0, 0], [0, 0], [0, 0]
+        assert template.counts(gts, 1, *lists) is None
+        assert lists == ([[], []], [0, 0], [0, 0], [0, 0])
+    lists = [[], [], []], [0] * 3, [0] * 3, [0] * 3
+    assert template.counts(b"0|1\t2/2\t.|1", 2, *lists) == 5
+    carriers, ac, hom, het = lists
+    assert (ac, hom, het) == ([0, 2, 2], [0, 0, 1], [0, 2, 0])
+    assert carriers[1] == BitMap([0, 2]) and carriers[2] == BitMap([1])
+
+
+def _bad_vcf(tmp_path, body: bytes):
+    path = tmp_path / "bad.vcf"
+    path.write_bytes((HEADER + "S1\tS2\n").encode() + body)
+    return path
+
+
+@pytest.mark.parametrize("record, reason", [
+    (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0-1\n", "separator"),
+    (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0|x\n", "not a number"),
+    (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|2\n", "beyond the 1 ALT"),
+    (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\n", "sample columns"),
+    (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT:DP\t0|1:3\t0|0:\xff\n", "UTF-8"),
+    (b"chr1\t100\t.\tA\tG\t.\tPASS\tX=\xff\tGT\t0|1\t0|0\n", "UTF-8"),
+])
+def test_bad_genotype_rejected_with_line_and_nothing_loaded(db, tmp_path, record, reason):
+    add_dataset(db, "gt")
+    good = b"chr1\t90\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\n"
+    path = _bad_vcf(tmp_path, good * 3 + record)
+    with pytest.raises(LoadError) as err:
+        load_vcf(db, path, "gt", progress=False, batch_size=1)
+    assert err.value.where == "line 9" and reason in err.value.reason
+    assert str(path) in str(err.value)
+    with db.session() as s:
+        assert s.execute(sa.select(sa.func.count()).select_from(BeaconVariant)).scalar() == 0
+        assert s.execute(sa.select(sa.func.count()).select_from(BeaconLoad)).scalar() == 0
