@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -195,7 +196,8 @@ def _insert_variants(db, rows, n_variants: int) -> None:
 
         raw = sqlite3.connect(db.engine.url.database, isolation_level=None)
         raw.execute("PRAGMA synchronous=OFF")
-        raw.execute("PRAGMA cache_size=-500000")
+        raw.execute("PRAGMA cache_size=-1000000")
+        raw.execute("PRAGMA temp_store=MEMORY")
         sql = (f"INSERT INTO beacon_variants ({', '.join(f'{c!r}' for c in VARIANT_COLUMNS)})"
                f" VALUES ({', '.join('?' * len(VARIANT_COLUMNS))})").replace("'", '"')
         while True:
@@ -208,6 +210,12 @@ def _insert_variants(db, rows, n_variants: int) -> None:
                 done += len(chunk[i:i + 50_000])
                 bar.update(done)
             raw.execute("COMMIT")
+        bar.update(done, final=True)
+        t = time.perf_counter()
+        print(f"  rebuilding {len(indexes)} indexes ...", end="", flush=True)
+        for _, ddl in indexes:
+            raw.execute(ddl)
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         raw.close()
     else:
         import psycopg
@@ -224,14 +232,13 @@ def _insert_variants(db, rows, n_variants: int) -> None:
                     done += 1
                     if not done & 0xFFF:
                         bar.update(done)
-    bar.update(done, final=True)
-    t = time.perf_counter()
-    print(f"  rebuilding {len(indexes)} indexes ...", end="", flush=True)
-    with db.engine.begin() as conn:
-        if dialect == "postgresql":
-            conn.execute(sa.text("SET maintenance_work_mem = '512MB'"))
-        for _, ddl in indexes:
-            conn.execute(sa.text(ddl))
+        bar.update(done, final=True)
+        t = time.perf_counter()
+        print(f"  rebuilding {len(indexes)} indexes ...", end="", flush=True)
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL maintenance_work_mem = '1GB'"))
+            for _, ddl in indexes:
+                conn.execute(sa.text(ddl))
     print(f" {time.perf_counter() - t:.0f} s; ANALYZE ...", end="", flush=True)
     t = time.perf_counter()
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -405,6 +412,7 @@ def main() -> None:
                 print(f"[{kind}] store kept: {url}")
             else:
                 drop()
+                shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(f"store: {args.variants:,} synthetic variants (GRCh38 chr1-22) over {args.samples:,} "
           f"individuals; {args.queries} requests per shape"

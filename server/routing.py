@@ -169,8 +169,13 @@ class Node:
         object_id: str = "",
         query: dict | None = None,
         caller: Caller | None = None,
+        connection=None,
     ) -> None:
         """Append one audit row. Never pass tokens or genotypes in ``query``.
+
+        With ``connection`` the row joins that connection's transaction (the
+        caller commits it, before the response is sent); otherwise it is
+        committed here.
 
         The row is committed before the response is sent. On PostgreSQL the
         commit does not wait for the WAL flush (``synchronous_commit=off`` for
@@ -196,6 +201,11 @@ class Node:
             "status": status,
             "request_id": request_id_var.get(),
         }
+        if connection is not None:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            connection.execute(_audit_insert(), row)
+            return
         with self.db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
