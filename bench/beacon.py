@@ -428,7 +428,8 @@ def main() -> None:
             if name in TARGET_P50_MS:
                 limit = TARGET_P50_MS[name]
                 target = f"p50 < {limit} ms: {'met' if p50 < limit else 'NOT met'}"
-            print(f"{kind:<11} {name:<30} {p50:>9.2f} {pct(values, 0.99):>9.2f}  {target}")
+            line = f"{kind:<11} {name:<30} {p50:>9.2f} {pct(values, 0.99):>9.2f}  {target}"
+            print(line.rstrip())
         if load_rate is not None:
             ratio = load_rate / parse_rate
             print(f"{kind:<11} {'ingest (records/s)':<30} load {load_rate:,.0f}   parse "
