@@ -59,17 +59,25 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
         req = breq.from_post(answer_entry, body, **kw)
     else:
         req = breq.from_get(answer_entry, _args(), **kw)
-    try:
-        with n.db.session() as session:
+    # One session and connection: the query, then its audit row, committed
+    # before the response is sent. On PostgreSQL (READ COMMITTED: every statement
+    # reads its own snapshot anyway) the statements run in autocommit mode, which
+    # spares the BEGIN and COMMIT round trips.
+    with n.db.session() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        try:
             response, audit = service.query(session, settings, caller, req)
-    except Exception as exc:
-        n.audit(api="beacon", action=f"{method} {answer_entry}", outcome="error",
-                status=getattr(exc, "status", 500), query={"entry": answer_entry,
-                                                           "params": req.params},
-                caller=caller)
-        raise
-    n.audit(api="beacon", action=f"{method} {answer_entry}", outcome="granted", status=200,
-            dataset_id=",".join(audit["datasets"])[:128], query=audit, caller=caller)
+        except Exception as exc:
+            session.rollback()
+            n.audit(api="beacon", action=f"{method} {answer_entry}", outcome="error",
+                    status=getattr(exc, "status", 500), query={"entry": answer_entry,
+                                                               "params": req.params},
+                    caller=caller)
+            raise
+        n.audit(api="beacon", action=f"{method} {answer_entry}", outcome="granted", status=200,
+                dataset_id=",".join(audit["datasets"])[:128], query=audit, caller=caller,
+                connection=session.connection())
     return response
 
 

@@ -169,8 +169,14 @@ class Node:
         object_id: str = "",
         query: dict | None = None,
         caller: Caller | None = None,
+        connection=None,
     ) -> None:
         """Append one audit row. Never pass tokens or genotypes in ``query``.
+
+        With ``connection`` the row is written on that connection: in its
+        transaction (the caller commits it, before the response is sent), or,
+        on an autocommit PostgreSQL connection, as a statement that commits
+        itself; otherwise it is committed here.
 
         The row is committed before the response is sent. On PostgreSQL the
         commit does not wait for the WAL flush (``synchronous_commit=off`` for
@@ -194,6 +200,15 @@ class Node:
             "status": status,
             "request_id": request_id_var.get(),
         }
+        if connection is not None:
+            if connection.dialect.name != "postgresql":
+                connection.execute(_audit_insert().statement, row)
+            elif connection.connection.driver_connection.autocommit:
+                connection.execute(_audit_insert_async_commit(), row)
+            else:
+                connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                connection.execute(_audit_insert().statement, row)
+            return
         engine = self.db.engine
         setup = ("SET LOCAL synchronous_commit TO OFF",) if engine.dialect.name == "postgresql" else ()
         _audit_insert().run(engine, row, setup=setup)
@@ -206,6 +221,22 @@ def _audit_insert():
     from server.db.tables import AuditEvent
 
     return PreparedInsert(AuditEvent.__table__)
+
+
+@functools.lru_cache(maxsize=1)
+def _audit_insert_async_commit():
+    """One self-committing statement on PostgreSQL: the row, with
+    ``synchronous_commit`` off for its own (implicit) transaction."""
+    import sqlalchemy as sa
+
+    from server.db.tables import AuditEvent
+
+    table = AuditEvent.__table__
+    names = ["time", "caller", "api", "action", "dataset_id", "object_id", "query", "outcome",
+             "status", "request_id"]
+    row = sa.select(*[sa.bindparam(n, type_=table.c[n].type) for n in names]).where(
+        sa.func.set_config("synchronous_commit", "off", True) == "off")
+    return sa.insert(table).from_select(names, row)
 
 
 def node() -> Node:

@@ -8,7 +8,10 @@ phenotype X carrying variant Y" is ``filter_bitmap & carriers``).
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -17,9 +20,9 @@ from pyroaring import BitMap
 from server.beacon.metadata import duration_days
 from server.beacon.refs import canonical_chrom, normalize_assembly, refseq_accession
 from server.beacon.request import BeaconRequest
-from server.beacon.tables import (BeaconAnnotation, BeaconGene, BeaconLoad, BeaconOntologyClosure,
-                                  BeaconOntologyTerm, BeaconRecord, BeaconRecordTerm,
-                                  BeaconRecordValue, BeaconSample, BeaconVariant)
+from server.beacon.tables import (BeaconAnnotation, BeaconGene, BeaconOntologyClosure,
+                                  BeaconRecord, BeaconRecordTerm, BeaconRecordValue,
+                                  BeaconSample, BeaconVariant)
 from server.beacon.vcf import aa_short
 from server.errors import InvalidInput
 
@@ -105,11 +108,35 @@ class Context:
             self.warnings.append(text)
 
 
+LoadRow = namedtuple("LoadRow", "id dataset_id kind assembly max_span")
+_DONE_LOADS = ("SELECT id, dataset_id, kind, assembly, max_span FROM beacon_loads "
+               "WHERE status = 'done'")
+
+
+@functools.lru_cache(maxsize=512)
+def _driver_sql(sql: str, dialect: str) -> str:
+    """``:name`` placeholders in the driver's own parameter style."""
+    if dialect == "postgresql":
+        return re.sub(r":(\w+)", r"%(\1)s", sql)
+    return sql
+
+
+def fetch_all(session, sql: str, params: dict | None = None) -> list[tuple]:
+    """Run plain SQL (``:name`` parameters) on the session's connection, in its
+    transaction, straight through the driver: the hot queries of a Beacon request
+    skip building, caching and compiling SQLAlchemy statements."""
+    conn = session.connection()
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(_driver_sql(sql, conn.dialect.name), params or {})
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
 def new_context(session) -> Context:
     """One query of the (small) load journal serves the whole request."""
-    rows = session.execute(sa.select(BeaconLoad.id, BeaconLoad.dataset_id, BeaconLoad.kind,
-                                     BeaconLoad.assembly, BeaconLoad.max_span)
-                           .where(BeaconLoad.status == "done")).all()
+    rows = [LoadRow(*r) for r in fetch_all(session, _DONE_LOADS)]
     gen = max((r.id for r in rows), default=0)
     return Context(session=session, generation=gen, loads=rows,
                    db_key=str(session.get_bind().url))
@@ -172,10 +199,65 @@ def parse_variant_id(vid: str) -> tuple[str, int, str]:
     return canonical_chrom(parts[0])[0], int(parts[1]), parts[2]
 
 
-def _like(column, bases: str):
-    if "N" in bases:
-        return column.like(bases.replace("N", "_"))
-    return column == bases
+_OPS = {"=": operator.eq, "<": operator.lt, ">": operator.gt, "<=": operator.le,
+        ">=": operator.ge}
+
+
+@dataclass
+class Genomic:
+    """The genomic parameters as conditions on ``beacon_variants``.
+
+    ``specs`` are plain column comparisons ``(column, op, value)``; ``extra``
+    are SQLAlchemy clauses with no such form (genes, annotations, HGVS). When
+    there are no extras the conditions can also run as plain SQL (``sql``)."""
+
+    specs: list = field(default_factory=list)
+    extra: list = field(default_factory=list)
+
+    def add(self, column: str, op: str, value) -> None:
+        self.specs.append((column, op, value))
+
+    def like(self, column: str, bases: str) -> None:
+        if "N" in bases:
+            self.add(column, "like", bases.replace("N", "_"))
+        else:
+            self.add(column, "=", bases)
+
+    def clauses(self) -> list:
+        out = []
+        for column, op, value in self.specs:
+            col = getattr(V, column)
+            if op == "like":
+                out.append(col.like(value))
+            elif op == "in":
+                out.append(col.in_(value))
+            else:
+                out.append(_OPS[op](col, value))
+        return out + self.extra
+
+    def __iter__(self):
+        return iter(self.clauses())
+
+    def __bool__(self) -> bool:
+        return bool(self.specs or self.extra)
+
+    @property
+    def plain(self) -> bool:
+        return not self.extra
+
+    def sql(self, loads: list[int]) -> tuple[str, dict]:
+        """``WHERE`` text (load ids first) and its parameters."""
+        params = {f"l{i}": v for i, v in enumerate(loads)}
+        parts = [f"load_id IN ({', '.join(':' + k for k in params)})"]
+        for i, (column, op, value) in enumerate(self.specs):
+            if op == "in":
+                names = [f"g{i}_{j}" for j in range(len(value))]
+                params.update(zip(names, value))
+                parts.append(f'"{column}" IN ({", ".join(":" + n for n in names)})')
+            else:
+                params[f"g{i}"] = value
+                parts.append(f'"{column}" {"LIKE" if op == "like" else op} :g{i}')
+        return " AND ".join(parts), params
 
 
 def assemblies_in(ctx: Context, dataset_ids) -> set[str]:
@@ -183,11 +265,11 @@ def assemblies_in(ctx: Context, dataset_ids) -> set[str]:
     return {r.assembly for r in ctx.loads if r.kind == "vcf" and r.dataset_id in ids}
 
 
-def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> list:
-    """SQL conditions on ``beacon_variants`` for the genomic parameters (shared by
+def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic:
+    """Conditions on ``beacon_variants`` for the genomic parameters (shared by
     every dataset; the caller adds the dataset's loads)."""
     p = req.params
-    conds: list = []
+    g = Genomic()
     chrom = implied = None
     if "referenceName" in p:
         chrom, implied = canonical_chrom(p["referenceName"])
@@ -201,12 +283,12 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> list:
         if served and asm not in served:
             raise InvalidInput(f"assembly {asm} is not served here; this beacon holds "
                                f"variants on {', '.join(sorted(served))}")
-        conds.append(V.assembly == asm)
+        g.add("assembly", "=", asm)
     start, end = p.get("start", []), p.get("end", [])
     if (start or end) and chrom is None:
         raise InvalidInput("start and end need referenceName")
     if chrom is not None:
-        conds.append(V.chrom == chrom)
+        g.add("chrom", "=", chrom)
     if len(start) > 2 or len(end) > 2:
         raise InvalidInput("start and end take one value, or two for a bracket query")
     if len(start) == 2 or len(end) == 2:
@@ -215,26 +297,31 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> list:
         (s1, s2), (e1, e2) = start, end
         if s1 > s2 or e1 > e2:
             raise InvalidInput("bracket bounds must be [min,max]")
-        conds += [V.start >= s1, V.start <= s2, V.end >= e1, V.end <= e2]
+        g.add("start", ">=", s1)
+        g.add("start", "<=", s2)
+        g.add("end", ">=", e1)
+        g.add("end", "<=", e2)
     elif start and end:
         s, e = start[0], end[0]
         if e <= s:
             raise InvalidInput("end must be greater than start (0-based, half-open)")
         span = max_span(ctx, dataset_ids)
-        conds += [V.start < e, V.end > s, V.start >= s - span]
+        g.add("start", "<", e)
+        g.add("end", ">", s)
+        g.add("start", ">=", s - span)
     elif start:
         if not ({"alternateBases", "referenceBases", "variantType"} & p.keys()):
             raise InvalidInput("start needs end (range query), or alternateBases / "
                                "variantType (sequence query)")
-        conds.append(V.start == start[0])
+        g.add("start", "=", start[0])
     elif end:
         raise InvalidInput("end needs start")
     elif ({"referenceBases", "alternateBases"} & p.keys()) and chrom is None:
         raise InvalidInput("referenceBases/alternateBases need referenceName and start")
     if p.get("referenceBases") and set(p["referenceBases"]) != {"N"}:
-        conds.append(_like(V.ref, p["referenceBases"]))
+        g.like("ref", p["referenceBases"])
     if p.get("alternateBases"):
-        conds.append(_like(V.alt, p["alternateBases"]))
+        g.like("alt", p["alternateBases"])
     if "variantType" in p:
         key = p["variantType"].upper() if not p["variantType"].startswith("SO:") \
             else p["variantType"]
@@ -242,26 +329,26 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> list:
         if types is None:
             raise InvalidInput(f"variantType {p['variantType']!r} is not supported; use one of "
                                + ", ".join(k for k in VARIANT_TYPES))
-        conds.append(V.variant_type.in_(sorted(types)))
+        g.add("variant_type", "in", sorted(types))
     if "variantMinLength" in p:
-        conds.append(V.length >= p["variantMinLength"])
+        g.add("length", ">=", p["variantMinLength"])
     if "variantMaxLength" in p:
-        conds.append(V.length <= p["variantMaxLength"])
+        g.add("length", "<=", p["variantMaxLength"])
     if "geneId" in p:
-        conds.append(_gene_condition(ctx, p["geneId"], asm))
+        g.extra.append(_gene_condition(ctx, p["geneId"], asm))
     if "aminoacidChange" in p:
         aa = aa_short(p["aminoacidChange"])
         sub = sa.select(BeaconAnnotation.variant_pk).where(BeaconAnnotation.aa_change == aa)
         if "geneId" in p:
             sub = sub.where(BeaconAnnotation.gene == p["geneId"])
-        conds.append(V.pk.in_(sub))
+        g.extra.append(V.pk.in_(sub))
         if ctx.session.execute(sa.select(BeaconAnnotation.id).where(
                 BeaconAnnotation.aa_change != "").limit(1)).first() is None:
             ctx.warn("aminoacidChange: no loaded VCF carries protein annotations (SnpEff ANN / "
                      "VEP CSQ), so nothing can match")
     if "genomicAlleleShortForm" in p:
-        conds.append(_hgvs_condition(ctx, p["genomicAlleleShortForm"]))
-    return conds
+        g.extra.append(_hgvs_condition(ctx, p["genomicAlleleShortForm"]))
+    return g
 
 
 def max_span(ctx: Context, dataset_ids) -> int:
@@ -318,14 +405,15 @@ def _hgvs_condition(ctx: Context, text: str):
 # ------------------------------------------------------------------ filters
 def _term_known(ctx: Context, term: str) -> bool:
     s = ctx.session
-    return (s.get(BeaconOntologyTerm, term) is not None or s.execute(
-        sa.select(BeaconRecordTerm.id).where(BeaconRecordTerm.term == term).limit(1)
-    ).first() is not None)
+    return bool(fetch_all(s, "SELECT 1 FROM beacon_ontology_terms WHERE id = :t", {"t": term})
+                or fetch_all(s, "SELECT 1 FROM beacon_record_terms WHERE term = :t LIMIT 1",
+                             {"t": term}))
 
 
 def _field_known(ctx: Context, name: str) -> bool:
-    return ctx.session.execute(sa.select(BeaconRecordValue.id).where(
-        BeaconRecordValue.field == name).limit(1)).first() is not None
+    return bool(fetch_all(ctx.session,
+                          "SELECT 1 FROM beacon_record_values WHERE field = :f LIMIT 1",
+                          {"f": name}))
 
 
 def check_filters(ctx: Context, filters: list[dict]) -> list[dict]:
@@ -492,7 +580,7 @@ class Matches:
 
 
 def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int],
-             genomic: list | None, want_page: bool) -> Matches:
+             genomic: Genomic | list | None, want_page: bool) -> Matches:
     target = ENTRY_TYPES[req.entry_type]
     anchors: list[Anchor] = []
     if req.source_type:
@@ -517,8 +605,7 @@ def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int]
         return Matches(len(ids), ids[offset:offset + limit] if want_page else [])
     if req.genomic:
         carriers = BitMap()
-        for (c,) in ctx.session.execute(sa.select(V.carriers).where(V.load_id.in_(loads),
-                                                                    *genomic)):
+        for c in _carriers(ctx, loads, genomic):
             carriers |= BitMap.deserialize(c)
         sm = sample_map(ctx, dataset_id)
         anchors.append(Anchor(carriers, sm.individuals(carriers), sm.names(carriers)))
@@ -548,29 +635,48 @@ def _passes(a: Anchor, target: str, rid: str, ind: str, bios: str) -> bool:
     return True
 
 
+def _carriers(ctx, loads, genomic) -> list[bytes]:
+    """The carrier bitmaps (serialized) of the matching variants."""
+    if isinstance(genomic, Genomic) and genomic.plain:
+        if not loads:
+            return []
+        where, params = genomic.sql(loads)
+        return [c for (c,) in fetch_all(ctx.session,
+                                        f"SELECT carriers FROM beacon_variants WHERE {where}",
+                                        params)]
+    return [c for (c,) in ctx.session.execute(sa.select(V.carriers).where(
+        V.load_id.in_(loads), *(genomic or [])))]
+
+
 def _variant_count(ctx, loads, genomic) -> int:
+    if isinstance(genomic, Genomic) and genomic.plain:
+        if not loads:
+            return 0
+        where, params = genomic.sql(loads)
+        return fetch_all(ctx.session, f"SELECT count(*) FROM beacon_variants WHERE {where}",
+                         params)[0][0]
     return ctx.session.execute(sa.select(sa.func.count()).select_from(V).where(
         V.load_id.in_(loads), *(genomic or []))).scalar_one()
 
 
 def _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, limit, want_page):
-    conds = [V.load_id.in_(loads), *(genomic or [])]
-    if req.entry_id is not None:
-        chrom, start, ref = parse_variant_id(req.entry_id)
-        conds += [V.chrom == chrom, V.start == start, V.ref == ref]
+    order = (V.chrom, V.start, V.pk)
     bitmaps = [a.samples for a in anchors if a.samples is not None]
     fb = filter_constraint(ctx, dataset_id, "g_variant", req.filters)
     if fb is not None:
         bitmaps.append(fb)
-    order = (V.chrom, V.start, V.pk)
     if not bitmaps and req.entry_id is None:
-        count = ctx.session.execute(sa.select(sa.func.count()).select_from(V).where(*conds)
-                                    ).scalar_one()
+        count = _variant_count(ctx, loads, genomic)
         page = []
         if want_page and count > offset:
+            conds = [V.load_id.in_(loads), *(genomic or [])]
             page = ctx.session.execute(sa.select(V).where(*conds).order_by(*order)
                                        .offset(offset).limit(limit)).scalars().all()
         return Matches(count, list(page))
+    conds = [V.load_id.in_(loads), *(genomic or [])]
+    if req.entry_id is not None:
+        chrom, start, ref = parse_variant_id(req.entry_id)
+        conds += [V.chrom == chrom, V.start == start, V.ref == ref]
     need = None
     for bm in bitmaps:
         need = bm if need is None else need & bm

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import deque, namedtuple
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -25,7 +25,7 @@ from server.beacon.refs import refseq_accession
 from server.beacon.request import API_VERSION, BeaconRequest
 from server.beacon.tables import (BeaconAnnotation, BeaconLoad, BeaconOntologyTerm, BeaconRecord,
                                   BeaconRecordTerm, BeaconRecordValue)
-from server.db.tables import DataFile, Dataset
+from server.db.tables import DataFile
 from server.errors import NotFound, TooManyRequests
 from server.settings import Settings
 
@@ -259,10 +259,13 @@ RATE_LIMITER = RateLimiter()
 
 
 # ------------------------------------------------------------------ datasets
+DatasetRow = namedtuple("DatasetRow", "id name description assembly access grant_value")
+_DATASETS = ("SELECT id, name, description, assembly, access, grant_value FROM datasets "
+             "ORDER BY id")
+
+
 def _datasets(session, req: BeaconRequest, ctx: engine.Context) -> list:
-    rows = session.execute(sa.select(Dataset.id, Dataset.name, Dataset.description,
-                                     Dataset.assembly, Dataset.access, Dataset.grant_value)
-                           .order_by(Dataset.id)).all()
+    rows = [DatasetRow(*r) for r in engine.fetch_all(session, _DATASETS)]
     by_id = {d.id: d for d in rows}
     if req.entry_type == "datasets" and req.entry_id:
         if req.entry_id not in by_id:
@@ -423,7 +426,7 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tu
     engine.check_filters(ctx, req.filters)
     loads = ctx.vcf_loads([d.id for d in datasets])
     genomic = engine.genomic_conditions(ctx, req, [d.id for d in datasets]) \
-        if req.genomic else []
+        if req.genomic else engine.Genomic()
     results, total, any_adjusted = [], 0, False
     for d in datasets:
         exact = tiers[d.id] == "record"

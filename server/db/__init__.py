@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +29,9 @@ Document = JSON().with_variant(JSONB(), "postgresql")
 
 class Base(DeclarativeBase):
     pass
+
+
+PING_AFTER_IDLE = 1.0  # seconds
 
 
 def make_engine(url: str) -> Engine:
@@ -50,7 +54,26 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = sa.create_engine(url, pool_size=5, max_overflow=10)
+
+    # Pessimistic disconnect handling without a round trip per checkout: a pooled
+    # connection is pinged before use only when it sat idle longer than
+    # PING_AFTER_IDLE seconds (a dead one is then replaced transparently).
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn, record):  # pragma: no cover - trivial
+        record.info["idle_from"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy):
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from <= PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+
+    return engine
 
 
 class Database:
