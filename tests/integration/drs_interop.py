@@ -1,6 +1,9 @@
 """DRS interoperability run: the GA4GH DRS compliance suite and drs-cli against a real node.
 
-Not collected by pytest (it needs the external tools); run it by hand:
+Not collected by pytest (it needs the external tools). ``scripts/drs-compliance.sh``
+finds a snapshot of the suite, builds both virtualenvs under var/drs-compliance/
+and runs it (tests/integration/test_drs_interop.py does so whenever a snapshot
+exists); by hand:
 
     python tests/integration/drs_interop.py --suite /path/to/drs-compliance-suite \\
         --suite-python /path/to/suite-venv/bin/python --drs-cli-python /path/to/venv/bin/python
@@ -105,13 +108,18 @@ def main() -> int:
             }
             cfg, report = work / f"config_{kind}.json", work / f"report_{kind}.json"
             cfg.write_text(json.dumps(config))
-            subprocess.run([args.suite_python, "compliance_suite/report_runner.py",
-                            "--server_base_url", base, "--platform_name", "genomeport",
-                            "--platform_description", "genomeport DRS 1.5",
-                            "--drs_version", "1.2.0", "--config_file", str(cfg),
-                            "--report_path", str(report)],
-                           cwd=args.suite, env={"PYTHONPATH": args.suite, "PATH": "/usr/bin:/bin"},
-                           check=True, capture_output=True, timeout=600)
+            run = subprocess.run([args.suite_python, "compliance_suite/report_runner.py",
+                                  "--server_base_url", base, "--platform_name", "genomeport",
+                                  "--platform_description", "genomeport DRS 1.5",
+                                  "--drs_version", "1.2.0", "--config_file", str(cfg),
+                                  "--report_path", str(report)],
+                                 cwd=args.suite,
+                                 env={"PYTHONPATH": args.suite, "PATH": "/usr/bin:/bin"},
+                                 capture_output=True, text=True, timeout=600)
+            if run.returncode or not report.exists():
+                print(f"compliance suite, auth {kind}: the suite failed (exit {run.returncode}):",
+                      run.stderr[-2000:])
+                return 1
             result = json.loads(report.read_text())
             print(f"compliance suite, auth {kind}: {json.dumps(result['summary'])}")
             for phase in result["phases"]:
