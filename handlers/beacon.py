@@ -11,6 +11,7 @@ import flask
 import server.beacon.errors  # noqa: F401 - registers the beaconErrorResponse renderer
 from server.beacon import request as breq
 from server.beacon import service
+from server.invocation import reads_request
 from server.routing import current_caller, node
 
 # (operationId stem, entry endpoint, kind, target endpoint)
@@ -82,9 +83,13 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
 
 
 def _make(entry, kind, target, method):
-    def handler(body=None, **kwargs):
-        entry_id = kwargs.get("id_", kwargs.get("id"))
-        return _run(entry, kind, target, entry_id, body, method)
+    # The entry handlers read the query string or body themselves (both through
+    # server.beacon.request), after Connexion has checked them against the
+    # OpenAPI document; they are called with their path parameter only.
+    @reads_request
+    def handler(id_=None):
+        body = flask.request.get_json(silent=True) if method == "POST" else None
+        return _run(entry, kind, target, id_, body, method)
     return handler
 
 

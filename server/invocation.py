@@ -11,8 +11,10 @@ ticket's latency.
 A marked handler is still a Connexion operation: resolved by its operationId,
 routed, and validated against its OpenAPI document by Connexion's middlewares
 (parameters and body). Only the call itself changes: the handler receives
-its path parameters (Pythonic names, as Connexion would pass them) and must
-return a ``flask.Response``.
+its path parameters (Pythonic names, as Connexion would pass them) and
+returns a ``flask.Response``, or a JSON object or array, which is serialised
+exactly as Connexion serialises a handler's answer (the operation's own
+jsonifier) and sent with status 200.
 """
 
 from __future__ import annotations
@@ -52,9 +54,13 @@ class LeanOperation:
 
     def __call__(self, **view_args) -> flask.Response:
         response = self.fn(**{self._name(k): v for k, v in view_args.items()})
-        if not isinstance(response, flask.Response):
-            raise TypeError(f"{self.operation_id}: a reads_request handler must return a flask.Response")
-        return response
+        if isinstance(response, flask.Response):
+            return response
+        if isinstance(response, (dict, list)):
+            return flask.Response(self.operation.jsonifier.dumps(response), status=200,
+                                  mimetype="application/json")
+        raise TypeError(f"{self.operation_id}: a reads_request handler must return a "
+                        "flask.Response or a JSON object or array")
 
 
 def _replace_views(flask_app) -> list[str]:
