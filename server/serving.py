@@ -13,7 +13,6 @@ from uvicorn_worker import UvicornWorker
 from server.zerocopy import ZeroCopyHttpToolsProtocol
 
 
-
 class Worker(UvicornWorker):
     """``uvicorn_worker.UvicornWorker`` with the zero-copy HTTP/1.1 protocol."""
 

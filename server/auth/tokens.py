@@ -58,7 +58,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 from urllib.parse import unquote
 
 from authlib.oauth2.rfc6749 import ResourceProtector

@@ -23,7 +23,7 @@ from server.beacon import engine
 from server.beacon.engine import ENTRY_TYPES, variant_id
 from server.beacon.refs import refseq_accession
 from server.beacon.request import API_VERSION, BeaconRequest
-from server.beacon.tables import (BeaconAnnotation, BeaconLoad, BeaconOntologyTerm, BeaconRecord,
+from server.beacon.tables import (BeaconAnnotation, BeaconOntologyTerm, BeaconRecord,
                                   BeaconRecordTerm, BeaconRecordValue)
 from server.db.tables import DataFile
 from server.errors import NotFound, TooManyRequests

@@ -272,7 +272,6 @@ def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where)
     an = 2 * nsamples - dots
     fb, sb = first.encode("ascii"), second.encode("ascii")
     for a in range(1, n_alt + 1):
-        ch = str(a)
         allele_count = counts[a]
         if not allele_count:
             continue

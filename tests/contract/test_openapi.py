@@ -3,7 +3,6 @@
 
 import importlib
 import inspect
-from pathlib import Path
 
 import pytest
 import yaml

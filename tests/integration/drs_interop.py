@@ -22,7 +22,6 @@ Prints one line per check and exits non-zero on any failure.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess

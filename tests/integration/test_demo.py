@@ -3,7 +3,6 @@ example it prints answers correctly."""
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys

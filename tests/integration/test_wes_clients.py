@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.integration.test_wes_workflows import BASE, start_worker, stop, wait_done
-from tests.unit.wes.conftest import TWO_STEP
+from tests.integration.test_wes_workflows import start_worker, stop, wait_done
 
 pytestmark = pytest.mark.slow
 VENVS = REPO / "var" / "venvs"

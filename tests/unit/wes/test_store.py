@@ -3,7 +3,6 @@ import os
 import subprocess
 import threading
 
-import pytest
 
 from server.wes import states, store
 from server.wes.tables import utcnow

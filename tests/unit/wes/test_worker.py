@@ -1,6 +1,5 @@
 """The worker against real engines (cwltool), real processes and a real database."""
 
-import json
 import os
 import signal
 import subprocess
@@ -9,7 +8,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from server.auth import ANONYMOUS
 from server.wes import service, states, store
