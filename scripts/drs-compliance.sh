@@ -25,14 +25,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${DRS_COMPLIANCE_WORK:-$ROOT/var/drs-compliance}"
-MIRROR="${PUBLIC_MIRROR_DIR:-/work/.mirror}/ga4gh+drs-compliance-suite/repo"
-if [ -n "${DRS_COMPLIANCE_SRC:-}" ]; then
-    SRC="$DRS_COMPLIANCE_SRC"
-elif [ ! -e "$WORK/src" ] && [ -d "$MIRROR" ]; then
-    SRC="$MIRROR"
-else
-    SRC="$WORK/src"
-fi
+. "$ROOT/scripts/lib/snapshot.sh"
+SRC="$(snapshot_dir DRS_COMPLIANCE_SRC "$WORK" ga4gh+drs-compliance-suite)"
 PY="$ROOT/.venv/bin/python"
 SUITE_VENV="$WORK/suite-venv"
 CLI_VENV="$WORK/drs-cli-venv"

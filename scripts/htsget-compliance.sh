@@ -14,14 +14,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${HTSGET_COMPLIANCE_WORK:-$ROOT/var/htsget-compliance}"
-MIRROR="${PUBLIC_MIRROR_DIR:-/work/.mirror}/ga4gh+htsget-compliance/repo"
-if [ -n "${HTSGET_COMPLIANCE_SRC:-}" ]; then
-    SRC="$HTSGET_COMPLIANCE_SRC"
-elif [ ! -e "$WORK/src" ] && [ -d "$MIRROR" ]; then
-    SRC="$MIRROR"
-else
-    SRC="$WORK/src"
-fi
+. "$ROOT/scripts/lib/snapshot.sh"
+SRC="$(snapshot_dir HTSGET_COMPLIANCE_SRC "$WORK" ga4gh+htsget-compliance)"
 TESTDATA="${GENOMEPORT_TESTDATA:-$ROOT/../shared/testdata}"
 PY="$ROOT/.venv/bin/python"
 mkdir -p "$WORK"

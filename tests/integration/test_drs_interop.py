@@ -18,19 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.snapshots import find_snapshot
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _snapshot() -> Path | None:
-    if os.environ.get("DRS_COMPLIANCE_SRC"):
-        candidates = [Path(os.environ["DRS_COMPLIANCE_SRC"])]
-    else:
-        mirror = Path(os.environ.get("PUBLIC_MIRROR_DIR", "/work/.mirror"))
-        candidates = [REPO / "var" / "drs-compliance" / "src",
-                      mirror / "ga4gh+drs-compliance-suite" / "repo"]
-    return next((c for c in candidates if c.exists()), None)
+    return find_snapshot("DRS_COMPLIANCE_SRC", "drs-compliance", "ga4gh+drs-compliance-suite")
 
 
 @pytest.mark.skipif(_snapshot() is None,

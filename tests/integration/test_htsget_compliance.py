@@ -15,19 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.snapshots import find_snapshot
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _snapshot() -> Path | None:
-    if os.environ.get("HTSGET_COMPLIANCE_SRC"):
-        candidates = [Path(os.environ["HTSGET_COMPLIANCE_SRC"])]
-    else:
-        mirror = Path(os.environ.get("PUBLIC_MIRROR_DIR", "/work/.mirror"))
-        candidates = [REPO / "var" / "htsget-compliance" / "src",
-                      mirror / "ga4gh+htsget-compliance" / "repo"]
-    return next((c for c in candidates if c.exists()), None)
+    return find_snapshot("HTSGET_COMPLIANCE_SRC", "htsget-compliance", "ga4gh+htsget-compliance")
 
 
 @pytest.mark.skipif(_snapshot() is None, reason="no htsget-compliance snapshot (set HTSGET_COMPLIANCE_SRC)")

@@ -1,0 +1,16 @@
+# Sourced by the scripts that run an external test suite from a snapshot.
+# snapshot_dir VARIABLE WORK MIRROR_NAME prints where the suite's snapshot is:
+# $VARIABLE if set, else $WORK/src if it exists, else the local mirror of
+# public repositories ($PUBLIC_MIRROR_DIR, default /work/.mirror) at
+# MIRROR_NAME/repo if it exists, else $WORK/src (which the caller then reports
+# as missing). tests/integration/snapshots.py is the same lookup for the tests.
+snapshot_dir() {
+    local variable="$1" work="$2" mirror="${PUBLIC_MIRROR_DIR:-/work/.mirror}/$3/repo"
+    if [ -n "${!variable:-}" ]; then
+        printf '%s\n' "${!variable}"
+    elif [ ! -e "$work/src" ] && [ -d "$mirror" ]; then
+        printf '%s\n' "$mirror"
+    else
+        printf '%s\n' "$work/src"
+    fi
+}
