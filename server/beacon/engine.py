@@ -8,7 +8,6 @@ phenotype X carrying variant Y" is ``filter_bitmap & carriers``).
 
 from __future__ import annotations
 
-import functools
 import operator
 import re
 from collections import namedtuple
@@ -24,6 +23,7 @@ from server.beacon.tables import (BeaconAnnotation, BeaconGene, BeaconOntologyCl
                                   BeaconRecord, BeaconRecordTerm, BeaconRecordValue,
                                   BeaconSample, BeaconVariant)
 from server.beacon.vcf import aa_short
+from server.db.prepared import fetch_all
 from server.errors import InvalidInput
 
 V = BeaconVariant
@@ -111,27 +111,6 @@ class Context:
 LoadRow = namedtuple("LoadRow", "id dataset_id kind assembly max_span")
 _DONE_LOADS = ("SELECT id, dataset_id, kind, assembly, max_span FROM beacon_loads "
                "WHERE status = 'done'")
-
-
-@functools.lru_cache(maxsize=512)
-def _driver_sql(sql: str, dialect: str) -> str:
-    """``:name`` placeholders in the driver's own parameter style."""
-    if dialect == "postgresql":
-        return re.sub(r":(\w+)", r"%(\1)s", sql)
-    return sql
-
-
-def fetch_all(session, sql: str, params: dict | None = None) -> list[tuple]:
-    """Run plain SQL (``:name`` parameters) on the session's connection, in its
-    transaction, straight through the driver: the hot queries of a Beacon request
-    skip building, caching and compiling SQLAlchemy statements."""
-    conn = session.connection()
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.execute(_driver_sql(sql, conn.dialect.name), params or {})
-        return cursor.fetchall()
-    finally:
-        cursor.close()
 
 
 def new_context(session) -> Context:

@@ -25,6 +25,7 @@ from server.beacon.refs import refseq_accession
 from server.beacon.request import API_VERSION, BeaconRequest
 from server.beacon.tables import (BeaconAnnotation, BeaconOntologyTerm, BeaconRecord,
                                   BeaconRecordTerm, BeaconRecordValue)
+from server.db.prepared import fetch_all
 from server.db.tables import DataFile
 from server.errors import NotFound, TooManyRequests
 from server.settings import Settings
@@ -265,7 +266,7 @@ _DATASETS = ("SELECT id, name, description, assembly, access, grant_value FROM d
 
 
 def _datasets(session, req: BeaconRequest, ctx: engine.Context) -> list:
-    rows = [DatasetRow(*r) for r in engine.fetch_all(session, _DATASETS)]
+    rows = [DatasetRow(*r) for r in fetch_all(session, _DATASETS)]
     by_id = {d.id: d for d in rows}
     if req.entry_type == "datasets" and req.entry_id:
         if req.entry_id not in by_id:

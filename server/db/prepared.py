@@ -9,12 +9,17 @@ pool, same pre-ping, same reset on return), returning named tuples.
 Only statements whose parameters and columns need no type conversion by
 SQLAlchemy take the direct path (integers and strings do not); anything else
 quietly runs through SQLAlchemy as usual, so results never differ.
+
+``fetch_all`` is the same shortcut for plain SQL text on a session's own
+connection, inside its transaction (the Beacon request path).
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
+import re
 import threading
 
 logger = logging.getLogger(__name__)
@@ -146,3 +151,24 @@ class PreparedInsert:
             connection.commit()
         finally:
             connection.close()  # back to the pool; an uncommitted transaction is rolled back
+
+
+@functools.lru_cache(maxsize=512)
+def _driver_sql(sql: str, dialect: str) -> str:
+    """``:name`` placeholders in the driver's own parameter style."""
+    if dialect == "postgresql":
+        return re.sub(r":(\w+)", r"%(\1)s", sql)
+    return sql
+
+
+def fetch_all(session, sql: str, params: dict | None = None) -> list[tuple]:
+    """Run plain SQL (``:name`` parameters) on the session's connection, in its
+    transaction, straight through the driver: the hot queries of a Beacon request
+    skip building, caching and compiling SQLAlchemy statements."""
+    conn = session.connection()
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(_driver_sql(sql, conn.dialect.name), params or {})
+        return cursor.fetchall()
+    finally:
+        cursor.close()
