@@ -11,6 +11,8 @@ def test_gunicorn_serves_service_info_and_readiness(live_server, db):
     # workers answer errors in the API's shape, not problem+json
     r = httpx.get(f"{live_server.url}/ga4gh/drs/v1/objects/none-such", timeout=10)
     assert r.status_code == 404 and r.json()["status_code"] == 404
+    # workers start without Python warnings (e.g. a library's deprecation notice)
+    assert "Warning:" not in live_server.log.read_text()
 
 
 def test_logs_are_json_with_request_ids_and_no_secrets(live_server, db):
