@@ -12,13 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import re
-import warnings
 from pathlib import Path
-
-# Connexion imports Starlette's test client at import time, and Starlette 1.10
-# warns there about its httpx transport; the node never uses the test client,
-# so every worker would print that warning at start-up for nothing.
-warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 import connexion
 from connexion.middleware import MiddlewarePosition
