@@ -93,8 +93,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> connexion.FlaskAp
             strict_validation=False,
             validate_responses=False,
             validator_map=VALIDATOR_MAP,  # parameter schemas compiled once, not per request
-            # the documents are served as JSON; no bundled Swagger UI
-            swagger_ui_options=SwaggerUIOptions(swagger_ui=False),
+            # no bundled Swagger UI; server.asgi serves the documents as JSON
+            swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),
         )
     register_error_handlers(cx)
     from server import invocation
@@ -102,9 +102,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> connexion.FlaskAp
     invocation.install(cx)  # handlers marked reads_request skip per-request argument marshalling
 
     # Outermost first: ops (ids, logs, metrics, caps), CORS, then the data plane.
-    from server.asgi import OpsMiddleware
+    from server.asgi import OpsMiddleware, openapi_documents
 
-    cx.add_middleware(OpsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, settings=settings, db=db)
+    cx.add_middleware(OpsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, settings=settings, db=db,
+                      documents=openapi_documents(available_apis(), OPENAPI_DIR))
     cx.add_middleware(
         CORSMiddleware,
         MiddlewarePosition.BEFORE_EXCEPTION,

@@ -1,12 +1,23 @@
 """ASGI middleware in front of Connexion: request ids, access logs, metrics,
-health probes and the request-body size cap.
+health probes, the OpenAPI documents, the request-body size cap and the last
+line of error handling.
 
 These run for every request, including the raw data plane, and never touch
-the Flask adapter.
+the Flask adapter:
+
+- a path with a control character (``%00``-``%1F``, ``%7F``) is a 400: no
+  identifier of any API contains one, and Starlette's mounts do not match
+  such paths, so they would otherwise reach Flask without their operation;
+- ``<base>/openapi.json`` serves each document as written (``$ref`` kept, so
+  recursive schemas such as DRS ``ContentsObject`` serialise);
+- an exception that escapes every inner layer before the response has
+  started is answered in the API's own error shape: 503 with ``Retry-After``
+  when the database is unavailable, 500 otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -17,13 +28,35 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from server import errors
 from server.logging import request_id_var
-from server.routing import api_for_path, error_body
+from server.routing import api_for_path, as_service_error, error_body
 
 logger = logging.getLogger("genomeport.access")
 
 REQUESTS = Counter("genomeport_requests_total", "HTTP requests", ["api", "method", "status"])
 LATENCY = Histogram("genomeport_request_seconds", "HTTP request latency", ["api"])
 _RID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def openapi_documents(apis, openapi_dir) -> dict[str, bytes]:
+    """``{"<base>/openapi.json": JSON bytes}`` for each (document, base path, module).
+
+    The first document claiming a path keeps it (``/openapi.json`` is htsget's;
+    the node's own service-info document shares the root base path).
+    """
+    import yaml
+
+    chosen: dict[str, tuple[str, str]] = {}
+    for document, base_path, _module in apis:
+        path = f"{base_path}/openapi.json"
+        if path not in chosen or chosen[path][0] == "service-info.yaml":
+            chosen[path] = (document, base_path)
+    served: dict[str, bytes] = {}
+    for path, (document, base_path) in chosen.items():
+        spec = yaml.safe_load((openapi_dir / document).read_text())
+        spec["servers"] = [{"url": base_path or "/"}]
+        served[path] = json.dumps(spec, default=str).encode()
+    return served
 
 
 async def _send_json(send, status: int, body: dict | list, headers: list | None = None) -> None:
@@ -44,10 +77,11 @@ async def _send_json(send, status: int, body: dict | list, headers: list | None 
 
 
 class OpsMiddleware:
-    def __init__(self, app, settings, db):
+    def __init__(self, app, settings, db, documents: dict[str, bytes] | None = None):
         self.app = app
         self.settings = settings
         self.db = db
+        self.documents = documents or {}
 
     def body_limit(self, path: str) -> int:
         if path.startswith("/ga4gh/wes"):
@@ -80,18 +114,31 @@ class OpsMiddleware:
             if path == "/health/live":
                 await _send_json(send_wrapper, 200, {"status": "ok"})
             elif path == "/health/ready":
-                ok = self.db.ping()
+                ok = await asyncio.to_thread(self.db.ping)  # a slow connect must not stall the loop
                 await _send_json(
                     send_wrapper, 200 if ok else 503,
                     {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "unreachable"},
+                    None if ok else [(b"retry-after", str(errors.ServiceUnavailable.retry_after).encode())],
                 )
             elif path == "/metrics":
                 payload = generate_latest()
                 await send_wrapper({"type": "http.response.start", "status": 200,
                                     "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())]})
                 await send_wrapper({"type": "http.response.body", "body": payload})
+            elif method in ("GET", "HEAD") and path in self.documents:
+                payload = self.documents[path]
+                await send_wrapper({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"access-control-allow-origin", b"*")]})
+                await send_wrapper({"type": "http.response.body",
+                                    "body": payload if method == "GET" else b""})
+            elif _CONTROL.search(path):
+                err = errors.InvalidInput("the request path contains a control character")
+                body, status = error_body(err, path)
+                await _send_json(send_wrapper, status, body)
             else:
-                await self._guarded(scope, receive, send_wrapper, headers, path)
+                await self._last_resort(scope, receive, send_wrapper, headers, path)
         finally:
             elapsed = time.perf_counter() - started
             status = status_holder["status"]
@@ -103,6 +150,32 @@ class OpsMiddleware:
                        "duration_ms": round(elapsed * 1000, 2)},
             )
             request_id_var.reset(token)
+
+    async def _last_resort(self, scope, receive, send, headers, path):
+        """Run the inner app; an exception before the response started gets an error body."""
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, tracking_send, headers, path)
+        except Exception as exc:
+            if started:
+                raise
+            err = as_service_error(exc)
+            extra = []
+            if isinstance(err, errors.ServiceUnavailable):
+                logger.warning("%s %s -> 503: %s", scope.get("method"), path, type(exc).__name__)
+                extra.append((b"retry-after", str(err.retry_after).encode()))
+            else:
+                logging.getLogger(__name__).error("unhandled error on %s %s", scope.get("method"),
+                                                  path, exc_info=exc)
+            body, status = error_body(err, path)
+            await _send_json(send, status, body, extra)
 
     async def _guarded(self, scope, receive, send, headers, path):
         limit = self.body_limit(path)

@@ -12,7 +12,8 @@
     ├── Conflict                 409
     ├── PayloadTooLarge          413
     ├── RangeNotSatisfiable      416
-    └── TooManyRequests          429
+    ├── TooManyRequests          429
+    └── ServiceUnavailable       503  (with Retry-After: the database is unreachable)
 
 The logic raises these; ``server.routing`` renders them in each API's own error
 shape. ``error`` is the htsget error name, which the other APIs ignore.
@@ -76,3 +77,11 @@ class RangeNotSatisfiable(ServiceError):
 class TooManyRequests(ServiceError):
     status = 429
     error = "TooManyRequests"
+
+
+class ServiceUnavailable(ServiceError):
+    """A dependency (the database) is unreachable; the client should retry later."""
+
+    status = 503
+    error = "ServiceUnavailable"
+    retry_after = 5  # seconds, sent as the Retry-After header

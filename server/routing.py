@@ -93,17 +93,53 @@ _STATUS_TO_ERROR = {
     413: errors.PayloadTooLarge,
     416: errors.RangeNotSatisfiable,
     429: errors.TooManyRequests,
+    503: errors.ServiceUnavailable,
 }
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean the database cannot be reached or is not
+    accepting work right now (server down or restarting, connection lost, pool
+    exhausted, SQLite locked), as opposed to a bad statement or bad data.
+
+    psycopg's ``OperationalError`` is exactly that class of errors (SQLSTATE
+    classes 08, 53, 57, 58: connection, resources, operator intervention,
+    system); SQLAlchemy wraps it, or raises its own pool and disconnect errors.
+    """
+    import sqlalchemy.exc as sa_exc
+
+    if isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        psycopg = None
+    if psycopg is not None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return True
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text or "unable to open" in text
+    return False
 
 
 def as_service_error(exc: BaseException) -> errors.ServiceError:
     """Translate any exception into the hierarchy (unknown ones become 500)."""
     if isinstance(exc, errors.ServiceError):
         return exc
+    if database_unavailable(exc):
+        return errors.ServiceUnavailable("the database is unavailable; retry later")
+    if isinstance(exc, UnicodeDecodeError):  # a handler decoding a body or parameter itself
+        return errors.InvalidInput(f"request is not valid {exc.encoding}")
     if isinstance(exc, ProblemException):
         status = exc.status or 500
         detail = exc.detail or exc.title or "invalid request"
-        if status == 400 and ("JSON" in str(detail) or "json" in str(detail)):
+        if status == 400 and "json" in str(detail).lower() and not str(detail).startswith("request body"):
             detail = f"request body is not valid JSON: {detail}"
         cls = _STATUS_TO_ERROR.get(status)
         if cls is None:
@@ -114,6 +150,10 @@ def as_service_error(exc: BaseException) -> errors.ServiceError:
             if status == 415:
                 err = errors.InvalidInput(f"unsupported media type: {detail}")
                 err.status = 415
+                return err
+            if 400 <= status < 500:
+                err = errors.InvalidInput(str(detail))
+                err.status = status
                 return err
             return errors.ServiceError("internal error")
         return cls(str(detail))
@@ -127,19 +167,27 @@ def as_service_error(exc: BaseException) -> errors.ServiceError:
             return err
         if cls is not None:
             return cls(str(exc.detail))
+        if 400 <= exc.status_code < 500:  # e.g. 406, 411, 431 from the frameworks
+            err = errors.InvalidInput(str(exc.detail))
+            err.status = exc.status_code
+            return err
         return errors.ServiceError("internal error")
     return errors.ServiceError("internal error")
 
 
 def handle_exception(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     err = as_service_error(exc)
-    if err.status >= 500:
+    if isinstance(err, errors.ServiceUnavailable):
+        logger.warning("%s %s -> 503: %s", request.method, request.url.path, type(exc).__name__)
+    elif err.status >= 500:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     else:
         logger.info("%s %s -> %s %s", request.method, request.url.path, err.status, err.error)
     headers = {}
     if isinstance(err, errors.InvalidAuthentication):
         headers["WWW-Authenticate"] = 'Bearer realm="genomeport"'
+    if isinstance(err, errors.ServiceUnavailable):
+        headers["Retry-After"] = str(err.retry_after)
     return error_response(err, request.url.path, headers)
 
 
@@ -147,7 +195,7 @@ def register_error_handlers(cx_app) -> None:
     cx_app.add_error_handler(errors.ServiceError, handle_exception)
     cx_app.add_error_handler(ProblemException, handle_exception)
     cx_app.add_error_handler(HTTPException, handle_exception)
-    for status in (400, 401, 403, 404, 405, 406, 413, 415, 500):
+    for status in (400, 401, 403, 404, 405, 406, 413, 415, 500, 503):
         cx_app.add_error_handler(status, handle_exception)
     cx_app.add_error_handler(Exception, handle_exception)
 

@@ -6,20 +6,39 @@ has nine parameters, so that rebuilding cost more than computing the ticket.
 ``CachedParameterValidator`` checks exactly the same schemas with the same
 draft-4 format checker, but builds each validator once per parameter
 definition and reuses it (validators are stateless between ``iter_errors``
-calls).
+calls). Integer parameters must also fit in a signed 64-bit integer.
+
+The request-body validators are Connexion's own, with parsing that turns
+every malformed body into a 400 in the API's error shape instead of an
+exception: JSON that is not valid in its declared charset, nests deeper than
+``MAX_JSON_DEPTH`` or holds integers outside int64 (``parse_json_body``), and
+form or multipart bodies that cannot be parsed (no boundary, truncated parts).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
+from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import BadRequestProblem
 from connexion.utils import is_null, is_nullable
-from connexion.validators import ParameterValidator
+from connexion.validators import (FormDataValidator, JSONRequestBodyValidator,
+                                  MultiPartFormDataValidator, ParameterValidator)
 from connexion.validators.parameter import draft4_format_checker
 from jsonschema import Draft4Validator, ValidationError
+from starlette.formparsers import MultiPartException
 
 logger = logging.getLogger(__name__)
+
+# A JSON body may nest at most this deep, and its integers must fit in a signed
+# 64-bit integer (the widest integer any API stores or compares). Deeper
+# documents or wider numbers are a 400 before any handler or JSON-schema
+# validation sees them (both recurse per level; an unbounded depth ends in
+# RecursionError, an unbounded integer in a database overflow).
+MAX_JSON_DEPTH = 32
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 _MAX_ENTRIES = 4096
 # id(definition) -> (definition, validator). The definition is kept alive by the
@@ -41,6 +60,10 @@ def _validator_for(param: dict) -> Draft4Validator:
     return validator
 
 
+def _outside_int64(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX
+
+
 class CachedParameterValidator(ParameterValidator):
     """``ParameterValidator`` with one compiled validator per parameter definition."""
 
@@ -48,6 +71,8 @@ class CachedParameterValidator(ParameterValidator):
         if is_nullable(param) and is_null(value):
             return None
         if value is not None:
+            if any(_outside_int64(v) for v in (value if isinstance(value, list) else [value])):
+                return f"{param_name or param.get('name')}: integer outside the signed 64-bit range"
             try:
                 _validator_for(param).validate(value)
             except ValidationError as exc:  # the same first error Connexion reports
@@ -58,4 +83,99 @@ class CachedParameterValidator(ParameterValidator):
         return None
 
 
-VALIDATOR_MAP = {"parameter": CachedParameterValidator}
+# ---------------------------------------------------------------- request bodies
+
+
+def _parse_int(text: str) -> int:
+    # Python refuses int() on more than 4300 digits anyway; anything past 19 is out of range.
+    if len(text.lstrip("-")) > 19 or not INT64_MIN <= (value := int(text)) <= INT64_MAX:
+        raise ValueError(f"integer {text[:24]}{'...' if len(text) > 24 else ''} is outside "
+                         "the signed 64-bit range")
+    return value
+
+
+def _parse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_depth_exceeds(value, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``value`` (parsed JSON) nests deeper than ``limit`` arrays/objects."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def parse_json_body(raw: bytes, encoding: str = "utf-8"):
+    """Decode and parse a request body, raising ``errors.InvalidInput`` for
+    anything that is not a reasonable JSON document (bad encoding, bad syntax,
+    excessive nesting, integers outside int64, NaN/Infinity)."""
+    from server import errors
+
+    try:
+        text = raw.decode(encoding or "utf-8")
+    except LookupError:
+        raise errors.InvalidInput(f"request body: unknown charset {encoding[:40]!r}") from None
+    except UnicodeDecodeError as exc:
+        raise errors.InvalidInput(f"request body is not valid {encoding}: byte {exc.start} "
+                                  "cannot be decoded") from None
+    if not text:
+        return None
+    too_deep = errors.InvalidInput(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        value = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
+    except json.JSONDecodeError as exc:
+        raise errors.InvalidInput(f"request body is not valid JSON: {exc}") from None
+    except ValueError as exc:
+        raise errors.InvalidInput(f"request body: {exc}") from None
+    except RecursionError:  # the C parser gives up at the interpreter's recursion limit
+        raise too_deep from None
+    if json_depth_exceeds(value):
+        raise too_deep
+    return value
+
+
+class GuardedJSONBodyValidator(JSONRequestBodyValidator):
+    """Connexion's JSON body validator with :func:`parse_json_body` as its parser."""
+
+    async def _parse(self, stream, scope):
+        raw = b"".join([chunk async for chunk in stream])
+        try:
+            return parse_json_body(raw, self._encoding)
+        except Exception as exc:  # errors.InvalidInput: rendered in the API's own shape
+            raise BadRequestProblem(detail=str(exc)) from None
+
+
+class _FormErrorsAre400:
+    async def _parse(self, stream, scope):
+        try:
+            return await super()._parse(stream, scope)
+        except (MultiPartException, ValueError, UnicodeDecodeError, KeyError) as exc:
+            raise BadRequestProblem(detail=f"malformed form body: {exc}") from None
+
+
+class GuardedFormDataValidator(_FormErrorsAre400, FormDataValidator):
+    """``application/x-www-form-urlencoded``: unparsable bodies are a 400."""
+
+
+class GuardedMultiPartFormDataValidator(_FormErrorsAre400, MultiPartFormDataValidator):
+    """``multipart/form-data``: a missing boundary, truncated parts or bad headers are a 400."""
+
+
+VALIDATOR_MAP = {
+    "parameter": CachedParameterValidator,
+    "body": MediaTypeDict({
+        "*/*json": GuardedJSONBodyValidator,
+        "application/x-www-form-urlencoded": GuardedFormDataValidator,
+        "multipart/form-data": GuardedMultiPartFormDataValidator,
+    }),
+}

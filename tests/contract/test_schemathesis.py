@@ -1,0 +1,134 @@
+"""schemathesis over every OpenAPI document, against a real gunicorn node.
+
+Each operation of each document in ``openapi/`` gets generated requests, valid
+and invalid (schemathesis' positive and negative modes), sent over HTTP to a
+two-worker ``genomeport serve`` holding the demo cohort from ``seed_data/``
+(files, Beacon variants and metadata) on PostgreSQL. Every response must:
+
+- not be a server error (``not_a_server_error``);
+- match the response schema its document gives for that status
+  (``response_schema_conformance``);
+- have a status the document lists for the operation (``status_code_conformance``).
+
+The run is bounded and deterministic: ``MAX_EXAMPLES`` generated cases per
+operation, derandomized (the same cases on every run), no example database,
+no Hypothesis deadline (timing is not what is checked here), and each request
+has a timeout.
+"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from server.app import APIS, OPENAPI_DIR
+
+MAX_EXAMPLES = 8
+REQUEST_TIMEOUT = 30  # seconds, per request
+CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
+BASES = {document: base for document, base, _ in APIS}
+
+HYPOTHESIS = settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found
+    suppress_health_check=list(HealthCheck),
+)
+
+
+MINI_HPO = """format-version: 1.2
+
+[Term]
+id: HP:0000001
+name: All
+
+[Term]
+id: HP:0000118
+name: Phenotypic abnormality
+is_a: HP:0000001
+"""
+
+
+def populate(db, tmp) -> None:
+    """The demo cohort: every seed file, its variants and BFF metadata in the Beacon."""
+    from server.beacon.metadata import load_metadata
+    from server.beacon.ontology import load_ontology
+    from server.beacon.vcf import load_vcf
+    from server.demo import DEMO_DATASET, SEED_DIR, seed_files
+    from server.registry import add_dataset, add_files
+
+    add_dataset(db, DEMO_DATASET, access="public", assembly="GPDEMO1")
+    add_dataset(db, "ctl", access="controlled", assembly="GPDEMO1", grant_value="urn:ds:ctl")
+    add_files(db, seed_files(SEED_DIR), DEMO_DATASET, reference=str(SEED_DIR / "reference.fa"),
+              progress=False)
+    (tmp / "mini-hp.obo").write_text(MINI_HPO)
+    load_ontology(db, tmp / "mini-hp.obo", progress=False)
+    for dataset in (DEMO_DATASET, "ctl"):
+        load_vcf(db, SEED_DIR / "cohort.vcf.gz", dataset, progress=False)
+        load_metadata(db, [SEED_DIR / f for f in ("individuals.bff.json", "biosamples.bff.json",
+                                                  "cohorts.bff.json", "datasets.bff.json")],
+                      dataset, progress=False)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, pg_available):
+    """A two-worker gunicorn node with the demo cohort, on a PostgreSQL schema of its own.
+
+    Requests carry a valid passport (registered-access visas) so that the
+    authenticated paths of every API are exercised, not only their 401s.
+    """
+    import uuid
+
+    from server.db import Database
+    from server.settings import Settings
+    from tests.conftest import fresh_database, start_server, stop_server
+    from tests.unit.auth.tokenkit import make_kit
+
+    var = tmp_path_factory.mktemp("schemathesis")
+    kit = make_kit(var / "kit")
+    with fresh_database("postgresql", var) as url:
+        settings = kit.trusting(Settings(var_dir=str(var / "var"), database_url=url,
+                                         signing_key="test-signing-key-" + uuid.uuid4().hex,
+                                         beacon_rate_per_minute=0))
+        db = Database(settings.effective_database_url)
+        db.upgrade()
+        populate(db, var)
+        server = start_server(settings)
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {kit.registered()}"
+        try:
+            yield server, session
+        finally:
+            session.close()
+            stop_server(server)
+            db.dispose()
+
+
+def _document_test(document: str):
+    schema = schemathesis.openapi.from_path(OPENAPI_DIR / document)
+    base = BASES[document]
+
+    @schema.parametrize()
+    @HYPOTHESIS
+    def test(case, node):
+        server, session = node
+        case.call_and_validate(base_url=server.url + base, session=session, checks=CHECKS,
+                               timeout=REQUEST_TIMEOUT)
+
+    return test
+
+
+test_htsget = _document_test("htsget.yaml")
+test_beacon = _document_test("beacon.yaml")
+test_wes = _document_test("wes.yaml")
+test_drs = _document_test("drs.yaml")
+test_service_info = _document_test("service-info.yaml")
