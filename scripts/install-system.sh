@@ -9,6 +9,8 @@ command -v tabix >/dev/null || need+=(tabix)
 command -v curl >/dev/null || need+=(curl)
 command -v slurmctld >/dev/null || need+=(slurm-wlm)  # WES cluster tests (scripts/start-slurm.sh)
 command -v munged >/dev/null || need+=(munge)
+# server binaries for the throwaway cluster of the database-outage test (scripts/pg-throwaway.sh)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "install-system: need root to install: ${need[*]}" >&2

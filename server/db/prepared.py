@@ -12,6 +12,10 @@ quietly runs through SQLAlchemy as usual, so results never differ.
 
 ``fetch_all`` is the same shortcut for plain SQL text on a session's own
 connection, inside its transaction (the Beacon request path).
+
+Errors from the driver are raised as the driver raised them; a dead
+connection is invalidated first (``server.db.note_driver_error``), as
+SQLAlchemy does on its own path, so a database restart is survived here too.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import functools
 import logging
 import re
 import threading
+
+from server.db import note_driver_error
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +83,9 @@ class PreparedSelect:
                 return [plan.row._make(values) for values in cursor.fetchall()]
             finally:
                 cursor.close()
+        except Exception as exc:
+            note_driver_error(engine, exc, connection)
+            raise
         finally:
             connection.close()  # back to the pool, which rolls back (as engine.connect() does)
 
@@ -149,6 +158,9 @@ class PreparedInsert:
             finally:
                 cursor.close()
             connection.commit()
+        except Exception as exc:
+            note_driver_error(engine, exc, connection)
+            raise
         finally:
             connection.close()  # back to the pool; an uncommitted transaction is rolled back
 
@@ -170,5 +182,8 @@ def fetch_all(session, sql: str, params: dict | None = None) -> list[tuple]:
     try:
         cursor.execute(_driver_sql(sql, conn.dialect.name), params or {})
         return cursor.fetchall()
+    except Exception as exc:
+        note_driver_error(conn.engine, exc, conn)
+        raise
     finally:
         cursor.close()

@@ -1,0 +1,141 @@
+"""A database outage under a running node: 503 with Retry-After, then recovery.
+
+A throwaway PostgreSQL cluster of the test's own (``scripts/pg-throwaway.sh``,
+never the machine's shared server) backs a real two-worker gunicorn node. The
+cluster is stopped mid-test: htsget, DRS, Beacon, WES and ``/health/ready``
+must each answer 503 with ``Retry-After`` in their own error shape, never 500.
+The cluster is started again and the node must serve every API again without
+a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, free_port, start_server, stop_server
+
+SCRIPT = REPO / "scripts" / "pg-throwaway.sh"
+SEED = REPO / "seed_data"
+
+
+def _pg(*args: str) -> None:
+    result = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+    if result.returncode == 3:
+        pytest.skip(f"PostgreSQL server binaries are not installed: {result.stderr.strip()}")
+    assert result.returncode == 0, f"pg-throwaway {args[0]} failed: {result.stderr}"
+
+
+@pytest.fixture
+def cluster():
+    """``(url, stop, start)`` of a PostgreSQL cluster on a free port, removed afterwards."""
+    directory = Path(tempfile.mkdtemp(prefix="genomeport-pg-"))  # handed to the postgres user
+    port = free_port()
+    _pg("init", str(directory), str(port))
+    try:
+        _pg("start", str(directory))
+        yield (f"postgresql://postgres@127.0.0.1:{port}/postgres",
+               lambda: _pg("stop", str(directory)), lambda: _pg("start", str(directory)))
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "destroy", str(directory)], capture_output=True, timeout=120)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def node(cluster, tmp_path):
+    from server.db import Database
+    from server.registry import add_dataset, add_files
+    from server.settings import Settings
+    from tests.unit.auth.tokenkit import make_kit
+
+    url, stop, start = cluster
+    kit = make_kit(tmp_path / "kit")
+    settings = kit.trusting(Settings(var_dir=str(tmp_path / "var"), database_url=url,
+                                     signing_key="test-signing-key-" + uuid.uuid4().hex,
+                                     beacon_rate_per_minute=0))
+    db = Database(settings.effective_database_url)
+    db.upgrade()
+    add_dataset(db, "demo", access="public", assembly="GPDEMO1")
+    add_files(db, [SEED / "DK0001.bam", SEED / "cohort.vcf.gz"], "demo", progress=False)
+    db.dispose()
+    server = start_server(settings)
+    try:
+        yield server, {"Authorization": f"Bearer {kit.registered()}"}, stop, start
+    finally:
+        stop_server(server)
+
+
+def _requests(server, auth) -> dict[str, tuple[str, str, dict]]:
+    """api -> (method, url, extra) for a request of each API that needs the database."""
+    return {
+        "htsget": ("GET", f"{server.url}/reads/DK0001?referenceName=chr1&start=0&end=100", {}),
+        "drs": ("GET", f"{server.url}/ga4gh/drs/v1/objects/DK0001.bam", {}),
+        "beacon": ("GET", f"{server.url}/beacon/v2/datasets", {}),
+        "wes": ("GET", f"{server.url}/ga4gh/wes/v1/runs", {"headers": auth}),
+        "ready": ("GET", f"{server.url}/health/ready", {}),
+    }
+
+
+def _assert_unavailable(api: str, response: httpx.Response) -> None:
+    assert response.status_code == 503, f"{api}: {response.status_code} {response.text[:300]}"
+    assert int(response.headers["retry-after"]) > 0, api
+    body = response.json()
+    if api == "htsget":
+        assert body == {"htsget": {"error": "ServiceUnavailable", "message": body["htsget"]["message"]}}
+    elif api in ("drs", "wes"):
+        assert body["status_code"] == 503 and body["msg"]
+    elif api == "beacon":
+        assert body["error"]["errorCode"] == 503, body
+        assert body["meta"]["beaconId"]
+    else:
+        assert body["status"] == "unavailable" and body["database"] == "unreachable"
+
+
+def test_outage_is_503_with_retry_after_and_the_node_recovers(node):
+    server, auth, stop, start = node
+    requests = _requests(server, auth)
+    with httpx.Client(timeout=30) as client:
+        for api, (method, url, extra) in requests.items():
+            r = client.request(method, url, **extra)
+            assert r.status_code == 200, f"{api} before the outage: {r.status_code} {r.text[:300]}"
+
+        stop()
+        # Each API several times, so that both workers and their pooled
+        # (now dead) connections are exercised.
+        for _ in range(3):
+            for api, (method, url, extra) in requests.items():
+                _assert_unavailable(api, client.request(method, url, **extra))
+
+        start()
+        deadline = time.monotonic() + 60
+        while client.get(f"{server.url}/health/ready").status_code != 200:
+            assert time.monotonic() < deadline, "node did not become ready after the database returned"
+            time.sleep(0.5)
+        for _ in range(3):
+            for api, (method, url, extra) in requests.items():
+                r = client.request(method, url, **extra)
+                assert r.status_code == 200, f"{api} after recovery: {r.status_code} {r.text[:300]}"
+
+    # Nothing was an unhandled error: every failure was classified as the outage it was.
+    errors = [record for record in _records(server.log)
+              if record.get("level") == "ERROR" and not record.get("logger", "").startswith("sqlalchemy")]
+    assert not errors, errors[:3]
+    assert any("-> 503" in record.get("message", "") for record in _records(server.log))
+
+
+def _records(log: Path) -> list[dict]:
+    out = []
+    for line in log.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:  # gunicorn's own lines are plain text
+            continue
+    return out
