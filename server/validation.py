@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 
 from connexion.datastructures import MediaTypeDict
@@ -94,6 +95,13 @@ def _parse_int(text: str) -> int:
     return value
 
 
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:24]} is too large")
+    return value
+
+
 def _parse_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
@@ -132,7 +140,8 @@ def parse_json_body(raw: bytes, encoding: str = "utf-8"):
         return None
     too_deep = errors.InvalidInput(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
+        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
+                           parse_constant=_parse_constant)
     except json.JSONDecodeError as exc:
         raise errors.InvalidInput(f"request body is not valid JSON: {exc}") from None
     except ValueError as exc:

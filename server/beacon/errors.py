@@ -15,7 +15,8 @@ def render(exc, path: str) -> dict:
         settings = node().settings
     except Exception:  # noqa: BLE001 - outside a request: default beacon id
         settings = None
-    message = str(exc) if exc.status < 500 else "internal error"
+    # 503 (database unavailable) says so; other server errors reveal nothing
+    message = str(exc) if exc.status < 500 or exc.status == 503 else "internal error"
     return error_document(settings, exc.status, message)
 
 

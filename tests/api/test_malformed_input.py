@@ -71,6 +71,7 @@ BAD_JSON = {
     "integer below int64": b'{"start": -9223372036854775809}',
     "5000-digit integer": b'{"start": ' + b"9" * 5000 + b"}",
     "NaN": b'{"start": NaN}',
+    "number overflowing to infinity": b'{"start": 1e400}',
 }
 
 

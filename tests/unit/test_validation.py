@@ -1,10 +1,14 @@
-"""Compiled parameter validation reports what Connexion's own validator reports."""
+"""Compiled parameter validation reports what Connexion's own validator reports; request
+bodies and integers are bounded; database outages are told apart from other errors."""
 
 from __future__ import annotations
 
+import pytest
 from connexion.validators import ParameterValidator
 
-from server.validation import CachedParameterValidator, _validator_for
+from server import errors
+from server.validation import (INT64_MAX, INT64_MIN, MAX_JSON_DEPTH, CachedParameterValidator,
+                               _validator_for, json_depth_exceeds, parse_json_body)
 
 PARAMS = [
     {"name": "start", "in": "query", "schema": {"type": "integer", "minimum": 0}},
@@ -34,3 +38,55 @@ def test_htsget_rejects_an_invalid_parameter_through_the_app(client):
     resp = client.get("/reads/x", params={"start": "not-a-number"})
     assert resp.status_code == 400
     assert resp.json()["htsget"]["error"] == "InvalidInput"
+
+
+# ---------------------------------------------------------------- bodies and limits
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def test_depth_limit_is_exact():
+    assert parse_json_body(nested(MAX_JSON_DEPTH)) is not None
+    with pytest.raises(errors.InvalidInput, match="deeper than"):
+        parse_json_body(nested(MAX_JSON_DEPTH + 1))
+    assert not json_depth_exceeds({"a": [{"b": 1}]}, limit=3)
+    assert json_depth_exceeds({"a": [{"b": []}]}, limit=3)
+
+
+def test_int64_range_is_exact():
+    assert parse_json_body(f"[{INT64_MAX}, {INT64_MIN}]".encode()) == [INT64_MAX, INT64_MIN]
+    for value in (INT64_MAX + 1, INT64_MIN - 1, 10 ** 30):
+        with pytest.raises(errors.InvalidInput, match="64-bit"):
+            parse_json_body(f"[{value}]".encode())
+
+
+@pytest.mark.parametrize("raw", [b"\xff", b"[1,", b"NaN", b"[Infinity]", b"[1e999]", nested(200_000)])
+def test_malformed_bodies_are_invalid_input(raw):
+    with pytest.raises(errors.InvalidInput):
+        parse_json_body(raw)
+
+
+def test_integer_parameter_outside_int64_is_reported():
+    ours = CachedParameterValidator(PARAMS, uri_parser=None)
+    assert "64-bit" in ours.validate_parameter("query", INT64_MAX + 1, PARAMS[0])
+    assert ours.validate_parameter("query", INT64_MAX, PARAMS[0]) is None
+
+
+def test_database_outage_errors_are_classified():
+    import sqlite3
+
+    import psycopg
+    import sqlalchemy.exc as sa_exc
+
+    from server.routing import as_service_error, database_unavailable
+
+    refused = psycopg.OperationalError("connection refused")
+    assert database_unavailable(refused)
+    assert database_unavailable(sa_exc.OperationalError("SELECT 1", {}, refused))
+    assert database_unavailable(sa_exc.TimeoutError("QueuePool limit reached"))
+    assert database_unavailable(sqlite3.OperationalError("database is locked"))
+    assert not database_unavailable(sqlite3.OperationalError("no such table: x"))
+    assert not database_unavailable(psycopg.errors.UniqueViolation("duplicate key"))
+    assert not database_unavailable(ValueError("x"))
+    err = as_service_error(sa_exc.OperationalError("SELECT 1", {}, refused))
+    assert isinstance(err, errors.ServiceUnavailable) and err.status == 503 and err.retry_after > 0
