@@ -8,6 +8,7 @@ the Flask adapter:
 - a path with a control character (``%00``-``%1F``, ``%7F``) is a 400: no
   identifier of any API contains one, and Starlette's mounts do not match
   such paths, so they would otherwise reach Flask without their operation;
+  so is a NUL (``%00``) in the query string (PostgreSQL cannot store it);
 - ``<base>/openapi.json`` serves each document as written (``$ref`` kept, so
   recursive schemas such as DRS ``ContentsObject`` serialise);
 - an exception that escapes every inner layer before the response has
@@ -41,8 +42,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def openapi_documents(apis, openapi_dir) -> dict[str, bytes]:
     """``{"<base>/openapi.json": JSON bytes}`` for each (document, base path, module).
 
-    The first document claiming a path keeps it (``/openapi.json`` is htsget's;
-    the node's own service-info document shares the root base path).
+    The node's service-info document shares the root base path with htsget;
+    ``/openapi.json`` is htsget's, as it was when Connexion served the documents.
     """
     import yaml
 
@@ -133,8 +134,9 @@ class OpsMiddleware:
                     (b"access-control-allow-origin", b"*")]})
                 await send_wrapper({"type": "http.response.body",
                                     "body": payload if method == "GET" else b""})
-            elif _CONTROL.search(path):
-                err = errors.InvalidInput("the request path contains a control character")
+            elif _CONTROL.search(path) or b"%00" in scope.get("query_string", b""):
+                where = "path" if _CONTROL.search(path) else "query string"
+                err = errors.InvalidInput(f"the request {where} contains a control character")
                 body, status = error_body(err, path)
                 await _send_json(send_wrapper, status, body)
             else:

@@ -13,6 +13,7 @@ every malformed body into a 400 in the API's error shape instead of an
 exception: JSON that is not valid in its declared charset, nests deeper than
 ``MAX_JSON_DEPTH`` or holds integers outside int64 (``parse_json_body``), and
 form or multipart bodies that cannot be parsed (no boundary, truncated parts).
+A NUL character in a JSON string or a form text field is a 400 too.
 """
 
 from __future__ import annotations
@@ -108,19 +109,34 @@ def _parse_constant(name: str):
 
 def json_depth_exceeds(value, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when ``value`` (parsed JSON) nests deeper than ``limit`` arrays/objects."""
+    return _json_problem(value, limit) == "depth"
+
+
+def _json_problem(value, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """``"depth"`` when ``value`` nests deeper than ``limit``, ``"nul"`` when a key or
+    string holds a NUL character (PostgreSQL cannot store one in text or JSONB,
+    and no API has a use for it), else None. Iterative: no recursion limit."""
+    if isinstance(value, str):
+        return "nul" if "\x00" in value else None
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict):
+            if any("\x00" in key for key in node):
+                return "nul"
             children = node.values()
         elif isinstance(node, list):
             children = node
         else:
             continue
         if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
+            return "depth"
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+            elif isinstance(child, str) and "\x00" in child:
+                return "nul"
+    return None
 
 
 def parse_json_body(raw: bytes, encoding: str = "utf-8"):
@@ -148,8 +164,11 @@ def parse_json_body(raw: bytes, encoding: str = "utf-8"):
         raise errors.InvalidInput(f"request body: {exc}") from None
     except RecursionError:  # the C parser gives up at the interpreter's recursion limit
         raise too_deep from None
-    if json_depth_exceeds(value):
+    problem = _json_problem(value)
+    if problem == "depth":
         raise too_deep
+    if problem == "nul":
+        raise errors.InvalidInput("request body: a string contains a NUL character")
     return value
 
 
@@ -167,9 +186,16 @@ class GuardedJSONBodyValidator(JSONRequestBodyValidator):
 class _FormErrorsAre400:
     async def _parse(self, stream, scope):
         try:
-            return await super()._parse(stream, scope)
+            data = await super()._parse(stream, scope)
         except (MultiPartException, ValueError, UnicodeDecodeError, KeyError) as exc:
             raise BadRequestProblem(detail=f"malformed form body: {exc}") from None
+        # Text fields (files are not included here): a NUL, raw or as the JSON
+        # escape inside a JSON-valued field, could never be stored.
+        for name, value in (data.items() if isinstance(data, dict) else ()):
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and ("\x00" in item or "\\u0000" in item):
+                    raise BadRequestProblem(detail=f"form field {name[:64]!r} contains a NUL character")
+        return data
 
 
 class GuardedFormDataValidator(_FormErrorsAre400, FormDataValidator):

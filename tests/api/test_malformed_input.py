@@ -72,6 +72,9 @@ BAD_JSON = {
     "5000-digit integer": b'{"start": ' + b"9" * 5000 + b"}",
     "NaN": b'{"start": NaN}',
     "number overflowing to infinity": b'{"start": 1e400}',
+    # PostgreSQL stores no NUL in text or JSONB: the audit row alone would fail
+    "NUL in a string": b'{"format": "BAM", "regions": [{"referenceName": "chr1\\u0000"}]}',
+    "NUL in a key": b'{"a\\u0000": 1}',
 }
 
 
@@ -113,6 +116,22 @@ def test_malformed_multipart_to_wes_returns_400(client, name):
     content_type, body = BAD_MULTIPART[name]
     r = client.post(WES_RUNS, content=body, headers={"content-type": content_type})
     assert_shape("wes", r)
+
+
+@pytest.mark.parametrize("value", ['{"x": "a\\u0000"}', "a\x00b"])
+def test_nul_in_a_wes_form_field_returns_400(client, value):
+    r = client.post(WES_RUNS, files={"workflow_params": (None, value), "workflow_type": (None, "CWL")})
+    assert_shape("wes", r)
+    assert "NUL" in r.json()["msg"]
+
+
+@pytest.mark.parametrize("api,url", [
+    ("htsget", "/reads/DK0001?referenceName=chr1%00"),
+    ("beacon", "/beacon/v2/g_variants?referenceName=%00&start=1&end=2"),
+    ("drs", "/ga4gh/drs/v1/objects/DK0001.bam?expand=%00"),
+])
+def test_nul_in_the_query_string_returns_400(client, api, url):
+    assert_shape(api, client.get(url))
 
 
 def test_form_urlencoded_to_wes_returns_415(client):
