@@ -98,8 +98,6 @@ def make_engine(url: str) -> Engine:
 class _PoolHealth:
     """Counts disconnects seen on an engine's connections (a generation number)."""
 
-    __slots__ = ("generation",)
-
     def __init__(self) -> None:
         self.generation = 0
 
@@ -115,8 +113,10 @@ def note_driver_error(engine: Engine, exc: BaseException, connection) -> None:
     dbapi = engine.dialect.loaded_dbapi
     if not isinstance(exc, dbapi.Error):
         return
-    fairy = getattr(connection, "connection", connection)  # a Connection's pooled connection
-    dbapi_conn = getattr(fairy, "dbapi_connection", None)
+    # a pooled (raw) connection has dbapi_connection; a Connection reaches it through .connection
+    dbapi_conn = getattr(connection, "dbapi_connection", None)
+    if dbapi_conn is None and isinstance(connection, sa.engine.Connection):
+        dbapi_conn = connection.connection.dbapi_connection
     try:
         dead = engine.dialect.is_disconnect(exc, dbapi_conn, None)
     except Exception:  # noqa: BLE001 - classification must not mask the original error
@@ -130,7 +130,6 @@ def note_driver_error(engine: Engine, exc: BaseException, connection) -> None:
         connection.invalidate(exc)
     except Exception:  # noqa: BLE001
         logger.debug("invalidating a dead connection failed", exc_info=True)
-    return engine
 
 
 class Database:
