@@ -132,3 +132,42 @@ test_beacon = _document_test("beacon.yaml")
 test_wes = _document_test("wes.yaml")
 test_drs = _document_test("drs.yaml")
 test_service_info = _document_test("service-info.yaml")
+
+
+# Requests that hit the seeded data (generated ones rarely name an existing id):
+# (document, path, method, path parameters, query, body)
+SEEDED = [
+    ("htsget.yaml", "/reads/{id}", "GET", {"id": "DK0001"}, {"referenceName": "chr1", "start": 0, "end": 5000}, None),
+    ("htsget.yaml", "/reads/{id}", "GET", {"id": "DK0001"}, {"format": "CRAM", "class": "header"}, None),
+    ("htsget.yaml", "/variants/{id}", "GET", {"id": "cohort"}, {"referenceName": "chr1"}, None),
+    ("htsget.yaml", "/variants/{id}", "POST", {"id": "cohort"}, None,
+     {"format": "BCF", "regions": [{"referenceName": "chr1", "start": 0, "end": 1000}]}),
+    ("drs.yaml", "/objects/{object_id}", "GET", {"object_id": "DK0001.bam"}, None, None),
+    ("drs.yaml", "/objects/{object_id}", "GET", {"object_id": "DK0001.bam.bundle"}, {"expand": True}, None),
+    ("drs.yaml", "/objects/{object_id}/access/{access_id}", "GET",
+     {"object_id": "DK0001.bam", "access_id": "https"}, None, None),
+    ("drs.yaml", "/objects", "POST", {}, None, {"bulk_object_ids": ["DK0001.bam", "nope"]}),
+    ("beacon.yaml", "/g_variants", "GET", {}, {"referenceName": "chr1", "start": 0, "end": 1000,
+                                               "requestedGranularity": "record"}, None),
+    ("beacon.yaml", "/individuals/{id}", "GET", {"id": "DKP0001"}, None, None),
+    ("beacon.yaml", "/biosamples/{id}/g_variants", "GET", {"id": "DK0001"}, None, None),
+    ("beacon.yaml", "/cohorts/{id}", "GET", {"id": "demo-cohort"}, None, None),
+    ("beacon.yaml", "/datasets/{id}/individuals", "GET", {"id": "demo"}, None, None),
+    ("beacon.yaml", "/filtering_terms", "GET", {}, None, None),
+    ("wes.yaml", "/runs", "GET", {}, {"page_size": 5}, None),
+    ("service-info.yaml", "/services", "GET", {}, None, None),
+]
+
+
+@pytest.mark.parametrize("document,path,method,path_parameters,query,body", SEEDED,
+                         ids=[f"{m} {p} {sorted((q or {}).items())}" for _, p, m, _, q, _ in SEEDED])
+def test_seeded_responses_conform(node, document, path, method, path_parameters, query, body):
+    server, session = node
+    schema = schemathesis.openapi.from_path(OPENAPI_DIR / document)
+    kwargs = {"path_parameters": path_parameters, "query": query}
+    if body is not None:
+        kwargs.update(body=body, media_type="application/json")
+    case = schema[path][method].Case(**kwargs)
+    response = case.call_and_validate(base_url=server.url + BASES[document], session=session,
+                                      checks=CHECKS, timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 200, response.text[:500]
