@@ -10,6 +10,10 @@ two-worker ``genomeport serve`` holding the demo cohort from ``seed_data/``
   (``response_schema_conformance``);
 - have a status the document lists for the operation (``status_code_conformance``).
 
+``test_seeded_responses_conform`` adds requests that name the seeded objects
+(generated ids rarely exist), so the schemas of real 200 answers are checked
+too.
+
 The run is bounded and deterministic: ``MAX_EXAMPLES`` generated cases per
 operation, derandomized (the same cases on every run), no example database,
 no Hypothesis deadline (timing is not what is checked here), and each request
