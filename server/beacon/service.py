@@ -51,15 +51,16 @@ ONTOLOGY_OF = {
     "cohorts": ("NCIT:C61512", "Cohort"),
     "datasets": ("NCIT:C47824", "Data set"),
 }
-# cross-entry endpoints: source endpoint -> target endpoints
+# cross-entry endpoints: source endpoint -> target endpoints, as in the
+# specification's default beaconMap (models/json/beacon-v2-default-model/beaconMap.json)
 LINKS = {
-    "g_variants": ("biosamples", "individuals"),
-    "individuals": ("g_variants", "biosamples"),
+    "g_variants": ("biosamples", "individuals", "analyses", "runs"),
+    "individuals": ("g_variants", "biosamples", "analyses", "runs"),
     "biosamples": ("g_variants", "analyses", "runs"),
     "runs": ("g_variants", "analyses"),
     "analyses": ("g_variants",),
-    "datasets": ("g_variants", "individuals", "biosamples"),
-    "cohorts": ("individuals",),
+    "datasets": ("g_variants", "individuals", "biosamples", "analyses", "runs"),
+    "cohorts": ("individuals", "g_variants", "biosamples", "analyses", "runs"),
 }
 RESOURCES = {
     "HP": ("hp", "Human Phenotype Ontology", "http://purl.obolibrary.org/obo/hp.owl",
