@@ -190,7 +190,9 @@ def build(entry_type: str, *, entry_id=None, source_type=None, source_id=None,
           include=None, test_mode=None, dataset_ids=None, api_version=None,
           requested_schemas=None, default_limit: int = 10, max_limit: int = 1000,
           default_granularity: str = "boolean") -> BeaconRequest:
-    params = {k: v for k, v in (params or {}).items() if v is not None and v != "" and v != []}
+    # an empty referenceBases / alternateBases is a trimmed indel, not a missing value
+    params = {k: v for k, v in (params or {}).items() if v is not None and v != []
+              and (v != "" or k in ("referenceBases", "alternateBases"))}
     clean: dict = {}
     for key, value in params.items():
         if key in ("start", "end"):
@@ -247,7 +249,7 @@ def build(entry_type: str, *, entry_id=None, source_type=None, source_id=None,
 
 
 def from_get(entry_type: str, args: dict, **kw) -> BeaconRequest:
-    params = {k: args.get(k) for k in GENOMIC_KEYS if args.get(k) not in (None, "")}
+    params = {k: args.get(k) for k in GENOMIC_KEYS if args.get(k) is not None}
     req = build(entry_type, params=params, filters=args.get("filters"),
                 skip=args.get("skip"), limit=args.get("limit"),
                 granularity=args.get("requestedGranularity"),
