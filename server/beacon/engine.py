@@ -433,22 +433,23 @@ def _hgvs_condition(ctx: Context, text: str):
     if not m:
         raise InvalidInput(f"genomicAlleleShortForm {text!r} is not HGVS (sequence:g.change)")
     seq, kind, change = m.groups()
-    change = _hgvs_plain_deletion(change)
+    changes = sorted({change, _hgvs_plain_deletion(change)})  # deletions: with or without bases
     if kind.lower() == "g":
         chrom, implied = canonical_chrom(seq)
-        forms = {f"{seq}:g.{change}"}
-        for asm in ([implied] if implied else ["GRCh38", "GRCh37"]):
-            acc = refseq_accession(chrom, asm)
-            if acc:
-                forms.add(f"{acc}:g.{change}")
-        forms.add(f"{chrom}:g.{change}")
+        forms = set()
+        for c in changes:
+            forms |= {f"{seq}:g.{c}", f"{chrom}:g.{c}"}
+            for asm in ([implied] if implied else ["GRCh38", "GRCh37"]):
+                acc = refseq_accession(chrom, asm)
+                if acc:
+                    forms.add(f"{acc}:g.{c}")
         return V.hgvs_g.in_(sorted(forms))
-    hgvs = f"{kind.lower()}.{change}"
     col = BeaconAnnotation.hgvs_c if kind.lower() in "cn" else BeaconAnnotation.hgvs_p
     sub = sa.select(BeaconAnnotation.variant_pk).where(
-        col == hgvs, sa.or_(BeaconAnnotation.feature == seq,
-                            BeaconAnnotation.feature.like(seq.split(".")[0] + ".%"),
-                            BeaconAnnotation.gene == seq))
+        col.in_([f"{kind.lower()}.{c}" for c in changes]),
+        sa.or_(BeaconAnnotation.feature == seq,
+               BeaconAnnotation.feature.like(seq.split(".")[0] + ".%"),
+               BeaconAnnotation.gene == seq))
     return V.pk.in_(sub)
 
 
@@ -470,7 +471,7 @@ def check_filters(ctx: Context, filters: list[dict]) -> list[dict]:
     """Warn about filters this beacon does not know (they then match nothing)."""
     for f in filters:
         if "operator" not in f and f["id"] in TERM_ALIASES:
-            f["id"] = TERM_ALIASES[f["id"]]
+            f["_asked"], f["id"] = f["id"], TERM_ALIASES[f["id"]]
         scope = f.get("scope")
         if scope and scope not in SCOPES:
             raise InvalidInput(f"filter {f['id']}: unknown scope {scope!r}")

@@ -84,7 +84,7 @@ class BeaconRequest:
 def _filter_text(f: dict) -> str:
     if "operator" in f:
         return f"{f['id']}{f['operator']}{f.get('value', '')}"
-    return str(f["id"])
+    return str(f.get("_asked", f["id"]))  # as asked (before PATO -> NCIT)
 
 
 def _ints(value, name: str) -> list[int]:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from server.auth import Caller, beacon_granularity
-from server.beacon import collections, engine
+from server.beacon import collection, engine
 from server.beacon.frequencies import frequencies
 from server.beacon.engine import ENTRY_TYPES, variant_id
 from server.beacon.refs import refseq_accession
@@ -436,8 +436,7 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tu
     for d in datasets:
         exact = tiers[d.id] == "record"
         m = engine.evaluate(ctx, req, d.id, loads.get(d.id, []), genomic,
-                            want_page=returned == ORDER["record"]
-                            or req.entry_type in collections.COLLECTIONS)
+                            want_page=returned == ORDER["record"])
         count = adjust(m.count, settings, exact)
         any_adjusted |= not exact
         total += count
@@ -461,8 +460,8 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tu
     if req.limit_capped:
         info["pagination"] = {"limitCappedTo": req.limit, "maxLimit": settings.beacon_max_limit}
         ctx.warn(f"limit {req.requested_limit} was capped to {req.limit}")
-    if req.entry_type in collections.COLLECTIONS:
-        collections.respond(body, session, req, results, tiers, ctx, _dataset_doc, _record_docs,
+    if req.entry_type in collection.COLLECTIONS:
+        collection.respond(body, session, req, results, tiers, ctx, _dataset_doc, _record_docs,
                             lambda *a: _handovers(session, settings, *a[1:]))
     elif returned >= ORDER["count"] and req.include == "NONE":
         body["response"] = {"resultSets": []}  # the schema wants the section, even empty

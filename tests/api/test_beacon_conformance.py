@@ -310,6 +310,7 @@ class TestGenomic:
                 body = _get(server, "/individuals", requestedGranularity="count",
                             datasetIds="kg", filters=term)
                 assert count(body) == want > 0, term
+                assert body["meta"]["receivedRequestSummary"]["filters"] == [term]
 
 
 # ---------------------------------------------------------------- requests
