@@ -50,7 +50,8 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
     settings = n.settings
     key = caller.label if caller.authenticated else f"anonymous@{flask.request.remote_addr}"
     service.RATE_LIMITER.check(key, settings.beacon_rate_per_minute)
-    kw = {"default_limit": settings.beacon_default_limit, "max_limit": settings.beacon_max_limit}
+    kw = {"default_limit": settings.beacon_default_limit, "max_limit": settings.beacon_max_limit,
+          "default_granularity": settings.beacon_default_granularity}
     answer_entry = target if kind == "link" else entry
     if kind == "link":
         kw.update(source_type=SOURCE_TYPE[entry], source_id=entry_id)
@@ -162,3 +163,14 @@ def get_datasets_filtering_terms(**kwargs):
 
 def get_cohorts_filtering_terms(**kwargs):
     return _terms(entry="individuals")
+
+
+def _entry_terms(entry):
+    def handler():
+        return _terms(entry=entry)
+    return handler
+
+
+for _entry, _name in ENTRY_NAMES.items():
+    # /{entry_type}/filtering_terms: the terms of that entry type's records
+    globals()[f"get_{_snake(_name)}_entry_filtering_terms"] = _entry_terms(_entry)

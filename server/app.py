@@ -72,6 +72,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> connexion.FlaskAp
     from server.validation import VALIDATOR_MAP
 
     cx = connexion.FlaskApp(__name__, specification_dir=str(OPENAPI_DIR))
+    # A path with "//" names no route (404 in the API's own error shape); Werkzeug
+    # would otherwise answer it with a redirect that no API documents.
+    cx.app.url_map.merge_slashes = False
+    cx.app.url_map._matcher.merge_slashes = False
     wsgi_bridge.install(cx)  # one thread hop per response instead of a2wsgi's three
     cx.app.extensions["genomeport"] = Node(settings=settings, db=db)
     cx.app.config["MAX_CONTENT_LENGTH"] = None  # enforced by OpsMiddleware per API

@@ -56,6 +56,7 @@ class Settings:
     beacon_name: str = "genomeport Beacon"
     beacon_max_limit: int = 1000
     beacon_default_limit: int = 10
+    beacon_default_granularity: str = "boolean"  # when a request names none (boolean/count/record)
     beacon_count_threshold: int = 5  # below-record tiers: counts under this report 0
     beacon_count_rounding: int = 10  # below-record tiers: other counts rounded to this
     beacon_rate_per_minute: int = 120  # queries per caller per minute (0: unlimited)

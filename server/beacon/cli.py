@@ -63,8 +63,9 @@ def load_metadata_cmd(files, dataset_id, entry_type, quiet) -> None:
 @click.option("--assembly", default="GRCh38", show_default=True, help="Assembly of the file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def load_genes_cmd(file, assembly, quiet) -> None:
-    """Load gene coordinates for geneId queries from a GTF/GFF3 (gene features)
-    or a BED/TSV (contig, 0-based start, end, name, gene id)."""
+    """Load gene coordinates for geneId queries (by symbol in any case, or by
+    Ensembl gene id) from a GTF/GFF3 (gene features) or a BED/TSV (contig,
+    0-based start, end, name, gene id), such as GENCODE's gene table."""
     from server.beacon.genes import load_genes
 
     click.echo(load_genes(_obj().db, file, assembly=assembly, progress=not quiet).describe())

@@ -25,6 +25,7 @@ from server.beacon.tables import (BeaconAnnotation, BeaconGene, BeaconOntologyCl
 from server.beacon.vcf import aa_short
 from server.db.prepared import fetch_all
 from server.errors import InvalidInput
+from server.genomics.coords import anchor_start
 
 V = BeaconVariant
 
@@ -44,6 +45,11 @@ VARIANT_TYPES: dict[str, set[str]] = {
     "SO:0000199": {"BND"}, "SO:0001537": {"SV", "DUP", "INV", "CNV", "BND"},
     "SO:0001059": {"SNP", "MNP", "INS", "DEL", "INDEL", "DUP", "INV", "CNV", "BND", "SV"},
 }
+# filter terms spelled in another ontology than the one the records use
+TERM_ALIASES = {"PATO:0000383": "NCIT:C16576",  # female
+                "PATO:0000384": "NCIT:C20197"}  # male
+EMPTY_BASES = ("", "-", ".")
+
 SO_TYPE = {"SNP": ("SO:0001483", "SNV"), "MNP": ("SO:0002007", "MNV"),
            "INS": ("SO:0000667", "insertion"), "DEL": ("SO:0000159", "deletion"),
            "INDEL": ("SO:1000032", "delins"), "DUP": ("SO:1000035", "duplication"),
@@ -264,6 +270,8 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic
                                f"variants on {', '.join(sorted(served))}")
         g.add("assembly", "=", asm)
     start, end = p.get("start", []), p.get("end", [])
+    # a trimmed indel: empty alternateBases (deletion) or referenceBases (insertion)
+    trimmed = any(k in p and p[k] in EMPTY_BASES for k in ("alternateBases", "referenceBases"))
     if (start or end) and chrom is None:
         raise InvalidInput("start and end need referenceName")
     if chrom is not None:
@@ -274,12 +282,13 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic
         if len(start) != 2 or len(end) != 2:
             raise InvalidInput("a bracket query needs start=[min,max] and end=[min,max]")
         (s1, s2), (e1, e2) = start, end
-        if s1 > s2 or e1 > e2:
-            raise InvalidInput("bracket bounds must be [min,max]")
+        if s1 >= s2 or e1 >= e2:
+            raise InvalidInput("bracket bounds are [min, max) with max exclusive: "
+                               "start[1]=start[0]+1 selects one position")
         g.add("start", ">=", s1)
-        g.add("start", "<=", s2)
+        g.add("start", "<", s2)
         g.add("end", ">=", e1)
-        g.add("end", "<=", e2)
+        g.add("end", "<", e2)
     elif start and end:
         s, e = start[0], end[0]
         if e <= s:
@@ -292,15 +301,21 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic
         if not ({"alternateBases", "referenceBases", "variantType"} & p.keys()):
             raise InvalidInput("start needs end (range query), or alternateBases / "
                                "variantType (sequence query)")
-        g.add("start", "=", start[0])
+        if trimmed:
+            g.add("start", "=", anchor_start(start[0]))
+        else:
+            g.add("start", "=", start[0])
     elif end:
         raise InvalidInput("end needs start")
     elif ({"referenceBases", "alternateBases"} & p.keys()) and chrom is None:
         raise InvalidInput("referenceBases/alternateBases need referenceName and start")
-    if p.get("referenceBases") and set(p["referenceBases"]) != {"N"}:
-        g.like("ref", p["referenceBases"])
-    if p.get("alternateBases"):
-        g.like("alt", p["alternateBases"])
+    if trimmed:
+        _trimmed_conditions(g, p.get("referenceBases"), p.get("alternateBases"))
+    else:
+        if p.get("referenceBases") and set(p["referenceBases"]) != {"N"}:
+            g.like("ref", p["referenceBases"])
+        if p.get("alternateBases"):
+            g.like("alt", p["alternateBases"])
     if "variantType" in p:
         key = p["variantType"].upper() if not p["variantType"].startswith("SO:") \
             else p["variantType"]
@@ -318,8 +333,8 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic
     if "aminoacidChange" in p:
         aa = aa_short(p["aminoacidChange"])
         sub = sa.select(BeaconAnnotation.variant_pk).where(BeaconAnnotation.aa_change == aa)
-        if "geneId" in p:
-            sub = sub.where(BeaconAnnotation.gene == p["geneId"])
+        if "geneId" in p and not _ENSEMBL_GENE.match(p["geneId"]):
+            sub = sub.where(sa.func.upper(BeaconAnnotation.gene) == p["geneId"].upper())
         g.extra.append(V.pk.in_(sub))
         if ctx.session.execute(sa.select(BeaconAnnotation.id).where(
                 BeaconAnnotation.aa_change != "").limit(1)).first() is None:
@@ -330,22 +345,63 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic
     return g
 
 
+def _trimmed_conditions(g: Genomic, ref: str | None, alt: str | None) -> None:
+    """A trimmed deletion (``alternateBases`` empty) or insertion (``referenceBases``
+    empty) as VCF writes it: the base before it in both REF and ALT."""
+    ref = "" if ref in EMPTY_BASES else ref
+    alt = "" if alt in EMPTY_BASES else alt
+    if ref and alt:
+        raise InvalidInput("only one of referenceBases and alternateBases may be empty")
+    if not ref and not alt and alt is not None and ref is not None:
+        raise InvalidInput("referenceBases and alternateBases are both empty")
+    if alt == "":  # deletion: REF = anchor + deleted bases, ALT = anchor
+        g.extra += [sa.func.length(V.alt) == 1, sa.func.substr(V.ref, 1, 1) == V.alt]
+        if ref and "N" not in ref:
+            g.extra.append(V.ref == V.alt + ref)
+        elif ref:
+            g.extra.append(V.ref.like(V.alt + ref.replace("N", "_")))
+        else:
+            g.extra.append(sa.func.length(V.ref) > 1)
+    else:  # insertion: REF = anchor, ALT = anchor + inserted bases
+        g.extra += [sa.func.length(V.ref) == 1, sa.func.substr(V.alt, 1, 1) == V.ref]
+        if alt and "N" not in alt:
+            g.extra.append(V.alt == V.ref + alt)
+        elif alt:
+            g.extra.append(V.alt.like(V.ref + alt.replace("N", "_")))
+        else:
+            g.extra.append(sa.func.length(V.alt) > 1)
+
+
 def max_span(ctx: Context, dataset_ids) -> int:
     ids = set(dataset_ids)
     return max((r.max_span or 0 for r in ctx.loads if r.kind == "vcf" and r.dataset_id in ids),
                default=0)
 
 
+_ENSEMBL_GENE = re.compile(r"^(?:ensembl:)?(ENSG\d{11})(?:\.\d+)?$", re.IGNORECASE)
+
+
 def _gene_condition(ctx: Context, gene: str, asm: str | None):
+    """Variants in a gene given by symbol (any case: ``brca1``) or Ensembl gene id
+    (``ENSG00000012048``, with or without version): within the gene's interval
+    (``load-genes``) or annotated with its symbol."""
     s = ctx.session
-    q = sa.select(BeaconGene.assembly, BeaconGene.chrom, BeaconGene.start, BeaconGene.end).where(
-        BeaconGene.symbol == gene)
+    q = sa.select(BeaconGene.assembly, BeaconGene.chrom, BeaconGene.start, BeaconGene.end,
+                  BeaconGene.symbol)
+    ensembl = _ENSEMBL_GENE.match(gene)
+    if ensembl:
+        stem = ensembl.group(1).upper()
+        q = q.where(sa.or_(BeaconGene.gene_id == stem, BeaconGene.gene_id.like(stem + ".%")))
+    else:
+        q = q.where(sa.func.upper(BeaconGene.symbol) == gene.upper())
     if asm:
         q = q.where(BeaconGene.assembly == asm)
-    spans = s.execute(q).all()
-    annotated = sa.select(BeaconAnnotation.variant_pk).where(BeaconAnnotation.gene == gene)
-    known_annotation = s.execute(sa.select(BeaconAnnotation.id).where(
-        BeaconAnnotation.gene == gene).limit(1)).first() is not None
+    rows = s.execute(q).all()
+    spans = [r[:4] for r in rows]
+    symbols = sorted({r[4] for r in rows} | (set() if ensembl else {gene, gene.upper()}))
+    annotated = sa.select(BeaconAnnotation.variant_pk).where(BeaconAnnotation.gene.in_(symbols))
+    known_annotation = bool(symbols) and s.execute(sa.select(BeaconAnnotation.id).where(
+        BeaconAnnotation.gene.in_(symbols)).limit(1)).first() is not None
     if not spans and not known_annotation:
         ctx.warn(f"geneId {gene!r} is unknown here (not among the loaded genes nor the "
                  "annotated gene symbols)")
@@ -356,6 +412,20 @@ def _gene_condition(ctx: Context, gene: str, asm: str | None):
 
 
 _HGVS = re.compile(r"^(?:refseq:)?([^:]+):([gcnpm])\.(.+)$", re.IGNORECASE)
+_HGVS_DEL = re.compile(r"^(\d+)(?:_(\d+))?del([ACGTN]+)$", re.IGNORECASE)
+
+
+def _hgvs_plain_deletion(change: str) -> str:
+    """``10686083_10686085delATA`` -> ``10686083_10686085del``: the stored form
+    (current HGVS) does not repeat the deleted bases."""
+    m = _HGVS_DEL.match(change)
+    if not m:
+        return change
+    first, last, bases = int(m.group(1)), int(m.group(2) or m.group(1)), m.group(3)
+    if last - first + 1 != len(bases):
+        raise InvalidInput(f"HGVS deletion {change!r}: {len(bases)} bases deleted over "
+                           f"{last - first + 1} positions")
+    return change[:change.lower().rindex("del") + 3]
 
 
 def _hgvs_condition(ctx: Context, text: str):
@@ -363,21 +433,23 @@ def _hgvs_condition(ctx: Context, text: str):
     if not m:
         raise InvalidInput(f"genomicAlleleShortForm {text!r} is not HGVS (sequence:g.change)")
     seq, kind, change = m.groups()
+    changes = sorted({change, _hgvs_plain_deletion(change)})  # deletions: with or without bases
     if kind.lower() == "g":
         chrom, implied = canonical_chrom(seq)
-        forms = {f"{seq}:g.{change}"}
-        for asm in ([implied] if implied else ["GRCh38", "GRCh37"]):
-            acc = refseq_accession(chrom, asm)
-            if acc:
-                forms.add(f"{acc}:g.{change}")
-        forms.add(f"{chrom}:g.{change}")
+        forms = set()
+        for c in changes:
+            forms |= {f"{seq}:g.{c}", f"{chrom}:g.{c}"}
+            for asm in ([implied] if implied else ["GRCh38", "GRCh37"]):
+                acc = refseq_accession(chrom, asm)
+                if acc:
+                    forms.add(f"{acc}:g.{c}")
         return V.hgvs_g.in_(sorted(forms))
-    hgvs = f"{kind.lower()}.{change}"
     col = BeaconAnnotation.hgvs_c if kind.lower() in "cn" else BeaconAnnotation.hgvs_p
     sub = sa.select(BeaconAnnotation.variant_pk).where(
-        col == hgvs, sa.or_(BeaconAnnotation.feature == seq,
-                            BeaconAnnotation.feature.like(seq.split(".")[0] + ".%"),
-                            BeaconAnnotation.gene == seq))
+        col.in_([f"{kind.lower()}.{c}" for c in changes]),
+        sa.or_(BeaconAnnotation.feature == seq,
+               BeaconAnnotation.feature.like(seq.split(".")[0] + ".%"),
+               BeaconAnnotation.gene == seq))
     return V.pk.in_(sub)
 
 
@@ -398,6 +470,8 @@ def _field_known(ctx: Context, name: str) -> bool:
 def check_filters(ctx: Context, filters: list[dict]) -> list[dict]:
     """Warn about filters this beacon does not know (they then match nothing)."""
     for f in filters:
+        if "operator" not in f and f["id"] in TERM_ALIASES:
+            f["_asked"], f["id"] = f["id"], TERM_ALIASES[f["id"]]
         scope = f.get("scope")
         if scope and scope not in SCOPES:
             raise InvalidInput(f"filter {f['id']}: unknown scope {scope!r}")

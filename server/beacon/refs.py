@@ -7,6 +7,8 @@ RefSeq accession, to the assembly the accession belongs to.
 
 from __future__ import annotations
 
+import re
+
 from server.errors import InvalidInput
 
 CHROMOSOMES = [str(n) for n in range(1, 23)] + ["X", "Y", "MT"]
@@ -52,13 +54,27 @@ _ASSEMBLY_ALIASES = {
 }
 
 
+# NCBI assembly accessions: GRCh38 is GCF_000001405.26 (RefSeq) / GCA_000001405.15
+# (GenBank), its patches .27-.40 / .16-.29 (GRCh38.p1-p14); GRCh37 is
+# GCF_000001405.13 / GCA_000001405.1, its patches .14-.25 / .2-.14 (GRCh37.p1-p13).
+_ACCESSIONS = {("gcf", v): "GRCh38" for v in range(26, 41)}
+_ACCESSIONS.update({("gca", v): "GRCh38" for v in range(15, 30)})
+_ACCESSIONS.update({("gcf", v): "GRCh37" for v in range(13, 26)})
+_ACCESSIONS.update({("gca", v): "GRCh37" for v in range(1, 15)})
+_ACCESSION_RE = re.compile(r"^(?:(?:refseq|insdc|genbank|assembly):)?(gc[af])_000001405\.(\d+)$")
+
+
 def normalize_assembly(name: str | None) -> str:
-    """``hg38`` / ``GRCh38.p14`` -> ``GRCh38``; unknown names are kept as given."""
+    """``hg38`` / ``GRCh38.p14`` / ``GCF_000001405.40`` -> ``GRCh38``; unknown names
+    are kept as given."""
     if not name:
         return ""
     key = name.strip().lower()
     if key in _ASSEMBLY_ALIASES:
         return _ASSEMBLY_ALIASES[key]
+    m = _ACCESSION_RE.match(key)
+    if m and (m.group(1), int(m.group(2))) in _ACCESSIONS:
+        return _ACCESSIONS[(m.group(1), int(m.group(2)))]
     for prefix in ("grch38", "grch37"):
         if key.startswith(prefix):
             return _ASSEMBLY_ALIASES[prefix]

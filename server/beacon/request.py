@@ -18,6 +18,19 @@ GENOMIC_KEYS = ("assemblyId", "referenceName", "start", "end", "referenceBases",
                 "geneId", "aminoacidChange", "genomicAlleleShortForm", "mateName")
 _BASES = re.compile(r"^[ACGTUNRYSWKMBDHV.\-]*$", re.IGNORECASE)
 API_VERSION = "v2.0"
+INT64_MAX = 2 ** 63 - 1  # the largest integer the schemas (format int64) and the databases take
+MAX_DEPTH = 16  # how deeply a POST body may nest (a beaconRequestBody needs 5 levels)
+SIMILARITY = ("exact", "high", "medium", "low")
+# the request's known names; anything else is named in info.warnings
+GET_KEYS = frozenset(GENOMIC_KEYS) | {
+    "filters", "skip", "limit", "requestedGranularity", "includeResultsetResponses",
+    "testMode", "datasetIds", "datasets", "requestedSchemas", "apiVersion"}
+BODY_KEYS = {"meta", "query"}
+META_KEYS = {"apiVersion", "requestedSchemas", "beaconId"}
+QUERY_KEYS = {"requestParameters", "filters", "includeResultsetResponses", "pagination",
+              "requestedGranularity", "testMode"}
+PARAMETER_KEYS = frozenset(GENOMIC_KEYS) | {"datasetIds", "datasets"}
+FILTER_KEYS = {"id", "operator", "value", "scope", "includeDescendantTerms", "similarity"}
 
 
 @dataclass
@@ -38,6 +51,11 @@ class BeaconRequest:
     test_mode: bool = False
     api_version: str = API_VERSION
     requested_schemas: list = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for info.warnings
+
+    def warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
 
     @property
     def genomic(self) -> bool:
@@ -66,7 +84,7 @@ class BeaconRequest:
 def _filter_text(f: dict) -> str:
     if "operator" in f:
         return f"{f['id']}{f['operator']}{f.get('value', '')}"
-    return str(f["id"])
+    return str(f.get("_asked", f["id"]))  # as asked (before PATO -> NCIT)
 
 
 def _ints(value, name: str) -> list[int]:
@@ -83,6 +101,8 @@ def _ints(value, name: str) -> list[int]:
             raise InvalidInput(f"{name} must be an integer, got {item!r}") from None
         if n < 0:
             raise InvalidInput(f"{name} must be >= 0 (0-based coordinates)")
+        if n > INT64_MAX:
+            raise InvalidInput(f"{name} {n} is out of range (at most {INT64_MAX})")
         out.append(n)
     return out
 
@@ -122,15 +142,57 @@ def parse_filters(raw) -> list[dict]:
         if "includeDescendantTerms" in f:
             f["includeDescendantTerms"] = _bool(f["includeDescendantTerms"],
                                                 "includeDescendantTerms")
+        if "similarity" in f:
+            if not isinstance(f["similarity"], str) or f["similarity"] not in SIMILARITY:
+                raise InvalidInput(f"filter {f['id']}: similarity must be one of "
+                                   + ", ".join(SIMILARITY))
         out.append(f)
     return out
+
+
+def filter_warnings(filters: list[dict]) -> list[str]:
+    """What the node says about filter options it does not apply as asked."""
+    out = []
+    for f in filters:
+        unknown = sorted(k for k in f if k not in FILTER_KEYS and not k.startswith("_"))
+        if unknown:
+            out.append(f"filter {f['id']}: unknown field(s) {', '.join(unknown)} ignored")
+        if f.get("similarity", "exact") != "exact":
+            out.append(f"filter {f['id']}: similarity {f['similarity']!r} is not implemented; "
+                       "the term was matched exactly (with its descendant terms unless "
+                       "includeDescendantTerms is false)")
+    return out
+
+
+def _depth(value, limit: int, level: int = 1) -> int:
+    """How deeply ``value`` nests (lists and objects), stopping past ``limit``."""
+    if level > limit:
+        return level
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return max((_depth(v, limit, level + 1) for v in value), default=level)
+    return level - 1
+
+
+def check_depth(body, limit: int = MAX_DEPTH) -> None:
+    if _depth(body, limit) > limit:
+        raise InvalidInput(f"the request body nests deeper than {limit} levels")
+
+
+def _unknown(names, known, where: str) -> list[str]:
+    extra = sorted(str(k) for k in names if k not in known)
+    return [f"unknown {where} {k!r} ignored" for k in extra]
 
 
 def build(entry_type: str, *, entry_id=None, source_type=None, source_id=None,
           params: dict | None = None, filters=None, skip=None, limit=None, granularity=None,
           include=None, test_mode=None, dataset_ids=None, api_version=None,
-          requested_schemas=None, default_limit: int = 10, max_limit: int = 1000) -> BeaconRequest:
-    params = {k: v for k, v in (params or {}).items() if v is not None and v != "" and v != []}
+          requested_schemas=None, default_limit: int = 10, max_limit: int = 1000,
+          default_granularity: str = "boolean") -> BeaconRequest:
+    # an empty referenceBases / alternateBases is a trimmed indel, not a missing value
+    params = {k: v for k, v in (params or {}).items() if v is not None and v != []
+              and (v != "" or k in ("referenceBases", "alternateBases"))}
     clean: dict = {}
     for key, value in params.items():
         if key in ("start", "end"):
@@ -161,39 +223,49 @@ def build(entry_type: str, *, entry_id=None, source_type=None, source_id=None,
         raise InvalidInput("skip and limit must be integers") from None
     if req.skip < 0 or lim < 0:
         raise InvalidInput("skip and limit must be >= 0")
+    if req.skip > INT64_MAX or lim > INT64_MAX:
+        raise InvalidInput(f"skip and limit must be at most {INT64_MAX}")
     req.requested_limit = lim
     if lim == 0 or lim > max_limit:
         req.limit, req.limit_capped = max_limit, True
     else:
         req.limit = lim
-    req.granularity = (granularity or "boolean")
+    req.granularity = (granularity or default_granularity)
     if req.granularity not in GRANULARITIES:
         raise InvalidInput("requestedGranularity must be boolean, count or record")
     req.include = (include or "HIT").upper()
     if req.include not in INCLUDE:
         raise InvalidInput("includeResultsetResponses must be HIT, MISS, ALL or NONE")
+    if req.skip * req.limit > INT64_MAX:
+        raise InvalidInput(f"skip {req.skip} pages of {req.limit} is beyond the last result")
     req.test_mode = _bool(test_mode, "testMode") if test_mode is not None else False
     if api_version:
         req.api_version = str(api_version)
     if requested_schemas:
         req.requested_schemas = list(requested_schemas)
+    for text in filter_warnings(req.filters):
+        req.warn(text)
     return req
 
 
 def from_get(entry_type: str, args: dict, **kw) -> BeaconRequest:
-    params = {k: args.get(k) for k in GENOMIC_KEYS if args.get(k) not in (None, "")}
-    return build(entry_type, params=params, filters=args.get("filters"),
-                 skip=args.get("skip"), limit=args.get("limit"),
-                 granularity=args.get("requestedGranularity"),
-                 include=args.get("includeResultsetResponses"),
-                 test_mode=args.get("testMode"),
-                 dataset_ids=args.get("datasetIds") or args.get("datasets"), **kw)
+    params = {k: args.get(k) for k in GENOMIC_KEYS if args.get(k) is not None}
+    req = build(entry_type, params=params, filters=args.get("filters"),
+                skip=args.get("skip"), limit=args.get("limit"),
+                granularity=args.get("requestedGranularity"),
+                include=args.get("includeResultsetResponses"),
+                test_mode=args.get("testMode"),
+                dataset_ids=args.get("datasetIds") or args.get("datasets"), **kw)
+    for text in _unknown(args, GET_KEYS, "request parameter"):
+        req.warn(text)
+    return req
 
 
 def from_post(entry_type: str, body: dict | None, **kw) -> BeaconRequest:
     body = body or {}
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object (beaconRequestBody)")
+    check_depth(body)
     meta = body.get("meta") or {}
     query = body.get("query") or {}
     if not isinstance(meta, dict) or not isinstance(query, dict):
@@ -207,12 +279,22 @@ def from_post(entry_type: str, body: dict | None, **kw) -> BeaconRequest:
             params.update(value)
         else:
             params[key] = value
+    warnings = (_unknown(body, BODY_KEYS, "request body field")
+                + _unknown(meta, META_KEYS, "meta field")
+                + _unknown(query, QUERY_KEYS, "query field")
+                + _unknown(params, PARAMETER_KEYS, "request parameter"))
     dataset_ids = params.pop("datasetIds", None) or params.pop("datasets", None)
     pagination = query.get("pagination") or {}
-    return build(entry_type, params={k: params[k] for k in params if k in GENOMIC_KEYS},
-                 filters=query.get("filters"), skip=pagination.get("skip"),
-                 limit=pagination.get("limit"), granularity=query.get("requestedGranularity"),
-                 include=query.get("includeResultsetResponses"),
-                 test_mode=query.get("testMode"), dataset_ids=dataset_ids,
-                 api_version=meta.get("apiVersion"),
-                 requested_schemas=meta.get("requestedSchemas"), **kw)
+    if not isinstance(pagination, dict):
+        raise InvalidInput("pagination must be an object")
+    req = build(entry_type, params={k: params[k] for k in params if k in GENOMIC_KEYS},
+                filters=query.get("filters"), skip=pagination.get("skip"),
+                limit=pagination.get("limit"), granularity=query.get("requestedGranularity"),
+                include=query.get("includeResultsetResponses"),
+                test_mode=query.get("testMode"), dataset_ids=dataset_ids,
+                api_version=meta.get("apiVersion"),
+                requested_schemas=meta.get("requestedSchemas"), **kw)
+    for text in warnings + _unknown(pagination, {"skip", "limit", "currentPage", "nextPage",
+                                                 "previousPage"}, "pagination field"):
+        req.warn(text)
+    return req

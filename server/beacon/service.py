@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from server.auth import Caller, beacon_granularity
-from server.beacon import engine
+from server.beacon import collection, engine
+from server.beacon.frequencies import frequencies
 from server.beacon.engine import ENTRY_TYPES, variant_id
 from server.beacon.refs import refseq_accession
 from server.beacon.request import API_VERSION, BeaconRequest
@@ -51,15 +52,16 @@ ONTOLOGY_OF = {
     "cohorts": ("NCIT:C61512", "Cohort"),
     "datasets": ("NCIT:C47824", "Data set"),
 }
-# cross-entry endpoints: source endpoint -> target endpoints
+# cross-entry endpoints: source endpoint -> target endpoints, as in the
+# specification's default beaconMap (models/json/beacon-v2-default-model/beaconMap.json)
 LINKS = {
-    "g_variants": ("biosamples", "individuals"),
-    "individuals": ("g_variants", "biosamples"),
+    "g_variants": ("biosamples", "individuals", "analyses", "runs"),
+    "individuals": ("g_variants", "biosamples", "analyses", "runs"),
     "biosamples": ("g_variants", "analyses", "runs"),
     "runs": ("g_variants", "analyses"),
     "analyses": ("g_variants",),
-    "datasets": ("g_variants", "individuals", "biosamples"),
-    "cohorts": ("individuals",),
+    "datasets": ("g_variants", "individuals", "biosamples", "analyses", "runs"),
+    "cohorts": ("individuals", "g_variants", "biosamples", "analyses", "runs"),
 }
 RESOURCES = {
     "HP": ("hp", "Human Phenotype Ontology", "http://purl.obolibrary.org/obo/hp.owl",
@@ -186,7 +188,7 @@ def configuration(settings: Settings) -> dict:
                        "json/configuration/beaconConfigurationSchema.json",
             "maturityAttributes": {"productionStatus": "DEV" if "127.0.0.1" in settings.public_url
                                    else "PROD"},
-            "securityAttributes": {"defaultGranularity": "boolean",
+            "securityAttributes": {"defaultGranularity": settings.beacon_default_granularity,
                                    "securityLevels": ["PUBLIC", "REGISTERED", "CONTROLLED"]},
             "entryTypes": _entry_type_definitions(settings),
         },
@@ -297,7 +299,8 @@ def adjust(count: int, settings: Settings, exact: bool) -> int:
 
 
 # ------------------------------------------------------------------ documents
-def _variant_docs(session, settings: Settings, rows: list, dataset_id: str) -> list[dict]:
+def _variant_docs(session, settings: Settings, rows: list, dataset_id: str,
+                  ctx: engine.Context | None = None, exact: bool = True) -> list[dict]:
     if not rows:
         return []
     anns: dict[int, list] = {}
@@ -354,9 +357,8 @@ def _variant_docs(session, settings: Settings, rows: list, dataset_id: str) -> l
         doc["frequencyInPopulations"] = [{
             "source": f"{settings.beacon_name} dataset {dataset_id}",
             "sourceReference": f"{_base(settings)}/datasets/{dataset_id}",
-            "frequencies": [{"population": dataset_id, "alleleFrequency": r.af,
-                             "alleleCount": r.ac, "alleleNumber": r.an,
-                             "alleleCountHomozygous": r.hom, "alleleCountHeterozygous": r.het}],
+            "frequencies": frequencies(ctx or engine.new_context(session), dataset_id, r,
+                                       lambda n: adjust(n, settings, exact)),
         }]
         docs.append(doc)
     return docs
@@ -419,6 +421,8 @@ def _record_docs(session, dataset_id: str, entry: str, ids: list[str]) -> list[d
 def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tuple[dict, dict]:
     """The Beacon response for ``req`` and an audit summary (no genotypes)."""
     ctx = engine.new_context(session)
+    for text in req.warnings:
+        ctx.warn(text)
     datasets = _datasets(session, req, ctx)
     tiers = {d.id: beacon_granularity(caller, d) for d in datasets}
     granted = min((ORDER[t] for t in tiers.values()), default=ORDER["record"])
@@ -456,7 +460,12 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tu
     if req.limit_capped:
         info["pagination"] = {"limitCappedTo": req.limit, "maxLimit": settings.beacon_max_limit}
         ctx.warn(f"limit {req.requested_limit} was capped to {req.limit}")
-    if returned >= ORDER["count"] and req.include != "NONE":
+    if req.entry_type in collection.COLLECTIONS:
+        collection.respond(body, session, req, results, tiers, ctx, _dataset_doc, _record_docs,
+                            lambda *a: _handovers(session, settings, *a[1:]))
+    elif returned >= ORDER["count"] and req.include == "NONE":
+        body["response"] = {"resultSets": []}  # the schema wants the section, even empty
+    elif returned >= ORDER["count"]:
         sets = []
         for d, count, m in results:
             hit = count > 0
@@ -466,7 +475,8 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tu
                   "results": []}
             if returned == ORDER["record"]:
                 if req.entry_type == "g_variants":
-                    rs["results"] = _variant_docs(session, settings, m.page, d.id)
+                    rs["results"] = _variant_docs(session, settings, m.page, d.id, ctx,
+                                                  exact=tiers[d.id] == "record")
                 elif req.entry_type == "datasets":
                     rs["results"] = [_dataset_doc(session, d)] if m.page else []
                 else:

@@ -82,6 +82,9 @@ class BeaconVariant(Base):
     het: Mapped[int] = mapped_column(sa.Integer)
     af: Mapped[float] = mapped_column(sa.Float)
     carriers: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    # the carriers homozygous for the allele (same index); NULL in rows loaded
+    # before revision 0003_beacon_frequencies
+    hom_carriers: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
 
 
 class BeaconAnnotation(Base):

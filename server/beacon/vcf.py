@@ -254,7 +254,8 @@ def _positions(mask: bytes):
 _ONE_ALLELE = {a: bytes(1 if c == ord(str(a)) else 0 for c in range(256)) for a in range(1, 10)}
 
 
-def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where) -> int:
+def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where,
+                    homs) -> int:
     """Counts for the common case: every genotype is ``a|b`` or ``a/b`` with
     one-character alleles, so allele k of sample i sits at ``4*i + 2*k``. Per
     ALT allele, each haplotype becomes a 0/1 byte mask read as a big integer:
@@ -278,10 +279,12 @@ def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where)
         m1 = int.from_bytes(fb.translate(_ONE_ALLELE[a]), "big")
         m2 = int.from_bytes(sb.translate(_ONE_ALLELE[a]), "big")
         union = BitMap(_positions((m1 | m2).to_bytes(nsamples, "big")))
+        both_copies = BitMap(_positions((m1 & m2).to_bytes(nsamples, "big")))
         ac[a] = allele_count
-        hom[a] = (m1 & m2).to_bytes(nsamples, "big").count(1)
+        hom[a] = len(both_copies)
         het[a] = len(union) - hom[a]
         carriers[a] = union if idx is None else BitMap(idx[i] for i in union)
+        homs[a] = both_copies if idx is None else BitMap(idx[i] for i in both_copies)
     return an
 
 
@@ -304,7 +307,7 @@ class _DiploidTemplate:
             bytes.maketrans(digits[: k + 1] + b"./", b"0" * (k + 2) + b"|") for k in range(1, 10)]
         self.idx = None if idx is None else np.asarray(idx, dtype=np.uint32)
 
-    def counts(self, gts: bytes, n_alt: int, carriers, ac, hom, het) -> int | None:
+    def counts(self, gts: bytes, n_alt: int, carriers, ac, hom, het, homs) -> int | None:
         """AN after filling the per-allele lists, or None if ``gts`` is not
         in the common layout."""
         if n_alt > 9 or gts.translate(self.tables[n_alt]) != self.expected:
@@ -317,12 +320,16 @@ class _DiploidTemplate:
             positions = (f | s).nonzero()[0]
             if not len(positions):
                 continue
-            hom[a] = int(np.count_nonzero(f & s))
+            both = (f & s).nonzero()[0]
+            hom[a] = len(both)
             het[a] = len(positions) - hom[a]
             ac[a] = len(positions) + hom[a]  # a homozygote carries two copies
             if self.idx is not None:
                 positions = self.idx[positions]
+                both = self.idx[both]
             carriers[a] = BitMap(array.array("I", positions.astype(np.uint32).tobytes()))
+            if hom[a]:
+                homs[a] = BitMap(array.array("I", both.astype(np.uint32).tobytes()))
         return 2 * self.nsamples - gts.count(b".")
 
 
@@ -449,7 +456,7 @@ def _discard(db, load_id: int) -> None:
 
 _VARIANT_COLUMNS = ("pk", "load_id", "dataset_id", "assembly", "chrom", "start", "end", "ref",
                     "alt", "variant_type", "length", "vcf_id", "hgvs_g", "ac", "an", "hom", "het",
-                    "af", "carriers")
+                    "af", "carriers", "hom_carriers")
 _ANNOTATION_COLUMNS = ("variant_pk", "load_id", "gene", "effect", "impact", "feature", "hgvs_c",
                        "hgvs_p", "aa_change")
 _STRIP_FORMAT_BYTES = re.compile(rb":[^\t]*")
@@ -526,6 +533,7 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
             start = pos_to_start(pos)
             n_alt = len(alts)
             carriers: list = [[] for _ in range(n_alt + 1)]
+            homs: list = [[] for _ in range(n_alt + 1)]
             ac = [0] * (n_alt + 1)
             hom = [0] * (n_alt + 1)
             het = [0] * (n_alt + 1)
@@ -536,11 +544,11 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
                 if fmt.startswith("GT"):
                     # the common layout also proves the number of sample columns
                     gts = section if fmt == "GT" else _STRIP_FORMAT_BYTES.sub(b"", section)
-                    an = template.counts(gts, n_alt, carriers, ac, hom, het)
+                    an = template.counts(gts, n_alt, carriers, ac, hom, het, homs)
                 if an is None:
                     # anything else the general (text) way, which words the errors
                     an = _general_counts(p, where, section.decode(), fmt, nsamples, n_alt,
-                                         carriers, ac, hom, het, idx, identity)
+                                         carriers, ac, hom, het, idx, identity, homs)
             else:
                 an = _int(info.get("AN")) or 0
                 for i, v in enumerate((info.get("AC") or "").split(",")):
@@ -560,12 +568,14 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
                     max_span = end - start
                 pk = base | a
                 bits = carriers[a]
+                hom_bits = homs[a]
                 variants.append((
                     pk, load_id, dataset_id, assembly, chrom, start, end, ref_upper,
                     alt.upper() if not alt.startswith("<") else alt, vtype, length, vcf_id,
                     hgvs_genomic(chrom, assembly, pos, ref, alt),
                     ac[a], an, hom[a], het[a], (ac[a] / an) if an else 0.0,
                     (bits if isinstance(bits, BitMap) else BitMap(bits)).serialize(),
+                    (hom_bits if isinstance(hom_bits, BitMap) else BitMap(hom_bits)).serialize(),
                 ))
                 for (ai, gene, effect, impact, feature, hgvs_c, hgvs_p) in ann_items:
                     if ai != i:
@@ -585,7 +595,7 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
 
 
 def _general_counts(p, where, section: str, fmt: str, nsamples, n_alt, carriers, ac, hom, het,
-                    idx, identity) -> int:
+                    idx, identity, homs) -> int:
     """Counts of any genotype layout (haploid, polyploid, multi-digit alleles),
     with an error naming the sample for anything that does not parse."""
     an = 0
@@ -598,7 +608,7 @@ def _general_counts(p, where, section: str, fmt: str, nsamples, n_alt, carriers,
         if (n_alt <= 9 and len(gts) == 4 * nsamples - 1
                 and gts[3::4].count("\t") == nsamples - 1):
             an = _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het,
-                                 None if identity else idx, p, where)
+                                 None if identity else idx, p, where, homs)
             gts = ""  # done: skip the general path below
         else:
             seps = gts.count("|") + gts.count("/")
@@ -624,6 +634,7 @@ def _general_counts(p, where, section: str, fmt: str, nsamples, n_alt, carriers,
                 carriers[a].append(sample)
                 if not missing and all(x == a for x in called):
                     hom[a] += 1
+                    homs[a].append(sample)
                 else:
                     het[a] += 1
             for a in called:

@@ -66,3 +66,9 @@ def from_region(region: str) -> tuple[str, int | None, int | None]:
         return region, None, None
     first, _, last = span.replace(",", "").partition("-")
     return name, pos_to_start(int(first)), int(last) if last else None
+
+
+def anchor_start(start: int) -> int:
+    """0-based start of the base VCF puts before a trimmed indel that begins at
+    ``start`` (Beacon's empty ``alternateBases`` / ``referenceBases`` form)."""
+    return start - 1

@@ -75,6 +75,13 @@ def _validate(doc: dict, schema_path: Path) -> None:
 def validate_response(body: dict, entry: str | None = None) -> None:
     """A query response: by returnedGranularity; records against their entity schema."""
     granularity = body["meta"]["returnedGranularity"]
+    if entry in ("datasets", "cohorts"):  # beaconCollectionsResponse, whatever the granularity
+        _validate(body, ROOT / "framework/json/responses/beaconCollectionsResponse.json")
+        schema = ROOT / "models/json/beacon-v2-default-model" / ENTITY_DIRS[entry] / \
+            "defaultSchema.json"
+        for collection in body["response"]["collections"]:
+            _validate(collection, schema)
+        return
     _validate(body, ROOT / "framework/json/responses" / BY_GRANULARITY[granularity])
     if granularity == "record" and entry:
         schema = ROOT / "models/json/beacon-v2-default-model" / ENTITY_DIRS[entry] / \

@@ -56,12 +56,12 @@ def write_vcf(path, samples, n_records: int, seed: int) -> list[str]:
 
 
 def expected_counts(lines, sample_idx: list[int]) -> dict:
-    """(pos, alt) -> (AC, AN, hom, het, carriers) read sample by sample."""
+    """(pos, alt) -> (AC, AN, hom, het, carriers, homozygous carriers) read sample by sample."""
     out = {}
     for line in lines:
         fields = line.split("\t")
         alts = fields[4].split(",")
-        per_allele = {a: [0, 0, 0, BitMap()] for a in range(1, len(alts) + 1)}
+        per_allele = {a: [0, 0, 0, BitMap(), BitMap()] for a in range(1, len(alts) + 1)}
         an = 0
         for col, value in enumerate(fields[9:]):
             alleles = re.split(r"[|/]", value.split(":")[0])
@@ -72,11 +72,12 @@ def expected_counts(lines, sample_idx: list[int]) -> dict:
                 counts[0] += called.count(a)
                 if "." not in alleles and all(x == a for x in called):
                     counts[1] += 1
+                    counts[4].add(sample_idx[col])
                 else:
                     counts[2] += 1
                 counts[3].add(sample_idx[col])
-        for a, (ac, hom, het, carriers) in per_allele.items():
-            out[(int(fields[1]), alts[a - 1])] = (ac, an, hom, het, carriers)
+        for a, (ac, hom, het, carriers, homs) in per_allele.items():
+            out[(int(fields[1]), alts[a - 1])] = (ac, an, hom, het, carriers, homs)
     return out
 
 
@@ -84,7 +85,8 @@ def stored_counts(db, dataset_id: str, load_id: int) -> dict:
     with db.session() as s:
         rows = s.execute(sa.select(BeaconVariant).where(BeaconVariant.dataset_id == dataset_id,
                                                         BeaconVariant.load_id == load_id))
-        return {(r.start + 1, r.alt): (r.ac, r.an, r.hom, r.het, BitMap.deserialize(r.carriers))
+        return {(r.start + 1, r.alt): (r.ac, r.an, r.hom, r.het, BitMap.deserialize(r.carriers),
+                                       BitMap.deserialize(r.hom_carriers))
                 for r in rows.scalars()}
 
 
@@ -117,14 +119,15 @@ def test_template_leaves_uncommon_layouts_untouched():
     template = _DiploidTemplate(3, None)
     for gts in (b"0|1\t1\t0|0", b"0|1\t0|2\t0|0", b"0|1\t0-1\t0|0", b"0|1/0\t0|1\t0|0",
                 b"0|1\t0|10\t0|0", b"0|1\t0|x\t0|0"):
-        lists = [[], []], [0, 0], [0, 0], [0, 0]
+        lists = [[], []], [0, 0], [0, 0], [0, 0], [[], []]
         assert template.counts(gts, 1, *lists) is None
-        assert lists == ([[], []], [0, 0], [0, 0], [0, 0])
-    lists = [[], [], []], [0] * 3, [0] * 3, [0] * 3
+        assert lists == ([[], []], [0, 0], [0, 0], [0, 0], [[], []])
+    lists = [[], [], []], [0] * 3, [0] * 3, [0] * 3, [[], [], []]
     assert template.counts(b"0|1\t2/2\t.|1", 2, *lists) == 5
-    carriers, ac, hom, het = lists
+    carriers, ac, hom, het, homs = lists
     assert (ac, hom, het) == ([0, 2, 2], [0, 0, 1], [0, 2, 0])
     assert carriers[1] == BitMap([0, 2]) and carriers[2] == BitMap([1])
+    assert homs[1] == [] and homs[2] == BitMap([1])
 
 
 def _bad_vcf(tmp_path, body: bytes):

@@ -1,0 +1,95 @@
+"""``frequencyInPopulations`` of a g_variants record (Beacon v2.2 allele frequencies).
+
+One entry for the whole dataset (the allele's stored AC, AN, homozygous and
+heterozygous counts), then one per sex and one per population (the
+individuals' ``ethnicity``) among the dataset's individuals that have samples
+in the VCF. Counts by subset come from set algebra on Roaring bitmaps over the
+dataset's sample index: the allele's carriers and homozygous carriers, each
+intersected with the subset's samples.
+
+A subset's allele number is two per sample, so subset entries are given only
+for alleles whose every sample had a diploid call (``AN`` is twice the
+samples); haploid or missing calls, and rows loaded before homozygous carriers
+were stored, leave just the dataset entry. Below the record tier every count
+goes through ``service.adjust`` (the tier rule), and the frequency is computed
+from the adjusted counts, so nothing finer than the tier allows is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from pyroaring import BitMap
+
+from server.beacon.engine import Context, sample_map
+from server.beacon.tables import BeaconRecord
+
+
+@dataclass
+class Subset:
+    kind: str  # "sex" | "population"
+    term: str  # ontology id of the sex or ethnicity
+    label: str
+    samples: BitMap
+
+
+_CACHE: dict[tuple, list[Subset]] = {}
+
+
+def subsets(ctx: Context, dataset_id: str) -> list[Subset]:
+    """The sex and population subsets of a dataset's samples (cached per process
+    until the next load)."""
+    key = (ctx.db_key, dataset_id, ctx.generation)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    sm = sample_map(ctx, dataset_id)
+    groups: dict[tuple[str, str], tuple[str, set]] = {}
+    rows = ctx.session.execute(sa.select(BeaconRecord.id, BeaconRecord.document).where(
+        BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == "individual"))
+    for ind, doc in rows:
+        if ind not in sm.samples_of_individual or not isinstance(doc, dict):
+            continue
+        for kind, field in (("sex", "sex"), ("population", "ethnicity")):
+            term = doc.get(field)
+            if not isinstance(term, dict) or not (term.get("label") or term.get("id")):
+                continue
+            label = str(term.get("label") or term.get("id"))
+            entry = groups.setdefault((kind, label), (str(term.get("id") or ""), set()))
+            entry[1].add(ind)
+    out = [Subset(kind, term, label, sm.samples_for(inds))
+           for (kind, label), (term, inds) in sorted(groups.items())]
+    if len(_CACHE) > 64:
+        _CACHE.clear()
+    _CACHE[key] = out
+    return out
+
+
+def _entry(population: str, ac: int, an: int, hom: int, het: int, adjust) -> dict:
+    ac, an, hom, het = adjust(ac), adjust(an), adjust(hom), adjust(het)
+    return {"population": population, "alleleFrequency": (ac / an) if an else 0.0,
+            "alleleCount": ac, "alleleNumber": an, "alleleCountHomozygous": hom,
+            "alleleCountHeterozygous": het}
+
+
+def frequencies(ctx: Context, dataset_id: str, row, adjust) -> list[dict]:
+    """The ``frequencies`` list of one variant row; ``adjust(count)`` applies the
+    caller's tier rule to every count."""
+    out = [_entry(dataset_id, row.ac, row.an, row.hom, row.het, adjust)]
+    hom_bytes = getattr(row, "hom_carriers", None)
+    if hom_bytes is None:
+        return out
+    groups = subsets(ctx, dataset_id)
+    if not groups:
+        return out
+    n_samples = len(sample_map(ctx, dataset_id).by_name)
+    if row.an != 2 * n_samples or row.ac != row.het + 2 * row.hom:
+        return out  # haploid or missing calls: no per-subset allele number
+    carriers = BitMap.deserialize(row.carriers)
+    homs = BitMap.deserialize(hom_bytes)
+    for g in groups:
+        hom = homs.intersection_cardinality(g.samples)
+        het = carriers.intersection_cardinality(g.samples) - hom
+        out.append(_entry(g.label, het + 2 * hom, 2 * len(g.samples), hom, het, adjust))
+    return out

@@ -1,0 +1,69 @@
+"""EGA's beacon-verifier-v2 against a real node (gunicorn, 2 workers) serving a
+public dataset at the record tier.
+
+The verifier is not on PyPI; ``scripts/beacon-verifier.sh`` runs it from a
+snapshot: a source tree or a bare git directory, looked for at
+BEACON_VERIFIER_SRC, then var/beacon-verifier/src, then in the local mirror of
+public repositories (PUBLIC_MIRROR_DIR, default /work/.mirror, as
+``EGA-archive+beacon-verifier-v2/repo``). Without a snapshot this test is
+skipped.
+
+The only errors allowed are the verifier's own, listed in the README: it
+fills in the URLs of ``/g_variants/{id}/...`` by replacing
+``{variantInternalId}``, while the specification's default beaconMap (and so
+this node's /map) writes ``{id}``; it then requests the literal ``{id}``, gets
+this node's 400 (not a variant id) and validates that error document as a
+boolean response.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.snapshots import find_snapshot
+from tests.unit.beacon.schemas import ROOT
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+VERIFIERS_OWN = re.compile(r"/beacon/v2/g_variants/\{id\}/(analyses|biosamples|individuals|runs)$")
+
+
+def _snapshot() -> Path | None:
+    return find_snapshot("BEACON_VERIFIER_SRC", "beacon-verifier", "EGA-archive+beacon-verifier-v2")
+
+
+@pytest.mark.skipif(_snapshot() is None,
+                    reason="no beacon-verifier-v2 snapshot (set BEACON_VERIFIER_SRC)")
+def test_verifier_reports_only_its_own_errors(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    venv = REPO / "var" / "beacon-verifier" / "venv"
+    if venv.exists():  # reuse the verifier's installed dependencies
+        (work / "venv").symlink_to(venv)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")},
+           "BEACON_VERIFIER_SRC": str(_snapshot()), "BEACON_VERIFIER_WORK": str(work)}
+    out = subprocess.run(["bash", str(REPO / "scripts" / "beacon-verifier.sh")], env=env,
+                         capture_output=True, text=True, timeout=900)
+    print(out.stdout)
+    assert (work / "report.json").exists(), out.stdout + out.stderr[-3000:]
+    report = json.loads((work / "report.json").read_text())
+    assert not report["crashes"], report["crashes"]
+    # it checked every endpoint of the map: roots and cross-entry endpoints
+    spec = json.loads((ROOT / "models/json/beacon-v2-default-model/beaconMap.json").read_text())
+    cross = sum(len(ep["endpoints"]) for ep in spec["endpointSets"].values())
+    assert len(report["map"]) == len(spec["endpointSets"]) + cross
+    checked = [u for u in report["per_url"] if "/beacon/v2/" in u]
+    assert len(checked) >= len(report["map"]), checked
+    errors = {u: e for u, e in report["per_url"].items() if e}
+    theirs = {u: e for u, e in errors.items() if VERIFIERS_OWN.search(u)}
+    assert errors == theirs, {u: e for u, e in errors.items() if u not in theirs}
+    for url, code in report["fetched"]:
+        assert code == 200 or VERIFIERS_OWN.search(url), (url, code)
+    assert len(report["errors"]) == sum(len(e) for e in theirs.values())
