@@ -12,7 +12,8 @@
     ├── Conflict                 409
     ├── PayloadTooLarge          413
     ├── RangeNotSatisfiable      416
-    └── TooManyRequests          429
+    ├── TooManyRequests          429
+    └── DataChanged              503
 
 The logic raises these; ``server.routing`` renders them in each API's own error
 shape. ``error`` is the htsget error name, which the other APIs ignore.
@@ -76,3 +77,14 @@ class RangeNotSatisfiable(ServiceError):
 class TooManyRequests(ServiceError):
     status = 429
     error = "TooManyRequests"
+
+
+class DataChanged(ServiceError):
+    """A registered file no longer matches its registration (size or mtime).
+
+    503, not 4xx: the request is valid and the fault is the node's; not 500:
+    the node refuses deliberately, until an operator restores the file or
+    registers it again (``genomeport files add --update``)."""
+
+    status = 503
+    error = "DataChanged"
