@@ -237,8 +237,8 @@ def add_files(
         index, index_kind = find_index(path, fmt)
         oid = object_id or default_object_id(path)
         check_id(oid, "object id")
+        check_index(path, fmt, index, index_kind)  # first: pysam trusts any index it is given
         check_opens(path, fmt, index, ref if fmt == "CRAM" else None)
-        check_index(path, fmt, index, index_kind)
         stat = path.stat()
         istat = index.stat()
         with db.session() as session:
