@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,9 @@ from typing import Callable
 
 from server.auth import Caller, access_expires, authorize
 from server.db import Database
-from server.errors import InvalidInput, InvalidRange, NotFound, ServiceError, UnsupportedFormat
+from server.errors import (
+    DataChanged, InvalidInput, InvalidRange, NotFound, ServiceError, UnsupportedFormat,
+)
 from server.genomics import slices
 from server.genomics.slices import ByteRange, Inline, Region
 from server.settings import Settings
@@ -279,6 +282,19 @@ def ticket(ctx: Context, request: TicketRequest) -> dict:
     return result
 
 
+def _check_unchanged(datafile) -> None:
+    """A ticket is not cut from a file that is no longer the registered one (the data
+    plane would refuse its URLs anyway): size and mtime, one ``stat``."""
+    try:
+        st = os.stat(datafile.location)
+    except FileNotFoundError:
+        raise ServiceError("a registered file or its index is missing") from None
+    if st.st_size != datafile.size or (datafile.mtime_ns and st.st_mtime_ns != datafile.mtime_ns):
+        raise DataChanged("the file changed on disk since it was registered (size or modification "
+                          "time differ); the node will not serve it until an operator restores or "
+                          "re-registers it")
+
+
 def _build(settings: Settings, request: TicketRequest, datafile, *, caller: str = "anonymous",
            expires: float | None = None) -> dict:
     """The ticket; its data URL names ``caller`` and dies at ``expires`` (the grant's end)."""
@@ -295,6 +311,7 @@ def _build(settings: Settings, request: TicketRequest, datafile, *, caller: str 
     else:
         data_url = lambda: sign_url(settings, "file", str(datafile.pk), caller=caller,  # noqa: E731
                                     expires=expires)
+        _check_unchanged(datafile)
         try:
             cut = slices.open_indexed(Path(datafile.location), datafile.format,
                                       Path(datafile.index_location), datafile.index_format)

@@ -228,6 +228,8 @@ def test_changed_file_is_refused_audited_and_reported_by_files_verify(settings, 
             assert touched.status_code == 503
             assert touched.json()["htsget"]["error"] == "DataChanged"
             assert "changed" in touched.json()["htsget"]["message"]
+            ticket = client.get(f"{server.url}/reads/changing")  # no new ticket either
+            assert ticket.status_code == 503 and ticket.json()["htsget"]["error"] == "DataChanged"
             out = _cli(settings, "files", "verify")
             assert out.returncode == 1
             assert "CHANGED: changing BAM: file modification time changed" in out.stdout
