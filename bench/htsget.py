@@ -435,6 +435,53 @@ def main() -> None:
         finally:
             client.close()
 
+        # The data plane in-process (no HTTP): a 4 KiB range with its audit row
+        # (written before the call returns) against the same range unaudited.
+        import asyncio
+        import urllib.parse as up
+
+        from server.dataplane import DataPlane
+        from server.settings import Settings as _Settings
+
+        plane_settings = _Settings(var_dir=str(var), public_url=base)
+        plane_db = Database(f"sqlite:///{var / 'genomeport.db'}")
+        class Unaudited(DataPlane):
+            async def _audit(self, record) -> None:
+                return None
+
+        audited, unaudited = DataPlane(None, plane_settings, plane_db), Unaudited(None, plane_settings, plane_db)
+        parts = up.urlsplit(data_url)
+
+        async def one(plane, offset: int) -> float:
+            sent = []
+
+            async def send(message):
+                sent.append(message)
+
+            async def receive():
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            scope = {"type": "http", "method": "GET", "path": up.unquote(parts.path),
+                     "query_string": parts.query.encode(),
+                     "headers": [(b"range", f"bytes={offset}-{offset + 4095}".encode())]}
+            t = time.perf_counter()
+            await plane(scope, receive, send)
+            elapsed = time.perf_counter() - t
+            assert sent[0]["status"] == 206, sent[0]
+            return elapsed
+
+        loop = asyncio.new_event_loop()
+        with_audit, without_audit = [], []
+        for i in range(args.requests + 5):
+            offset = rng.randrange(1 << 20, length)
+            a = loop.run_until_complete(one(audited, offset))
+            b = loop.run_until_complete(one(unaudited, offset))
+            if i >= 5:
+                with_audit.append(a)
+                without_audit.append(b)
+        loop.close()
+        plane_db.dispose()
+
         # The data plane's audit row alone, in-process on the same database.
         from server import audit
 
@@ -500,6 +547,9 @@ def main() -> None:
         print(f"  trivial endpoint   p50 {statistics.median(trivial2) * ms:7.2f} ms  "
               f"p99 {percentile(trivial2, 0.99) * ms:7.2f} ms   (interleaved with the ranges)")
         print(f"  4 KiB range / trivial p50 x{statistics.median(small) / statistics.median(trivial2):.2f}")
+        print(f"  in-process 4 KiB range: audited p50 {statistics.median(with_audit) * ms:.3f} ms, "
+              f"unaudited {statistics.median(without_audit) * ms:.3f} ms: "
+              f"x{statistics.median(with_audit) / statistics.median(without_audit):.2f}")
         print(f"  audit row alone    p50 {statistics.median(audit_t) * ms:7.2f} ms  "
               f"p99 {percentile(audit_t, 0.99) * ms:7.2f} ms   (in-process insert + commit, SQLite; "
               "written after the response)")
