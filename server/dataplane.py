@@ -327,7 +327,7 @@ class DataPlane:
             if started:
                 raise
             await self._error(scope, send, exc)
-        except Exception as exc:  # noqa: BLE001 - answer in the API's error shape when still possible
+        except Exception:  # noqa: BLE001 - answer in the API's error shape when still possible
             logger.exception("data plane failure")
             if record is not None:
                 record.fail(errors.ServiceError("internal error"))
@@ -380,7 +380,8 @@ class DataPlane:
                              kind, record.object_id)
                 raise errors.DataChanged(
                     "the file changed on disk since it was registered (size or modification time "
-                    "differ); the node will not serve it until an operator restores or re-registers it")
+                    "differ); the node will not serve it until an operator restores or "
+                    "re-registers it")
             headers = dict((k.lower(), v) for k, v in scope.get("headers", []))
             rng = parse_range(headers.get(b"range", b"").decode("latin-1"), size)
             status, start, end = (200, 0, size) if rng is None else (206, rng[0], rng[1])

@@ -19,7 +19,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("data_files") as batch:
-        batch.add_column(sa.Column("index_mtime_ns", sa.BigInteger, nullable=False, server_default="0"))
+        batch.add_column(sa.Column("index_mtime_ns", sa.BigInteger, nullable=False,
+                                   server_default="0"))
 
 
 def downgrade() -> None:
