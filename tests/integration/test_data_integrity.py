@@ -281,3 +281,37 @@ def test_without_the_size_and_mtime_check_a_changed_file_is_served(settings, db,
             app2.app.extensions["genomeport"].db.dispose()
     finally:
         app.app.extensions["genomeport"].db.dispose()
+
+
+# ---------------------------------------------------------- revocation
+def test_a_registered_grant_check_closes_urls_already_issued(trusted, db, kit, testdata,
+                                                             monkeypatch):
+    """The revocation hook: a check run at serve time with the URL's caller and dataset
+    closes a URL issued before the grant was withdrawn; without it the URL serves."""
+    from server import dataplane
+    from server.app import create_app
+    from server.errors import PermissionDenied
+
+    add_dataset(db, "ctl", access="controlled", grant_value=GRANT)
+    add_files(db, [testdata / "reads/HG00100.chr17slice.bam"], "ctl", object_id="ctlreads",
+              progress=False)
+    revoked: set[tuple[str, str]] = set()
+
+    def check(settings_, db_, caller, dataset_id):
+        if (caller, dataset_id) in revoked:
+            raise PermissionDenied("the grant behind this URL was revoked")
+
+    monkeypatch.setattr(dataplane, "_GRANT_CHECKS", [check])
+    app = create_app(trusted)
+    try:
+        with app.test_client() as client:
+            token = kit.grant(GRANT, sub="alice")
+            url = _data_url(client.get("/reads/ctlreads", headers=_bearer(token)).json())
+            assert client.get(url, headers={"Range": "bytes=0-9"}).status_code == 206
+            revoked.add((f"{kit.issuer.issuer}|alice", "ctl"))
+            refused = client.get(url, headers={"Range": "bytes=0-9"})
+            assert refused.status_code == 403 and "revoked" in refused.text
+            monkeypatch.setattr(dataplane, "_GRANT_CHECKS", [])
+            assert client.get(url, headers={"Range": "bytes=0-9"}).status_code == 206
+    finally:
+        app.app.extensions["genomeport"].db.dispose()

@@ -104,3 +104,15 @@ def test_access_expires_only_for_non_public_data():
     assert access_expires(caller, "public") is None
     assert access_expires(caller, "registered") == 123.0
     assert access_expires(caller, "controlled") == 123.0
+
+
+def test_wes_and_drs_urls_name_their_caller_and_die_with_the_token(tmp_path):
+    import time
+
+    from server.auth import Caller
+    from server.wes.service import _url
+
+    settings = Settings(var_dir=str(tmp_path), signing_key="k" * 32, data_url_ttl=300)
+    caller = Caller(subject="iss|bob", issuer="iss", expires=time.time() + 7.5)
+    params = _params(_url(settings, "run1/stdout", caller))[2]
+    assert params["who"] == "iss|bob" and int(params["exp"]) == int(caller.expires)
