@@ -355,8 +355,9 @@ class DataPlane:
         record.object_id = target.object_id or record.object_id
         record.dataset_id = target.dataset_id
         record.extra = target.audit
-        for check in _GRANT_CHECKS:
-            check(self.settings, self.db, record.caller, target.dataset_id)
+        for check in _GRANT_CHECKS:  # off the event loop: a check may ask the database
+            await asyncio.get_running_loop().run_in_executor(
+                None, check, self.settings, self.db, record.caller, target.dataset_id)
         location = target.location
         if isinstance(location, str) and location.startswith("s3://"):
             from server.storage import s3
