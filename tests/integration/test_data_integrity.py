@@ -260,12 +260,12 @@ def test_without_the_size_and_mtime_check_a_changed_file_is_served(settings, db,
     shutil.copy(str(src) + ".bai", str(bam) + ".bai")
     add_dataset(db, "pub", access="public")
     add_files(db, [bam], "pub", object_id="changed", progress=False)
-    with open(bam, "ab") as fh:
-        fh.write(b"tampered")
     app = create_app(settings)
     try:
         with app.test_client() as client:
             url = _data_url(client.get("/reads/changed").json())
+            with open(bam, "ab") as fh:
+                fh.write(b"tampered")
             assert client.get(url).status_code == 503
             original = dataplane._RESOLVERS["file"]
 
