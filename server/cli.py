@@ -171,6 +171,37 @@ def files_add(obj: Ctx, paths, dataset_id, object_id, reference, update, verify,
         click.echo(f"{result.outcome}: {result.object_id} {result.format} {result.path}")
 
 
+@files.command("verify")
+@click.argument("object_ids", nargs=-1)
+@click.option("--dataset", "dataset_id", default=None, help="Only files of this dataset.")
+@click.option("--quiet", is_flag=True, help="No progress bar; print only the files that changed.")
+@click.pass_obj
+def files_verify(obj: Ctx, object_ids, dataset_id, quiet) -> None:
+    """Re-hash registered files and report any that changed since registration.
+
+    Reads every byte of each file and of its index (all registered files, or
+    only OBJECT_IDS / --dataset), with a progress bar in bytes, and compares
+    size, modification time, sha-256 and md5 with what `files add` recorded.
+    The data plane already refuses to serve a file whose size or modification
+    time changed; this also finds bytes changed in place. Exits with status 1
+    when any file changed or is missing (for cron and monitoring), 0 when all
+    are intact. To accept a file's new content, register it again:
+    `genomeport files add PATH --dataset ID --update`.
+    """
+    from server.registry import verify_files
+
+    results = verify_files(obj.db, object_ids, dataset_id=dataset_id, progress=not quiet)
+    changed = [r for r in results if not r.ok]
+    for r in results:
+        if r.ok and not quiet:
+            click.echo(f"ok: {r.object_id} {r.format}")
+        elif not r.ok:
+            click.echo(f"CHANGED: {r.object_id} {r.format}: {'; '.join(r.problems)}")
+    click.echo(f"{len(results) - len(changed)} intact, {len(changed)} changed", err=True)
+    if changed:
+        raise SystemExit(1)
+
+
 @files.command("list")
 @click.option("--dataset", "dataset_id", default=None, help="Only files of this dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -3,16 +3,35 @@
 ``DataPlane`` is a raw ASGI middleware in front of Connexion. It answers
 ``GET``/``HEAD``/``OPTIONS`` under ``/data/`` and passes every other request
 on, so bulk data never goes through the Flask adapter. A URL is
-``/data/<kind>/<ident>?exp=<unix time>&sig=<HMAC>``; ``sign_url`` makes one and
-only the holder of the URL can read it until it expires (never the caller's
-bearer token). ``Range`` is honoured (206 with an exact Content-Length, 416 out
-of range) and bodies are streamed in bounded chunks, or handed to the kernel
-(``sendfile``) when the server offers the ASGI ``http.response.zerocopysend``
-extension, as ``genomeport serve`` does (``server.zerocopy``).
+``/data/<kind>/<ident>?who=<caller>&exp=<unix time>&sig=<HMAC>``; ``sign_url``
+makes one and only the holder of the URL can read it until it expires (never
+the caller's bearer token). ``Range`` is honoured (206 with an exact
+Content-Length, 416 out of range) and bodies are streamed in bounded chunks, or
+handed to the kernel (``sendfile``) when the server offers the ASGI
+``http.response.zerocopysend`` extension, as ``genomeport serve`` does
+(``server.zerocopy``).
 
-What a URL names is found by a resolver ``fn(settings, db, ident) -> Path`` per
-kind (``register_resolver``). The built-in kinds ``file`` and ``index`` map a
-``DataFile.pk`` to its file or its index. A resolver may return an ``s3://``
+A URL lives as long as the grant behind it, never longer: ``exp`` is the
+earliest of ``GENOMEPORT_DATA_URL_TTL`` and the ``expires`` the API passes
+(``server.auth.access_expires``: the token's and every used visa's expiry).
+``who`` is the caller's label (``issuer|sub``, not a credential), covered by the
+signature, so each download is audited under the caller the grant was
+decided for. Revocation: a grant revoked before its visa expires is closed
+by the checks registered with ``register_grant_check``, run at serve time with
+the caller's label and the dataset (none are registered yet: without them a
+URL stays valid until its ``exp``, at most the TTL).
+
+Every ``GET``/``HEAD`` is audited after the response (api ``data``): caller,
+object, byte range, status and bytes handed to the server, refusals too (bad
+or expired signature, 404, 416, a changed file); never the query string or
+the signature. A file whose size or modification time differ from the
+registered ones (one ``fstat`` of the open file) is refused with 503
+``DataChanged``.
+
+What a URL names is found by a resolver ``fn(settings, db, ident)`` per kind
+(``register_resolver``) returning a ``Target`` (or a bare path). The built-in
+kinds ``file`` and ``index`` map a ``DataFile.pk`` to its file or its index,
+with the registered size and mtime. A resolver may return an ``s3://``
 location; the data plane then redirects to a presigned URL.
 """
 
@@ -20,20 +39,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import threading
 import time
 import urllib.parse
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from typing import Callable
 
 from server import errors
+from server.logging import request_id_var
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,8 +64,27 @@ logger = logging.getLogger(__name__)
 PREFIX = "/data/"
 CHUNK = 4 << 20  # bytes per read and per ASGI message
 ZEROCOPY = "http.response.zerocopysend"  # ASGI extension (server.zerocopy under genomeport serve)
-Resolver = Callable[[Settings, object, str], "Path | str"]
+WHO = "who"  # the query parameter naming the caller (inside the signature)
+ANONYMOUS = "anonymous"
+_RESERVED = {"exp", "sig", WHO}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a data URL names: its location, and what audits and checks it."""
+
+    location: "Path | str"
+    object_id: str = ""
+    dataset_id: str = ""
+    size: int | None = None  # registered size; None: not checked (e.g. a growing log)
+    mtime_ns: int | None = None  # registered mtime; None or 0: not checked
+    audit: dict = field(default_factory=dict)  # extra fields for the audit row
+
+
+Resolver = Callable[[Settings, object, str], "Target | Path | str"]
+GrantCheck = Callable[[Settings, object, str, str], None]
 _RESOLVERS: dict[str, Resolver] = {}
+_GRANT_CHECKS: list[GrantCheck] = []
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
@@ -60,6 +102,12 @@ def register_resolver(kind: str, fn: Resolver) -> None:
     if not _KIND.match(kind):
         raise ValueError(f"invalid data-plane kind {kind!r}")
     _RESOLVERS[kind] = fn
+
+
+def register_grant_check(fn: GrantCheck) -> None:
+    """Run ``fn(settings, db, caller_label, dataset_id)`` before serving each URL;
+    it raises ``PermissionDenied`` to close URLs of a revoked grant."""
+    _GRANT_CHECKS.append(fn)
 
 
 # ------------------------------------------------------------------ signing
@@ -108,23 +156,36 @@ def _signature(key: bytes, kind: str, ident: str, exp: int, extra: dict[str, str
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def url_expiry(settings: Settings, *, ttl: int | None = None, expires: float | None = None) -> int:
+    """``exp`` of a URL signed now: the TTL, cut to ``expires`` (the grant's end)."""
+    exp = int(time.time()) + (settings.data_url_ttl if ttl is None else ttl)
+    if expires is not None:
+        exp = min(exp, math.floor(expires))
+    return exp
+
+
 def sign_url(settings: Settings, kind: str, ident: str, *, ttl: int | None = None,
-             extra: dict | None = None) -> str:
-    """An absolute URL that serves ``ident`` of ``kind`` for ``ttl`` seconds."""
+             extra: dict | None = None, caller: str | None = None,
+             expires: float | None = None) -> str:
+    """An absolute URL that serves ``ident`` of ``kind`` to ``caller`` (a label,
+    audited with every download) for ``ttl`` seconds, and never past ``expires``
+    (unix time: when the grant behind the URL ends)."""
     if not _KIND.match(kind):
         raise ValueError(f"invalid data-plane kind {kind!r}")
-    exp = int(time.time()) + (settings.data_url_ttl if ttl is None else ttl)
+    exp = url_expiry(settings, ttl=ttl, expires=expires)
     extra = {str(k): str(v) for k, v in (extra or {}).items()}
-    if {"exp", "sig"} & set(extra):
-        raise ValueError("extra may not use the names exp or sig")
+    if _RESERVED & set(extra):
+        raise ValueError("extra may not use the names exp, sig or who")
+    extra[WHO] = caller or ANONYMOUS
     sig = _signature(signing_key(settings), kind, ident, exp, extra)
     query = urllib.parse.urlencode({**extra, "exp": exp, "sig": sig})
     path = f"{PREFIX}{kind}/{urllib.parse.quote(ident, safe='')}"
     return f"{settings.public_url.rstrip('/')}{path}?{query}"
 
 
-def verify(settings: Settings, kind: str, ident: str, params: dict[str, str]) -> dict[str, str]:
-    """Check a URL's signature and expiry; returns its ``extra`` values."""
+def check_signature(settings: Settings, kind: str, ident: str,
+                    params: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """``(exp, signed values)`` of a URL whose signature is valid, or raise 403."""
     params = dict(params)
     sig = params.pop("sig", "")
     try:
@@ -134,14 +195,25 @@ def verify(settings: Settings, kind: str, ident: str, params: dict[str, str]) ->
     want = _signature(signing_key(settings), kind, ident, exp, params)
     if not sig or not hmac.compare_digest(sig, want):
         raise errors.PermissionDenied("the data URL signature is not valid")
+    return exp, params
+
+
+def check_expiry(exp: int) -> None:
     if exp < time.time():
         raise errors.PermissionDenied("the data URL has expired")
-    return params
+
+
+def verify(settings: Settings, kind: str, ident: str, params: dict[str, str]) -> dict[str, str]:
+    """Check a URL's signature and expiry; returns its ``extra`` values (without ``who``)."""
+    exp, values = check_signature(settings, kind, ident, params)
+    check_expiry(exp)
+    values.pop(WHO, None)
+    return values
 
 
 # ---------------------------------------------------------------- resolvers
-def _datafile_resolver(attr: str) -> Resolver:
-    def resolve(settings: Settings, db, ident: str):
+def _datafile_resolver(index: bool) -> Resolver:
+    def resolve(settings: Settings, db, ident: str) -> Target:
         from server.db.tables import DataFile
 
         try:
@@ -150,16 +222,24 @@ def _datafile_resolver(attr: str) -> Resolver:
             raise errors.NotFound("no such data file") from None
         with db.session() as session:
             row = session.get(DataFile, pk)
-            location = getattr(row, attr) if row is not None else ""
-        if not location:
-            raise errors.NotFound("no such data file")
-        return location if location.startswith("s3://") else Path(location)
+            if row is None:
+                raise errors.NotFound("no such data file")
+            location = row.index_location if index else row.location
+            if not location:
+                raise errors.NotFound("no such data file")
+            size = row.index_size if index else row.size
+            mtime = row.index_mtime_ns if index else row.mtime_ns
+            fmt = row.index_format if index else row.format
+            return Target(location if location.startswith("s3://") else Path(location),
+                          object_id=row.object_id, dataset_id=row.dataset_id,
+                          size=int(size), mtime_ns=int(mtime or 0) or None,
+                          audit={"format": fmt})
 
     return resolve
 
 
-register_resolver("file", _datafile_resolver("location"))
-register_resolver("index", _datafile_resolver("index_location"))
+register_resolver("file", _datafile_resolver(False))
+register_resolver("index", _datafile_resolver(True))
 
 
 # -------------------------------------------------------------- range logic
@@ -221,67 +301,98 @@ class DataPlane:
             await self.app(scope, receive, send)
             return
         method = scope.get("method", "GET")
+        record = _Download(method, request_id_var.get())
         started = False
 
         async def tracked_send(message):
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                record.status = message["status"]
             await send(message)
 
         try:
             if method == "OPTIONS":
+                record = None  # a preflight reads nothing: not audited
                 await self._respond(send, 204, PREFLIGHT_HEADERS + [(b"allow", b"GET, HEAD, OPTIONS")])
                 return
             if method not in ("GET", "HEAD"):
                 err = errors.InvalidInput("method not allowed on data URLs")
                 err.status = 405
                 raise err
-            await self._serve(scope, tracked_send, head=method == "HEAD")
+            await self._serve(scope, tracked_send, record, head=method == "HEAD")
         except errors.ServiceError as exc:
+            if record is not None:
+                record.fail(exc)
             if started:
                 raise
             await self._error(scope, send, exc)
         except Exception:  # noqa: BLE001 - answer in the API's error shape when still possible
             logger.exception("data plane failure")
+            if record is not None:
+                record.fail(errors.ServiceError("internal error"))
             if started:
                 raise
             await self._error(scope, send, errors.ServiceError("internal error"))
+        finally:
+            if record is not None and self.db is not None:
+                await self._audit(record)
 
     # ---------------------------------------------------------------- serving
-    async def _serve(self, scope, send, *, head: bool) -> None:
+    async def _serve(self, scope, send, record: "_Download", *, head: bool) -> None:
         rest = scope["path"][len(PREFIX):]
         kind, _, ident = rest.partition("/")  # the ASGI path is already percent-decoded
+        record.kind, record.object_id = kind[:32], ident[:256]
         resolver = _RESOLVERS.get(kind)
         if resolver is None or not ident:
             raise errors.NotFound("no such data URL")
         params = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                                              keep_blank_values=True))
-        verify(self.settings, kind, ident, params)
+        exp, values = check_signature(self.settings, kind, ident, params)
+        record.caller = values.get(WHO, ANONYMOUS)[:512]  # signed: trusted from here on
+        check_expiry(exp)
         target = await self._resolve(kind, ident, resolver)
-        if isinstance(target, str) and target.startswith("s3://"):
+        record.object_id = target.object_id or record.object_id
+        record.dataset_id = target.dataset_id
+        record.extra = target.audit
+        for check in _GRANT_CHECKS:  # off the event loop: a check may ask the database
+            await asyncio.get_running_loop().run_in_executor(
+                None, check, self.settings, self.db, record.caller, target.dataset_id)
+        location = target.location
+        if isinstance(location, str) and location.startswith("s3://"):
             from server.storage import s3
 
-            url = s3.presign(self.settings, target)
+            url = s3.presign(self.settings, location, ttl=max(1, exp - int(time.time())))
+            record.redirect = True
             await self._respond(send, 307, [(b"location", url.encode()), (b"cache-control", b"no-store")])
             return
-        path = Path(target)
+        path = Path(location)
         try:
             fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise errors.NotFound("the data file is missing") from None
         fd = fh.fileno()
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            size = st.st_size
+            if (target.size is not None and size != target.size) or \
+                    (target.mtime_ns and st.st_mtime_ns != target.mtime_ns):
+                logger.error("refusing to serve %s %s: it changed since it was registered",
+                             kind, record.object_id)
+                raise errors.DataChanged(
+                    "the file changed on disk since it was registered (size or modification time "
+                    "differ); the node will not serve it until an operator restores or "
+                    "re-registers it")
             headers = dict((k.lower(), v) for k, v in scope.get("headers", []))
             rng = parse_range(headers.get(b"range", b"").decode("latin-1"), size)
             status, start, end = (200, 0, size) if rng is None else (206, rng[0], rng[1])
+            record.start, record.end = start, end
             out = [
                 (b"content-type", b"application/octet-stream"),
                 (b"content-length", str(end - start).encode()),
                 (b"accept-ranges", b"bytes"),
                 (b"cache-control", b"private, max-age=60"),
-                (b"last-modified", formatdate(os.fstat(fd).st_mtime, usegmt=True).encode()),
+                (b"last-modified", formatdate(st.st_mtime, usegmt=True).encode()),
             ]
             if status == 206:
                 out.append((b"content-range", f"bytes {start}-{end - 1}/{size}".encode()))
@@ -295,6 +406,7 @@ class DataPlane:
                 _advise(fd, start, end - start, sequential=True)
                 await send({"type": ZEROCOPY, "file": fh, "offset": start, "count": end - start,
                             "more_body": False})
+                record.sent = end - start
                 return
             # Reads run on the event loop: a thread hop per chunk costs more than the
             # read itself (page cache), and the kernel is asked to read ahead the next
@@ -309,13 +421,25 @@ class DataPlane:
                 if pos < end:
                     _advise(fd, pos, min(CHUNK, end - pos))
                 await send({"type": "http.response.body", "body": chunk, "more_body": pos < end})
+                record.sent += len(chunk)
             if pos < end:  # the file shrank: end the response short rather than pad it
                 logger.warning("data file shorter than expected while streaming")
+                record.short = True
                 await send({"type": "http.response.body", "body": b""})
         finally:
             fh.close()
 
-    async def _resolve(self, kind: str, ident: str, resolver: Resolver):
+    async def _audit(self, record: "_Download") -> None:
+        """One row per download, after the response (the client is not kept waiting)."""
+        row = record.row()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, functools.partial(_append, self.db, row))
+        except Exception:  # noqa: BLE001 - the bytes are gone; say loudly that the row is not
+            logger.exception("could not write the data-plane audit row",
+                             extra={"audit": {k: v for k, v in row.items() if k != "query"}})
+
+    async def _resolve(self, kind: str, ident: str, resolver: Resolver) -> Target:
         key = (kind, ident)
         now = time.monotonic()
         with self._cache_lock:
@@ -324,6 +448,8 @@ class DataPlane:
             return hit[1]
         loop = asyncio.get_running_loop()
         target = await loop.run_in_executor(None, resolver, self.settings, self.db, ident)
+        if not isinstance(target, Target):
+            target = Target(target)
         with self._cache_lock:
             if len(self._cache) > 4096:
                 self._cache.clear()
@@ -347,3 +473,50 @@ class DataPlane:
             if size is not None:
                 headers.append((b"content-range", f"bytes */{size}".encode()))
         await self._respond(send, status, headers, payload)
+
+
+# ------------------------------------------------------------------ audit
+class _Download:
+    """What the audit row of one data-plane request says."""
+
+    __slots__ = ("method", "request_id", "caller", "kind", "object_id", "dataset_id", "status",
+                 "start", "end", "sent", "extra", "redirect", "short", "error")
+
+    def __init__(self, method: str, request_id: str):
+        self.method, self.request_id = method, request_id
+        self.caller = ANONYMOUS  # until a valid signature names the caller
+        self.kind = self.object_id = self.dataset_id = ""
+        self.status = 500
+        self.start: int | None = None
+        self.end: int | None = None
+        self.sent = 0
+        self.extra: dict = {}
+        self.redirect = self.short = False
+        self.error = ""
+
+    def fail(self, exc: errors.ServiceError) -> None:
+        self.status, self.error = exc.status, exc.error
+
+    def row(self) -> dict:
+        query: dict = {"method": self.method, "kind": self.kind, "bytes": self.sent, **self.extra}
+        if self.start is not None:
+            query["start"], query["end"] = self.start, self.end  # 0-based, half-open
+        if self.redirect:
+            query["redirect"] = "s3"
+        if self.short:
+            query["short"] = True
+        if self.error:
+            query["error"] = self.error
+        from server.audit import outcome_for
+
+        return {"caller": self.caller, "api": "data",
+                "action": ("head." if self.method == "HEAD" else "download.") + (self.kind or "?"),
+                "outcome": outcome_for(self.status), "status": self.status,
+                "dataset_id": self.dataset_id, "object_id": self.object_id, "query": query,
+                "request_id": self.request_id}
+
+
+def _append(db, row: dict) -> None:
+    from server.audit import append
+
+    append(db, **row)

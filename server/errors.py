@@ -13,7 +13,8 @@
     ├── PayloadTooLarge          413
     ├── RangeNotSatisfiable      416
     ├── TooManyRequests          429
-    └── ServiceUnavailable       503  (with Retry-After: the database is unreachable)
+    ├── ServiceUnavailable       503  (with Retry-After: the database is unreachable)
+    └── DataChanged              503  (a registered file changed on disk)
 
 The logic raises these; ``server.routing`` renders them in each API's own error
 shape. ``error`` is the htsget error name, which the other APIs ignore.
@@ -85,3 +86,14 @@ class ServiceUnavailable(ServiceError):
     status = 503
     error = "ServiceUnavailable"
     retry_after = 5  # seconds, sent as the Retry-After header
+
+
+class DataChanged(ServiceError):
+    """A registered file no longer matches its registration (size or mtime).
+
+    503, not 4xx: the request is valid and the fault is the node's; not 500:
+    the node refuses deliberately, until an operator restores the file or
+    registers it again (``genomeport files add --update``)."""
+
+    status = 503
+    error = "DataChanged"

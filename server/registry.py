@@ -1,10 +1,14 @@
 """The registry of datasets and data files.
 
-Registering a file checks that it opens and has an index, computes its
-checksums (with a progress bar) and only then writes one row in one
-transaction: an interrupted ``files add`` leaves no half-written record.
-Adding the same file again changes nothing; a file whose bytes changed since
-it was registered is refused unless ``update=True``.
+Registering a file checks that it opens and has an index, that the index
+belongs to it (``server.genomics.indexcheck``: references, lengths, and a
+sample of offsets landing on real records), computes its checksums (with a
+progress bar) and only then writes one row in one transaction: an
+interrupted ``files add`` leaves no half-written record. The row keeps the
+size and modification time of the file and of its index, which the data
+plane compares before serving either. Adding the same file again changes
+nothing; a file whose bytes changed since it was registered is refused unless
+``update=True``. ``verify_files`` re-hashes registered files on demand.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from sqlalchemy.orm import Session
 from server.db import Database
 from server.db.tables import DataFile, Dataset
 from server.errors import Conflict, InvalidInput, NotFound
+from server.genomics import indexcheck
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +172,16 @@ def check_opens(path: Path, fmt: str, index: Path, reference: Path | None) -> No
         raise InvalidInput(f"{path}: cannot be read with its index: {exc}{hint}") from None
 
 
+def check_index(path: Path, fmt: str, index: Path, index_kind: str) -> None:
+    """Refuse an index that does not describe ``path`` (see ``server.genomics.indexcheck``)."""
+    try:
+        indexcheck.check(path, fmt, index, index_kind)
+    except indexcheck.IndexMismatch as exc:
+        raise InvalidInput(f"{path}: the index {index.name} does not belong to this file: {exc}. "
+                           f"Rebuild it (samtools index / bcftools index / tabix) or put the "
+                           f"file's own index beside it") from None
+
+
 def checksums(path: Path, progress: Callable[[int], None] | None = None) -> tuple[str, str]:
     sha, md5 = hashlib.sha256(), hashlib.md5()  # noqa: S324 - md5 is a DRS checksum type
     with open(path, "rb") as fh:
@@ -222,8 +237,10 @@ def add_files(
         index, index_kind = find_index(path, fmt)
         oid = object_id or default_object_id(path)
         check_id(oid, "object id")
+        check_index(path, fmt, index, index_kind)  # first: pysam trusts any index it is given
         check_opens(path, fmt, index, ref if fmt == "CRAM" else None)
         stat = path.stat()
+        istat = index.stat()
         with db.session() as session:
             existing = session.scalar(
                 sa.select(DataFile).where(DataFile.object_id == oid, DataFile.format == fmt)
@@ -234,10 +251,13 @@ def add_files(
             and existing.location == str(path)
             and existing.size == stat.st_size
             and existing.mtime_ns == stat.st_mtime_ns
+            and existing.index_location == str(index)
+            and existing.index_size == istat.st_size
+            and existing.index_mtime_ns == istat.st_mtime_ns
         ):
             results.append(AddResult(path, oid, fmt, "unchanged"))
             continue
-        total = stat.st_size + index.stat().st_size
+        total = stat.st_size + istat.st_size
         with tqdm(total=total, unit="B", unit_scale=True, desc=path.name, disable=not progress,
                   leave=False) as bar:
             sha, md5 = checksums(path, bar.update)
@@ -247,7 +267,8 @@ def add_files(
             index_location=str(index), index_format=index_kind,
             reference=str(ref) if (ref and fmt == "CRAM") else "",
             size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=sha, md5=md5,
-            index_size=index.stat().st_size, index_sha256=isha, index_md5=imd5,
+            index_size=istat.st_size, index_mtime_ns=istat.st_mtime_ns, index_sha256=isha,
+            index_md5=imd5,
         )
         with db.session() as session:
             row = session.scalar(
@@ -273,4 +294,81 @@ def add_files(
                     setattr(row, key, value)
                 outcome = "updated" if (relocated or not same_bytes) else "unchanged"
         results.append(AddResult(path, oid, fmt, outcome))
+    return results
+
+
+# ---------------------------------------------------------------- verify
+@dataclass
+class VerifyResult:
+    object_id: str
+    format: str
+    problems: list[str]  # empty: the file and its index are as registered
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _compare(what: str, path: str, size: int, mtime_ns: int, sha256: str, md5: str,
+             bar) -> tuple[list[str], int | None]:
+    """Problems with one registered file, and its mtime when its bytes are intact."""
+    if "://" in path:
+        return [], None  # object storage: not re-hashed here
+    try:
+        st = os.stat(path)
+    except OSError:
+        bar.update(size)
+        return [f"{what} {path} is missing"], None
+    problems = []
+    if st.st_size != size:
+        problems.append(f"{what} size {size:,} -> {st.st_size:,} bytes")
+    if mtime_ns and st.st_mtime_ns != mtime_ns:
+        problems.append(f"{what} modification time changed")
+    sha, digest = checksums(Path(path), bar.update)
+    if sha != sha256:
+        problems.append(f"{what} sha-256 {sha256[:12]}... -> {sha[:12]}...")
+    if md5 and digest != md5:
+        problems.append(f"{what} md5 {md5[:12]}... -> {digest[:12]}...")
+    if st.st_size < size:
+        bar.update(size - st.st_size)
+    intact = st.st_size == size and sha == sha256
+    return problems, (st.st_mtime_ns if intact else None)
+
+
+def verify_files(db: Database, object_ids: Iterable[str] = (), *, dataset_id: str | None = None,
+                 progress: bool = True) -> list[VerifyResult]:
+    """Re-hash registered files (sha-256 and md5, as at registration) and their indexes.
+
+    Nothing is changed, except that an index registered before its
+    modification time was recorded (revision 0003_drs_integrity) gets it, once
+    its bytes are shown intact.
+    """
+    from tqdm import tqdm
+
+    wanted = list(object_ids)
+    with db.session() as session:
+        query = sa.select(DataFile).order_by(DataFile.object_id, DataFile.format)
+        if wanted:
+            query = query.where(DataFile.object_id.in_(wanted))
+        if dataset_id:
+            get_dataset(session, dataset_id)
+            query = query.where(DataFile.dataset_id == dataset_id)
+        rows = list(session.scalars(query))
+        session.expunge_all()
+    missing = sorted(set(wanted) - {r.object_id for r in rows})
+    if missing:
+        raise NotFound(f"no registered file with object id {', '.join(missing)}")
+    results = []
+    total = sum(int(r.size) + int(r.index_size) for r in rows)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="verifying", disable=not progress) as bar:
+        for row in rows:
+            problems, _ = _compare("file", row.location, int(row.size), int(row.mtime_ns),
+                                   row.sha256, row.md5, bar)
+            iproblems, imtime = _compare("index", row.index_location, int(row.index_size),
+                                         int(row.index_mtime_ns or 0), row.index_sha256,
+                                         row.index_md5, bar)
+            if not row.index_mtime_ns and imtime is not None and not iproblems:
+                with db.session() as session:
+                    session.get(DataFile, row.pk).index_mtime_ns = imtime
+            results.append(VerifyResult(row.object_id, row.format, problems + iproblems))
     return results

@@ -262,13 +262,10 @@ class Node:
         _audit_insert().run(engine, row, setup=setup)
 
 
-@functools.lru_cache(maxsize=1)
 def _audit_insert():
-    """One row per decision, on every ticket: compiled once, run on the DBAPI cursor."""
-    from server.db.prepared import PreparedInsert
-    from server.db.tables import AuditEvent
+    from server.audit import insert_statement
 
-    return PreparedInsert(AuditEvent.__table__)
+    return insert_statement()
 
 
 @functools.lru_cache(maxsize=1)

@@ -66,6 +66,19 @@ def authorize(caller: Caller, access: str, grant_value: str, *, what: str = "dat
     raise PermissionDenied(f"caller holds no grant for this {what}")
 
 
+def access_expires(caller: Caller, access: str) -> float | None:
+    """When an access ``authorize`` allowed ends (unix time), or None if never.
+
+    Public data needs no credential, so its access does not end; any other
+    level ends at the caller's ``expires``: the earliest expiry of the token
+    and the visas used. Signed data URLs (``server.dataplane.sign_url``)
+    expire no later than this, so a URL dies with the grant behind it.
+    """
+    if access == "public":
+        return None
+    return caller.expires
+
+
 def can_read(caller: Caller, access: str, grant_value: str) -> bool:
     """The same decision, as a boolean (for filtering lists, Beacon tiers)."""
     try:

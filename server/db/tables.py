@@ -52,6 +52,8 @@ class DataFile(Base):
     sha256: Mapped[str] = mapped_column(sa.String(64))
     md5: Mapped[str] = mapped_column(sa.String(32))
     index_size: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # 0: not recorded (registered before revision 0003_drs_integrity)
+    index_mtime_ns: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     index_sha256: Mapped[str] = mapped_column(sa.String(64), default="")
     index_md5: Mapped[str] = mapped_column(sa.String(32), default="")
     created: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)

@@ -15,9 +15,11 @@ def _filter_options(fn):
                      help="Caller label (issuer|sub, or 'anonymous'); '*' is a wildcard, "
                           "e.g. '*|alice'."),
         click.option("--dataset", default=None, help="Dataset id."),
-        click.option("--api", type=click.Choice(["htsget", "beacon", "wes", "drs"]), default=None,
-                     help="API the event came from."),
-        click.option("--action", default=None, help="Action name, e.g. get_object, access_url."),
+        click.option("--api", type=click.Choice(list(audit.APIS)), default=None,
+                     help="API the event came from; 'data' is the /data/ plane (the bytes "
+                          "behind htsget tickets, DRS access URLs and WES log/output URLs)."),
+        click.option("--action", default=None,
+                     help="Action name, e.g. get_object, access_url, ticket.reads, download.file."),
         click.option("--outcome", type=click.Choice(list(audit.OUTCOMES)), default=None,
                      help="Decision outcome."),
         click.option("--since", default=None,
@@ -43,6 +45,11 @@ def audit_group() -> None:
     Each event names the caller (issuer|subject, never a token), the time, the
     API and action, the dataset and object, the query or region, the outcome
     (granted, denied, error) and the HTTP status. The log is append-only.
+
+    Downloads through signed /data/ URLs are events of api 'data' (action
+    download.file, download.index, download.wes, or head.*), refused ones
+    included; their query holds the byte range [start, end) served, the bytes
+    sent and the file format, never the URL's signature.
     """
 
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from server.auth import ANONYMOUS, Caller, authorize_dataset
+from server.auth import ANONYMOUS, Caller, access_expires, authorize_dataset
 from server.db import Database
 from server.db.tables import DataFile, Dataset
 from server.drs import ids
@@ -221,12 +221,13 @@ def get_object(ctx: DrsContext, drs_id: str, expand: bool = False) -> dict:
     return render(ctx.settings, resolve(ctx, drs_id, action="get_object"), expand)
 
 
-def _sign(settings: Settings, kind: str, key: str) -> str:
+def _sign(settings: Settings, kind: str, key: str, caller: Caller, expires: float | None) -> str:
+    """A data URL for ``caller`` that dies with the grant (``expires``)."""
     try:
         from server.dataplane import sign_url
     except ImportError:
         raise ServiceError("the data plane is not available on this node") from None
-    url = sign_url(settings, kind, key)
+    url = sign_url(settings, kind, key, caller=caller.label, expires=expires)
     if url.startswith("/"):
         url = settings.public_url.rstrip("/") + url
     return url
@@ -237,10 +238,12 @@ def access_url(ctx: DrsContext, drs_id: str, access_id: str) -> dict:
     obj = resolve(ctx, drs_id, action="access_url")
     if access_id != ACCESS_ID or obj.kind == "bundle":
         raise NotFound(f"object {drs_id!r} has no access method {access_id!r}")
-    if obj.kind == "wes":
-        return {"url": _sign(ctx.settings, "wes", obj.wes.url_key)}  # type: ignore[union-attr]
+    if obj.kind == "wes":  # the owner's own output: the token (and its visas) decided
+        return {"url": _sign(ctx.settings, "wes", obj.wes.url_key,  # type: ignore[union-attr]
+                             ctx.caller, ctx.caller.expires)}
     kind = "file" if obj.kind == "file" else "index"
-    return {"url": _sign(ctx.settings, kind, str(obj.file.pk))}  # type: ignore[union-attr]
+    return {"url": _sign(ctx.settings, kind, str(obj.file.pk), ctx.caller,  # type: ignore[union-attr]
+                         access_expires(ctx.caller, obj.dataset.access))}  # type: ignore[union-attr]
 
 
 def _check_bulk(settings: Settings, items) -> None:

@@ -62,14 +62,27 @@ def read_definition(fh: BinaryIO) -> tuple[int, int]:
 
 def container_end(fh: BinaryIO, offset: int, major: int) -> int:
     """Byte offset just past the container starting at ``offset``."""
+    _, _, _, data_start, length = _container(fh, offset, major)
+    return data_start + length
+
+
+def container_header(fh: BinaryIO, offset: int, major: int) -> tuple[int, int, int, int]:
+    """``(reference id, 1-based alignment start, span, offset of its first block)`` of the
+    container at ``offset`` (reference id -1: unmapped, -2: several references)."""
+    ref_id, start, span, data_start, _ = _container(fh, offset, major)
+    return ref_id, start, span, data_start
+
+
+def _container(fh: BinaryIO, offset: int, major: int) -> tuple[int, int, int, int, int]:
     fh.seek(offset)
     buf = fh.read(4 + 5 * 6 + 9 * 2 + 5 + 5 * 64 + 4)
     if len(buf) < 8:
         raise CramError(f"no container at offset {offset}")
     length = struct.unpack_from("<i", buf, 0)[0]
-    pos = 4
-    for _ in range(4):  # ref id, start, span, n records
-        _, pos = _itf8(buf, pos)
+    ref_id, pos = _itf8(buf, 4)
+    start, pos = _itf8(buf, pos)
+    span, pos = _itf8(buf, pos)
+    _, pos = _itf8(buf, pos)  # n records
     for _ in range(2):  # record counter, bases (ltf8 since CRAM 2.0)
         _, pos = _ltf8(buf, pos)
     _, pos = _itf8(buf, pos)  # n blocks
@@ -81,7 +94,7 @@ def container_end(fh: BinaryIO, offset: int, major: int) -> int:
         _, pos = _itf8(buf, pos)
     if major >= 3:
         pos += 4  # crc32
-    return offset + pos + length
+    return ref_id, start, span, offset + pos, length
 
 
 def header_end(fh: BinaryIO) -> tuple[int, int]:

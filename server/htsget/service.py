@@ -3,7 +3,8 @@
 ``parse_get`` / ``parse_post`` turn a request into a ``TicketRequest``
 (validating everything the specification constrains), ``ticket`` decides
 access and builds the ticket: header, merged body ranges in file order, EOF.
-Byte ranges point at the data plane through one short-lived signed URL;
+Byte ranges point at the data plane through one short-lived signed URL,
+which names the caller and expires with the grant behind the ticket;
 bytes made here (re-encoded boundary blocks, the EOF marker) are inline
 ``data:;base64,`` URLs.
 """
@@ -13,13 +14,17 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from server.auth import Caller, authorize
+from server.auth import Caller, access_expires, authorize
 from server.db import Database
-from server.errors import InvalidInput, InvalidRange, NotFound, ServiceError, UnsupportedFormat
+from server.errors import (
+    DataChanged, InvalidInput, InvalidRange, NotFound, ServiceError, UnsupportedFormat,
+)
 from server.genomics import slices
 from server.genomics.slices import ByteRange, Inline, Region
 from server.settings import Settings
@@ -268,7 +273,8 @@ def ticket(ctx: Context, request: TicketRequest) -> dict:
         ctx.audit(**audit_common, dataset_id=access[2], outcome="denied", status=exc.status)
         raise
     try:
-        result = _build(ctx.settings, request, _choose_file(request, files))
+        result = _build(ctx.settings, request, _choose_file(request, files), caller=ctx.caller.label,
+                        expires=access_expires(ctx.caller, access[0]))
     except ServiceError as exc:
         ctx.audit(**audit_common, dataset_id=access[2], outcome="error", status=exc.status)
         raise
@@ -276,16 +282,36 @@ def ticket(ctx: Context, request: TicketRequest) -> dict:
     return result
 
 
-def _build(settings: Settings, request: TicketRequest, datafile) -> dict:
+def _check_unchanged(datafile) -> None:
+    """A ticket is not cut from a file that is no longer the registered one (the data
+    plane would refuse its URLs anyway): size and mtime, one ``stat``."""
+    try:
+        st = os.stat(datafile.location)
+    except FileNotFoundError:
+        raise ServiceError("a registered file or its index is missing") from None
+    if st.st_size != datafile.size or (datafile.mtime_ns and st.st_mtime_ns != datafile.mtime_ns):
+        raise DataChanged("the file changed on disk since it was registered (size or modification "
+                          "time differ); the node will not serve it until an operator restores or "
+                          "re-registers it")
+
+
+def _build(settings: Settings, request: TicketRequest, datafile, *, caller: str = "anonymous",
+           expires: float | None = None) -> dict:
+    """The ticket; its data URL names ``caller`` and dies at ``expires`` (the grant's end)."""
     from server.dataplane import sign_url
 
     if datafile.location.startswith("s3://"):
         from server.storage import s3
 
         cut = s3.open_indexed(settings, datafile)
-        data_url = lambda: s3.presign(settings, datafile.location)  # noqa: E731
+        from server.dataplane import url_expiry
+
+        ttl = max(1, url_expiry(settings, expires=expires) - int(time.time()))
+        data_url = lambda: s3.presign(settings, datafile.location, ttl=ttl)  # noqa: E731
     else:
-        data_url = lambda: sign_url(settings, "file", str(datafile.pk))  # noqa: E731
+        data_url = lambda: sign_url(settings, "file", str(datafile.pk), caller=caller,  # noqa: E731
+                                    expires=expires)
+        _check_unchanged(datafile)
         try:
             cut = slices.open_indexed(Path(datafile.location), datafile.format,
                                       Path(datafile.index_location), datafile.index_format)

@@ -75,13 +75,15 @@ def iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _url(settings: Settings, ident: str) -> str:
-    """A signed, short-lived URL for a run's log or output file."""
+def _url(settings: Settings, ident: str, caller: Caller | None = None) -> str:
+    """A signed, short-lived URL for a run's log or output file, naming its
+    owner and dying with the owner's token (and visas)."""
     try:
         from server.dataplane import sign_url
     except ImportError:
         return ""
-    return sign_url(settings, "wes", ident)
+    return sign_url(settings, "wes", ident, caller=caller.label if caller else None,
+                    expires=caller.expires if caller else None)
 
 
 def run_summary(run: WesRun) -> dict:
@@ -89,8 +91,8 @@ def run_summary(run: WesRun) -> dict:
             "end_time": iso(run.end_time), "tags": dict(run.tags or {})}
 
 
-def task_log(settings: Settings, run: WesRun, task: WesTask) -> dict:
-    log_url = _url(settings, f"{run.id}/tasks/{task.seq}") if task.stderr_path else ""
+def task_log(settings: Settings, run: WesRun, task: WesTask, caller: Caller | None = None) -> dict:
+    log_url = _url(settings, f"{run.id}/tasks/{task.seq}", caller) if task.stderr_path else ""
     return {
         "id": str(task.seq), "name": task.name, "cmd": list(task.cmd or []),
         "start_time": iso(task.start_time), "end_time": iso(task.end_time),
@@ -99,20 +101,21 @@ def task_log(settings: Settings, run: WesRun, task: WesTask) -> dict:
     }
 
 
-def _outputs(settings: Settings, run: WesRun, value: Any, drs_ids: dict | None = None) -> Any:
+def _outputs(settings: Settings, run: WesRun, value: Any, drs_ids: dict | None = None,
+             caller: Caller | None = None) -> Any:
     """Output file locations become signed URLs served by the node; ``path``
     stays the file on the node's (cluster-shared) file system, for clients that
     run beside it (cwltest, toil-wes-cwl-runner on the cluster)."""
     outdir = str(Path(run.workdir) / "outputs")
     if isinstance(value, dict):
-        out = {k: _outputs(settings, run, v, drs_ids) for k, v in value.items()}
+        out = {k: _outputs(settings, run, v, drs_ids, caller) for k, v in value.items()}
         if value.get("class") in ("File", "Directory"):
             loc = str(value.get("location") or value.get("path") or "")
             local = loc.removeprefix("file://")
             if local.startswith(outdir + "/"):
                 rel = local[len(outdir) + 1:]
                 if value.get("class") == "File":
-                    out["location"] = _url(settings, f"{run.id}/outputs/{rel}")
+                    out["location"] = _url(settings, f"{run.id}/outputs/{rel}", caller)
                     if drs_ids and rel in drs_ids:
                         from server.drs.service import self_uri
 
@@ -125,7 +128,7 @@ def _outputs(settings: Settings, run: WesRun, value: Any, drs_ids: dict | None =
                 out.pop("path", None)
         return out
     if isinstance(value, list):
-        return [_outputs(settings, run, v, drs_ids) for v in value]
+        return [_outputs(settings, run, v, drs_ids, caller) for v in value]
     return value
 
 
@@ -135,7 +138,7 @@ def _drs_ids(db: Database, run: WesRun) -> dict:
     return wes_outputs(db, run.id)
 
 
-def run_log(settings: Settings, db: Database, run: WesRun) -> dict:
+def run_log(settings: Settings, db: Database, run: WesRun, caller: Caller | None = None) -> dict:
     tasks = store.get_tasks(db, run.pk)
     done = run.state in states.TERMINAL
     return {
@@ -147,14 +150,15 @@ def run_log(settings: Settings, db: Database, run: WesRun) -> dict:
             "cmd": list(run.cmd or []),
             "start_time": iso(run.start_time),
             "end_time": iso(run.end_time),
-            "stdout": _url(settings, f"{run.id}/stdout") if run.cmd else "",
-            "stderr": _url(settings, f"{run.id}/stderr") if run.cmd else "",
+            "stdout": _url(settings, f"{run.id}/stdout", caller) if run.cmd else "",
+            "stderr": _url(settings, f"{run.id}/stderr", caller) if run.cmd else "",
             "exit_code": run.exit_code,
             "system_logs": list(run.system_logs or []),
         },
         "task_logs_url": f"{settings.public_url.rstrip('/')}/ga4gh/wes/v1/runs/{run.id}/tasks",
-        "task_logs": [task_log(settings, run, t) for t in tasks],
-        "outputs": _outputs(settings, run, dict(run.outputs or {}), _drs_ids(db, run)) if done else {},
+        "task_logs": [task_log(settings, run, t, caller) for t in tasks],
+        "outputs": (_outputs(settings, run, dict(run.outputs or {}), _drs_ids(db, run), caller)
+                    if done else {}),
     }
 
 
@@ -336,7 +340,7 @@ def drs_resolver(settings: Settings, db: Database, caller: Caller):
 
 def get_run_log(settings: Settings, db: Database, caller: Caller, run_id: str) -> dict:
     run = _owned_run(settings, db, require_caller(settings, caller), run_id)
-    return run_log(settings, db, run)
+    return run_log(settings, db, run, caller)
 
 
 def get_run_status(settings: Settings, db: Database, caller: Caller, run_id: str) -> dict:
@@ -361,7 +365,7 @@ def list_tasks(settings: Settings, db: Database, caller: Caller, run_id: str,
     tasks = store.get_tasks(db, run.pk, after_seq=after, limit=size + 1)
     more = len(tasks) > size
     tasks = tasks[:size]
-    return {"task_logs": [task_log(settings, run, t) for t in tasks],
+    return {"task_logs": [task_log(settings, run, t, caller) for t in tasks],
             "next_page_token": (make_token(settings, f"{owner}\x00{run.id}", tasks[-1].seq)
                                 if more else "")}
 
@@ -373,7 +377,7 @@ def get_task(settings: Settings, db: Database, caller: Caller, run_id: str, task
     tasks = store.get_tasks(db, run.pk, seq=int(task_id))
     if not tasks:
         raise NotFound(f"task {task_id!r} not found")
-    return task_log(settings, run, tasks[0])
+    return task_log(settings, run, tasks[0], caller)
 
 
 # ------------------------------------------------------------- files (data plane)

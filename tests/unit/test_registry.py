@@ -106,3 +106,50 @@ def test_interrupted_add_writes_nothing(db, bam, monkeypatch):
     assert count_files(db) == 0
     monkeypatch.setattr(registry, "checksums", real)
     assert registry.add_files(db, [bam], "ds1", progress=False)[0].outcome == "created"
+
+
+def test_a_bam_with_another_bams_index_is_refused(db, testdata, tmp_path):
+    bam = tmp_path / "HG00100.chr17slice.bam"
+    shutil.copy(testdata / "reads/HG00100.chr17slice.bam", bam)
+    shutil.copy(testdata / "reads/htsnexus_test_NA12878.bam.bai", f"{bam}.bai")
+    registry.add_dataset(db, "ds1", access="public")
+    with pytest.raises(InvalidInput, match="does not belong to this file"):
+        registry.add_files(db, [bam], "ds1", progress=False)
+    assert count_files(db) == 0
+
+
+def test_without_the_index_check_the_wrong_index_is_registered(db, testdata, tmp_path, monkeypatch):
+    """The protection switched off: the same file registers and the index is wrong for it."""
+    bam = tmp_path / "HG00100.chr17slice.bam"
+    shutil.copy(testdata / "reads/HG00100.chr17slice.bam", bam)
+    shutil.copy(testdata / "reads/htsnexus_test_NA12878.bam.bai", f"{bam}.bai")
+    registry.add_dataset(db, "ds1", access="public")
+    monkeypatch.setattr(registry, "check_index", lambda *a: None)
+    [result] = registry.add_files(db, [bam], "ds1", progress=False)
+    assert result.outcome == "created" and count_files(db) == 1
+
+
+def test_cli_refuses_a_mismatched_index_and_verify_reports_changes(settings, testdata, tmp_path):
+    from click.testing import CliRunner
+
+    from server.cli import Ctx, main
+
+    runner, obj = CliRunner(), Ctx(settings)
+    vcf = tmp_path / "NA20787.vcf.gz"
+    shutil.copy(testdata / "variants/NA20787.vcf.gz", vcf)
+    shutil.copy(testdata / "variants/cyvcf2_test.vcf.gz.tbi", f"{vcf}.tbi")
+    assert runner.invoke(main, ["dataset", "add", "ds1", "--access", "public"], obj=obj).exit_code == 0
+    r = runner.invoke(main, ["files", "add", str(vcf), "--dataset", "ds1", "--quiet"], obj=obj)
+    assert r.exit_code == 1 and "does not belong to this file" in r.output, r.output
+    shutil.copy(testdata / "variants/NA20787.vcf.gz.tbi", f"{vcf}.tbi")
+    r = runner.invoke(main, ["files", "add", str(vcf), "--dataset", "ds1", "--quiet"], obj=obj)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["files", "verify"], obj=obj)
+    assert r.exit_code == 0 and "ok: NA20787 VCF" in r.output, r.output
+    with open(f"{vcf}.tbi", "ab") as fh:
+        fh.write(b"x")
+    r = runner.invoke(main, ["files", "verify", "NA20787"], obj=obj)
+    assert r.exit_code == 1 and "CHANGED: NA20787 VCF: index size" in r.output, r.output
+    r = runner.invoke(main, ["files", "verify", "nonesuch"], obj=obj)
+    assert r.exit_code == 1 and "no registered file" in r.output
+    obj.db.dispose()

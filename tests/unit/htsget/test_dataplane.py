@@ -75,3 +75,44 @@ def test_unsatisfiable_range(header):
 def test_resolver_kinds_are_checked():
     with pytest.raises(ValueError):
         dataplane.register_resolver("../x", lambda *a: None)
+
+
+def test_url_expiry_is_cut_to_the_grant_and_names_the_caller(tmp_path):
+    import time
+
+    settings = Settings(var_dir=str(tmp_path), signing_key="k" * 32, data_url_ttl=300)
+    soon = time.time() + 5.7
+    url = dataplane.sign_url(settings, "file", "1", caller="https://iss|alice", expires=soon)
+    kind, ident, params = _params(url)
+    assert int(params["exp"]) == int(soon)  # never past the grant, rounded down
+    assert params["who"] == "https://iss|alice"
+    exp, values = dataplane.check_signature(settings, kind, ident, params)
+    assert values["who"] == "https://iss|alice"
+    later = dataplane.sign_url(settings, "file", "1", expires=time.time() + 10_000)
+    assert int(_params(later)[2]["exp"]) <= int(time.time()) + 300  # the TTL still caps it
+    assert _params(later)[2]["who"] == "anonymous"
+    with pytest.raises(PermissionDenied):  # the caller cannot be swapped under the signature
+        dataplane.check_signature(settings, kind, ident, {**params, "who": "https://iss|bob"})
+    with pytest.raises(ValueError):
+        dataplane.sign_url(settings, "file", "1", extra={"who": "x"})
+
+
+def test_access_expires_only_for_non_public_data():
+    from server.auth import Caller, access_expires
+
+    caller = Caller(subject="iss|a", issuer="iss", controlled=frozenset({"g"}), expires=123.0)
+    assert access_expires(caller, "public") is None
+    assert access_expires(caller, "registered") == 123.0
+    assert access_expires(caller, "controlled") == 123.0
+
+
+def test_wes_and_drs_urls_name_their_caller_and_die_with_the_token(tmp_path):
+    import time
+
+    from server.auth import Caller
+    from server.wes.service import _url
+
+    settings = Settings(var_dir=str(tmp_path), signing_key="k" * 32, data_url_ttl=300)
+    caller = Caller(subject="iss|bob", issuer="iss", expires=time.time() + 7.5)
+    params = _params(_url(settings, "run1/stdout", caller))[2]
+    assert params["who"] == "iss|bob" and int(params["exp"]) == int(caller.expires)
