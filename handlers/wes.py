@@ -34,8 +34,8 @@ def get_service_info():
     return service.service_info(n.settings, n.db)
 
 
-def list_runs(page_size=None, page_token=None):
-    return _audited("list", service.list_runs, page_size, page_token)
+def list_runs(page_size=None, page_token=None, state=None, tags=None):
+    return _audited("list", service.list_runs, page_size, page_token, state, tags)
 
 
 def _form() -> dict:
