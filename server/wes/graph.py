@@ -335,9 +335,12 @@ def load(settings: Settings, workflow: str, workdir: Path, inputs_dir: Path, *,
 
 def _pack(scope: Scope, uri: str, workdir: Path) -> str:
     """Store the graph as one local document (every remote document inlined)."""
+    from cwltool.load_tool import default_loader
     from cwltool.pack import pack
 
-    packed = pack(_loading_context(scope), uri)
+    lc = _loading_context(scope)
+    # (without a loader of its own, pack would read through schema-salad's default fetcher)
+    packed = pack(lc, uri, loader=default_loader(lc.fetcher_constructor))
     # the packed copy must hold only what was checked: walk it again
     check_literals(scope, packed, uri, "in the packed workflow:")
     if scope.refusal is not None:

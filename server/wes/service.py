@@ -455,7 +455,7 @@ def write_readable(workdir: Path, paths: set[str], patterns: set[str] = frozense
 def drs_resolver(settings: Settings, db: Database, caller: Caller, readable: set[str] | None = None):
     """``drs://<this node>/<id>`` -> the local path of a registered file or of
     one of the caller's own WES outputs (``wes~<hex>``), for a caller allowed to
-    read it (401/403 otherwise, audited by DRS; 400 for an object that does not
+    read it (401/403 otherwise, audited by DRS; 404 for an object that does not
     exist or is another caller's). The file and its index join ``readable``."""
     from urllib.parse import urlsplit
 
@@ -470,11 +470,8 @@ def drs_resolver(settings: Settings, db: Database, caller: Caller, readable: set
         parts = urlsplit(uri)
         if (parts.hostname or "") != public_host(settings):
             raise InvalidInput(f"workflow_params: {uri!r} is not an object of this node")
-        try:
-            obj = drs_resolve(DrsContext(settings, db, caller), parts.path.lstrip("/"),
-                              action="wes-input")
-        except NotFound:
-            raise InvalidInput(f"workflow_params: {uri!r}: no such object for this caller") from None
+        obj = drs_resolve(DrsContext(settings, db, caller), parts.path.lstrip("/"),
+                          action="wes-input")
         extra = []
         if obj.kind == "file":
             location = obj.file.location

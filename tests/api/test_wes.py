@@ -79,7 +79,7 @@ class TestGetServiceInfo:
         assert "cwltool" in info["workflow_engine_versions"]
         assert set(info["system_state_counts"]) >= {"QUEUED", "RUNNING", "COMPLETE"}
         assert info["auth_instructions_url"].startswith("http")
-        assert all(":" in p["name"] for p in info["default_workflow_engine_parameters"])
+        assert all(":" not in p["name"] for p in info["default_workflow_engine_parameters"])
 
 
 class TestRunWorkflow:
