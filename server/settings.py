@@ -73,9 +73,7 @@ class Settings:
     wes_worker_slots: int = 4  # runs one `genomeport worker` executes at once
     wes_heartbeat_timeout: int = 30  # seconds without a heartbeat before a run is lost
     wes_poll_ms: int = 200  # how often an idle worker looks for queued runs
-    # caller labels "<issuer>|<sub>" (or "anonymous" on a node without issuers) whose runs
-    # get the node's own config (beacon-load-vcf)
-    wes_node_callers: tuple = ()
+    wes_node_callers: tuple = ()  # caller labels <issuer>|<sub> whose runs get the node's config
     drs_max_bulk: int = 100
 
     def __post_init__(self) -> None:

@@ -58,6 +58,7 @@ class Scope:
     settings: Settings
     inputs_dir: Path
     resolve: Callable[[str], list[str]] | None = None
+    top: str = ""  # the workflow itself
     readable: set[str] = dataclasses.field(default_factory=set)
     remote_docs: dict[str, str] = dataclasses.field(default_factory=dict)
     referrer: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -108,8 +109,12 @@ class Scope:
         if base in self.remote_docs:
             return self.remote_docs[base]
         where = self.referrer.get(base)
-        what = ("workflow_url" if where is None
-                else f"workflow document {self.show(where)} references {base}:")
+        if base == self.top.partition("#")[0]:
+            what = "workflow_url"
+        elif where is not None:
+            what = f"workflow document {self.show(where)} references {base}:"
+        else:
+            what = f"a workflow document references {base}:"
         try:
             _, body = remote.fetch(self.settings, base, what=what, limit=MAX_DOCUMENT_BYTES,
                                    resolve=self.resolve)
@@ -306,10 +311,10 @@ def load(settings: Settings, workflow: str, workdir: Path, inputs_dir: Path, *,
     from cwltool.load_tool import load_tool
     from schema_salad.exceptions import ValidationException
 
-    scope = Scope(settings, inputs_dir, resolve=resolve)
     remote_url = urlsplit(workflow).scheme in ("http", "https")
     uri = workflow if remote_url else Path(workflow.partition("#")[0]).resolve().as_uri() + (
         "#" + workflow.partition("#")[2] if "#" in workflow else "")
+    scope = Scope(settings, inputs_dir, resolve=resolve, top=uri)
     lc = _loading_context(scope)
     try:
         tool = load_tool(uri, lc)

@@ -388,7 +388,8 @@ def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
 
 
 def _text(value: Any) -> str:
-    """A parameter value as RunRequest's string map wants it (JSON spelling)."""
+    """A parameter value as a WES string: strings as they are, booleans and
+    numbers in their JSON spelling (``true``, ``60``), never Python's."""
     return value if isinstance(value, str) else json.dumps(value)
 
 

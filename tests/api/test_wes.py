@@ -339,11 +339,14 @@ class TestServiceInfoConformance:
                                        "workflow_engine": "cwltool"}
         assert by_name["eval-timeout"]["default_value"] == "60"
         assert by_name["eval-timeout"]["type"] == "integer"
-        assert by_name["on-error"]["default_value"] == '"stop"'
-        for p in params:  # every default is JSON, never Python's True/False/None
-            assert p["default_value"] == "" or json.loads(p["default_value"]) is not None
+        assert by_name["on-error"] == {"name": "on-error", "type": "string", "default_value": "stop",
+                                       "workflow_engine": "cwltool"}
+        for p in params:  # booleans and numbers written as JSON, never Python's True/None
+            if p["type"] in ("boolean", "integer") and p["default_value"]:
+                assert isinstance(json.loads(p["default_value"]), bool if p["type"] == "boolean" else int)
             assert p["default_value"] not in ("True", "False", "None")
-        sent = {p["name"]: json.loads(p["default_value"]) for p in cwltool if p["default_value"]}
+        sent = {p["name"]: (p["default_value"] if p["type"] == "string" else json.loads(p["default_value"]))
+                for p in cwltool if p["default_value"]}
         resp = submit(client, alice, workflow_engine="cwltool",
                       workflow_engine_parameters=json.dumps(sent))
         assert resp.status_code == 200, resp.text
@@ -411,7 +414,7 @@ class TestListFilters:
                                 headers=alice), 400)
         ok = client.get(f"{BASE}/runs", params={"page_token": token, "tags": "project:p1"},
                         headers=alice)
-        assert ok.status_code == 200 and len(ok.json()["runs"]) == 1
+        assert ok.status_code == 200 and len(ok.json()["runs"]) == 2
 
 
 CAT = """\
@@ -462,7 +465,8 @@ class TestReadable:
 
         with create_app(app_settings, migrate=False).test_client() as c:
             params = json.dumps({"alignments": {"class": "File", "path": str(seed / "DK0001.bam")}})
-            resp = submit(c, alice, files=[], workflow_url="alignment-qc", workflow_params=params)
+            resp = submit(c, alice, files=attach("notes.txt", "x"), workflow_url="alignment-qc",
+                          workflow_params=params)
             assert resp.status_code == 200, resp.text
         readable = json.loads((settings.effective_wes_work_dir / resp.json()["run_id"]
                                / "readable.json").read_text())
@@ -472,15 +476,19 @@ class TestReadable:
         assert not any("signing.key" in p or p.startswith(str(settings.var_dir)) for p in readable)
 
 
+def node_key(settings) -> Path:
+    """``<var_dir>/signing.key`` as a node that generated its key has it."""
+    key = Path(settings.var_dir).resolve() / "signing.key"
+    if not key.exists():
+        key.write_text(os.urandom(32).hex())
+    return key
+
+
 class TestDocumentInputs:
     """The rules of workflow_params apply inside the attached documents too."""
 
     def test_default_file_at_a_server_path_returns_400(self, client, alice, settings):
-        from server.dataplane import signing_key
-
-        signing_key(settings)
-        key = Path(settings.var_dir).resolve() / "signing.key"
-        assert key.is_file()
+        key = node_key(settings)
         text = CAT.replace("inputs:\n  f: {type: File, inputBinding: {position: 1}}",
                            f"inputs:\n  f:\n    type: File\n    inputBinding: {{position: 1}}\n"
                            f"    default: {{class: File, location: {key}}}")
@@ -489,3 +497,23 @@ class TestDocumentInputs:
         assert_error(resp, 400)
         assert str(key) in resp.json()["msg"] and "cat.cwl" in resp.json()["msg"]
         assert run_count(client, alice) == 0 and workdirs(settings) == []
+
+    def test_without_the_graph_check_the_same_default_leaks_the_key(self, client, alice, settings,
+                                                                    db, monkeypatch):
+        """The protection switched off: the same document runs and its output is
+        the node's signing key (what the check above prevents)."""
+        from server.wes import graph
+
+        key = node_key(settings)
+        text = CAT.replace("inputs:\n  f: {type: File, inputBinding: {position: 1}}",
+                           f"inputs:\n  f:\n    type: File\n    inputBinding: {{position: 1}}\n"
+                           f"    default: {{class: File, location: {key}}}")
+        monkeypatch.setattr(graph, "check_literals", lambda *a, **k: None)
+        resp = submit(client, alice, files=attach("cat.cwl", text), workflow_url="cat.cwl",
+                      workflow_params="{}")
+        assert resp.status_code == 200, resp.text
+        Worker(settings, db).run_forever(max_runs=1)
+        log = client.get(f"{BASE}/runs/{resp.json()['run_id']}", headers=alice).json()
+        assert log["state"] == "COMPLETE", log["run_log"]["system_logs"]
+        leaked = client.get(log["outputs"]["out"]["location"].removeprefix(settings.public_url))
+        assert leaked.content == key.read_bytes()

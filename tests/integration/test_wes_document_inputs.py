@@ -126,13 +126,17 @@ def node(settings, db, sites):
         stop_server(server)
 
 
+def node_key(settings) -> Path:
+    """``<var_dir>/signing.key`` as a node that generated its key has it."""
+    key = Path(settings.var_dir).resolve() / "signing.key"
+    if not key.exists():
+        key.write_text(os.urandom(32).hex())
+    return key
+
+
 def test_document_attacks_are_refused_and_nothing_runs(settings, kit, node, sites, tmp_path):
     public, internal = sites
-    from server.dataplane import signing_key
-
-    signing_key(settings)  # the node's own key, as a running node has it
-    key = Path(settings.var_dir).resolve() / "signing.key"
-    assert key.is_file()
+    key = node_key(settings)
     workroot = settings.effective_wes_work_dir
     planted = workroot / "someone-elses-run" / "inputs" / "tool.cwl"  # another run's file
     planted.parent.mkdir(parents=True)
