@@ -34,6 +34,7 @@ from server.settings import Settings
 MAX_HOPS = 5
 TIMEOUT = (10, 60)  # connect, read (seconds)
 CHUNK = 1 << 16
+CA_BUNDLE: str | None = None  # None: the system's CA certificates
 
 
 class _PinnedAdapter(HTTPAdapter):
@@ -84,11 +85,14 @@ def fetch(settings: Settings, url: str, *, what: str, limit: int,
                                f"(reached by a redirect from {url})") from None
         with requests.Session() as session:
             session.trust_env = False  # no proxy from the environment, no .netrc
+            session.verify = CA_BUNDLE or True
             session.mount("http://", _PinnedAdapter(address))
             session.mount("https://", _PinnedAdapter(address))
             try:
+                # (the connection goes to an address: name the site in Host, as DNS would)
                 resp = session.get(current, allow_redirects=False, stream=True, timeout=TIMEOUT,
-                                   headers={"Accept": accept, "User-Agent": "genomeport-wes"})
+                                   headers={"Accept": accept, "User-Agent": "genomeport-wes",
+                                            "Host": urlsplit(current).netloc.rpartition("@")[2]})
             except requests.RequestException as exc:
                 raise InvalidInput(f"{what}: could not fetch {current}: "
                                    f"{type(exc).__name__}") from None

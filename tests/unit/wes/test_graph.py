@@ -13,7 +13,7 @@ import pytest
 from server.errors import InvalidInput
 from server.settings import Settings
 from server.wes import graph, inputs, remote
-from tests.unit.wes.httpfixture import Site
+from tests.unit.wes.httpfixture import Site, make_tls
 
 SECRET = "top-secret-key-material\n"
 
@@ -419,6 +419,7 @@ steps:
                                resolve=rebinding)
         assert body == b"from the checked address" and calls == ["wf.test"]
         assert internal.hits == []
+        assert public.hosts == [f"wf.test:{public.port}"]  # the site is still named
 
     def test_size_limit(self, sites):
         public, _ = sites
@@ -427,3 +428,28 @@ steps:
         with pytest.raises(PayloadTooLarge):
             remote.fetch(REMOTE, public.url("wf.test", "/big"), what="t", limit=1000,
                          resolve=resolver())
+
+
+class TestTls:
+    def test_https_to_the_pinned_address_verifies_the_host_name(self, tmp_path, monkeypatch):
+        """Connecting to the checked address keeps TLS honest: SNI and the
+        certificate check use the URL's host name."""
+        ca, cert = make_tls(tmp_path, "wf.test")
+        site = Site("127.0.0.1", tls=cert)
+        try:
+            site.serve("/wf.cwl", TOOL)
+            real = inputs._public_ip
+            monkeypatch.setattr(inputs, "_public_ip", lambda a: a == "127.0.0.1" or real(a))
+            monkeypatch.setattr(remote, "CA_BUNDLE", ca)
+            settings = Settings(wes_url_allowlist=("wf.test", "evil.test"))
+            names = {"wf.test": ["127.0.0.1"], "evil.test": ["127.0.0.1"]}
+            _, body = remote.fetch(settings, site.url("wf.test", "/wf.cwl"), what="t",
+                                   limit=10_000, resolve=names.__getitem__)
+            assert body == TOOL.encode()
+            # the same server under a name its certificate does not carry: refused
+            with pytest.raises(InvalidInput, match="could not fetch"):
+                remote.fetch(settings, site.url("evil.test", "/wf.cwl"), what="t",
+                             limit=10_000, resolve=names.__getitem__)
+            assert site.hits == ["/wf.cwl"]
+        finally:
+            site.close()
