@@ -6,7 +6,9 @@ import flask
 
 from server.errors import ServiceError
 from server.routing import current_caller, node
-from server.wes import service
+from server.wes import graph, service
+
+graph.warm_up()  # cwltool's loader checks every submission; load it before the first
 
 FIELDS = ("workflow_params", "workflow_type", "workflow_type_version", "tags", "workflow_engine",
           "workflow_engine_version", "workflow_engine_parameters", "workflow_url")

@@ -37,6 +37,7 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
@@ -365,3 +366,25 @@ def _short(exc: BaseException, scope: Scope) -> str:
     text = " ".join(str(exc).split())
     text = text.replace(str(scope.inputs_dir.resolve()) + os.sep, "")
     return text[:800]
+
+
+_WARM = threading.Event()
+
+
+def warm_up() -> None:
+    """Import cwltool and its CWL schemas in the background (a few seconds once
+    per process), so that the first submission does not pay for it."""
+    if _WARM.is_set():
+        return
+    _WARM.set()
+
+    def load() -> None:
+        try:
+            from cwltool import process
+
+            for version in ("v1.2", "v1.1", "v1.0"):
+                process.get_schema(version)
+        except Exception:  # noqa: BLE001 - the first submission loads them instead
+            logger.exception("could not preload the CWL schemas")
+
+    threading.Thread(target=load, name="cwl-warm-up", daemon=True).start()

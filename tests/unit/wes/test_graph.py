@@ -453,3 +453,44 @@ class TestTls:
             assert site.hits == ["/wf.cwl"]
         finally:
             site.close()
+
+
+class TestParamsFetchAndReadable:
+    def test_http_inputs_are_fetched_into_the_run_beside_each_other(self, run, sites, monkeypatch):
+        from server.wes import service
+
+        public, internal = sites
+        public.serve("/d/x.bam", "bam")
+        public.serve("/d/x.bam.bai", "bai")
+        public.redirect("/d/moved.bam", internal.url("internal.test", "/x.bam"))
+        settings = Settings(wes_url_allowlist=("wf.test", "internal.test"))
+        fetch = service.remote_fetcher(settings, run)
+        monkeypatch.setattr(inputs, "_resolve", resolver())  # the service's fetcher resolves as usual
+        job = inputs.check_params(settings, {"f": {
+            "class": "File", "location": public.url("wf.test", "/d/x.bam"),
+            "secondaryFiles": [{"class": "File",
+                                "location": public.url("wf.test", "/d/x.bam.bai")}]}},
+            run / "inputs", fetch_remote=fetch)
+        with pytest.raises(InvalidInput, match="non-public"):
+            inputs.check_params(settings, {"f": {"class": "File", "location": public.url(
+                "wf.test", "/d/moved.bam")}}, run / "inputs", fetch_remote=fetch)
+        with pytest.raises(InvalidInput, match="not available"):  # no fetcher: refused
+            inputs.check_params(settings, {"f": {"class": "File", "location": public.url(
+                "wf.test", "/d/x.bam")}}, run / "inputs")
+        local = Path(job["f"]["location"])
+        assert local == run / "fetched" / "wf.test" / "d" / "x.bam" and local.read_text() == "bam"
+        assert Path(job["f"]["secondaryFiles"][0]["location"]) == local.parent / "x.bam.bai"
+        assert internal.hits == []
+
+    def test_readable_adds_index_files_and_skips_the_run_directory(self, run, tmp_path):
+        from server.wes import service
+
+        data = tmp_path / "data"
+        data.mkdir()
+        for name in ("a.bam", "a.bam.bai", "a.bai", "ab.bam", "ref.fa", "ref.fa.fai", "ref.dict"):
+            (data / name).write_text(name)
+        (run / "inputs" / "x.txt").write_text("x")
+        target = service.write_readable(run, {str(data / "a.bam"), str(data / "ref.fa"),
+                                              str(run / "inputs" / "x.txt")}, {".bai", "^.dict"})
+        assert json.loads(target.read_text()) == sorted(
+            str(data / n) for n in ("a.bam", "a.bam.bai", "ref.fa", "ref.fa.fai", "ref.dict"))
