@@ -269,7 +269,8 @@ def list_runs(settings: Settings, db: Database, caller: Caller, page_size: int |
     wanted_tags = _tag_filter(tags)
     scope = owner
     if wanted_states or wanted_tags:
-        scope = owner + "\x00" + json.dumps([wanted_states, sorted(wanted_tags.items())])
+        filters = json.dumps([wanted_states, sorted(wanted_tags.items())]).encode()
+        scope = owner + "\x00" + hashlib.sha256(filters).hexdigest()[:16]  # tokens stay short
     last = read_token(settings, scope, page_token) if page_token else None
 
     def matches(run: WesRun) -> bool:
