@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from server.errors import InvalidInput
+from server.errors import InvalidInput, ServiceError
 from server.settings import Settings
 from server.wes import inputs as rules
 from server.wes import remote
@@ -201,6 +201,8 @@ def _label(node: Any, index: int) -> str:
 def _check_literal(scope: Scope, value: Any, base: str, where: str, input_roots: list[Path]) -> None:
     if not isinstance(value, str) or not value:
         raise scope.refuse(f"{where}: a File or Directory location must be a string")
+    if value.startswith("_:"):  # a literal (``contents:``) the engine writes itself
+        return
     parts = urlsplit(value)
     if parts.scheme in ("", "file"):
         raw = unquote(parts.path) if parts.scheme == "file" else value
@@ -319,7 +321,7 @@ def load(settings: Settings, workflow: str, workdir: Path, inputs_dir: Path, *,
     lc = _loading_context(scope)
     try:
         tool = load_tool(uri, lc)
-    except InvalidInput:
+    except ServiceError:
         raise
     except Exception as exc:  # noqa: BLE001 - the loader's own errors, wrapped or not
         if scope.refusal is not None:

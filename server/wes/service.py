@@ -28,7 +28,7 @@ from server.auth import Caller
 from server.db import Database
 from server.errors import InvalidAuthentication, InvalidInput, NotFound
 from server.settings import Settings
-from server.wes import engines, inputs, states, store
+from server.wes import engines, graph, inputs, states, store
 from server.wes.tables import WesRun, WesTask
 
 logger = logging.getLogger(__name__)
@@ -358,8 +358,6 @@ def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
     try:
         names = inputs.save_attachments(settings, inputs_dir, attachments)
         workflow = inputs.resolve_workflow(settings, workflow_url, inputs_dir, names)
-        from server.wes import graph
-
         loaded = graph.load(settings, workflow, workdir, inputs_dir)
         readable = set(loaded.readable)
         job = inputs.check_params(settings, params, inputs_dir,
