@@ -311,6 +311,7 @@ def load(settings: Settings, workflow: str, workdir: Path, inputs_dir: Path, *,
 
     Returns what the engine should run: the same path for local documents, a
     packed local copy when any document was remote."""
+    _import_cwltool()
     from cwltool.load_tool import load_tool
     from schema_salad.exceptions import ValidationException
 
@@ -370,23 +371,40 @@ def _short(exc: BaseException, scope: Scope) -> str:
     return text[:800]
 
 
-_WARM = threading.Event()
+_IMPORTED = threading.Event()
+_IMPORT_LOCK = threading.Lock()
+_WARM_STARTED = threading.Event()
+
+
+def _import_cwltool() -> None:
+    """Import cwltool and load its CWL schemas, once per process, under one lock
+    (two threads importing it at once can see a half-initialised module)."""
+    if _IMPORTED.is_set():
+        return
+    with _IMPORT_LOCK:
+        if _IMPORTED.is_set():
+            return
+        import cwltool.load_tool  # noqa: F401
+        import cwltool.pack  # noqa: F401
+        import cwltool.workflow  # noqa: F401
+        from cwltool import process
+
+        for version in ("v1.2", "v1.1", "v1.0"):
+            process.get_schema(version)
+        _IMPORTED.set()
 
 
 def warm_up() -> None:
-    """Import cwltool and its CWL schemas in the background (a few seconds once
-    per process), so that the first submission does not pay for it."""
-    if _WARM.is_set():
+    """Import cwltool in the background (a few seconds once per process), so
+    that the first submission does not pay for it."""
+    if _WARM_STARTED.is_set():
         return
-    _WARM.set()
+    _WARM_STARTED.set()
 
     def load() -> None:
         try:
-            from cwltool import process
-
-            for version in ("v1.2", "v1.1", "v1.0"):
-                process.get_schema(version)
-        except Exception:  # noqa: BLE001 - the first submission loads them instead
-            logger.exception("could not preload the CWL schemas")
+            _import_cwltool()
+        except Exception:  # noqa: BLE001 - the first submission imports it instead
+            logger.exception("could not preload cwltool")
 
     threading.Thread(target=load, name="cwl-warm-up", daemon=True).start()

@@ -494,3 +494,21 @@ class TestParamsFetchAndReadable:
                                               str(run / "inputs" / "x.txt")}, {".bai", "^.dict"})
         assert json.loads(target.read_text()) == sorted(
             str(data / n) for n in ("a.bam", "a.bam.bai", "ref.fa", "ref.fa.fai", "ref.dict"))
+
+
+def test_first_submission_while_cwltool_warms_up(tmp_path):
+    """A fresh process: the warm-up thread and the first load import cwltool at
+    the same time (without the import lock this raced into an ImportError)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "t.cwl").write_text(TOOL)
+    code = ("import sys; from pathlib import Path; from server.settings import Settings; "
+            "from server.wes import graph; graph.warm_up(); "
+            f"g = graph.load(Settings(), {str(tmp_path / 'inputs' / 't.cwl')!r}, "
+            f"Path({str(tmp_path)!r}), Path({str(tmp_path / 'inputs')!r})); print(g.workflow)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[3])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("t.cwl")
