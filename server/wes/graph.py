@@ -311,7 +311,7 @@ def load(settings: Settings, workflow: str, workdir: Path, inputs_dir: Path, *,
 
     Returns what the engine should run: the same path for local documents, a
     packed local copy when any document was remote."""
-    _import_cwltool()
+    import_cwltool()
     from cwltool.load_tool import load_tool
     from schema_salad.exceptions import ValidationException
 
@@ -376,7 +376,7 @@ _IMPORT_LOCK = threading.Lock()
 _WARM_STARTED = threading.Event()
 
 
-def _import_cwltool() -> None:
+def import_cwltool() -> None:
     """Import cwltool and load its CWL schemas, once per process, under one lock
     (two threads importing it at once can see a half-initialised module)."""
     if _IMPORTED.is_set():
@@ -403,7 +403,7 @@ def warm_up() -> None:
 
     def load() -> None:
         try:
-            _import_cwltool()
+            import_cwltool()
         except Exception:  # noqa: BLE001 - the first submission imports it instead
             logger.exception("could not preload cwltool")
 

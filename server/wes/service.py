@@ -430,6 +430,7 @@ def write_readable(workdir: Path, paths: set[str], patterns: set[str] = frozense
     Each file comes with its secondary files: the graph's literal
     ``secondaryFiles`` patterns applied to it, and its siblings that extend its
     name (``x.bam`` -> ``x.bam.bai``), as cwltool looks for them next to it."""
+    graph.import_cwltool()
     from cwltool.builder import substitute
 
     root = workdir.resolve()

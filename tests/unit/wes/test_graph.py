@@ -82,6 +82,7 @@ def unguarded(monkeypatch):
 
 def loaded_text(run: Path, workflow: str) -> str:
     """The whole loaded graph as text (what the engine would work from)."""
+    graph.import_cwltool()
     from cwltool.load_tool import load_tool
 
     scope = graph.Scope(Settings(), run / "inputs")
