@@ -156,7 +156,8 @@ def _fetcher_constructor(scope: Scope):
             parts = urlsplit(url)
             if parts.scheme == "file":
                 path = Path(unquote(parts.path)).resolve()
-                roots = scope.doc_roots + [Path(r).resolve() for r in scope.settings.wes_input_roots]
+                roots = scope.doc_roots + [Path(r).resolve()
+                                           for r in scope.settings.wes_input_roots]
                 if any(path == r or r in path.parents for r in roots):
                     return path.exists()
                 return True  # decided (refused) by the graph walk or fetch_text, never probed
@@ -198,7 +199,8 @@ def _label(node: Any, index: int) -> str:
     return str(index)
 
 
-def _check_literal(scope: Scope, value: Any, base: str, where: str, input_roots: list[Path]) -> None:
+def _check_literal(scope: Scope, value: Any, base: str, where: str,
+                   input_roots: list[Path]) -> None:
     if not isinstance(value, str) or not value:
         raise scope.refuse(f"{where}: a File or Directory location must be a string")
     if value.startswith("_:"):  # a literal (``contents:``) the engine writes itself
@@ -328,7 +330,8 @@ def load(settings: Settings, workflow: str, workdir: Path, inputs_dir: Path, *,
         if scope.refusal is not None:
             raise scope.refusal from None
         if isinstance(exc, (ValidationException, ValueError, KeyError, TypeError)):
-            raise InvalidInput(f"workflow document is not valid CWL: {_short(exc, scope)}") from None
+            raise InvalidInput(
+                f"workflow document is not valid CWL: {_short(exc, scope)}") from None
         raise InvalidInput(f"workflow document could not be loaded: {type(exc).__name__}: "
                            f"{_short(exc, scope)}") from None
     if scope.refusal is not None:  # refused somewhere the loader swallowed the error
