@@ -6,7 +6,9 @@ import flask
 
 from server.errors import ServiceError
 from server.routing import current_caller, node
-from server.wes import service
+from server.wes import graph, service
+
+graph.warm_up()  # cwltool's loader checks every submission; load it before the first
 
 FIELDS = ("workflow_params", "workflow_type", "workflow_type_version", "tags", "workflow_engine",
           "workflow_engine_version", "workflow_engine_parameters", "workflow_url")
@@ -34,8 +36,8 @@ def get_service_info():
     return service.service_info(n.settings, n.db)
 
 
-def list_runs(page_size=None, page_token=None):
-    return _audited("list", service.list_runs, page_size, page_token)
+def list_runs(page_size=None, page_token=None, state=None, tags=None):
+    return _audited("list", service.list_runs, page_size, page_token, state, tags)
 
 
 def _form() -> dict:

@@ -66,6 +66,7 @@ class Settings:
     wes_url_allowlist: tuple = ()  # hosts from which workflow_url may be fetched
     wes_max_attachments: int = 100
     wes_max_attachment_bytes: int = 10 * 1024 * 1024
+    wes_max_fetch_bytes: int = 256 * 1024 * 1024  # largest http(s) input the node fetches at submit
     wes_slurm_partition: str = ""
     wes_toil_bin: str = ""  # toil-cwl-runner; empty: <var_dir> or ./var venvs/toil, then PATH
     wes_container: str = "auto"  # auto | none | docker: auto runs --no-container without one
@@ -73,8 +74,11 @@ class Settings:
     wes_worker_slots: int = 4  # runs one `genomeport worker` executes at once
     wes_heartbeat_timeout: int = 30  # seconds without a heartbeat before a run is lost
     wes_poll_ms: int = 200  # how often an idle worker looks for queued runs
-    wes_node_callers: tuple = ()  # callers whose runs get the node's own config (beacon-load-vcf)
+    wes_node_callers: tuple = ()  # caller labels <issuer>|<sub> whose runs get the node's config
     drs_max_bulk: int = 100
+
+    def __post_init__(self) -> None:
+        _check_node_callers(self)
 
     # ----------------------------------------------------------------- derived
     @property
@@ -123,6 +127,34 @@ class Settings:
                 )
             values[name] = _coerce(name, raw)
         return cls(**values)
+
+
+def _check_node_callers(settings: "Settings") -> None:
+    """Each ``wes_node_callers`` entry is a caller label: ``<issuer>|<sub>``
+    (the issuer one of ``auth_issuers`` when any are configured), or
+    ``anonymous`` on a development node without issuers."""
+    from urllib.parse import urlsplit
+
+    issuers = {str(i.get("issuer", "")).rstrip("/") for i in settings.auth_issuers
+               if isinstance(i, dict)}
+    name = PREFIX + "WES_NODE_CALLERS"
+    for entry in settings.wes_node_callers:
+        if not isinstance(entry, str) or not entry or entry != entry.strip():
+            raise SettingsError(f"{name}: {entry!r} is not a caller label (<issuer>|<sub>)")
+        if entry == "anonymous":
+            if settings.auth_issuers:
+                raise SettingsError(f"{name}: 'anonymous' cannot use WES on a node with "
+                                    "issuers; name the caller as <issuer>|<sub>")
+            continue
+        issuer, sep, sub = entry.rpartition("|")
+        parts = urlsplit(issuer)
+        if not sep or not sub or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(
+                f"{name}: {entry!r} is not a caller label: expected <issuer>|<sub>, the token's "
+                "'iss' (an http(s) URL) and 'sub' joined by '|', or 'anonymous'")
+        if issuers and issuer.rstrip("/") not in issuers:
+            raise SettingsError(f"{name}: {entry!r} names issuer {issuer!r}, which is not one of "
+                                "GENOMEPORT_AUTH_ISSUERS")
 
 
 def _coerce(name: str, value: typing.Any) -> typing.Any:

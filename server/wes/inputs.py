@@ -9,7 +9,9 @@
   are refused;
 * File/Directory locations in ``workflow_params``: relative (inside the run's
   inputs), absolute paths under ``wes_input_roots``, ``drs://`` objects of this
-  node the caller may read, or allow-listed public ``http(s)`` URLs.
+  node the caller may read, or allow-listed public ``http(s)`` URLs (fetched
+  into the run directory at submit, see :mod:`server.wes.remote`);
+* everything the workflow document itself names: :mod:`server.wes.graph`.
 """
 
 from __future__ import annotations
@@ -181,13 +183,19 @@ FORBIDDEN_KEYS = ("$import", "$include", "$mixin", "cwl:tool")
 
 def check_params(settings: Settings, params: Any, inputs: Path,
                  resolve_drs: Callable[[str], str] | None = None,
-                 attachments: Iterable[str] = ()) -> Any:
+                 attachments: Iterable[str] = (),
+                 fetch_remote: Callable[[str], str] | None = None,
+                 readable: set[str] | None = None) -> Any:
     """Validate and normalise File/Directory locations; returns the job object.
 
     A client-side absolute path (``file:///home/me/wf/data/x.bam``) whose tail
     names an attachment (``data/x.bam``) means that attachment, as clients that
-    upload a workflow's files send their own paths."""
+    upload a workflow's files send their own paths. ``http(s)`` locations are
+    fetched now by ``fetch_remote`` (into the run directory; refused without
+    one), since nothing is fetched at run time. Server paths used under
+    ``wes_input_roots`` are added to ``readable``."""
     root = inputs.resolve()
+    readable = set() if readable is None else readable
     input_roots = [Path(r).resolve() for r in settings.wes_input_roots]
     attached = sorted(attachments, key=len, reverse=True)
 
@@ -206,7 +214,11 @@ def check_params(settings: Settings, params: Any, inputs: Path,
                 raise InvalidInput("workflow_params: drs:// inputs are not available on this node")
             return resolve_drs(value)
         if parts.scheme in ("http", "https"):
-            return check_remote_url(settings, value, what="workflow_params")
+            check_remote_url(settings, value, what="workflow_params")
+            if fetch_remote is None:
+                raise InvalidInput(f"workflow_params: {value!r}: http(s) inputs are not "
+                                   "available here")
+            return fetch_remote(value)
         if parts.scheme == "file" or value.startswith("/"):
             from urllib.parse import unquote
 
@@ -218,6 +230,7 @@ def check_params(settings: Settings, params: Any, inputs: Path,
             if not any(path == r or r in path.parents for r in input_roots):
                 raise InvalidInput(
                     f"workflow_params: {value!r} is outside the directories inputs may read")
+            readable.add(str(path))
             return str(path)
         if parts.scheme and len(parts.scheme) > 1:
             raise InvalidInput(f"workflow_params: scheme {parts.scheme!r} is not allowed")

@@ -28,7 +28,7 @@ from server.auth import Caller
 from server.db import Database
 from server.errors import InvalidAuthentication, InvalidInput, NotFound
 from server.settings import Settings
-from server.wes import engines, inputs, states, store
+from server.wes import engines, graph, inputs, states, store
 from server.wes.tables import WesRun, WesTask
 
 logger = logging.getLogger(__name__)
@@ -202,8 +202,8 @@ def service_info(settings: Settings, db: Database) -> dict:
     for name, cls in engines.ENGINES.items():
         engine = cls(settings)
         if engine.available():
-            available[name] = engine.version()
-            defaults += [{**p, "name": f"{name}:{p['name']}"} for p in engine.default_parameters()]
+            available[name] = {"workflow_engine_version": [engine.version()]}
+            defaults += engine_parameters(engine)
     info.update({
         "workflow_type_versions": {
             t: {"workflow_type_version": list(v)} for t, v in engines.WORKFLOW_TYPE_VERSIONS.items()},
@@ -219,21 +219,90 @@ def service_info(settings: Settings, db: Database) -> dict:
     return info
 
 
+def engine_parameters(engine: engines.Engine) -> list[dict]:
+    """An engine's accepted ``workflow_engine_parameters``, as service-info lists
+    them: the very names submit accepts, defaults written as JSON."""
+    out = []
+    for name, p in engine.params.items():
+        if p.kind == "flag":
+            kind = "boolean"
+        elif isinstance(p.default, int) or _takes_int(p):
+            kind = "integer"
+        else:
+            kind = "string"
+        default = "" if p.default is None else _text(p.default)
+        out.append({"name": name, "type": kind, "default_value": default,
+                    "workflow_engine": engine.name})
+    return out
+
+
+def _takes_int(p) -> bool:
+    try:
+        value = p.check("1")
+    except (ValueError, TypeError):
+        return False
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+LIST_SCAN = 500  # rows read per query when a tag filter applies
+
+
+def _tag_filter(tags) -> dict[str, str | None]:
+    wanted: dict[str, str | None] = {}
+    for item in ([tags] if isinstance(tags, str) else list(tags or [])):
+        if not isinstance(item, str) or not item:
+            raise InvalidInput("tags: each filter is key:value or key")
+        key, sep, value = item.partition(":")
+        wanted[key] = value if sep else None
+    return wanted
+
+
 def list_runs(settings: Settings, db: Database, caller: Caller, page_size: int | None = None,
-              page_token: str | None = None) -> dict:
+              page_token: str | None = None, state=None, tags=None) -> dict:
+    """The caller's runs, newest first; optionally only those in ``state`` (one
+    or several) and carrying every tag of ``tags`` (``key:value`` or ``key``).
+    A page token belongs to its caller and its filters."""
     owner = require_caller(settings, caller)
     size = DEFAULT_PAGE if page_size is None else int(page_size)
     if not 1 <= size <= MAX_PAGE:
         raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE}")
-    q = sa.select(WesRun).where(WesRun.owner == owner)
-    if page_token:
-        q = q.where(WesRun.pk < read_token(settings, owner, page_token))
-    with db.session() as s:
-        rows = list(s.scalars(q.order_by(WesRun.pk.desc()).limit(size + 1)))
-    more = len(rows) > size
-    rows = rows[:size]
-    return {"runs": [run_summary(r) for r in rows],
-            "next_page_token": make_token(settings, owner, rows[-1].pk) if more else ""}
+    wanted_states = sorted(set([state] if isinstance(state, str) else list(state or [])))
+    unknown = [s for s in wanted_states if s not in states.ALL and s != states.UNKNOWN]
+    if unknown:
+        raise InvalidInput(f"state: unknown state {unknown[0]!r}")
+    wanted_tags = _tag_filter(tags)
+    scope = owner
+    if wanted_states or wanted_tags:
+        filters = json.dumps([wanted_states, sorted(wanted_tags.items())]).encode()
+        scope = owner + "\x00" + hashlib.sha256(filters).hexdigest()[:16]  # tokens stay short
+    last = read_token(settings, scope, page_token) if page_token else None
+
+    def matches(run: WesRun) -> bool:
+        have = run.tags or {}
+        return all(k in have and (v is None or have[k] == v) for k, v in wanted_tags.items())
+
+    found: list[WesRun] = []
+    batch_size = LIST_SCAN if wanted_tags else size + 1
+    while len(found) <= size:
+        q = sa.select(WesRun).where(WesRun.owner == owner)
+        if wanted_states:
+            q = q.where(WesRun.state.in_(wanted_states))
+        if last is not None:
+            q = q.where(WesRun.pk < last)
+        with db.session() as s:
+            batch = list(s.scalars(q.order_by(WesRun.pk.desc()).limit(batch_size)))
+        for run in batch:
+            last = run.pk
+            if matches(run):
+                found.append(run)
+                if len(found) > size:
+                    break
+        if len(batch) < batch_size:
+            break
+    more = len(found) > size
+    found = found[:size]
+    return {"runs": [run_summary(r) for r in found],
+            "next_page_token": make_token(settings, scope, found[-1].pk) if more else ""}
 
 
 def _json_field(form: dict, name: str, default: Any, kind: type) -> Any:
@@ -279,6 +348,12 @@ def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
     engine_params = engine.check_params(
         _json_field(form, "workflow_engine_parameters", {}, dict))
     workflow_url = form.get("workflow_url")
+    engine_version = form.get("workflow_engine_version")
+    if engine_version not in (None, ""):
+        have = engine.version()
+        if str(engine_version) != have:
+            raise InvalidInput(f"workflow_engine_version {engine_version!r} is not available "
+                               f"for {engine.name} (this node runs {have})")
 
     run_id = str(uuid.uuid4())
     workdir = settings.effective_wes_work_dir / run_id
@@ -287,32 +362,109 @@ def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
     try:
         names = inputs.save_attachments(settings, inputs_dir, attachments)
         workflow = inputs.resolve_workflow(settings, workflow_url, inputs_dir, names)
+        loaded = graph.load(settings, workflow, workdir, inputs_dir)
+        readable = set(loaded.readable)
         job = inputs.check_params(settings, params, inputs_dir,
-                                  resolve_drs=resolve_drs or drs_resolver(settings, db, caller),
-                                  attachments=names)
+                                  resolve_drs=resolve_drs or drs_resolver(settings, db, caller,
+                                                                          readable),
+                                  attachments=names,
+                                  fetch_remote=remote_fetcher(settings, workdir),
+                                  readable=readable)
         (workdir / "job.json").write_text(json.dumps(job), "utf-8")
+        write_readable(workdir, readable, loaded.patterns)
         request = {
             "workflow_params": params, "workflow_type": wtype,
             "workflow_type_version": version, "tags": tags,
             "workflow_engine": engine.name,
-            "workflow_engine_parameters": {k: str(v) for k, v in engine_params.items()},
+            "workflow_engine_parameters": {k: _text(v) for k, v in engine_params.items()},
             "workflow_url": workflow_url,
         }
-        if form.get("workflow_engine_version"):
-            request["workflow_engine_version"] = str(form["workflow_engine_version"])
+        if engine_version:
+            request["workflow_engine_version"] = str(engine_version)
         store.create_run(db, id=run_id, owner=owner, request=request, tags=tags,
                          engine=engine.name, engine_params=engine_params,
-                         workdir=str(workdir), workflow=workflow)
+                         workdir=str(workdir), workflow=loaded.workflow)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     return {"run_id": run_id}
 
 
-def drs_resolver(settings: Settings, db: Database, caller: Caller):
-    """``drs://<this node>/<id>`` -> the registered file's local path, for a
-    caller allowed to read it (401/403/404 otherwise, audited by DRS)."""
+def _text(value: Any) -> str:
+    """A parameter value as a WES string: strings as they are, booleans and
+    numbers in their JSON spelling (``true``, ``60``), never Python's."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def remote_fetcher(settings: Settings, workdir: Path):
+    """Fetch an ``http(s)`` input into ``<run>/fetched/<host>/<path>`` (siblings
+    stay siblings, so an index fetched beside its file is found by pattern)."""
+    from urllib.parse import unquote, urlsplit
+
+    from server.wes import remote
+
+    def fetch(url: str) -> str:
+        parts = urlsplit(url)
+        rel = unquote(parts.path).strip("/") or "index"
+        try:
+            name = inputs.check_attachment_name(rel)
+        except InvalidInput:
+            raise InvalidInput(f"workflow_params: {url!r}: unsafe path for a local copy") from None
+        target = (workdir / "fetched" / (parts.hostname or "host")).joinpath(*name.parts)
+        if target.is_file():
+            return str(target)
+        _, body = remote.fetch(settings, url, what="workflow_params",
+                               limit=settings.wes_max_fetch_bytes)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+        except OSError:
+            raise InvalidInput(f"workflow_params: {url!r} clashes with another fetched input") from None
+        with os.fdopen(fd, "wb") as out:
+            out.write(body)
+        return str(target)
+
+    return fetch
+
+
+def write_readable(workdir: Path, paths: set[str], patterns: set[str] = frozenset()) -> Path:
+    """``<run>/readable.json``: the server paths outside the run directory this
+    run may read (the sandbox mounts exactly these, read-only).
+
+    Each file comes with its secondary files: the graph's literal
+    ``secondaryFiles`` patterns applied to it, and its siblings that extend its
+    name (``x.bam`` -> ``x.bam.bai``), as cwltool looks for them next to it."""
+    graph.import_cwltool()
+    from cwltool.builder import substitute
+
+    root = workdir.resolve()
+    out: set[str] = set()
+    for raw in paths:
+        path = Path(raw).resolve()
+        if path == root or root in path.parents:
+            continue
+        out.add(str(path))
+        if not path.is_file():
+            continue
+        extra = {path.parent / substitute(path.name, p.rstrip("?")) for p in patterns}
+        try:
+            extra |= {p for p in path.parent.iterdir() if p.name.startswith(path.name + ".")}
+        except OSError:
+            pass
+        out |= {str(p) for p in extra if p.exists() and not (p == root or root in p.parents)}
+    target = workdir / "readable.json"
+    target.write_text(json.dumps(sorted(out), indent=1), "utf-8")
+    return target
+
+
+def drs_resolver(settings: Settings, db: Database, caller: Caller, readable: set[str] | None = None):
+    """``drs://<this node>/<id>`` -> the local path of a registered file or of
+    one of the caller's own WES outputs (``wes~<hex>``), for a caller allowed to
+    read it (401/403 otherwise, audited by DRS; 404 for an object that does not
+    exist or is another caller's). The file and its index join ``readable``."""
     from urllib.parse import urlsplit
+
+    readable = set() if readable is None else readable
 
     def resolve(uri: str) -> str:
         try:
@@ -325,14 +477,19 @@ def drs_resolver(settings: Settings, db: Database, caller: Caller):
             raise InvalidInput(f"workflow_params: {uri!r} is not an object of this node")
         obj = drs_resolve(DrsContext(settings, db, caller), parts.path.lstrip("/"),
                           action="wes-input")
+        extra = []
         if obj.kind == "file":
             location = obj.file.location
+            extra = [obj.file.index_location] if obj.file.index_location else []
         elif obj.kind == "index":
             location = obj.file.index_location
+        elif obj.kind == "wes":
+            location = obj.wes.location
         else:
             raise InvalidInput(f"workflow_params: {uri!r} is not a single file")
         if "://" in location:
             raise InvalidInput(f"workflow_params: {uri!r} is not on this node's file system")
+        readable.update([location, *(e for e in extra if "://" not in e)])
         return location
 
     return resolve

@@ -79,7 +79,7 @@ class TestGetServiceInfo:
         assert "cwltool" in info["workflow_engine_versions"]
         assert set(info["system_state_counts"]) >= {"QUEUED", "RUNNING", "COMPLETE"}
         assert info["auth_instructions_url"].startswith("http")
-        assert all(":" in p["name"] for p in info["default_workflow_engine_parameters"])
+        assert all(":" not in p["name"] for p in info["default_workflow_engine_parameters"])
 
 
 class TestRunWorkflow:
@@ -146,8 +146,16 @@ class TestRunWorkflow:
         assert run_count(client, alice) == 0 and workdirs(settings) == []
 
     def test_relative_url_with_fragment_returns_200(self, client, alice, db):
-        resp = submit(client, alice, workflow_url="sub/two.cwl#main", files=attach("sub/two.cwl"))
+        with_main = TWO_STEP.replace("class: Workflow\n", "class: Workflow\nid: main\n")
+        resp = submit(client, alice, workflow_url="sub/two.cwl#main",
+                      files=attach("sub/two.cwl", with_main))
         assert resp.status_code == 200, resp.text
+
+    def test_fragment_naming_nothing_in_the_document_returns_400(self, client, alice, settings):
+        resp = submit(client, alice, workflow_url="two.cwl#nope")
+        assert_error(resp, 400)
+        assert "#nope" in resp.json()["msg"]
+        assert run_count(client, alice) == 0 and workdirs(settings) == []
 
     def test_fields_sent_as_file_parts_returns_200(self, client, alice):
         files = attach() + [(k, (k, io.BytesIO(v.encode()), "application/octet-stream"))
@@ -309,3 +317,203 @@ class TestDrsInputs:
             params = json.dumps({"bam": {"class": "File", "location": loc}})
             assert_error(submit(client, alice, workflow_params=params), status)
         assert run_count(client, alice) == 0 and workdirs(settings) == []
+
+
+# ------------------------------------------------------------ WES conformance
+class TestServiceInfoConformance:
+    def test_engine_versions_in_the_wes_1_1_shape(self, client):
+        from importlib.metadata import version
+
+        info = client.get(f"{BASE}/service-info").json()
+        assert info["workflow_engine_versions"]["cwltool"] == {
+            "workflow_engine_version": [version("cwltool")]}
+        assert all(set(v) == {"workflow_engine_version"} and isinstance(v["workflow_engine_version"], list)
+                   for v in info["workflow_engine_versions"].values())
+
+    def test_listed_parameter_names_and_defaults_are_accepted_by_submit(self, client, alice):
+        params = client.get(f"{BASE}/service-info").json()["default_workflow_engine_parameters"]
+        cwltool = [p for p in params if p["workflow_engine"] == "cwltool"]
+        assert {p["name"] for p in cwltool} >= {"parallel", "on-error", "eval-timeout"}
+        by_name = {p["name"]: p for p in cwltool}
+        assert by_name["parallel"] == {"name": "parallel", "type": "boolean", "default_value": "false",
+                                       "workflow_engine": "cwltool"}
+        assert by_name["eval-timeout"]["default_value"] == "60"
+        assert by_name["eval-timeout"]["type"] == "integer"
+        assert by_name["on-error"] == {"name": "on-error", "type": "string", "default_value": "stop",
+                                       "workflow_engine": "cwltool"}
+        for p in params:  # booleans and numbers written as JSON, never Python's True/None
+            if p["type"] in ("boolean", "integer") and p["default_value"]:
+                assert isinstance(json.loads(p["default_value"]), bool if p["type"] == "boolean" else int)
+            assert p["default_value"] not in ("True", "False", "None")
+        sent = {p["name"]: (p["default_value"] if p["type"] == "string" else json.loads(p["default_value"]))
+                for p in cwltool if p["default_value"]}
+        resp = submit(client, alice, workflow_engine="cwltool",
+                      workflow_engine_parameters=json.dumps(sent))
+        assert resp.status_code == 200, resp.text
+        log = client.get(f"{BASE}/runs/{resp.json()['run_id']}", headers=alice).json()
+        assert log["request"]["workflow_engine_parameters"]["parallel"] == "false"
+
+    def test_unsupported_engine_version_returns_400(self, client, alice, settings):
+        from importlib.metadata import version
+
+        for bad in ("0.0.1", "nonsense", "1.0.20180302231433"):
+            assert_error(submit(client, alice, workflow_engine_version=bad), 400)
+        assert run_count(client, alice) == 0 and workdirs(settings) == []
+        ok = submit(client, alice, workflow_engine_version=version("cwltool"))
+        assert ok.status_code == 200, ok.text
+
+
+class TestListFilters:
+    def test_filter_by_state(self, client, alice, settings, db):
+        done = submit(client, alice).json()["run_id"]
+        Worker(settings, db).run_forever(max_runs=1)
+        queued = {submit(client, alice).json()["run_id"] for _ in range(3)}
+        canceled = submit(client, alice).json()["run_id"]
+        client.post(f"{BASE}/runs/{canceled}/cancel", headers=alice)
+
+        def ids(**params):
+            body = client.get(f"{BASE}/runs", params=params, headers=alice)
+            assert body.status_code == 200, body.text
+            return {r["run_id"] for r in body.json()["runs"]}
+
+        assert ids(state="COMPLETE") == {done}
+        assert ids(state="QUEUED") == queued
+        assert ids(state=["COMPLETE", "CANCELED"]) == {done, canceled}
+        assert_error(client.get(f"{BASE}/runs", params={"state": "DONE"}, headers=alice), 400)
+
+    def test_filter_by_tags_with_pages(self, client, alice, bob):
+        tagged = [submit(client, alice, tags=json.dumps({"project": "p1", "n": str(i)})).json()["run_id"]
+                  for i in range(5)]
+        for _ in range(4):  # interleaved runs that do not match
+            submit(client, alice, tags=json.dumps({"project": "p2"}))
+        submit(client, bob, tags=json.dumps({"project": "p1"}))
+        seen, token = [], None
+        while True:
+            params = {"page_size": 2, "tags": "project:p1", **({"page_token": token} if token else {})}
+            body = client.get(f"{BASE}/runs", params=params, headers=alice).json()
+            assert all(r["tags"]["project"] == "p1" for r in body["runs"])
+            seen += [r["run_id"] for r in body["runs"]]
+            token = body["next_page_token"]
+            if not token:
+                break
+        assert seen == list(reversed(tagged))  # newest first, each once, only alice's
+        both = client.get(f"{BASE}/runs", params=[("tags", "project:p1"), ("tags", "n:3")],
+                          headers=alice).json()["runs"]
+        assert [r["run_id"] for r in both] == [tagged[3]]
+        any_value = client.get(f"{BASE}/runs", params={"tags": "n"}, headers=alice).json()["runs"]
+        assert len(any_value) == 5
+
+    def test_page_token_is_bound_to_its_filters(self, client, alice):
+        for _ in range(3):
+            submit(client, alice, tags=json.dumps({"project": "p1"}))
+        token = client.get(f"{BASE}/runs", params={"page_size": 1, "tags": "project:p1"},
+                           headers=alice).json()["next_page_token"]
+        assert token
+        assert_error(client.get(f"{BASE}/runs", params={"page_token": token}, headers=alice), 400)
+        assert_error(client.get(f"{BASE}/runs", params={"page_token": token, "tags": "project:p2"},
+                                headers=alice), 400)
+        ok = client.get(f"{BASE}/runs", params={"page_token": token, "tags": "project:p1"},
+                        headers=alice)
+        assert ok.status_code == 200 and len(ok.json()["runs"]) == 2
+
+
+CAT = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: cat
+inputs:
+  f: {type: File, inputBinding: {position: 1}}
+outputs:
+  out: stdout
+stdout: copy.txt
+"""
+
+
+class TestOwnOutputsAsInputs:
+    def test_own_wes_output_is_an_input_of_the_next_run(self, client, alice, bob, settings, db):
+        first = submit(client, alice).json()["run_id"]
+        Worker(settings, db).run_forever(max_runs=1)
+        out = client.get(f"{BASE}/runs/{first}", headers=alice).json()["outputs"]["out"]
+        assert out["drs_uri"].startswith("drs://127.0.0.1/wes~")
+        params = json.dumps({"f": {"class": "File", "location": out["drs_uri"]}})
+        # another caller may not use it: 404 as for DRS itself, and no run
+        assert_error(submit(client, bob, files=attach("cat.cwl", CAT), workflow_url="cat.cwl",
+                            workflow_params=params), 404)
+        assert run_count(client, bob) == 0
+        resp = submit(client, alice, files=attach("cat.cwl", CAT), workflow_url="cat.cwl",
+                      workflow_params=params)
+        assert resp.status_code == 200, resp.text
+        second = resp.json()["run_id"]
+        workdir = settings.effective_wes_work_dir / second
+        first_out = str(settings.effective_wes_work_dir / first / "outputs" / "count.txt")
+        assert json.loads((workdir / "job.json").read_text())["f"]["location"] == first_out
+        assert json.loads((workdir / "readable.json").read_text()) == [first_out]
+        Worker(settings, db).run_forever(max_runs=1)
+        log = client.get(f"{BASE}/runs/{second}", headers=alice).json()
+        assert log["state"] == "COMPLETE", log["run_log"]["system_logs"]
+        copied = client.get(log["outputs"]["out"]["location"].removeprefix(settings.public_url))
+        assert copied.text.split()[0] == "6"
+
+
+class TestReadable:
+    def test_readable_lists_input_roots_paths_and_their_index(self, client, alice, settings, tmp_path):
+        from server.wes import inputs as wes_inputs
+
+        seed = Path(__file__).resolve().parents[2] / "seed_data"
+        app_settings = settings.with_overrides(wes_input_roots=(str(seed),))
+        from server.app import create_app
+
+        with create_app(app_settings, migrate=False).test_client() as c:
+            params = json.dumps({"alignments": {"class": "File", "path": str(seed / "DK0001.bam")}})
+            resp = submit(c, alice, files=attach("notes.txt", "x"), workflow_url="alignment-qc",
+                          workflow_params=params)
+            assert resp.status_code == 200, resp.text
+        readable = json.loads((settings.effective_wes_work_dir / resp.json()["run_id"]
+                               / "readable.json").read_text())
+        shipped = str(wes_inputs.shipped_workflows()["alignment-qc"].parent)
+        assert readable == sorted([str(seed / "DK0001.bam"), str(seed / "DK0001.bam.bai"), shipped])
+        assert not any(p.startswith(str(settings.effective_wes_work_dir)) for p in readable)
+        assert not any("signing.key" in p or p.startswith(str(settings.var_dir)) for p in readable)
+
+
+def node_key(settings) -> Path:
+    """``<var_dir>/signing.key`` as a node that generated its key has it."""
+    key = Path(settings.var_dir).resolve() / "signing.key"
+    if not key.exists():
+        key.write_text(os.urandom(32).hex())
+    return key
+
+
+class TestDocumentInputs:
+    """The rules of workflow_params apply inside the attached documents too."""
+
+    def test_default_file_at_a_server_path_returns_400(self, client, alice, settings):
+        key = node_key(settings)
+        text = CAT.replace("inputs:\n  f: {type: File, inputBinding: {position: 1}}",
+                           f"inputs:\n  f:\n    type: File\n    inputBinding: {{position: 1}}\n"
+                           f"    default: {{class: File, location: {key}}}")
+        resp = submit(client, alice, files=attach("cat.cwl", text), workflow_url="cat.cwl",
+                      workflow_params="{}")
+        assert_error(resp, 400)
+        assert str(key) in resp.json()["msg"] and "cat.cwl" in resp.json()["msg"]
+        assert run_count(client, alice) == 0 and workdirs(settings) == []
+
+    def test_without_the_graph_check_the_same_default_leaks_the_key(self, client, alice, settings,
+                                                                    db, monkeypatch):
+        """The protection switched off: the same document runs and its output is
+        the node's signing key (what the check above prevents)."""
+        from server.wes import graph
+
+        key = node_key(settings)
+        text = CAT.replace("inputs:\n  f: {type: File, inputBinding: {position: 1}}",
+                           f"inputs:\n  f:\n    type: File\n    inputBinding: {{position: 1}}\n"
+                           f"    default: {{class: File, location: {key}}}")
+        monkeypatch.setattr(graph, "check_literals", lambda *a, **k: None)
+        resp = submit(client, alice, files=attach("cat.cwl", text), workflow_url="cat.cwl",
+                      workflow_params="{}")
+        assert resp.status_code == 200, resp.text
+        Worker(settings, db).run_forever(max_runs=1)
+        log = client.get(f"{BASE}/runs/{resp.json()['run_id']}", headers=alice).json()
+        assert log["state"] == "COMPLETE", log["run_log"]["system_logs"]
+        leaked = client.get(log["outputs"]["out"]["location"].removeprefix(settings.public_url))
+        assert leaked.content == key.read_bytes()

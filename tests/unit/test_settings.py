@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from server.settings import Settings, SettingsError
@@ -44,3 +46,40 @@ def test_settings_are_frozen():
     s = Settings()
     with pytest.raises(Exception):
         s.port = 1  # type: ignore[misc]
+
+
+NODE_CALLER_ERRORS = ["alice", "", " https://idp.example|alice", "https://idp.example|",
+                      "idp.example|alice", "|alice", "ftp://idp.example|alice"]
+
+
+@pytest.mark.parametrize("entry", NODE_CALLER_ERRORS)
+def test_node_callers_must_be_caller_labels(entry):
+    with pytest.raises(SettingsError, match="WES_NODE_CALLERS"):
+        Settings(wes_node_callers=(entry,))
+    with pytest.raises(SettingsError, match="WES_NODE_CALLERS"):
+        Settings.from_env({"GENOMEPORT_WES_NODE_CALLERS": json.dumps([entry])})
+
+
+def test_node_caller_labels_accepted_and_checked_against_issuers():
+    assert Settings(wes_node_callers=("https://idp.example|alice", "anonymous")).wes_node_callers
+    issuers = ({"issuer": "https://idp.example", "jwks_uri": "https://idp.example/jwks"},)
+    assert Settings(auth_issuers=issuers, wes_node_callers=("https://idp.example|svc-loader",))
+    with pytest.raises(SettingsError, match="not one of"):
+        Settings(auth_issuers=issuers, wes_node_callers=("https://other.example|svc",))
+    with pytest.raises(SettingsError, match="anonymous"):
+        Settings(auth_issuers=issuers, wes_node_callers=("anonymous",))
+
+
+def test_malformed_node_caller_stops_the_node_at_start_up(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+    env.update(GENOMEPORT_VAR_DIR=str(tmp_path), GENOMEPORT_WES_NODE_CALLERS='["alice"]')
+    for command in (["serve"], ["worker"]):
+        proc = subprocess.run([sys.executable, "-m", "server.cli", *command], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1
+        assert "configuration error" in proc.stderr and "'alice' is not a caller label" in proc.stderr
+        assert "<issuer>|<sub>" in proc.stderr
