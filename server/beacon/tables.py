@@ -182,3 +182,18 @@ class BeaconOntologyClosure(Base):
     ancestor: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     descendant: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     ontology: Mapped[str] = mapped_column(sa.String(32), index=True)
+
+
+class BeaconBudget(Base):
+    """Queries one caller has made about one dataset, in the current UTC minute
+    and day (``server.beacon.budget``): one row per (caller, dataset), shared by
+    every worker of the node."""
+
+    __tablename__ = "beacon_budgets"
+
+    caller: Mapped[str] = mapped_column(sa.String(256), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    minute: Mapped[int] = mapped_column(sa.BigInteger)  # UTC minutes since the epoch
+    minute_n: Mapped[int] = mapped_column(sa.Integer)
+    day: Mapped[int] = mapped_column(sa.Integer, index=True)  # UTC days since the epoch
+    day_n: Mapped[int] = mapped_column(sa.Integer)
