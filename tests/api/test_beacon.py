@@ -544,6 +544,9 @@ class TestPrivacy:
         validate_response(body, "g_variants")
 
     def test_count_tier_counts_are_rounded_returns_200(self, client, kit, node):
+        # Below the record tier only alleles with >= threshold carriers count (the
+        # people rule of server.beacon.tiers), so the count is that of bcftools'
+        # SNPs with enough carriers, rounded; no longer every matching row.
         token = kit.registered()
         headers = {"Authorization": f"Bearer {token}"}
         r = client.get(BASE + "/g_variants", params={"variantType": "SNP", "datasetIds": "ctl",
@@ -555,18 +558,34 @@ class TestPrivacy:
         n = body["responseSummary"]["numTotalResults"]
         assert n % node.settings.beacon_count_rounding == 0 and n > 0
         assert body["responseSummary"]["countPrecision"] == "rounded"
+        _, rows = variants_of(SEED / "cohort.vcf.gz")
+        snps = [r for r in rows if not r[4].startswith("<")
+                and [len(x) for x in _trim(r[3], r[4])] == [1, 1]]
+        visible = sum(1 for r in snps if len(r[5]) >= node.settings.beacon_count_threshold)
+        assert 0 < visible < len(snps)
+        from server.beacon.tiers import round_count
+
+        assert n == round_count(visible, node.settings)
         exact = client.get(BASE + "/g_variants", params={
             "variantType": "SNP", "datasetIds": "demo", "requestedGranularity": "count"}).json()
-        assert abs(count(exact) - n) <= node.settings.beacon_count_rounding / 2
+        assert count(exact) == len(snps)  # the public copy: every SNP, exact
         again = client.get(BASE + "/g_variants", params={
             "variantType": "SNP", "datasetIds": "ctl", "requestedGranularity": "record"},
             headers=headers).json()
         assert again["responseSummary"] == body["responseSummary"]
 
-    def test_mixed_tiers_never_claim_more_returns_200(self, client):
+    def test_mixed_tiers_each_dataset_at_its_own_tier_returns_200(self, client):
+        # Each dataset answers at its own tier: the public copy gives its records,
+        # the controlled one only its boolean; the summary stays boolean (no total).
         body = get_and_post(client, "/individuals", {}, granularity="record",
-                            datasetIds="demo,ctl")
-        assert body["meta"]["returnedGranularity"] == "boolean"
+                            datasetIds="demo,ctl", includeResultsetResponses="ALL")
+        assert body["meta"]["returnedGranularity"] == "record"
+        assert "numTotalResults" not in body["responseSummary"]
+        sets = body["response"]["resultSets"]
+        assert [rs["id"] for rs in sets] == ["demo"]
+        assert sets[0]["info"]["returnedGranularity"] == "record" and sets[0]["results"]
+        assert body["info"]["booleanResultSets"] == [
+            {"id": "ctl", "setType": "dataset", "exists": True}]
 
     def test_rejected_token_returns_401(self, client, kit):
         r = client.get(BASE + "/g_variants", params={"variantType": "SNP"},
@@ -585,17 +604,19 @@ class TestPrivacy:
         assert "carriers" not in json.dumps(row.query)
 
 
-def test_rate_limit_returns_429(settings, db):
+def test_budget_exhausted_returns_429(settings, db):
     from server.app import create_app
-    from server.beacon.service import RATE_LIMITER
 
-    RATE_LIMITER.reset()
     app = create_app(settings.with_overrides(beacon_rate_per_minute=2))
     with app.test_client() as c:
         codes = [c.get(BASE + "/individuals").status_code for _ in range(4)]
-        assert codes[:2] == [200, 200] and 429 in codes
+        assert codes[:2] == [200, 200] and codes[2:] == [429, 429]
         r = c.get(BASE + "/individuals")
         validate_error(r.json())
         assert r.json()["error"]["errorCode"] == 429
-    RATE_LIMITER.reset()
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+    with db.session() as s:
+        refused = s.execute(sa.select(AuditEvent).where(AuditEvent.outcome == "refused")).scalars().all()
+    assert len(refused) == 3 and {e.status for e in refused} == {429}
+    assert refused[0].query["budget"]["window"] == "minute"
     app.app.extensions["genomeport"].db.dispose()
