@@ -29,7 +29,8 @@ from server.beacon.budget import limits as budget_limits
 from server.beacon.engine import ENTRY_TYPES, variant_id
 from server.beacon.refs import refseq_accession
 from server.beacon.request import API_VERSION, BeaconRequest
-from server.beacon.tiers import (BOOLEAN, COUNT, NAMES, ORDER, RECORD, adjust, min_people,  # noqa: F401
+from server.beacon.tiers import adjust  # noqa: F401 - kept importable from here
+from server.beacon.tiers import (BOOLEAN, COUNT, NAMES, ORDER, RECORD, min_people,
                                  person_scoped, rule_text, shown_count)
 from server.beacon.tables import (BeaconAnnotation, BeaconOntologyTerm, BeaconRecord,
                                   BeaconRecordTerm, BeaconRecordValue)

@@ -616,7 +616,8 @@ def test_budget_exhausted_returns_429(settings, db):
         assert r.json()["error"]["errorCode"] == 429
         assert 1 <= int(r.headers["Retry-After"]) <= 60
     with db.session() as s:
-        refused = s.execute(sa.select(AuditEvent).where(AuditEvent.outcome == "refused")).scalars().all()
+        refused = s.execute(sa.select(AuditEvent).where(
+            AuditEvent.outcome == "refused")).scalars().all()
     assert len(refused) == 3 and {e.status for e in refused} == {429}
     assert refused[0].query["budget"]["window"] == "minute"
     app.app.extensions["genomeport"].db.dispose()
