@@ -587,6 +587,24 @@ class TestPrivacy:
         assert body["info"]["booleanResultSets"] == [
             {"id": "ctl", "setType": "dataset", "exists": True}]
 
+    def test_both_layers_close_the_per_person_oracle_returns_200(self, client, monkeypatch):
+        # /individuals/{id}/g_variants at the boolean tier (anonymous, controlled "ctl").
+        # Two layers keep it from telling whether a named person carries variants:
+        # the per-person guard, and beneath it the people rule (one person never
+        # reaches the threshold). Only with both switched off does the oracle return.
+        from server.beacon import service
+
+        def answer(person):
+            return client.get(BASE + f"/individuals/{person}/g_variants", params={
+                "referenceName": "chr1", "start": "0", "end": "100000000",
+                "datasetIds": "ctl"}).json()["responseSummary"]["exists"]
+
+        assert answer("DKP0001") is answer("NOPE") is False
+        monkeypatch.setattr(service, "person_scoped", lambda req: False)
+        assert answer("DKP0001") is answer("NOPE") is False  # the people rule alone
+        monkeypatch.setattr(service, "min_people", lambda settings, tier: 0)
+        assert answer("DKP0001") is True and answer("NOPE") is False  # the old oracle
+
     def test_rejected_token_returns_401(self, client, kit):
         r = client.get(BASE + "/g_variants", params={"variantType": "SNP"},
                        headers={"Authorization": "Bearer not-a-token"})
