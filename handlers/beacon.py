@@ -67,7 +67,8 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
     with n.db.session() as session:
         if session.get_bind().dialect.name == "postgresql":
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        def spend(tiers):
+
+        def spend(tiers):  # the caller's budget for these datasets, before any is read
             budget.spend(session, settings, key, tiers)
 
         try:

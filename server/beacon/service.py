@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from server.auth import Caller, beacon_granularity
+from server.auth import Caller, beacon_granularity, beacon_resolves_people
 from server.beacon import engine
 from server.beacon.budget import limits as budget_limits
 from server.beacon.engine import ENTRY_TYPES, variant_id
@@ -423,7 +423,7 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest, *,
     results, total, any_adjusted = [], 0, False
     for d in datasets:
         tier = tiers[d.id]
-        if tier != RECORD and scoped:
+        if scoped and not beacon_resolves_people(tier):
             m = engine.Matches(0, [])  # as if the id did not exist (no per-person oracle)
         else:
             m = engine.evaluate(ctx, req, d.id, loads.get(d.id, []), genomic,
