@@ -56,7 +56,7 @@ class Settings:
     beacon_name: str = "genomeport Beacon"
     beacon_max_limit: int = 1000
     beacon_default_limit: int = 10
-    beacon_count_threshold: int = 5  # below-record tiers: counts under this report 0
+    beacon_count_threshold: int = 5  # below record: carriers an allele needs; counts under: 0
     beacon_count_rounding: int = 10  # below-record tiers: other counts rounded to this
     beacon_rate_per_minute: int = 120  # per caller and dataset per UTC minute (0: unlimited)
     beacon_rate_per_day: int = 5000  # per caller and dataset per UTC day (0: unlimited)

@@ -605,6 +605,27 @@ class TestPrivacy:
         monkeypatch.setattr(service, "min_people", lambda settings, tier: 0)
         assert answer("DKP0001") is True and answer("NOPE") is False  # the old oracle
 
+    def test_no_dataset_ids_each_dataset_at_its_own_tier_returns_200(self, client, node):
+        # no datasetIds: every dataset with data answers, the public ones exactly,
+        # the controlled one at the boolean tier; no total in the summary
+        body = get_and_post(client, "/g_variants", {"variantType": "SNP"},
+                            includeResultsetResponses="ALL")
+        sets = {rs["id"]: rs for rs in body["response"]["resultSets"]}
+        assert set(sets) == {"kg", "demo", "ann"}
+        assert all(rs["info"]["returnedGranularity"] == "count" and
+                   rs["info"]["countPrecision"] == "exact" for rs in sets.values())
+        exact = get_and_post(client, "/g_variants", {"variantType": "SNP"}, datasetIds="demo")
+        assert sets["demo"]["resultsCount"] == count(exact)
+        assert [b["id"] for b in body["info"]["booleanResultSets"]] == ["ctl"]
+        assert body["meta"]["returnedGranularity"] == "boolean"
+        assert "numTotalResults" not in body["responseSummary"]
+
+    def test_configuration_states_the_rule_returns_200(self, client, node):
+        info = client.get(BASE + "/configuration").json()["response"]["info"]["privacy"]
+        assert info["countThreshold"] == node.settings.beacon_count_threshold
+        assert "at least 5 distinct people" in info["belowRecordTier"]
+        assert info["queryBudget"]["perTier"]["boolean"] == {"minute": 0, "day": 5000}
+
     def test_rejected_token_returns_401(self, client, kit):
         r = client.get(BASE + "/g_variants", params={"variantType": "SNP"},
                        headers={"Authorization": "Bearer not-a-token"})
