@@ -7,14 +7,17 @@
    HPO phenotype per individual): p50/p99 of an allele query, a 1 Mb range
    query and a phenotype-filtered carrier count ("individuals with phenotype X
    carrying variant Y"), against a trivial endpoint (/beacon/v2/info) of the
-   same server.
+   same server. The dataset is controlled by default, so the anonymous client
+   is answered at the boolean tier: every query goes through the people rule
+   (server.beacon.tiers) and pays the query-budget upsert (the budget is set
+   so large that it never refuses).
 
 Only ratios and differences measured side by side in this one run mean
 anything; the machine is shared.
 
     python bench/beacon.py [--variants 10000000] [--samples 2500] [--queries 200]
                            [--db sqlite,postgresql]
-                           [--skip-ingest] [--keep]
+                           [--skip-ingest] [--keep] [--access controlled|public]
 """
 
 from __future__ import annotations
@@ -265,14 +268,15 @@ def _insert_variants(db, rows, n_variants: int) -> None:
     print(f" {time.perf_counter() - t:.0f} s")
 
 
-def build_store(db, n_variants: int, n_samples: int, rng: random.Random) -> list[tuple]:
+def build_store(db, n_variants: int, n_samples: int, rng: random.Random,
+                access: str = "controlled") -> list[tuple]:
     import sqlalchemy as sa
 
     from server.beacon.tables import (BeaconLoad, BeaconOntologyClosure, BeaconOntologyTerm,
                                       BeaconRecord, BeaconRecordTerm, BeaconSample)
     from server.registry import add_dataset
 
-    add_dataset(db, "synth", access="public", assembly="GRCh38")
+    add_dataset(db, "synth", access=access, assembly="GRCh38")
     names = [f"S{i:06d}" for i in range(n_samples)]
     with db.session() as s:
         load = BeaconLoad(kind="vcf", dataset_id="synth", path="synthetic", sha256="synthetic",
@@ -321,7 +325,9 @@ def start_server(url_db: str, var: Path, port: int) -> subprocess.Popen:
     env.update({"GENOMEPORT_DATABASE_URL": url_db, "GENOMEPORT_VAR_DIR": str(var),
                 "GENOMEPORT_PORT": str(port), "GENOMEPORT_WORKERS": "2",
                 "GENOMEPORT_PUBLIC_URL": f"http://127.0.0.1:{port}",
-                "GENOMEPORT_BEACON_RATE_PER_MINUTE": "0", "GENOMEPORT_LOG_LEVEL": "WARNING"})
+                # a budget so large it never refuses: every query still pays its upsert
+                "GENOMEPORT_BEACON_RATE_PER_MINUTE": str(10**9),
+                "GENOMEPORT_BEACON_RATE_PER_DAY": str(10**9), "GENOMEPORT_LOG_LEVEL": "WARNING"})
     log = open(var / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=REPO,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -393,6 +399,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--skip-ingest", action="store_true", help="only the query benchmark")
+    parser.add_argument("--access", default="controlled", choices=("controlled", "public"),
+                        help="access level of the synthetic dataset: controlled (default) "
+                             "answers the anonymous benchmark client at the boolean tier, "
+                             "through the people rule; public at the record tier")
     parser.add_argument("--keep", action="store_true",
                         help="keep the synthetic store (prints its database URL)")
     args = parser.parse_args()
@@ -419,7 +429,7 @@ def main() -> None:
                 parse_rate, load_rate = bench_ingest(db)
             rng = random.Random(42)
             print(f"[{kind}] building a synthetic store ... ({load_average()})")
-            samples = build_store(db, args.variants, args.samples, rng)
+            samples = build_store(db, args.variants, args.samples, rng, args.access)
             db.dispose()
             port = 20000 + random.randrange(20000)
             proc = start_server(url, tmp, port)
@@ -437,7 +447,7 @@ def main() -> None:
                 shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(f"store: {args.variants:,} synthetic variants (GRCh38 chr1-22) over {args.samples:,} "
-          f"individuals; {args.queries} requests per shape"
+          f"individuals, {args.access} dataset; {args.queries} requests per shape"
           + ("" if args.skip_ingest else f"; ingest file: {VCF.name} (2,548 samples)"))
     print(f"{'database':<11} {'shape':<30} {'p50 ms':>9} {'p99 ms':>9}  target")
     for kind, parse_rate, load_rate, lat, load in rows:

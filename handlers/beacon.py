@@ -9,6 +9,7 @@ from __future__ import annotations
 import flask
 
 import server.beacon.errors  # noqa: F401 - registers the beaconErrorResponse renderer
+from server.beacon import budget
 from server.beacon import request as breq
 from server.beacon import service
 from server.invocation import reads_request
@@ -49,7 +50,6 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
     caller = current_caller()
     settings = n.settings
     key = caller.label if caller.authenticated else f"anonymous@{flask.request.remote_addr}"
-    service.RATE_LIMITER.check(key, settings.beacon_rate_per_minute)
     kw = {"default_limit": settings.beacon_default_limit, "max_limit": settings.beacon_max_limit,
           "default_granularity": settings.beacon_default_granularity}
     answer_entry = target if kind == "link" else entry
@@ -68,14 +68,22 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
     with n.db.session() as session:
         if session.get_bind().dialect.name == "postgresql":
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+        def spend(tiers):  # the caller's budget for these datasets, before any is read
+            budget.spend(session, settings, key, tiers)
+
         try:
-            response, audit = service.query(session, settings, caller, req)
+            response, audit = service.query(session, settings, caller, req, spend=spend)
         except Exception as exc:
             session.rollback()
-            n.audit(api="beacon", action=f"{method} {answer_entry}", outcome="error",
-                    status=getattr(exc, "status", 500), query={"entry": answer_entry,
-                                                               "params": req.params},
-                    caller=caller)
+            refused = isinstance(exc, budget.BudgetExhausted)
+            query = {"entry": answer_entry, "params": req.params}
+            if refused:
+                query["budget"] = exc.detail
+            n.audit(api="beacon", action=f"{method} {answer_entry}",
+                    outcome="refused" if refused else "error",
+                    status=getattr(exc, "status", 500), query=query, caller=caller,
+                    dataset_id=exc.detail["dataset"] if refused else "")
             raise
         n.audit(api="beacon", action=f"{method} {answer_entry}", outcome="granted", status=200,
                 dataset_id=",".join(audit["datasets"])[:128], query=audit, caller=caller,

@@ -183,7 +183,7 @@ def handle_exception(request: ConnexionRequest, exc: Exception) -> ConnexionResp
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     else:
         logger.info("%s %s -> %s %s", request.method, request.url.path, err.status, err.error)
-    headers = {}
+    headers = dict(getattr(err, "headers", None) or {})  # e.g. Retry-After of a 429
     if isinstance(err, errors.InvalidAuthentication):
         headers["WWW-Authenticate"] = 'Bearer realm="genomeport"'
     if isinstance(err, errors.ServiceUnavailable):

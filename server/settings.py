@@ -57,9 +57,11 @@ class Settings:
     beacon_max_limit: int = 1000
     beacon_default_limit: int = 10
     beacon_default_granularity: str = "boolean"  # when a request names none (boolean/count/record)
-    beacon_count_threshold: int = 5  # below-record tiers: counts under this report 0
+    beacon_count_threshold: int = 5  # below record: carriers an allele needs; counts under: 0
     beacon_count_rounding: int = 10  # below-record tiers: other counts rounded to this
-    beacon_rate_per_minute: int = 120  # queries per caller per minute (0: unlimited)
+    beacon_rate_per_minute: int = 120  # per caller and dataset per UTC minute (0: unlimited)
+    beacon_rate_per_day: int = 5000  # per caller and dataset per UTC day (0: unlimited)
+    beacon_budgets: dict = field(default_factory=dict)  # per tier: {"boolean": {"day": 1000}}
     # WES
     wes_work_dir: str = ""  # empty: <var_dir>/wes
     wes_default_engine: str = "cwltool"

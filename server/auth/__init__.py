@@ -127,6 +127,14 @@ def beacon_granularity(caller: Caller, dataset) -> str:
     return "boolean"
 
 
+def beacon_resolves_people(granularity: str) -> bool:
+    """Whether a caller at ``granularity`` for a dataset may address one of its
+    individuals, biosamples, runs or analyses by id. Only the record tier may:
+    below it, such a request answers as if the id did not exist, so that it is
+    no oracle on a named person (``server.beacon.tiers``)."""
+    return granularity == "record"
+
+
 def require_authenticated(caller: Caller, *, what: str = "this operation") -> None:
     """401 unless a valid token was presented (WES submission, listing own runs)."""
     if caller.error is not None:

@@ -81,6 +81,19 @@ class SampleMap:
     def names(self, samples: BitMap) -> set[str]:
         return {self.name_of[i] for i in samples if i in self.name_of}
 
+    @property
+    def one_to_one(self) -> bool:
+        """Every individual has exactly one sample (the common case: people = samples)."""
+        return len(self.samples_of_individual) == len(self.by_name)
+
+    def people(self, samples: BitMap, within: BitMap | None = None) -> int:
+        """Distinct people among ``samples`` (``& within``, when given)."""
+        if self.one_to_one:
+            return len(samples) if within is None else samples.intersection_cardinality(within)
+        if within is not None:
+            samples = samples & within
+        return len({self.individual_of.get(i, i) for i in samples})
+
     def samples_for(self, individuals) -> BitMap:
         out = BitMap()
         for ind in individuals:
@@ -604,9 +617,7 @@ def source_anchor(ctx: Context, dataset_id: str, source_type: str, source_id: st
         return Anchor() if (source_type == "dataset" or any(
             r[0] == source_id for r in records_of(ctx, dataset_id, source_type))) else None
     rec = next((r for r in records_of(ctx, dataset_id, source_type) if r[0] == source_id), None)
-    if rec is None:
-        if source_type == "individual" and source_id in sm.samples_of_individual:
-            return Anchor(sm.samples_for([source_id]), {source_id}, None)
+    if rec is None:  # only ids with a metadata record resolve (never a VCF-only sample)
         return None
     _, ind, bios = rec
     if source_type == "individual":
@@ -633,18 +644,26 @@ class Matches:
 
 
 def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int],
-             genomic: Genomic | list | None, want_page: bool) -> Matches:
+             genomic: Genomic | list | None, want_page: bool, min_people: int = 0) -> Matches:
+    """The matching records of one dataset. With ``min_people`` (below the record
+    tier, see ``server.beacon.tiers``) only alleles whose carriers, among the
+    individuals matching the filters, number at least ``min_people`` distinct
+    people are visible: they alone are counted, and only their carriers are."""
     target = ENTRY_TYPES[req.entry_type]
     anchors: list[Anchor] = []
     if req.source_type:
         a = source_anchor(ctx, dataset_id, req.source_type, req.source_id, loads)
         if a is None:
             return Matches(0, [])
+        if min_people and req.source_type == "g_variant" and a.samples is not None:
+            fb = filter_constraint(ctx, dataset_id, "g_variant", req.filters)
+            if sample_map(ctx, dataset_id).people(a.samples, fb) < min_people:
+                return Matches(0, [])
         anchors.append(a)
     offset, limit = req.skip * req.limit, req.limit
     if target == "g_variant":
         return _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, limit,
-                                  want_page)
+                                  want_page, min_people)
     if target == "dataset":
         ids = [dataset_id]
         constraint = filter_constraint(ctx, dataset_id, target, req.filters)
@@ -654,12 +673,15 @@ def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int]
         if req.entry_id and req.entry_id != dataset_id:
             ids = []
         if req.genomic:
-            ids = ids if _variant_count(ctx, loads, genomic) else []
+            if min_people:
+                visible = _visible_carriers(ctx, dataset_id, loads, genomic, req.filters,
+                                            min_people, first_only=True)
+                ids = ids if visible else []
+            else:
+                ids = ids if _variant_count(ctx, loads, genomic) else []
         return Matches(len(ids), ids[offset:offset + limit] if want_page else [])
     if req.genomic:
-        carriers = BitMap()
-        for c in _carriers(ctx, loads, genomic):
-            carriers |= BitMap.deserialize(c)
+        carriers = _visible_carriers(ctx, dataset_id, loads, genomic, req.filters, min_people)
         sm = sample_map(ctx, dataset_id)
         anchors.append(Anchor(carriers, sm.individuals(carriers), sm.names(carriers)))
     constraint = filter_constraint(ctx, dataset_id, target, req.filters)
@@ -676,6 +698,23 @@ def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int]
             rows = [r for r in rows if _passes(a, target, *r)]
     ids = [r[0] for r in rows]
     return Matches(len(ids), ids[offset:offset + limit] if want_page else [])
+
+
+def _visible_carriers(ctx, dataset_id, loads, genomic, filters, min_people,
+                      first_only=False) -> BitMap:
+    """The union of the carriers of the matching alleles that are visible
+    (all of them when ``min_people`` is 0)."""
+    carriers = BitMap()
+    within = filter_constraint(ctx, dataset_id, "g_variant", filters) if min_people else None
+    sm = sample_map(ctx, dataset_id) if min_people else None
+    for c in _carriers(ctx, loads, genomic):
+        bm = BitMap.deserialize(c)
+        if min_people and sm.people(bm, within) < min_people:
+            continue
+        carriers |= bm
+        if first_only:
+            break
+    return carriers
 
 
 def _passes(a: Anchor, target: str, rid: str, ind: str, bios: str) -> bool:
@@ -701,25 +740,37 @@ def _carriers(ctx, loads, genomic) -> list[bytes]:
         V.load_id.in_(loads), *(genomic or [])))]
 
 
-def _variant_count(ctx, loads, genomic) -> int:
+def _variant_count(ctx, loads, genomic, min_carriers: int = 0) -> int:
+    """Matching alleles; with ``min_carriers``, only those with at least that many
+    carrier samples (``hom + het`` is the carrier bitmap's cardinality)."""
     if isinstance(genomic, Genomic) and genomic.plain:
         if not loads:
             return 0
         where, params = genomic.sql(loads)
+        if min_carriers:
+            where += " AND hom + het >= :min_carriers"
+            params["min_carriers"] = min_carriers
         return fetch_all(ctx.session, f"SELECT count(*) FROM beacon_variants WHERE {where}",
                          params)[0][0]
+    conds = [V.load_id.in_(loads), *(genomic or [])]
+    if min_carriers:
+        conds.append(V.hom + V.het >= min_carriers)
     return ctx.session.execute(sa.select(sa.func.count()).select_from(V).where(
-        V.load_id.in_(loads), *(genomic or []))).scalar_one()
+        *conds)).scalar_one()
 
 
-def _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, limit, want_page):
+def _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, limit, want_page,
+                       min_people=0):
     order = (V.chrom, V.start, V.pk)
     bitmaps = [a.samples for a in anchors if a.samples is not None]
     fb = filter_constraint(ctx, dataset_id, "g_variant", req.filters)
     if fb is not None:
         bitmaps.append(fb)
-    if not bitmaps and req.entry_id is None:
-        count = _variant_count(ctx, loads, genomic)
+    sm = sample_map(ctx, dataset_id)
+    if not bitmaps and req.entry_id is None and (not min_people or sm.one_to_one):
+        # no bitmap to intersect: the count is one SQL statement (people = carrier
+        # samples when every individual has one sample)
+        count = _variant_count(ctx, loads, genomic, min_people)
         page = []
         if want_page and count > offset:
             conds = [V.load_id.in_(loads), *(genomic or [])]
@@ -733,6 +784,8 @@ def _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, li
     need = None
     for bm in bitmaps:
         need = bm if need is None else need & bm
+    # an allele matches when at least `least` people carry it (among `need`)
+    least = max(min_people, 1) if need is not None else min_people
     matched = []
     q = sa.select(V.pk, V.carriers, V.chrom, V.assembly, V.start, V.ref, V.alt, V.end) \
         .where(*conds).order_by(*order)
@@ -740,7 +793,7 @@ def _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, li
         if req.entry_id is not None and variant_id(chrom, asm, start, ref, alt, end) \
                 != req.entry_id:
             continue
-        if need is not None and not BitMap.deserialize(carriers).intersect(need):
+        if least and sm.people(BitMap.deserialize(carriers), need) < least:
             continue
         matched.append(pk)
     page = []

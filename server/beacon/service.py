@@ -2,37 +2,45 @@
 
 Every function takes the settings, a database session and the ``Caller``; none
 touches the web framework. Access is decided per dataset by
-``server.auth.beacon_granularity`` (record / count / boolean); the answer's
-``returnedGranularity`` is the least detailed tier among the datasets asked
-about, so it never claims more than was returned. Below the record tier,
-counts under ``beacon_count_threshold`` are reported as 0 (and ``exists`` is
-false) and other counts are rounded to ``beacon_count_rounding``.
+``server.auth.beacon_granularity`` (record / count / boolean), and each dataset
+is answered at its own tier in one response:
+
+* a dataset at the record or count tier gets a ``resultSet`` (with
+  ``info.returnedGranularity``), a dataset at the boolean tier an entry of
+  ``info.booleanResultSets`` (``id``, ``exists``: a resultSet needs a count);
+* ``meta.returnedGranularity`` is ``record`` when any resultSet carries
+  records, else the least detailed tier among the datasets;
+* the ``responseSummary`` never says more than the least detailed dataset
+  allows: ``numTotalResults`` only when every dataset allows counts.
+
+What the count and boolean tiers show is decided in ``server.beacon.tiers``.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque, namedtuple
+from collections import namedtuple
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from server.auth import Caller, beacon_granularity
+from server.auth import Caller, beacon_granularity, beacon_resolves_people
 from server.beacon import collection, engine
+from server.beacon.budget import limits as budget_limits
 from server.beacon.frequencies import frequencies
 from server.beacon.engine import ENTRY_TYPES, variant_id
 from server.beacon.refs import refseq_accession
 from server.beacon.request import API_VERSION, BeaconRequest
+from server.beacon.tiers import adjust  # noqa: F401 - kept importable from here
+from server.beacon.tiers import (BOOLEAN, COUNT, NAMES, ORDER, RECORD, min_people,
+                                 person_scoped, rule_text, shown_count)
 from server.beacon.tables import (BeaconAnnotation, BeaconOntologyTerm, BeaconRecord,
                                   BeaconRecordTerm, BeaconRecordValue)
 from server.db.prepared import fetch_all
 from server.db.tables import DataFile
-from server.errors import NotFound, TooManyRequests
+from server.errors import NotFound
 from server.settings import Settings
 
 SPEC_VERSION = "v2.0.0"
-ORDER = {"boolean": 0, "count": 1, "record": 2}
 
 ENTITIES = {
     "g_variants": ("genomicVariant", "Genomic Variants", "genomicVariations"),
@@ -191,6 +199,16 @@ def configuration(settings: Settings) -> dict:
             "securityAttributes": {"defaultGranularity": settings.beacon_default_granularity,
                                    "securityLevels": ["PUBLIC", "REGISTERED", "CONTROLLED"]},
             "entryTypes": _entry_type_definitions(settings),
+            "info": {"privacy": {
+                "belowRecordTier": rule_text(settings),
+                "countThreshold": max(settings.beacon_count_threshold, 1),
+                "countRounding": max(settings.beacon_count_rounding, 1),
+                "queryBudget": {
+                    "scope": "per caller and dataset, shared by every worker of the node; "
+                             "fixed UTC minutes and days; 0 is unlimited; a refusal is a 429 "
+                             "with Retry-After",
+                    "perTier": {t: budget_limits(settings, t) for t in ("boolean", "count",
+                                                                        "record")}}}},
         },
     }
 
@@ -229,38 +247,6 @@ def error_document(settings: Settings | None, status: int, message: str) -> dict
     }
 
 
-# ------------------------------------------------------------------ rate limit
-class RateLimiter:
-    """Sliding one-minute window per caller (per process)."""
-
-    def __init__(self):
-        self._hits: dict[str, deque] = {}
-        self._lock = threading.Lock()
-
-    def check(self, key: str, per_minute: int) -> None:
-        if per_minute <= 0:
-            return
-        now = time.monotonic()
-        with self._lock:
-            q = self._hits.setdefault(key, deque())
-            while q and now - q[0] > 60:
-                q.popleft()
-            if len(q) >= per_minute:
-                raise TooManyRequests(f"query budget exhausted: at most {per_minute} Beacon "
-                                      "queries per minute; retry later")
-            q.append(now)
-            if len(self._hits) > 10000:  # forget callers idle for a minute
-                self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] <= 60}
-
-
-    def reset(self) -> None:
-        with self._lock:
-            self._hits.clear()
-
-
-RATE_LIMITER = RateLimiter()
-
-
 # ------------------------------------------------------------------ datasets
 DatasetRow = namedtuple("DatasetRow", "id name description assembly access grant_value")
 _DATASETS = ("SELECT id, name, description, assembly, access, grant_value FROM datasets "
@@ -287,15 +273,6 @@ def _datasets(session, req: BeaconRequest, ctx: engine.Context) -> list:
         return rows
     with_data = {r.dataset_id for r in ctx.loads if r.kind in ("vcf", "metadata")}
     return [d for d in rows if d.id in with_data]
-
-
-def adjust(count: int, settings: Settings, exact: bool) -> int:
-    if exact:
-        return count
-    if count < max(settings.beacon_count_threshold, 1):
-        return 0
-    r = max(settings.beacon_count_rounding, 1)
-    return max(int(round(count / r)) * r, r)
 
 
 # ------------------------------------------------------------------ documents
@@ -418,38 +395,94 @@ def _record_docs(session, dataset_id: str, entry: str, ids: list[str]) -> list[d
 
 
 # ------------------------------------------------------------------ query
-def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tuple[dict, dict]:
-    """The Beacon response for ``req`` and an audit summary (no genotypes)."""
+def _result_sets(session, settings: Settings, req: BeaconRequest, results: list,
+                 tiers: dict, shown: dict, ctx) -> tuple[list, list]:
+    """One resultSet per record or count dataset, each at its own tier, and the
+    ``{id, exists}`` entries of the boolean ones (a resultSet needs a count)."""
+    sets, boolean_sets = [], []
+    if req.include == "NONE":
+        return sets, boolean_sets
+    for d, count, m in results:
+        hit = count > 0
+        if (req.include == "HIT" and not hit) or (req.include == "MISS" and hit):
+            continue
+        granularity = shown[d.id]
+        if granularity == ORDER[BOOLEAN]:
+            boolean_sets.append({"id": d.id, "setType": "dataset", "exists": hit})
+            continue
+        rs = {"id": d.id, "setType": "dataset", "exists": hit, "resultsCount": count,
+              "results": [],
+              "info": {"returnedGranularity": NAMES[granularity],
+                       "countPrecision": "exact" if tiers[d.id] == RECORD else "rounded"}}
+        if granularity == ORDER[RECORD]:
+            if req.entry_type == "g_variants":
+                rs["results"] = _variant_docs(session, settings, m.page, d.id, ctx,
+                                              exact=tiers[d.id] == RECORD)
+            elif req.entry_type == "datasets":
+                rs["results"] = [_dataset_doc(session, d)] if m.page else []
+            else:
+                rs["results"] = _record_docs(session, d.id, req.entry_type, m.page)
+            if req.entry_type in ("runs", "analyses", "datasets") and hit:
+                handovers = _handovers(session, settings, d.id, req.entry_type, list(m.page))
+                if handovers:
+                    rs["resultsHandovers"] = handovers
+            rs["info"]["pagination"] = {"skip": req.skip, "limit": req.limit,
+                                        "returned": len(rs["results"])}
+        sets.append(rs)
+    return sets, boolean_sets
+
+
+def query(session, settings: Settings, caller: Caller, req: BeaconRequest, *,
+          spend=None) -> tuple[dict, dict]:
+    """The Beacon response for ``req`` and an audit summary (no genotypes).
+
+    Each dataset is answered at the caller's own tier for it (``server.beacon.tiers``
+    has the rules below the record tier). ``spend(tiers)``, when given, charges the
+    caller's query budget for the datasets asked about (``{dataset id: tier}``)
+    before any of them is read; it raises ``TooManyRequests`` when spent.
+    """
     ctx = engine.new_context(session)
     for text in req.warnings:
         ctx.warn(text)
     datasets = _datasets(session, req, ctx)
     tiers = {d.id: beacon_granularity(caller, d) for d in datasets}
-    granted = min((ORDER[t] for t in tiers.values()), default=ORDER["record"])
-    returned = min(ORDER[req.granularity], granted)
-    returned_name = next(k for k, v in ORDER.items() if v == returned)
+    if spend is not None:
+        spend(tiers)
+    requested = ORDER[req.granularity]
+    shown = {d.id: min(requested, ORDER[tiers[d.id]]) for d in datasets}
+    least = min(shown.values(), default=requested)
+    most = max(shown.values(), default=requested)
+    # the response carries records as soon as one dataset gives them; the
+    # summary never says more than the least detailed dataset allows
+    returned = ORDER[RECORD] if most == ORDER[RECORD] else least
+    returned_name = NAMES[returned]
     engine.check_filters(ctx, req.filters)
     loads = ctx.vcf_loads([d.id for d in datasets])
     genomic = engine.genomic_conditions(ctx, req, [d.id for d in datasets]) \
         if req.genomic else engine.Genomic()
+    scoped = person_scoped(req)
     results, total, any_adjusted = [], 0, False
     for d in datasets:
-        exact = tiers[d.id] == "record"
-        m = engine.evaluate(ctx, req, d.id, loads.get(d.id, []), genomic,
-                            want_page=returned == ORDER["record"])
-        count = adjust(m.count, settings, exact)
-        any_adjusted |= not exact
+        tier = tiers[d.id]
+        if scoped and not beacon_resolves_people(tier):
+            m = engine.Matches(0, [])  # as if the id did not exist (no per-person oracle)
+        else:
+            m = engine.evaluate(ctx, req, d.id, loads.get(d.id, []), genomic,
+                                want_page=shown[d.id] == ORDER[RECORD],
+                                min_people=min_people(settings, tier))
+        count = shown_count(req.entry_type, m.count, settings, tier)
+        any_adjusted |= tier != RECORD
         total += count
         results.append((d, count, m))
     if req.entry_id is not None and total == 0 and req.entry_type != "datasets" \
-            and returned == ORDER["record"] and not req.source_type:
+            and least == ORDER[RECORD] and not req.source_type:
         raise NotFound(f"no {ENTITIES[req.entry_type][0]} {req.entry_id!r} in the datasets "
                        "you may see")
     meta = {"beaconId": settings.beacon_id, "apiVersion": SPEC_VERSION,
             "returnedGranularity": returned_name, "receivedRequestSummary": req.summary(),
             "returnedSchemas": _returned_schemas(req.entry_type), "testMode": req.test_mode}
     summary = {"exists": total > 0}
-    if returned >= ORDER["count"]:
+    if least >= ORDER[COUNT]:
         summary["numTotalResults"] = total
         summary["countPrecision"] = "rounded" if any_adjusted else "exact"
         if any_adjusted:
@@ -463,32 +496,14 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tu
     if req.entry_type in collection.COLLECTIONS:
         collection.respond(body, session, req, results, tiers, ctx, _dataset_doc, _record_docs,
                             lambda *a: _handovers(session, settings, *a[1:]))
-    elif returned >= ORDER["count"] and req.include == "NONE":
-        body["response"] = {"resultSets": []}  # the schema wants the section, even empty
-    elif returned >= ORDER["count"]:
-        sets = []
-        for d, count, m in results:
-            hit = count > 0
-            if (req.include == "HIT" and not hit) or (req.include == "MISS" and hit):
-                continue
-            rs = {"id": d.id, "setType": "dataset", "exists": hit, "resultsCount": count,
-                  "results": []}
-            if returned == ORDER["record"]:
-                if req.entry_type == "g_variants":
-                    rs["results"] = _variant_docs(session, settings, m.page, d.id, ctx,
-                                                  exact=tiers[d.id] == "record")
-                elif req.entry_type == "datasets":
-                    rs["results"] = [_dataset_doc(session, d)] if m.page else []
-                else:
-                    rs["results"] = _record_docs(session, d.id, req.entry_type, m.page)
-                if req.entry_type in ("runs", "analyses", "datasets") and hit:
-                    handovers = _handovers(session, settings, d.id, req.entry_type, list(m.page))
-                    if handovers:
-                        rs["resultsHandovers"] = handovers
-                rs["info"] = {"pagination": {"skip": req.skip, "limit": req.limit,
-                                             "returned": len(rs["results"])}}
-            sets.append(rs)
-        body["response"] = {"resultSets": sets}
+    else:
+        sets, boolean_sets = _result_sets(session, settings, req, results, tiers, shown, ctx)
+        if req.include == "NONE":
+            body["response"] = {"resultSets": []}  # the schema wants the section, even empty
+        elif sets or returned >= ORDER[COUNT]:
+            body["response"] = {"resultSets": sets}
+        if boolean_sets:  # per dataset, as much as the boolean tier tells
+            info["booleanResultSets"] = boolean_sets
     if ctx.warnings:
         info["warnings"] = ctx.warnings
     if info:
@@ -496,7 +511,8 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest) -> tu
     audit = {"entry": req.entry_type, "entryId": req.entry_id, "source": req.source_type,
              "params": req.params, "filters": [f["id"] for f in req.filters],
              "granularity": returned_name,
-             "datasets": {d.id: {"tier": tiers[d.id], "count": c} for d, c, _ in results}}
+             "datasets": {d.id: {"tier": tiers[d.id], "shown": NAMES[shown[d.id]], "count": c}
+                          for d, c, _ in results}}
     return body, audit
 
 

@@ -83,7 +83,7 @@ class BeaconVariant(Base):
     af: Mapped[float] = mapped_column(sa.Float)
     carriers: Mapped[bytes] = mapped_column(sa.LargeBinary)
     # the carriers homozygous for the allele (same index); NULL in rows loaded
-    # before revision 0003_beacon_frequencies
+    # before revision 0004_beacon_frequencies
     hom_carriers: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
 
 
@@ -185,3 +185,18 @@ class BeaconOntologyClosure(Base):
     ancestor: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     descendant: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     ontology: Mapped[str] = mapped_column(sa.String(32), index=True)
+
+
+class BeaconBudget(Base):
+    """Queries one caller has made about one dataset, in the current UTC minute
+    and day (``server.beacon.budget``): one row per (caller, dataset), shared by
+    every worker of the node."""
+
+    __tablename__ = "beacon_budgets"
+
+    caller: Mapped[str] = mapped_column(sa.String(256), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    minute: Mapped[int] = mapped_column(sa.BigInteger)  # UTC minutes since the epoch
+    minute_n: Mapped[int] = mapped_column(sa.Integer)
+    day: Mapped[int] = mapped_column(sa.Integer, index=True)  # UTC days since the epoch
+    day_n: Mapped[int] = mapped_column(sa.Integer)

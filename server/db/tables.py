@@ -76,6 +76,6 @@ class AuditEvent(Base):
     dataset_id: Mapped[str] = mapped_column(sa.String(128), default="", index=True)
     object_id: Mapped[str] = mapped_column(sa.String(256), default="")
     query: Mapped[dict] = mapped_column(Document, default=dict)
-    outcome: Mapped[str] = mapped_column(sa.String(32))  # granted | denied | error
+    outcome: Mapped[str] = mapped_column(sa.String(32))  # granted | denied | refused (budget) | error
     status: Mapped[int] = mapped_column(sa.Integer, default=200)
     request_id: Mapped[str] = mapped_column(sa.String(64), default="")

@@ -546,6 +546,9 @@ class TestPrivacy:
         validate_response(body, "g_variants")
 
     def test_count_tier_counts_are_rounded_returns_200(self, client, kit, node):
+        # Below the record tier only alleles with >= threshold carriers count (the
+        # people rule of server.beacon.tiers), so the count is that of bcftools'
+        # SNPs with enough carriers, rounded; no longer every matching row.
         token = kit.registered()
         headers = {"Authorization": f"Bearer {token}"}
         r = client.get(BASE + "/g_variants", params={"variantType": "SNP", "datasetIds": "ctl",
@@ -557,18 +560,73 @@ class TestPrivacy:
         n = body["responseSummary"]["numTotalResults"]
         assert n % node.settings.beacon_count_rounding == 0 and n > 0
         assert body["responseSummary"]["countPrecision"] == "rounded"
+        _, rows = variants_of(SEED / "cohort.vcf.gz")
+        snps = [r for r in rows if not r[4].startswith("<")
+                and [len(x) for x in _trim(r[3], r[4])] == [1, 1]]
+        visible = sum(1 for r in snps if len(r[5]) >= node.settings.beacon_count_threshold)
+        assert 0 < visible < len(snps)
+        from server.beacon.tiers import round_count
+
+        assert n == round_count(visible, node.settings)
         exact = client.get(BASE + "/g_variants", params={
             "variantType": "SNP", "datasetIds": "demo", "requestedGranularity": "count"}).json()
-        assert abs(count(exact) - n) <= node.settings.beacon_count_rounding / 2
+        assert count(exact) == len(snps)  # the public copy: every SNP, exact
         again = client.get(BASE + "/g_variants", params={
             "variantType": "SNP", "datasetIds": "ctl", "requestedGranularity": "record"},
             headers=headers).json()
         assert again["responseSummary"] == body["responseSummary"]
 
-    def test_mixed_tiers_never_claim_more_returns_200(self, client):
+    def test_mixed_tiers_each_dataset_at_its_own_tier_returns_200(self, client):
+        # Each dataset answers at its own tier: the public copy gives its records,
+        # the controlled one only its boolean; the summary stays boolean (no total).
         body = get_and_post(client, "/individuals", {}, granularity="record",
-                            datasetIds="demo,ctl")
+                            datasetIds="demo,ctl", includeResultsetResponses="ALL")
+        assert body["meta"]["returnedGranularity"] == "record"
+        assert "numTotalResults" not in body["responseSummary"]
+        sets = body["response"]["resultSets"]
+        assert [rs["id"] for rs in sets] == ["demo"]
+        assert sets[0]["info"]["returnedGranularity"] == "record" and sets[0]["results"]
+        assert body["info"]["booleanResultSets"] == [
+            {"id": "ctl", "setType": "dataset", "exists": True}]
+
+    def test_both_layers_close_the_per_person_oracle_returns_200(self, client, monkeypatch):
+        # /individuals/{id}/g_variants at the boolean tier (anonymous, controlled "ctl").
+        # Two layers keep it from telling whether a named person carries variants:
+        # the per-person guard, and beneath it the people rule (one person never
+        # reaches the threshold). Only with both switched off does the oracle return.
+        from server.beacon import service
+
+        def answer(person):
+            return client.get(BASE + f"/individuals/{person}/g_variants", params={
+                "referenceName": "chr1", "start": "0", "end": "100000000",
+                "datasetIds": "ctl"}).json()["responseSummary"]["exists"]
+
+        assert answer("DKP0001") is answer("NOPE") is False
+        monkeypatch.setattr(service, "person_scoped", lambda req: False)
+        assert answer("DKP0001") is answer("NOPE") is False  # the people rule alone
+        monkeypatch.setattr(service, "min_people", lambda settings, tier: 0)
+        assert answer("DKP0001") is True and answer("NOPE") is False  # the old oracle
+
+    def test_no_dataset_ids_each_dataset_at_its_own_tier_returns_200(self, client, node):
+        # no datasetIds: every dataset with data answers, the public ones exactly,
+        # the controlled one at the boolean tier; no total in the summary
+        body = get_and_post(client, "/g_variants", {"variantType": "SNP"},
+                            includeResultsetResponses="ALL")
+        sets = {rs["id"]: rs for rs in body["response"]["resultSets"]}
+        assert set(sets) == {"kg", "demo", "ann"}
+        assert all(rs["info"]["returnedGranularity"] == "count" and
+                   rs["info"]["countPrecision"] == "exact" for rs in sets.values())
+        exact = get_and_post(client, "/g_variants", {"variantType": "SNP"}, datasetIds="demo")
+        assert sets["demo"]["resultsCount"] == count(exact)
+        assert [b["id"] for b in body["info"]["booleanResultSets"]] == ["ctl"]
         assert body["meta"]["returnedGranularity"] == "boolean"
+        assert "numTotalResults" not in body["responseSummary"]
+
+    def test_configuration_states_the_rule_returns_200(self, client, node):
+        info = client.get(BASE + "/configuration").json()["response"]["info"]["privacy"]
+        assert info["countThreshold"] == node.settings.beacon_count_threshold
+        assert "at least 5 distinct people" in info["belowRecordTier"]
+        assert info["queryBudget"]["perTier"]["boolean"] == {"minute": 0, "day": 5000}
 
     def test_rejected_token_returns_401(self, client, kit):
         r = client.get(BASE + "/g_variants", params={"variantType": "SNP"},
@@ -587,17 +645,20 @@ class TestPrivacy:
         assert "carriers" not in json.dumps(row.query)
 
 
-def test_rate_limit_returns_429(settings, db):
+def test_budget_exhausted_returns_429(settings, db):
     from server.app import create_app
-    from server.beacon.service import RATE_LIMITER
 
-    RATE_LIMITER.reset()
     app = create_app(settings.with_overrides(beacon_rate_per_minute=2))
     with app.test_client() as c:
         codes = [c.get(BASE + "/individuals").status_code for _ in range(4)]
-        assert codes[:2] == [200, 200] and 429 in codes
+        assert codes[:2] == [200, 200] and codes[2:] == [429, 429]
         r = c.get(BASE + "/individuals")
         validate_error(r.json())
         assert r.json()["error"]["errorCode"] == 429
-    RATE_LIMITER.reset()
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+    with db.session() as s:
+        refused = s.execute(sa.select(AuditEvent).where(
+            AuditEvent.outcome == "refused")).scalars().all()
+    assert len(refused) == 3 and {e.status for e in refused} == {429}
+    assert refused[0].query["budget"]["window"] == "minute"
     app.app.extensions["genomeport"].db.dispose()

@@ -123,7 +123,7 @@ def test_rows_without_homozygous_carriers_give_the_dataset_entry(db, tmp_path):
     _write(tmp_path, n_records=3, haploid_record=False)
     load_vcf(db, tmp_path / "t.vcf", ds, progress=False)
     load_metadata(db, [tmp_path / "individuals.json"], ds, progress=False)
-    with db.session() as s:  # as rows loaded before revision 0003_beacon_frequencies
+    with db.session() as s:  # as rows loaded before revision 0004_beacon_frequencies
         s.execute(sa.update(BeaconVariant).values(hom_carriers=None))
     with db.session() as s:
         ctx = engine.new_context(s)

@@ -1,4 +1,4 @@
-"""Request parsing, reference names, CPR detection, count adjustment, rate limit."""
+"""Request parsing, reference names, CPR detection, count adjustment, budget limits."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 from server.beacon import request as breq
 from server.beacon.cpr import looks_like_cpr, text_may_contain
 from server.beacon.refs import canonical_chrom, normalize_assembly
-from server.beacon.service import RateLimiter, adjust
-from server.errors import InvalidInput, TooManyRequests
+from server.beacon.budget import limits
+from server.beacon.tiers import adjust, person_scoped, shown_count
+from server.errors import InvalidInput
 from server.settings import Settings
 
 
@@ -72,11 +73,28 @@ def test_count_adjustment():
     assert adjust(4, s, exact=True) == 4
 
 
-def test_rate_limiter():
-    rl = RateLimiter()
-    rl.check("a", 2)
-    rl.check("a", 2)
-    with pytest.raises(TooManyRequests):
-        rl.check("a", 2)
-    rl.check("b", 2)
-    rl.check("a", 0)
+def test_variant_counts_are_rounded_not_thresholded():
+    # every visible allele already has >= threshold carriers: one of them is a hit
+    s = Settings(beacon_count_threshold=5, beacon_count_rounding=10)
+    assert [shown_count("g_variants", n, s, "boolean") for n in (0, 1, 4, 15)] == [0, 10, 10, 20]
+    assert [shown_count("individuals", n, s, "count") for n in (1, 4, 5)] == [0, 0, 10]
+    assert shown_count("individuals", 3, s, "record") == 3
+
+
+def test_budget_limits_per_tier():
+    s = Settings(beacon_rate_per_minute=7, beacon_rate_per_day=70,
+                 beacon_budgets={"boolean": {"day": 10}, "record": {"minute": 0}})
+    assert limits(s, "boolean") == {"minute": 7, "day": 10}
+    assert limits(s, "count") == {"minute": 7, "day": 70}
+    assert limits(s, "record") == {"minute": 0, "day": 70}
+
+
+@pytest.mark.parametrize("entry,kw,scoped", [
+    ("g_variants", {"source_type": "individual", "source_id": "X"}, True),
+    ("runs", {"source_type": "biosample", "source_id": "X"}, True),
+    ("individuals", {"entry_id": "X"}, True), ("analyses", {"entry_id": "X"}, True),
+    ("g_variants", {"entry_id": "22:1:A:G"}, False), ("individuals", {}, False),
+    ("individuals", {"source_type": "g_variant", "source_id": "22:1:A:G"}, False),
+    ("individuals", {"source_type": "cohort", "source_id": "C"}, False)])
+def test_person_scoped_requests(entry, kw, scoped):
+    assert person_scoped(breq.build(entry, **kw)) is scoped

@@ -1,7 +1,7 @@
 """beacon: homozygous carriers of each allele, for frequencies by sex and population
 
-Revision ID: 0003_beacon_frequencies
-Revises: 0002_beacon
+Revision ID: 0004_beacon_frequencies
+Revises: 0003_beacon_budget
 
 Rows loaded before this revision keep NULL: their records then carry only the
 whole-dataset frequency until the VCF is loaded again.
@@ -9,8 +9,8 @@ whole-dataset frequency until the VCF is loaded again.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_beacon_frequencies"
-down_revision = "0002_beacon"
+revision = "0004_beacon_frequencies"
+down_revision = "0003_beacon_budget"
 branch_labels = None
 depends_on = None
 
