@@ -389,8 +389,8 @@ class Toil(Engine):
             return [configured] if Path(configured).exists() else []
         for var in (Path(self.settings.var_dir).resolve(), REPO / "var"):
             local = var / "venvs" / "toil" / "bin" / "toil-cwl-runner"
-            if local.exists():
-                return [str(local)]
+            if local.exists():  # (the real path: it is what the sandbox mounts)
+                return [str(local.resolve())]
         found = shutil.which("toil-cwl-runner")
         return [found] if found else []
 

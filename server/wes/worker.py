@@ -21,7 +21,7 @@ from pathlib import Path
 
 from server.db import Database
 from server.settings import Settings
-from server.wes import states, store
+from server.wes import sandbox, states, store
 from server.wes.engines import ENGINES, cluster_jobs_for, get_engine
 from server.wes.tables import WesRun, utcnow
 
@@ -68,13 +68,43 @@ class Execution:
         job = self.workdir / "job.json"
         env = engine.environment(self.workdir, run.id)
         preserve: tuple = ()
-        if run.owner in self.settings.wes_node_callers:
+        trusted = run.owner in self.settings.wes_node_callers
+        extra_rw: list[str] = []
+        if trusted:
             # trusted callers' tools (beacon-load-vcf) reach this node's database
+            var_dir = Path(self.settings.var_dir).resolve()
             env["GENOMEPORT_DATABASE_URL"] = self.settings.effective_database_url
-            env["GENOMEPORT_VAR_DIR"] = str(Path(self.settings.var_dir).resolve())
+            env["GENOMEPORT_VAR_DIR"] = str(var_dir)
             preserve = ("GENOMEPORT_DATABASE_URL", "GENOMEPORT_VAR_DIR")
+            extra_rw.append(str(var_dir))
+            db_url = self.settings.effective_database_url
+            if db_url.startswith("sqlite:///"):
+                db_dir = Path(db_url.removeprefix("sqlite:///")).resolve().parent
+                if not db_dir.is_relative_to(var_dir):
+                    extra_rw.append(str(db_dir))
         cmd = engine.command(self.workdir, run.workflow, job, run.engine_params or {},
                              preserve=preserve)
+        on_cluster = run.engine == "toil" and (run.engine_params or {}).get("batchSystem") == "slurm"
+        base = engine.base_command()
+        try:
+            launch = sandbox.wrap(
+                self.settings, workdir=self.workdir, command=cmd, env=env, workflow=run.workflow,
+                trusted=trusted, extra_rw=extra_rw, engine_executables=base[:1], keep_env=preserve,
+                toil_worker=str(Path(base[0]).parent / "_toil_worker") if on_cluster else None,
+                cluster_client=on_cluster)
+        except sandbox.NetworkRefused as exc:
+            store.transition(self.db, run.id, states.RUNNING, expect=(states.INITIALIZING,))
+            store.transition(self.db, run.id, states.EXECUTOR_ERROR, expect=(states.RUNNING,),
+                             log=f"refused: {exc}")
+            store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
+            return
+        except sandbox.SandboxError as exc:
+            logger.error("wes run %s: sandbox unavailable: %s", run.id, exc)
+            store.transition(self.db, run.id, states.SYSTEM_ERROR,
+                             expect=(states.INITIALIZING, states.RUNNING),
+                             log=f"sandbox unavailable, the run was not started: {exc}")
+            store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
+            return
         if self.canceled():
             store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
             return
@@ -82,18 +112,21 @@ class Execution:
         stderr = open(self.workdir / "stderr.txt", "wb")
         try:
             self.proc = subprocess.Popen(
-                cmd, cwd=self.workdir, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
+                launch.argv, cwd=self.workdir, stdout=stdout, stderr=stderr,
+                stdin=subprocess.DEVNULL, env=launch.env, start_new_session=True,
+                **launch.popen_kwargs(),
             )
         finally:
             stdout.close()
             stderr.close()
+        started = time.monotonic()
+        wall = float(self.settings.wes_run_wall_seconds or 0)
         store.update_run(self.db, run.id, pid=self.proc.pid, pgid=self.proc.pid, cmd=cmd)
-        if not store.transition(self.db, run.id, states.RUNNING, expect=(states.INITIALIZING,)):
+        if not store.transition(self.db, run.id, states.RUNNING, expect=(states.INITIALIZING,),
+                                log=launch.summary()):
             self.stop_canceled(engine)
             return
         parser = engine.new_parser()
-        on_cluster = run.engine == "toil" and (run.engine_params or {}).get("batchSystem") == "slurm"
         offset = 0
         poll = max(self.settings.wes_poll_ms, 20) / 1000.0
         last_state_check = 0.0
@@ -109,6 +142,10 @@ class Execution:
                     self.track_cluster_jobs()
                 if self.canceled():
                     self.stop_canceled(engine)
+                    return
+                if wall and now - started > wall:
+                    self.stop_limit(f"wall-time limit of {wall:g} s exceeded "
+                                    "(GENOMEPORT_WES_RUN_WALL_SECONDS): the run was killed")
                     return
             if self.worker.stopping.is_set():
                 self.kill()
@@ -168,6 +205,16 @@ class Execution:
         code = self.proc.returncode if self.proc else None
         store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,),
                          exit_code=code, log="canceled: the engine's process group was killed")
+
+    def stop_limit(self, reason: str) -> None:
+        logger.warning("wes run %s: %s", self.run.id, reason)
+        self.kill()
+        self.close_tasks(None, canceled=True)
+        code = self.proc.returncode if self.proc else None
+        store.transition(self.db, self.run.id, states.EXECUTOR_ERROR, expect=(states.RUNNING,),
+                         exit_code=code, log=reason)
+        store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,),
+                         exit_code=code)
 
     def follow_log(self, parser, offset: int) -> int:
         path = self.workdir / "stderr.txt"
