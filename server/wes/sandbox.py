@@ -360,9 +360,7 @@ def bwrap_args(*, workdir: Path, readable: Iterable[str], python: Iterable[str],
         args.append("--unshare-net")
     args += _system_args()
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    if cluster_client and Path(MUNGE).is_dir():
-        args += ["--ro-bind", MUNGE, MUNGE]
-    mounted = [d for d in SYSTEM_DIRS] + ["/etc", "/proc", "/dev", MUNGE]
+    mounted = [d for d in SYSTEM_DIRS] + ["/etc", "/proc", "/dev"]
     made: set[str] = set()
 
     def parents(path: str) -> list[str]:
@@ -375,6 +373,9 @@ def bwrap_args(*, workdir: Path, readable: Iterable[str], python: Iterable[str],
             out += ["--perms", "0755", "--dir", a]
         return out
 
+    if cluster_client and Path(MUNGE).is_dir():  # the munge socket: Slurm's authentication
+        args += parents(MUNGE) + ["--ro-bind", MUNGE, MUNGE]
+        mounted.append(MUNGE)
     binds = [(p, "--ro-bind") for p in list(python) + list(readable) + list(extra_ro)]
     binds += [(p, "--bind") for p in extra_rw]
     for path, flag in sorted(dict(binds).items(), key=lambda kv: (kv[0].count("/"), kv[0])):
@@ -497,8 +498,14 @@ def toil_worker_wrapper(workdir: Path, args: list[str], real_worker: str) -> Pat
     bindir = workdir / ".sandbox" / "bin"
     bindir.mkdir(parents=True, exist_ok=True)
     script = bindir / "_toil_worker"
-    script.write_text("#!/bin/sh\n# Toil job on a compute node: the run's sandbox, without network\n"
-                      f"exec {shlex.join(args)} {shlex.quote(real_worker)} \"$@\"\n", "utf-8")
+    worker = shlex.quote(real_worker)
+    script.write_text(
+        "#!/bin/sh\n"
+        "# Toil's worker. A Slurm job (on a compute node) enters the run's sandbox\n"
+        "# (bwrap as the run user, no network); a job Toil runs on its leader is\n"
+        "# already inside it.\n"
+        f'[ -n "$SLURM_JOB_ID" ] || exec {worker} "$@"\n'
+        f'exec {shlex.join(args)} {worker} "$@"\n', "utf-8")
     script.chmod(0o755)
     return bindir
 

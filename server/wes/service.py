@@ -28,7 +28,7 @@ from server.auth import Caller
 from server.db import Database
 from server.errors import InvalidAuthentication, InvalidInput, NotFound
 from server.settings import Settings
-from server.wes import engines, inputs, states, store
+from server.wes import engines, inputs, sandbox, states, store
 from server.wes.tables import WesRun, WesTask
 
 logger = logging.getLogger(__name__)
@@ -211,6 +211,12 @@ def service_info(settings: Settings, db: Database) -> dict:
         "auth_instructions_url": f"{settings.public_url.rstrip('/')}/docs#authentication",
         "tags": {"default_workflow_engine": settings.wes_default_engine,
                  "shipped_workflows": ",".join(inputs.shipped_workflows())},
+    })
+    # how every run is isolated and limited (server/wes/sandbox.py)
+    info["sandbox"] = sandbox.describe(settings)
+    info["tags"].update({
+        "sandbox": info["sandbox"]["kind"],
+        **{f"limit_{k}": str(v) for k, v in info["sandbox"]["limits"].items() if v is not None},
     })
     return info
 

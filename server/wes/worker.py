@@ -413,6 +413,8 @@ class Worker:
 
 
 def serve(settings: Settings, db: Database, **kw) -> int:
+    # fail closed: a worker that cannot sandbox runs takes none
+    sandbox.check(settings)
     worker = Worker(settings, db, slots=kw.pop("slots", None))
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
