@@ -513,7 +513,8 @@ def toil_worker_wrapper(workdir: Path, args: list[str], real_worker: str) -> Pat
 def wrap(settings: Settings, *, workdir: Path, command: list[str], env: dict[str, str],
          workflow: str = "", trusted: bool = False, extra_rw: Iterable[str] = (),
          engine_executables: Iterable[str] = (), toil_worker: str | None = None,
-         cluster_client: bool = False, keep_env: Iterable[str] = ()) -> Launch:
+         cluster_client: bool = False, keep_env: Iterable[str] = (),
+         support_files: Iterable[str] = ()) -> Launch:
     """The sandboxed launch of ``command`` for one run (SandboxError: refuse it)."""
     workdir = Path(workdir).resolve()
     if settings.wes_sandbox == "none":
@@ -529,7 +530,7 @@ def wrap(settings: Settings, *, workdir: Path, command: list[str], env: dict[str
     network = (required and settings.wes_allow_network) or trusted or cluster_client
     sandbox_env = clean_env(env, workdir, keep=keep_env)
     python = python_dirs(engine_executables)
-    extra_ro: list[str] = []
+    extra_ro: list[str] = list(support_files)  # (the cwltool launcher: one file of the node)
     masks: list[str] = []
     run_uid: int | None = uid
     run_gid: int | None = gid

@@ -252,8 +252,12 @@ class TestGetRunLog:
         assert [t["id"] for t in rest["task_logs"]] == ["2"] and not rest["next_page_token"]
         task = client.get(f"{BASE}/runs/{run_id}/tasks/2", headers=alice).json()
         assert task["exit_code"] == 0 and task["cmd"][:2] == ["wc", "-c"]
-        tlog = client.get(task["stderr"].removeprefix(settings.public_url))
-        assert tlog.status_code == 200 and "[job count]" in tlog.text
+        # the task's streams are the tool's own (wc's stdout is count.txt), not cwltool's log
+        tout = client.get(task["stdout"].removeprefix(settings.public_url))
+        assert tout.status_code == 200 and tout.text.split()[0] == "6"
+        terr = client.get(task["stderr"].removeprefix(settings.public_url))
+        assert terr.status_code == 200 and "[job" not in terr.text
+        assert task["start_time"] <= task["end_time"]
         counts = client.get(f"{BASE}/service-info").json()["system_state_counts"]
         assert counts["COMPLETE"] == 1
 
