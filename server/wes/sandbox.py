@@ -278,6 +278,33 @@ def workflow_documents(workdir: Path, workflow: str) -> list[Path]:
     return list(dict.fromkeys(docs))
 
 
+def remote_locations(workdir: Path, workflow: str) -> list[str]:
+    """http(s) documents or inputs the engine itself would download."""
+    found = [workflow] if workflow.startswith(("http://", "https://")) else []
+    job = Path(workdir) / "job.json"
+    if job.is_file():
+        try:
+            data = json.loads(job.read_text("utf-8"))
+        except ValueError:
+            data = None
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                for key in ("location", "path"):
+                    value = node.get(key)
+                    if node.get("class") in ("File", "Directory") and isinstance(value, str) \
+                            and value.startswith(("http://", "https://")):
+                        found.append(value)
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(data)
+    return found
+
+
 # ------------------------------------------------------------------- binding
 def _system_args() -> list[str]:
     args: list[str] = []
@@ -527,7 +554,12 @@ def wrap(settings: Settings, *, workdir: Path, command: list[str], env: dict[str
         raise NetworkRefused(
             "the workflow requires NetworkAccess, which this node does not allow "
             "(GENOMEPORT_WES_ALLOW_NETWORK); tools here run without network")
-    network = (required and settings.wes_allow_network) or trusted or cluster_client
+    remote = remote_locations(workdir, workflow)
+    if remote and not (settings.wes_allow_network or trusted):
+        raise NetworkRefused(
+            f"{remote[0]} is fetched by the engine, which has no network in the sandbox; "
+            "attach the workflow and its files, or use drs:// or server paths for inputs")
+    network = ((required or remote) and settings.wes_allow_network) or trusted or cluster_client
     sandbox_env = clean_env(env, workdir, keep=keep_env)
     python = python_dirs(engine_executables)
     extra_ro: list[str] = list(support_files)  # (the cwltool launcher: one file of the node)

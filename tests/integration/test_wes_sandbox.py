@@ -249,3 +249,31 @@ def test_memory_limit_stops_a_tool(limited, allocated):
     log, seen = limited.attack(BIG, [])
     assert ("ALLOCATED" in seen) is allocated
     assert ("MemoryError" in seen) is not allocated
+
+
+SWAP = """\
+run=$(dirname "$(dirname "$PWD")")
+for f in stdout.txt stderr.txt tasks/tool-1.stdout tasks/tool-1.stderr; do
+  ln -sfn "$1" "$run/$f.swap" && mv -f "$run/$f.swap" "$run/$f"
+done
+echo swapped
+exit 0
+"""
+
+
+@pytest.mark.parametrize("node", ["bwrap"], indirect=True)
+def test_a_run_cannot_turn_its_logs_into_links_to_node_files(node):
+    """The run directory is the run's own: it may replace the names of its logs
+    with links to the node's files. The node reads its logs by descriptor and
+    serves nothing that resolves outside the run directory."""
+    key_path = Path(node.settings.var_dir).resolve() / "signing.key"
+    key = key_path.read_text().strip()
+    log, seen = node.attack(SWAP, [str(key_path)])
+    run_dir = node.settings.effective_wes_work_dir / log["run_id"]
+    assert (run_dir / "stdout.txt").is_symlink()  # the swap happened
+    assert log["outputs"]["out"]["basename"] == "out.txt"  # outputs still read from the engine
+    for task in log["task_logs"]:
+        for key_name in ("stdout", "stderr"):
+            seen += node.client.get(task[key_name]).text
+    assert key not in seen
+    assert node.client.get(log["run_log"]["stdout"]).status_code == 404

@@ -115,3 +115,25 @@ def test_the_worker_fails_closed_without_bwrap(wes_settings, db, monkeypatch):
     with pytest.raises(sandbox.SandboxError):
         sandbox.check(wes_settings)
     sandbox.check(wes_settings.with_overrides(wes_sandbox="none"))  # a container's node may opt out
+
+
+STREAMS = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c, "echo to-out; echo to-err >&2"]
+inputs: []
+outputs: []
+"""
+
+
+def test_task_streams_are_the_tools_own(wes_settings, db):
+    run_id = submit(wes_settings, db, "streams.cwl", STREAMS)
+    Worker(wes_settings, db).run_forever(max_runs=1)
+    run = store.get_run(db, run_id)
+    assert run.state == states.COMPLETE, run.system_logs
+    (task,) = store.get_tasks(db, run.pk)
+    assert task.cmd == ["sh", "-c", "echo to-out; echo to-err >&2"] and task.exit_code == 0
+    assert open(task.stdout_path).read() == "to-out\n"
+    assert open(task.stderr_path).read() == "to-err\n"
+    assert store.aware(run.start_time) <= store.aware(task.start_time) \
+        <= store.aware(task.end_time) <= store.aware(run.end_time)
