@@ -81,6 +81,15 @@ class TestGetServiceInfo:
         assert info["auth_instructions_url"].startswith("http")
         assert all(":" in p["name"] for p in info["default_workflow_engine_parameters"])
 
+    def test_service_info_lists_the_sandbox_and_its_limits(self, client, settings):
+        info = client.get(f"{BASE}/service-info").json()
+        assert info["sandbox"]["kind"] == "bwrap" and info["sandbox"]["user"] == "genomeport-run"
+        assert info["sandbox"]["network"] == "none"
+        assert info["sandbox"]["limits"]["wall_seconds"] == settings.wes_run_wall_seconds
+        assert info["sandbox"]["limits"]["memory_mb_per_process"] == settings.wes_run_memory_mb
+        assert info["tags"]["sandbox"] == "bwrap"
+        assert info["tags"]["limit_wall_seconds"] == str(settings.wes_run_wall_seconds)
+
 
 class TestRunWorkflow:
     def test_valid_request_returns_200_and_queues(self, client, alice):
