@@ -73,7 +73,7 @@ class Settings:
     wes_heartbeat_timeout: int = 30  # seconds without a heartbeat before a run is lost
     wes_poll_ms: int = 200  # how often an idle worker looks for queued runs
     wes_node_callers: tuple = ()  # callers whose runs get the node's own config (beacon-load-vcf)
-    wes_sandbox: str = "bwrap"  # bwrap: each run in bubblewrap as genomeport-run; none: only inside a container engine that isolates tools
+    wes_sandbox: str = "bwrap"  # bwrap (tools as genomeport-run) | none (a container isolates them)
     wes_allow_network: bool = False  # let workflows that require NetworkAccess reach the network
     wes_run_wall_seconds: int = 86400  # wall time of a run before the worker kills it (0: none)
     wes_run_cpu_seconds: int = 86400  # CPU seconds per process of a run (RLIMIT_CPU; 0: none)

@@ -21,10 +21,16 @@ What a run sees inside (everything else of the host does not exist there):
   (``wes_allow_network``); a declared requirement the node does not allow ends
   the run as EXECUTOR_ERROR before anything starts (a hint only is ignored).
 
-Namespaces: user (the run user's own ids mapped 1:1, no further user namespaces
-inside), mount, PID, IPC, UTS, cgroup, network. ``--die-with-parent`` ends the
-sandbox with its worker, ``--new-session`` keeps tools off the worker's
-terminal, and the environment is cleared but for a short safe list.
+How: the worker (root) starts ``prlimit`` -> ``bwrap``, which mounts the view
+above in new mount, PID, IPC, UTS, cgroup and network namespaces, then runs
+``setpriv`` to become the run user with no capabilities, no supplementary
+groups and no new privileges before the engine starts; so the run user needs
+no access to the host paths mounted for it (a Python under ``/root``, run
+directories under a private ``var/``). ``--die-with-parent`` ends the sandbox
+with its worker, ``--new-session`` keeps tools off the worker's terminal, and
+the environment is cleared but for a short safe list. On a Slurm compute node,
+where the job already runs as the run user, bwrap runs unprivileged in a user
+namespace mapping that user to itself (``--disable-userns`` inside).
 
 Why one dedicated system user rather than a fresh uid per run: Slurm (and
 ``sbatch``/``scancel`` accounting) needs a real account known on every compute
@@ -96,7 +102,7 @@ class NetworkRefused(SandboxError):
 
 @dataclass
 class Launch:
-    """What the worker executes: ``argv`` as ``user``/``group`` with ``env``."""
+    """What the worker executes (as itself: bwrap drops to ``user`` inside)."""
     argv: list[str]
     env: dict[str, str]
     user: int | None = None  # the uid tools run as (setpriv inside; bwrap starts as root)
@@ -110,8 +116,6 @@ class Launch:
         return (f"sandbox: bwrap as {who}; network {'shared' if self.network else 'none'}; "
                 f"{len(self.readable)} input path(s) read-only")
 
-    def popen_kwargs(self) -> dict:
-        return {}
 
 
 # ------------------------------------------------------------------ the user

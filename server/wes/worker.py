@@ -125,7 +125,6 @@ class Execution:
         self.proc = subprocess.Popen(
             launch.argv, cwd=self.workdir, stdout=self.stdout, stderr=self.stderr,
             stdin=subprocess.DEVNULL, env=launch.env, start_new_session=True,
-            **launch.popen_kwargs(),
         )
         started = time.monotonic()
         wall = float(self.settings.wes_run_wall_seconds or 0)
