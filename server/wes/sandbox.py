@@ -90,6 +90,7 @@ SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "HOME", "USER"
             "SLURM_CONF", "TOIL_SLURM_ARGS")
 MUNGE = "/run/munge"
 SETPRIV = "/usr/bin/setpriv"
+MAX_DOCUMENT = 1 << 20  # larger attachments are data, not CWL documents
 
 
 class SandboxError(RuntimeError):
@@ -255,10 +256,13 @@ def declares_network(documents: Iterable[Path]) -> bool:
     """Whether any of the CWL documents requires NetworkAccess."""
     from ruamel.yaml import YAML
 
-    yaml = YAML(typ="safe", pure=True)
+    yaml = YAML(typ="safe")
     for doc in documents:
         try:
-            data = yaml.load(Path(doc).read_text("utf-8"))
+            if Path(doc).stat().st_size > MAX_DOCUMENT:
+                continue  # an input file, not a CWL document
+            text = Path(doc).read_text("utf-8")
+            data = json.loads(text) if doc.suffix == ".json" else yaml.load(text)
         except Exception:  # noqa: BLE001 - the engine reports a broken document itself
             continue
         if _network_in(data)[0]:
