@@ -2,10 +2,12 @@
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends samtools bcftools tabix curl \
+ && apt-get install -y --no-install-recommends samtools bcftools tabix curl bubblewrap \
  && rm -rf /var/lib/apt/lists/*
 
-RUN useradd --create-home --uid 10001 genomeport
+RUN useradd --create-home --uid 10001 genomeport \
+ && useradd --system --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin genomeport-run
 WORKDIR /app
 
 COPY setup.cfg pyproject.toml README.md ./

@@ -11,6 +11,9 @@ command -v slurmctld >/dev/null || need+=(slurm-wlm)  # WES cluster tests (scrip
 command -v munged >/dev/null || need+=(munge)
 # server binaries for the throwaway cluster of the database-outage test (scripts/pg-throwaway.sh)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v bwrap >/dev/null || need+=(bubblewrap)  # the WES sandbox (server/wes/sandbox.py)
+command -v prlimit >/dev/null || need+=(util-linux)
+command -v setfacl >/dev/null || need+=(acl)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "install-system: need root to install: ${need[*]}" >&2
@@ -19,4 +22,25 @@ if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The WES sandbox's user: every workflow tool runs as genomeport-run, which owns
+# nothing of the node (server/wes/sandbox.py). Needs root; skipped otherwise.
+RUN_USER=genomeport-run
+if [ "$(id -u)" = 0 ]; then
+    getent group "$RUN_USER" >/dev/null || groupadd --system "$RUN_USER"
+    id "$RUN_USER" >/dev/null 2>&1 || useradd --system --gid "$RUN_USER" --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin "$RUN_USER"
+    # Sandboxed Toil jobs on a compute node start bwrap as that user, which must
+    # therefore reach the Python the engines run on. Where that Python lives below
+    # a directory others may not search (a pyenv under /root), grant the run user
+    # search (x, not read) on just those directories.
+    prefix=$("${PYTHON:-python3}" -c 'import sys; print(sys.base_prefix)')
+    dir=$prefix
+    while [ "$dir" != "/" ]; do
+        if [ -z "$(find "$dir" -maxdepth 0 -perm -o=x)" ]; then
+            setfacl -m "u:$RUN_USER:x" "$dir"
+        fi
+        dir=$(dirname "$dir")
+    done
 fi

@@ -77,6 +77,12 @@ class Settings:
     wes_heartbeat_timeout: int = 30  # seconds without a heartbeat before a run is lost
     wes_poll_ms: int = 200  # how often an idle worker looks for queued runs
     wes_node_callers: tuple = ()  # caller labels <issuer>|<sub> whose runs get the node's config
+    wes_sandbox: str = "bwrap"  # bwrap (tools as genomeport-run) | none (a container isolates them)
+    wes_allow_network: bool = False  # let workflows that require NetworkAccess reach the network
+    wes_run_wall_seconds: int = 86400  # wall time of a run before the worker kills it (0: none)
+    wes_run_cpu_seconds: int = 86400  # CPU seconds per process of a run (RLIMIT_CPU; 0: none)
+    wes_run_memory_mb: int = 16384  # address space per process of a run, MiB (RLIMIT_AS; 0: none)
+    wes_run_processes: int = 4096  # processes of the run user at once (RLIMIT_NPROC; 0: none)
     drs_max_bulk: int = 100
 
     def __post_init__(self) -> None:

@@ -27,7 +27,12 @@ def worker(slots, max_runs, idle_exit, reconcile_only):
     On start and periodically it marks runs whose executor vanished (a dead
     worker or a stale heartbeat) as SYSTEM_ERROR. Stop it with SIGTERM or
     Ctrl-C: runs still executing are stopped and marked SYSTEM_ERROR.
+
+    Every run executes in the sandbox (GENOMEPORT_WES_SANDBOX=bwrap: bubblewrap
+    as the user genomeport-run, which needs this worker to run as root); the
+    worker refuses to start when the sandbox does not work here.
     """
+    from server.wes.sandbox import SandboxError
     from server.wes.worker import Worker, serve
 
     ctx = click.get_current_context().obj
@@ -37,6 +42,8 @@ def worker(slots, max_runs, idle_exit, reconcile_only):
         return
     try:
         serve(ctx.settings, ctx.db, slots=slots, max_runs=max_runs, idle_exit=idle_exit)
+    except SandboxError as exc:
+        raise click.ClickException(f"the WES sandbox does not work here: {exc}") from None
     except ServiceError as exc:  # pragma: no cover - surfaced by the group
         raise click.ClickException(str(exc)) from None
 

@@ -23,6 +23,7 @@ from server.errors import InvalidInput
 from server.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
+LAUNCHER = Path(__file__).resolve().parent / "cwl_launcher.py"
 WORKFLOW_TYPE_VERSIONS = {"CWL": ("v1.0", "v1.1", "v1.2")}
 # Options of a local CWL runner that WES clients (toil-wes-cwl-runner, cwltest)
 # forward as engine parameters. They concern the client's side (where it puts
@@ -178,6 +179,10 @@ class Engine:
     def parse_line(self, line: str) -> list[TaskEvent]:
         return []
 
+    def support_files(self) -> list[str]:
+        """Files of the node the engine needs inside the sandbox (read-only)."""
+        return []
+
     def cancel_cluster_jobs(self, job_ids: list) -> None:
         """Cancel cluster jobs left by a run (nothing to do off a cluster)."""
 
@@ -312,8 +317,9 @@ class Cwltool(Engine):
 
     def command(self, workdir: Path, workflow: str, job: Path, params: dict,
                 preserve: tuple = ()) -> list[str]:
+        # the launcher gives each tool its own stdout/stderr and records its start and end
         cmd = [
-            *self.base_command(), "--disable-color", "--outdir", str(workdir / "outputs"),
+            sys.executable, str(LAUNCHER), str(workdir / "tasks"), "--disable-color", "--outdir", str(workdir / "outputs"),
             "--tmpdir-prefix", str(workdir / "tmp") + "/",
             "--tmp-outdir-prefix", str(workdir / "tmp") + "/",
         ]
@@ -325,8 +331,16 @@ class Cwltool(Engine):
         cmd += ["--", workflow, str(job)]
         return cmd
 
-    def new_parser(self) -> CwlLogParser:
-        return CwlLogParser()
+    def new_parser(self) -> "NullParser":
+        return NullParser()  # tasks come from the launcher's events (tasks/events.jsonl)
+
+    def support_files(self) -> list[str]:
+        return [str(LAUNCHER)]
+
+
+class NullParser:
+    def feed(self, line: str) -> list[TaskEvent]:
+        return []
 
 
 # ----------------------------------------------------------------------- Toil
@@ -389,8 +403,8 @@ class Toil(Engine):
             return [configured] if Path(configured).exists() else []
         for var in (Path(self.settings.var_dir).resolve(), REPO / "var"):
             local = var / "venvs" / "toil" / "bin" / "toil-cwl-runner"
-            if local.exists():
-                return [str(local)]
+            if local.exists():  # (the real path: it is what the sandbox mounts)
+                return [str(local.resolve())]
         found = shutil.which("toil-cwl-runner")
         return [found] if found else []
 

@@ -28,7 +28,7 @@ from server.auth import Caller
 from server.db import Database
 from server.errors import InvalidAuthentication, InvalidInput, NotFound
 from server.settings import Settings
-from server.wes import engines, graph, inputs, states, store
+from server.wes import engines, graph, inputs, sandbox, states, store
 from server.wes.tables import WesRun, WesTask
 
 logger = logging.getLogger(__name__)
@@ -93,10 +93,13 @@ def run_summary(run: WesRun) -> dict:
 
 def task_log(settings: Settings, run: WesRun, task: WesTask, caller: Caller | None = None) -> dict:
     log_url = _url(settings, f"{run.id}/tasks/{task.seq}", caller) if task.stderr_path else ""
+    # the tool's own stdout where the engine recorded it (cwltool); else its log
+    out_url = (_url(settings, f"{run.id}/tasks/{task.seq}/stdout", caller) if task.stdout_path
+               else log_url)
     return {
         "id": str(task.seq), "name": task.name, "cmd": list(task.cmd or []),
         "start_time": iso(task.start_time), "end_time": iso(task.end_time),
-        "stdout": log_url, "stderr": log_url, "exit_code": task.exit_code,
+        "stdout": out_url, "stderr": log_url, "exit_code": task.exit_code,
         "system_logs": list(task.system_logs or []), "tags": {},
     }
 
@@ -215,6 +218,12 @@ def service_info(settings: Settings, db: Database) -> dict:
         "auth_instructions_url": f"{settings.public_url.rstrip('/')}/docs#authentication",
         "tags": {"default_workflow_engine": settings.wes_default_engine,
                  "shipped_workflows": ",".join(inputs.shipped_workflows())},
+    })
+    # how every run is isolated and limited (server/wes/sandbox.py)
+    info["sandbox"] = sandbox.describe(settings)
+    info["tags"].update({
+        "sandbox": info["sandbox"]["kind"],
+        **{f"limit_{k}": str(v) for k, v in info["sandbox"]["limits"].items() if v is not None},
     })
     return info
 
@@ -548,11 +557,12 @@ def resolve_file(settings: Settings, db: Database, ident: str) -> Path:
     workdir = Path(run.workdir).resolve()
     if rest in ("stdout", "stderr"):
         path = workdir / f"{rest}.txt"
-    elif rest.startswith("tasks/") and rest[6:].isdigit():
-        tasks = store.get_tasks(db, run.pk, seq=int(rest[6:]))
-        if not tasks or not tasks[0].stderr_path:
+    elif rest.startswith("tasks/") and rest[6:].removesuffix("/stdout").isdigit():
+        tasks = store.get_tasks(db, run.pk, seq=int(rest[6:].removesuffix("/stdout")))
+        which = "stdout_path" if rest.endswith("/stdout") else "stderr_path"
+        if not tasks or not getattr(tasks[0], which):
             raise NotFound("no such task log")
-        path = Path(tasks[0].stderr_path)
+        path = Path(getattr(tasks[0], which))
     elif rest.startswith("outputs/"):
         rel = inputs.check_attachment_name(rest[len("outputs/"):])
         path = (workdir / "outputs").joinpath(*rel.parts).resolve()
@@ -560,6 +570,9 @@ def resolve_file(settings: Settings, db: Database, ident: str) -> Path:
             raise NotFound("no such output")
     else:
         raise NotFound("no such file")
-    if not path.is_file():
+    # The run directory is written by the run's own tools: a name there may have
+    # become a link to a file of the node. Serve only what stays inside it.
+    path = path.resolve()
+    if not path.is_relative_to(workdir) or not path.is_file():
         raise NotFound("no such file")
     return path

@@ -11,9 +11,12 @@ worker vanished.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import os
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from server.db import Database
 from server.settings import Settings
-from server.wes import states, store
+from server.wes import sandbox, states, store
 from server.wes.engines import ENGINES, cluster_jobs_for, get_engine
 from server.wes.tables import WesRun, utcnow
 
@@ -47,6 +50,8 @@ class Execution:
         self.task_logs: dict[str, list[str]] = {}
         self.cluster_ids: list[str] = []
         self.proc: subprocess.Popen | None = None
+        self.stdout = self.stderr = None  # the worker's own handles on the engine's logs
+        self.events_offset = 0
 
     # ------------------------------------------------------------------ main
     def __call__(self) -> None:
@@ -59,6 +64,10 @@ class Execution:
                              expect=(states.INITIALIZING, states.RUNNING),
                              log=f"system error: {type(exc).__name__}: {exc}")
             store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,))
+        finally:
+            for fh in (self.stdout, self.stderr):
+                if fh is not None:
+                    fh.close()
 
     def execute(self) -> None:
         run = self.run
@@ -68,32 +77,63 @@ class Execution:
         job = self.workdir / "job.json"
         env = engine.environment(self.workdir, run.id)
         preserve: tuple = ()
-        if run.owner in self.settings.wes_node_callers:
+        trusted = run.owner in self.settings.wes_node_callers
+        extra_rw: list[str] = []
+        if trusted:
             # trusted callers' tools (beacon-load-vcf) reach this node's database
+            var_dir = Path(self.settings.var_dir).resolve()
             env["GENOMEPORT_DATABASE_URL"] = self.settings.effective_database_url
-            env["GENOMEPORT_VAR_DIR"] = str(Path(self.settings.var_dir).resolve())
+            env["GENOMEPORT_VAR_DIR"] = str(var_dir)
             preserve = ("GENOMEPORT_DATABASE_URL", "GENOMEPORT_VAR_DIR")
+            extra_rw.append(str(var_dir))
+            db_url = self.settings.effective_database_url
+            if db_url.startswith("sqlite:///"):
+                db_dir = Path(db_url.removeprefix("sqlite:///")).resolve().parent
+                if not db_dir.is_relative_to(var_dir):
+                    extra_rw.append(str(db_dir))
         cmd = engine.command(self.workdir, run.workflow, job, run.engine_params or {},
                              preserve=preserve)
+        on_cluster = run.engine == "toil" and (run.engine_params or {}).get("batchSystem") == "slurm"
+        base = engine.base_command()
+        try:
+            launch = sandbox.wrap(
+                self.settings, workdir=self.workdir, command=cmd, env=env, workflow=run.workflow,
+                trusted=trusted, extra_rw=extra_rw, engine_executables=base[:1], keep_env=preserve,
+                toil_worker=str(Path(base[0]).parent / "_toil_worker") if on_cluster else None,
+                cluster_client=on_cluster, support_files=engine.support_files())
+        except sandbox.NetworkRefused as exc:
+            store.transition(self.db, run.id, states.RUNNING, expect=(states.INITIALIZING,))
+            store.transition(self.db, run.id, states.EXECUTOR_ERROR, expect=(states.RUNNING,),
+                             log=f"refused: {exc}")
+            store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
+            return
+        except sandbox.SandboxError as exc:
+            logger.error("wes run %s: sandbox unavailable: %s", run.id, exc)
+            store.transition(self.db, run.id, states.SYSTEM_ERROR,
+                             expect=(states.INITIALIZING, states.RUNNING),
+                             log=f"sandbox unavailable, the run was not started: {exc}")
+            store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
+            return
         if self.canceled():
             store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
             return
-        stdout = open(self.workdir / "stdout.txt", "wb")
-        stderr = open(self.workdir / "stderr.txt", "wb")
-        try:
-            self.proc = subprocess.Popen(
-                cmd, cwd=self.workdir, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
-            )
-        finally:
-            stdout.close()
-            stderr.close()
+        # The worker keeps its own descriptors of the engine's logs and reads them
+        # through those only: the run directory belongs to the run, which may swap
+        # the names for links to files it could not read itself.
+        self.stdout = open(self.workdir / "stdout.txt", "w+b")
+        self.stderr = open(self.workdir / "stderr.txt", "w+b")
+        self.proc = subprocess.Popen(
+            launch.argv, cwd=self.workdir, stdout=self.stdout, stderr=self.stderr,
+            stdin=subprocess.DEVNULL, env=launch.env, start_new_session=True,
+        )
+        started = time.monotonic()
+        wall = float(self.settings.wes_run_wall_seconds or 0)
         store.update_run(self.db, run.id, pid=self.proc.pid, pgid=self.proc.pid, cmd=cmd)
-        if not store.transition(self.db, run.id, states.RUNNING, expect=(states.INITIALIZING,)):
+        if not store.transition(self.db, run.id, states.RUNNING, expect=(states.INITIALIZING,),
+                                log=launch.summary()):
             self.stop_canceled(engine)
             return
         parser = engine.new_parser()
-        on_cluster = run.engine == "toil" and (run.engine_params or {}).get("batchSystem") == "slurm"
         offset = 0
         poll = max(self.settings.wes_poll_ms, 20) / 1000.0
         last_state_check = 0.0
@@ -109,6 +149,10 @@ class Execution:
                     self.track_cluster_jobs()
                 if self.canceled():
                     self.stop_canceled(engine)
+                    return
+                if wall and now - started > wall:
+                    self.stop_limit(f"wall-time limit of {wall:g} s exceeded "
+                                    "(GENOMEPORT_WES_RUN_WALL_SECONDS): the run was killed")
                     return
             if self.worker.stopping.is_set():
                 self.kill()
@@ -169,14 +213,19 @@ class Execution:
         store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,),
                          exit_code=code, log="canceled: the engine's process group was killed")
 
+    def stop_limit(self, reason: str) -> None:
+        logger.warning("wes run %s: %s", self.run.id, reason)
+        self.kill()
+        self.close_tasks(None, canceled=True)
+        code = self.proc.returncode if self.proc else None
+        store.transition(self.db, self.run.id, states.EXECUTOR_ERROR, expect=(states.RUNNING,),
+                         exit_code=code, log=reason)
+        store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,),
+                         exit_code=code)
+
     def follow_log(self, parser, offset: int) -> int:
-        path = self.workdir / "stderr.txt"
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read()
-        except OSError:
-            return offset
+        self.follow_events()
+        data = _read_from(self.stderr, offset)
         end = data.rfind(b"\n")
         if end < 0:
             return offset
@@ -187,6 +236,47 @@ class Execution:
                 self.apply(ev, changed)
         self.flush_tasks(changed)
         return offset + end + 1
+
+    def follow_events(self) -> None:
+        """Tasks from the cwltool launcher: each tool's own streams, real times.
+
+        The events file is written inside the sandbox, so nothing in it is
+        trusted: stream paths must be this run's ``tasks/tool-<n>.*`` files."""
+        path = self.workdir / "tasks" / "events.jsonl"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return
+            fh.seek(self.events_offset)
+            data = fh.read(1 << 20)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return
+        self.events_offset += end + 1
+        for line in data[: end + 1].splitlines():
+            try:
+                ev = json.loads(line)
+                seq = int(ev["seq"])
+                when = dt.datetime.fromisoformat(ev["time"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            key = f"tool-{seq}"
+            if ev.get("event") == "start" and key not in self.tasks:
+                self.tasks[key] = len(self.tasks) + 1
+                self.task_logs[key] = []
+                cmd = ev.get("cmd")
+                store.save_task(
+                    self.db, self.run.pk, self.tasks[key], name=str(ev.get("name") or key)[:500],
+                    cmd=[str(c) for c in cmd] if isinstance(cmd, list) else [], start_time=when,
+                    stdout_path=str(self.workdir / "tasks" / f"{key}.stdout"),
+                    stderr_path=str(self.workdir / "tasks" / f"{key}.stderr"))
+            elif ev.get("event") == "end" and key in self.tasks:
+                code = ev.get("exit_code")
+                store.save_task(self.db, self.run.pk, self.tasks[key], end_time=when,
+                                exit_code=code if isinstance(code, int) else None)
 
     def apply(self, ev, changed: set[str]) -> None:
         key = ev.key
@@ -278,10 +368,7 @@ class Execution:
                 logger.exception("could not publish output %s of run %s as a DRS object", rel, self.run.id)
 
     def read_outputs(self) -> dict:
-        try:
-            text = (self.workdir / "stdout.txt").read_text("utf-8")
-        except OSError:
-            return {}
+        text = _read_from(self.stdout, 0).decode("utf-8", "replace") if self.stdout else ""
         start = text.find("{")
         if start < 0:
             return {}
@@ -290,6 +377,19 @@ class Execution:
         except ValueError:
             return {}
         return value if isinstance(value, dict) else {}
+
+
+def _read_from(fh, offset: int) -> bytes:
+    """What the engine wrote to ``fh`` from ``offset`` on (by descriptor, never by name)."""
+    if fh is None:
+        return b""
+    chunks = []
+    while True:
+        block = os.pread(fh.fileno(), 1 << 20, offset)
+        if not block:
+            return b"".join(chunks)
+        chunks.append(block)
+        offset += len(block)
 
 
 class Worker:
@@ -366,6 +466,8 @@ class Worker:
 
 
 def serve(settings: Settings, db: Database, **kw) -> int:
+    # fail closed: a worker that cannot sandbox runs takes none
+    sandbox.check(settings)
     worker = Worker(settings, db, slots=kw.pop("slots", None))
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

@@ -81,6 +81,15 @@ class TestGetServiceInfo:
         assert info["auth_instructions_url"].startswith("http")
         assert all(":" not in p["name"] for p in info["default_workflow_engine_parameters"])
 
+    def test_service_info_lists_the_sandbox_and_its_limits(self, client, settings):
+        info = client.get(f"{BASE}/service-info").json()
+        assert info["sandbox"]["kind"] == "bwrap" and info["sandbox"]["user"] == "genomeport-run"
+        assert info["sandbox"]["network"] == "none"
+        assert info["sandbox"]["limits"]["wall_seconds"] == settings.wes_run_wall_seconds
+        assert info["sandbox"]["limits"]["memory_mb_per_process"] == settings.wes_run_memory_mb
+        assert info["tags"]["sandbox"] == "bwrap"
+        assert info["tags"]["limit_wall_seconds"] == str(settings.wes_run_wall_seconds)
+
 
 class TestRunWorkflow:
     def test_valid_request_returns_200_and_queues(self, client, alice):
@@ -260,8 +269,12 @@ class TestGetRunLog:
         assert [t["id"] for t in rest["task_logs"]] == ["2"] and not rest["next_page_token"]
         task = client.get(f"{BASE}/runs/{run_id}/tasks/2", headers=alice).json()
         assert task["exit_code"] == 0 and task["cmd"][:2] == ["wc", "-c"]
-        tlog = client.get(task["stderr"].removeprefix(settings.public_url))
-        assert tlog.status_code == 200 and "[job count]" in tlog.text
+        # the task's streams are the tool's own (wc's stdout is count.txt), not cwltool's log
+        tout = client.get(task["stdout"].removeprefix(settings.public_url))
+        assert tout.status_code == 200 and tout.text.split()[0] == "6"
+        terr = client.get(task["stderr"].removeprefix(settings.public_url))
+        assert terr.status_code == 200 and "[job" not in terr.text
+        assert task["start_time"] <= task["end_time"]
         counts = client.get(f"{BASE}/service-info").json()["system_state_counts"]
         assert counts["COMPLETE"] == 1
 

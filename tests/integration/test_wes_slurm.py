@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -47,7 +50,13 @@ def db_url(tmp_path):  # the cluster path is database-agnostic; SQLite keeps thi
 
 @pytest.fixture
 def settings(settings):
-    return settings.with_overrides(wes_poll_ms=100)
+    # Slurm jobs run as the sandbox user (genomeport-run) on the compute node, which must
+    # reach the run directories: a shared work directory it may search (0711), unlike
+    # pytest's private tmp (0700)
+    work = Path(tempfile.mkdtemp(prefix="genomeport-slurm-", dir="/tmp"))
+    work.chmod(0o711)
+    yield settings.with_overrides(wes_poll_ms=100, wes_work_dir=str(work))
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def tagged_jobs(run_id: str) -> list[str]:
@@ -100,3 +109,51 @@ def test_cancel_scancels_the_cluster_jobs(slurm, settings, db, live_server):
             assert subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True).stdout == b""
     finally:
         stop(worker)
+
+
+PROBE_WF = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [bash, -c]
+arguments:
+  - |
+    echo -n "uid "; id -u
+    cat "$0" 2>&1 | head -c 200
+    if timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432' 2>/dev/null; then echo CONNECTED; else echo REFUSED; fi
+inputs:
+  secret: {type: string, inputBinding: {position: 1}}
+outputs:
+  out: stdout
+stdout: probe.txt
+"""
+
+
+@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
+def test_slurm_jobs_run_in_the_sandbox(slurm, settings, db, sandbox):
+    """A tool on a compute node runs as genomeport-run, without network and
+    without the node's var/; with the sandbox off it is root with both."""
+    import pwd
+
+    from server.dataplane import signing_key
+    from tests.conftest import start_server, stop_server
+
+    settings = settings.with_overrides(signing_key="", wes_sandbox=sandbox)
+    key = signing_key(settings).decode()
+    secret_path = str(Path(settings.var_dir).resolve() / "signing.key")
+    server = start_server(settings)
+    worker = start_worker(settings, server.url)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            run_id = submit(client, PROBE_WF, {"secret": secret_path}, name="probe.cwl")
+            log = wait_done(client, run_id, timeout=240)
+            assert log["state"] == "COMPLETE", log["run_log"]["system_logs"]
+            seen = client.get(log["outputs"]["out"]["location"]).text
+            assert store.get_run(db, run_id).cluster_job_ids, "the tool did not run on Slurm"
+    finally:
+        stop(worker)
+        stop_server(server)
+    if sandbox == "bwrap":
+        assert f"uid {pwd.getpwnam('genomeport-run').pw_uid}" in seen
+        assert key not in seen and "REFUSED" in seen, seen
+    else:
+        assert "uid 0" in seen and key in seen and "CONNECTED" in seen, seen
