@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import io
 import json
 import os
@@ -514,7 +516,9 @@ class TestDocumentInputs:
     def test_without_the_graph_check_the_same_default_leaks_the_key(self, client, alice, settings,
                                                                     db, monkeypatch):
         """The protection switched off: the same document runs and its output is
-        the node's signing key (what the check above prevents)."""
+        the node's signing key (what the check above prevents). The sandbox, a
+        second layer that would not mount the key, is off too, so that this shows
+        what the graph check alone stops."""
         from server.wes import graph
 
         key = node_key(settings)
@@ -525,7 +529,7 @@ class TestDocumentInputs:
         resp = submit(client, alice, files=attach("cat.cwl", text), workflow_url="cat.cwl",
                       workflow_params="{}")
         assert resp.status_code == 200, resp.text
-        Worker(settings, db).run_forever(max_runs=1)
+        Worker(dataclasses.replace(settings, wes_sandbox="none"), db).run_forever(max_runs=1)
         log = client.get(f"{BASE}/runs/{resp.json()['run_id']}", headers=alice).json()
         assert log["state"] == "COMPLETE", log["run_log"]["system_logs"]
         leaked = client.get(log["outputs"]["out"]["location"].removeprefix(settings.public_url))
