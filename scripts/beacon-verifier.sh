@@ -28,11 +28,7 @@ TESTDATA="${GENOMEPORT_TESTDATA:-$ROOT/../shared/testdata}"
 PY="$ROOT/.venv/bin/python"
 mkdir -p "$WORK"
 
-if [ -d "$SRC" ] && [ ! -f "$SRC/verifier.py" ] && git --git-dir="$SRC" rev-parse HEAD >/dev/null 2>&1; then
-    rm -rf "$WORK/tree" && mkdir -p "$WORK/tree"
-    git --git-dir="$SRC" archive HEAD | tar -x -C "$WORK/tree"
-    SRC="$WORK/tree"
-fi
+SRC="$(snapshot_tree "$SRC" "$WORK" verifier.py)"
 if [ ! -f "$SRC/verifier.py" ]; then
     echo "beacon-verifier: no snapshot of beacon-verifier-v2 at $SRC (set BEACON_VERIFIER_SRC)" >&2
     exit 3

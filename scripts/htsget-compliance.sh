@@ -20,11 +20,7 @@ TESTDATA="${GENOMEPORT_TESTDATA:-$ROOT/../shared/testdata}"
 PY="$ROOT/.venv/bin/python"
 mkdir -p "$WORK"
 
-if [ -d "$SRC" ] && [ ! -f "$SRC/setup.py" ] && git --git-dir="$SRC" rev-parse HEAD >/dev/null 2>&1; then
-    rm -rf "$WORK/tree" && mkdir -p "$WORK/tree"
-    git --git-dir="$SRC" archive HEAD | tar -x -C "$WORK/tree"
-    SRC="$WORK/tree"
-fi
+SRC="$(snapshot_tree "$SRC" "$WORK" setup.py)"
 if [ ! -f "$SRC/setup.py" ]; then
     echo "htsget-compliance: no snapshot of the suite at $SRC (set HTSGET_COMPLIANCE_SRC)" >&2
     exit 3

@@ -14,3 +14,16 @@ snapshot_dir() {
         printf '%s\n' "$work/src"
     fi
 }
+
+# snapshot_tree SRC WORK MARKER prints a directory holding the suite's files:
+# SRC itself when SRC/MARKER exists, else, when SRC is a bare git snapshot, a
+# fresh checkout of its HEAD at WORK/tree.
+snapshot_tree() {
+    local src="$1" work="$2" marker="$3"
+    if [ -d "$src" ] && [ ! -f "$src/$marker" ] && git --git-dir="$src" rev-parse HEAD >/dev/null 2>&1; then
+        rm -rf "$work/tree" && mkdir -p "$work/tree"
+        git --git-dir="$src" archive HEAD | tar -x -C "$work/tree"
+        src="$work/tree"
+    fi
+    printf '%s\n' "$src"
+}

@@ -13,7 +13,7 @@ import pytest
 
 from server.wes.worker import Worker
 from tests.unit.auth.tokenkit import make_kit
-from tests.unit.wes.conftest import FAIL, TWO_STEP
+from tests.unit.wes.conftest import CAT, FAIL, TWO_STEP
 
 BASE = "/ga4gh/wes/v1"
 
@@ -430,18 +430,6 @@ class TestListFilters:
         ok = client.get(f"{BASE}/runs", params={"page_token": token, "tags": "project:p1"},
                         headers=alice)
         assert ok.status_code == 200 and len(ok.json()["runs"]) == 2
-
-
-CAT = """\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: cat
-inputs:
-  f: {type: File, inputBinding: {position: 1}}
-outputs:
-  out: stdout
-stdout: copy.txt
-"""
 
 
 class TestOwnOutputsAsInputs:

@@ -23,23 +23,12 @@ import pytest
 from tests.conftest import REPO, start_server, stop_server
 from tests.integration.test_wes_workflows import start_worker, stop, wait_done
 from tests.unit.auth.tokenkit import make_kit
+from tests.unit.wes.conftest import CAT as TOOL
 from tests.unit.wes.httpfixture import Site
 
 BASE = "/ga4gh/wes/v1"
 SEED = REPO / "seed_data"
 pytestmark = pytest.mark.slow
-
-TOOL = """\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: cat
-inputs:
-  f: {type: File, inputBinding: {position: 1}}
-outputs:
-  out: stdout
-stdout: out.txt
-"""
-
 
 def default_tool(location: str, extra: str = "") -> str:
     return TOOL.replace("  f: {type: File, inputBinding: {position: 1}}\n",

@@ -5,6 +5,18 @@ import json
 
 import pytest
 
+# A tool that copies its one File input to its stdout (``out``).
+CAT = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: cat
+inputs:
+  f: {type: File, inputBinding: {position: 1}}
+outputs:
+  out: stdout
+stdout: out.txt
+"""
+
 TWO_STEP = """\
 cwlVersion: v1.2
 class: Workflow

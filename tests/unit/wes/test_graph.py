@@ -13,20 +13,10 @@ import pytest
 from server.errors import InvalidInput
 from server.settings import Settings
 from server.wes import graph, inputs, remote
+from tests.unit.wes.conftest import CAT as TOOL
 from tests.unit.wes.httpfixture import Site, make_tls
 
 SECRET = "top-secret-key-material\n"
-
-TOOL = """\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: cat
-inputs:
-  f: {type: File, inputBinding: {position: 1}}
-outputs:
-  out: stdout
-"""
-
 
 def wf_with_default(location: str, extra: str = "") -> str:
     return f"""\
