@@ -75,7 +75,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from server.settings import Settings
 
@@ -151,25 +151,23 @@ def _local(location: Any) -> str | None:
     return location if location.startswith("/") else None
 
 
+def _locations(node: Any) -> Iterator[str]:
+    """Every ``location``/``path`` string of a File or Directory in a job object."""
+    if isinstance(node, dict):
+        if node.get("class") in ("File", "Directory"):
+            for key in ("location", "path"):
+                if isinstance(node.get(key), str):
+                    yield node[key]
+        for value in node.values():
+            yield from _locations(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _locations(value)
+
+
 def job_locations(job: Any) -> list[str]:
     """Every absolute local File/Directory location in a job object."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("class") in ("File", "Directory"):
-                for key in ("location", "path"):
-                    local = _local(node.get(key))
-                    if local:
-                        found.append(local)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(job)
-    return found
+    return [local for local in map(_local, _locations(job)) if local]
 
 
 def readable_paths(workdir: Path, workflow: str = "") -> list[str]:
@@ -295,21 +293,7 @@ def remote_locations(workdir: Path, workflow: str) -> list[str]:
             data = json.loads(job.read_text("utf-8"))
         except ValueError:
             data = None
-
-        def walk(node: Any) -> None:
-            if isinstance(node, dict):
-                for key in ("location", "path"):
-                    value = node.get(key)
-                    if node.get("class") in ("File", "Directory") and isinstance(value, str) \
-                            and value.startswith(("http://", "https://")):
-                        found.append(value)
-                for value in node.values():
-                    walk(value)
-            elif isinstance(node, list):
-                for value in node:
-                    walk(value)
-
-        walk(data)
+        found += [loc for loc in _locations(data) if loc.startswith(("http://", "https://"))]
     return found
 
 
