@@ -52,12 +52,24 @@ per user) inherited by every process of the run; the wall-time limit
 (``wes_run_wall_seconds``) is enforced by the worker, which kills the run.
 
 Toil on Slurm: the Toil leader runs in the sandbox like cwltool, but needs the
-cluster: it shares the host network (it talks to slurmctld over TCP,
-``SlurmctldHost``/``SlurmctldPort`` of ``/etc/slurm/slurm.conf``) and the munge
-socket (``/run/munge``), and submits jobs as the run user. Each job starts
+cluster: slurmctld over TCP (``SlurmctldHost``/``SlurmctldPort`` of
+``/etc/slurm/slurm.conf``) and the munge socket (``/run/munge``, mounted); it
+submits jobs as the run user. It keeps a network namespace of its own with
+exactly one way out: ``slurm_launcher.py`` (a node file, read-only) listens
+inside on the controller's address and port and relays each connection to a
+Unix socket in ``<run>/.sandbox/ctl/``, which the worker (``slurm_relay.py``)
+relays to the real slurmctld and nowhere else; the database, the node's ports
+and every other address stay unreachable. A controller address that is not a
+loopback address is replaced by 127.0.0.1 in a per-run copy of slurm.conf bound
+over it; the namespace's loopback gets a second address (127.0.0.2, added with
+``ip`` before the drop to the run user) because the Slurm clients'
+``getaddrinfo(AI_ADDRCONFIG)`` finds no IPv4 address where 127.0.0.1 is the
+only one. The Slurm clients need nothing but slurmctld (``sacct`` would need
+slurmdbd: unreachable, and Toil falls back to ``scontrol``). Each job starts
 ``_toil_worker`` from ``PATH``; the leader's ``PATH`` begins with
 ``<run>/.sandbox/bin``, whose ``_toil_worker`` re-enters the same sandbox on the
-compute node (unprivileged bwrap as the run user, no network) before Toil's own.
+compute node (unprivileged bwrap as the run user, no network, the relay's
+socket directory hidden) before Toil's own.
 
 bubblewrap does the namespaces; what is written here is only the choice of
 mounts and the command line (no library builds bwrap command lines).
