@@ -14,6 +14,7 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v bwrap >/dev/null || need+=(bubblewrap)  # the WES sandbox (server/wes/sandbox.py)
 command -v prlimit >/dev/null || need+=(util-linux)
 command -v setfacl >/dev/null || need+=(acl)
+PATH="$PATH:/usr/sbin:/sbin" command -v ip >/dev/null || need+=(iproute2)  # the Toil leader's loopback alias (sandbox.py)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "install-system: need root to install: ${need[*]}" >&2

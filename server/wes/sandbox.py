@@ -52,12 +52,24 @@ per user) inherited by every process of the run; the wall-time limit
 (``wes_run_wall_seconds``) is enforced by the worker, which kills the run.
 
 Toil on Slurm: the Toil leader runs in the sandbox like cwltool, but needs the
-cluster: it shares the host network (it talks to slurmctld over TCP,
-``SlurmctldHost``/``SlurmctldPort`` of ``/etc/slurm/slurm.conf``) and the munge
-socket (``/run/munge``), and submits jobs as the run user. Each job starts
+cluster: slurmctld over TCP (``SlurmctldHost``/``SlurmctldPort`` of
+``/etc/slurm/slurm.conf``) and the munge socket (``/run/munge``, mounted); it
+submits jobs as the run user. It keeps a network namespace of its own with
+exactly one way out: ``slurm_launcher.py`` (a node file, read-only) listens
+inside on the controller's address and port and relays each connection to a
+Unix socket in ``<run>/.sandbox/ctl/``, which the worker (``slurm_relay.py``)
+relays to the real slurmctld and nowhere else; the database, the node's ports
+and every other address stay unreachable. A controller address that is not a
+loopback address is replaced by 127.0.0.1 in a per-run copy of slurm.conf bound
+over it; the namespace's loopback gets a second address (127.0.0.2, added with
+``ip`` before the drop to the run user) because the Slurm clients'
+``getaddrinfo(AI_ADDRCONFIG)`` finds no IPv4 address where 127.0.0.1 is the
+only one. The Slurm clients need nothing but slurmctld (``sacct`` would need
+slurmdbd: unreachable, and Toil falls back to ``scontrol``). Each job starts
 ``_toil_worker`` from ``PATH``; the leader's ``PATH`` begins with
 ``<run>/.sandbox/bin``, whose ``_toil_worker`` re-enters the same sandbox on the
-compute node (unprivileged bwrap as the run user, no network) before Toil's own.
+compute node (unprivileged bwrap as the run user, no network, the relay's
+socket directory hidden) before Toil's own.
 
 bubblewrap does the namespaces; what is written here is only the choice of
 mounts and the command line (no library builds bwrap command lines).
@@ -89,6 +101,9 @@ ETC_SECRETS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "HOME", "USER", "LOGNAME",
             "SLURM_CONF", "TOIL_SLURM_ARGS")
 MUNGE = "/run/munge"
+LOOPBACK_ALIAS = "127.0.0.2"
+SLURM_LAUNCHER = Path(__file__).resolve().parent / "slurm_launcher.py"
+RELAY_DIR = ".sandbox/ctl"  # the relay's socket: mounted for the leader, hidden from jobs
 SETPRIV = "/usr/bin/setpriv"
 MAX_DOCUMENT = 1 << 20  # larger attachments are data, not CWL documents
 
@@ -107,14 +122,28 @@ class Launch:
     argv: list[str]
     env: dict[str, str]
     user: int | None = None  # the uid tools run as (setpriv inside; bwrap starts as root)
+    group: int | None = None
     network: bool = False
     readable: list[str] = field(default_factory=list)
+    # the Toil leader's way to slurmctld: (Unix socket, slurmctld host, port); the
+    # worker relays that socket to that address while the run lives (slurm_relay.Relay)
+    relay: tuple[str, str, int] | None = None
+
+    def start_relay(self):
+        """The worker's relay for this launch (``close()`` it after the run), or None."""
+        if self.relay is None:
+            return None
+        from server.wes.slurm_relay import Relay
+
+        path, host, port = self.relay
+        return Relay(Path(path), (host, port), self.user, self.group)
 
     def summary(self) -> str:
         if not self.argv or not self.argv[0].endswith("prlimit"):
             return "sandbox: none (GENOMEPORT_WES_SANDBOX=none)"
         who = RUN_USER if self.user is not None else "the worker's user (node caller)"
-        return (f"sandbox: bwrap as {who}; network {'shared' if self.network else 'none'}; "
+        net = "shared" if self.network else ("slurmctld only" if self.relay else "none")
+        return (f"sandbox: bwrap as {who}; network {net}; "
                 f"{len(self.readable)} input path(s) read-only")
 
 
@@ -358,7 +387,8 @@ def bwrap_args(*, workdir: Path, readable: Iterable[str], python: Iterable[str],
                uid: int | None, gid: int | None, env: dict[str, str] | None,
                extra_ro: Iterable[str] = (), extra_rw: Iterable[str] = (),
                cluster_client: bool = False, privileged: bool = True,
-               masks: Iterable[str] = ()) -> list[str]:
+               masks: Iterable[str] = (), hide: Iterable[str] = (),
+               files: Iterable[tuple[str, str]] = (), loopback_alias: bool = False) -> list[str]:
     """The bwrap command line, up to and including ``--``.
 
     ``privileged``: bwrap starts as root (the worker) and mounts, then
@@ -367,7 +397,13 @@ def bwrap_args(*, workdir: Path, readable: Iterable[str], python: Iterable[str],
     host paths. Otherwise (a Toil job on a compute node, already the run user)
     bwrap runs unprivileged in a user namespace mapping the user to itself.
     ``masks``: host directories hidden (an empty tmpfs) wherever a mounted
-    path contains them (the node's ``var/``, the other runs)."""
+    path contains them (the node's ``var/``, the other runs). ``hide``: paths
+    inside the run directory replaced by an empty tmpfs. ``files``: (host file,
+    path inside) bound read-only over the view (a per-run slurm.conf).
+    ``loopback_alias``: give the new network namespace's loopback a second
+    address (``127.0.0.2``) before dropping to the run user: glibc's
+    ``getaddrinfo(AI_ADDRCONFIG)``, which the Slurm clients use, resolves no
+    IPv4 address at all where 127.0.0.1 is the only one."""
     args = [bwrap_path()]
     if not privileged:
         args += ["--unshare-user", "--disable-userns"]
@@ -395,6 +431,8 @@ def bwrap_args(*, workdir: Path, readable: Iterable[str], python: Iterable[str],
     if cluster_client and Path(MUNGE).is_dir():  # the munge socket: Slurm's authentication
         args += parents(MUNGE) + ["--ro-bind", MUNGE, MUNGE]
         mounted.append(MUNGE)
+    for src, dst in files:
+        args += ["--ro-bind", src, dst]
     binds = [(p, "--ro-bind") for p in list(python) + list(readable) + list(extra_ro)]
     binds += [(p, "--bind") for p in extra_rw]
     for path, flag in sorted(dict(binds).items(), key=lambda kv: (kv[0].count("/"), kv[0])):
@@ -408,13 +446,22 @@ def bwrap_args(*, workdir: Path, readable: Iterable[str], python: Iterable[str],
             made = {m for m in made if not _inside(m, [mask])}
             mounted = [m for m in mounted if not _inside(m, [mask])]
     args += parents(str(workdir)) + ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+    for path in hide:
+        args += ["--tmpfs", path]
     if env is not None:
         args.append("--clearenv")
         for key, value in sorted(env.items()):
             args += ["--setenv", key, value]
     if privileged and uid is not None:
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    args.append("--")
+    if loopback_alias:
+        ip = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
+        if not ip:
+            raise SandboxError("ip (iproute2) is not installed; run scripts/install-system.sh")
+        args += ["--cap-add", "CAP_NET_ADMIN", "--", "/bin/sh", "-c",
+                 f'{shlex.quote(ip)} addr add {LOOPBACK_ALIAS}/8 dev lo && exec "$@"', "sh"]
+    else:
+        args.append("--")
     if privileged and uid is not None:
         args += [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
@@ -533,8 +580,13 @@ def wrap(settings: Settings, *, workdir: Path, command: list[str], env: dict[str
          workflow: str = "", trusted: bool = False, extra_rw: Iterable[str] = (),
          engine_executables: Iterable[str] = (), toil_worker: str | None = None,
          cluster_client: bool = False, keep_env: Iterable[str] = (),
-         support_files: Iterable[str] = ()) -> Launch:
-    """The sandboxed launch of ``command`` for one run (SandboxError: refuse it)."""
+         support_files: Iterable[str] = (), cluster_relay: bool = True) -> Launch:
+    """The sandboxed launch of ``command`` for one run (SandboxError: refuse it).
+
+    ``cluster_client`` (the Toil leader on Slurm): a network namespace of its
+    own whose one way out is slurmctld, through ``slurm_launcher.py`` inside and
+    the worker's relay (``Launch.start_relay``); ``cluster_relay=False`` shares
+    the host network instead (the former behaviour, kept to show the difference)."""
     workdir = Path(workdir).resolve()
     if settings.wes_sandbox == "none":
         return Launch(argv=list(command), env=dict(env))
@@ -551,7 +603,8 @@ def wrap(settings: Settings, *, workdir: Path, command: list[str], env: dict[str
         raise NetworkRefused(
             f"{remote[0]} is fetched by the engine, which has no network in the sandbox; "
             "attach the workflow and its files, or use drs:// or server paths for inputs")
-    network = ((required or remote) and settings.wes_allow_network) or trusted or cluster_client
+    network = bool(((required or remote) and settings.wes_allow_network) or trusted
+                   or (cluster_client and not cluster_relay))
     sandbox_env = clean_env(env, workdir, keep=keep_env)
     python = python_dirs(engine_executables)
     extra_ro: list[str] = list(support_files)  # (the cwltool launcher: one file of the node)
@@ -569,16 +622,51 @@ def wrap(settings: Settings, *, workdir: Path, command: list[str], env: dict[str
     if toil_worker:
         job_args = bwrap_args(workdir=workdir, readable=readable, python=python, network=False,
                               uid=run_uid, gid=run_gid, env=None, extra_ro=extra_ro,
-                              extra_rw=extra_rw, privileged=False, masks=masks)
+                              extra_rw=extra_rw, privileged=False, masks=masks,
+                              hide=[str(workdir / RELAY_DIR)] if cluster_client else ())
         job_args = [a for a in job_args if a != "--die-with-parent"]  # slurmstepd is the parent
         bindir = toil_worker_wrapper(workdir, job_args, toil_worker)
         sandbox_env["PATH"] = f"{bindir}{os.pathsep}{sandbox_env['PATH']}"
+    relay: tuple[str, str, int] | None = None
+    files: list[tuple[str, str]] = []
+    if cluster_client and not network:
+        command, relay, files = _cluster_relay(workdir, command)
+        extra_ro.append(str(SLURM_LAUNCHER))
     if not trusted:
         prepare_workdir(workdir, uid, gid)
     argv = [*limit_args(settings),
             *bwrap_args(workdir=workdir, readable=readable, python=python, network=network,
                         uid=run_uid, gid=run_gid, env=sandbox_env, extra_ro=extra_ro,
-                        extra_rw=extra_rw, cluster_client=cluster_client, masks=masks),
+                        extra_rw=extra_rw, cluster_client=cluster_client, masks=masks,
+                        files=files, loopback_alias=relay is not None),
             *command]
     return Launch(argv=argv, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-                  user=run_uid, network=network, readable=readable)
+                  user=run_uid, group=run_gid, network=network, readable=readable, relay=relay)
+
+
+def _cluster_relay(workdir: Path, command: list[str]
+                   ) -> tuple[list[str], tuple[str, str, int], list[tuple[str, str]]]:
+    """The leader's command behind ``slurm_launcher.py``, the relay it needs,
+    and the per-run slurm.conf to bind (when slurmctld is not on a loopback)."""
+    from server.wes import slurm_relay
+
+    conf = slurm_relay.conf_path()
+    try:
+        ctl = slurm_relay.controller(conf)
+    except (OSError, ValueError) as exc:
+        raise SandboxError(f"cannot find slurmctld in {conf}: {exc}") from None
+    ctl_dir = workdir / RELAY_DIR
+    if ctl_dir.is_symlink():
+        raise SandboxError(f"{ctl_dir} is a symbolic link")
+    ctl_dir.mkdir(parents=True, exist_ok=True)
+    files: list[tuple[str, str]] = []
+    listen = ctl.address
+    if ctl.loopback:
+        listen = slurm_relay.LOOPBACK if ctl.address == "localhost" else ctl.address
+    else:
+        copy = slurm_relay.leader_conf(conf, workdir / ".sandbox" / "slurm.conf", ctl)
+        files.append((str(copy), str(conf)))
+        listen = slurm_relay.LOOPBACK
+    sock = str(ctl_dir / "slurmctld.sock")
+    wrapped = [sys.executable, str(SLURM_LAUNCHER), listen, str(ctl.port), sock, "--", *command]
+    return wrapped, (sock, ctl.address, ctl.port), files

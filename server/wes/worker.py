@@ -51,6 +51,7 @@ class Execution:
         self.cluster_ids: list[str] = []
         self.proc: subprocess.Popen | None = None
         self.stdout = self.stderr = None  # the worker's own handles on the engine's logs
+        self.relay = None  # the Toil leader's way to slurmctld (sandbox.Launch.start_relay)
         self.events_offset = 0
 
     # ------------------------------------------------------------------ main
@@ -68,6 +69,8 @@ class Execution:
             for fh in (self.stdout, self.stderr):
                 if fh is not None:
                     fh.close()
+            if self.relay is not None:
+                self.relay.close()
 
     def execute(self) -> None:
         run = self.run
@@ -120,6 +123,7 @@ class Execution:
         # The worker keeps its own descriptors of the engine's logs and reads them
         # through those only: the run directory belongs to the run, which may swap
         # the names for links to files it could not read itself.
+        self.relay = launch.start_relay()
         self.stdout = open(self.workdir / "stdout.txt", "w+b")
         self.stderr = open(self.workdir / "stderr.txt", "w+b")
         self.proc = subprocess.Popen(

@@ -157,3 +157,65 @@ def test_slurm_jobs_run_in_the_sandbox(slurm, settings, db, sandbox):
         assert key not in seen and "REFUSED" in seen, seen
     else:
         assert "uid 0" in seen and key in seen and "CONNECTED" in seen, seen
+
+
+LEADER_PROBE = """\
+import socket, subprocess, sys
+for name, port in (("database", 5432), ("node", int(sys.argv[1]))):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        print(name, "CONNECTED")
+    except OSError as exc:
+        print(name, "REFUSED", exc)
+done = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True)
+print("squeue", "OK" if done.returncode == 0 else "FAILED " + done.stderr.strip())
+caps = [ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("CapEff")]
+print("capabilities", caps[0])
+"""
+
+
+@pytest.mark.parametrize("relay", [True, False])
+def test_the_toil_leader_reaches_slurmctld_and_nothing_else(slurm, settings, relay):
+    """The leader's sandbox (cluster_client) has its own network namespace: the
+    database (127.0.0.1:5432) and a port of the node are unreachable, slurmctld
+    (squeue, through the relay) is reachable. Sharing the host network (the
+    former behaviour, ``cluster_relay=False``) reaches all three."""
+    import socket
+    import sys
+    import threading
+
+    from server.wes import sandbox
+
+    node = socket.socket()
+    node.bind(("127.0.0.1", 0))
+    node.listen(8)
+
+    def accept():
+        while True:
+            try:
+                node.accept()[0].close()
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    workdir = Path(settings.effective_wes_work_dir) / f"leader-{relay}"
+    (workdir / "tmp").mkdir(parents=True)
+    launch = sandbox.wrap(settings, workdir=workdir, env={"PATH": "/usr/bin:/bin"},
+                          command=[sys.executable, "-c", LEADER_PROBE, str(node.getsockname()[1])],
+                          cluster_client=True, cluster_relay=relay)
+    assert launch.network is not relay and (launch.relay is not None) is relay
+    proxy = launch.start_relay()
+    try:
+        done = subprocess.run(launch.argv, env=launch.env, cwd=workdir, capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        if proxy is not None:
+            proxy.close()
+        node.close()
+    seen = done.stdout + done.stderr
+    assert done.returncode == 0, seen
+    assert "squeue OK" in seen and "capabilities 0000000000000000" in seen, seen
+    if relay:
+        assert "database REFUSED" in seen and "node REFUSED" in seen, seen
+    else:
+        assert "database CONNECTED" in seen and "node CONNECTED" in seen, seen

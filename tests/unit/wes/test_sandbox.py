@@ -137,3 +137,32 @@ def test_task_streams_are_the_tools_own(wes_settings, db):
     assert open(task.stderr_path).read() == "to-err\n"
     assert store.aware(run.start_time) <= store.aware(task.start_time) \
         <= store.aware(task.end_time) <= store.aware(run.end_time)
+
+
+def test_the_leaders_slurmctld_address_and_its_per_run_conf(tmp_path):
+    from server.wes import slurm_relay
+
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=c\nSlurmctldHost=vm(127.0.0.1)  # here\nSlurmctldPort=6817\n")
+    ctl = slurm_relay.controller(conf)
+    assert (ctl.name, ctl.address, ctl.port, ctl.loopback) == ("vm", "127.0.0.1", 6817, True)
+    conf.write_text("SlurmctldHost=ctl(10.1.2.3)\nSlurmctldHost=backup(10.1.2.4)\n"
+                    "SlurmctldPort=6900-6904\nPartitionName=main Nodes=n1\n")
+    ctl = slurm_relay.controller(conf)
+    assert (ctl.address, ctl.port, ctl.loopback) == ("10.1.2.3", 6900, False)
+    copy = slurm_relay.leader_conf(conf, tmp_path / "leader.conf", ctl)
+    text = copy.read_text()
+    assert "SlurmctldHost=ctl(127.0.0.1)\n" in text and "10.1.2" not in text
+    assert "PartitionName=main Nodes=n1" in text
+    conf.write_text("ClusterName=c\n")
+    with pytest.raises(ValueError):
+        slurm_relay.controller(conf)
+
+
+def test_jobs_do_not_see_the_leaders_relay_socket(settings, tmp_path):
+    work = tmp_path / "run"
+    work.mkdir()
+    args = sandbox.bwrap_args(workdir=work, readable=[], python=[], network=False, uid=999,
+                              gid=999, env=None, privileged=False,
+                              hide=[str(work / sandbox.RELAY_DIR)])
+    assert args.index(str(work / sandbox.RELAY_DIR)) > args.index("--chdir")  # after the run dir
