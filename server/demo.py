@@ -52,7 +52,7 @@ def examples(base: str, results) -> list[str]:
     if (SEED_DIR.parent / "openapi" / "drs.yaml").exists() and bams:
         lines.append(f"curl -s {base}/ga4gh/drs/v1/objects/{bams[0]}.bam")
     if (SEED_DIR.parent / "openapi" / "beacon.yaml").exists():
-        lines.append(f"curl -s '{base}/beacon/v2/g_variants?referenceName=chr1&start=0&end=100000&limit=1'")
+        lines.append(f"curl -s '{base}/beacon/v2/g_variants?referenceName=chr1&start=0&end=100000&limit=1&requestedGranularity=record'")
     if (SEED_DIR.parent / "openapi" / "wes.yaml").exists():
         lines.append(f"curl -s {base}/ga4gh/wes/v1/service-info")
     return lines
