@@ -180,10 +180,9 @@ outputs: []
         assert messages[0] == messages[1]
 
 
-# ------------------------------------------------------- document references
-class TestReferences:
-    def test_include_of_a_server_file_refused(self, run, secret):
-        wf = attach(run, "wf.cwl", f"""\
+def including(secret) -> str:
+    """A tool whose working directory holds ``secret`` through ``$include``."""
+    return f"""\
 cwlVersion: v1.2
 class: CommandLineTool
 baseCommand: [cat, key]
@@ -195,25 +194,19 @@ requirements:
           $include: {secret}
 inputs: []
 outputs: []
-""")
+"""
+
+
+# ------------------------------------------------------- document references
+class TestReferences:
+    def test_include_of_a_server_file_refused(self, run, secret):
+        wf = attach(run, "wf.cwl", including(secret))
         with pytest.raises(InvalidInput) as exc:
             load(run, wf)
         assert str(secret) in str(exc.value) and "wf.cwl" in str(exc.value)
 
     def test_include_reads_the_file_without_the_protection(self, run, secret, monkeypatch):
-        wf = attach(run, "wf.cwl", f"""\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: [cat, key]
-requirements:
-  InitialWorkDirRequirement:
-    listing:
-      - entryname: key
-        entry:
-          $include: {secret}
-inputs: []
-outputs: []
-""")
+        wf = attach(run, "wf.cwl", including(secret))
         unguarded(monkeypatch)
         assert "top-secret-key-material" in loaded_text(run, wf)
 
