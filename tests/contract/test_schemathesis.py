@@ -33,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from server.app import APIS, OPENAPI_DIR
+from tests.api.test_beacon import MINI_HPO
 
 MAX_EXAMPLES = 8
 REQUEST_TIMEOUT = 30  # seconds, per request
@@ -47,19 +48,6 @@ HYPOTHESIS = settings(
     phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found
     suppress_health_check=list(HealthCheck),
 )
-
-
-MINI_HPO = """format-version: 1.2
-
-[Term]
-id: HP:0000001
-name: All
-
-[Term]
-id: HP:0000118
-name: Phenotypic abnormality
-is_a: HP:0000001
-"""
 
 
 def populate(db, tmp) -> None:
