@@ -10,6 +10,7 @@ the same attack gets it, which proves the test can see the hole.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -113,6 +114,23 @@ def dev_issuer(settings):
     return issuer, issuer.start(port=port)
 
 
+@contextlib.contextmanager
+def live_node(settings, issuer, userinfo):
+    """A gunicorn node and a real ``genomeport worker`` on ``settings``; all
+    stopped afterwards, the issuer's userinfo server included."""
+    server = start_server(settings)
+    settings = settings.with_overrides(public_url=server.url)
+    worker = start_worker(settings, server.url)
+    n = Node(settings, server, worker, issuer)
+    try:
+        yield n
+    finally:
+        n.client.close()
+        stop(worker)
+        stop_server(server)
+        userinfo.shutdown()
+
+
 @pytest.fixture(params=["bwrap", "none"])
 def node(request, settings, db):
     """A node with an issuer (callers have no grant) and the sandbox on or off."""
@@ -123,18 +141,9 @@ def node(request, settings, db):
         signing_key="", auth_issuers=(issuer.settings_entry(),), wes_poll_ms=100,
         wes_sandbox=request.param)
     signing_key(settings)  # var/signing.key exists, as on a production node
-    server = start_server(settings)
-    settings = settings.with_overrides(public_url=server.url)
-    worker = start_worker(settings, server.url)
-    n = Node(settings, server, worker, issuer)
-    n.sandboxed = request.param == "bwrap"
-    try:
+    with live_node(settings, issuer, userinfo) as n:
+        n.sandboxed = request.param == "bwrap"
         yield n
-    finally:
-        n.client.close()
-        stop(worker)
-        stop_server(server)
-        userinfo.shutdown()
 
 
 def test_a_tool_cannot_read_the_node_secrets(node):
@@ -218,17 +227,8 @@ def limited(request, settings, db):
     issuer, userinfo = dev_issuer(settings)
     settings = settings.with_overrides(auth_issuers=(issuer.settings_entry(),), wes_poll_ms=100,
                                        **request.param)
-    server = start_server(settings)
-    settings = settings.with_overrides(public_url=server.url)
-    worker = start_worker(settings, server.url)
-    n = Node(settings, server, worker, issuer)
-    try:
+    with live_node(settings, issuer, userinfo) as n:
         yield n
-    finally:
-        n.client.close()
-        stop(worker)
-        stop_server(server)
-        userinfo.shutdown()
 
 
 @pytest.mark.parametrize("limited", [{"wes_run_wall_seconds": 4}], indirect=True)
