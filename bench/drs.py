@@ -51,9 +51,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-drs-"))
     issuer = LocalIssuer(tmp / "issuer")
     audience = "https://bench.genomeport"
-    settings = Settings(var_dir=str(tmp / "var"), signing_key=uuid.uuid4().hex,
-                        auth_issuers=(issuer.settings_entry(),), auth_audience=audience,
-                        log_format="text", log_level="WARNING")
+    settings = Settings(
+        var_dir=str(tmp / "var"),
+        signing_key=uuid.uuid4().hex,
+        auth_issuers=(issuer.settings_entry(),),
+        auth_audience=audience,
+        log_format="text",
+        log_level="WARNING",
+    )
     from server.db import Database
     from tests.conftest import start_server, stop_server
 
@@ -66,8 +71,11 @@ def main() -> None:
     add_files(db, [vcf], "ctl", object_id="ctlobj", progress=False)
 
     def passport() -> str:
-        return issuer.passport("alice", [issuer.grant_visa("alice", "ctl")] +
-                               issuer.registered_visas("alice"), audience=audience)
+        return issuer.passport(
+            "alice",
+            [issuer.grant_visa("alice", "ctl")] + issuer.registered_visas("alice"),
+            audience=audience,
+        )
 
     token = passport()
     n = args.requests
@@ -93,8 +101,10 @@ def main() -> None:
             hdr = {"Authorization": f"Bearer {token}"}
             for _ in range(20):  # warm up both paths (and the worker's token cache)
                 assert client.get("/ga4gh/drs/v1/objects/pubobj.vcf.gz").status_code == 200
-                assert client.get("/ga4gh/drs/v1/objects/ctlobj.vcf.gz",
-                                  headers=hdr).status_code == 200
+                assert (
+                    client.get("/ga4gh/drs/v1/objects/ctlobj.vcf.gz", headers=hdr).status_code
+                    == 200
+                )
             for _ in range(n):
                 start = time.perf_counter()
                 client.get("/ga4gh/drs/v1/objects/pubobj.vcf.gz")
@@ -108,13 +118,17 @@ def main() -> None:
     ms = lambda xs: statistics.median(xs) * 1000  # noqa: E731
     print(f"requests per variant: {n}")
     print(f"token validation, cold (3 visas, RS256): median {ms(cold):8.3f} ms")
-    print(f"token validation, warm cache           : median {ms(warm):8.3f} ms"
-          f"  ({ms(cold) / ms(warm):.0f}x faster than cold)")
+    print(
+        f"token validation, warm cache           : median {ms(warm):8.3f} ms"
+        f"  ({ms(cold) / ms(warm):.0f}x faster than cold)"
+    )
     print(f"GET object, public, no token           : median {ms(public):8.3f} ms")
     print(f"GET object, controlled, bearer passport: median {ms(controlled):8.3f} ms")
     added = ms(controlled) - ms(public)
-    print(f"authorisation added per request        : {added:+8.3f} ms "
-          f"(ratio {ms(controlled) / ms(public):.3f}; target < 1 ms)")
+    print(
+        f"authorisation added per request        : {added:+8.3f} ms "
+        f"(ratio {ms(controlled) / ms(public):.3f}; target < 1 ms)"
+    )
     db.dispose()
 
 

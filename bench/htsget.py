@@ -56,7 +56,9 @@ def make_bam(path: Path, target_bytes: int) -> int:
     header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "chr1", "LN": CONTIG_LEN}]}
     rng = random.Random(7)
     bases = "".join(rng.choice("ACGT") for _ in range(READ_LEN * 2))
-    qual = pysam.qualitystring_to_array("".join(chr(33 + rng.randrange(10, 40)) for _ in range(READ_LEN)))
+    qual = pysam.qualitystring_to_array(
+        "".join(chr(33 + rng.randrange(10, 40)) for _ in range(READ_LEN))
+    )
     per_record = READ_LEN // 2 + READ_LEN + 60
     n = max(1000, target_bytes // per_record)
     step = (CONTIG_LEN - READ_LEN) // n
@@ -69,7 +71,7 @@ def make_bam(path: Path, target_bytes: int) -> int:
             rec.mapping_quality = 60
             rec.cigarstring = f"{READ_LEN}M"
             off = i % READ_LEN
-            rec.query_sequence = bases[off:off + READ_LEN]
+            rec.query_sequence = bases[off : off + READ_LEN]
             rec.query_qualities = qual
             out.write(rec)
     pysam.index(str(path))
@@ -83,7 +85,9 @@ def make_dense_bam(path: Path, span: int = 2_500_000, depth: int = 30, read_len:
     header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "chr1", "LN": span + 100_000}]}
     rng = random.Random(11)
     bases = "".join(rng.choice("ACGT") for _ in range(4096))
-    qual = pysam.qualitystring_to_array("".join(chr(33 + rng.randrange(20, 40)) for _ in range(read_len)))
+    qual = pysam.qualitystring_to_array(
+        "".join(chr(33 + rng.randrange(20, 40)) for _ in range(read_len))
+    )
     n = span * depth // read_len
     with pysam.AlignmentFile(str(path), "wb", header=header) as out:
         for i in range(n):
@@ -95,7 +99,7 @@ def make_dense_bam(path: Path, span: int = 2_500_000, depth: int = 30, read_len:
             rec.mapping_quality = 60
             rec.cigarstring = f"{read_len}M"
             off = (i * 37) % (4096 - read_len)
-            rec.query_sequence = bases[off:off + read_len]
+            rec.query_sequence = bases[off : off + read_len]
             rec.query_qualities = qual
             out.write(rec)
     pysam.index(str(path))
@@ -110,7 +114,9 @@ def make_wgs_bai(bam: Path) -> int:
     import pysam
 
     refs = [{"SN": f"chr{i}", "LN": 250_000_000} for i in range(1, 26)]
-    with pysam.AlignmentFile(str(bam), "wb", header={"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": refs}):
+    with pysam.AlignmentFile(
+        str(bam), "wb", header={"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": refs}
+    ):
         pass
     out = [b"BAI\1", struct.pack("<i", len(refs))]
     offset = 1 << 20
@@ -189,11 +195,12 @@ class KeepAliveClient:
         self.base = base
         self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
-    def get(self, url: str, params: dict | None = None,
-            headers: dict | None = None) -> tuple[int, bytes]:
+    def get(
+        self, url: str, params: dict | None = None, headers: dict | None = None
+    ) -> tuple[int, bytes]:
         import urllib.parse
 
-        path = url[len(self.base):] if url.startswith(self.base) else url
+        path = url[len(self.base) :] if url.startswith(self.base) else url
         if params:
             path += "?" + urllib.parse.urlencode(params)
         self.conn.request("GET", path, headers=headers or {})
@@ -217,9 +224,23 @@ def timed_get(client: KeepAliveClient, url: str, n: int, **kw) -> list[float]:
 def curl_rate(url: str, start: int, length: int) -> float:
     """Bytes per second for one ranged download with curl (a lean client)."""
     t = time.perf_counter()
-    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", "-H",
-                          f"Range: bytes={start}-{start + length - 1}", url],
-                         capture_output=True, text=True, timeout=600, check=True)
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            "-H",
+            f"Range: bytes={start}-{start + length - 1}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     elapsed = time.perf_counter() - t
     assert int(out.stdout) == length, out.stdout
     return length / elapsed
@@ -265,8 +286,10 @@ def bare_sendfile_rate(path: Path, start: int, length: int) -> float:
         conn, _ = listener.accept()
         with conn, open(path, "rb") as fh:
             conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\n"
-                         b"Connection: close\r\n\r\n" % length)
+            conn.sendall(
+                b"HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n" % length
+            )
             pos, end = start, start + length
             while pos < end:
                 pos += os.sendfile(conn.fileno(), fh.fileno(), pos, end - pos)
@@ -280,7 +303,7 @@ def bare_sendfile_rate(path: Path, start: int, length: int) -> float:
         listener.close()
 
 
-FLASK_APP = '''
+FLASK_APP = """
 import os
 import connexion
 import flask
@@ -291,7 +314,7 @@ cx = connexion.FlaskApp(__name__)
 @cx.app.route("/file")
 def whole_file():
     return flask.send_file(os.environ["BENCH_FILE"], conditional=True)
-'''
+"""
 
 
 def main() -> None:
@@ -324,9 +347,12 @@ def main() -> None:
         wgs = tmp / "wgs.bam"
         bai_size = make_wgs_bai(wgs)
         size = bam.stat().st_size
-        print(f"  bench.bam: {size / 2**20:.0f} MiB, {n_reads} reads of {READ_LEN} bp; dense.bam: "
-              f"{n_dense} reads of 150 bp (30x over 2.5 Mbp); "
-              f"WGS-scale BAI: {bai_size / 2**20:.1f} MiB", flush=True)
+        print(
+            f"  bench.bam: {size / 2**20:.0f} MiB, {n_reads} reads of {READ_LEN} bp; dense.bam: "
+            f"{n_dense} reads of 150 bp (30x over 2.5 Mbp); "
+            f"WGS-scale BAI: {bai_size / 2**20:.1f} MiB",
+            flush=True,
+        )
 
         # Cold parse of the WGS-scale index in-process.
         t = time.perf_counter()
@@ -338,9 +364,15 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
-        env.update(GENOMEPORT_VAR_DIR=str(var), GENOMEPORT_PORT=str(port), GENOMEPORT_PUBLIC_URL=base,
-                   GENOMEPORT_WORKERS="1", GENOMEPORT_LOG_LEVEL="WARNING", GENOMEPORT_LOG_FORMAT="text",
-                   GENOMEPORT_HTSGET_BLOCK_SIZE=str(1 << 30))
+        env.update(
+            GENOMEPORT_VAR_DIR=str(var),
+            GENOMEPORT_PORT=str(port),
+            GENOMEPORT_PUBLIC_URL=base,
+            GENOMEPORT_WORKERS="1",
+            GENOMEPORT_LOG_LEVEL="WARNING",
+            GENOMEPORT_LOG_FORMAT="text",
+            GENOMEPORT_HTSGET_BLOCK_SIZE=str(1 << 30),
+        )
         var.mkdir()
         db = Database(f"sqlite:///{var / 'genomeport.db'}")
         db.upgrade()
@@ -365,22 +397,35 @@ def main() -> None:
         from server.settings import Settings
 
         local_db = Database(f"sqlite:///{var / 'genomeport.db'}")
-        ctx = service.Context(Settings(var_dir=str(var), signing_key="bench" * 8), local_db, ANONYMOUS)
+        ctx = service.Context(
+            Settings(var_dir=str(var), signing_key="bench" * 8), local_db, ANONYMOUS
+        )
         rng = random.Random(2)
         inproc = []
         for i in range(args.requests + 20):
             start = rng.randrange(CONTIG_LEN - 100_000)
             t = time.perf_counter()
-            service.ticket(ctx, service.parse_get("reads", "bench", {"referenceName": "chr1", "start": start,
-                                                                     "end": start + 10_000}))
+            service.ticket(
+                ctx,
+                service.parse_get(
+                    "reads",
+                    "bench",
+                    {"referenceName": "chr1", "start": start, "end": start + 10_000},
+                ),
+            )
             if i >= 20:
                 inproc.append(time.perf_counter() - t)
         local_db.dispose()
 
         log = tmp / "node.log"
-        node = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--workers", "1"], env=env,
-                                cwd=REPO, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        node = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--workers", "1"],
+            env=env,
+            cwd=REPO,
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         procs.append(node)
         wait_ready(base + "/health/ready", node, log)
 
@@ -388,10 +433,24 @@ def main() -> None:
         (tmp / "bench_flask_app.py").write_text(FLASK_APP)
         flask_log = tmp / "flask.log"
         flask = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "uvicorn_worker.UvicornWorker", "-w", "1",
-             "-b", f"127.0.0.1:{flask_port}", "bench_flask_app:cx"],
-            env={**env, "BENCH_FILE": str(bam), "PYTHONPATH": str(tmp)}, cwd=tmp,
-            stdout=open(flask_log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-k",
+                "uvicorn_worker.UvicornWorker",
+                "-w",
+                "1",
+                "-b",
+                f"127.0.0.1:{flask_port}",
+                "bench_flask_app:cx",
+            ],
+            env={**env, "BENCH_FILE": str(bam), "PYTHONPATH": str(tmp)},
+            cwd=tmp,
+            stdout=open(flask_log, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         procs.append(flask)
         wait_ready(f"http://127.0.0.1:{flask_port}/file", flask, flask_log)
 
@@ -400,19 +459,35 @@ def main() -> None:
             # Cold vs warm ticket on the WGS-scale index (the worker has never opened it).
             wgs_url = f"{base}/reads/wgs"
             t = time.perf_counter()
-            assert client.get(wgs_url, params={"referenceName": "chr7", "start": 1, "end": 2})[0] == 200
+            assert (
+                client.get(wgs_url, params={"referenceName": "chr7", "start": 1, "end": 2})[0]
+                == 200
+            )
             cold = time.perf_counter() - t
-            wgs_warm = timed_get(client, wgs_url, max(20, args.requests // 5),
-                                 params={"referenceName": "chr9", "start": 5_000_000, "end": 5_100_000})
+            wgs_warm = timed_get(
+                client,
+                wgs_url,
+                max(20, args.requests // 5),
+                params={"referenceName": "chr9", "start": 5_000_000, "end": 5_100_000},
+            )
 
             # Warm tickets on the bench BAM vs a trivial endpoint, interleaved.
-            timed_get(client, f"{base}/reads/bench", 5, params={"referenceName": "chr1", "start": 1, "end": 2})
+            timed_get(
+                client,
+                f"{base}/reads/bench",
+                5,
+                params={"referenceName": "chr1", "start": 1, "end": 2},
+            )
             rng = random.Random(1)
             tickets, trivial = [], []
             for _ in range(args.requests):
                 start = rng.randrange(CONTIG_LEN - 100_000)
-                tickets += timed_get(client, f"{base}/reads/bench", 1,
-                                     params={"referenceName": "chr1", "start": start, "end": start + 10_000})
+                tickets += timed_get(
+                    client,
+                    f"{base}/reads/bench",
+                    1,
+                    params={"referenceName": "chr1", "start": start, "end": start + 10_000},
+                )
                 trivial += timed_get(client, f"{base}/service-info", 1)
 
             # Data plane: a signed URL for the whole BAM from a ticket.
@@ -424,7 +499,9 @@ def main() -> None:
             for i in range(args.requests + 5):
                 offset = rng.randrange(1 << 20, length)
                 t = time.perf_counter()
-                status, body = client.get(data_url, headers={"Range": f"bytes={offset}-{offset + 4095}"})
+                status, body = client.get(
+                    data_url, headers={"Range": f"bytes={offset}-{offset + 4095}"}
+                )
                 elapsed = time.perf_counter() - t
                 assert status == 206 and len(body) == 4096, status
                 t2 = time.perf_counter()
@@ -445,11 +522,15 @@ def main() -> None:
 
         plane_settings = _Settings(var_dir=str(var), public_url=base)
         plane_db = Database(f"sqlite:///{var / 'genomeport.db'}")
+
         class Unaudited(DataPlane):
             async def _audit(self, record) -> None:
                 return None
 
-        audited, unaudited = DataPlane(None, plane_settings, plane_db), Unaudited(None, plane_settings, plane_db)
+        audited, unaudited = (
+            DataPlane(None, plane_settings, plane_db),
+            Unaudited(None, plane_settings, plane_db),
+        )
         parts = up.urlsplit(data_url)
 
         async def one(plane, offset: int) -> float:
@@ -461,9 +542,13 @@ def main() -> None:
             async def receive():
                 return {"type": "http.request", "body": b"", "more_body": False}
 
-            scope = {"type": "http", "method": "GET", "path": up.unquote(parts.path),
-                     "query_string": parts.query.encode(),
-                     "headers": [(b"range", f"bytes={offset}-{offset + 4095}".encode())]}
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": up.unquote(parts.path),
+                "query_string": parts.query.encode(),
+                "headers": [(b"range", f"bytes={offset}-{offset + 4095}".encode())],
+            }
             t = time.perf_counter()
             await plane(scope, receive, send)
             elapsed = time.perf_counter() - t
@@ -489,10 +574,24 @@ def main() -> None:
         audit_t = []
         for i in range(args.requests + 5):
             t = time.perf_counter()
-            audit.append(audit_db, caller="bench", api="data", action="download.file",
-                         outcome="granted", status=206, dataset_id="bench", object_id="bench",
-                         query={"method": "GET", "kind": "file", "start": 0, "end": 4096,
-                                "bytes": 4096, "format": "BAM"})
+            audit.append(
+                audit_db,
+                caller="bench",
+                api="data",
+                action="download.file",
+                outcome="granted",
+                status=206,
+                dataset_id="bench",
+                object_id="bench",
+                query={
+                    "method": "GET",
+                    "kind": "file",
+                    "start": 0,
+                    "end": 4096,
+                    "bytes": 4096,
+                    "format": "BAM",
+                },
+            )
             if i >= 5:
                 audit_t.append(time.perf_counter() - t)
         audit_db.dispose()
@@ -516,7 +615,9 @@ def main() -> None:
 
         # 1 Mbp region: pysam through htsget vs pysam on the local file.
         region = ("chr1", 1_000_000, 2_000_000)
-        slice_url = f"{base}/reads/dense?referenceName={region[0]}&start={region[1]}&end={region[2]}"
+        slice_url = (
+            f"{base}/reads/dense?referenceName={region[0]}&start={region[1]}&end={region[2]}"
+        )
         local_t, remote_t = [], []
         for _ in range(3):
             t = time.perf_counter()
@@ -529,46 +630,74 @@ def main() -> None:
             remote_t.append(time.perf_counter() - t)
 
         ms = 1000
-        mib = 2 ** 20
+        mib = 2**20
         print()
         print("htsget benchmark (one run, same machine; ratios are what matter)")
-        print(f"  warm ticket        p50 {statistics.median(tickets) * ms:7.2f} ms  "
-              f"p99 {percentile(tickets, 0.99) * ms:7.2f} ms   ({args.requests} random 10 kbp regions)")
-        print(f"  trivial endpoint   p50 {statistics.median(trivial) * ms:7.2f} ms  "
-              f"p99 {percentile(trivial, 0.99) * ms:7.2f} ms   (GET /service-info)")
+        print(
+            f"  warm ticket        p50 {statistics.median(tickets) * ms:7.2f} ms  "
+            f"p99 {percentile(tickets, 0.99) * ms:7.2f} ms   ({args.requests} random 10 kbp regions)"
+        )
+        print(
+            f"  trivial endpoint   p50 {statistics.median(trivial) * ms:7.2f} ms  "
+            f"p99 {percentile(trivial, 0.99) * ms:7.2f} ms   (GET /service-info)"
+        )
         print("  (latencies: one keep-alive http.client connection for both, requests interleaved)")
-        print(f"  ticket / trivial   p50 x{statistics.median(tickets) / statistics.median(trivial):.2f}")
-        print(f"  ticket logic alone p50 {statistics.median(inproc) * ms:7.2f} ms  "
-              f"p99 {percentile(inproc, 0.99) * ms:7.2f} ms   (in-process: lookup, slice, sign; no HTTP, no audit)")
-        print(f"  WGS-scale BAI ({bai_size / mib:.1f} MiB): cold ticket {cold * ms:.0f} ms "
-              f"(in-process parse {parse_cold * ms:.0f} ms), warm p50 {statistics.median(wgs_warm) * ms:.2f} ms")
-        print(f"  4 KiB data range   p50 {statistics.median(small) * ms:7.2f} ms  "
-              f"p99 {percentile(small, 0.99) * ms:7.2f} ms   (signed URL, audited; same connection)")
-        print(f"  trivial endpoint   p50 {statistics.median(trivial2) * ms:7.2f} ms  "
-              f"p99 {percentile(trivial2, 0.99) * ms:7.2f} ms   (interleaved with the ranges)")
-        print(f"  4 KiB range / trivial p50 x{statistics.median(small) / statistics.median(trivial2):.2f}")
-        print(f"  in-process 4 KiB range: audited p50 {statistics.median(with_audit) * ms:.3f} ms, "
-              f"unaudited {statistics.median(without_audit) * ms:.3f} ms: "
-              f"x{statistics.median(with_audit) / statistics.median(without_audit):.2f}")
-        print(f"  audit row alone    p50 {statistics.median(audit_t) * ms:7.2f} ms  "
-              f"p99 {percentile(audit_t, 0.99) * ms:7.2f} ms   (in-process insert + commit, SQLite; "
-              "written after the response)")
+        print(
+            f"  ticket / trivial   p50 x{statistics.median(tickets) / statistics.median(trivial):.2f}"
+        )
+        print(
+            f"  ticket logic alone p50 {statistics.median(inproc) * ms:7.2f} ms  "
+            f"p99 {percentile(inproc, 0.99) * ms:7.2f} ms   (in-process: lookup, slice, sign; no HTTP, no audit)"
+        )
+        print(
+            f"  WGS-scale BAI ({bai_size / mib:.1f} MiB): cold ticket {cold * ms:.0f} ms "
+            f"(in-process parse {parse_cold * ms:.0f} ms), warm p50 {statistics.median(wgs_warm) * ms:.2f} ms"
+        )
+        print(
+            f"  4 KiB data range   p50 {statistics.median(small) * ms:7.2f} ms  "
+            f"p99 {percentile(small, 0.99) * ms:7.2f} ms   (signed URL, audited; same connection)"
+        )
+        print(
+            f"  trivial endpoint   p50 {statistics.median(trivial2) * ms:7.2f} ms  "
+            f"p99 {percentile(trivial2, 0.99) * ms:7.2f} ms   (interleaved with the ranges)"
+        )
+        print(
+            f"  4 KiB range / trivial p50 x{statistics.median(small) / statistics.median(trivial2):.2f}"
+        )
+        print(
+            f"  in-process 4 KiB range: audited p50 {statistics.median(with_audit) * ms:.3f} ms, "
+            f"unaudited {statistics.median(without_audit) * ms:.3f} ms: "
+            f"x{statistics.median(with_audit) / statistics.median(without_audit):.2f}"
+        )
+        print(
+            f"  audit row alone    p50 {statistics.median(audit_t) * ms:7.2f} ms  "
+            f"p99 {percentile(audit_t, 0.99) * ms:7.2f} ms   (in-process insert + commit, SQLite; "
+            "written after the response)"
+        )
         print(f"  from disk (page cache evicted before each read), {args.range_mb} MiB range:")
         print(f"  data plane         : {statistics.median(plane_cold) / mib:8.0f} MiB/s")
         print(f"  disk (os.pread)    : {statistics.median(disk_cold) / mib:8.0f} MiB/s")
-        print(f"  data plane / disk   x{statistics.median(plane_cold) / statistics.median(disk_cold):.2f}")
+        print(
+            f"  data plane / disk   x{statistics.median(plane_cold) / statistics.median(disk_cold):.2f}"
+        )
         print(f"  from the page cache, {args.range_mb} MiB range:")
         print(f"  data plane         : {statistics.median(plane) / mib:8.0f} MiB/s")
         print(f"  page cache (pread) : {statistics.median(disk) / mib:8.0f} MiB/s")
         print(f"  Flask route        : {statistics.median(via_flask) / mib:8.0f} MiB/s")
-        print(f"  bare sendfile sock : {statistics.median(bare) / mib:8.0f} MiB/s   "
-              "(no HTTP framework, same client and bytes)")
+        print(
+            f"  bare sendfile sock : {statistics.median(bare) / mib:8.0f} MiB/s   "
+            "(no HTTP framework, same client and bytes)"
+        )
         print(f"  data plane / cache  x{statistics.median(plane) / statistics.median(disk):.2f}")
-        print(f"  data plane / Flask  x{statistics.median(plane) / statistics.median(via_flask):.2f}")
+        print(
+            f"  data plane / Flask  x{statistics.median(plane) / statistics.median(via_flask):.2f}"
+        )
         print(f"  data plane / bare   x{statistics.median(plane) / statistics.median(bare):.2f}")
-        print(f"  1 Mbp slice with pysam: htsget {statistics.median(remote_t) * ms:.0f} ms ({n_remote} reads) "
-              f"vs local {statistics.median(local_t) * ms:.0f} ms ({n_local} reads): "
-              f"x{statistics.median(remote_t) / statistics.median(local_t):.2f}")
+        print(
+            f"  1 Mbp slice with pysam: htsget {statistics.median(remote_t) * ms:.0f} ms ({n_remote} reads) "
+            f"vs local {statistics.median(local_t) * ms:.0f} ms ({n_local} reads): "
+            f"x{statistics.median(remote_t) / statistics.median(local_t):.2f}"
+        )
     finally:
         for proc in procs:
             stop(proc)

@@ -77,10 +77,16 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def submit(client: httpx.Client, base: str, msg: str = "hello") -> str:
-    resp = client.post(f"{base}/runs", data={
-        "workflow_type": "CWL", "workflow_type_version": "v1.2", "workflow_url": "two.cwl",
-        "workflow_params": json.dumps({"msg": msg})},
-        files=[("workflow_attachment", ("two.cwl", io.BytesIO(TWO_STEP.encode())))])
+    resp = client.post(
+        f"{base}/runs",
+        data={
+            "workflow_type": "CWL",
+            "workflow_type_version": "v1.2",
+            "workflow_url": "two.cwl",
+            "workflow_params": json.dumps({"msg": msg}),
+        },
+        files=[("workflow_attachment", ("two.cwl", io.BytesIO(TWO_STEP.encode())))],
+    )
     resp.raise_for_status()
     return resp.json()["run_id"]
 
@@ -113,8 +119,19 @@ def direct(work: Path) -> float:
     job.write_text(json.dumps(PARAMS))
     out = Path(tempfile.mkdtemp(dir=work))
     start = time.perf_counter()
-    subprocess.run([str(REPO / ".venv" / "bin" / "cwltool"), "--quiet", "--no-container",
-                    "--outdir", str(out), str(wf), str(job)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "cwltool"),
+            "--quiet",
+            "--no-container",
+            "--outdir",
+            str(out),
+            str(wf),
+            str(job),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
@@ -124,20 +141,39 @@ def node(work: Path, sandbox: str = "bwrap"):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
-    env.update(GENOMEPORT_VAR_DIR=str(work / "var"), GENOMEPORT_PUBLIC_URL=url,
-               GENOMEPORT_PORT=str(port), GENOMEPORT_WORKERS="2", GENOMEPORT_LOG_LEVEL="WARNING",
-               GENOMEPORT_WES_POLL_MS="50", GENOMEPORT_WES_WORKER_SLOTS="4",
-               GENOMEPORT_WES_CONTAINER="none", GENOMEPORT_WES_SANDBOX=sandbox)
+    env.update(
+        GENOMEPORT_VAR_DIR=str(work / "var"),
+        GENOMEPORT_PUBLIC_URL=url,
+        GENOMEPORT_PORT=str(port),
+        GENOMEPORT_WORKERS="2",
+        GENOMEPORT_LOG_LEVEL="WARNING",
+        GENOMEPORT_WES_POLL_MS="50",
+        GENOMEPORT_WES_WORKER_SLOTS="4",
+        GENOMEPORT_WES_CONTAINER="none",
+        GENOMEPORT_WES_SANDBOX=sandbox,
+    )
     log = open(work / "node.log", "wb")
-    api = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=REPO, env=env,
-                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_ready(url, api, "/health/ready")
     except BaseException:
         stop(api)
         raise
-    worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], cwd=REPO, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "worker"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     return url + "/ga4gh/wes/v1", [api, worker]
 
 
@@ -149,9 +185,19 @@ def reference(work: Path):
     cwd = work / "wes-service"
     cwd.mkdir()
     proc = subprocess.Popen(
-        [str(server), f"--port={port}", "--opt", f"runner={REPO / '.venv' / 'bin' / 'cwltool'}",
-         "--opt", "extra=--no-container"], cwd=cwd, stdout=open(work / "ref.log", "wb"),
-        stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            str(server),
+            f"--port={port}",
+            "--opt",
+            f"runner={REPO / '.venv' / 'bin' / 'cwltool'}",
+            "--opt",
+            "extra=--no-container",
+        ],
+        cwd=cwd,
+        stdout=open(work / "ref.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc, "/ga4gh/wes/v1/service-info")
@@ -199,30 +245,40 @@ def main() -> int:
 
             start = time.perf_counter()
             with ThreadPoolExecutor(args.concurrent) as pool:
-                ids = list(pool.map(lambda i: submit(client, base, f"m{i}"), range(args.concurrent)))
+                ids = list(
+                    pool.map(lambda i: submit(client, base, f"m{i}"), range(args.concurrent))
+                )
                 states = list(pool.map(lambda rid: wait(client, base, rid), ids))
             t_conc = time.perf_counter() - start
         complete = states.count("COMPLETE")
         lost = args.concurrent - len(set(ids))
         print(f"trivial two-step workflow, median of {args.repeat} (submit -> COMPLETE):")
         print(f"  cwltool directly        {t_direct:6.2f} s   1.00x")
-        print(f"  through this node       {t_node:6.2f} s   {t_node / t_direct:.2f}x   "
-              f"(overhead {t_node - t_direct:+.2f} s per run; sandboxed)")
-        print(f"  node, sandbox off       {t_off:6.2f} s   {t_off / t_direct:.2f}x   "
-              f"(overhead {t_off - t_direct:+.2f} s per run; the sandbox costs "
-              f"{t_node - t_off:+.2f} s)")
+        print(
+            f"  through this node       {t_node:6.2f} s   {t_node / t_direct:.2f}x   "
+            f"(overhead {t_node - t_direct:+.2f} s per run; sandboxed)"
+        )
+        print(
+            f"  node, sandbox off       {t_off:6.2f} s   {t_off / t_direct:.2f}x   "
+            f"(overhead {t_off - t_direct:+.2f} s per run; the sandbox costs "
+            f"{t_node - t_off:+.2f} s)"
+        )
         verdict = "met" if t_node - t_direct <= 0.5 else "NOT met"
         print(f"  target: sandboxed node within cwltool + 0.5 s per run: {verdict}")
         if t_ref is not None:
-            print(f"  wes-service reference   {t_ref:6.2f} s   {t_ref / t_direct:.2f}x   "
-                  f"(overhead {t_ref - t_direct:+.2f} s per run)")
+            print(
+                f"  wes-service reference   {t_ref:6.2f} s   {t_ref / t_direct:.2f}x   "
+                f"(overhead {t_ref - t_direct:+.2f} s per run)"
+            )
         else:
             print("  wes-service reference   (not installed: scripts/client-venvs.sh wes-service)")
         with open("/proc/loadavg") as fh:
             print("load average after the runs:", " ".join(fh.read().split()[:3]))
-        print(f"{args.concurrent} concurrent submissions (sandboxed node): {complete} COMPLETE, "
-              f"{args.concurrent - complete} not, {lost} lost; {t_conc:.1f} s wall, "
-              f"{60 * complete / t_conc:.1f} runs/min (one worker, 4 slots, 2 cores)")
+        print(
+            f"{args.concurrent} concurrent submissions (sandboxed node): {complete} COMPLETE, "
+            f"{args.concurrent - complete} not, {lost} lost; {t_conc:.1f} s wall, "
+            f"{60 * complete / t_conc:.1f} runs/min (one worker, 4 slots, 2 cores)"
+        )
         return 0 if complete == args.concurrent and lost == 0 else 1
     finally:
         for p in procs:

@@ -32,9 +32,22 @@ TOIL = REPO / "var" / "venvs" / "toil" / "bin"
 def cwltest(tests: Path, endpoint: str, count: int, jobs: int, log: Path) -> tuple[int, int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOIL_")}
     env["PATH"] = f"{TOIL}{os.pathsep}{env['PATH']}"
-    cmd = [str(TOIL / "cwltest"), "--test", str(tests / "conformance_tests.yaml"),
-           "--tool", str(TOIL / "toil-wes-cwl-runner"), "-n", f"1-{count}", "-j", str(jobs),
-           "--timeout", "300", "--", f"--wes_endpoint={endpoint}", "--no-container"]
+    cmd = [
+        str(TOIL / "cwltest"),
+        "--test",
+        str(tests / "conformance_tests.yaml"),
+        "--tool",
+        str(TOIL / "toil-wes-cwl-runner"),
+        "-n",
+        f"1-{count}",
+        "-j",
+        str(jobs),
+        "--timeout",
+        "300",
+        "--",
+        f"--wes_endpoint={endpoint}",
+        "--no-container",
+    ]
     done = subprocess.run(cmd, cwd=tests, env=env, capture_output=True, text=True)
     log.write_text(done.stdout + done.stderr)
     text = done.stdout + done.stderr
@@ -64,12 +77,23 @@ def main() -> int:
         procs += started
         ref_base, started = reference(work)
         procs += started
-        results = {"this node": cwltest(args.tests, base.removesuffix("/ga4gh/wes/v1"), args.count,
-                                        args.jobs, work / "node-cwltest.log")}
+        results = {
+            "this node": cwltest(
+                args.tests,
+                base.removesuffix("/ga4gh/wes/v1"),
+                args.count,
+                args.jobs,
+                work / "node-cwltest.log",
+            )
+        }
         if ref_base:
             results["wes-service reference"] = cwltest(
-                args.tests, ref_base.removesuffix("/ga4gh/wes/v1"), args.count, args.jobs,
-                work / "ref-cwltest.log")
+                args.tests,
+                ref_base.removesuffix("/ga4gh/wes/v1"),
+                args.count,
+                args.jobs,
+                work / "ref-cwltest.log",
+            )
         print(f"CWL v1.2 conformance, tests 1-{args.count}, toil-wes-cwl-runner --no-container:")
         for name, (ok, bad) in results.items():
             print(f"  {name:24s} {ok:3d} passed  {bad:3d} failed")

@@ -39,8 +39,12 @@ def main() -> None:
     from server.wes import graph
 
     var = Path(tempfile.mkdtemp(prefix="wes-submit-bench-"))
-    settings = Settings(var_dir=str(var), signing_key="bench", log_level="WARNING",
-                        wes_input_roots=(str(REPO / "seed_data"),))
+    settings = Settings(
+        var_dir=str(var),
+        signing_key="bench",
+        log_level="WARNING",
+        wes_input_roots=(str(REPO / "seed_data"),),
+    )
     real_load = graph.load
 
     def passthrough(settings, workflow, workdir, inputs_dir, **kw):
@@ -48,18 +52,35 @@ def main() -> None:
 
     cases = {
         "two-step (attached)": (
-            {"workflow_url": "two.cwl", "workflow_params": json.dumps({"msg": "hi"})}, TWO_STEP),
+            {"workflow_url": "two.cwl", "workflow_params": json.dumps({"msg": "hi"})},
+            TWO_STEP,
+        ),
         "variant-calling (shipped)": (
-            {"workflow_url": "variant-calling", "workflow_params": json.dumps({
-                "reference": {"class": "File", "path": str(REPO / "seed_data/reference.fa")},
-                "alignments": {"class": "File", "path": str(REPO / "seed_data/DK0001.bam")},
-                "region": "chr1:1-20000"})}, None),
+            {
+                "workflow_url": "variant-calling",
+                "workflow_params": json.dumps(
+                    {
+                        "reference": {
+                            "class": "File",
+                            "path": str(REPO / "seed_data/reference.fa"),
+                        },
+                        "alignments": {"class": "File", "path": str(REPO / "seed_data/DK0001.bam")},
+                        "region": "chr1:1-20000",
+                    }
+                ),
+            },
+            None,
+        ),
     }
     with create_app(settings).test_client() as client:
+
         def submit(fields: dict, text: str | None) -> float:
             data = {"workflow_type": "CWL", "workflow_type_version": "v1.2", **fields}
-            files = [("workflow_attachment", ("two.cwl", io.BytesIO(text.encode())))] if text \
+            files = (
+                [("workflow_attachment", ("two.cwl", io.BytesIO(text.encode())))]
+                if text
                 else [("workflow_attachment", ("notes.txt", io.BytesIO(b"-")))]
+            )
             start = time.perf_counter()
             resp = client.post(f"{BASE}/runs", data=data, files=files)
             took = time.perf_counter() - start
@@ -68,8 +89,10 @@ def main() -> None:
 
         for fields, text in cases.values():  # warm both paths (imports, schemas)
             submit(fields, text)
-        print(f"| submit, median of {args.repeat} | with graph check (ms) | without (ms) "
-              "| difference (ms) | ratio |")
+        print(
+            f"| submit, median of {args.repeat} | with graph check (ms) | without (ms) "
+            "| difference (ms) | ratio |"
+        )
         print("|---|---:|---:|---:|---:|")
         for name, (fields, text) in cases.items():
             with_check, without = [], []

@@ -9,20 +9,31 @@ from __future__ import annotations
 import flask
 
 import server.beacon.errors  # noqa: F401 - registers the beaconErrorResponse renderer
-from server.beacon import budget
+from server.beacon import budget, service
 from server.beacon import request as breq
-from server.beacon import service
 from server.invocation import reads_request
 from server.routing import current_caller, node
 
 # (operationId stem, entry endpoint, kind, target endpoint)
 #   kind: "list" /{entry}, "one" /{entry}/{id}, "link" /{entry}/{id}/{target}
-ENTRY_NAMES = {"g_variants": "GVariants", "individuals": "Individuals",
-               "biosamples": "Biosamples", "runs": "Runs", "analyses": "Analyses",
-               "cohorts": "Cohorts", "datasets": "Datasets"}
-SOURCE_TYPE = {"g_variants": "g_variant", "individuals": "individual",
-               "biosamples": "biosample", "runs": "run", "analyses": "analysis",
-               "cohorts": "cohort", "datasets": "dataset"}
+ENTRY_NAMES = {
+    "g_variants": "GVariants",
+    "individuals": "Individuals",
+    "biosamples": "Biosamples",
+    "runs": "Runs",
+    "analyses": "Analyses",
+    "cohorts": "Cohorts",
+    "datasets": "Datasets",
+}
+SOURCE_TYPE = {
+    "g_variants": "g_variant",
+    "individuals": "individual",
+    "biosamples": "biosample",
+    "runs": "run",
+    "analyses": "analysis",
+    "cohorts": "cohort",
+    "datasets": "dataset",
+}
 
 
 def _operations():
@@ -32,8 +43,9 @@ def _operations():
         ops.append((name, f"/{entry}", entry, "list", None))
         ops.append((f"One{name}", f"/{entry}/{{id}}", entry, "one", None))
         for target in service.LINKS.get(entry, ()):
-            ops.append((f"{name}{ENTRY_NAMES[target]}", f"/{entry}/{{id}}/{target}", entry,
-                        "link", target))
+            ops.append(
+                (f"{name}{ENTRY_NAMES[target]}", f"/{entry}/{{id}}/{target}", entry, "link", target)
+            )
     return ops
 
 
@@ -50,8 +62,11 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
     caller = current_caller()
     settings = n.settings
     key = caller.label if caller.authenticated else f"anonymous@{flask.request.remote_addr}"
-    kw = {"default_limit": settings.beacon_default_limit, "max_limit": settings.beacon_max_limit,
-          "default_granularity": settings.beacon_default_granularity}
+    kw = {
+        "default_limit": settings.beacon_default_limit,
+        "max_limit": settings.beacon_max_limit,
+        "default_granularity": settings.beacon_default_granularity,
+    }
     answer_entry = target if kind == "link" else entry
     if kind == "link":
         kw.update(source_type=SOURCE_TYPE[entry], source_id=entry_id)
@@ -80,14 +95,26 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
             query = {"entry": answer_entry, "params": req.params}
             if refused:
                 query["budget"] = exc.detail
-            n.audit(api="beacon", action=f"{method} {answer_entry}",
-                    outcome="refused" if refused else "error",
-                    status=getattr(exc, "status", 500), query=query, caller=caller,
-                    dataset_id=exc.detail["dataset"] if refused else "")
+            n.audit(
+                api="beacon",
+                action=f"{method} {answer_entry}",
+                outcome="refused" if refused else "error",
+                status=getattr(exc, "status", 500),
+                query=query,
+                caller=caller,
+                dataset_id=exc.detail["dataset"] if refused else "",
+            )
             raise
-        n.audit(api="beacon", action=f"{method} {answer_entry}", outcome="granted", status=200,
-                dataset_id=",".join(audit["datasets"])[:128], query=audit, caller=caller,
-                connection=session.connection())
+        n.audit(
+            api="beacon",
+            action=f"{method} {answer_entry}",
+            outcome="granted",
+            status=200,
+            dataset_id=",".join(audit["datasets"])[:128],
+            query=audit,
+            caller=caller,
+            connection=session.connection(),
+        )
     return response
 
 
@@ -99,6 +126,7 @@ def _make(entry, kind, target, method):
     def handler(id_=None):
         body = flask.request.get_json(silent=True) if method == "POST" else None
         return _run(entry, kind, target, id_, body, method)
+
     return handler
 
 
@@ -176,6 +204,7 @@ def get_cohorts_filtering_terms(**kwargs):
 def _entry_terms(entry):
     def handler():
         return _terms(entry=entry)
+
     return handler
 
 

@@ -14,8 +14,9 @@ def _ctx(passports=None) -> service.DrsContext:
         raise InvalidInput("passports must be a list of JWT strings")
     n = node()
     caller = current_caller(passports=passports or None)
-    return service.DrsContext(n.settings, n.db, caller,
-                              functools.partial(n.audit, api="drs", caller=caller))
+    return service.DrsContext(
+        n.settings, n.db, caller, functools.partial(n.audit, api="drs", caller=caller)
+    )
 
 
 def _body(body) -> dict:
@@ -55,8 +56,9 @@ def post_access_url(object_id: str, access_id: str, body=None):
 
 def get_bulk_objects(body=None, expand: bool = False):
     body = _body(body)
-    return service.bulk_objects(_ctx(body.get("passports")), body.get("bulk_object_ids"),
-                                bool(expand or body.get("expand")))
+    return service.bulk_objects(
+        _ctx(body.get("passports")), body.get("bulk_object_ids"), bool(expand or body.get("expand"))
+    )
 
 
 def get_bulk_access_url(body=None):

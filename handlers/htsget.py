@@ -18,8 +18,9 @@ def _context() -> service.Context:
 
 def _ticket(request: service.TicketRequest) -> flask.Response:
     body = service.ticket(_context(), request)
-    return flask.Response(json.dumps(body, separators=(",", ":")), status=200,
-                          mimetype=service.MEDIA_TYPE)
+    return flask.Response(
+        json.dumps(body, separators=(",", ":")), status=200, mimetype=service.MEDIA_TYPE
+    )
 
 
 def _get(endpoint: str, object_id: str) -> flask.Response:

@@ -10,8 +10,16 @@ from server.wes import graph, service
 
 graph.warm_up()  # cwltool's loader checks every submission; load it before the first
 
-FIELDS = ("workflow_params", "workflow_type", "workflow_type_version", "tags", "workflow_engine",
-          "workflow_engine_version", "workflow_engine_parameters", "workflow_url")
+FIELDS = (
+    "workflow_params",
+    "workflow_type",
+    "workflow_type_version",
+    "tags",
+    "workflow_engine",
+    "workflow_engine_version",
+    "workflow_engine_parameters",
+    "workflow_url",
+)
 MAX_FIELD = 4 * 1024 * 1024
 
 
@@ -21,13 +29,25 @@ def _audited(action: str, fn, *args, run_id: str = "", query: dict | None = None
     try:
         result = fn(n.settings, n.db, caller, *args)
     except ServiceError as exc:
-        n.audit(api="wes", action=action, object_id=run_id, query=query or {},
-                outcome="denied" if exc.status in (401, 403, 404) else "error",
-                status=exc.status, caller=caller)
+        n.audit(
+            api="wes",
+            action=action,
+            object_id=run_id,
+            query=query or {},
+            outcome="denied" if exc.status in (401, 403, 404) else "error",
+            status=exc.status,
+            caller=caller,
+        )
         raise
     if action in ("submit", "cancel"):
-        n.audit(api="wes", action=action, object_id=run_id or result.get("run_id", ""),
-                query=query or {}, outcome="granted", caller=caller)
+        n.audit(
+            api="wes",
+            action=action,
+            object_id=run_id or result.get("run_id", ""),
+            query=query or {},
+            outcome="granted",
+            caller=caller,
+        )
     return result
 
 
@@ -50,6 +70,7 @@ def _form() -> dict:
             data = flask.request.files[name].read(MAX_FIELD + 1)
             if len(data) > MAX_FIELD:
                 from server.errors import PayloadTooLarge
+
                 raise PayloadTooLarge(f"{name} is too large")
             form[name] = data.decode("utf-8", "replace")
     return form
@@ -57,9 +78,14 @@ def _form() -> dict:
 
 def run_workflow(body=None, **_kwargs):
     form = _form()
-    files = [(f.filename or "", f.stream) for f in flask.request.files.getlist("workflow_attachment")]
-    query = {k: form.get(k) for k in ("workflow_type", "workflow_type_version", "workflow_url",
-                                      "workflow_engine") if form.get(k)}
+    files = [
+        (f.filename or "", f.stream) for f in flask.request.files.getlist("workflow_attachment")
+    ]
+    query = {
+        k: form.get(k)
+        for k in ("workflow_type", "workflow_type_version", "workflow_url", "workflow_engine")
+        if form.get(k)
+    }
     query["attachments"] = len(files)
     return _audited("submit", service.submit_run, form, files, query=query)
 

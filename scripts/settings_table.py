@@ -22,7 +22,11 @@ def table() -> str:
         for line in source:
             if re.match(rf"\s+{f.name}:", line) and "#" in line:
                 comment = line.split("#", 1)[1].strip()
-        shown = json.dumps(default) if not isinstance(default, str) else (f"`{default}`" if default else "(empty)")
+        shown = (
+            json.dumps(default)
+            if not isinstance(default, str)
+            else (f"`{default}`" if default else "(empty)")
+        )
         if not isinstance(default, str):
             shown = f"`{shown}`"
         comment = comment.replace("|", "\\|")

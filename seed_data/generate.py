@@ -71,8 +71,10 @@ STRUCTURAL_VARIANTS: tuple[tuple[str, int, int, str], ...] = (
 DATASET_ID = "demo"
 COLLECTION_DATE_RANGE = ("2019-01-01", 5 * 365)  # first day, span in days
 
-SEX = {"female": {"id": "NCIT:C16576", "label": "female"},
-       "male": {"id": "NCIT:C20197", "label": "male"}}
+SEX = {
+    "female": {"id": "NCIT:C16576", "label": "female"},
+    "male": {"id": "NCIT:C20197", "label": "male"},
+}
 # The five Danish regions, identified by their ISO 3166-2 subdivision codes.
 REGIONS = (
     {"id": "ISO3166-2:DK-84", "label": "Region Hovedstaden"},
@@ -91,13 +93,28 @@ CONDITIONS = (
     ("ICD10:G40", "Epilepsy", "HP:0001250", "Seizure", None),
     ("ICD10:F84", "Pervasive developmental disorders", "HP:0000717", "Autism", None),
     ("ICD10:I42", "Cardiomyopathy", "HP:0001638", "Cardiomyopathy", None),
-    ("ICD10:E78", "Disorders of lipoprotein metabolism and other lipidaemias",
-     "HP:0003124", "Hypercholesterolemia", None),
+    (
+        "ICD10:E78",
+        "Disorders of lipoprotein metabolism and other lipidaemias",
+        "HP:0003124",
+        "Hypercholesterolemia",
+        None,
+    ),
     ("ICD10:C50", "Malignant neoplasm of breast", "HP:0002664", "Neoplasm", "female"),
-    ("ICD10:Q21", "Congenital malformations of cardiac septa",
-     "HP:0001631", "Atrial septal defect", None),
-    ("ICD10:H90", "Conductive and sensorineural hearing loss",
-     "HP:0000365", "Hearing impairment", None),
+    (
+        "ICD10:Q21",
+        "Congenital malformations of cardiac septa",
+        "HP:0001631",
+        "Atrial septal defect",
+        None,
+    ),
+    (
+        "ICD10:H90",
+        "Conductive and sensorineural hearing loss",
+        "HP:0000365",
+        "Hearing impairment",
+        None,
+    ),
 )
 # Phenotypes recorded without a diagnosis.
 EXTRA_PHENOTYPES = (
@@ -219,7 +236,7 @@ def make_reference() -> dict[str, str]:
         seq = [r.choice(BASES) for _ in range(length)]
         gap = _gap(contig)
         if gap:
-            seq[gap[0]:gap[1]] = ["N"] * (gap[1] - gap[0])
+            seq[gap[0] : gap[1]] = ["N"] * (gap[1] - gap[0])
         seqs[contig] = "".join(seq)
     return seqs
 
@@ -229,7 +246,7 @@ def write_reference(out: Path, seqs: dict[str, str]) -> list[Path]:
     lines = []
     for contig, seq in seqs.items():
         lines.append(f">{contig} {ASSEMBLY} synthetic sequence\n")
-        lines.extend(seq[i:i + FASTA_LINE] + "\n" for i in range(0, len(seq), FASTA_LINE))
+        lines.extend(seq[i : i + FASTA_LINE] + "\n" for i in range(0, len(seq), FASTA_LINE))
     fa.write_bytes("".join(lines).encode("ascii"))
     _remove(out / (REFERENCE + ".fai"))
     pysam.faidx(str(fa))
@@ -289,7 +306,7 @@ def make_sites(seqs: dict[str, str]) -> list[Site]:
                 alleles = (base, a1, _other_base(r, base, {a1}))
             elif kind == "deletion":
                 k = _left_aligned_deletion(r, ref, start, 1, 8)
-                alleles = (ref[start:start + k + 1], base)
+                alleles = (ref[start : start + k + 1], base)
             elif kind == "insertion":
                 ins = "".join(r.choice(BASES) for _ in range(r.randint(1, 8)))
                 if ins[-1] == base:  # keep it left-aligned: it must not shift left
@@ -297,13 +314,20 @@ def make_sites(seqs: dict[str, str]) -> list[Site]:
                 alleles = (base, base + ins)
             else:  # multi_indel: a deletion and a substitution of the anchor base
                 k = _left_aligned_deletion(r, ref, start, 2, 5)
-                span = ref[start:start + k + 1]
+                span = ref[start : start + k + 1]
                 alleles = (span, base, _other_base(r, base) + span[1:])
             sites.append(Site(contig, start, alleles, kind))
         for sv_contig, start, length_sv, svtype in STRUCTURAL_VARIANTS:
             if sv_contig == contig:
-                sites.append(Site(contig, start, (ref[start], f"<{svtype}>"), svtype,
-                                  end=start + 1 + length_sv))
+                sites.append(
+                    Site(
+                        contig,
+                        start,
+                        (ref[start], f"<{svtype}>"),
+                        svtype,
+                        end=start + 1 + length_sv,
+                    )
+                )
     order = {c: i for i, (c, _) in enumerate(CONTIGS)}
     sites.sort(key=lambda s: (order[s.contig], s.start))
     _genotype(sites, r)
@@ -341,8 +365,11 @@ def _genotype(sites: list[Site], r: random.Random) -> None:
         # Every ALT allele is carried by someone.
         for a in range(1, n_alt + 1):
             if not any(a in gt for gt in gts):
-                candidates = [j for j, name in enumerate(samples)
-                              if gts[j][0] is not None and not (sv and name in READ_SAMPLES)]
+                candidates = [
+                    j
+                    for j, name in enumerate(samples)
+                    if gts[j][0] is not None and not (sv and name in READ_SAMPLES)
+                ]
                 j = r.choice(candidates)
                 gts[j] = tuple(sorted((gts[j][0], a)))
         s.gts = gts
@@ -421,8 +448,22 @@ def _ref_end(start: int, cigar: list) -> int:
 
 
 class Read:
-    __slots__ = ("name", "flag", "tid", "start", "mapq", "cigar", "mtid", "mstart", "tlen",
-                 "seq", "qual", "nm", "rg", "mcigar")
+    __slots__ = (
+        "name",
+        "flag",
+        "tid",
+        "start",
+        "mapq",
+        "cigar",
+        "mtid",
+        "mstart",
+        "tlen",
+        "seq",
+        "qual",
+        "nm",
+        "rg",
+        "mcigar",
+    )
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -443,7 +484,7 @@ def simulate_reads(sample: str, seqs: dict[str, str], sites: list[Site]) -> list
 
     def sequence(bases: list[str], q: list[int]) -> str:
         out = []
-        for b, qq in zip(bases, q):
+        for b, qq in zip(bases, q, strict=False):
             if b != "N" and r.random() < (0.02 if qq < 20 else 0.001):
                 b = r.choice([x for x in BASES if x != b])
             out.append(b)
@@ -454,9 +495,11 @@ def simulate_reads(sample: str, seqs: dict[str, str], sites: list[Site]) -> list
         gap = _gap(contig)
         haps = []
         for h in range(2):
-            events = [(s.start, s.alleles[0], s.alleles[s.gts[col][h]])
-                      for s in sites if s.contig == contig and s.kind not in ("DEL", "DUP", "INV")
-                      and s.gts[col][h]]
+            events = [
+                (s.start, s.alleles[0], s.alleles[s.gts[col][h]])
+                for s in sites
+                if s.contig == contig and s.kind not in ("DEL", "DUP", "INV") and s.gts[col][h]
+            ]
             haps.append(haplotype(ref, events))
 
         def fragment() -> tuple[str, list[int], int]:
@@ -464,11 +507,11 @@ def simulate_reads(sample: str, seqs: dict[str, str], sites: list[Site]) -> list
                 hseq, hpos = haps[r.randrange(2)]
                 flen = max(FRAGMENT_MIN, int(r.gauss(FRAGMENT_MEAN, FRAGMENT_SD)))
                 a = r.randrange(len(hseq) - flen)
-                lo = next(p for p in hpos[a:a + flen] if p >= 0)
-                hi = max(p for p in hpos[a:a + flen] if p >= 0)
+                lo = next(p for p in hpos[a : a + flen] if p >= 0)
+                hi = max(p for p in hpos[a : a + flen] if p >= 0)
                 if gap and lo < gap[1] and gap[0] <= hi:
                     continue
-                return hseq[a:a + flen], hpos[a:a + flen], flen
+                return hseq[a : a + flen], hpos[a : a + flen], flen
             raise RuntimeError("no fragment outside the assembly gap")
 
         for _ in range(mapped_pairs(contig, length)):
@@ -476,7 +519,7 @@ def simulate_reads(sample: str, seqs: dict[str, str], sites: list[Site]) -> list
             qname, rg = name(), r.choice(rgs)
             mates = []
             for lo in (0, flen - READ_LENGTH):
-                bases, refpos = list(fseq[lo:lo + READ_LENGTH]), fpos[lo:lo + READ_LENGTH]
+                bases, refpos = list(fseq[lo : lo + READ_LENGTH]), fpos[lo : lo + READ_LENGTH]
                 q = _quals(r, READ_LENGTH)
                 s = sequence(bases, q)
                 start, cigar, nm = align(ref, list(s), refpos)
@@ -491,10 +534,24 @@ def simulate_reads(sample: str, seqs: dict[str, str], sites: list[Site]) -> list
                 is_r1 = (k == 0) == first_is_r1
                 flag = 0x1 | 0x2 | (0x40 if is_r1 else 0x80)
                 flag |= 0x10 if k == 1 else 0x20
-                reads.append(Read(
-                    name=qname, flag=flag, tid=tid, start=me[0], mapq=me[5], cigar=me[1],
-                    mtid=tid, mstart=mate[0], tlen=tlen if k == 0 else -tlen,
-                    seq=me[3], qual=me[4], nm=me[2], rg=rg, mcigar=mate[1]))
+                reads.append(
+                    Read(
+                        name=qname,
+                        flag=flag,
+                        tid=tid,
+                        start=me[0],
+                        mapq=me[5],
+                        cigar=me[1],
+                        mtid=tid,
+                        mstart=mate[0],
+                        tlen=tlen if k == 0 else -tlen,
+                        seq=me[3],
+                        qual=me[4],
+                        nm=me[2],
+                        rg=rg,
+                        mcigar=mate[1],
+                    )
+                )
 
         for _ in range(PLACED_UNMAPPED_PAIRS_PER_CONTIG):
             fseq, fpos, flen = fragment()
@@ -503,35 +560,86 @@ def simulate_reads(sample: str, seqs: dict[str, str], sites: list[Site]) -> list
             s = sequence(list(fseq[:READ_LENGTH]), q)
             start, cigar, nm = align(ref, list(s), fpos[:READ_LENGTH])
             mapped_r1 = r.random() < 0.5
-            reads.append(Read(
-                name=qname, flag=0x1 | 0x8 | (0x40 if mapped_r1 else 0x80), tid=tid,
-                start=start, mapq=60, cigar=cigar, mtid=tid, mstart=start, tlen=0, seq=s,
-                qual=q, nm=nm, rg=rg, mcigar=None))
+            reads.append(
+                Read(
+                    name=qname,
+                    flag=0x1 | 0x8 | (0x40 if mapped_r1 else 0x80),
+                    tid=tid,
+                    start=start,
+                    mapq=60,
+                    cigar=cigar,
+                    mtid=tid,
+                    mstart=start,
+                    tlen=0,
+                    seq=s,
+                    qual=q,
+                    nm=nm,
+                    rg=rg,
+                    mcigar=None,
+                )
+            )
             junk = "".join(r.choice(BASES) for _ in range(READ_LENGTH))
-            reads.append(Read(
-                name=qname, flag=0x1 | 0x4 | (0x80 if mapped_r1 else 0x40), tid=tid,
-                start=start, mapq=0, cigar=None, mtid=tid, mstart=start, tlen=0, seq=junk,
-                qual=_quals(r, READ_LENGTH), nm=None, rg=rg, mcigar=cigar))
+            reads.append(
+                Read(
+                    name=qname,
+                    flag=0x1 | 0x4 | (0x80 if mapped_r1 else 0x40),
+                    tid=tid,
+                    start=start,
+                    mapq=0,
+                    cigar=None,
+                    mtid=tid,
+                    mstart=start,
+                    tlen=0,
+                    seq=junk,
+                    qual=_quals(r, READ_LENGTH),
+                    nm=None,
+                    rg=rg,
+                    mcigar=cigar,
+                )
+            )
 
     reads.sort(key=lambda x: (x.tid, x.start, x.name, x.flag))
     for _ in range(UNPLACED_PAIRS):
         qname, rg = name(), r.choice(rgs)
         for flag in (0x1 | 0x4 | 0x8 | 0x40, 0x1 | 0x4 | 0x8 | 0x80):
-            reads.append(Read(
-                name=qname, flag=flag, tid=-1, start=-1, mapq=0, cigar=None, mtid=-1,
-                mstart=-1, tlen=0, seq="".join(r.choice(BASES) for _ in range(READ_LENGTH)),
-                qual=_quals(r, READ_LENGTH), nm=None, rg=rg, mcigar=None))
+            reads.append(
+                Read(
+                    name=qname,
+                    flag=flag,
+                    tid=-1,
+                    start=-1,
+                    mapq=0,
+                    cigar=None,
+                    mtid=-1,
+                    mstart=-1,
+                    tlen=0,
+                    seq="".join(r.choice(BASES) for _ in range(READ_LENGTH)),
+                    qual=_quals(r, READ_LENGTH),
+                    nm=None,
+                    rg=rg,
+                    mcigar=None,
+                )
+            )
     return reads
 
 
 def sam_header(sample: str, seqs: dict[str, str]) -> dict:
     return {
         "HD": {"VN": "1.6", "SO": "coordinate"},
-        "SQ": [{"SN": c, "LN": n, "AS": ASSEMBLY, "M5": md5(seqs[c]), "UR": REFERENCE}
-               for c, n in CONTIGS],
-        "RG": [{"ID": rg, "SM": sample, "LB": f"{sample}.lib1", "PL": "ILLUMINA",
-                "PU": f"GPDFC01.{rg.rsplit('.L', 1)[1]}.{sample}"}
-               for rg in read_group_ids(sample)],
+        "SQ": [
+            {"SN": c, "LN": n, "AS": ASSEMBLY, "M5": md5(seqs[c]), "UR": REFERENCE}
+            for c, n in CONTIGS
+        ],
+        "RG": [
+            {
+                "ID": rg,
+                "SM": sample,
+                "LB": f"{sample}.lib1",
+                "PL": "ILLUMINA",
+                "PU": f"GPDFC01.{rg.rsplit('.L', 1)[1]}.{sample}",
+            }
+            for rg in read_group_ids(sample)
+        ],
         "CO": [f"genomeport demo cohort: simulated reads on the synthetic assembly {ASSEMBLY}"],
     }
 
@@ -545,9 +653,12 @@ def write_reads(out: Path, sample: str, seqs: dict[str, str], reads: list[Read])
     # a reference_filename it would also rewrite every @SQ UR to that file's absolute path, so
     # the reference is found by M5 through REF_PATH instead and UR stays the bare file name.
     with _cwd(out), _ref_path(seqs):
-        with pysam.AlignmentFile(bam.name, "wb", header=header) as fb, \
-                pysam.AlignmentFile(cram.name, "wc", header=header,
-                                    format_options=[b"version=3.0"]) as fc:
+        with (
+            pysam.AlignmentFile(bam.name, "wb", header=header) as fb,
+            pysam.AlignmentFile(
+                cram.name, "wc", header=header, format_options=[b"version=3.0"]
+            ) as fc,
+        ):
             for rd in reads:
                 a = pysam.AlignedSegment(header)
                 a.query_name = rd.name
@@ -562,13 +673,15 @@ def write_reads(out: Path, sample: str, seqs: dict[str, str], reads: list[Read])
                 a.template_length = rd.tlen
                 a.query_sequence = rd.seq
                 a.query_qualities = pysam.qualitystring_to_array(
-                    "".join(chr(q + 33) for q in rd.qual))
+                    "".join(chr(q + 33) for q in rd.qual)
+                )
                 tags = []
                 if rd.nm is not None:
                     tags.append(("NM", rd.nm, "i"))
                 if rd.mcigar:
-                    tags.append(("MC", "".join(f"{n}{'MIDNSHP=X'[op]}" for op, n in rd.mcigar),
-                                 "Z"))
+                    tags.append(
+                        ("MC", "".join(f"{n}{'MIDNSHP=X'[op]}" for op, n in rd.mcigar), "Z")
+                    )
                 tags.append(("RG", rd.rg, "Z"))
                 a.set_tags(tags)
                 fb.write(a)
@@ -606,18 +719,26 @@ def vcf_header(seqs: dict[str, str]) -> pysam.VariantHeader:
         h.add_line(f"##contig=<ID={c},length={n},assembly={ASSEMBLY},md5={md5(seqs[c])}>")
     for svtype, desc in (("DEL", "Deletion"), ("DUP", "Duplication"), ("INV", "Inversion")):
         h.add_line(f'##ALT=<ID={svtype},Description="{desc}">')
-    h.add_line('##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count in genotypes, '
-               'for each ALT allele">')
-    h.add_line('##INFO=<ID=AN,Number=1,Type=Integer,Description="Total number of alleles in '
-               'called genotypes">')
-    h.add_line('##INFO=<ID=AF,Number=A,Type=Float,Description="Allele frequency, for each ALT '
-               'allele">')
-    h.add_line('##INFO=<ID=SVTYPE,Number=1,Type=String,Description="Type of structural '
-               'variant">')
-    h.add_line('##INFO=<ID=SVLEN,Number=A,Type=Integer,Description="Length of the structural '
-               'variant (negative for deletions)">')
-    h.add_line('##INFO=<ID=END,Number=1,Type=Integer,Description="End position of the '
-               'variant (1-based, inclusive)">')
+    h.add_line(
+        '##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count in genotypes, '
+        'for each ALT allele">'
+    )
+    h.add_line(
+        '##INFO=<ID=AN,Number=1,Type=Integer,Description="Total number of alleles in '
+        'called genotypes">'
+    )
+    h.add_line(
+        '##INFO=<ID=AF,Number=A,Type=Float,Description="Allele frequency, for each ALT allele">'
+    )
+    h.add_line('##INFO=<ID=SVTYPE,Number=1,Type=String,Description="Type of structural variant">')
+    h.add_line(
+        '##INFO=<ID=SVLEN,Number=A,Type=Integer,Description="Length of the structural '
+        'variant (negative for deletions)">'
+    )
+    h.add_line(
+        '##INFO=<ID=END,Number=1,Type=Integer,Description="End position of the '
+        'variant (1-based, inclusive)">'
+    )
     h.add_line('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
     h.add_line('##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">')
     for s in sample_ids():
@@ -625,8 +746,9 @@ def vcf_header(seqs: dict[str, str]) -> pysam.VariantHeader:
     return h
 
 
-def write_variants(out: Path, seqs: dict[str, str], sites: list[Site],
-                   depth: dict[str, list[list[int]]]) -> list[Path]:
+def write_variants(
+    out: Path, seqs: dict[str, str], sites: list[Site], depth: dict[str, list[list[int]]]
+) -> list[Path]:
     header = vcf_header(seqs)
     vcf, bcf = out / "cohort.vcf.gz", out / "cohort.bcf"
     for p in (vcf, bcf, out / "cohort.vcf.gz.tbi", out / "cohort.bcf.csi"):
@@ -635,11 +757,20 @@ def write_variants(out: Path, seqs: dict[str, str], sites: list[Site],
     order = {c: i for i, (c, _) in enumerate(CONTIGS)}
     samples = sample_ids()
     with _cwd(out):
-        with pysam.VariantFile(vcf.name, "wz", header=header) as fv, \
-                pysam.VariantFile(bcf.name, "wb", header=header) as fbcf:
+        with (
+            pysam.VariantFile(vcf.name, "wz", header=header) as fv,
+            pysam.VariantFile(bcf.name, "wb", header=header) as fbcf,
+        ):
             for s in sites:
-                rec = fv.new_record(contig=s.contig, start=s.start, stop=s.end,
-                                    alleles=s.alleles, id=s.vid, qual=s.qual, filter="PASS")
+                rec = fv.new_record(
+                    contig=s.contig,
+                    start=s.start,
+                    stop=s.end,
+                    alleles=s.alleles,
+                    id=s.vid,
+                    qual=s.qual,
+                    filter="PASS",
+                )
                 called = [a for gt in s.gts for a in gt if a is not None]
                 an = len(called)
                 ac = [called.count(a) for a in range(1, len(s.alleles))]
@@ -682,45 +813,61 @@ def make_metadata() -> dict[str, list]:
         n_cond = r.choices((0, 1, 2), weights=(3, 4, 2))[0]
         allowed = [c for c in CONDITIONS if c[4] in (None, sex)]
         conditions = sorted(r.sample(allowed, n_cond), key=lambda c: c[0])
-        diseases = [{"diseaseCode": {"id": c[0], "label": c[1]},
-                     "ageOfOnset": {"iso8601duration": f"P{r.randint(max(1, age - 40), age)}Y"}}
-                    for c in conditions]
+        diseases = [
+            {
+                "diseaseCode": {"id": c[0], "label": c[1]},
+                "ageOfOnset": {"iso8601duration": f"P{r.randint(max(1, age - 40), age)}Y"},
+            }
+            for c in conditions
+        ]
         features = [{"featureType": {"id": c[2], "label": c[3]}} for c in conditions]
         if r.random() < 0.25:
             hp, label = r.choice(EXTRA_PHENOTYPES)
             features.append({"featureType": {"id": hp, "label": label}})
-        ind = {"id": individual_id(sample), "sex": dict(SEX[sex]),
-               "geographicOrigin": dict(region)}
+        ind = {"id": individual_id(sample), "sex": dict(SEX[sex]), "geographicOrigin": dict(region)}
         if diseases:
             ind["diseases"] = diseases
         if features:
             ind["phenotypicFeatures"] = features
         individuals.append(ind)
-        biosamples.append({
-            "id": sample,
-            "individualId": individual_id(sample),
-            "biosampleStatus": dict(BIOSAMPLE_STATUS),
-            "sampleOriginType": dict(SAMPLE_ORIGIN),
-            "collectionDate": _iso_date(r.randrange(COLLECTION_DATE_RANGE[1])),
-            "collectionMoment": f"P{age}Y",
-        })
-    datasets = [{
-        "id": DATASET_ID,
-        "name": "genomeport demo cohort",
-        "description": (f"Synthetic demo cohort on the synthetic assembly {ASSEMBLY}: "
-                        f"{N_COHORT} fictional individuals, one blood biosample each, a "
-                        f"multi-sample VCF and reads for {len(READ_SAMPLES)} of them. "
-                        "Generated by seed_data/generate.py; it describes no real person."),
-        "createDateTime": "2025-01-01T00:00:00Z",
-        "updateDateTime": "2025-01-01T00:00:00Z",
-        "version": "v1.0",
-        "dataUseConditions": {"duoDataUse": [
-            {"id": "DUO:0000042", "label": "general research use", "version": "17-07-2016"}]},
-        "info": {"assembly": ASSEMBLY},
-    }]
+        biosamples.append(
+            {
+                "id": sample,
+                "individualId": individual_id(sample),
+                "biosampleStatus": dict(BIOSAMPLE_STATUS),
+                "sampleOriginType": dict(SAMPLE_ORIGIN),
+                "collectionDate": _iso_date(r.randrange(COLLECTION_DATE_RANGE[1])),
+                "collectionMoment": f"P{age}Y",
+            }
+        )
+    datasets = [
+        {
+            "id": DATASET_ID,
+            "name": "genomeport demo cohort",
+            "description": (
+                f"Synthetic demo cohort on the synthetic assembly {ASSEMBLY}: "
+                f"{N_COHORT} fictional individuals, one blood biosample each, a "
+                f"multi-sample VCF and reads for {len(READ_SAMPLES)} of them. "
+                "Generated by seed_data/generate.py; it describes no real person."
+            ),
+            "createDateTime": "2025-01-01T00:00:00Z",
+            "updateDateTime": "2025-01-01T00:00:00Z",
+            "version": "v1.0",
+            "dataUseConditions": {
+                "duoDataUse": [
+                    {"id": "DUO:0000042", "label": "general research use", "version": "17-07-2016"}
+                ]
+            },
+            "info": {"assembly": ASSEMBLY},
+        }
+    ]
     cohorts = [_cohort(individuals, biosamples)]
-    return {"individuals": individuals, "biosamples": biosamples, "datasets": datasets,
-            "cohorts": cohorts}
+    return {
+        "individuals": individuals,
+        "biosamples": biosamples,
+        "datasets": datasets,
+        "cohorts": cohorts,
+    }
 
 
 def _cohort(individuals: list[dict], biosamples: list[dict]) -> dict:
@@ -738,26 +885,43 @@ def _cohort(individuals: list[dict], biosamples: list[dict]) -> dict:
         "name": "genomeport demo cohort",
         "cohortType": "study-defined",
         "cohortSize": n,
-        "cohortDataTypes": [{"id": "OGMS:0000015", "label": "clinical history"},
-                            {"id": "OBI:0000070", "label": "genotyping assay"}],
+        "cohortDataTypes": [
+            {"id": "OGMS:0000015", "label": "clinical history"},
+            {"id": "OBI:0000070", "label": "genotyping assay"},
+        ],
         "inclusionCriteria": {
-            "ageRange": {"start": {"iso8601duration": f"P{min(ages)}Y"},
-                         "end": {"iso8601duration": f"P{max(ages)}Y"}},
+            "ageRange": {
+                "start": {"iso8601duration": f"P{min(ages)}Y"},
+                "end": {"iso8601duration": f"P{max(ages)}Y"},
+            },
             "genders": [SEX["female"], SEX["male"]],
             "locations": list(REGIONS),
         },
-        "collectionEvents": [{
-            "eventGenders": {"availability": True, "availabilityCount": n,
-                             "distribution": {"genders": dist(i["sex"]["label"]
-                                                              for i in individuals)}},
-            "eventLocations": {"availability": True, "availabilityCount": n,
-                               "distribution": {"locations": dist(
-                                   i["geographicOrigin"]["label"] for i in individuals)}},
-            "eventDiseases": {"availability": True, "availabilityCount": len(with_disease),
-                              "distribution": {"diseases": dist(
-                                  d["diseaseCode"]["id"] for i in with_disease
-                                  for d in i["diseases"])}},
-        }],
+        "collectionEvents": [
+            {
+                "eventGenders": {
+                    "availability": True,
+                    "availabilityCount": n,
+                    "distribution": {"genders": dist(i["sex"]["label"] for i in individuals)},
+                },
+                "eventLocations": {
+                    "availability": True,
+                    "availabilityCount": n,
+                    "distribution": {
+                        "locations": dist(i["geographicOrigin"]["label"] for i in individuals)
+                    },
+                },
+                "eventDiseases": {
+                    "availability": True,
+                    "availabilityCount": len(with_disease),
+                    "distribution": {
+                        "diseases": dist(
+                            d["diseaseCode"]["id"] for i in with_disease for d in i["diseases"]
+                        )
+                    },
+                },
+            }
+        ],
     }
 
 
@@ -774,36 +938,53 @@ def write_readme(out: Path, files: list[Path], counts: dict) -> Path:
     contigs = ", ".join(f"{c} ({n:,} bp)" for c, n in CONTIGS)
     gap = f"{N_GAP[0]}:{N_GAP[1] + 1}-{N_GAP[2]}"
     sizes = {p.name: p.stat().st_size for p in files}
-    reads_note = (f"{rc['total']:,} records: {rc['mapped']:,} mapped "
-                  f"({', '.join(f'{c} {n:,}' for c, n in rc['per_contig_mapped'].items())}), "
-                  f"{rc['placed_unmapped']} placed unmapped, "
-                  f"{rc['unplaced_unmapped']} unplaced unmapped at the end")
+    reads_note = (
+        f"{rc['total']:,} records: {rc['mapped']:,} mapped "
+        f"({', '.join(f'{c} {n:,}' for c, n in rc['per_contig_mapped'].items())}), "
+        f"{rc['placed_unmapped']} placed unmapped, "
+        f"{rc['unplaced_unmapped']} unplaced unmapped at the end"
+    )
     rows = [
-        (REFERENCE, "`write_reference` (seeded random bases, 60 per line)",
-         f"{len(CONTIGS)} contigs; N gap {gap}"),
+        (
+            REFERENCE,
+            "`write_reference` (seeded random bases, 60 per line)",
+            f"{len(CONTIGS)} contigs; N gap {gap}",
+        ),
         (REFERENCE + ".fai", "`pysam.faidx`", f"{len(CONTIGS)} lines"),
     ]
     for s in READ_SAMPLES:
         rows += [
             (f"{s}.bam", "`simulate_reads` + `write_reads` (pysam.AlignmentFile `wb`)", reads_note),
             (f"{s}.bam.bai", "`pysam.index`", "BAI"),
-            (f"{s}.cram", "`write_reads` (pysam.AlignmentFile `wc`, CRAM 3.0, reference "
-             f"`{REFERENCE}`)", "same records as the BAM"),
+            (
+                f"{s}.cram",
+                f"`write_reads` (pysam.AlignmentFile `wc`, CRAM 3.0, reference `{REFERENCE}`)",
+                "same records as the BAM",
+            ),
             (f"{s}.cram.crai", "`pysam.index`", "CRAI"),
         ]
     kinds = ", ".join(f"{k} {n}" for k, n in vc["kinds"].items() if k != "sv")
     rows += [
-        ("cohort.vcf.gz", "`make_sites` + `write_variants` (pysam.VariantFile `wz`, BGZF)",
-         f"{vc['records']} records ({', '.join(f'{c} {n}' for c, n in vc['per_contig'].items())});"
-         f" {kinds}, sv {vc['kinds']['sv']}; {vc['multiallelic']} multi-allelic;"
-         f" {vc['samples']} samples"),
+        (
+            "cohort.vcf.gz",
+            "`make_sites` + `write_variants` (pysam.VariantFile `wz`, BGZF)",
+            f"{vc['records']} records ({', '.join(f'{c} {n}' for c, n in vc['per_contig'].items())});"
+            f" {kinds}, sv {vc['kinds']['sv']}; {vc['multiallelic']} multi-allelic;"
+            f" {vc['samples']} samples",
+        ),
         ("cohort.vcf.gz.tbi", "`pysam.tabix_index(preset='vcf')`", "TBI"),
         ("cohort.bcf", "`write_variants` (pysam.VariantFile `wb`)", "same records as the VCF"),
         ("cohort.bcf.csi", "`pysam.bcftools.index('--csi')`", "CSI"),
-        ("individuals.bff.json", "`make_metadata` (Beacon v2 BFF)",
-         f"{counts['individuals']} individuals"),
-        ("biosamples.bff.json", "`make_metadata` (Beacon v2 BFF)",
-         f"{counts['biosamples']} biosamples"),
+        (
+            "individuals.bff.json",
+            "`make_metadata` (Beacon v2 BFF)",
+            f"{counts['individuals']} individuals",
+        ),
+        (
+            "biosamples.bff.json",
+            "`make_metadata` (Beacon v2 BFF)",
+            f"{counts['biosamples']} biosamples",
+        ),
         ("datasets.bff.json", "`make_metadata` (Beacon v2 BFF)", f"1 dataset `{DATASET_ID}`"),
         ("cohorts.bff.json", "`make_metadata` (Beacon v2 BFF)", f"1 cohort `{DATASET_ID}-cohort`"),
     ]
@@ -832,7 +1013,7 @@ directory, and files only ever name other files by bare name (for example
 - Assembly **{ASSEMBLY}** (synthetic; it is not GRCh38): {contigs}. Contig names,
   lengths and MD5s appear in the BAM/CRAM `@SQ` lines (`AS:{ASSEMBLY}`, `M5`, `UR:{REFERENCE}`)
   and the VCF `##contig` lines.
-- Read samples: {', '.join(READ_SAMPLES)}; read groups `<sample>.L1`, `<sample>.L2`
+- Read samples: {", ".join(READ_SAMPLES)}; read groups `<sample>.L1`, `<sample>.L2`
   (`SM` = sample id).
 - VCF samples: DK0001 .. DK{N_COHORT:04d} ({N_COHORT}; the read samples first). Biosample ids
   are the sample ids; each belongs to individual `DKP` + the same four digits (DK0001 ->
@@ -887,33 +1068,45 @@ FACT_REGIONS = (("chr1", 10_001, 12_000), ("chr2", 19_001, 21_500), ("chr3", 1, 
 
 
 def _facts(out: Path) -> str:
-    lines = ["| Query | " + " | ".join(READ_SAMPLES) + " |",
-             "|---|" + "---:|" * len(READ_SAMPLES)]
+    lines = ["| Query | " + " | ".join(READ_SAMPLES) + " |", "|---|" + "---:|" * len(READ_SAMPLES)]
     for contig, first, last in FACT_REGIONS:
         row = []
         for sample in READ_SAMPLES:
             with pysam.AlignmentFile(str(out / f"{sample}.bam")) as f:
                 row.append(f.count(contig, first - 1, last))
-        lines.append(f"| reads overlapping `{contig}:{first}-{last}` | "
-                     + " | ".join(f"{n:,}" for n in row) + " |")
+        lines.append(
+            f"| reads overlapping `{contig}:{first}-{last}` | "
+            + " | ".join(f"{n:,}" for n in row)
+            + " |"
+        )
     lines += ["", "| Query | cohort.vcf.gz |", "|---|---:|"]
     with pysam.VariantFile(str(out / "cohort.vcf.gz")) as v:
         for contig, first, last in FACT_REGIONS:
             n = sum(1 for _ in v.fetch(contig, first - 1, last))
             lines.append(f"| records overlapping `{contig}:{first}-{last}` | {n} |")
-        lines += ["", "Structural variants:", "",
-                  "| CHROM | POS | END | ID | ALT | AC |", "|---|---:|---:|---|---|---:|"]
+        lines += [
+            "",
+            "Structural variants:",
+            "",
+            "| CHROM | POS | END | ID | ALT | AC |",
+            "|---|---:|---:|---|---|---:|",
+        ]
         first_multi = None
         for rec in v.fetch():
             if rec.info.get("SVTYPE"):
-                lines.append(f"| {rec.chrom} | {rec.pos} | {rec.stop} | {rec.id} | "
-                             f"`{rec.alts[0]}` | {rec.info['AC'][0]} |")
+                lines.append(
+                    f"| {rec.chrom} | {rec.pos} | {rec.stop} | {rec.id} | "
+                    f"`{rec.alts[0]}` | {rec.info['AC'][0]} |"
+                )
             elif first_multi is None and len(rec.alts) > 1:
                 first_multi = rec
     if first_multi is not None:
         r = first_multi
-        lines += ["", f"First multi-allelic record: `{r.chrom}:{r.pos}` `{r.ref}` -> "
-                  f"`{','.join(r.alts)}` ({r.id}, AC={','.join(map(str, r.info['AC']))})."]
+        lines += [
+            "",
+            f"First multi-allelic record: `{r.chrom}:{r.pos}` `{r.ref}` -> "
+            f"`{','.join(r.alts)}` ({r.id}, AC={','.join(map(str, r.info['AC']))}).",
+        ]
     return "\n".join(lines)
 
 
@@ -993,8 +1186,12 @@ def generate(out_dir: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
-                        help="output directory (default: the directory of this script)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="output directory (default: the directory of this script)",
+    )
     args = parser.parse_args(argv)
     for p in generate(args.out):
         print(f"{p.stat().st_size:>10}  {p.name}")

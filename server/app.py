@@ -108,8 +108,13 @@ def create_app(settings: Settings, *, migrate: bool = True) -> connexion.FlaskAp
     # Outermost first: ops (ids, logs, metrics, caps), CORS, then the data plane.
     from server.asgi import OpsMiddleware, openapi_documents
 
-    cx.add_middleware(OpsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, settings=settings, db=db,
-                      documents=openapi_documents(available_apis(), OPENAPI_DIR))
+    cx.add_middleware(
+        OpsMiddleware,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        settings=settings,
+        db=db,
+        documents=openapi_documents(available_apis(), OPENAPI_DIR),
+    )
     cx.add_middleware(
         CORSMiddleware,
         MiddlewarePosition.BEFORE_EXCEPTION,
@@ -125,8 +130,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> connexion.FlaskAp
         if exc.name != "server.dataplane":
             raise
     else:
-        cx.add_middleware(dataplane.DataPlane, MiddlewarePosition.BEFORE_EXCEPTION,
-                          settings=settings, db=db)
+        cx.add_middleware(
+            dataplane.DataPlane, MiddlewarePosition.BEFORE_EXCEPTION, settings=settings, db=db
+        )
     return cx
 
 

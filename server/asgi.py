@@ -86,7 +86,9 @@ class OpsMiddleware:
 
     def body_limit(self, path: str) -> int:
         if path.startswith("/ga4gh/wes"):
-            return self.settings.wes_max_attachments * self.settings.wes_max_attachment_bytes + (1 << 20)
+            return self.settings.wes_max_attachments * self.settings.wes_max_attachment_bytes + (
+                1 << 20
+            )
         return self.settings.max_body_bytes
 
     async def __call__(self, scope, receive, send):
@@ -117,23 +119,42 @@ class OpsMiddleware:
             elif path == "/health/ready":
                 ok = await asyncio.to_thread(self.db.ping)  # a slow connect must not stall the loop
                 await _send_json(
-                    send_wrapper, 200 if ok else 503,
-                    {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "unreachable"},
-                    None if ok else [(b"retry-after", str(errors.ServiceUnavailable.retry_after).encode())],
+                    send_wrapper,
+                    200 if ok else 503,
+                    {
+                        "status": "ok" if ok else "unavailable",
+                        "database": "ok" if ok else "unreachable",
+                    },
+                    None
+                    if ok
+                    else [(b"retry-after", str(errors.ServiceUnavailable.retry_after).encode())],
                 )
             elif path == "/metrics":
                 payload = generate_latest()
-                await send_wrapper({"type": "http.response.start", "status": 200,
-                                    "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())]})
+                await send_wrapper(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())],
+                    }
+                )
                 await send_wrapper({"type": "http.response.body", "body": payload})
             elif method in ("GET", "HEAD") and path in self.documents:
                 payload = self.documents[path]
-                await send_wrapper({"type": "http.response.start", "status": 200, "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"access-control-allow-origin", b"*")]})
-                await send_wrapper({"type": "http.response.body",
-                                    "body": payload if method == "GET" else b""})
+                await send_wrapper(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode()),
+                            (b"access-control-allow-origin", b"*"),
+                        ],
+                    }
+                )
+                await send_wrapper(
+                    {"type": "http.response.body", "body": payload if method == "GET" else b""}
+                )
             elif _CONTROL.search(path) or b"%00" in scope.get("query_string", b""):
                 where = "path" if _CONTROL.search(path) else "query string"
                 err = errors.InvalidInput(f"the request {where} contains a control character")
@@ -147,9 +168,16 @@ class OpsMiddleware:
             REQUESTS.labels(api, method, str(status)).inc()
             LATENCY.labels(api).observe(elapsed)
             logger.info(
-                "%s %s %s", method, path, status,
-                extra={"method": method, "path": path, "status": status,
-                       "duration_ms": round(elapsed * 1000, 2)},
+                "%s %s %s",
+                method,
+                path,
+                status,
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
             )
             request_id_var.reset(token)
 
@@ -174,8 +202,9 @@ class OpsMiddleware:
                 logger.warning("%s %s -> 503: %s", scope.get("method"), path, type(exc).__name__)
                 extra.append((b"retry-after", str(err.retry_after).encode()))
             else:
-                logging.getLogger(__name__).error("unhandled error on %s %s", scope.get("method"),
-                                                  path, exc_info=exc)
+                logging.getLogger(__name__).error(
+                    "unhandled error on %s %s", scope.get("method"), path, exc_info=exc
+                )
             body, status = error_body(err, path)
             await _send_json(send, status, body, extra)
 
@@ -192,7 +221,9 @@ class OpsMiddleware:
                 await _send_json(send, status, body)
                 return
             if length > limit:
-                err = errors.PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit}")
+                err = errors.PayloadTooLarge(
+                    f"request body of {length} bytes exceeds the limit of {limit}"
+                )
                 body, status = error_body(err, path)
                 await _send_json(send, status, body)
                 return

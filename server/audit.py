@@ -30,8 +30,10 @@ SENSITIVE_KEYS = {"authorization", "token", "passports", "passport", "access_tok
 def scrub(value):
     """Redact anything shaped like a JWT or a URL signature, and sensitive keys."""
     if isinstance(value, dict):
-        return {k: ("[redacted]" if str(k).lower() in SENSITIVE_KEYS else scrub(v))
-                for k, v in value.items()}
+        return {
+            k: ("[redacted]" if str(k).lower() in SENSITIVE_KEYS else scrub(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [scrub(v) for v in value]
     if isinstance(value, str):
@@ -45,12 +47,12 @@ def parse_time(value: str) -> dt.datetime:
     rel = re.fullmatch(r"-?(\d+)([smhd])", value)
     if rel:
         seconds = int(rel.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[rel.group(2)]
-        return dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
+        return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(f"cannot read time {value!r}: use ISO 8601 or e.g. -2h") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -88,23 +90,31 @@ def query(db: Database, f: AuditFilter) -> list[dict]:
 
 def summary(db: Database, f: AuditFilter) -> list[dict]:
     """Counts per (api, outcome, dataset) under the same filter (limit ignored)."""
-    stmt = sa.select(AuditEvent.api, AuditEvent.outcome, AuditEvent.dataset_id,
-                     sa.func.count(AuditEvent.id))
+    stmt = sa.select(
+        AuditEvent.api, AuditEvent.outcome, AuditEvent.dataset_id, sa.func.count(AuditEvent.id)
+    )
     for clause in _clauses(f):
         stmt = stmt.where(clause)
     stmt = stmt.group_by(AuditEvent.api, AuditEvent.outcome, AuditEvent.dataset_id).order_by(
-        AuditEvent.api, AuditEvent.outcome, AuditEvent.dataset_id)
+        AuditEvent.api, AuditEvent.outcome, AuditEvent.dataset_id
+    )
     with db.session() as session:
-        return [{"api": a, "outcome": o, "dataset_id": d, "count": int(n)}
-                for a, o, d, n in session.execute(stmt)]
+        return [
+            {"api": a, "outcome": o, "dataset_id": d, "count": int(n)}
+            for a, o, d, n in session.execute(stmt)
+        ]
 
 
 def _clauses(f: AuditFilter) -> list:
     out = []
     if f.caller:
         out.append(_caller_clause(f.caller))
-    for column, value in ((AuditEvent.dataset_id, f.dataset), (AuditEvent.api, f.api),
-                          (AuditEvent.action, f.action), (AuditEvent.outcome, f.outcome)):
+    for column, value in (
+        (AuditEvent.dataset_id, f.dataset),
+        (AuditEvent.api, f.api),
+        (AuditEvent.action, f.action),
+        (AuditEvent.outcome, f.outcome),
+    ):
         if value:
             out.append(column == value)
     if f.since:
@@ -115,10 +125,10 @@ def _clauses(f: AuditFilter) -> list:
 
 
 def as_dict(row: AuditEvent) -> dict:
-    time = row.time if row.time.tzinfo else row.time.replace(tzinfo=dt.timezone.utc)
+    time = row.time if row.time.tzinfo else row.time.replace(tzinfo=dt.UTC)
     return {
         "id": row.id,
-        "time": time.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "time": time.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
         "caller": row.caller,
         "api": row.api,
         "action": row.action,
@@ -146,9 +156,19 @@ def outcome_for(status: int) -> str:
     return "granted" if status < 400 else "error"
 
 
-def append(db: Database, *, caller: str, api: str, action: str, outcome: str, status: int,
-           dataset_id: str = "", object_id: str = "", query: dict | None = None,
-           request_id: str = "") -> None:
+def append(
+    db: Database,
+    *,
+    caller: str,
+    api: str,
+    action: str,
+    outcome: str,
+    status: int,
+    dataset_id: str = "",
+    object_id: str = "",
+    query: dict | None = None,
+    request_id: str = "",
+) -> None:
     """Append and commit one row (framework-free: the data plane writes here).
 
     On PostgreSQL the commit does not wait for the WAL flush
@@ -156,9 +176,18 @@ def append(db: Database, *, caller: str, api: str, action: str, outcome: str, st
     """
     from server.db.tables import utcnow
 
-    row = {"time": utcnow(), "caller": caller, "api": api, "action": action,
-           "dataset_id": dataset_id or "", "object_id": object_id or "", "query": query or {},
-           "outcome": outcome, "status": status, "request_id": request_id}
+    row = {
+        "time": utcnow(),
+        "caller": caller,
+        "api": api,
+        "action": action,
+        "dataset_id": dataset_id or "",
+        "object_id": object_id or "",
+        "query": query or {},
+        "outcome": outcome,
+        "status": status,
+        "request_id": request_id,
+    }
     engine = db.engine
     setup = ("SET LOCAL synchronous_commit TO OFF",) if engine.dialect.name == "postgresql" else ()
     insert_statement().run(engine, row, setup=setup)

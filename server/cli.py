@@ -51,7 +51,9 @@ class Group(click.Group):
             raise click.ClickException(f"configuration error: {exc}") from None
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(package_name="genomeport")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -75,8 +77,14 @@ def main(ctx: click.Context) -> None:
             raise click.ClickException(f"configuration error: {exc}") from None
         from server.logging import configure
 
-        configure(ctx.obj.settings.log_level if ctx.invoked_subcommand in ("serve", "worker") else "WARNING",
-                  ctx.obj.settings.log_format if ctx.invoked_subcommand in ("serve", "worker") else "text")
+        configure(
+            ctx.obj.settings.log_level
+            if ctx.invoked_subcommand in ("serve", "worker")
+            else "WARNING",
+            ctx.obj.settings.log_format
+            if ctx.invoked_subcommand in ("serve", "worker")
+            else "text",
+        )
 
 
 # ---------------------------------------------------------------- db
@@ -102,22 +110,36 @@ def dataset() -> None:
 
 @dataset.command("add")
 @click.argument("dataset_id")
-@click.option("--access", required=True, type=click.Choice(["public", "registered", "controlled"]),
-              help="public: anyone; registered: any caller with a ResearcherStatus or "
-                   "AcceptedTermsAndPolicies visa; controlled: only holders of a "
-                   "ControlledAccessGrants visa for this dataset.")
+@click.option(
+    "--access",
+    required=True,
+    type=click.Choice(["public", "registered", "controlled"]),
+    help="public: anyone; registered: any caller with a ResearcherStatus or "
+    "AcceptedTermsAndPolicies visa; controlled: only holders of a "
+    "ControlledAccessGrants visa for this dataset.",
+)
 @click.option("--name", default="", help="Human-readable name (default: the id).")
 @click.option("--assembly", default="", help="Reference assembly, e.g. GRCh38.")
 @click.option("--description", default="", help="Free text shown in Beacon and service-info.")
-@click.option("--grant-value", default="",
-              help="The ControlledAccessGrants visa value that grants access (default: the dataset id).")
+@click.option(
+    "--grant-value",
+    default="",
+    help="The ControlledAccessGrants visa value that grants access (default: the dataset id).",
+)
 @click.pass_obj
 def dataset_add(obj: Ctx, dataset_id, access, name, assembly, description, grant_value) -> None:
     """Create DATASET_ID, or update its settings if it exists (idempotent)."""
     from server.registry import add_dataset
 
-    row, outcome = add_dataset(obj.db, dataset_id, access=access, name=name, assembly=assembly,
-                               description=description, grant_value=grant_value)
+    row, outcome = add_dataset(
+        obj.db,
+        dataset_id,
+        access=access,
+        name=name,
+        assembly=assembly,
+        description=description,
+        grant_value=grant_value,
+    )
     click.echo(f"{outcome}: dataset {row.id} ({row.access})")
 
 
@@ -129,8 +151,10 @@ def dataset_list(obj: Ctx, as_json: bool) -> None:
     from server.registry import list_datasets
 
     with obj.db.session() as session:
-        rows = [{"id": d.id, "access": d.access, "name": d.name, "assembly": d.assembly}
-                for d in list_datasets(session)]
+        rows = [
+            {"id": d.id, "access": d.access, "name": d.name, "assembly": d.assembly}
+            for d in list_datasets(session)
+        ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -147,12 +171,20 @@ def files() -> None:
 @files.command("add")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--dataset", "dataset_id", required=True, help="Dataset the files belong to.")
-@click.option("--id", "object_id", default=None,
-              help="Object id shared by these files (default: the file name without extensions). "
-                   "A sample's BAM and CRAM, or a cohort's VCF and BCF, share one id; htsget's "
-                   "`format` picks among them.")
-@click.option("--reference", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Reference FASTA for CRAM files whose reference is not embedded.")
+@click.option(
+    "--id",
+    "object_id",
+    default=None,
+    help="Object id shared by these files (default: the file name without extensions). "
+    "A sample's BAM and CRAM, or a cohort's VCF and BCF, share one id; htsget's "
+    "`format` picks among them.",
+)
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Reference FASTA for CRAM files whose reference is not embedded.",
+)
 @click.option("--update", is_flag=True, help="Accept a file whose content or location changed.")
 @click.option("--verify", is_flag=True, help="Re-hash files even if size and mtime are unchanged.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -166,8 +198,16 @@ def files_add(obj: Ctx, paths, dataset_id, object_id, reference, update, verify,
     """
     from server.registry import add_files
 
-    for result in add_files(obj.db, paths, dataset_id, object_id=object_id, reference=reference,
-                            update=update, verify=verify, progress=not quiet):
+    for result in add_files(
+        obj.db,
+        paths,
+        dataset_id,
+        object_id=object_id,
+        reference=reference,
+        update=update,
+        verify=verify,
+        progress=not quiet,
+    ):
         click.echo(f"{result.outcome}: {result.object_id} {result.format} {result.path}")
 
 
@@ -211,24 +251,44 @@ def files_list(obj: Ctx, dataset_id, as_json) -> None:
     from server.registry import list_files
 
     with obj.db.session() as session:
-        rows = [{"id": f.object_id, "format": f.format, "dataset": f.dataset_id, "size": f.size,
-                 "sha256": f.sha256, "location": f.location} for f in list_files(session, dataset_id)]
+        rows = [
+            {
+                "id": f.object_id,
+                "format": f.format,
+                "dataset": f.dataset_id,
+                "size": f.size,
+                "sha256": f.sha256,
+                "location": f.location,
+            }
+            for f in list_files(session, dataset_id)
+        ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        click.echo(f"{r['id']:<28} {r['format']:<5} {r['dataset']:<16} {r['size']:>12} {r['sha256'][:16]}")
+        click.echo(
+            f"{r['id']:<28} {r['format']:<5} {r['dataset']:<16} {r['size']:>12} {r['sha256'][:16]}"
+        )
 
 
 # ---------------------------------------------------------------- serving
-def gunicorn_argv(settings: Settings, *, workers: int | None = None, bind: str | None = None) -> list[str]:
+def gunicorn_argv(
+    settings: Settings, *, workers: int | None = None, bind: str | None = None
+) -> list[str]:
     return [
-        sys.executable, "-m", "gunicorn",
-        "--worker-class", "server.serving.Worker",  # uvicorn, asyncio loop, zero-copy sends
-        "--workers", str(workers or settings.workers),
-        "--bind", bind or f"{settings.host}:{settings.port}",
-        "--graceful-timeout", "20",
-        "--timeout", "120",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--worker-class",
+        "server.serving.Worker",  # uvicorn, asyncio loop, zero-copy sends
+        "--workers",
+        str(workers or settings.workers),
+        "--bind",
+        bind or f"{settings.host}:{settings.port}",
+        "--graceful-timeout",
+        "20",
+        "--timeout",
+        "120",
         "server.app:asgi_from_env()",
     ]
 
@@ -245,8 +305,9 @@ def serve(obj: Ctx, host, port, workers) -> None:
     """
     obj.db  # noqa: B018 - migrate before forking workers
     settings = obj.settings
-    argv = gunicorn_argv(settings, workers=workers,
-                         bind=f"{host or settings.host}:{port or settings.port}")
+    argv = gunicorn_argv(
+        settings, workers=workers, bind=f"{host or settings.host}:{port or settings.port}"
+    )
     os.execv(argv[0], argv)
 
 

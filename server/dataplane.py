@@ -50,10 +50,10 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
-from typing import Callable
 
 from server import errors
 from server.logging import request_id_var
@@ -73,7 +73,7 @@ _RESERVED = {"exp", "sig", WHO}
 class Target:
     """What a data URL names: its location, and what audits and checks it."""
 
-    location: "Path | str"
+    location: Path | str
     object_id: str = ""
     dataset_id: str = ""
     size: int | None = None  # registered size; None: not checked (e.g. a growing log)
@@ -88,7 +88,10 @@ _GRANT_CHECKS: list[GrantCheck] = []
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
-    (b"access-control-expose-headers", b"Content-Length, Content-Range, Accept-Ranges, Content-Type"),
+    (
+        b"access-control-expose-headers",
+        b"Content-Length, Content-Range, Accept-Ranges, Content-Type",
+    ),
 ]
 PREFLIGHT_HEADERS = [
     (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
@@ -164,9 +167,16 @@ def url_expiry(settings: Settings, *, ttl: int | None = None, expires: float | N
     return exp
 
 
-def sign_url(settings: Settings, kind: str, ident: str, *, ttl: int | None = None,
-             extra: dict | None = None, caller: str | None = None,
-             expires: float | None = None) -> str:
+def sign_url(
+    settings: Settings,
+    kind: str,
+    ident: str,
+    *,
+    ttl: int | None = None,
+    extra: dict | None = None,
+    caller: str | None = None,
+    expires: float | None = None,
+) -> str:
     """An absolute URL that serves ``ident`` of ``kind`` to ``caller`` (a label,
     audited with every download) for ``ttl`` seconds, and never past ``expires``
     (unix time: when the grant behind the URL ends)."""
@@ -183,8 +193,9 @@ def sign_url(settings: Settings, kind: str, ident: str, *, ttl: int | None = Non
     return f"{settings.public_url.rstrip('/')}{path}?{query}"
 
 
-def check_signature(settings: Settings, kind: str, ident: str,
-                    params: dict[str, str]) -> tuple[int, dict[str, str]]:
+def check_signature(
+    settings: Settings, kind: str, ident: str, params: dict[str, str]
+) -> tuple[int, dict[str, str]]:
     """``(exp, signed values)`` of a URL whose signature is valid, or raise 403."""
     params = dict(params)
     sig = params.pop("sig", "")
@@ -230,10 +241,14 @@ def _datafile_resolver(index: bool) -> Resolver:
             size = row.index_size if index else row.size
             mtime = row.index_mtime_ns if index else row.mtime_ns
             fmt = row.index_format if index else row.format
-            return Target(location if location.startswith("s3://") else Path(location),
-                          object_id=row.object_id, dataset_id=row.dataset_id,
-                          size=int(size), mtime_ns=int(mtime or 0) or None,
-                          audit={"format": fmt})
+            return Target(
+                location if location.startswith("s3://") else Path(location),
+                object_id=row.object_id,
+                dataset_id=row.dataset_id,
+                size=int(size),
+                mtime_ns=int(mtime or 0) or None,
+                audit={"format": fmt},
+            )
 
     return resolve
 
@@ -256,8 +271,12 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         return None
     first, sep, last = spec.partition("-")
     first, last = first.strip(), last.strip()
-    if not sep or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) \
-            or (last and not last.isdigit()):
+    if (
+        not sep
+        or not (first.isdigit() or last.isdigit())
+        or (first and not first.isdigit())
+        or (last and not last.isdigit())
+    ):
         return None
     if not first:  # suffix: the last N bytes
         n = int(last)
@@ -269,8 +288,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if last and end <= start:
         return None  # syntactically invalid: ignore
     if start >= size:
-        raise errors.RangeNotSatisfiable(f"range starts at {start}, past the end ({size} bytes)",
-                                         detail={"size": size})
+        raise errors.RangeNotSatisfiable(
+            f"range starts at {start}, past the end ({size} bytes)", detail={"size": size}
+        )
     return start, min(end, size)
 
 
@@ -314,7 +334,9 @@ class DataPlane:
         try:
             if method == "OPTIONS":
                 record = None  # a preflight reads nothing: not audited
-                await self._respond(send, 204, PREFLIGHT_HEADERS + [(b"allow", b"GET, HEAD, OPTIONS")])
+                await self._respond(
+                    send, 204, PREFLIGHT_HEADERS + [(b"allow", b"GET, HEAD, OPTIONS")]
+                )
                 return
             if method not in ("GET", "HEAD"):
                 err = errors.InvalidInput("method not allowed on data URLs")
@@ -339,15 +361,18 @@ class DataPlane:
                 await self._audit(record)
 
     # ---------------------------------------------------------------- serving
-    async def _serve(self, scope, send, record: "_Download", *, head: bool) -> None:
-        rest = scope["path"][len(PREFIX):]
+    async def _serve(self, scope, send, record: _Download, *, head: bool) -> None:
+        rest = scope["path"][len(PREFIX) :]
         kind, _, ident = rest.partition("/")  # the ASGI path is already percent-decoded
         record.kind, record.object_id = kind[:32], ident[:256]
         resolver = _RESOLVERS.get(kind)
         if resolver is None or not ident:
             raise errors.NotFound("no such data URL")
-        params = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                                             keep_blank_values=True))
+        params = dict(
+            urllib.parse.parse_qsl(
+                scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+            )
+        )
         exp, values = check_signature(self.settings, kind, ident, params)
         record.caller = values.get(WHO, ANONYMOUS)[:512]  # signed: trusted from here on
         check_expiry(exp)
@@ -357,14 +382,17 @@ class DataPlane:
         record.extra = target.audit
         for check in _GRANT_CHECKS:  # off the event loop: a check may ask the database
             await asyncio.get_running_loop().run_in_executor(
-                None, check, self.settings, self.db, record.caller, target.dataset_id)
+                None, check, self.settings, self.db, record.caller, target.dataset_id
+            )
         location = target.location
         if isinstance(location, str) and location.startswith("s3://"):
             from server.storage import s3
 
             url = s3.presign(self.settings, location, ttl=max(1, exp - int(time.time())))
             record.redirect = True
-            await self._respond(send, 307, [(b"location", url.encode()), (b"cache-control", b"no-store")])
+            await self._respond(
+                send, 307, [(b"location", url.encode()), (b"cache-control", b"no-store")]
+            )
             return
         path = Path(location)
         try:
@@ -375,14 +403,19 @@ class DataPlane:
         try:
             st = os.fstat(fd)
             size = st.st_size
-            if (target.size is not None and size != target.size) or \
-                    (target.mtime_ns and st.st_mtime_ns != target.mtime_ns):
-                logger.error("refusing to serve %s %s: it changed since it was registered",
-                             kind, record.object_id)
+            if (target.size is not None and size != target.size) or (
+                target.mtime_ns and st.st_mtime_ns != target.mtime_ns
+            ):
+                logger.error(
+                    "refusing to serve %s %s: it changed since it was registered",
+                    kind,
+                    record.object_id,
+                )
                 raise errors.DataChanged(
                     "the file changed on disk since it was registered (size or modification time "
                     "differ); the node will not serve it until an operator restores or "
-                    "re-registers it")
+                    "re-registers it"
+                )
             headers = dict((k.lower(), v) for k, v in scope.get("headers", []))
             rng = parse_range(headers.get(b"range", b"").decode("latin-1"), size)
             status, start, end = (200, 0, size) if rng is None else (206, rng[0], rng[1])
@@ -396,16 +429,24 @@ class DataPlane:
             ]
             if status == 206:
                 out.append((b"content-range", f"bytes {start}-{end - 1}/{size}".encode()))
-            await send({"type": "http.response.start", "status": status,
-                        "headers": out + CORS_HEADERS})
+            await send(
+                {"type": "http.response.start", "status": status, "headers": out + CORS_HEADERS}
+            )
             if head:
                 await send({"type": "http.response.body", "body": b""})
                 return
             if ZEROCOPY in scope.get("extensions", {}):
                 # The server hands the file to the kernel (sendfile): no copies here.
                 _advise(fd, start, end - start, sequential=True)
-                await send({"type": ZEROCOPY, "file": fh, "offset": start, "count": end - start,
-                            "more_body": False})
+                await send(
+                    {
+                        "type": ZEROCOPY,
+                        "file": fh,
+                        "offset": start,
+                        "count": end - start,
+                        "more_body": False,
+                    }
+                )
                 record.sent = end - start
                 return
             # Reads run on the event loop: a thread hop per chunk costs more than the
@@ -429,15 +470,17 @@ class DataPlane:
         finally:
             fh.close()
 
-    async def _audit(self, record: "_Download") -> None:
+    async def _audit(self, record: _Download) -> None:
         """One row per download, after the response (the client is not kept waiting)."""
         row = record.row()
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, functools.partial(_append, self.db, row))
         except Exception:  # noqa: BLE001 - the bytes are gone; say loudly that the row is not
-            logger.exception("could not write the data-plane audit row",
-                             extra={"audit": {k: v for k, v in row.items() if k != "query"}})
+            logger.exception(
+                "could not write the data-plane audit row",
+                extra={"audit": {k: v for k, v in row.items() if k != "query"}},
+            )
 
     async def _resolve(self, kind: str, ident: str, resolver: Resolver) -> Target:
         key = (kind, ident)
@@ -458,8 +501,13 @@ class DataPlane:
 
     # ---------------------------------------------------------------- helpers
     async def _respond(self, send, status: int, headers: list, body: bytes = b"") -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": headers + CORS_HEADERS + [(b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": headers + CORS_HEADERS + [(b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _error(self, scope, send, exc: errors.ServiceError) -> None:
@@ -479,8 +527,22 @@ class DataPlane:
 class _Download:
     """What the audit row of one data-plane request says."""
 
-    __slots__ = ("method", "request_id", "caller", "kind", "object_id", "dataset_id", "status",
-                 "start", "end", "sent", "extra", "redirect", "short", "error")
+    __slots__ = (
+        "method",
+        "request_id",
+        "caller",
+        "kind",
+        "object_id",
+        "dataset_id",
+        "status",
+        "start",
+        "end",
+        "sent",
+        "extra",
+        "redirect",
+        "short",
+        "error",
+    )
 
     def __init__(self, method: str, request_id: str):
         self.method, self.request_id = method, request_id
@@ -509,11 +571,17 @@ class _Download:
             query["error"] = self.error
         from server.audit import outcome_for
 
-        return {"caller": self.caller, "api": "data",
-                "action": ("head." if self.method == "HEAD" else "download.") + (self.kind or "?"),
-                "outcome": outcome_for(self.status), "status": self.status,
-                "dataset_id": self.dataset_id, "object_id": self.object_id, "query": query,
-                "request_id": self.request_id}
+        return {
+            "caller": self.caller,
+            "api": "data",
+            "action": ("head." if self.method == "HEAD" else "download.") + (self.kind or "?"),
+            "outcome": outcome_for(self.status),
+            "status": self.status,
+            "dataset_id": self.dataset_id,
+            "object_id": self.object_id,
+            "query": query,
+            "request_id": self.request_id,
+        }
 
 
 def _append(db, row: dict) -> None:

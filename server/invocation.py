@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import flask
 from connexion.apps.flask import FlaskOperation
@@ -57,10 +57,13 @@ class LeanOperation:
         if isinstance(response, flask.Response):
             return response
         if isinstance(response, (dict, list)):
-            return flask.Response(self.operation.jsonifier.dumps(response), status=200,
-                                  mimetype="application/json")
-        raise TypeError(f"{self.operation_id}: a reads_request handler must return a "
-                        "flask.Response or a JSON object or array")
+            return flask.Response(
+                self.operation.jsonifier.dumps(response), status=200, mimetype="application/json"
+            )
+        raise TypeError(
+            f"{self.operation_id}: a reads_request handler must return a "
+            "flask.Response or a JSON object or array"
+        )
 
 
 def _replace_views(flask_app) -> list[str]:

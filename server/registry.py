@@ -17,9 +17,9 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pysam
 import sqlalchemy as sa
@@ -106,7 +106,9 @@ def list_datasets(session: Session) -> list[Dataset]:
 # ---------------------------------------------------------------- files
 def files_for_object(session: Session, object_id: str) -> list[DataFile]:
     return list(
-        session.scalars(sa.select(DataFile).where(DataFile.object_id == object_id).order_by(DataFile.format))
+        session.scalars(
+            sa.select(DataFile).where(DataFile.object_id == object_id).order_by(DataFile.format)
+        )
     )
 
 
@@ -145,7 +147,9 @@ def find_index(path: Path, fmt: str) -> tuple[Path, str]:
             if candidate.is_file():
                 return candidate, kind
     wanted = " or ".join(s for s, _ in INDEX_SUFFIXES[fmt])
-    raise InvalidInput(f"{path}: no index found (expected {path.name}{wanted.split(' or ')[0]}, {wanted})")
+    raise InvalidInput(
+        f"{path}: no index found (expected {path.name}{wanted.split(' or ')[0]}, {wanted})"
+    )
 
 
 def check_opens(path: Path, fmt: str, index: Path, reference: Path | None) -> None:
@@ -168,7 +172,11 @@ def check_opens(path: Path, fmt: str, index: Path, reference: Path | None) -> No
                     for _ in fh.fetch(contigs[0], 0, 1):
                         break
     except (OSError, ValueError) as exc:
-        hint = " (a CRAM needs --reference FASTA unless its reference is embedded)" if fmt == "CRAM" else ""
+        hint = (
+            " (a CRAM needs --reference FASTA unless its reference is embedded)"
+            if fmt == "CRAM"
+            else ""
+        )
         raise InvalidInput(f"{path}: cannot be read with its index: {exc}{hint}") from None
 
 
@@ -177,9 +185,11 @@ def check_index(path: Path, fmt: str, index: Path, index_kind: str) -> None:
     try:
         indexcheck.check(path, fmt, index, index_kind)
     except indexcheck.IndexMismatch as exc:
-        raise InvalidInput(f"{path}: the index {index.name} does not belong to this file: {exc}. "
-                           f"Rebuild it (samtools index / bcftools index / tabix) or put the "
-                           f"file's own index beside it") from None
+        raise InvalidInput(
+            f"{path}: the index {index.name} does not belong to this file: {exc}. "
+            f"Rebuild it (samtools index / bcftools index / tabix) or put the "
+            f"file's own index beside it"
+        ) from None
 
 
 def checksums(path: Path, progress: Callable[[int], None] | None = None) -> tuple[str, str]:
@@ -258,16 +268,30 @@ def add_files(
             results.append(AddResult(path, oid, fmt, "unchanged"))
             continue
         total = stat.st_size + istat.st_size
-        with tqdm(total=total, unit="B", unit_scale=True, desc=path.name, disable=not progress,
-                  leave=False) as bar:
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=path.name,
+            disable=not progress,
+            leave=False,
+        ) as bar:
             sha, md5 = checksums(path, bar.update)
             isha, imd5 = checksums(index, bar.update)
         values = dict(
-            dataset_id=dataset_id, location=str(path), format=fmt,
-            index_location=str(index), index_format=index_kind,
+            dataset_id=dataset_id,
+            location=str(path),
+            format=fmt,
+            index_location=str(index),
+            index_format=index_kind,
             reference=str(ref) if (ref and fmt == "CRAM") else "",
-            size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=sha, md5=md5,
-            index_size=istat.st_size, index_mtime_ns=istat.st_mtime_ns, index_sha256=isha,
+            size=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            sha256=sha,
+            md5=md5,
+            index_size=istat.st_size,
+            index_mtime_ns=istat.st_mtime_ns,
+            index_sha256=isha,
             index_md5=imd5,
         )
         with db.session() as session:
@@ -288,7 +312,8 @@ def add_files(
                 if not same_bytes and not update:
                     raise Conflict(
                         f"{path}: its content changed since it was registered "
-                        f"(sha-256 {row.sha256[:12]}... now {sha[:12]}...); pass --update to accept it"
+                        f"(sha-256 {row.sha256[:12]}... now {sha[:12]}...); "
+                        "pass --update to accept it"
                     )
                 for key, value in values.items():
                     setattr(row, key, value)
@@ -309,8 +334,9 @@ class VerifyResult:
         return not self.problems
 
 
-def _compare(what: str, path: str, size: int, mtime_ns: int, sha256: str, md5: str,
-             bar) -> tuple[list[str], int | None]:
+def _compare(
+    what: str, path: str, size: int, mtime_ns: int, sha256: str, md5: str, bar
+) -> tuple[list[str], int | None]:
     """Problems with one registered file, and its mtime when its bytes are intact."""
     if "://" in path:
         return [], None  # object storage: not re-hashed here
@@ -335,8 +361,13 @@ def _compare(what: str, path: str, size: int, mtime_ns: int, sha256: str, md5: s
     return problems, (st.st_mtime_ns if intact else None)
 
 
-def verify_files(db: Database, object_ids: Iterable[str] = (), *, dataset_id: str | None = None,
-                 progress: bool = True) -> list[VerifyResult]:
+def verify_files(
+    db: Database,
+    object_ids: Iterable[str] = (),
+    *,
+    dataset_id: str | None = None,
+    progress: bool = True,
+) -> list[VerifyResult]:
     """Re-hash registered files (sha-256 and md5, as at registration) and their indexes.
 
     Nothing is changed, except that an index registered before its
@@ -360,13 +391,22 @@ def verify_files(db: Database, object_ids: Iterable[str] = (), *, dataset_id: st
         raise NotFound(f"no registered file with object id {', '.join(missing)}")
     results = []
     total = sum(int(r.size) + int(r.index_size) for r in rows)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="verifying", disable=not progress) as bar:
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc="verifying", disable=not progress
+    ) as bar:
         for row in rows:
-            problems, _ = _compare("file", row.location, int(row.size), int(row.mtime_ns),
-                                   row.sha256, row.md5, bar)
-            iproblems, imtime = _compare("index", row.index_location, int(row.index_size),
-                                         int(row.index_mtime_ns or 0), row.index_sha256,
-                                         row.index_md5, bar)
+            problems, _ = _compare(
+                "file", row.location, int(row.size), int(row.mtime_ns), row.sha256, row.md5, bar
+            )
+            iproblems, imtime = _compare(
+                "index",
+                row.index_location,
+                int(row.index_size),
+                int(row.index_mtime_ns or 0),
+                row.index_sha256,
+                row.index_md5,
+                bar,
+            )
             if not row.index_mtime_ns and imtime is not None and not iproblems:
                 with db.session() as session:
                     session.get(DataFile, row.pk).index_mtime_ns = imtime

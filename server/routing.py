@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import flask
 from connexion.exceptions import ProblemException
@@ -71,7 +71,9 @@ def error_body(exc: errors.ServiceError, path: str) -> tuple[dict, int]:
         return _msg_status(exc, path), exc.status
 
 
-def error_response(exc: errors.ServiceError, path: str, headers: dict | None = None) -> ConnexionResponse:
+def error_response(
+    exc: errors.ServiceError, path: str, headers: dict | None = None
+) -> ConnexionResponse:
     body, status = error_body(exc, path)
     hdrs = {"Access-Control-Allow-Origin": "*"}
     hdrs.update(headers or {})
@@ -139,7 +141,11 @@ def as_service_error(exc: BaseException) -> errors.ServiceError:
     if isinstance(exc, ProblemException):
         status = exc.status or 500
         detail = exc.detail or exc.title or "invalid request"
-        if status == 400 and "json" in str(detail).lower() and not str(detail).startswith("request body"):
+        if (
+            status == 400
+            and "json" in str(detail).lower()
+            and not str(detail).startswith("request body")
+        ):
             detail = f"request body is not valid JSON: {detail}"
         cls = _STATUS_TO_ERROR.get(status)
         if cls is None:
@@ -258,7 +264,9 @@ class Node:
                 connection.execute(_audit_insert().statement, row)
             return
         engine = self.db.engine
-        setup = ("SET LOCAL synchronous_commit TO OFF",) if engine.dialect.name == "postgresql" else ()
+        setup = (
+            ("SET LOCAL synchronous_commit TO OFF",) if engine.dialect.name == "postgresql" else ()
+        )
         _audit_insert().run(engine, row, setup=setup)
 
 
@@ -277,10 +285,21 @@ def _audit_insert_async_commit():
     from server.db.tables import AuditEvent
 
     table = AuditEvent.__table__
-    names = ["time", "caller", "api", "action", "dataset_id", "object_id", "query", "outcome",
-             "status", "request_id"]
+    names = [
+        "time",
+        "caller",
+        "api",
+        "action",
+        "dataset_id",
+        "object_id",
+        "query",
+        "outcome",
+        "status",
+        "request_id",
+    ]
     row = sa.select(*[sa.bindparam(n, type_=table.c[n].type) for n in names]).where(
-        sa.func.set_config("synchronous_commit", "off", True) == "off")
+        sa.func.set_config("synchronous_commit", "off", True) == "off"
+    )
     return sa.insert(table).from_select(names, row)
 
 

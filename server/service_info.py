@@ -19,8 +19,13 @@ SERVICES: dict[str, tuple[str, str, str, str]] = {
     "drs": ("drs", "1.5.0", "/ga4gh/drs/v1", "genomeport DRS"),
 }
 # which OpenAPI document serves each
-DOCUMENTS = {"htsget-reads": "htsget.yaml", "htsget-variants": "htsget.yaml",
-             "beacon": "beacon.yaml", "wes": "wes.yaml", "drs": "drs.yaml"}
+DOCUMENTS = {
+    "htsget-reads": "htsget.yaml",
+    "htsget-variants": "htsget.yaml",
+    "beacon": "beacon.yaml",
+    "wes": "wes.yaml",
+    "drs": "drs.yaml",
+}
 
 
 def node_id(settings: Settings) -> str:
@@ -45,7 +50,9 @@ def node_info(settings: Settings) -> dict:
         "id": node_id(settings),
         "name": "genomeport",
         "type": {"group": "org.ga4gh", "artifact": "service-registry", "version": "1.0.0"},
-        "description": "GA4GH node: htsget, Beacon v2, WES and DRS behind one access-control model.",
+        "description": (
+            "GA4GH node: htsget, Beacon v2, WES and DRS behind one access-control model."
+        ),
         **_common(settings),
     }
 
@@ -67,4 +74,4 @@ def served_apis(available_documents: set[str]) -> list[str]:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

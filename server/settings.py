@@ -103,7 +103,7 @@ class Settings:
     def audience(self) -> str:
         return self.auth_audience or self.public_url
 
-    def with_overrides(self, **kw: typing.Any) -> "Settings":
+    def with_overrides(self, **kw: typing.Any) -> Settings:
         return dataclasses.replace(self, **kw)
 
     # ----------------------------------------------------------------- loading
@@ -112,7 +112,7 @@ class Settings:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, typing.Any] = {}
         names = set(cls.field_names())
@@ -127,7 +127,7 @@ class Settings:
         for key, raw in environ.items():
             if not key.startswith(PREFIX) or key == PREFIX + "CONFIG":
                 continue
-            name = key[len(PREFIX):].lower()
+            name = key[len(PREFIX) :].lower()
             if name not in names:
                 raise SettingsError(
                     f"unknown environment variable {key}; known: "
@@ -137,32 +137,38 @@ class Settings:
         return cls(**values)
 
 
-def _check_node_callers(settings: "Settings") -> None:
+def _check_node_callers(settings: Settings) -> None:
     """Each ``wes_node_callers`` entry is a caller label: ``<issuer>|<sub>``
     (the issuer one of ``auth_issuers`` when any are configured), or
     ``anonymous`` on a development node without issuers."""
     from urllib.parse import urlsplit
 
-    issuers = {str(i.get("issuer", "")).rstrip("/") for i in settings.auth_issuers
-               if isinstance(i, dict)}
+    issuers = {
+        str(i.get("issuer", "")).rstrip("/") for i in settings.auth_issuers if isinstance(i, dict)
+    }
     name = PREFIX + "WES_NODE_CALLERS"
     for entry in settings.wes_node_callers:
         if not isinstance(entry, str) or not entry or entry != entry.strip():
             raise SettingsError(f"{name}: {entry!r} is not a caller label (<issuer>|<sub>)")
         if entry == "anonymous":
             if settings.auth_issuers:
-                raise SettingsError(f"{name}: 'anonymous' cannot use WES on a node with "
-                                    "issuers; name the caller as <issuer>|<sub>")
+                raise SettingsError(
+                    f"{name}: 'anonymous' cannot use WES on a node with "
+                    "issuers; name the caller as <issuer>|<sub>"
+                )
             continue
         issuer, sep, sub = entry.rpartition("|")
         parts = urlsplit(issuer)
         if not sep or not sub or parts.scheme not in ("http", "https") or not parts.hostname:
             raise SettingsError(
                 f"{name}: {entry!r} is not a caller label: expected <issuer>|<sub>, the token's "
-                "'iss' (an http(s) URL) and 'sub' joined by '|', or 'anonymous'")
+                "'iss' (an http(s) URL) and 'sub' joined by '|', or 'anonymous'"
+            )
         if issuers and issuer.rstrip("/") not in issuers:
-            raise SettingsError(f"{name}: {entry!r} names issuer {issuer!r}, which is not one of "
-                                "GENOMEPORT_AUTH_ISSUERS")
+            raise SettingsError(
+                f"{name}: {entry!r} names issuer {issuer!r}, which is not one of "
+                "GENOMEPORT_AUTH_ISSUERS"
+            )
 
 
 def _coerce(name: str, value: typing.Any) -> typing.Any:

@@ -26,8 +26,12 @@ import threading
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
 from connexion.utils import is_null, is_nullable
-from connexion.validators import (FormDataValidator, JSONRequestBodyValidator,
-                                  MultiPartFormDataValidator, ParameterValidator)
+from connexion.validators import (
+    FormDataValidator,
+    JSONRequestBodyValidator,
+    MultiPartFormDataValidator,
+    ParameterValidator,
+)
 from connexion.validators.parameter import draft4_format_checker
 from jsonschema import Draft4Validator, ValidationError
 from starlette.formparsers import MultiPartException
@@ -63,7 +67,11 @@ def _validator_for(param: dict) -> Draft4Validator:
 
 
 def _outside_int64(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not INT64_MIN <= value <= INT64_MAX
+    )
 
 
 class CachedParameterValidator(ParameterValidator):
@@ -91,8 +99,10 @@ class CachedParameterValidator(ParameterValidator):
 def _parse_int(text: str) -> int:
     # Python refuses int() on more than 4300 digits anyway; anything past 19 is out of range.
     if len(text.lstrip("-")) > 19 or not INT64_MIN <= (value := int(text)) <= INT64_MAX:
-        raise ValueError(f"integer {text[:24]}{'...' if len(text) > 24 else ''} is outside "
-                         "the signed 64-bit range")
+        raise ValueError(
+            f"integer {text[:24]}{'...' if len(text) > 24 else ''} is outside "
+            "the signed 64-bit range"
+        )
     return value
 
 
@@ -150,14 +160,16 @@ def parse_json_body(raw: bytes, encoding: str = "utf-8"):
     except LookupError:
         raise errors.InvalidInput(f"request body: unknown charset {encoding[:40]!r}") from None
     except UnicodeDecodeError as exc:
-        raise errors.InvalidInput(f"request body is not valid {encoding}: byte {exc.start} "
-                                  "cannot be decoded") from None
+        raise errors.InvalidInput(
+            f"request body is not valid {encoding}: byte {exc.start} cannot be decoded"
+        ) from None
     if not text:
         return None
     too_deep = errors.InvalidInput(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
-                           parse_constant=_parse_constant)
+        value = json.loads(
+            text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+        )
     except json.JSONDecodeError as exc:
         raise errors.InvalidInput(f"request body is not valid JSON: {exc}") from None
     except ValueError as exc:
@@ -191,10 +203,12 @@ class _FormErrorsAre400:
             raise BadRequestProblem(detail=f"malformed form body: {exc}") from None
         # Text fields (files are not included here): a NUL, raw or as the JSON
         # escape inside a JSON-valued field, could never be stored.
-        for name, value in (data.items() if isinstance(data, dict) else ()):
+        for name, value in data.items() if isinstance(data, dict) else ():
             for item in value if isinstance(value, list) else [value]:
                 if isinstance(item, str) and ("\x00" in item or "\\u0000" in item):
-                    raise BadRequestProblem(detail=f"form field {name[:64]!r} contains a NUL character")
+                    raise BadRequestProblem(
+                        detail=f"form field {name[:64]!r} contains a NUL character"
+                    )
         return data
 
 
@@ -208,9 +222,11 @@ class GuardedMultiPartFormDataValidator(_FormErrorsAre400, MultiPartFormDataVali
 
 VALIDATOR_MAP = {
     "parameter": CachedParameterValidator,
-    "body": MediaTypeDict({
-        "*/*json": GuardedJSONBodyValidator,
-        "application/x-www-form-urlencoded": GuardedFormDataValidator,
-        "multipart/form-data": GuardedMultiPartFormDataValidator,
-    }),
+    "body": MediaTypeDict(
+        {
+            "*/*json": GuardedJSONBodyValidator,
+            "application/x-www-form-urlencoded": GuardedFormDataValidator,
+            "multipart/form-data": GuardedMultiPartFormDataValidator,
+        }
+    ),
 }

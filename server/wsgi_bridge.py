@@ -51,8 +51,10 @@ class _Exchange:
         if exc_info is not None and self.committed:
             raise exc_info[1].with_traceback(exc_info[2])
         self.status = int(status.split(" ", 1)[0])
-        self.headers = [(name.strip().lower().encode("latin-1"), value.strip().encode("latin-1"))
-                        for name, value in headers]
+        self.headers = [
+            (name.strip().lower().encode("latin-1"), value.strip().encode("latin-1"))
+            for name, value in headers
+        ]
         return self.pending.append  # the legacy write() callable
 
     def fill(self, limit: int) -> bool:
@@ -132,12 +134,21 @@ class OneHopWSGI:
         environ = build_environ(scope, Body(loop, receive))
         # The thread sees this request's context (request id, log fields).
         context = contextvars.copy_context()
-        exchange, done = await loop.run_in_executor(self.executor, context.run, self._start, environ)
+        exchange, done = await loop.run_in_executor(
+            self.executor, context.run, self._start, environ
+        )
         try:
-            await send({"type": "http.response.start", "status": exchange.status,
-                        "headers": exchange.headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": exchange.status,
+                    "headers": exchange.headers,
+                }
+            )
             while not done:
-                await send({"type": "http.response.body", "body": exchange.take(), "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": exchange.take(), "more_body": True}
+                )
                 done = await loop.run_in_executor(self.executor, context.run, self._more, exchange)
             await send({"type": "http.response.body", "body": exchange.take(), "more_body": False})
         finally:

@@ -48,8 +48,13 @@ class ZeroCopyCycle(RequestResponseCycle):
         if not self.disconnected and self.scope["method"] != "HEAD":
             await self._sendfile(message)
         # uvicorn's own bookkeeping ends the response (length check, keep-alive).
-        await super().send({"type": "http.response.body", "body": b"",
-                            "more_body": message.get("more_body", False)})
+        await super().send(
+            {
+                "type": "http.response.body",
+                "body": b"",
+                "more_body": message.get("more_body", False),
+            }
+        )
 
     async def _sendfile(self, message) -> None:
         file = message["file"]

@@ -52,7 +52,9 @@ def pg_available() -> None:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL is required for the test suite and is not reachable at {PG_URL}: {exc}")
+        pytest.fail(
+            f"PostgreSQL is required for the test suite and is not reachable at {PG_URL}: {exc}"
+        )
     finally:
         engine.dispose()
 
@@ -90,9 +92,12 @@ def db_url(request, tmp_path):
 def settings(tmp_path, db_url):
     from server.settings import Settings
 
-    return Settings(var_dir=str(tmp_path / "var"), database_url=db_url,
-                    signing_key="test-signing-key-" + uuid.uuid4().hex,
-                    log_format="text")
+    return Settings(
+        var_dir=str(tmp_path / "var"),
+        database_url=db_url,
+        signing_key="test-signing-key-" + uuid.uuid4().hex,
+        log_format="text",
+    )
 
 
 @pytest.fixture
@@ -150,22 +155,31 @@ class LiveServer:
         return self.url
 
 
-def start_server(settings, *, workers: int = 2, port: int | None = None, env_extra=None) -> LiveServer:
+def start_server(
+    settings, *, workers: int = 2, port: int | None = None, env_extra=None
+) -> LiveServer:
     """Run ``genomeport serve`` (gunicorn + uvicorn workers) and wait until it is ready."""
     import httpx
 
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = settings.with_overrides(public_url=url, port=port, host="127.0.0.1", workers=workers,
-                                       log_format="json")
+    settings = settings.with_overrides(
+        public_url=url, port=port, host="127.0.0.1", workers=workers, log_format="json"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
     env.update(settings_env(settings))
     env.update(env_extra or {})
     log = Path(settings.var_dir) / f"server-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     fh = open(log, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=REPO,
-                            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve"],
+        env=env,
+        cwd=REPO,
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -217,4 +231,6 @@ def pytest_terminal_summary(terminalreporter):
                     counts[kind][outcome] += 1
     for kind, by in sorted(counts.items()):
         detail = ", ".join(f"{n} {o}" for o, n in sorted(by.items()))
-        terminalreporter.write_line(f"database {kind}: {detail} (against {PG_URL if kind == 'postgresql' else 'a SQLite file'})")
+        terminalreporter.write_line(
+            f"database {kind}: {detail} (against {PG_URL if kind == 'postgresql' else 'a SQLite file'})"
+        )

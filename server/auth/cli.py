@@ -19,8 +19,12 @@ def _settings():
 
 
 issuer_option = click.option(
-    "--issuer", "issuer_url", default=DEFAULT_ISSUER, show_default=True,
-    help="Issuer URL (the 'iss' of minted tokens; the server listens on its port).")
+    "--issuer",
+    "issuer_url",
+    default=DEFAULT_ISSUER,
+    show_default=True,
+    help="Issuer URL (the 'iss' of minted tokens; the server listens on its port).",
+)
 
 
 @click.group("token")
@@ -37,14 +41,17 @@ def token() -> None:
 @token.command("serve")
 @issuer_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=int, default=None,
-              help="Port to bind (default: the port of --issuer).")
+@click.option(
+    "--port", type=int, default=None, help="Port to bind (default: the port of --issuer)."
+)
 def serve(issuer_url: str, host: str, port: int | None) -> None:
     """Serve /jwks, /.well-known/openid-configuration and /userinfo until interrupted."""
     issuer = LocalIssuer.for_settings(_settings(), issuer_url)
     server = issuer.make_server(host, port)
-    click.echo(f"development issuer {issuer.issuer} listening on "
-               f"http://{host}:{server.server_address[1]}", err=True)
+    click.echo(
+        f"development issuer {issuer.issuer} listening on http://{host}:{server.server_address[1]}",
+        err=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -55,10 +62,14 @@ def serve(issuer_url: str, host: str, port: int | None) -> None:
 
 @token.command("config")
 @issuer_option
-@click.option("--mode", type=click.Choice(["jwks", "discovery", "jwks_uri"]), default="jwks",
-              show_default=True,
-              help="jwks: keys inline (no server needed except for userinfo); "
-                   "discovery/jwks_uri: fetched from the running issuer.")
+@click.option(
+    "--mode",
+    type=click.Choice(["jwks", "discovery", "jwks_uri"]),
+    default="jwks",
+    show_default=True,
+    help="jwks: keys inline (no server needed except for userinfo); "
+    "discovery/jwks_uri: fetched from the running issuer.",
+)
 def config(issuer_url: str, mode: str) -> None:
     """Print the auth_issuers value (JSON) that makes the node trust this issuer."""
     issuer = LocalIssuer.for_settings(_settings(), issuer_url)
@@ -68,24 +79,47 @@ def config(issuer_url: str, mode: str) -> None:
 @token.command("mint")
 @issuer_option
 @click.option("--sub", required=True, help="Subject (user id) of the token.")
-@click.option("--grant", "grants", multiple=True, metavar="VALUE",
-              help="Add a ControlledAccessGrants visa (a dataset's grant value, by default "
-                   "its id). Repeatable.")
-@click.option("--registered", is_flag=True,
-              help="Add ResearcherStatus + AcceptedTermsAndPolicies visas (registered access).")
-@click.option("--expires-in", type=int, default=3600, show_default=True,
-              help="Token lifetime in seconds.")
-@click.option("--visa-expires-in", type=int, default=None,
-              help="Visa lifetime in seconds (default: same as the token).")
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    metavar="VALUE",
+    help="Add a ControlledAccessGrants visa (a dataset's grant value, by default "
+    "its id). Repeatable.",
+)
+@click.option(
+    "--registered",
+    is_flag=True,
+    help="Add ResearcherStatus + AcceptedTermsAndPolicies visas (registered access).",
+)
+@click.option(
+    "--expires-in", type=int, default=3600, show_default=True, help="Token lifetime in seconds."
+)
+@click.option(
+    "--visa-expires-in",
+    type=int,
+    default=None,
+    help="Visa lifetime in seconds (default: same as the token).",
+)
 @click.option("--audience", default=None, help="'aud' claim (default: the node's audience).")
-@click.option("--kind", type=click.Choice(["passport", "access-token"]), default="passport",
-              show_default=True,
-              help="passport: visas embedded (typ vnd.ga4gh.passport+jwt); access-token: no "
-                   "visas in the token, they are recorded for this issuer's /userinfo.")
-@click.option("--alg", type=click.Choice(["RS256", "ES256"]), default="RS256",
-              show_default=True, help="Signing algorithm.")
-def mint(issuer_url, sub, grants, registered, expires_in, visa_expires_in, audience, kind,
-         alg) -> None:
+@click.option(
+    "--kind",
+    type=click.Choice(["passport", "access-token"]),
+    default="passport",
+    show_default=True,
+    help="passport: visas embedded (typ vnd.ga4gh.passport+jwt); access-token: no "
+    "visas in the token, they are recorded for this issuer's /userinfo.",
+)
+@click.option(
+    "--alg",
+    type=click.Choice(["RS256", "ES256"]),
+    default="RS256",
+    show_default=True,
+    help="Signing algorithm.",
+)
+def mint(
+    issuer_url, sub, grants, registered, expires_in, visa_expires_in, audience, kind, alg
+) -> None:
     """Mint a signed token and print it (to stdout, nothing else)."""
     settings = _settings()
     issuer = LocalIssuer.for_settings(settings, issuer_url)
@@ -97,8 +131,7 @@ def mint(issuer_url, sub, grants, registered, expires_in, visa_expires_in, audie
             visas += issuer.registered_visas(sub, expires_in=visa_ttl)
         click.echo(issuer.passport(sub, visas, audience=audience, expires_in=expires_in, alg=alg))
     else:
-        issuer.set_user(sub, grants=list(grants), registered=registered,
-                        visa_expires_in=visa_ttl)
+        issuer.set_user(sub, grants=list(grants), registered=registered, visa_expires_in=visa_ttl)
         click.echo(issuer.access_token(sub, audience=audience, expires_in=expires_in, alg=alg))
 
 

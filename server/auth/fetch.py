@@ -69,8 +69,9 @@ def fetch_json(url: str, *, bearer: str | None = None) -> dict[str, Any]:
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
     try:
-        with _session().get(url, headers=headers, timeout=TIMEOUT, allow_redirects=False,
-                            stream=True) as resp:
+        with _session().get(
+            url, headers=headers, timeout=TIMEOUT, allow_redirects=False, stream=True
+        ) as resp:
             if resp.status_code != 200:
                 raise FetchError(f"{_safe(url)} answered HTTP {resp.status_code}")
             body = b""

@@ -56,7 +56,7 @@ class LocalIssuer:
         self.ec_key = next(k for k in self.keys.keys if k.key_type == "EC")
 
     @classmethod
-    def for_settings(cls, settings, issuer: str = DEFAULT_ISSUER) -> "LocalIssuer":
+    def for_settings(cls, settings, issuer: str = DEFAULT_ISSUER) -> LocalIssuer:
         return cls(Path(settings.var_dir) / "issuer", issuer)
 
     # ------------------------------------------------------------ keys
@@ -64,8 +64,9 @@ class LocalIssuer:
         path = self.directory / "keys.json"
         if path.exists():
             return KeySet.import_key_set(json.loads(path.read_text()))
-        keys = KeySet([RSAKey.generate_key(2048, auto_kid=True),
-                       ECKey.generate_key("P-256", auto_kid=True)])
+        keys = KeySet(
+            [RSAKey.generate_key(2048, auto_kid=True), ECKey.generate_key("P-256", auto_kid=True)]
+        )
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -101,18 +102,30 @@ class LocalIssuer:
     def settings_entry(self, mode: str = "jwks") -> dict:
         """An ``auth_issuers`` entry trusting this issuer (inline jwks or discovery)."""
         if mode == "jwks":
-            return {"issuer": self.issuer, "jwks": self.jwks(),
-                    "userinfo_endpoint": f"{self.issuer}/userinfo"}
+            return {
+                "issuer": self.issuer,
+                "jwks": self.jwks(),
+                "userinfo_endpoint": f"{self.issuer}/userinfo",
+            }
         if mode == "discovery":
-            return {"issuer": self.issuer,
-                    "discovery": f"{self.issuer}/.well-known/openid-configuration"}
+            return {
+                "issuer": self.issuer,
+                "discovery": f"{self.issuer}/.well-known/openid-configuration",
+            }
         if mode == "jwks_uri":
             return {"issuer": self.issuer, "jwks_uri": self.jwks_uri}
         raise ValueError(mode)
 
     # ------------------------------------------------------------ minting
-    def sign(self, claims: dict, *, typ: str | None = "JWT", alg: str = "RS256",
-             header: dict | None = None, key=None) -> str:
+    def sign(
+        self,
+        claims: dict,
+        *,
+        typ: str | None = "JWT",
+        alg: str = "RS256",
+        header: dict | None = None,
+        key=None,
+    ) -> str:
         """Sign arbitrary claims (tests use the knobs to build hostile tokens)."""
         if key is None:
             key = self.rsa_key if alg.startswith("RS") else self.ec_key
@@ -126,16 +139,37 @@ class LocalIssuer:
 
     def _base(self, sub: str, expires_in: int, now: float | None, iss: str | None = None) -> dict:
         now = int(time.time() if now is None else now)
-        return {"iss": iss or self.issuer, "sub": sub, "iat": now, "exp": now + int(expires_in),
-                "jti": uuid.uuid4().hex}
+        return {
+            "iss": iss or self.issuer,
+            "sub": sub,
+            "iat": now,
+            "exp": now + int(expires_in),
+            "jti": uuid.uuid4().hex,
+        }
 
-    def visa(self, sub: str, type_: str, value: str, *, by: str | None = "dac",
-             source: str | None = None, expires_in: int = 3600, conditions: list | None = None,
-             alg: str = "RS256", jku: bool = True, now: float | None = None, key=None,
-             iss: str | None = None) -> str:
+    def visa(
+        self,
+        sub: str,
+        type_: str,
+        value: str,
+        *,
+        by: str | None = "dac",
+        source: str | None = None,
+        expires_in: int = 3600,
+        conditions: list | None = None,
+        alg: str = "RS256",
+        jku: bool = True,
+        now: float | None = None,
+        key=None,
+        iss: str | None = None,
+    ) -> str:
         """A Visa Document Token (``jku`` header pointing at this issuer's JWKS)."""
-        obj: dict[str, Any] = {"type": type_, "asserted": int(time.time() if now is None else now),
-                               "value": value, "source": source or self.issuer}
+        obj: dict[str, Any] = {
+            "type": type_,
+            "asserted": int(time.time() if now is None else now),
+            "value": value,
+            "source": source or self.issuer,
+        }
         if by is not None:
             obj["by"] = by
         if conditions is not None:
@@ -149,26 +183,45 @@ class LocalIssuer:
 
     def registered_visas(self, sub: str, **kw) -> list[str]:
         kw.setdefault("by", "so")
-        return [self.visa(sub, "ResearcherStatus", REGISTERED_ACCESS_VALUE, **kw),
-                self.visa(sub, "AcceptedTermsAndPolicies", REGISTERED_ACCESS_VALUE,
-                          **(kw | {"by": "self"}))]
+        return [
+            self.visa(sub, "ResearcherStatus", REGISTERED_ACCESS_VALUE, **kw),
+            self.visa(
+                sub, "AcceptedTermsAndPolicies", REGISTERED_ACCESS_VALUE, **(kw | {"by": "self"})
+            ),
+        ]
 
     def linked_visa(self, sub: str, others: list[tuple[str, str]], **kw) -> str:
         value = ";".join(f"{quote(s, safe='')},{quote(i, safe='')}" for s, i in others)
         kw.setdefault("by", "system")
         return self.visa(sub, "LinkedIdentities", value, **kw)
 
-    def passport(self, sub: str, visas: list[str], *, audience: str | list[str],
-                 expires_in: int = 3600, alg: str = "RS256", now: float | None = None,
-                 extra: dict | None = None) -> str:
+    def passport(
+        self,
+        sub: str,
+        visas: list[str],
+        *,
+        audience: str | list[str],
+        expires_in: int = 3600,
+        alg: str = "RS256",
+        now: float | None = None,
+        extra: dict | None = None,
+    ) -> str:
         """A GA4GH Passport JWT (``typ: vnd.ga4gh.passport+jwt``)."""
         claims = self._base(sub, expires_in, now) | {"aud": audience, "ga4gh_passport_v1": visas}
         claims.update(extra or {})
         return self.sign(claims, typ=PASSPORT_TYP, alg=alg)
 
-    def access_token(self, sub: str, *, audience: str | list[str], expires_in: int = 3600,
-                     alg: str = "RS256", now: float | None = None, extra: dict | None = None,
-                     scope: str = "openid ga4gh_passport_v1") -> str:
+    def access_token(
+        self,
+        sub: str,
+        *,
+        audience: str | list[str],
+        expires_in: int = 3600,
+        alg: str = "RS256",
+        now: float | None = None,
+        extra: dict | None = None,
+        scope: str = "openid ga4gh_passport_v1",
+    ) -> str:
         """A plain OIDC access token (no visas: the node asks /userinfo for them)."""
         claims = self._base(sub, expires_in, now) | {"aud": audience, "scope": scope}
         claims.update(extra or {})
@@ -178,20 +231,30 @@ class LocalIssuer:
     def _users_path(self) -> Path:
         return self.directory / "users.json"
 
-    def set_user(self, sub: str, *, grants: list[str] = (), registered: bool = False,
-                 visa_expires_in: int = 3600) -> None:
+    def set_user(
+        self,
+        sub: str,
+        *,
+        grants: list[str] = (),
+        registered: bool = False,
+        visa_expires_in: int = 3600,
+    ) -> None:
         """Record the visas this issuer's /userinfo hands out for ``sub``."""
         with self._lock:
             path = self._users_path()
             users = json.loads(path.read_text()) if path.exists() else {}
-            users[sub] = {"grants": list(grants), "registered": registered,
-                          "visa_expires_in": visa_expires_in}
+            users[sub] = {
+                "grants": list(grants),
+                "registered": registered,
+                "visa_expires_in": visa_expires_in,
+            }
             path.write_text(json.dumps(users, indent=1))
 
     def userinfo(self, access_token: str) -> dict:
         """Validate one of this issuer's own tokens and return the user's visas."""
-        header, claims = verify_jws(access_token, KeySource(self.issuer, jwks=self.jwks()),
-                                    time.time())
+        header, claims = verify_jws(
+            access_token, KeySource(self.issuer, jwks=self.jwks()), time.time()
+        )
         if claims.get("iss") != self.issuer:
             raise TokenError("not issued here")
         sub = claims["sub"]

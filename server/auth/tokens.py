@@ -57,8 +57,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 from urllib.parse import unquote
 
 from authlib.oauth2.rfc6749 import ResourceProtector
@@ -373,8 +373,9 @@ class Validator:
         if not isinstance(visas, list):
             raise TokenError("ga4gh_passport_v1 is not a list")
         # the token itself is good until exp + LEEWAY; visas get no leeway
-        caller = self.evaluate(claims["iss"], claims["sub"], float(claims["exp"]) + LEEWAY,
-                               visas, now)
+        caller = self.evaluate(
+            claims["iss"], claims["sub"], float(claims["exp"]) + LEEWAY, visas, now
+        )
         if caller.expires is not None and caller.expires > now:
             self.callers.put(digest, caller, caller.expires)
         return caller
@@ -435,8 +436,15 @@ class Validator:
             raise TokenError("visa 'by' is not in the GA4GH vocabulary")
         if obj["type"] in ("ControlledAccessGrants", "AcceptedTermsAndPolicies") and not by:
             raise TokenError(f"{obj['type']} visa lacks 'by'")
-        return Visa(claims["iss"], claims["sub"], float(claims["exp"]), obj["type"],
-                    obj["value"], obj["source"], by)
+        return Visa(
+            claims["iss"],
+            claims["sub"],
+            float(claims["exp"]),
+            obj["type"],
+            obj["value"],
+            obj["source"],
+            by,
+        )
 
     def evaluate(self, iss: str, sub: str, exp: float, raw_visas: Iterable, now: float) -> Caller:
         visas: list[Visa] = []
@@ -461,24 +469,33 @@ class Validator:
         used: list[Visa] = []
         grants: dict[str, Visa] = {}
         for v in own:
-            if v.type == "ControlledAccessGrants" and v.by in GRANT_BY:
-                if v.value not in grants or grants[v.value].exp < v.exp:
-                    grants[v.value] = v
+            if (
+                v.type == "ControlledAccessGrants"
+                and v.by in GRANT_BY
+                and (v.value not in grants or grants[v.value].exp < v.exp)
+            ):
+                grants[v.value] = v
         used.extend(grants.values())
         best: dict[str, Visa] = {}
         for v in own:
-            if v.type in ("ResearcherStatus", "AcceptedTermsAndPolicies") \
-                    and v.value == REGISTERED_ACCESS_VALUE:
-                if v.type not in best or best[v.type].exp < v.exp:
-                    best[v.type] = v
+            if (
+                v.type in ("ResearcherStatus", "AcceptedTermsAndPolicies")
+                and v.value == REGISTERED_ACCESS_VALUE
+            ) and (v.type not in best or best[v.type].exp < v.exp):
+                best[v.type] = v
         registered = len(best) == 2
         if registered:
             used.extend(best.values())
         if used and any(v.sub != sub for v in used):
             used.extend(v for v in own if v.type == "LinkedIdentities")
         expires = min([exp] + [v.exp for v in used])
-        return Caller(subject=f"{iss}|{sub}", issuer=iss, controlled=frozenset(grants),
-                      registered=registered, expires=expires)
+        return Caller(
+            subject=f"{iss}|{sub}",
+            issuer=iss,
+            controlled=frozenset(grants),
+            registered=registered,
+            expires=expires,
+        )
 
 
 # ------------------------------------------------- authlib resource protector
@@ -535,8 +552,11 @@ def validator_for(settings) -> tuple[Validator, ResourceProtector]:
 
 
 def _validator_for_config(settings) -> tuple[Validator, ResourceProtector]:
-    key = json.dumps([settings.auth_issuers, settings.audience, settings.visa_jku_allowlist],
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        [settings.auth_issuers, settings.audience, settings.visa_jku_allowlist],
+        sort_keys=True,
+        default=str,
+    )
     with _validators_lock:
         found = _validators.get(key)
         if found is None:
@@ -554,14 +574,18 @@ def _merge(callers: list[Caller]) -> Caller:
     if len(subjects) != 1:
         raise TokenError("the presented tokens name different subjects")
     expiries = [c.expires for c in callers if c.expires is not None]
-    return Caller(subject=callers[0].subject, issuer=callers[0].issuer,
-                  controlled=frozenset().union(*(c.controlled for c in callers)),
-                  registered=any(c.registered for c in callers),
-                  expires=min(expiries) if expiries else None)
+    return Caller(
+        subject=callers[0].subject,
+        issuer=callers[0].issuer,
+        controlled=frozenset().union(*(c.controlled for c in callers)),
+        registered=any(c.registered for c in callers),
+        expires=min(expiries) if expiries else None,
+    )
 
 
-def caller_from_request(settings, authorization_header: str | None, *,
-                        passports: list[str] | None = None) -> Caller:
+def caller_from_request(
+    settings, authorization_header: str | None, *, passports: list[str] | None = None
+) -> Caller:
     """The Caller for one request; never raises, fails closed with ``error``."""
     try:
         validator, protector = validator_for(settings)

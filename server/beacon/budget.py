@@ -61,21 +61,26 @@ def _upsert(n: int, dialect: str) -> str:
         # one self-committing statement that does not wait for the WAL flush
         # (``synchronous_commit`` off for its own transaction, as the audit row):
         # a crash of the database server may forget the last fraction of a second
-        rows = (f"SELECT * FROM (VALUES {values}) AS v "
-                "WHERE set_config('synchronous_commit', 'off', true) = 'off'")
+        rows = (
+            f"SELECT * FROM (VALUES {values}) AS v "
+            "WHERE set_config('synchronous_commit', 'off', true) = 'off'"
+        )
     else:
         rows = f"VALUES {values}"
-    return ("INSERT INTO beacon_budgets (caller, dataset_id, minute, minute_n, day, day_n) "
-            f"{rows} ON CONFLICT (caller, dataset_id) DO UPDATE SET "
-            "minute_n = CASE WHEN beacon_budgets.minute = excluded.minute "
-            "THEN beacon_budgets.minute_n + 1 ELSE 1 END, minute = excluded.minute, "
-            "day_n = CASE WHEN beacon_budgets.day = excluded.day "
-            "THEN beacon_budgets.day_n + 1 ELSE 1 END, day = excluded.day "
-            "RETURNING dataset_id, minute_n, day_n")
+    return (
+        "INSERT INTO beacon_budgets (caller, dataset_id, minute, minute_n, day, day_n) "
+        f"{rows} ON CONFLICT (caller, dataset_id) DO UPDATE SET "
+        "minute_n = CASE WHEN beacon_budgets.minute = excluded.minute "
+        "THEN beacon_budgets.minute_n + 1 ELSE 1 END, minute = excluded.minute, "
+        "day_n = CASE WHEN beacon_budgets.day = excluded.day "
+        "THEN beacon_budgets.day_n + 1 ELSE 1 END, day = excluded.day "
+        "RETURNING dataset_id, minute_n, day_n"
+    )
 
 
-def spend(session, settings: Settings, caller_key: str, tiers: dict[str, str],
-          now: float | None = None) -> None:
+def spend(
+    session, settings: Settings, caller_key: str, tiers: dict[str, str], now: float | None = None
+) -> None:
     """Charge one query to ``caller_key`` for each dataset in ``tiers``
     (``{dataset id: tier}``; none: the node-wide row ``""`` at the boolean tier).
 
@@ -89,15 +94,20 @@ def spend(session, settings: Settings, caller_key: str, tiers: dict[str, str],
     now = time.time() if now is None else now
     minute, day = int(now // 60), int(now // 86400)
     ids = sorted(tiers)
-    params = {"caller": caller_key[:256], "minute": minute, "day": day,
-              **{f"d{i}": d for i, d in enumerate(ids)}}
+    params = {
+        "caller": caller_key[:256],
+        "minute": minute,
+        "day": day,
+        **{f"d{i}": d for i, d in enumerate(ids)},
+    }
     dialect = session.get_bind().dialect.name
     rows = fetch_all(session, _upsert(len(ids), dialect), params)
     if dialect == "sqlite":
         session.commit()
     if random.random() < 0.001:  # now and then, forget callers idle since yesterday
-        fetch_all(session, "DELETE FROM beacon_budgets WHERE day < :day RETURNING day",
-                  {"day": day - 1})
+        fetch_all(
+            session, "DELETE FROM beacon_budgets WHERE day < :day RETURNING day", {"day": day - 1}
+        )
         if dialect == "sqlite":
             session.commit()
     refused = []
@@ -113,5 +123,6 @@ def spend(session, settings: Settings, caller_key: str, tiers: dict[str, str],
         raise BudgetExhausted(
             f"query budget exhausted{where}: at most {limit} Beacon queries per {window} "
             f"(tier {tiers[dataset_id]}); retry in {max(math.ceil(retry), 1)} s",
-            retry, {"window": window, "dataset": dataset_id, "limit": limit,
-                    "tier": tiers[dataset_id]})
+            retry,
+            {"window": window, "dataset": dataset_id, "limit": limit, "tier": tiers[dataset_id]},
+        )

@@ -24,10 +24,17 @@ def beacon() -> None:
 @beacon.command("load-vcf")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dataset", "dataset_id", required=True, help="Registered dataset id to load into.")
-@click.option("--assembly", default=None,
-              help="GRCh38 or GRCh37 (default: the dataset's, else guessed from the header).")
-@click.option("--batch-size", default=5000, show_default=True,
-              help="Variants per committed batch (the resume checkpoint).")
+@click.option(
+    "--assembly",
+    default=None,
+    help="GRCh38 or GRCh37 (default: the dataset's, else guessed from the header).",
+)
+@click.option(
+    "--batch-size",
+    default=5000,
+    show_default=True,
+    help="Variants per committed batch (the resume checkpoint).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def load_vcf_cmd(file, dataset_id, assembly, batch_size, quiet) -> None:
     """Load a multi-sample VCF/BCF: one variant per ALT allele with AC, AN,
@@ -35,17 +42,21 @@ def load_vcf_cmd(file, dataset_id, assembly, batch_size, quiet) -> None:
     SnpEff ANN or VEP CSQ annotations."""
     from server.beacon.vcf import load_vcf
 
-    result = load_vcf(_obj().db, file, dataset_id, assembly=assembly, batch_size=batch_size,
-                      progress=not quiet)
+    result = load_vcf(
+        _obj().db, file, dataset_id, assembly=assembly, batch_size=batch_size, progress=not quiet
+    )
     click.echo(result.describe())
 
 
 @beacon.command("load-metadata")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--dataset", "dataset_id", required=True, help="Registered dataset id to load into.")
-@click.option("--entry-type", default=None,
-              help="Entry type of BFF files whose name does not tell it "
-                   "(individuals, biosamples, runs, analyses, cohorts, datasets).")
+@click.option(
+    "--entry-type",
+    default=None,
+    help="Entry type of BFF files whose name does not tell it "
+    "(individuals, biosamples, runs, analyses, cohorts, datasets).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def load_metadata_cmd(files, dataset_id, entry_type, quiet) -> None:
     """Load Beacon-Friendly-Format JSON files (individuals.json, biosamples.json,
@@ -53,8 +64,9 @@ def load_metadata_cmd(files, dataset_id, entry_type, quiet) -> None:
     Phenopackets v2; each file in one transaction."""
     from server.beacon.metadata import load_metadata
 
-    for result in load_metadata(_obj().db, files, dataset_id, entry_type=entry_type,
-                                progress=not quiet):
+    for result in load_metadata(
+        _obj().db, files, dataset_id, entry_type=entry_type, progress=not quiet
+    ):
         click.echo(result.describe())
 
 

@@ -19,25 +19,27 @@ from server.beacon import engine
 COLLECTIONS = ("datasets", "cohorts")
 
 
-def respond(body: dict, session, req, results, tiers: dict, ctx, dataset_doc, record_docs,
-            handovers) -> None:
+def respond(
+    body: dict, session, req, results, tiers: dict, ctx, dataset_doc, record_docs, handovers
+) -> None:
     """Set ``response.collections`` and the summary of ``body`` (in place); the
     handovers of the datasets listed (their files by htsget and DRS, for callers
     at the record tier) go in ``beaconHandovers``."""
     conditions = bool(req.genomic or req.filters)
-    whole = dataclasses.replace(req, skip=0, limit=10 ** 9)
+    whole = dataclasses.replace(req, skip=0, limit=10**9)
     loads = ctx.vcf_loads([d.id for d, _, _ in results])
-    genomic = engine.genomic_conditions(ctx, req, list(loads)) if req.genomic \
-        else engine.Genomic()
+    genomic = engine.genomic_conditions(ctx, req, list(loads)) if req.genomic else engine.Genomic()
     listed: list[tuple] = []  # (dataset row, collection id)
     for d, _count, _m in results:
         if conditions and tiers[d.id] != "record":
-            ctx.warn(f"dataset {d.id}: genomic parameters and filters on {req.entry_type} "
-                     "are evaluated only at the record tier; its collections are left out")
+            ctx.warn(
+                f"dataset {d.id}: genomic parameters and filters on {req.entry_type} "
+                "are evaluated only at the record tier; its collections are left out"
+            )
             continue
         m = engine.evaluate(ctx, whole, d.id, loads.get(d.id, []), genomic, want_page=True)
         listed += [(d, cid) for cid in m.page]
-    page = listed[req.skip * req.limit:(req.skip + 1) * req.limit]
+    page = listed[req.skip * req.limit : (req.skip + 1) * req.limit]
     docs = []
     for d, cid in page:
         if req.entry_type == "datasets":

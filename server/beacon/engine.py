@@ -19,9 +19,16 @@ from pyroaring import BitMap
 from server.beacon.metadata import duration_days
 from server.beacon.refs import canonical_chrom, normalize_assembly, refseq_accession
 from server.beacon.request import BeaconRequest
-from server.beacon.tables import (BeaconAnnotation, BeaconGene, BeaconOntologyClosure,
-                                  BeaconRecord, BeaconRecordTerm, BeaconRecordValue,
-                                  BeaconSample, BeaconVariant)
+from server.beacon.tables import (
+    BeaconAnnotation,
+    BeaconGene,
+    BeaconOntologyClosure,
+    BeaconRecord,
+    BeaconRecordTerm,
+    BeaconRecordValue,
+    BeaconSample,
+    BeaconVariant,
+)
 from server.beacon.vcf import aa_short
 from server.db.prepared import fetch_all
 from server.errors import InvalidInput
@@ -30,31 +37,67 @@ from server.genomics.coords import anchor_start
 V = BeaconVariant
 
 # endpoint name -> stored entry type, and back
-ENTRY_TYPES = {"g_variants": "g_variant", "individuals": "individual", "biosamples": "biosample",
-               "runs": "run", "analyses": "analysis", "cohorts": "cohort", "datasets": "dataset"}
-SCOPES = {**ENTRY_TYPES, **{v: v for v in ENTRY_TYPES.values()}, "genomicVariations": "g_variant",
-          "genomicVariants": "g_variant"}
+ENTRY_TYPES = {
+    "g_variants": "g_variant",
+    "individuals": "individual",
+    "biosamples": "biosample",
+    "runs": "run",
+    "analyses": "analysis",
+    "cohorts": "cohort",
+    "datasets": "dataset",
+}
+SCOPES = {
+    **ENTRY_TYPES,
+    **{v: v for v in ENTRY_TYPES.values()},
+    "genomicVariations": "g_variant",
+    "genomicVariants": "g_variant",
+}
 
 VARIANT_TYPES: dict[str, set[str]] = {
-    "SNP": {"SNP"}, "SNV": {"SNP"}, "MNP": {"MNP"}, "MNV": {"MNP"},
-    "INDEL": {"INS", "DEL", "INDEL"}, "INS": {"INS"}, "DEL": {"DEL"}, "DUP": {"DUP"},
-    "INV": {"INV"}, "CNV": {"CNV"}, "BND": {"BND"}, "SV": {"SV", "DUP", "INV", "CNV", "BND"},
-    "SO:0001483": {"SNP"}, "SO:0002007": {"MNP"}, "SO:1000002": {"SNP", "MNP"},
-    "SO:0000667": {"INS"}, "SO:0000159": {"DEL"}, "SO:1000032": {"INDEL"},
-    "SO:1000035": {"DUP"}, "SO:1000036": {"INV"}, "SO:0001019": {"CNV"},
-    "SO:0000199": {"BND"}, "SO:0001537": {"SV", "DUP", "INV", "CNV", "BND"},
+    "SNP": {"SNP"},
+    "SNV": {"SNP"},
+    "MNP": {"MNP"},
+    "MNV": {"MNP"},
+    "INDEL": {"INS", "DEL", "INDEL"},
+    "INS": {"INS"},
+    "DEL": {"DEL"},
+    "DUP": {"DUP"},
+    "INV": {"INV"},
+    "CNV": {"CNV"},
+    "BND": {"BND"},
+    "SV": {"SV", "DUP", "INV", "CNV", "BND"},
+    "SO:0001483": {"SNP"},
+    "SO:0002007": {"MNP"},
+    "SO:1000002": {"SNP", "MNP"},
+    "SO:0000667": {"INS"},
+    "SO:0000159": {"DEL"},
+    "SO:1000032": {"INDEL"},
+    "SO:1000035": {"DUP"},
+    "SO:1000036": {"INV"},
+    "SO:0001019": {"CNV"},
+    "SO:0000199": {"BND"},
+    "SO:0001537": {"SV", "DUP", "INV", "CNV", "BND"},
     "SO:0001059": {"SNP", "MNP", "INS", "DEL", "INDEL", "DUP", "INV", "CNV", "BND", "SV"},
 }
 # filter terms spelled in another ontology than the one the records use
-TERM_ALIASES = {"PATO:0000383": "NCIT:C16576",  # female
-                "PATO:0000384": "NCIT:C20197"}  # male
+TERM_ALIASES = {
+    "PATO:0000383": "NCIT:C16576",  # female
+    "PATO:0000384": "NCIT:C20197",
+}  # male
 EMPTY_BASES = ("", "-", ".")
 
-SO_TYPE = {"SNP": ("SO:0001483", "SNV"), "MNP": ("SO:0002007", "MNV"),
-           "INS": ("SO:0000667", "insertion"), "DEL": ("SO:0000159", "deletion"),
-           "INDEL": ("SO:1000032", "delins"), "DUP": ("SO:1000035", "duplication"),
-           "INV": ("SO:1000036", "inversion"), "CNV": ("SO:0001019", "copy number variation"),
-           "BND": ("SO:0000199", "translocation"), "SV": ("SO:0001537", "structural variant")}
+SO_TYPE = {
+    "SNP": ("SO:0001483", "SNV"),
+    "MNP": ("SO:0002007", "MNV"),
+    "INS": ("SO:0000667", "insertion"),
+    "DEL": ("SO:0000159", "deletion"),
+    "INDEL": ("SO:1000032", "delins"),
+    "DUP": ("SO:1000035", "duplication"),
+    "INV": ("SO:1000036", "inversion"),
+    "CNV": ("SO:0001019", "copy number variation"),
+    "BND": ("SO:0000199", "translocation"),
+    "SV": ("SO:0001537", "structural variant"),
+}
 
 
 @dataclass
@@ -128,16 +171,16 @@ class Context:
 
 
 LoadRow = namedtuple("LoadRow", "id dataset_id kind assembly max_span")
-_DONE_LOADS = ("SELECT id, dataset_id, kind, assembly, max_span FROM beacon_loads "
-               "WHERE status = 'done'")
+_DONE_LOADS = (
+    "SELECT id, dataset_id, kind, assembly, max_span FROM beacon_loads WHERE status = 'done'"
+)
 
 
 def new_context(session) -> Context:
     """One query of the (small) load journal serves the whole request."""
     rows = [LoadRow(*r) for r in fetch_all(session, _DONE_LOADS)]
     gen = max((r.id for r in rows), default=0)
-    return Context(session=session, generation=gen, loads=rows,
-                   db_key=str(session.get_bind().url))
+    return Context(session=session, generation=gen, loads=rows, db_key=str(session.get_bind().url))
 
 
 def sample_map(ctx: Context, dataset_id: str) -> SampleMap:
@@ -146,10 +189,20 @@ def sample_map(ctx: Context, dataset_id: str) -> SampleMap:
     if cached is not None:
         return cached
     s = ctx.session
-    samples = dict(s.execute(sa.select(BeaconSample.name, BeaconSample.idx)
-                             .where(BeaconSample.dataset_id == dataset_id)).all())
-    bios = dict(s.execute(sa.select(BeaconRecord.id, BeaconRecord.individual_id).where(
-        BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == "biosample")).all())
+    samples = dict(
+        s.execute(
+            sa.select(BeaconSample.name, BeaconSample.idx).where(
+                BeaconSample.dataset_id == dataset_id
+            )
+        ).all()
+    )
+    bios = dict(
+        s.execute(
+            sa.select(BeaconRecord.id, BeaconRecord.individual_id).where(
+                BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == "biosample"
+            )
+        ).all()
+    )
     individual_of, by_ind = {}, {}
     for name, idx in samples.items():
         ind = bios.get(name) or name
@@ -172,10 +225,14 @@ def records_of(ctx: Context, dataset_id: str, entry_type: str) -> list[tuple[str
     key = (ctx.db_key, dataset_id, entry_type, ctx.generation)
     rows = _RECORD_CACHE.get(key)
     if rows is None:
-        rows = [tuple(r) for r in ctx.session.execute(
-            sa.select(BeaconRecord.id, BeaconRecord.individual_id, BeaconRecord.biosample_id)
-            .where(BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == entry_type)
-            .order_by(BeaconRecord.id))]
+        rows = [
+            tuple(r)
+            for r in ctx.session.execute(
+                sa.select(BeaconRecord.id, BeaconRecord.individual_id, BeaconRecord.biosample_id)
+                .where(BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == entry_type)
+                .order_by(BeaconRecord.id)
+            )
+        ]
         if len(_RECORD_CACHE) > 256:
             _RECORD_CACHE.clear()
         _RECORD_CACHE[key] = rows
@@ -197,8 +254,7 @@ def parse_variant_id(vid: str) -> tuple[str, int, str]:
     return canonical_chrom(parts[0])[0], int(parts[1]), parts[2]
 
 
-_OPS = {"=": operator.eq, "<": operator.lt, ">": operator.gt, "<=": operator.le,
-        ">=": operator.ge}
+_OPS = {"=": operator.eq, "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
 
 
 @dataclass
@@ -250,7 +306,7 @@ class Genomic:
         for i, (column, op, value) in enumerate(self.specs):
             if op == "in":
                 names = [f"g{i}_{j}" for j in range(len(value))]
-                params.update(zip(names, value))
+                params.update(zip(names, value, strict=False))
                 parts.append(f'"{column}" IN ({", ".join(":" + n for n in names)})')
             else:
                 params[f"g{i}"] = value
@@ -273,14 +329,18 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic
         chrom, implied = canonical_chrom(p["referenceName"])
     asm = normalize_assembly(p.get("assemblyId"))
     if asm and implied and asm != implied:
-        raise InvalidInput(f"referenceName {p['referenceName']} belongs to {implied}, "
-                           f"not to assemblyId {p['assemblyId']}")
+        raise InvalidInput(
+            f"referenceName {p['referenceName']} belongs to {implied}, "
+            f"not to assemblyId {p['assemblyId']}"
+        )
     asm = asm or implied
     if asm:
         served = assemblies_in(ctx, dataset_ids)
         if served and asm not in served:
-            raise InvalidInput(f"assembly {asm} is not served here; this beacon holds "
-                               f"variants on {', '.join(sorted(served))}")
+            raise InvalidInput(
+                f"assembly {asm} is not served here; this beacon holds "
+                f"variants on {', '.join(sorted(served))}"
+            )
         g.add("assembly", "=", asm)
     start, end = p.get("start", []), p.get("end", [])
     # a trimmed indel: empty alternateBases (deletion) or referenceBases (insertion)
@@ -296,8 +356,10 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic
             raise InvalidInput("a bracket query needs start=[min,max] and end=[min,max]")
         (s1, s2), (e1, e2) = start, end
         if s1 >= s2 or e1 >= e2:
-            raise InvalidInput("bracket bounds are [min, max) with max exclusive: "
-                               "start[1]=start[0]+1 selects one position")
+            raise InvalidInput(
+                "bracket bounds are [min, max) with max exclusive: "
+                "start[1]=start[0]+1 selects one position"
+            )
         g.add("start", ">=", s1)
         g.add("start", "<", s2)
         g.add("end", ">=", e1)
@@ -312,8 +374,9 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic
         g.add("start", ">=", s - span)
     elif start:
         if not ({"alternateBases", "referenceBases", "variantType"} & p.keys()):
-            raise InvalidInput("start needs end (range query), or alternateBases / "
-                               "variantType (sequence query)")
+            raise InvalidInput(
+                "start needs end (range query), or alternateBases / variantType (sequence query)"
+            )
         if trimmed:
             g.add("start", "=", anchor_start(start[0]))
         else:
@@ -330,12 +393,15 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic
         if p.get("alternateBases"):
             g.like("alt", p["alternateBases"])
     if "variantType" in p:
-        key = p["variantType"].upper() if not p["variantType"].startswith("SO:") \
-            else p["variantType"]
+        key = (
+            p["variantType"].upper() if not p["variantType"].startswith("SO:") else p["variantType"]
+        )
         types = VARIANT_TYPES.get(key)
         if types is None:
-            raise InvalidInput(f"variantType {p['variantType']!r} is not supported; use one of "
-                               + ", ".join(k for k in VARIANT_TYPES))
+            raise InvalidInput(
+                f"variantType {p['variantType']!r} is not supported; use one of "
+                + ", ".join(k for k in VARIANT_TYPES)
+            )
         g.add("variant_type", "in", sorted(types))
     if "variantMinLength" in p:
         g.add("length", ">=", p["variantMinLength"])
@@ -349,10 +415,16 @@ def genomic_conditions(ctx: Context, req: BeaconRequest, dataset_ids) -> Genomic
         if "geneId" in p and not _ENSEMBL_GENE.match(p["geneId"]):
             sub = sub.where(sa.func.upper(BeaconAnnotation.gene) == p["geneId"].upper())
         g.extra.append(V.pk.in_(sub))
-        if ctx.session.execute(sa.select(BeaconAnnotation.id).where(
-                BeaconAnnotation.aa_change != "").limit(1)).first() is None:
-            ctx.warn("aminoacidChange: no loaded VCF carries protein annotations (SnpEff ANN / "
-                     "VEP CSQ), so nothing can match")
+        if (
+            ctx.session.execute(
+                sa.select(BeaconAnnotation.id).where(BeaconAnnotation.aa_change != "").limit(1)
+            ).first()
+            is None
+        ):
+            ctx.warn(
+                "aminoacidChange: no loaded VCF carries protein annotations (SnpEff ANN / "
+                "VEP CSQ), so nothing can match"
+            )
     if "genomicAlleleShortForm" in p:
         g.extra.append(_hgvs_condition(ctx, p["genomicAlleleShortForm"]))
     return g
@@ -387,8 +459,9 @@ def _trimmed_conditions(g: Genomic, ref: str | None, alt: str | None) -> None:
 
 def max_span(ctx: Context, dataset_ids) -> int:
     ids = set(dataset_ids)
-    return max((r.max_span or 0 for r in ctx.loads if r.kind == "vcf" and r.dataset_id in ids),
-               default=0)
+    return max(
+        (r.max_span or 0 for r in ctx.loads if r.kind == "vcf" and r.dataset_id in ids), default=0
+    )
 
 
 _ENSEMBL_GENE = re.compile(r"^(?:ensembl:)?(ENSG\d{11})(?:\.\d+)?$", re.IGNORECASE)
@@ -399,8 +472,9 @@ def _gene_condition(ctx: Context, gene: str, asm: str | None):
     (``ENSG00000012048``, with or without version): within the gene's interval
     (``load-genes``) or annotated with its symbol."""
     s = ctx.session
-    q = sa.select(BeaconGene.assembly, BeaconGene.chrom, BeaconGene.start, BeaconGene.end,
-                  BeaconGene.symbol)
+    q = sa.select(
+        BeaconGene.assembly, BeaconGene.chrom, BeaconGene.start, BeaconGene.end, BeaconGene.symbol
+    )
     ensembl = _ENSEMBL_GENE.match(gene)
     if ensembl:
         stem = ensembl.group(1).upper()
@@ -413,11 +487,18 @@ def _gene_condition(ctx: Context, gene: str, asm: str | None):
     spans = [r[:4] for r in rows]
     symbols = sorted({r[4] for r in rows} | (set() if ensembl else {gene, gene.upper()}))
     annotated = sa.select(BeaconAnnotation.variant_pk).where(BeaconAnnotation.gene.in_(symbols))
-    known_annotation = bool(symbols) and s.execute(sa.select(BeaconAnnotation.id).where(
-        BeaconAnnotation.gene.in_(symbols)).limit(1)).first() is not None
+    known_annotation = (
+        bool(symbols)
+        and s.execute(
+            sa.select(BeaconAnnotation.id).where(BeaconAnnotation.gene.in_(symbols)).limit(1)
+        ).first()
+        is not None
+    )
     if not spans and not known_annotation:
-        ctx.warn(f"geneId {gene!r} is unknown here (not among the loaded genes nor the "
-                 "annotated gene symbols)")
+        ctx.warn(
+            f"geneId {gene!r} is unknown here (not among the loaded genes nor the "
+            "annotated gene symbols)"
+        )
     parts = [V.pk.in_(annotated)]
     for a, chrom, start, end in spans:
         parts.append(sa.and_(V.assembly == a, V.chrom == chrom, V.start < end, V.end > start))
@@ -436,9 +517,11 @@ def _hgvs_plain_deletion(change: str) -> str:
         return change
     first, last, bases = int(m.group(1)), int(m.group(2) or m.group(1)), m.group(3)
     if last - first + 1 != len(bases):
-        raise InvalidInput(f"HGVS deletion {change!r}: {len(bases)} bases deleted over "
-                           f"{last - first + 1} positions")
-    return change[:change.lower().rindex("del") + 3]
+        raise InvalidInput(
+            f"HGVS deletion {change!r}: {len(bases)} bases deleted over "
+            f"{last - first + 1} positions"
+        )
+    return change[: change.lower().rindex("del") + 3]
 
 
 def _hgvs_condition(ctx: Context, text: str):
@@ -452,7 +535,7 @@ def _hgvs_condition(ctx: Context, text: str):
         forms = set()
         for c in changes:
             forms |= {f"{seq}:g.{c}", f"{chrom}:g.{c}"}
-            for asm in ([implied] if implied else ["GRCh38", "GRCh37"]):
+            for asm in [implied] if implied else ["GRCh38", "GRCh37"]:
                 acc = refseq_accession(chrom, asm)
                 if acc:
                     forms.add(f"{acc}:g.{c}")
@@ -460,24 +543,30 @@ def _hgvs_condition(ctx: Context, text: str):
     col = BeaconAnnotation.hgvs_c if kind.lower() in "cn" else BeaconAnnotation.hgvs_p
     sub = sa.select(BeaconAnnotation.variant_pk).where(
         col.in_([f"{kind.lower()}.{c}" for c in changes]),
-        sa.or_(BeaconAnnotation.feature == seq,
-               BeaconAnnotation.feature.like(seq.split(".")[0] + ".%"),
-               BeaconAnnotation.gene == seq))
+        sa.or_(
+            BeaconAnnotation.feature == seq,
+            BeaconAnnotation.feature.like(seq.split(".")[0] + ".%"),
+            BeaconAnnotation.gene == seq,
+        ),
+    )
     return V.pk.in_(sub)
 
 
 # ------------------------------------------------------------------ filters
 def _term_known(ctx: Context, term: str) -> bool:
     s = ctx.session
-    return bool(fetch_all(s, "SELECT 1 FROM beacon_ontology_terms WHERE id = :t", {"t": term})
-                or fetch_all(s, "SELECT 1 FROM beacon_record_terms WHERE term = :t LIMIT 1",
-                             {"t": term}))
+    return bool(
+        fetch_all(s, "SELECT 1 FROM beacon_ontology_terms WHERE id = :t", {"t": term})
+        or fetch_all(s, "SELECT 1 FROM beacon_record_terms WHERE term = :t LIMIT 1", {"t": term})
+    )
 
 
 def _field_known(ctx: Context, name: str) -> bool:
-    return bool(fetch_all(ctx.session,
-                          "SELECT 1 FROM beacon_record_values WHERE field = :f LIMIT 1",
-                          {"f": name}))
+    return bool(
+        fetch_all(
+            ctx.session, "SELECT 1 FROM beacon_record_values WHERE field = :f LIMIT 1", {"f": name}
+        )
+    )
 
 
 def check_filters(ctx: Context, filters: list[dict]) -> list[dict]:
@@ -488,14 +577,13 @@ def check_filters(ctx: Context, filters: list[dict]) -> list[dict]:
         scope = f.get("scope")
         if scope and scope not in SCOPES:
             raise InvalidInput(f"filter {f['id']}: unknown scope {scope!r}")
-        if "operator" in f:
-            known = _field_known(ctx, f["id"])
-        else:
-            known = _term_known(ctx, f["id"])
+        known = _field_known(ctx, f["id"]) if "operator" in f else _term_known(ctx, f["id"])
         f["_known"] = known
         if not known:
-            ctx.warn(f"filter {f['id']!r} is not a filtering term of this beacon (see "
-                     "/filtering_terms); it matches no record")
+            ctx.warn(
+                f"filter {f['id']!r} is not a filtering term of this beacon (see "
+                "/filtering_terms); it matches no record"
+            )
     return filters
 
 
@@ -504,8 +592,13 @@ def _filter_rows(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str,
     (cached per process until the next load)."""
     if not f.get("_known"):
         return []
-    key = (ctx.db_key, "filter", dataset_id, ctx.generation,
-           tuple(sorted((k, str(v)) for k, v in f.items() if not k.startswith("_"))))
+    key = (
+        ctx.db_key,
+        "filter",
+        dataset_id,
+        ctx.generation,
+        tuple(sorted((k, str(v)) for k, v in f.items() if not k.startswith("_"))),
+    )
     rows = _RECORD_CACHE.get(key)
     if rows is None:
         rows = _filter_rows_uncached(ctx, dataset_id, f)
@@ -516,7 +609,7 @@ def _filter_rows(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str,
 
 
 def _filter_rows_uncached(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str, str]]:
-    scope = SCOPES.get(f.get("scope") or "", None)
+    scope = SCOPES.get(f.get("scope") or "")
     if "operator" in f:
         T = BeaconRecordValue
         op, value = f["operator"], f["value"]
@@ -535,10 +628,15 @@ def _filter_rows_uncached(ctx: Context, dataset_id: str, f: dict) -> list[tuple[
                 cond = sa.func.lower(T.text) == value.lower()
         else:
             column, operand = (T.num, num) if num is not None else (T.text, value)
-            cond = {"<": column < operand, ">": column > operand, "<=": column <= operand,
-                    ">=": column >= operand}[op]
-        base = sa.select(T.entry_type, T.record_id).where(T.dataset_id == dataset_id,
-                                                          T.field == f["id"])
+            cond = {
+                "<": column < operand,
+                ">": column > operand,
+                "<=": column <= operand,
+                ">=": column >= operand,
+            }[op]
+        base = sa.select(T.entry_type, T.record_id).where(
+            T.dataset_id == dataset_id, T.field == f["id"]
+        )
         if scope:
             base = base.where(T.entry_type == scope)
         conn = ctx.session.connection()
@@ -548,16 +646,23 @@ def _filter_rows_uncached(ctx: Context, dataset_id: str, f: dict) -> list[tuple[
             matched = having - matched
             # records of the same types that lack the field also differ from the value
             for etype in {e for e, _ in having} | ({scope} if scope else set()):
-                matched |= {(etype, r[0]) for r in records_of(ctx, dataset_id, etype)
-                            if (etype, r[0]) not in having}
+                matched |= {
+                    (etype, r[0])
+                    for r in records_of(ctx, dataset_id, etype)
+                    if (etype, r[0]) not in having
+                }
     else:
         T = BeaconRecordTerm
         terms = [f["id"]]
         if f.get("includeDescendantTerms", True):
-            terms = sa.select(BeaconOntologyClosure.descendant).where(
-                BeaconOntologyClosure.ancestor == f["id"]).union(sa.select(sa.literal(f["id"])))
-        q = sa.select(T.entry_type, T.record_id).where(T.dataset_id == dataset_id,
-                                                       T.term.in_(terms))
+            terms = (
+                sa.select(BeaconOntologyClosure.descendant)
+                .where(BeaconOntologyClosure.ancestor == f["id"])
+                .union(sa.select(sa.literal(f["id"])))
+            )
+        q = sa.select(T.entry_type, T.record_id).where(
+            T.dataset_id == dataset_id, T.term.in_(terms)
+        )
         if scope:
             q = q.where(T.entry_type == scope)
         matched = set(map(tuple, ctx.session.connection().execute(q)))
@@ -583,7 +688,7 @@ def filter_constraint(ctx: Context, dataset_id: str, target: str, filters: list[
     result = None
     for f in filters:
         rows = _filter_rows(ctx, dataset_id, f)
-        scope = SCOPES.get(f.get("scope") or "", None)
+        scope = SCOPES.get(f.get("scope") or "")
         if target == "g_variant":
             inds = {ind or rid for etype, rid, ind in rows if etype != "g_variant"}
             bm = sample_map(ctx, dataset_id).samples_for(inds)
@@ -600,8 +705,9 @@ def filter_constraint(ctx: Context, dataset_id: str, target: str, filters: list[
 
 
 # ------------------------------------------------------------------ anchors
-def source_anchor(ctx: Context, dataset_id: str, source_type: str, source_id: str,
-                  loads: list[int]) -> Anchor | None:
+def source_anchor(
+    ctx: Context, dataset_id: str, source_type: str, source_id: str, loads: list[int]
+) -> Anchor | None:
     """The constraint a ``/{source}/{id}/...`` path puts on its target; None when
     the source record is not in this dataset."""
     sm = sample_map(ctx, dataset_id)
@@ -614,8 +720,14 @@ def source_anchor(ctx: Context, dataset_id: str, source_type: str, source_id: st
             bm |= BitMap.deserialize(r.carriers)
         return Anchor(bm, sm.individuals(bm), sm.names(bm))
     if source_type in ("dataset", "cohort"):
-        return Anchor() if (source_type == "dataset" or any(
-            r[0] == source_id for r in records_of(ctx, dataset_id, source_type))) else None
+        return (
+            Anchor()
+            if (
+                source_type == "dataset"
+                or any(r[0] == source_id for r in records_of(ctx, dataset_id, source_type))
+            )
+            else None
+        )
     rec = next((r for r in records_of(ctx, dataset_id, source_type) if r[0] == source_id), None)
     if rec is None:  # only ids with a metadata record resolve (never a VCF-only sample)
         return None
@@ -624,16 +736,25 @@ def source_anchor(ctx: Context, dataset_id: str, source_type: str, source_id: st
         return Anchor(sm.samples_for([source_id]), {source_id}, None)
     if bios in sm.by_name:
         return Anchor(BitMap([sm.by_name[bios]]), {ind} if ind else set(), {bios})
-    return Anchor(sm.samples_for([ind]) if ind else BitMap(), {ind} if ind else set(),
-                  {bios} if bios else set())
+    return Anchor(
+        sm.samples_for([ind]) if ind else BitMap(),
+        {ind} if ind else set(),
+        {bios} if bios else set(),
+    )
 
 
 def find_variants(ctx: Context, loads: list[int], vid: str) -> list:
     chrom, start, ref = parse_variant_id(vid)
-    rows = ctx.session.execute(sa.select(V).where(
-        V.load_id.in_(loads), V.chrom == chrom, V.start == start, V.ref == ref)).scalars().all()
-    return [r for r in rows
-            if variant_id(r.chrom, r.assembly, r.start, r.ref, r.alt, r.end) == vid]
+    rows = (
+        ctx.session.execute(
+            sa.select(V).where(
+                V.load_id.in_(loads), V.chrom == chrom, V.start == start, V.ref == ref
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return [r for r in rows if variant_id(r.chrom, r.assembly, r.start, r.ref, r.alt, r.end) == vid]
 
 
 # ------------------------------------------------------------------ evaluation
@@ -643,8 +764,15 @@ class Matches:
     page: list  # variant rows or record ids for the requested page
 
 
-def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int],
-             genomic: Genomic | list | None, want_page: bool, min_people: int = 0) -> Matches:
+def evaluate(
+    ctx: Context,
+    req: BeaconRequest,
+    dataset_id: str,
+    loads: list[int],
+    genomic: Genomic | list | None,
+    want_page: bool,
+    min_people: int = 0,
+) -> Matches:
     """The matching records of one dataset. With ``min_people`` (below the record
     tier, see ``server.beacon.tiers``) only alleles whose carriers, among the
     individuals matching the filters, number at least ``min_people`` distinct
@@ -662,8 +790,9 @@ def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int]
         anchors.append(a)
     offset, limit = req.skip * req.limit, req.limit
     if target == "g_variant":
-        return _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, limit,
-                                  want_page, min_people)
+        return _evaluate_variants(
+            ctx, req, dataset_id, loads, genomic, anchors, offset, limit, want_page, min_people
+        )
     if target == "dataset":
         ids = [dataset_id]
         constraint = filter_constraint(ctx, dataset_id, target, req.filters)
@@ -674,12 +803,13 @@ def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int]
             ids = []
         if req.genomic:
             if min_people:
-                visible = _visible_carriers(ctx, dataset_id, loads, genomic, req.filters,
-                                            min_people, first_only=True)
+                visible = _visible_carriers(
+                    ctx, dataset_id, loads, genomic, req.filters, min_people, first_only=True
+                )
                 ids = ids if visible else []
             else:
                 ids = ids if _variant_count(ctx, loads, genomic) else []
-        return Matches(len(ids), ids[offset:offset + limit] if want_page else [])
+        return Matches(len(ids), ids[offset : offset + limit] if want_page else [])
     if req.genomic:
         carriers = _visible_carriers(ctx, dataset_id, loads, genomic, req.filters, min_people)
         sm = sample_map(ctx, dataset_id)
@@ -697,11 +827,12 @@ def evaluate(ctx: Context, req: BeaconRequest, dataset_id: str, loads: list[int]
         else:
             rows = [r for r in rows if _passes(a, target, *r)]
     ids = [r[0] for r in rows]
-    return Matches(len(ids), ids[offset:offset + limit] if want_page else [])
+    return Matches(len(ids), ids[offset : offset + limit] if want_page else [])
 
 
-def _visible_carriers(ctx, dataset_id, loads, genomic, filters, min_people,
-                      first_only=False) -> BitMap:
+def _visible_carriers(
+    ctx, dataset_id, loads, genomic, filters, min_people, first_only=False
+) -> BitMap:
     """The union of the carriers of the matching alleles that are visible
     (all of them when ``min_people`` is 0)."""
     carriers = BitMap()
@@ -733,11 +864,18 @@ def _carriers(ctx, loads, genomic) -> list[bytes]:
         if not loads:
             return []
         where, params = genomic.sql(loads)
-        return [c for (c,) in fetch_all(ctx.session,
-                                        f"SELECT carriers FROM beacon_variants WHERE {where}",
-                                        params)]
-    return [c for (c,) in ctx.session.execute(sa.select(V.carriers).where(
-        V.load_id.in_(loads), *(genomic or [])))]
+        return [
+            c
+            for (c,) in fetch_all(
+                ctx.session, f"SELECT carriers FROM beacon_variants WHERE {where}", params
+            )
+        ]
+    return [
+        c
+        for (c,) in ctx.session.execute(
+            sa.select(V.carriers).where(V.load_id.in_(loads), *(genomic or []))
+        )
+    ]
 
 
 def _variant_count(ctx, loads, genomic, min_carriers: int = 0) -> int:
@@ -750,17 +888,18 @@ def _variant_count(ctx, loads, genomic, min_carriers: int = 0) -> int:
         if min_carriers:
             where += " AND hom + het >= :min_carriers"
             params["min_carriers"] = min_carriers
-        return fetch_all(ctx.session, f"SELECT count(*) FROM beacon_variants WHERE {where}",
-                         params)[0][0]
+        return fetch_all(
+            ctx.session, f"SELECT count(*) FROM beacon_variants WHERE {where}", params
+        )[0][0]
     conds = [V.load_id.in_(loads), *(genomic or [])]
     if min_carriers:
         conds.append(V.hom + V.het >= min_carriers)
-    return ctx.session.execute(sa.select(sa.func.count()).select_from(V).where(
-        *conds)).scalar_one()
+    return ctx.session.execute(sa.select(sa.func.count()).select_from(V).where(*conds)).scalar_one()
 
 
-def _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, limit, want_page,
-                       min_people=0):
+def _evaluate_variants(
+    ctx, req, dataset_id, loads, genomic, anchors, offset, limit, want_page, min_people=0
+):
     order = (V.chrom, V.start, V.pk)
     bitmaps = [a.samples for a in anchors if a.samples is not None]
     fb = filter_constraint(ctx, dataset_id, "g_variant", req.filters)
@@ -774,8 +913,13 @@ def _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, li
         page = []
         if want_page and count > offset:
             conds = [V.load_id.in_(loads), *(genomic or [])]
-            page = ctx.session.execute(sa.select(V).where(*conds).order_by(*order)
-                                       .offset(offset).limit(limit)).scalars().all()
+            page = (
+                ctx.session.execute(
+                    sa.select(V).where(*conds).order_by(*order).offset(offset).limit(limit)
+                )
+                .scalars()
+                .all()
+            )
         return Matches(count, list(page))
     conds = [V.load_id.in_(loads), *(genomic or [])]
     if req.entry_id is not None:
@@ -787,18 +931,23 @@ def _evaluate_variants(ctx, req, dataset_id, loads, genomic, anchors, offset, li
     # an allele matches when at least `least` people carry it (among `need`)
     least = max(min_people, 1) if need is not None else min_people
     matched = []
-    q = sa.select(V.pk, V.carriers, V.chrom, V.assembly, V.start, V.ref, V.alt, V.end) \
-        .where(*conds).order_by(*order)
+    q = (
+        sa.select(V.pk, V.carriers, V.chrom, V.assembly, V.start, V.ref, V.alt, V.end)
+        .where(*conds)
+        .order_by(*order)
+    )
     for pk, carriers, chrom, asm, start, ref, alt, end in ctx.session.execute(q):
-        if req.entry_id is not None and variant_id(chrom, asm, start, ref, alt, end) \
-                != req.entry_id:
+        if (
+            req.entry_id is not None
+            and variant_id(chrom, asm, start, ref, alt, end) != req.entry_id
+        ):
             continue
         if least and sm.people(BitMap.deserialize(carriers), need) < least:
             continue
         matched.append(pk)
     page = []
-    if want_page and matched[offset:offset + limit]:
-        pks = matched[offset:offset + limit]
+    if want_page and matched[offset : offset + limit]:
+        pks = matched[offset : offset + limit]
         rows = {r.pk: r for r in ctx.session.execute(sa.select(V).where(V.pk.in_(pks))).scalars()}
         page = [rows[pk] for pk in pks]
     return Matches(len(matched), page)

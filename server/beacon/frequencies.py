@@ -46,8 +46,11 @@ def subsets(ctx: Context, dataset_id: str) -> list[Subset]:
         return cached
     sm = sample_map(ctx, dataset_id)
     groups: dict[tuple[str, str], tuple[str, set]] = {}
-    rows = ctx.session.execute(sa.select(BeaconRecord.id, BeaconRecord.document).where(
-        BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == "individual"))
+    rows = ctx.session.execute(
+        sa.select(BeaconRecord.id, BeaconRecord.document).where(
+            BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == "individual"
+        )
+    )
     for ind, doc in rows:
         if ind not in sm.samples_of_individual or not isinstance(doc, dict):
             continue
@@ -58,8 +61,10 @@ def subsets(ctx: Context, dataset_id: str) -> list[Subset]:
             label = str(term.get("label") or term.get("id"))
             entry = groups.setdefault((kind, label), (str(term.get("id") or ""), set()))
             entry[1].add(ind)
-    out = [Subset(kind, term, label, sm.samples_for(inds))
-           for (kind, label), (term, inds) in sorted(groups.items())]
+    out = [
+        Subset(kind, term, label, sm.samples_for(inds))
+        for (kind, label), (term, inds) in sorted(groups.items())
+    ]
     if len(_CACHE) > 64:
         _CACHE.clear()
     _CACHE[key] = out
@@ -68,9 +73,14 @@ def subsets(ctx: Context, dataset_id: str) -> list[Subset]:
 
 def _entry(population: str, ac: int, an: int, hom: int, het: int, adjust) -> dict:
     ac, an, hom, het = adjust(ac), adjust(an), adjust(hom), adjust(het)
-    return {"population": population, "alleleFrequency": (ac / an) if an else 0.0,
-            "alleleCount": ac, "alleleNumber": an, "alleleCountHomozygous": hom,
-            "alleleCountHeterozygous": het}
+    return {
+        "population": population,
+        "alleleFrequency": (ac / an) if an else 0.0,
+        "alleleCount": ac,
+        "alleleNumber": an,
+        "alleleCountHomozygous": hom,
+        "alleleCountHeterozygous": het,
+    }
 
 
 def frequencies(ctx: Context, dataset_id: str, row, adjust) -> list[dict]:

@@ -40,13 +40,25 @@ def _rows(p):
                         continue
                     attrs = dict(_ATTR.findall(cols[8]))
                     name = attrs.get("gene_name") or attrs.get("Name") or attrs.get("gene_id")
-                    yield where, cols[0], pos_to_start(int(cols[3])), int(cols[4]), name, \
-                        attrs.get("gene_id", "")
+                    yield (
+                        where,
+                        cols[0],
+                        pos_to_start(int(cols[3])),
+                        int(cols[4]),
+                        name,
+                        attrs.get("gene_id", ""),
+                    )
                 else:
                     if len(cols) < 4:
                         raise LoadError(p, where, "expected contig, start, end, name columns")
-                    yield where, cols[0], int(cols[1]), int(cols[2]), cols[3], \
-                        cols[4] if len(cols) > 4 else ""
+                    yield (
+                        where,
+                        cols[0],
+                        int(cols[1]),
+                        int(cols[2]),
+                        cols[3],
+                        cols[4] if len(cols) > 4 else "",
+                    )
             except ValueError:
                 raise LoadError(p, where, "start/end are not integers") from None
 
@@ -60,19 +72,28 @@ def load_genes(db, path, *, assembly: str = "GRCh38", progress: bool = True) -> 
         if done:
             return LoadResult("genes", str(p), asm, "unchanged", row.id, row.records)
     genes = []
-    for where, contig, start, end, name, gene_id in tqdm(_rows(p), desc=f"load-genes {p.name}",
-                                                         unit=" gene", disable=not progress):
+    for where, contig, start, end, name, gene_id in tqdm(
+        _rows(p), desc=f"load-genes {p.name}", unit=" gene", disable=not progress
+    ):
         if not name:
             raise LoadError(p, where, "gene has no name")
         if start < 0 or end < start:
             raise LoadError(p, where, f"invalid interval [{start}, {end})")
-        genes.append({"assembly": asm, "chrom": canonical_chrom(contig)[0], "start": start,
-                      "end": end, "symbol": name[:128], "gene_id": gene_id[:128]})
+        genes.append(
+            {
+                "assembly": asm,
+                "chrom": canonical_chrom(contig)[0],
+                "start": start,
+                "end": end,
+                "symbol": name[:128],
+                "gene_id": gene_id[:128],
+            }
+        )
     with db.session() as s:
         row, _ = journal.begin(s, "genes", asm, p, sha)
         s.execute(sa.delete(BeaconGene).where(BeaconGene.assembly == asm))
         for i in range(0, len(genes), 20000):
-            s.execute(BeaconGene.__table__.insert(), genes[i:i + 20000])
+            s.execute(BeaconGene.__table__.insert(), genes[i : i + 20000])
         for o in journal.earlier_loads(s, row):
             o.status = "superseded"
         row.status = "done"

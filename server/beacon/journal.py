@@ -25,8 +25,10 @@ class LoadError(InvalidInput):
     """Bad input: names the file, the line (or record index) and the reason."""
 
     def __init__(self, path: str | Path, where: str, reason: str):
-        super().__init__(f"{path}: {where}: {reason}",
-                         detail={"file": str(path), "where": where, "reason": reason})
+        super().__init__(
+            f"{path}: {where}: {reason}",
+            detail={"file": str(path), "where": where, "reason": reason},
+        )
         self.path = str(path)
         self.where = where
         self.reason = reason
@@ -45,9 +47,11 @@ class LoadResult:
     def describe(self) -> str:
         if self.status == "unchanged":
             return f"{self.path}: already loaded (load {self.load_id}), nothing changed"
-        return (f"{self.path}: {self.status} {self.records} records -> {self.items} "
-                f"{ {'vcf': 'variants', 'genes': 'genes', 'ontology': 'terms'}.get(self.kind, 'records') }"
-                f" (load {self.load_id})")
+        unit = {"vcf": "variants", "genes": "genes", "ontology": "terms"}.get(self.kind, "records")
+        return (
+            f"{self.path}: {self.status} {self.records} records -> {self.items} {unit}"
+            f" (load {self.load_id})"
+        )
 
 
 def file_sha256(path: str | Path) -> str:
@@ -66,14 +70,17 @@ def check_file(path: str | Path) -> Path:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def begin(session, kind: str, dataset_id: str, path: Path, sha256: str) -> tuple[BeaconLoad, bool]:
     """The journal row for this content, and whether it is already done."""
     row = session.execute(
-        sa.select(BeaconLoad).where(BeaconLoad.kind == kind, BeaconLoad.dataset_id == dataset_id,
-                                    BeaconLoad.sha256 == sha256)
+        sa.select(BeaconLoad).where(
+            BeaconLoad.kind == kind,
+            BeaconLoad.dataset_id == dataset_id,
+            BeaconLoad.sha256 == sha256,
+        )
     ).scalar_one_or_none()
     if row is not None and row.status == "done":
         return row, True
@@ -84,9 +91,18 @@ def begin(session, kind: str, dataset_id: str, path: Path, sha256: str) -> tuple
         session.flush()
         row = None
     if row is None:
-        row = BeaconLoad(kind=kind, dataset_id=dataset_id, path=str(path), sha256=sha256,
-                         status="loading", checkpoint=0, records=0, assembly="", max_span=0,
-                         started=utcnow())
+        row = BeaconLoad(
+            kind=kind,
+            dataset_id=dataset_id,
+            path=str(path),
+            sha256=sha256,
+            status="loading",
+            checkpoint=0,
+            records=0,
+            assembly="",
+            max_span=0,
+            started=utcnow(),
+        )
         session.add(row)
         session.flush()
     else:  # an interrupted load of the same content: resume it
@@ -96,20 +112,27 @@ def begin(session, kind: str, dataset_id: str, path: Path, sha256: str) -> tuple
 
 def earlier_loads(session, row: BeaconLoad) -> list[BeaconLoad]:
     """Done loads of the same kind, dataset and path that ``row`` replaces."""
-    return list(session.execute(
-        sa.select(BeaconLoad).where(BeaconLoad.kind == row.kind,
-                                    BeaconLoad.dataset_id == row.dataset_id,
-                                    BeaconLoad.path == row.path, BeaconLoad.status == "done",
-                                    BeaconLoad.id != row.id)
-    ).scalars())
+    return list(
+        session.execute(
+            sa.select(BeaconLoad).where(
+                BeaconLoad.kind == row.kind,
+                BeaconLoad.dataset_id == row.dataset_id,
+                BeaconLoad.path == row.path,
+                BeaconLoad.status == "done",
+                BeaconLoad.id != row.id,
+            )
+        ).scalars()
+    )
 
 
 def visible_loads(session, kind: str, dataset_ids) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {d: [] for d in dataset_ids}
     rows = session.execute(
         sa.select(BeaconLoad.dataset_id, BeaconLoad.id).where(
-            BeaconLoad.kind == kind, BeaconLoad.status == "done",
-            BeaconLoad.dataset_id.in_(list(dataset_ids)))
+            BeaconLoad.kind == kind,
+            BeaconLoad.status == "done",
+            BeaconLoad.dataset_id.in_(list(dataset_ids)),
+        )
     )
     for dataset_id, load_id in rows:
         out.setdefault(dataset_id, []).append(load_id)

@@ -23,16 +23,24 @@ from tqdm import tqdm
 from server.beacon import journal
 from server.beacon.cpr import find_in_document, looks_like_cpr, text_may_contain
 from server.beacon.journal import LoadError, LoadResult
-from server.beacon.vcf import bulk_insert
 from server.beacon.tables import BeaconLoad, BeaconRecord, BeaconRecordTerm, BeaconRecordValue
+from server.beacon.vcf import bulk_insert
 from server.db.tables import Dataset
 from server.errors import NotFound
 
 ENTRY_TYPES = ("individual", "biosample", "run", "analysis", "cohort", "dataset")
 _FILE_TYPES = {
-    "individuals": "individual", "individual": "individual", "biosamples": "biosample",
-    "biosample": "biosample", "runs": "run", "run": "run", "analyses": "analysis",
-    "analysis": "analysis", "cohorts": "cohort", "cohort": "cohort", "datasets": "dataset",
+    "individuals": "individual",
+    "individual": "individual",
+    "biosamples": "biosample",
+    "biosample": "biosample",
+    "runs": "run",
+    "run": "run",
+    "analyses": "analysis",
+    "analysis": "analysis",
+    "cohorts": "cohort",
+    "cohort": "cohort",
+    "datasets": "dataset",
     "dataset": "dataset",
 }
 REQUIRED = {
@@ -46,7 +54,8 @@ REQUIRED = {
 _CURIE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*:[^\s:][^\s]*$")
 _DURATION = re.compile(
     r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
-    r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+    r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
+)
 _SKIP_TERMS_UNDER = {"unit", "info", "referenceRange"}
 
 
@@ -82,9 +91,10 @@ def phenopacket_records(doc: dict) -> list[tuple[str, dict]]:
     pxf = doc.get("phenopacket", doc)
     subject = pxf.get("subject") or {}
     ind_id = subject.get("id") or pxf.get("id")
-    ind: dict = {"id": ind_id,
-                 "sex": _SEX.get(str(subject.get("sex", "UNKNOWN_SEX")).upper(),
-                                 _SEX["UNKNOWN_SEX"])}
+    ind: dict = {
+        "id": ind_id,
+        "sex": _SEX.get(str(subject.get("sex", "UNKNOWN_SEX")).upper(), _SEX["UNKNOWN_SEX"]),
+    }
     if subject.get("karyotypicSex"):
         ind["karyotypicSex"] = subject["karyotypicSex"]
     features = []
@@ -113,15 +123,23 @@ def phenopacket_records(doc: dict) -> list[tuple[str, dict]]:
     ind["info"] = info
     out = [("individual", ind)]
     for b in pxf.get("biosamples") or []:
-        out.append(("biosample", {
-            "id": b.get("id"),
-            "individualId": b.get("individualId") or ind_id,
-            "biosampleStatus": b.get("tumorProgression") or _UNKNOWN,
-            "sampleOriginType": b.get("sampledTissue") or _UNKNOWN,
-            **({"collectionMoment": b["timeOfCollection"]["age"]["iso8601duration"]}
-               if isinstance(b.get("timeOfCollection"), dict)
-               and isinstance(b["timeOfCollection"].get("age"), dict) else {}),
-        }))
+        out.append(
+            (
+                "biosample",
+                {
+                    "id": b.get("id"),
+                    "individualId": b.get("individualId") or ind_id,
+                    "biosampleStatus": b.get("tumorProgression") or _UNKNOWN,
+                    "sampleOriginType": b.get("sampledTissue") or _UNKNOWN,
+                    **(
+                        {"collectionMoment": b["timeOfCollection"]["age"]["iso8601duration"]}
+                        if isinstance(b.get("timeOfCollection"), dict)
+                        and isinstance(b["timeOfCollection"].get("age"), dict)
+                        else {}
+                    ),
+                },
+            )
+        )
     return out
 
 
@@ -182,8 +200,10 @@ def index_record(entry_type: str, doc: dict):
                 values.append(("age", days, value))
             if len(value) <= 64:
                 terms.setdefault(f"{key}:{value}", (value, "custom"))
-    return ([(t, label[:512], kind) for t, (label, kind) in terms.items()],
-            [(f[:256], n, t[:512]) for f, n, t in values])
+    return (
+        [(t, label[:512], kind) for t, (label, kind) in terms.items()],
+        [(f[:256], n, t[:512]) for f, n, t in values],
+    )
 
 
 # ------------------------------------------------------------------ loading
@@ -197,8 +217,9 @@ def _read_records(p: Path, entry_type: str | None) -> tuple[list[tuple[str, dict
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LoadError(p, f"line {exc.lineno}, column {exc.colno}", exc.msg) from None
-    if isinstance(data, dict) and ("phenopacket" in data or "phenotypicFeatures" in data
-                                   or "subject" in data):
+    if isinstance(data, dict) and (
+        "phenopacket" in data or "phenotypicFeatures" in data or "subject" in data
+    ):
         return phenopacket_records(data), text_may_contain(text)
     if isinstance(data, dict):
         data = [data]
@@ -207,9 +228,13 @@ def _read_records(p: Path, entry_type: str | None) -> tuple[list[tuple[str, dict
     if entry_type is None:
         entry_type = _FILE_TYPES.get(p.name.split(".")[0].lower())
     if entry_type is None:
-        raise LoadError(p, "file name", "cannot tell the entry type from the name; pass "
-                                        "--entry-type (individuals, biosamples, runs, analyses, "
-                                        "cohorts, datasets)")
+        raise LoadError(
+            p,
+            "file name",
+            "cannot tell the entry type from the name; pass "
+            "--entry-type (individuals, biosamples, runs, analyses, "
+            "cohorts, datasets)",
+        )
     return [(entry_type, rec) for rec in data], text_may_contain(text)
 
 
@@ -230,8 +255,9 @@ def _check(p: Path, i: int, entry_type: str, rec, suspicious: bool = True) -> No
         raise LoadError(p, where, f"value at {path} looks like a CPR number; refused")
 
 
-def load_metadata(db, paths, dataset_id: str, *, entry_type: str | None = None,
-                  progress: bool = True) -> list[LoadResult]:
+def load_metadata(
+    db, paths, dataset_id: str, *, entry_type: str | None = None, progress: bool = True
+) -> list[LoadResult]:
     """Load each file in its own transaction; files already loaded are skipped."""
     if entry_type is not None:
         entry_type = _FILE_TYPES.get(entry_type.lower(), entry_type)
@@ -240,8 +266,9 @@ def load_metadata(db, paths, dataset_id: str, *, entry_type: str | None = None,
     results = []
     with db.session() as s:
         if s.get(Dataset, dataset_id) is None:
-            raise NotFound(f"dataset {dataset_id!r} is not registered "
-                           "(add it with `genomeport dataset add`)")
+            raise NotFound(
+                f"dataset {dataset_id!r} is not registered (add it with `genomeport dataset add`)"
+            )
     for path in tqdm(list(paths), desc="load-metadata", unit=" file", disable=not progress):
         p = journal.check_file(path)
         sha = journal.file_sha256(p)
@@ -255,23 +282,45 @@ def load_metadata(db, paths, dataset_id: str, *, entry_type: str | None = None,
             seen.add((etype, rec["id"]))
             ind = rec["id"] if etype == "individual" else rec.get("individualId") or ""
             bios = rec["id"] if etype == "biosample" else rec.get("biosampleId") or ""
-            rows.append({"dataset_id": dataset_id, "entry_type": etype, "id": rec["id"],
-                         "individual_id": str(ind)[:256], "biosample_id": str(bios)[:256],
-                         "document": rec})
+            rows.append(
+                {
+                    "dataset_id": dataset_id,
+                    "entry_type": etype,
+                    "id": rec["id"],
+                    "individual_id": str(ind)[:256],
+                    "biosample_id": str(bios)[:256],
+                    "document": rec,
+                }
+            )
             t, v = index_record(etype, rec)
             for term, label, kind in t:
-                terms.append({"dataset_id": dataset_id, "entry_type": etype,
-                              "record_id": rec["id"], "term": term[:256], "label": label,
-                              "kind": kind})
+                terms.append(
+                    {
+                        "dataset_id": dataset_id,
+                        "entry_type": etype,
+                        "record_id": rec["id"],
+                        "term": term[:256],
+                        "label": label,
+                        "kind": kind,
+                    }
+                )
             for field, num, text in v:
-                values.append({"dataset_id": dataset_id, "entry_type": etype,
-                               "record_id": rec["id"], "field": field, "num": num,
-                               "text": text})
+                values.append(
+                    {
+                        "dataset_id": dataset_id,
+                        "entry_type": etype,
+                        "record_id": rec["id"],
+                        "field": field,
+                        "num": num,
+                        "text": text,
+                    }
+                )
         with db.session() as s:
             row, done = journal.begin(s, "metadata", dataset_id, p, sha)
             if done:
-                results.append(LoadResult("metadata", str(p), dataset_id, "unchanged", row.id,
-                                          row.records))
+                results.append(
+                    LoadResult("metadata", str(p), dataset_id, "unchanged", row.id, row.records)
+                )
                 continue
             old_ids = [o.id for o in journal.earlier_loads(s, row)]
             replaced = _ids_of(s, dataset_id, old_ids)
@@ -281,12 +330,20 @@ def load_metadata(db, paths, dataset_id: str, *, entry_type: str | None = None,
             for etype, ids in by_type.items():
                 for chunk in _chunks(ids, 500):
                     for table in (BeaconRecordTerm, BeaconRecordValue):
-                        s.execute(sa.delete(table).where(
-                            table.dataset_id == dataset_id, table.entry_type == etype,
-                            table.record_id.in_(chunk)))
-                    s.execute(sa.delete(BeaconRecord).where(
-                        BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == etype,
-                        BeaconRecord.id.in_(chunk)))
+                        s.execute(
+                            sa.delete(table).where(
+                                table.dataset_id == dataset_id,
+                                table.entry_type == etype,
+                                table.record_id.in_(chunk),
+                            )
+                        )
+                    s.execute(
+                        sa.delete(BeaconRecord).where(
+                            BeaconRecord.dataset_id == dataset_id,
+                            BeaconRecord.entry_type == etype,
+                            BeaconRecord.id.in_(chunk),
+                        )
+                    )
             for r in rows:
                 r["load_id"] = row.id
             if rows:
@@ -300,22 +357,27 @@ def load_metadata(db, paths, dataset_id: str, *, entry_type: str | None = None,
             row.status = "done"
             row.records = row.checkpoint = len(rows)
             row.finished = journal.utcnow()
-            results.append(LoadResult("metadata", str(p), dataset_id, "loaded", row.id,
-                                      len(rows), len(rows)))
+            results.append(
+                LoadResult("metadata", str(p), dataset_id, "loaded", row.id, len(rows), len(rows))
+            )
     return results
 
 
 def _ids_of(s, dataset_id: str, load_ids: list[int]) -> set[tuple[str, str]]:
     if not load_ids:
         return set()
-    return set(s.execute(sa.select(BeaconRecord.entry_type, BeaconRecord.id).where(
-        BeaconRecord.dataset_id == dataset_id, BeaconRecord.load_id.in_(load_ids))).all())
+    return set(
+        s.execute(
+            sa.select(BeaconRecord.entry_type, BeaconRecord.id).where(
+                BeaconRecord.dataset_id == dataset_id, BeaconRecord.load_id.in_(load_ids)
+            )
+        ).all()
+    )
 
 
 def _chunks(items, n):
     for i in range(0, len(items), n):
-        yield items[i:i + n]
+        yield items[i : i + n]
 
 
-__all__ = ["load_metadata", "phenopacket_records", "index_record", "duration_days",
-           "BeaconLoad"]
+__all__ = ["load_metadata", "phenopacket_records", "index_record", "duration_days", "BeaconLoad"]

@@ -116,15 +116,19 @@ def load_ontology(db, path=None, *, progress: bool = True) -> LoadResult:
     with db.session() as s:
         row, _ = journal.begin(s, "ontology", "", p, sha)
         prefix_list = sorted(prefixes)
-        s.execute(sa.delete(BeaconOntologyClosure).where(
-            BeaconOntologyClosure.ontology.in_(prefix_list)))
+        s.execute(
+            sa.delete(BeaconOntologyClosure).where(BeaconOntologyClosure.ontology.in_(prefix_list))
+        )
         s.execute(sa.delete(BeaconOntologyTerm).where(BeaconOntologyTerm.ontology.in_(prefix_list)))
-        terms = [{"id": t, "ontology": t.split(":")[0], "label": label[:512]}
-                 for t, label in labels.items()]
+        terms = [
+            {"id": t, "ontology": t.split(":")[0], "label": label[:512]}
+            for t, label in labels.items()
+        ]
         s.execute(BeaconOntologyTerm.__table__.insert(), terms)
         batch = []
-        bar = tqdm(total=len(anc), desc=f"load-ontology {p.name}", unit=" term",
-                   disable=not progress)
+        bar = tqdm(
+            total=len(anc), desc=f"load-ontology {p.name}", unit=" term", disable=not progress
+        )
         for t, ancestors in anc.items():
             prefix = t.split(":")[0]
             batch.extend({"ancestor": a, "descendant": t, "ontology": prefix} for a in ancestors)

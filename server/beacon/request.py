@@ -13,22 +13,49 @@ from server.errors import InvalidInput
 
 GRANULARITIES = ("boolean", "count", "record")
 INCLUDE = ("HIT", "MISS", "ALL", "NONE")
-GENOMIC_KEYS = ("assemblyId", "referenceName", "start", "end", "referenceBases",
-                "alternateBases", "variantType", "variantMinLength", "variantMaxLength",
-                "geneId", "aminoacidChange", "genomicAlleleShortForm", "mateName")
+GENOMIC_KEYS = (
+    "assemblyId",
+    "referenceName",
+    "start",
+    "end",
+    "referenceBases",
+    "alternateBases",
+    "variantType",
+    "variantMinLength",
+    "variantMaxLength",
+    "geneId",
+    "aminoacidChange",
+    "genomicAlleleShortForm",
+    "mateName",
+)
 _BASES = re.compile(r"^[ACGTUNRYSWKMBDHV.\-]*$", re.IGNORECASE)
 API_VERSION = "v2.0"
-INT64_MAX = 2 ** 63 - 1  # the largest integer the schemas (format int64) and the databases take
+INT64_MAX = 2**63 - 1  # the largest integer the schemas (format int64) and the databases take
 MAX_DEPTH = 16  # how deeply a POST body may nest (a beaconRequestBody needs 5 levels)
 SIMILARITY = ("exact", "high", "medium", "low")
 # the request's known names; anything else is named in info.warnings
 GET_KEYS = frozenset(GENOMIC_KEYS) | {
-    "filters", "skip", "limit", "requestedGranularity", "includeResultsetResponses",
-    "testMode", "datasetIds", "datasets", "requestedSchemas", "apiVersion"}
+    "filters",
+    "skip",
+    "limit",
+    "requestedGranularity",
+    "includeResultsetResponses",
+    "testMode",
+    "datasetIds",
+    "datasets",
+    "requestedSchemas",
+    "apiVersion",
+}
 BODY_KEYS = {"meta", "query"}
 META_KEYS = {"apiVersion", "requestedSchemas", "beaconId"}
-QUERY_KEYS = {"requestParameters", "filters", "includeResultsetResponses", "pagination",
-              "requestedGranularity", "testMode"}
+QUERY_KEYS = {
+    "requestParameters",
+    "filters",
+    "includeResultsetResponses",
+    "pagination",
+    "requestedGranularity",
+    "testMode",
+}
 PARAMETER_KEYS = frozenset(GENOMIC_KEYS) | {"datasetIds", "datasets"}
 FILTER_KEYS = {"id", "operator", "value", "scope", "includeDescendantTerms", "similarity"}
 
@@ -140,12 +167,15 @@ def parse_filters(raw) -> list[dict]:
                 raise InvalidInput(f"filter {f['id']}: an alphanumeric filter needs a value")
             f["value"] = str(f["value"])
         if "includeDescendantTerms" in f:
-            f["includeDescendantTerms"] = _bool(f["includeDescendantTerms"],
-                                                "includeDescendantTerms")
-        if "similarity" in f:
-            if not isinstance(f["similarity"], str) or f["similarity"] not in SIMILARITY:
-                raise InvalidInput(f"filter {f['id']}: similarity must be one of "
-                                   + ", ".join(SIMILARITY))
+            f["includeDescendantTerms"] = _bool(
+                f["includeDescendantTerms"], "includeDescendantTerms"
+            )
+        if "similarity" in f and (
+            not isinstance(f["similarity"], str) or f["similarity"] not in SIMILARITY
+        ):
+            raise InvalidInput(
+                f"filter {f['id']}: similarity must be one of " + ", ".join(SIMILARITY)
+            )
         out.append(f)
     return out
 
@@ -158,9 +188,11 @@ def filter_warnings(filters: list[dict]) -> list[str]:
         if unknown:
             out.append(f"filter {f['id']}: unknown field(s) {', '.join(unknown)} ignored")
         if f.get("similarity", "exact") != "exact":
-            out.append(f"filter {f['id']}: similarity {f['similarity']!r} is not implemented; "
-                       "the term was matched exactly (with its descendant terms unless "
-                       "includeDescendantTerms is false)")
+            out.append(
+                f"filter {f['id']}: similarity {f['similarity']!r} is not implemented; "
+                "the term was matched exactly (with its descendant terms unless "
+                "includeDescendantTerms is false)"
+            )
     return out
 
 
@@ -185,14 +217,32 @@ def _unknown(names, known, where: str) -> list[str]:
     return [f"unknown {where} {k!r} ignored" for k in extra]
 
 
-def build(entry_type: str, *, entry_id=None, source_type=None, source_id=None,
-          params: dict | None = None, filters=None, skip=None, limit=None, granularity=None,
-          include=None, test_mode=None, dataset_ids=None, api_version=None,
-          requested_schemas=None, default_limit: int = 10, max_limit: int = 1000,
-          default_granularity: str = "boolean") -> BeaconRequest:
+def build(
+    entry_type: str,
+    *,
+    entry_id=None,
+    source_type=None,
+    source_id=None,
+    params: dict | None = None,
+    filters=None,
+    skip=None,
+    limit=None,
+    granularity=None,
+    include=None,
+    test_mode=None,
+    dataset_ids=None,
+    api_version=None,
+    requested_schemas=None,
+    default_limit: int = 10,
+    max_limit: int = 1000,
+    default_granularity: str = "boolean",
+) -> BeaconRequest:
     # an empty referenceBases / alternateBases is a trimmed indel, not a missing value
-    params = {k: v for k, v in (params or {}).items() if v is not None and v != []
-              and (v != "" or k in ("referenceBases", "alternateBases"))}
+    params = {
+        k: v
+        for k, v in (params or {}).items()
+        if v is not None and v != [] and (v != "" or k in ("referenceBases", "alternateBases"))
+    }
     clean: dict = {}
     for key, value in params.items():
         if key in ("start", "end"):
@@ -210,8 +260,13 @@ def build(entry_type: str, *, entry_id=None, source_type=None, source_id=None,
             if not isinstance(value, str):
                 raise InvalidInput(f"{key} must be a string")
             clean[key] = value.strip()
-    req = BeaconRequest(entry_type=entry_type, entry_id=entry_id, source_type=source_type,
-                        source_id=source_id, params=clean)
+    req = BeaconRequest(
+        entry_type=entry_type,
+        entry_id=entry_id,
+        source_type=source_type,
+        source_id=source_id,
+        params=clean,
+    )
     if dataset_ids:
         ids = dataset_ids if isinstance(dataset_ids, list) else str(dataset_ids).split(",")
         req.dataset_ids = [str(i).strip() for i in ids if str(i).strip()]
@@ -230,7 +285,7 @@ def build(entry_type: str, *, entry_id=None, source_type=None, source_id=None,
         req.limit, req.limit_capped = max_limit, True
     else:
         req.limit = lim
-    req.granularity = (granularity or default_granularity)
+    req.granularity = granularity or default_granularity
     if req.granularity not in GRANULARITIES:
         raise InvalidInput("requestedGranularity must be boolean, count or record")
     req.include = (include or "HIT").upper()
@@ -250,12 +305,18 @@ def build(entry_type: str, *, entry_id=None, source_type=None, source_id=None,
 
 def from_get(entry_type: str, args: dict, **kw) -> BeaconRequest:
     params = {k: args.get(k) for k in GENOMIC_KEYS if args.get(k) is not None}
-    req = build(entry_type, params=params, filters=args.get("filters"),
-                skip=args.get("skip"), limit=args.get("limit"),
-                granularity=args.get("requestedGranularity"),
-                include=args.get("includeResultsetResponses"),
-                test_mode=args.get("testMode"),
-                dataset_ids=args.get("datasetIds") or args.get("datasets"), **kw)
+    req = build(
+        entry_type,
+        params=params,
+        filters=args.get("filters"),
+        skip=args.get("skip"),
+        limit=args.get("limit"),
+        granularity=args.get("requestedGranularity"),
+        include=args.get("includeResultsetResponses"),
+        test_mode=args.get("testMode"),
+        dataset_ids=args.get("datasetIds") or args.get("datasets"),
+        **kw,
+    )
     for text in _unknown(args, GET_KEYS, "request parameter"):
         req.warn(text)
     return req
@@ -279,22 +340,32 @@ def from_post(entry_type: str, body: dict | None, **kw) -> BeaconRequest:
             params.update(value)
         else:
             params[key] = value
-    warnings = (_unknown(body, BODY_KEYS, "request body field")
-                + _unknown(meta, META_KEYS, "meta field")
-                + _unknown(query, QUERY_KEYS, "query field")
-                + _unknown(params, PARAMETER_KEYS, "request parameter"))
+    warnings = (
+        _unknown(body, BODY_KEYS, "request body field")
+        + _unknown(meta, META_KEYS, "meta field")
+        + _unknown(query, QUERY_KEYS, "query field")
+        + _unknown(params, PARAMETER_KEYS, "request parameter")
+    )
     dataset_ids = params.pop("datasetIds", None) or params.pop("datasets", None)
     pagination = query.get("pagination") or {}
     if not isinstance(pagination, dict):
         raise InvalidInput("pagination must be an object")
-    req = build(entry_type, params={k: params[k] for k in params if k in GENOMIC_KEYS},
-                filters=query.get("filters"), skip=pagination.get("skip"),
-                limit=pagination.get("limit"), granularity=query.get("requestedGranularity"),
-                include=query.get("includeResultsetResponses"),
-                test_mode=query.get("testMode"), dataset_ids=dataset_ids,
-                api_version=meta.get("apiVersion"),
-                requested_schemas=meta.get("requestedSchemas"), **kw)
-    for text in warnings + _unknown(pagination, {"skip", "limit", "currentPage", "nextPage",
-                                                 "previousPage"}, "pagination field"):
+    req = build(
+        entry_type,
+        params={k: params[k] for k in params if k in GENOMIC_KEYS},
+        filters=query.get("filters"),
+        skip=pagination.get("skip"),
+        limit=pagination.get("limit"),
+        granularity=query.get("requestedGranularity"),
+        include=query.get("includeResultsetResponses"),
+        test_mode=query.get("testMode"),
+        dataset_ids=dataset_ids,
+        api_version=meta.get("apiVersion"),
+        requested_schemas=meta.get("requestedSchemas"),
+        **kw,
+    )
+    for text in warnings + _unknown(
+        pagination, {"skip", "limit", "currentPage", "nextPage", "previousPage"}, "pagination field"
+    ):
         req.warn(text)
     return req

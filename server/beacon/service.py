@@ -26,15 +26,29 @@ import sqlalchemy as sa
 from server.auth import Caller, beacon_granularity, beacon_resolves_people
 from server.beacon import collection, engine
 from server.beacon.budget import limits as budget_limits
-from server.beacon.frequencies import frequencies
 from server.beacon.engine import ENTRY_TYPES, variant_id
+from server.beacon.frequencies import frequencies
 from server.beacon.refs import refseq_accession
 from server.beacon.request import API_VERSION, BeaconRequest
-from server.beacon.tiers import adjust  # noqa: F401 - kept importable from here
-from server.beacon.tiers import (BOOLEAN, COUNT, NAMES, ORDER, RECORD, min_people,
-                                 person_scoped, rule_text, shown_count)
-from server.beacon.tables import (BeaconAnnotation, BeaconOntologyTerm, BeaconRecord,
-                                  BeaconRecordTerm, BeaconRecordValue)
+from server.beacon.tables import (
+    BeaconAnnotation,
+    BeaconOntologyTerm,
+    BeaconRecord,
+    BeaconRecordTerm,
+    BeaconRecordValue,
+)
+from server.beacon.tiers import (
+    BOOLEAN,
+    COUNT,
+    NAMES,
+    ORDER,
+    RECORD,
+    adjust,  # noqa: F401 - kept importable from here
+    min_people,
+    person_scoped,
+    rule_text,
+    shown_count,
+)
 from server.db.prepared import fetch_all
 from server.db.tables import DataFile
 from server.errors import NotFound
@@ -72,43 +86,97 @@ LINKS = {
     "cohorts": ("individuals", "g_variants", "biosamples", "analyses", "runs"),
 }
 RESOURCES = {
-    "HP": ("hp", "Human Phenotype Ontology", "http://purl.obolibrary.org/obo/hp.owl",
-           "http://purl.obolibrary.org/obo/HP_"),
-    "NCIT": ("ncit", "NCI Thesaurus", "http://purl.obolibrary.org/obo/ncit.owl",
-             "http://purl.obolibrary.org/obo/NCIT_"),
-    "ICD10": ("icd10", "ICD-10", "https://icd.who.int/browse10", "https://icd.who.int/browse10/2019/en#/"),
+    "HP": (
+        "hp",
+        "Human Phenotype Ontology",
+        "http://purl.obolibrary.org/obo/hp.owl",
+        "http://purl.obolibrary.org/obo/HP_",
+    ),
+    "NCIT": (
+        "ncit",
+        "NCI Thesaurus",
+        "http://purl.obolibrary.org/obo/ncit.owl",
+        "http://purl.obolibrary.org/obo/NCIT_",
+    ),
+    "ICD10": (
+        "icd10",
+        "ICD-10",
+        "https://icd.who.int/browse10",
+        "https://icd.who.int/browse10/2019/en#/",
+    ),
     "LOINC": ("loinc", "LOINC", "https://loinc.org", "https://loinc.org/"),
-    "UBERON": ("uberon", "Uberon", "http://purl.obolibrary.org/obo/uberon.owl",
-               "http://purl.obolibrary.org/obo/UBERON_"),
-    "EFO": ("efo", "Experimental Factor Ontology", "http://www.ebi.ac.uk/efo/efo.owl",
-            "http://www.ebi.ac.uk/efo/EFO_"),
-    "OBI": ("obi", "Ontology for Biomedical Investigations", "http://purl.obolibrary.org/obo/obi.owl",
-            "http://purl.obolibrary.org/obo/OBI_"),
-    "SO": ("so", "Sequence Ontology", "http://purl.obolibrary.org/obo/so.owl",
-           "http://purl.obolibrary.org/obo/SO_"),
-    "Orphanet": ("ordo", "Orphanet Rare Disease Ontology", "http://www.orpha.net/ontology/ORDO_en.owl",
-                 "http://www.orpha.net/ORDO/Orphanet_"),
+    "UBERON": (
+        "uberon",
+        "Uberon",
+        "http://purl.obolibrary.org/obo/uberon.owl",
+        "http://purl.obolibrary.org/obo/UBERON_",
+    ),
+    "EFO": (
+        "efo",
+        "Experimental Factor Ontology",
+        "http://www.ebi.ac.uk/efo/efo.owl",
+        "http://www.ebi.ac.uk/efo/EFO_",
+    ),
+    "OBI": (
+        "obi",
+        "Ontology for Biomedical Investigations",
+        "http://purl.obolibrary.org/obo/obi.owl",
+        "http://purl.obolibrary.org/obo/OBI_",
+    ),
+    "SO": (
+        "so",
+        "Sequence Ontology",
+        "http://purl.obolibrary.org/obo/so.owl",
+        "http://purl.obolibrary.org/obo/SO_",
+    ),
+    "Orphanet": (
+        "ordo",
+        "Orphanet Rare Disease Ontology",
+        "http://www.orpha.net/ontology/ORDO_en.owl",
+        "http://www.orpha.net/ORDO/Orphanet_",
+    ),
     "OMIM": ("omim", "OMIM", "https://www.omim.org", "https://www.omim.org/entry/"),
-    "DUO": ("duo", "Data Use Ontology", "http://purl.obolibrary.org/obo/duo.owl",
-            "http://purl.obolibrary.org/obo/DUO_"),
+    "DUO": (
+        "duo",
+        "Data Use Ontology",
+        "http://purl.obolibrary.org/obo/duo.owl",
+        "http://purl.obolibrary.org/obo/DUO_",
+    ),
 }
 SO_EFFECTS = {
-    "missense_variant": "SO:0001583", "synonymous_variant": "SO:0001819",
-    "stop_gained": "SO:0001587", "stop_lost": "SO:0001578", "start_lost": "SO:0002012",
-    "frameshift_variant": "SO:0001589", "splice_region_variant": "SO:0001630",
-    "splice_acceptor_variant": "SO:0001574", "splice_donor_variant": "SO:0001575",
-    "intron_variant": "SO:0001627", "5_prime_UTR_variant": "SO:0001623",
-    "3_prime_UTR_variant": "SO:0001624", "upstream_gene_variant": "SO:0001631",
-    "downstream_gene_variant": "SO:0001632", "intergenic_region": "SO:0000605",
-    "intergenic_variant": "SO:0001628", "non_coding_transcript_exon_variant": "SO:0001792",
-    "non_coding_transcript_variant": "SO:0001619", "inframe_insertion": "SO:0001821",
-    "inframe_deletion": "SO:0001822", "disruptive_inframe_insertion": "SO:0001824",
-    "disruptive_inframe_deletion": "SO:0001826", "conservative_inframe_insertion": "SO:0001823",
-    "conservative_inframe_deletion": "SO:0001825", "stop_retained_variant": "SO:0001567",
-    "start_retained_variant": "SO:0002019", "protein_altering_variant": "SO:0001818",
-    "coding_sequence_variant": "SO:0001580", "exon_variant": "SO:0001791",
-    "regulatory_region_variant": "SO:0001566", "TF_binding_site_variant": "SO:0001782",
-    "sequence_feature": "SO:0000110", "intragenic_variant": "SO:0002011",
+    "missense_variant": "SO:0001583",
+    "synonymous_variant": "SO:0001819",
+    "stop_gained": "SO:0001587",
+    "stop_lost": "SO:0001578",
+    "start_lost": "SO:0002012",
+    "frameshift_variant": "SO:0001589",
+    "splice_region_variant": "SO:0001630",
+    "splice_acceptor_variant": "SO:0001574",
+    "splice_donor_variant": "SO:0001575",
+    "intron_variant": "SO:0001627",
+    "5_prime_UTR_variant": "SO:0001623",
+    "3_prime_UTR_variant": "SO:0001624",
+    "upstream_gene_variant": "SO:0001631",
+    "downstream_gene_variant": "SO:0001632",
+    "intergenic_region": "SO:0000605",
+    "intergenic_variant": "SO:0001628",
+    "non_coding_transcript_exon_variant": "SO:0001792",
+    "non_coding_transcript_variant": "SO:0001619",
+    "inframe_insertion": "SO:0001821",
+    "inframe_deletion": "SO:0001822",
+    "disruptive_inframe_insertion": "SO:0001824",
+    "disruptive_inframe_deletion": "SO:0001826",
+    "conservative_inframe_insertion": "SO:0001823",
+    "conservative_inframe_deletion": "SO:0001825",
+    "stop_retained_variant": "SO:0001567",
+    "start_retained_variant": "SO:0002019",
+    "protein_altering_variant": "SO:0001818",
+    "coding_sequence_variant": "SO:0001580",
+    "exon_variant": "SO:0001791",
+    "regulatory_region_variant": "SO:0001566",
+    "TF_binding_site_variant": "SO:0001782",
+    "sequence_feature": "SO:0000110",
+    "intragenic_variant": "SO:0002011",
     "splice_polypyrimidine_tract_variant": "SO:0002169",
 }
 
@@ -119,11 +187,11 @@ def _base(settings: Settings) -> str:
 
 
 def _info_meta(settings: Settings, entity: str | None = None) -> dict:
-    meta = {"beaconId": settings.beacon_id, "apiVersion": SPEC_VERSION,
-            "returnedSchemas": []}
+    meta = {"beaconId": settings.beacon_id, "apiVersion": SPEC_VERSION, "returnedSchemas": []}
     if entity:
-        meta["returnedSchemas"] = [{"entityType": entity,
-                                    "schema": f"beacon-{entity}-{SPEC_VERSION}"}]
+        meta["returnedSchemas"] = [
+            {"entityType": entity, "schema": f"beacon-{entity}-{SPEC_VERSION}"}
+        ]
     return meta
 
 
@@ -133,34 +201,45 @@ def _returned_schemas(entry: str) -> list[dict]:
 
 
 def organization(settings: Settings) -> dict:
-    return {"id": "genomeport", "name": "genomeport node", "welcomeUrl": settings.public_url,
-            "contactUrl": "mailto:dataops@localhost"}
+    return {
+        "id": "genomeport",
+        "name": "genomeport node",
+        "welcomeUrl": settings.public_url,
+        "contactUrl": "mailto:dataops@localhost",
+    }
 
 
 def info(settings: Settings) -> dict:
     return {
         "meta": _info_meta(settings),
         "response": {
-            "id": settings.beacon_id, "name": settings.beacon_name, "apiVersion": SPEC_VERSION,
+            "id": settings.beacon_id,
+            "name": settings.beacon_name,
+            "apiVersion": SPEC_VERSION,
             "environment": "dev" if "127.0.0.1" in settings.public_url else "prod",
             "organization": organization(settings),
             "description": "Beacon v2 of a genomeport node: variant and cohort discovery over "
-                           "its registered datasets, privacy tiers per dataset.",
-            "version": "genomeport", "welcomeUrl": _base(settings),
-            "createDateTime": "2026-11-01T00:00:00Z", "updateDateTime": "2026-11-01T00:00:00Z",
+            "its registered datasets, privacy tiers per dataset.",
+            "version": "genomeport",
+            "welcomeUrl": _base(settings),
+            "createDateTime": "2026-11-01T00:00:00Z",
+            "updateDateTime": "2026-11-01T00:00:00Z",
         },
     }
 
 
 def service_info(settings: Settings) -> dict:
     return {
-        "id": settings.beacon_id, "name": settings.beacon_name,
+        "id": settings.beacon_id,
+        "name": settings.beacon_name,
         "type": {"group": "org.ga4gh", "artifact": "beacon", "version": SPEC_VERSION},
         "description": "Beacon v2 of a genomeport node",
         "organization": {"name": "genomeport node", "url": settings.public_url},
-        "contactUrl": "mailto:dataops@localhost", "version": "genomeport",
+        "contactUrl": "mailto:dataops@localhost",
+        "version": "genomeport",
         "environment": "dev" if "127.0.0.1" in settings.public_url else "prod",
-        "createdAt": "2026-11-01T00:00:00Z", "updatedAt": "2026-11-01T00:00:00Z",
+        "createdAt": "2026-11-01T00:00:00Z",
+        "updatedAt": "2026-11-01T00:00:00Z",
     }
 
 
@@ -170,14 +249,17 @@ def _entry_type_definitions(settings: Settings) -> dict:
     for entry, (entity, name, model_dir) in ENTITIES.items():
         term_id, label = ONTOLOGY_OF[entry]
         out[entity] = {
-            "id": entity, "name": name, "partOfSpecification": f"Beacon {SPEC_VERSION}",
+            "id": entity,
+            "name": name,
+            "partOfSpecification": f"Beacon {SPEC_VERSION}",
             "ontologyTermForThisType": {"id": term_id, "label": label},
             "defaultSchema": {
-                "id": f"ga4gh-beacon-{entity}-{SPEC_VERSION}", "name": f"Default schema for {name}",
-                "referenceToSchemaDefinition":
-                    f"https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/main/models/json/"
-                    f"beacon-v2-default-model/{model_dir}/defaultSchema.json",
-                "schemaVersion": SPEC_VERSION},
+                "id": f"ga4gh-beacon-{entity}-{SPEC_VERSION}",
+                "name": f"Default schema for {name}",
+                "referenceToSchemaDefinition": f"https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/main/models/json/"
+                f"beacon-v2-default-model/{model_dir}/defaultSchema.json",
+                "schemaVersion": SPEC_VERSION,
+            },
             "additionallySupportedSchemas": [],
             "aCollectionOf": [{"id": "dataset", "name": "Datasets"}] if entry == "datasets" else [],
             "filteringTerms": f"{base}/filtering_terms",
@@ -193,64 +275,91 @@ def configuration(settings: Settings) -> dict:
         "meta": _info_meta(settings, "configuration"),
         "response": {
             "$schema": "https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/main/framework/"
-                       "json/configuration/beaconConfigurationSchema.json",
-            "maturityAttributes": {"productionStatus": "DEV" if "127.0.0.1" in settings.public_url
-                                   else "PROD"},
-            "securityAttributes": {"defaultGranularity": settings.beacon_default_granularity,
-                                   "securityLevels": ["PUBLIC", "REGISTERED", "CONTROLLED"]},
+            "json/configuration/beaconConfigurationSchema.json",
+            "maturityAttributes": {
+                "productionStatus": "DEV" if "127.0.0.1" in settings.public_url else "PROD"
+            },
+            "securityAttributes": {
+                "defaultGranularity": settings.beacon_default_granularity,
+                "securityLevels": ["PUBLIC", "REGISTERED", "CONTROLLED"],
+            },
             "entryTypes": _entry_type_definitions(settings),
-            "info": {"privacy": {
-                "belowRecordTier": rule_text(settings),
-                "countThreshold": max(settings.beacon_count_threshold, 1),
-                "countRounding": max(settings.beacon_count_rounding, 1),
-                "queryBudget": {
-                    "scope": "per caller and dataset, shared by every worker of the node; "
-                             "fixed UTC minutes and days; 0 is unlimited; a refusal is a 429 "
-                             "with Retry-After",
-                    "perTier": {t: budget_limits(settings, t) for t in ("boolean", "count",
-                                                                        "record")}}}},
+            "info": {
+                "privacy": {
+                    "belowRecordTier": rule_text(settings),
+                    "countThreshold": max(settings.beacon_count_threshold, 1),
+                    "countRounding": max(settings.beacon_count_rounding, 1),
+                    "queryBudget": {
+                        "scope": "per caller and dataset, shared by every worker of the node; "
+                        "fixed UTC minutes and days; 0 is unlimited; a refusal is a 429 "
+                        "with Retry-After",
+                        "perTier": {
+                            t: budget_limits(settings, t) for t in ("boolean", "count", "record")
+                        },
+                    },
+                }
+            },
         },
     }
 
 
 def entry_types(settings: Settings) -> dict:
-    return {"meta": _info_meta(settings, "entryType"),
-            "response": {"entryTypes": _entry_type_definitions(settings)}}
+    return {
+        "meta": _info_meta(settings, "entryType"),
+        "response": {"entryTypes": _entry_type_definitions(settings)},
+    }
 
 
 def beacon_map(settings: Settings) -> dict:
     base = _base(settings)
     endpoint_sets = {}
     for entry, (entity, _, _) in ENTITIES.items():
-        ep = {"entryType": entity, "rootUrl": f"{base}/{entry}",
-              "singleEntryUrl": f"{base}/{entry}/{{id}}", "endpoints": {}}
+        ep = {
+            "entryType": entity,
+            "rootUrl": f"{base}/{entry}",
+            "singleEntryUrl": f"{base}/{entry}/{{id}}",
+            "endpoints": {},
+        }
         for target in LINKS.get(entry, ()):
-            ep["endpoints"][target] = {"returnedEntryType": ENTITIES[target][0],
-                                       "url": f"{base}/{entry}/{{id}}/{target}"}
+            ep["endpoints"][target] = {
+                "returnedEntryType": ENTITIES[target][0],
+                "url": f"{base}/{entry}/{{id}}/{target}",
+            }
         if entry in ("individuals", "datasets", "cohorts"):
             ep["filteringTermsUrl"] = f"{base}/{entry}/{{id}}/filtering_terms"
         endpoint_sets[entity] = ep
-    return {"meta": _info_meta(settings, "map"),
-            "response": {"$schema": "https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/"
-                                    "main/framework/json/configuration/beaconMapSchema.json",
-                         "endpointSets": endpoint_sets}}
+    return {
+        "meta": _info_meta(settings, "map"),
+        "response": {
+            "$schema": "https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/"
+            "main/framework/json/configuration/beaconMapSchema.json",
+            "endpointSets": endpoint_sets,
+        },
+    }
 
 
 def error_document(settings: Settings | None, status: int, message: str) -> dict:
     beacon_id = settings.beacon_id if settings else Settings().beacon_id
     return {
-        "meta": {"beaconId": beacon_id, "apiVersion": SPEC_VERSION, "returnedSchemas": [],
-                 "returnedGranularity": "boolean",
-                 "receivedRequestSummary": {"apiVersion": API_VERSION, "requestedSchemas": [],
-                                            "pagination": {}, "requestedGranularity": "boolean"}},
+        "meta": {
+            "beaconId": beacon_id,
+            "apiVersion": SPEC_VERSION,
+            "returnedSchemas": [],
+            "returnedGranularity": "boolean",
+            "receivedRequestSummary": {
+                "apiVersion": API_VERSION,
+                "requestedSchemas": [],
+                "pagination": {},
+                "requestedGranularity": "boolean",
+            },
+        },
         "error": {"errorCode": int(status), "errorMessage": message},
     }
 
 
 # ------------------------------------------------------------------ datasets
 DatasetRow = namedtuple("DatasetRow", "id name description assembly access grant_value")
-_DATASETS = ("SELECT id, name, description, assembly, access, grant_value FROM datasets "
-             "ORDER BY id")
+_DATASETS = "SELECT id, name, description, assembly, access, grant_value FROM datasets ORDER BY id"
 
 
 def _datasets(session, req: BeaconRequest, ctx: engine.Context) -> list:
@@ -276,13 +385,20 @@ def _datasets(session, req: BeaconRequest, ctx: engine.Context) -> list:
 
 
 # ------------------------------------------------------------------ documents
-def _variant_docs(session, settings: Settings, rows: list, dataset_id: str,
-                  ctx: engine.Context | None = None, exact: bool = True) -> list[dict]:
+def _variant_docs(
+    session,
+    settings: Settings,
+    rows: list,
+    dataset_id: str,
+    ctx: engine.Context | None = None,
+    exact: bool = True,
+) -> list[dict]:
     if not rows:
         return []
     anns: dict[int, list] = {}
-    for a in session.execute(sa.select(BeaconAnnotation).where(
-            BeaconAnnotation.variant_pk.in_([r.pk for r in rows]))).scalars():
+    for a in session.execute(
+        sa.select(BeaconAnnotation).where(BeaconAnnotation.variant_pk.in_([r.pk for r in rows]))
+    ).scalars():
         anns.setdefault(a.variant_pk, []).append(a)
     docs = []
     for r in rows:
@@ -290,22 +406,31 @@ def _variant_docs(session, settings: Settings, rows: list, dataset_id: str,
         variation = {
             "variantType": r.variant_type,
             "referenceBases": r.ref,
-            "location": {"type": "SequenceLocation",
-                         "sequence_id": f"refseq:{seq}" if seq else r.chrom,
-                         "interval": {"type": "SequenceInterval",
-                                      "start": {"type": "Number", "value": r.start},
-                                      "end": {"type": "Number", "value": r.end}}},
+            "location": {
+                "type": "SequenceLocation",
+                "sequence_id": f"refseq:{seq}" if seq else r.chrom,
+                "interval": {
+                    "type": "SequenceInterval",
+                    "start": {"type": "Number", "value": r.start},
+                    "end": {"type": "Number", "value": r.end},
+                },
+            },
         }
         if not r.alt.startswith("<") and "[" not in r.alt and "]" not in r.alt:
             variation["alternateBases"] = r.alt
-        doc = {"variantInternalId": variant_id(r.chrom, r.assembly, r.start, r.ref, r.alt, r.end),
-               "variation": variation}
+        doc = {
+            "variantInternalId": variant_id(r.chrom, r.assembly, r.start, r.ref, r.alt, r.end),
+            "variation": variation,
+        }
         ids = {}
         if r.hgvs_g:
             ids["genomicHGVSId"] = r.hgvs_g
         if r.vcf_id:
-            alt_ids = [{"id": f"dbSNP:{v}", "reference": f"https://www.ncbi.nlm.nih.gov/snp/{v}"}
-                       for v in r.vcf_id.split(";") if v.startswith("rs")]
+            alt_ids = [
+                {"id": f"dbSNP:{v}", "reference": f"https://www.ncbi.nlm.nih.gov/snp/{v}"}
+                for v in r.vcf_id.split(";")
+                if v.startswith("rs")
+            ]
             if alt_ids:
                 ids["variantAlternativeIds"] = alt_ids
         a_list = anns.get(r.pk, [])
@@ -323,28 +448,38 @@ def _variant_docs(session, settings: Settings, rows: list, dataset_id: str,
             if genes:
                 mol["geneIds"] = genes
             if effects:
-                mol["molecularEffects"] = [{"id": SO_EFFECTS.get(e, "SO:0001060"), "label": e}
-                                           for e in effects]
+                mol["molecularEffects"] = [
+                    {"id": SO_EFFECTS.get(e, "SO:0001060"), "label": e} for e in effects
+                ]
             if aa:
                 mol["aminoacidChanges"] = aa
             if mol:
                 doc["molecularAttributes"] = mol
         if ids:
             doc["identifiers"] = ids
-        doc["frequencyInPopulations"] = [{
-            "source": f"{settings.beacon_name} dataset {dataset_id}",
-            "sourceReference": f"{_base(settings)}/datasets/{dataset_id}",
-            "frequencies": frequencies(ctx or engine.new_context(session), dataset_id, r,
-                                       lambda n: adjust(n, settings, exact)),
-        }]
+        doc["frequencyInPopulations"] = [
+            {
+                "source": f"{settings.beacon_name} dataset {dataset_id}",
+                "sourceReference": f"{_base(settings)}/datasets/{dataset_id}",
+                "frequencies": frequencies(
+                    ctx or engine.new_context(session),
+                    dataset_id,
+                    r,
+                    lambda n: adjust(n, settings, exact),
+                ),
+            }
+        ]
         docs.append(doc)
     return docs
 
 
 def _dataset_doc(session, ds) -> dict:
-    bff = session.execute(sa.select(BeaconRecord.document).where(
-        BeaconRecord.dataset_id == ds.id, BeaconRecord.entry_type == "dataset")
-        .order_by(BeaconRecord.id).limit(1)).scalar()
+    bff = session.execute(
+        sa.select(BeaconRecord.document)
+        .where(BeaconRecord.dataset_id == ds.id, BeaconRecord.entry_type == "dataset")
+        .order_by(BeaconRecord.id)
+        .limit(1)
+    ).scalar()
     doc = dict(bff or {})
     doc["id"] = ds.id
     doc["name"] = doc.get("name") or ds.name or ds.id
@@ -361,14 +496,18 @@ def _handovers(session, settings: Settings, dataset_id: str, entry: str, ids: li
     files = session.execute(q).scalars().all()
     if entry in ("runs", "analyses"):
         keys = set(ids)
-        for rid, ind, bios in session.execute(sa.select(
-                BeaconRecord.id, BeaconRecord.individual_id, BeaconRecord.biosample_id).where(
+        for _rid, ind, bios in session.execute(
+            sa.select(BeaconRecord.id, BeaconRecord.individual_id, BeaconRecord.biosample_id).where(
                 BeaconRecord.dataset_id == dataset_id,
-                BeaconRecord.entry_type == ENTRY_TYPES[entry], BeaconRecord.id.in_(ids))):
+                BeaconRecord.entry_type == ENTRY_TYPES[entry],
+                BeaconRecord.id.in_(ids),
+            )
+        ):
             keys |= {ind, bios}
         wanted = ("BAM", "CRAM") if entry == "runs" else ("VCF", "BCF")
-        files = [f for f in files if f.format in wanted
-                 and (f.object_id in keys or entry == "analyses")]
+        files = [
+            f for f in files if f.format in wanted and (f.object_id in keys or entry == "analyses")
+        ]
     host = urlsplit(settings.public_url).netloc
     out, seen = [], set()
     for f in files[:50]:
@@ -376,27 +515,42 @@ def _handovers(session, settings: Settings, dataset_id: str, entry: str, ids: li
             continue
         seen.add(f.object_id)
         kind = "variants" if f.format in ("VCF", "BCF") else "reads"
-        out.append({"handoverType": {"id": "GA4GH:htsget", "label": "htsget"},
-                    "note": f"htsget {kind} of object {f.object_id}",
-                    "url": f"{settings.public_url.rstrip('/')}/{kind}/{f.object_id}"})
-        out.append({"handoverType": {"id": "GA4GH:drs", "label": "DRS"},
-                    "note": f"DRS object {f.object_id}",
-                    "url": f"drs://{host}/{f.object_id}"})
+        out.append(
+            {
+                "handoverType": {"id": "GA4GH:htsget", "label": "htsget"},
+                "note": f"htsget {kind} of object {f.object_id}",
+                "url": f"{settings.public_url.rstrip('/')}/{kind}/{f.object_id}",
+            }
+        )
+        out.append(
+            {
+                "handoverType": {"id": "GA4GH:drs", "label": "DRS"},
+                "note": f"DRS object {f.object_id}",
+                "url": f"drs://{host}/{f.object_id}",
+            }
+        )
     return out
 
 
 def _record_docs(session, dataset_id: str, entry: str, ids: list[str]) -> list[dict]:
     if not ids:
         return []
-    rows = dict(session.execute(sa.select(BeaconRecord.id, BeaconRecord.document).where(
-        BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == ENTRY_TYPES[entry],
-        BeaconRecord.id.in_(ids))).all())
+    rows = dict(
+        session.execute(
+            sa.select(BeaconRecord.id, BeaconRecord.document).where(
+                BeaconRecord.dataset_id == dataset_id,
+                BeaconRecord.entry_type == ENTRY_TYPES[entry],
+                BeaconRecord.id.in_(ids),
+            )
+        ).all()
+    )
     return [rows[i] for i in ids if i in rows]
 
 
 # ------------------------------------------------------------------ query
-def _result_sets(session, settings: Settings, req: BeaconRequest, results: list,
-                 tiers: dict, shown: dict, ctx) -> tuple[list, list]:
+def _result_sets(
+    session, settings: Settings, req: BeaconRequest, results: list, tiers: dict, shown: dict, ctx
+) -> tuple[list, list]:
     """One resultSet per record or count dataset, each at its own tier, and the
     ``{id, exists}`` entries of the boolean ones (a resultSet needs a count)."""
     sets, boolean_sets = [], []
@@ -410,14 +564,22 @@ def _result_sets(session, settings: Settings, req: BeaconRequest, results: list,
         if granularity == ORDER[BOOLEAN]:
             boolean_sets.append({"id": d.id, "setType": "dataset", "exists": hit})
             continue
-        rs = {"id": d.id, "setType": "dataset", "exists": hit, "resultsCount": count,
-              "results": [],
-              "info": {"returnedGranularity": NAMES[granularity],
-                       "countPrecision": "exact" if tiers[d.id] == RECORD else "rounded"}}
+        rs = {
+            "id": d.id,
+            "setType": "dataset",
+            "exists": hit,
+            "resultsCount": count,
+            "results": [],
+            "info": {
+                "returnedGranularity": NAMES[granularity],
+                "countPrecision": "exact" if tiers[d.id] == RECORD else "rounded",
+            },
+        }
         if granularity == ORDER[RECORD]:
             if req.entry_type == "g_variants":
-                rs["results"] = _variant_docs(session, settings, m.page, d.id, ctx,
-                                              exact=tiers[d.id] == RECORD)
+                rs["results"] = _variant_docs(
+                    session, settings, m.page, d.id, ctx, exact=tiers[d.id] == RECORD
+                )
             elif req.entry_type == "datasets":
                 rs["results"] = [_dataset_doc(session, d)] if m.page else []
             else:
@@ -426,14 +588,18 @@ def _result_sets(session, settings: Settings, req: BeaconRequest, results: list,
                 handovers = _handovers(session, settings, d.id, req.entry_type, list(m.page))
                 if handovers:
                     rs["resultsHandovers"] = handovers
-            rs["info"]["pagination"] = {"skip": req.skip, "limit": req.limit,
-                                        "returned": len(rs["results"])}
+            rs["info"]["pagination"] = {
+                "skip": req.skip,
+                "limit": req.limit,
+                "returned": len(rs["results"]),
+            }
         sets.append(rs)
     return sets, boolean_sets
 
 
-def query(session, settings: Settings, caller: Caller, req: BeaconRequest, *,
-          spend=None) -> tuple[dict, dict]:
+def query(
+    session, settings: Settings, caller: Caller, req: BeaconRequest, *, spend=None
+) -> tuple[dict, dict]:
     """The Beacon response for ``req`` and an audit summary (no genotypes).
 
     Each dataset is answered at the caller's own tier for it (``server.beacon.tiers``
@@ -458,8 +624,11 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest, *,
     returned_name = NAMES[returned]
     engine.check_filters(ctx, req.filters)
     loads = ctx.vcf_loads([d.id for d in datasets])
-    genomic = engine.genomic_conditions(ctx, req, [d.id for d in datasets]) \
-        if req.genomic else engine.Genomic()
+    genomic = (
+        engine.genomic_conditions(ctx, req, [d.id for d in datasets])
+        if req.genomic
+        else engine.Genomic()
+    )
     scoped = person_scoped(req)
     results, total, any_adjusted = [], 0, False
     for d in datasets:
@@ -467,35 +636,63 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest, *,
         if scoped and not beacon_resolves_people(tier):
             m = engine.Matches(0, [])  # as if the id did not exist (no per-person oracle)
         else:
-            m = engine.evaluate(ctx, req, d.id, loads.get(d.id, []), genomic,
-                                want_page=shown[d.id] == ORDER[RECORD],
-                                min_people=min_people(settings, tier))
+            m = engine.evaluate(
+                ctx,
+                req,
+                d.id,
+                loads.get(d.id, []),
+                genomic,
+                want_page=shown[d.id] == ORDER[RECORD],
+                min_people=min_people(settings, tier),
+            )
         count = shown_count(req.entry_type, m.count, settings, tier)
         any_adjusted |= tier != RECORD
         total += count
         results.append((d, count, m))
-    if req.entry_id is not None and total == 0 and req.entry_type != "datasets" \
-            and least == ORDER[RECORD] and not req.source_type:
-        raise NotFound(f"no {ENTITIES[req.entry_type][0]} {req.entry_id!r} in the datasets "
-                       "you may see")
-    meta = {"beaconId": settings.beacon_id, "apiVersion": SPEC_VERSION,
-            "returnedGranularity": returned_name, "receivedRequestSummary": req.summary(),
-            "returnedSchemas": _returned_schemas(req.entry_type), "testMode": req.test_mode}
+    if (
+        req.entry_id is not None
+        and total == 0
+        and req.entry_type != "datasets"
+        and least == ORDER[RECORD]
+        and not req.source_type
+    ):
+        raise NotFound(
+            f"no {ENTITIES[req.entry_type][0]} {req.entry_id!r} in the datasets you may see"
+        )
+    meta = {
+        "beaconId": settings.beacon_id,
+        "apiVersion": SPEC_VERSION,
+        "returnedGranularity": returned_name,
+        "receivedRequestSummary": req.summary(),
+        "returnedSchemas": _returned_schemas(req.entry_type),
+        "testMode": req.test_mode,
+    }
     summary = {"exists": total > 0}
     if least >= ORDER[COUNT]:
         summary["numTotalResults"] = total
         summary["countPrecision"] = "rounded" if any_adjusted else "exact"
         if any_adjusted:
-            summary["countAdjustedTo"] = [f"suppressed below {settings.beacon_count_threshold}",
-                                          f"rounded to {settings.beacon_count_rounding}"]
+            summary["countAdjustedTo"] = [
+                f"suppressed below {settings.beacon_count_threshold}",
+                f"rounded to {settings.beacon_count_rounding}",
+            ]
     body: dict = {"meta": meta, "responseSummary": summary}
     info: dict = {}
     if req.limit_capped:
         info["pagination"] = {"limitCappedTo": req.limit, "maxLimit": settings.beacon_max_limit}
         ctx.warn(f"limit {req.requested_limit} was capped to {req.limit}")
     if req.entry_type in collection.COLLECTIONS:
-        collection.respond(body, session, req, results, tiers, ctx, _dataset_doc, _record_docs,
-                            lambda *a: _handovers(session, settings, *a[1:]))
+        collection.respond(
+            body,
+            session,
+            req,
+            results,
+            tiers,
+            ctx,
+            _dataset_doc,
+            _record_docs,
+            lambda *a: _handovers(session, settings, *a[1:]),
+        )
     else:
         sets, boolean_sets = _result_sets(session, settings, req, results, tiers, shown, ctx)
         if req.include == "NONE":
@@ -508,21 +705,36 @@ def query(session, settings: Settings, caller: Caller, req: BeaconRequest, *,
         info["warnings"] = ctx.warnings
     if info:
         body["info"] = info
-    audit = {"entry": req.entry_type, "entryId": req.entry_id, "source": req.source_type,
-             "params": req.params, "filters": [f["id"] for f in req.filters],
-             "granularity": returned_name,
-             "datasets": {d.id: {"tier": tiers[d.id], "shown": NAMES[shown[d.id]], "count": c}
-                          for d, c, _ in results}}
+    audit = {
+        "entry": req.entry_type,
+        "entryId": req.entry_id,
+        "source": req.source_type,
+        "params": req.params,
+        "filters": [f["id"] for f in req.filters],
+        "granularity": returned_name,
+        "datasets": {
+            d.id: {"tier": tiers[d.id], "shown": NAMES[shown[d.id]], "count": c}
+            for d, c, _ in results
+        },
+    }
     return body, audit
 
 
 # ------------------------------------------------------------------ filtering terms
-def filtering_terms(session, settings: Settings, *, dataset_id: str | None = None,
-                    entry: str | None = None, record_id: str | None = None,
-                    skip: int = 0, limit: int = 0) -> dict:
+def filtering_terms(
+    session,
+    settings: Settings,
+    *,
+    dataset_id: str | None = None,
+    entry: str | None = None,
+    record_id: str | None = None,
+    skip: int = 0,
+    limit: int = 0,
+) -> dict:
     T = BeaconRecordTerm
     q = sa.select(T.term, T.kind, T.entry_type, sa.func.max(T.label)).group_by(
-        T.term, T.kind, T.entry_type)
+        T.term, T.kind, T.entry_type
+    )
     if dataset_id:
         q = q.where(T.dataset_id == dataset_id)
     if entry:
@@ -533,16 +745,21 @@ def filtering_terms(session, settings: Settings, *, dataset_id: str | None = Non
     terms: dict[str, dict] = {}
     labels = {}
     for term, kind, etype, label in session.execute(q):
-        t = terms.setdefault(term, {"type": "ontologyTerm" if kind == "ontology" else "custom",
-                                    "id": term, "scopes": []})
+        t = terms.setdefault(
+            term,
+            {"type": "ontologyTerm" if kind == "ontology" else "custom", "id": term, "scopes": []},
+        )
         if label:
             labels[term] = label
         if plural[etype] not in t["scopes"]:
             t["scopes"].append(plural[etype])
     missing = [t for t in terms if t not in labels and terms[t]["type"] == "ontologyTerm"]
     for i in range(0, len(missing), 500):
-        for tid, label in session.execute(sa.select(BeaconOntologyTerm.id, BeaconOntologyTerm.label)
-                                          .where(BeaconOntologyTerm.id.in_(missing[i:i + 500]))):
+        for tid, label in session.execute(
+            sa.select(BeaconOntologyTerm.id, BeaconOntologyTerm.label).where(
+                BeaconOntologyTerm.id.in_(missing[i : i + 500])
+            )
+        ):
             labels[tid] = label
     for term, label in labels.items():
         if term in terms:
@@ -561,15 +778,18 @@ def filtering_terms(session, settings: Settings, *, dataset_id: str | None = Non
             t["scopes"].append(plural[etype])
     items = sorted(terms.values(), key=lambda t: (t["type"], t["id"]))
     if limit:
-        items = items[skip * limit:(skip + 1) * limit]
+        items = items[skip * limit : (skip + 1) * limit]
     prefixes = {t["id"].split(":")[0] for t in items if t["type"] == "ontologyTerm"}
     resources = []
     for prefix in sorted(prefixes):
         if prefix in RESOURCES:
             rid, name, url, iri = RESOURCES[prefix]
-            resources.append({"id": rid, "name": name, "url": url, "namespacePrefix": prefix,
-                              "iriPrefix": iri})
+            resources.append(
+                {"id": rid, "name": name, "url": url, "namespacePrefix": prefix, "iriPrefix": iri}
+            )
         else:
             resources.append({"id": prefix.lower(), "name": prefix, "namespacePrefix": prefix})
-    return {"meta": _info_meta(settings, "filteringTerm"),
-            "response": {"filteringTerms": items, "resources": resources}}
+    return {
+        "meta": _info_meta(settings, "filteringTerm"),
+        "response": {"filteringTerms": items, "resources": resources},
+    }

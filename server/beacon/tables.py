@@ -20,7 +20,7 @@ BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class BeaconLoad(Base):
@@ -40,8 +40,7 @@ class BeaconLoad(Base):
     assembly: Mapped[str] = mapped_column(sa.String(32), default="")
     max_span: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # longest variant
     started: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
-    finished: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True),
-                                                         nullable=True)
+    finished: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
 
 
 class BeaconSample(Base):
@@ -49,7 +48,8 @@ class BeaconSample(Base):
     __table_args__ = (sa.UniqueConstraint("dataset_id", "name"),)
 
     dataset_id: Mapped[str] = mapped_column(
-        sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+        sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
     idx: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(sa.String(256))
 
@@ -124,7 +124,8 @@ class BeaconRecord(Base):
     __table_args__ = (sa.Index("ix_beacon_records_individual", "dataset_id", "individual_id"),)
 
     dataset_id: Mapped[str] = mapped_column(
-        sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+        sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
     entry_type: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     id: Mapped[str] = mapped_column(sa.String(256), primary_key=True)
     individual_id: Mapped[str] = mapped_column(sa.String(256), default="")

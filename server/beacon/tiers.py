@@ -38,8 +38,15 @@ NAMES = {v: k for k, v in ORDER.items()}
 
 # stored entry types whose single-record endpoints describe one person
 PERSON_SCOPED = frozenset({"individual", "biosample", "run", "analysis"})
-_STORED = {"g_variants": "g_variant", "individuals": "individual", "biosamples": "biosample",
-           "runs": "run", "analyses": "analysis", "cohorts": "cohort", "datasets": "dataset"}
+_STORED = {
+    "g_variants": "g_variant",
+    "individuals": "individual",
+    "biosamples": "biosample",
+    "runs": "run",
+    "analyses": "analysis",
+    "cohorts": "cohort",
+    "datasets": "dataset",
+}
 
 
 def person_scoped(req) -> bool:
@@ -86,14 +93,16 @@ def shown_count(entry: str, count: int, settings: Settings, tier: str) -> int:
 def rule_text(settings: Settings) -> str:
     """The rule in one paragraph, for ``/configuration`` (the README says the same)."""
     t, r = max(settings.beacon_count_threshold, 1), max(settings.beacon_count_rounding, 1)
-    return (f"Below the record tier (count and boolean granularity) an allele is visible only "
-            f"if at least {t} distinct people of the dataset carry it, counting only the "
-            f"individuals that match the request's filters; invisible alleles match nothing. "
-            f"Variant counts count visible alleles, rounded to {r}; counts of individuals, "
-            f"biosamples, runs and analyses under {t} are 0, others rounded to {r}. exists is "
-            f"true exactly when the count shown is above 0. Requests about one individual, "
-            f"biosample, run or analysis answer as if the id did not exist unless the caller "
-            f"has the record tier for the dataset; ids without a metadata record never "
-            f"resolve. Each dataset's resultSet is answered at the caller's own tier for that "
-            f"dataset; responseSummary.numTotalResults is given only when every dataset asked "
-            f"about allows counts.")
+    return (
+        f"Below the record tier (count and boolean granularity) an allele is visible only "
+        f"if at least {t} distinct people of the dataset carry it, counting only the "
+        f"individuals that match the request's filters; invisible alleles match nothing. "
+        f"Variant counts count visible alleles, rounded to {r}; counts of individuals, "
+        f"biosamples, runs and analyses under {t} are 0, others rounded to {r}. exists is "
+        f"true exactly when the count shown is above 0. Requests about one individual, "
+        f"biosample, run or analysis answer as if the id did not exist unless the caller "
+        f"has the record tier for the dataset; ids without a metadata record never "
+        f"resolve. Each dataset's resultSet is answered at the caller's own tier for that "
+        f"dataset; responseSummary.numTotalResults is given only when every dataset asked "
+        f"about allows counts."
+    )

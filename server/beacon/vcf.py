@@ -34,8 +34,12 @@ from tqdm import tqdm
 from server.beacon import journal
 from server.beacon.cpr import looks_like_cpr
 from server.beacon.journal import LoadError, LoadResult
-from server.beacon.refs import (assembly_from_header, canonical_chrom, normalize_assembly,
-                                refseq_accession)
+from server.beacon.refs import (
+    assembly_from_header,
+    canonical_chrom,
+    normalize_assembly,
+    refseq_accession,
+)
 from server.beacon.tables import BeaconAnnotation, BeaconLoad, BeaconSample, BeaconVariant
 from server.db.tables import Dataset
 from server.errors import InvalidInput, NotFound
@@ -48,10 +52,30 @@ _BASES = re.compile(r"^[ACGTNacgtn]+$")
 _ALT_OK = re.compile(r"^([ACGTNacgtn]+|<[^<>]+>|\*|.*[\[\]].*|\.|[ACGTNacgtn]*\.[ACGTNacgtn]*)$")
 
 AMINO = {
-    "Ala": "A", "Arg": "R", "Asn": "N", "Asp": "D", "Cys": "C", "Gln": "Q", "Glu": "E",
-    "Gly": "G", "His": "H", "Ile": "I", "Leu": "L", "Lys": "K", "Met": "M", "Phe": "F",
-    "Pro": "P", "Ser": "S", "Thr": "T", "Trp": "W", "Tyr": "Y", "Val": "V", "Ter": "*",
-    "Sec": "U", "Pyl": "O", "Xaa": "X",
+    "Ala": "A",
+    "Arg": "R",
+    "Asn": "N",
+    "Asp": "D",
+    "Cys": "C",
+    "Gln": "Q",
+    "Glu": "E",
+    "Gly": "G",
+    "His": "H",
+    "Ile": "I",
+    "Leu": "L",
+    "Lys": "K",
+    "Met": "M",
+    "Phe": "F",
+    "Pro": "P",
+    "Ser": "S",
+    "Thr": "T",
+    "Trp": "W",
+    "Tyr": "Y",
+    "Val": "V",
+    "Ter": "*",
+    "Sec": "U",
+    "Pyl": "O",
+    "Xaa": "X",
 }
 _AMINO3 = re.compile("|".join(AMINO))
 
@@ -154,10 +178,21 @@ class _AnnFormat:
 
 
 def _annotation_format(header) -> _AnnFormat | None:
-    for key, names in (("ANN", ("Allele", "Annotation", "Annotation_Impact", "Gene_Name",
-                                "Feature_ID", "HGVS.c", "HGVS.p")),
-                       ("CSQ", ("Allele", "Consequence", "IMPACT", "SYMBOL", "Feature",
-                                "HGVSc", "HGVSp"))):
+    for key, names in (
+        (
+            "ANN",
+            (
+                "Allele",
+                "Annotation",
+                "Annotation_Impact",
+                "Gene_Name",
+                "Feature_ID",
+                "HGVS.c",
+                "HGVS.p",
+            ),
+        ),
+        ("CSQ", ("Allele", "Consequence", "IMPACT", "SYMBOL", "Feature", "HGVSc", "HGVSp")),
+    ):
         if key not in header.info:
             continue
         desc = header.info[key].description or ""
@@ -192,17 +227,28 @@ def _parse_annotations(fmt: _AnnFormat, value: str, alts: list[str], ref: str):
             continue
         effect = parts[fmt.effect]
         gene = parts[fmt.gene] if effect != "intergenic_region" else ""
-        item = (i, gene, effect, parts[fmt.impact], parts[fmt.feature], parts[fmt.hgvs_c],
-                parts[fmt.hgvs_p])
+        item = (
+            i,
+            gene,
+            effect,
+            parts[fmt.impact],
+            parts[fmt.feature],
+            parts[fmt.hgvs_c],
+            parts[fmt.hgvs_p],
+        )
         if item not in seen:
             seen.add(item)
             yield item
 
 
 def _sample_index(session, dataset_id: str, names: list[str]) -> list[int]:
-    rows = dict(session.execute(
-        sa.select(BeaconSample.name, BeaconSample.idx).where(BeaconSample.dataset_id == dataset_id)
-    ).all())
+    rows = dict(
+        session.execute(
+            sa.select(BeaconSample.name, BeaconSample.idx).where(
+                BeaconSample.dataset_id == dataset_id
+            )
+        ).all()
+    )
     nxt = max(rows.values(), default=-1) + 1
     new = []
     for name in names:
@@ -238,8 +284,6 @@ def _bcf_lines(vf):
         yield n, str(rec).encode()
 
 
-
-
 def _positions(mask: bytes):
     """Indexes of the 1-bytes of a 0/1 byte mask, with C-level iterators only."""
     segments = mask.split(b"\x01")
@@ -254,8 +298,7 @@ def _positions(mask: bytes):
 _ONE_ALLELE = {a: bytes(1 if c == ord(str(a)) else 0 for c in range(256)) for a in range(1, 10)}
 
 
-def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where,
-                    homs) -> int:
+def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where, homs) -> int:
     """Counts for the common case: every genotype is ``a|b`` or ``a/b`` with
     one-character alleles, so allele k of sample i sits at ``4*i + 2*k``. Per
     ALT allele, each haplotype becomes a 0/1 byte mask read as a big integer:
@@ -268,8 +311,11 @@ def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where,
     dots = both.count(".")
     counts = [both.count(str(a)) for a in range(n_alt + 1)]
     if dots + sum(counts) != 2 * nsamples:
-        raise LoadError(p, where, f"a genotype names an allele beyond the {n_alt} ALT alleles "
-                                  "or is not a number")
+        raise LoadError(
+            p,
+            where,
+            f"a genotype names an allele beyond the {n_alt} ALT alleles or is not a number",
+        )
     an = 2 * nsamples - dots
     fb, sb = first.encode("ascii"), second.encode("ascii")
     for a in range(1, n_alt + 1):
@@ -304,7 +350,8 @@ class _DiploidTemplate:
         self.expected = (b"0|0\t" * nsamples)[:-1]
         digits = b"0123456789"
         self.tables = [None] + [
-            bytes.maketrans(digits[: k + 1] + b"./", b"0" * (k + 2) + b"|") for k in range(1, 10)]
+            bytes.maketrans(digits[: k + 1] + b"./", b"0" * (k + 2) + b"|") for k in range(1, 10)
+        ]
         self.idx = None if idx is None else np.asarray(idx, dtype=np.uint32)
 
     def counts(self, gts: bytes, n_alt: int, carriers, ac, hom, het, homs) -> int | None:
@@ -344,11 +391,13 @@ def insert_rows(session, table, columns: tuple[str, ...], rows: list[tuple]) -> 
     names = ", ".join(f'"{c}"' for c in columns)
     dbapi = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        with dbapi.cursor() as cursor:
-            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
+        with (
+            dbapi.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+        ):
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
         return
     marks = ", ".join("?" * len(columns))
     cursor = dbapi.cursor()
@@ -376,8 +425,16 @@ PK_RECORD_SHIFT = 8
 PK_LOAD_SHIFT = 40
 
 
-def load_vcf(db, path, dataset_id: str, *, assembly: str | None = None, batch_size: int = 5000,
-             progress: bool = True, stop_after: int | None = None) -> LoadResult:
+def load_vcf(
+    db,
+    path,
+    dataset_id: str,
+    *,
+    assembly: str | None = None,
+    batch_size: int = 5000,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> LoadResult:
     """Load ``path`` into ``dataset_id``. ``stop_after`` (records) simulates an
     interruption after that many committed records (for tests)."""
     p = journal.check_file(path)
@@ -391,19 +448,25 @@ def load_vcf(db, path, dataset_id: str, *, assembly: str | None = None, batch_si
         samples = list(header.samples)
         for i, name in enumerate(samples):
             if looks_like_cpr(name):
-                raise LoadError(p, f"header sample {i + 1}",
-                                f"sample name {name!r} looks like a CPR number; refused")
+                raise LoadError(
+                    p,
+                    f"header sample {i + 1}",
+                    f"sample name {name!r} looks like a CPR number; refused",
+                )
         with db.session() as s:
             ds = s.get(Dataset, dataset_id)
             if ds is None:
-                raise NotFound(f"dataset {dataset_id!r} is not registered "
-                               "(add it with `genomeport dataset add`)")
+                raise NotFound(
+                    f"dataset {dataset_id!r} is not registered "
+                    "(add it with `genomeport dataset add`)"
+                )
             asm = normalize_assembly(assembly or ds.assembly or assembly_from_header(header))
             if not asm:
                 raise InvalidInput(f"{p}: cannot tell the assembly; pass --assembly")
             if ds.assembly and normalize_assembly(ds.assembly) != asm:
-                raise InvalidInput(f"{p}: assembly {asm} differs from dataset {dataset_id}'s "
-                                   f"{ds.assembly}")
+                raise InvalidInput(
+                    f"{p}: assembly {asm} differs from dataset {dataset_id}'s {ds.assembly}"
+                )
             row, done = journal.begin(s, "vcf", dataset_id, p, sha)
             if done:
                 return LoadResult("vcf", str(p), dataset_id, "unchanged", row.id, row.records)
@@ -411,18 +474,35 @@ def load_vcf(db, path, dataset_id: str, *, assembly: str | None = None, batch_si
             row.assembly = asm
             idx = _sample_index(s, dataset_id, samples)
             boundary = (load_id << PK_LOAD_SHIFT) | (checkpoint << PK_RECORD_SHIFT)
-            s.execute(sa.delete(BeaconVariant).where(BeaconVariant.load_id == load_id,
-                                                     BeaconVariant.pk >= boundary))
-            s.execute(sa.delete(BeaconAnnotation).where(BeaconAnnotation.load_id == load_id,
-                                                         BeaconAnnotation.variant_pk >= boundary))
+            s.execute(
+                sa.delete(BeaconVariant).where(
+                    BeaconVariant.load_id == load_id, BeaconVariant.pk >= boundary
+                )
+            )
+            s.execute(
+                sa.delete(BeaconAnnotation).where(
+                    BeaconAnnotation.load_id == load_id, BeaconAnnotation.variant_pk >= boundary
+                )
+            )
         ann = _annotation_format(header)
         lines = _text_lines(p) if vf.format == "VCF" else _bcf_lines(vf)
         try:
             items, max_span = _load_records(
-                db, p, lines, load_id=load_id, dataset_id=dataset_id, assembly=asm,
-                nsamples=len(samples), idx=idx, ann=ann, checkpoint=checkpoint,
-                batch_size=batch_size, progress=progress, stop_after=stop_after,
-                line_based=vf.format == "VCF")
+                db,
+                p,
+                lines,
+                load_id=load_id,
+                dataset_id=dataset_id,
+                assembly=asm,
+                nsamples=len(samples),
+                idx=idx,
+                ann=ann,
+                checkpoint=checkpoint,
+                batch_size=batch_size,
+                progress=progress,
+                stop_after=stop_after,
+                line_based=vf.format == "VCF",
+            )
         except LoadError:
             _discard(db, load_id)
             raise
@@ -437,14 +517,18 @@ def load_vcf(db, path, dataset_id: str, *, assembly: str | None = None, batch_si
             s.execute(sa.delete(BeaconAnnotation).where(BeaconAnnotation.load_id == old.id))
             s.execute(sa.delete(BeaconVariant).where(BeaconVariant.load_id == old.id))
             old.status = "superseded"
-        total = s.execute(sa.select(sa.func.count()).select_from(BeaconVariant)
-                          .where(BeaconVariant.load_id == load_id)).scalar_one()
+        total = s.execute(
+            sa.select(sa.func.count())
+            .select_from(BeaconVariant)
+            .where(BeaconVariant.load_id == load_id)
+        ).scalar_one()
         row.status = "done"
         row.records = row.checkpoint
         row.finished = journal.utcnow()
         records = row.records
-    return LoadResult("vcf", str(p), dataset_id, "resumed" if checkpoint else "loaded", load_id,
-                      records, total)
+    return LoadResult(
+        "vcf", str(p), dataset_id, "resumed" if checkpoint else "loaded", load_id, records, total
+    )
 
 
 def _discard(db, load_id: int) -> None:
@@ -454,16 +538,59 @@ def _discard(db, load_id: int) -> None:
         s.execute(sa.delete(BeaconLoad).where(BeaconLoad.id == load_id))
 
 
-_VARIANT_COLUMNS = ("pk", "load_id", "dataset_id", "assembly", "chrom", "start", "end", "ref",
-                    "alt", "variant_type", "length", "vcf_id", "hgvs_g", "ac", "an", "hom", "het",
-                    "af", "carriers", "hom_carriers")
-_ANNOTATION_COLUMNS = ("variant_pk", "load_id", "gene", "effect", "impact", "feature", "hgvs_c",
-                       "hgvs_p", "aa_change")
+_VARIANT_COLUMNS = (
+    "pk",
+    "load_id",
+    "dataset_id",
+    "assembly",
+    "chrom",
+    "start",
+    "end",
+    "ref",
+    "alt",
+    "variant_type",
+    "length",
+    "vcf_id",
+    "hgvs_g",
+    "ac",
+    "an",
+    "hom",
+    "het",
+    "af",
+    "carriers",
+    "hom_carriers",
+)
+_ANNOTATION_COLUMNS = (
+    "variant_pk",
+    "load_id",
+    "gene",
+    "effect",
+    "impact",
+    "feature",
+    "hgvs_c",
+    "hgvs_p",
+    "aa_change",
+)
 _STRIP_FORMAT_BYTES = re.compile(rb":[^\t]*")
 
 
-def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx, ann,
-                  checkpoint, batch_size, progress, stop_after, line_based):
+def _load_records(
+    db,
+    p,
+    lines,
+    *,
+    load_id,
+    dataset_id,
+    assembly,
+    nsamples,
+    idx,
+    ann,
+    checkpoint,
+    batch_size,
+    progress,
+    stop_after,
+    line_based,
+):
     variants: list[tuple] = []
     annotations: list[tuple] = []
     rec_no = 0
@@ -506,7 +633,9 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
             if section is not None:
                 fields.append(section)
             if len(fields) < 8:
-                raise LoadError(p, where, f"expected at least 8 tab-separated columns, got {len(fields)}")
+                raise LoadError(
+                    p, where, f"expected at least 8 tab-separated columns, got {len(fields)}"
+                )
             chrom_raw, pos_s, vid, ref, alt_s, _qual, _filt, info_s = fields[:8]
             try:
                 pos = int(pos_s)
@@ -547,15 +676,31 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
                     an = template.counts(gts, n_alt, carriers, ac, hom, het, homs)
                 if an is None:
                     # anything else the general (text) way, which words the errors
-                    an = _general_counts(p, where, section.decode(), fmt, nsamples, n_alt,
-                                         carriers, ac, hom, het, idx, identity, homs)
+                    an = _general_counts(
+                        p,
+                        where,
+                        section.decode(),
+                        fmt,
+                        nsamples,
+                        n_alt,
+                        carriers,
+                        ac,
+                        hom,
+                        het,
+                        idx,
+                        identity,
+                        homs,
+                    )
             else:
                 an = _int(info.get("AN")) or 0
                 for i, v in enumerate((info.get("AC") or "").split(",")):
                     if i < n_alt and _int(v) is not None:
                         ac[i + 1] = _int(v)
-            ann_items = list(_parse_annotations(ann, info[ann.key], alts, ref)) \
-                if ann is not None and ann.key in info else []
+            ann_items = (
+                list(_parse_annotations(ann, info[ann.key], alts, ref))
+                if ann is not None and ann.key in info
+                else []
+            )
             base = (load_id << PK_LOAD_SHIFT) | ((rec_no - 1) << PK_RECORD_SHIFT)
             ref_upper = ref.upper()
             vcf_id = "" if vid == "." else vid
@@ -569,21 +714,48 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
                 pk = base | a
                 bits = carriers[a]
                 hom_bits = homs[a]
-                variants.append((
-                    pk, load_id, dataset_id, assembly, chrom, start, end, ref_upper,
-                    alt.upper() if not alt.startswith("<") else alt, vtype, length, vcf_id,
-                    hgvs_genomic(chrom, assembly, pos, ref, alt),
-                    ac[a], an, hom[a], het[a], (ac[a] / an) if an else 0.0,
-                    (bits if isinstance(bits, BitMap) else BitMap(bits)).serialize(),
-                    (hom_bits if isinstance(hom_bits, BitMap) else BitMap(hom_bits)).serialize(),
-                ))
-                for (ai, gene, effect, impact, feature, hgvs_c, hgvs_p) in ann_items:
+                variants.append(
+                    (
+                        pk,
+                        load_id,
+                        dataset_id,
+                        assembly,
+                        chrom,
+                        start,
+                        end,
+                        ref_upper,
+                        alt.upper() if not alt.startswith("<") else alt,
+                        vtype,
+                        length,
+                        vcf_id,
+                        hgvs_genomic(chrom, assembly, pos, ref, alt),
+                        ac[a],
+                        an,
+                        hom[a],
+                        het[a],
+                        (ac[a] / an) if an else 0.0,
+                        (bits if isinstance(bits, BitMap) else BitMap(bits)).serialize(),
+                        (
+                            hom_bits if isinstance(hom_bits, BitMap) else BitMap(hom_bits)
+                        ).serialize(),
+                    )
+                )
+                for ai, gene, effect, impact, feature, hgvs_c, hgvs_p in ann_items:
                     if ai != i:
                         continue
-                    annotations.append((
-                        pk, load_id, gene[:128], effect[:256], impact[:16], feature[:128],
-                        hgvs_c[:512], hgvs_p[:512], aa_short(hgvs_p)[:128],
-                    ))
+                    annotations.append(
+                        (
+                            pk,
+                            load_id,
+                            gene[:128],
+                            effect[:256],
+                            impact[:16],
+                            feature[:128],
+                            hgvs_c[:512],
+                            hgvs_p[:512],
+                            aa_short(hgvs_p)[:128],
+                        )
+                    )
             if len(variants) >= batch_size:
                 flush(rec_no)
                 if stop_after is not None and rec_no >= stop_after:
@@ -594,21 +766,33 @@ def _load_records(db, p, lines, *, load_id, dataset_id, assembly, nsamples, idx,
     return len(variants), max_span
 
 
-def _general_counts(p, where, section: str, fmt: str, nsamples, n_alt, carriers, ac, hom, het,
-                    idx, identity, homs) -> int:
+def _general_counts(
+    p, where, section: str, fmt: str, nsamples, n_alt, carriers, ac, hom, het, idx, identity, homs
+) -> int:
     """Counts of any genotype layout (haploid, polyploid, multi-digit alleles),
     with an error naming the sample for anything that does not parse."""
     an = 0
     if section.count("\t") + 1 != nsamples:
-        raise LoadError(p, where, f"{section.count(chr(9)) + 1} sample columns, "
-                                  f"header declares {nsamples}")
+        raise LoadError(
+            p, where, f"{section.count(chr(9)) + 1} sample columns, header declares {nsamples}"
+        )
     if fmt.startswith("GT"):
         gts = section if fmt == "GT" else _STRIP_FORMAT.sub("", section)
         # (the sample columns were counted above: nsamples - 1 tabs)
-        if (n_alt <= 9 and len(gts) == 4 * nsamples - 1
-                and gts[3::4].count("\t") == nsamples - 1):
-            an = _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het,
-                                 None if identity else idx, p, where, homs)
+        if n_alt <= 9 and len(gts) == 4 * nsamples - 1 and gts[3::4].count("\t") == nsamples - 1:
+            an = _diploid_counts(
+                gts,
+                nsamples,
+                n_alt,
+                carriers,
+                ac,
+                hom,
+                het,
+                None if identity else idx,
+                p,
+                where,
+                homs,
+            )
             gts = ""  # done: skip the general path below
         else:
             seps = gts.count("|") + gts.count("/")
@@ -621,16 +805,18 @@ def _general_counts(p, where, section: str, fmt: str, nsamples, n_alt, carriers,
             try:
                 called = [int(a) for a in _ALLELE_SPLIT.split(token) if a != "."]
             except ValueError:
-                raise LoadError(p, where, f"sample {col + 1}: genotype {token!r} "
-                                          "does not parse") from None
+                raise LoadError(
+                    p, where, f"sample {col + 1}: genotype {token!r} does not parse"
+                ) from None
             missing = token.count(".")
             sample = col if identity else idx[col]
             for a in set(called):
                 if a == 0:
                     continue
                 if a > n_alt:
-                    raise LoadError(p, where, f"sample {col + 1}: allele {a} but "
-                                              f"only {n_alt} ALT alleles")
+                    raise LoadError(
+                        p, where, f"sample {col + 1}: allele {a} but only {n_alt} ALT alleles"
+                    )
                 carriers[a].append(sample)
                 if not missing and all(x == a for x in called):
                     hom[a] += 1

@@ -97,8 +97,10 @@ class _InsertPlan:
         self.sql, self.names, self.processors, self.positional = sql, names, processors, positional
 
     def args(self, row: dict):
-        values = {name: (fn(row[name]) if fn is not None else row[name])
-                  for name, fn in zip(self.names, self.processors)}
+        values = {
+            name: (fn(row[name]) if fn is not None else row[name])
+            for name, fn in zip(self.names, self.processors, strict=False)
+        }
         return tuple(values[name] for name in self.names) if self.positional else values
 
 
@@ -130,8 +132,10 @@ class PreparedInsert:
             compiled = self.statement.compile(dialect=dialect, column_keys=list(keys))
             names = tuple(compiled.positiontup) if dialect.positional else tuple(compiled.binds)
             if set(names) == set(keys):
-                processors = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-                                   for name in names)
+                processors = tuple(
+                    compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                    for name in names
+                )
                 plan = _InsertPlan(compiled.string, names, processors, dialect.positional)
         with self._lock:
             self._plans[cache_key] = plan

@@ -11,7 +11,7 @@ from server.db import Base, Document
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Dataset(Base):
@@ -67,15 +67,20 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_log"
 
-    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-                                    primary_key=True, autoincrement=True)
-    time: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow, index=True)
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    time: Mapped[dt.datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=utcnow, index=True
+    )
     caller: Mapped[str] = mapped_column(sa.String(512), default="anonymous", index=True)
     api: Mapped[str] = mapped_column(sa.String(16), index=True)
     action: Mapped[str] = mapped_column(sa.String(64))
     dataset_id: Mapped[str] = mapped_column(sa.String(128), default="", index=True)
     object_id: Mapped[str] = mapped_column(sa.String(256), default="")
     query: Mapped[dict] = mapped_column(Document, default=dict)
-    outcome: Mapped[str] = mapped_column(sa.String(32))  # granted | denied | refused (budget) | error
+    outcome: Mapped[str] = mapped_column(
+        sa.String(32)
+    )  # granted | denied | refused (budget) | error
     status: Mapped[int] = mapped_column(sa.Integer, default=200)
     request_id: Mapped[str] = mapped_column(sa.String(64), default="")

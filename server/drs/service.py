@@ -15,9 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -38,8 +38,12 @@ from server.errors import (
 from server.settings import Settings
 
 ACCESS_ID = "https"
-MIME = {"BAM": "application/octet-stream", "CRAM": "application/octet-stream",
-        "VCF": "application/gzip", "BCF": "application/octet-stream"}
+MIME = {
+    "BAM": "application/octet-stream",
+    "CRAM": "application/octet-stream",
+    "VCF": "application/gzip",
+    "BCF": "application/octet-stream",
+}
 
 
 def public_host(settings: Settings) -> str:
@@ -53,10 +57,10 @@ def self_uri(settings: Settings, drs_id: str) -> str:
 
 def _iso(value: dt.datetime | None) -> str:
     if value is None:
-        value = dt.datetime.now(dt.timezone.utc)
+        value = dt.datetime.now(dt.UTC)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -88,12 +92,16 @@ def _lookup(session, drs_id: str) -> Resolved:
         if row is None:
             raise NotFound(f"no DRS object {drs_id!r}")
         return Resolved(drs_id, "wes", wes=row)
-    row = session.scalar(sa.select(DataFile).where(DataFile.object_id == parsed.object_id,
-                                                   DataFile.format == parsed.format))
+    row = session.scalar(
+        sa.select(DataFile).where(
+            DataFile.object_id == parsed.object_id, DataFile.format == parsed.format
+        )
+    )
     if row is None:
         raise NotFound(f"no DRS object {drs_id!r}")
     if parsed.kind == "index" and (
-            not row.index_format or ids.INDEX_EXT.get(row.index_format) != parsed.index_ext):
+        not row.index_format or ids.INDEX_EXT.get(row.index_format) != parsed.index_ext
+    ):
         raise NotFound(f"no DRS object {drs_id!r}")
     dataset = session.get(Dataset, row.dataset_id)
     if dataset is None:  # pragma: no cover - foreign key
@@ -109,7 +117,9 @@ def _check(ctx: DrsContext, obj: Resolved) -> None:
         owner = obj.wes.owner  # type: ignore[union-attr]
         # A development node (no issuer configured) runs WES for anonymous
         # callers, who share the owner "anonymous"; anywhere else a token is needed.
-        if not ctx.caller.authenticated and not (owner == ANONYMOUS.label and not ctx.settings.auth_issuers):
+        if not ctx.caller.authenticated and not (
+            owner == ANONYMOUS.label and not ctx.settings.auth_issuers
+        ):
             raise InvalidAuthentication("this object requires authentication (a bearer token)")
         if ctx.caller.label != owner:  # type: ignore[union-attr]
             raise NotFound(f"no DRS object {obj.drs_id!r}")
@@ -134,8 +144,13 @@ def resolve(ctx: DrsContext, drs_id: str, *, action: str) -> Resolved:
             where = _audit_ids(obj)
             _check(ctx, obj)
     except ServiceError as exc:
-        ctx.audit(action=action, outcome="denied" if exc.status in (401, 403) else "error",
-                  status=exc.status, query={"drs_id": drs_id[:300]}, **where)
+        ctx.audit(
+            action=action,
+            outcome="denied" if exc.status in (401, 403) else "error",
+            status=exc.status,
+            query={"drs_id": drs_id[:300]},
+            **where,
+        )
         raise
     ctx.audit(action=action, outcome="granted", status=200, query={"drs_id": drs_id}, **where)
     return obj
@@ -149,8 +164,19 @@ def _checksums(sha256: str, md5: str) -> list[dict]:
     return out
 
 
-def _blob(settings: Settings, drs_id: str, *, size: int, sha256: str, md5: str,
-          created, updated, mime: str, description: str, aliases: list[str]) -> dict:
+def _blob(
+    settings: Settings,
+    drs_id: str,
+    *,
+    size: int,
+    sha256: str,
+    md5: str,
+    created,
+    updated,
+    mime: str,
+    description: str,
+    aliases: list[str],
+) -> dict:
     return {
         "id": drs_id,
         "name": drs_id,
@@ -175,30 +201,56 @@ def render(settings: Settings, obj: Resolved, expand: bool = False) -> dict:
     """The DrsObject JSON for an (authorised) object."""
     if obj.kind == "wes":
         w = obj.wes
-        return _blob(settings, obj.drs_id, size=w.size, sha256=w.sha256, md5=w.md5,  # type: ignore
-                     created=w.created, updated=w.created, mime="application/octet-stream",
-                     description=f"output {w.name} of WES run {w.run_id}",
-                     aliases=[f"{w.run_id}/{w.name}"])
+        return _blob(
+            settings,
+            obj.drs_id,
+            size=w.size,
+            sha256=w.sha256,
+            md5=w.md5,  # type: ignore
+            created=w.created,
+            updated=w.created,
+            mime="application/octet-stream",
+            description=f"output {w.name} of WES run {w.run_id}",
+            aliases=[f"{w.run_id}/{w.name}"],
+        )
     f, ds = obj.file, obj.dataset
     fid = ids.file_id(f.object_id, f.format)
     if obj.kind == "file":
-        return _blob(settings, fid, size=f.size, sha256=f.sha256, md5=f.md5, created=f.created,
-                     updated=f.updated, mime=MIME.get(f.format, "application/octet-stream"),
-                     description=f"{f.format} {f.object_id} of dataset {ds.id}",
-                     aliases=[f.object_id])
+        return _blob(
+            settings,
+            fid,
+            size=f.size,
+            sha256=f.sha256,
+            md5=f.md5,
+            created=f.created,
+            updated=f.updated,
+            mime=MIME.get(f.format, "application/octet-stream"),
+            description=f"{f.format} {f.object_id} of dataset {ds.id}",
+            aliases=[f.object_id],
+        )
     iid = ids.index_id(f.object_id, f.format, f.index_format)
     if obj.kind == "index":
-        return _blob(settings, iid, size=f.index_size, sha256=f.index_sha256, md5=f.index_md5,
-                     created=f.created, updated=f.updated, mime="application/octet-stream",
-                     description=f"{f.index_format} index of {fid}", aliases=[])
+        return _blob(
+            settings,
+            iid,
+            size=f.index_size,
+            sha256=f.index_sha256,
+            md5=f.index_md5,
+            created=f.created,
+            updated=f.updated,
+            mime="application/octet-stream",
+            description=f"{f.index_format} index of {fid}",
+            aliases=[],
+        )
     # bundle: the file and its index
     contents = [
         {"name": fid, "id": fid, "drs_uri": [self_uri(settings, fid)]},
         {"name": iid, "id": iid, "drs_uri": [self_uri(settings, iid)]},
     ]
     md5s = [f.md5, f.index_md5]
-    checksums = [{"type": "sha-256",
-                  "checksum": _bundle_checksum("sha256", [f.sha256, f.index_sha256])}]
+    checksums = [
+        {"type": "sha-256", "checksum": _bundle_checksum("sha256", [f.sha256, f.index_sha256])}
+    ]
     if all(md5s):
         checksums.append({"type": "md5", "checksum": _bundle_checksum("md5", md5s)})
     return {
@@ -239,11 +291,25 @@ def access_url(ctx: DrsContext, drs_id: str, access_id: str) -> dict:
     if access_id != ACCESS_ID or obj.kind == "bundle":
         raise NotFound(f"object {drs_id!r} has no access method {access_id!r}")
     if obj.kind == "wes":  # the owner's own output: the token (and its visas) decided
-        return {"url": _sign(ctx.settings, "wes", obj.wes.url_key,  # type: ignore[union-attr]
-                             ctx.caller, ctx.caller.expires)}
+        return {
+            "url": _sign(
+                ctx.settings,
+                "wes",
+                obj.wes.url_key,  # type: ignore[union-attr]
+                ctx.caller,
+                ctx.caller.expires,
+            )
+        }
     kind = "file" if obj.kind == "file" else "index"
-    return {"url": _sign(ctx.settings, kind, str(obj.file.pk), ctx.caller,  # type: ignore[union-attr]
-                         access_expires(ctx.caller, obj.dataset.access))}  # type: ignore[union-attr]
+    return {
+        "url": _sign(
+            ctx.settings,
+            kind,
+            str(obj.file.pk),
+            ctx.caller,  # type: ignore[union-attr]
+            access_expires(ctx.caller, obj.dataset.access),
+        )
+    }  # type: ignore[union-attr]
 
 
 def _check_bulk(settings: Settings, items) -> None:
@@ -251,7 +317,8 @@ def _check_bulk(settings: Settings, items) -> None:
         raise InvalidInput("the request must list at least one object")
     if len(items) > settings.drs_max_bulk:
         raise PayloadTooLarge(
-            f"at most {settings.drs_max_bulk} objects per bulk request (maxBulkRequestLength)")
+            f"at most {settings.drs_max_bulk} objects per bulk request (maxBulkRequestLength)"
+        )
 
 
 def _unresolved(failures: dict[int, list[str]]) -> list[dict]:
@@ -275,18 +342,22 @@ def bulk_objects(ctx: DrsContext, object_ids, expand: bool = False) -> dict:
             resolved.append(get_object(ctx, drs_id, expand))
         except (NotFound, InvalidAuthentication, PermissionDenied) as exc:
             failures.setdefault(exc.status, []).append(drs_id)
-    return {"summary": {"requested": len(object_ids), "resolved": len(resolved),
-                        "unresolved": len(object_ids) - len(resolved)},
-            "unresolved_drs_objects": _unresolved(failures),
-            "resolved_drs_object": resolved}
+    return {
+        "summary": {
+            "requested": len(object_ids),
+            "resolved": len(resolved),
+            "unresolved": len(object_ids) - len(resolved),
+        },
+        "unresolved_drs_objects": _unresolved(failures),
+        "resolved_drs_object": resolved,
+    }
 
 
 def bulk_access(ctx: DrsContext, requests) -> dict:
     _check_bulk(ctx.settings, requests)
     total = sum(len(r.get("bulk_access_ids") or []) for r in requests if isinstance(r, dict))
     if total > ctx.settings.drs_max_bulk:
-        raise PayloadTooLarge(
-            f"at most {ctx.settings.drs_max_bulk} access ids per bulk request")
+        raise PayloadTooLarge(f"at most {ctx.settings.drs_max_bulk} access ids per bulk request")
     _fail_on_bad_token(ctx)
     urls, failures, requested = [], {}, 0
     for item in requests:
@@ -304,20 +375,34 @@ def bulk_access(ctx: DrsContext, requests) -> dict:
                 failures.setdefault(exc.status, []).append(drs_id)
                 continue
             urls.append({"drs_object_id": drs_id, "drs_access_id": access_id, **url})
-    return {"summary": {"requested": requested, "resolved": len(urls),
-                        "unresolved": requested - len(urls)},
-            "unresolved_drs_objects": _unresolved(failures),
-            "resolved_drs_object_access_urls": urls}
+    return {
+        "summary": {
+            "requested": requested,
+            "resolved": len(urls),
+            "unresolved": requested - len(urls),
+        },
+        "unresolved_drs_objects": _unresolved(failures),
+        "resolved_drs_object_access_urls": urls,
+    }
 
 
 def _authorizations(settings: Settings, obj: Resolved) -> dict:
     if obj.kind != "wes" and obj.dataset.access == "public":  # type: ignore[union-attr]
         return {"drs_object_id": obj.drs_id, "supported_types": ["None"]}
-    issuers = sorted({e.get("issuer") for e in settings.auth_issuers
-                      if isinstance(e, dict) and isinstance(e.get("issuer"), str)})
+    issuers = sorted(
+        {
+            e.get("issuer")
+            for e in settings.auth_issuers
+            if isinstance(e, dict) and isinstance(e.get("issuer"), str)
+        }
+    )
     visa_issuers = sorted(set(issuers) | set(dict(settings.visa_jku_allowlist or {})))
-    return {"drs_object_id": obj.drs_id, "supported_types": ["BearerAuth", "PassportAuth"],
-            "passport_auth_issuers": visa_issuers, "bearer_auth_issuers": issuers}
+    return {
+        "drs_object_id": obj.drs_id,
+        "supported_types": ["BearerAuth", "PassportAuth"],
+        "passport_auth_issuers": visa_issuers,
+        "bearer_auth_issuers": issuers,
+    }
 
 
 def options_object(ctx: DrsContext, drs_id: str) -> dict:
@@ -336,23 +421,34 @@ def options_bulk(ctx: DrsContext, object_ids) -> dict:
                 found.append(_authorizations(ctx.settings, _lookup(session, str(drs_id))))
             except NotFound:
                 missing.append(str(drs_id))
-    return {"summary": {"requested": len(object_ids), "resolved": len(found),
-                        "unresolved": len(missing)},
-            "unresolved_drs_objects": _unresolved({404: missing} if missing else {}),
-            "resolved_drs_object": found}
+    return {
+        "summary": {
+            "requested": len(object_ids),
+            "resolved": len(found),
+            "unresolved": len(missing),
+        },
+        "unresolved_drs_objects": _unresolved({404: missing} if missing else {}),
+        "resolved_drs_object": found,
+    }
 
 
 def stats(db: Database) -> tuple[int, int]:
     """(objectCount, totalObjectSize): blobs and bundles, unique bytes once."""
     with db.session() as session:
-        files, size, isize, with_index = session.execute(sa.select(
-            sa.func.count(DataFile.pk), sa.func.coalesce(sa.func.sum(DataFile.size), 0),
-            sa.func.coalesce(sa.func.sum(DataFile.index_size), 0),
-            sa.func.count(DataFile.pk).filter(DataFile.index_format != ""),
-        )).one()
-        outputs, osize = session.execute(sa.select(
-            sa.func.count(WesOutputObject.id),
-            sa.func.coalesce(sa.func.sum(WesOutputObject.size), 0))).one()
+        files, size, isize, with_index = session.execute(
+            sa.select(
+                sa.func.count(DataFile.pk),
+                sa.func.coalesce(sa.func.sum(DataFile.size), 0),
+                sa.func.coalesce(sa.func.sum(DataFile.index_size), 0),
+                sa.func.count(DataFile.pk).filter(DataFile.index_format != ""),
+            )
+        ).one()
+        outputs, osize = session.execute(
+            sa.select(
+                sa.func.count(WesOutputObject.id),
+                sa.func.coalesce(sa.func.sum(WesOutputObject.size), 0),
+            )
+        ).one()
     return int(files + 2 * with_index + outputs), int(size + isize + osize)
 
 
@@ -363,8 +459,11 @@ def service_info(settings: Settings, db: Database) -> dict:
     info = node_info.api_info(settings, "drs")
     info.pop("url", None)  # a Service Registry field, not part of a service's own service-info
     info["maxBulkRequestLength"] = settings.drs_max_bulk
-    info["drs"] = {"maxBulkRequestLength": settings.drs_max_bulk, "objectCount": count,
-                   "totalObjectSize": total}
+    info["drs"] = {
+        "maxBulkRequestLength": settings.drs_max_bulk,
+        "objectCount": count,
+        "totalObjectSize": total,
+    }
     return info
 
 
@@ -379,8 +478,9 @@ def _hash_file(path: Path) -> tuple[int, str, str]:
     return size, sha.hexdigest(), md5.hexdigest()
 
 
-def register_wes_output(db: Database, *, run_id: str, name: str, path: str | Path, owner: str,
-                        url_key: str) -> str:
+def register_wes_output(
+    db: Database, *, run_id: str, name: str, path: str | Path, owner: str, url_key: str
+) -> str:
     """Publish one WES output file as a DRS object; returns its DRS id.
 
     ``owner`` is the submitting caller's ``label``: only that caller can read
@@ -393,16 +493,32 @@ def register_wes_output(db: Database, *, run_id: str, name: str, path: str | Pat
         raise InvalidInput(f"WES output {name!r} is not a file")
     size, sha, md5 = _hash_file(path)
     with db.session() as session:
-        row = session.scalar(sa.select(WesOutputObject).where(
-            WesOutputObject.run_id == run_id, WesOutputObject.name == name))
+        row = session.scalar(
+            sa.select(WesOutputObject).where(
+                WesOutputObject.run_id == run_id, WesOutputObject.name == name
+            )
+        )
         if row is None:
-            row = WesOutputObject(id=ids.WES_PREFIX + uuid.uuid4().hex, run_id=run_id, name=name,
-                                  owner=owner, location=str(path.resolve()), url_key=url_key,
-                                  size=size, sha256=sha, md5=md5)
+            row = WesOutputObject(
+                id=ids.WES_PREFIX + uuid.uuid4().hex,
+                run_id=run_id,
+                name=name,
+                owner=owner,
+                location=str(path.resolve()),
+                url_key=url_key,
+                size=size,
+                sha256=sha,
+                md5=md5,
+            )
             session.add(row)
         else:
             row.location, row.url_key, row.size, row.sha256, row.md5 = (
-                str(path.resolve()), url_key, size, sha, md5)
+                str(path.resolve()),
+                url_key,
+                size,
+                sha,
+                md5,
+            )
         return row.id
 
 
@@ -413,8 +529,13 @@ def wes_outputs(db: Database, run_id: str) -> dict[str, str]:
         return {r.name: r.id for r in rows}
 
 
-def resolve_for_wes(settings: Settings, db: Database, caller: Caller, uri: str,
-                    audit: Callable[..., None] | None = None) -> str:
+def resolve_for_wes(
+    settings: Settings,
+    db: Database,
+    caller: Caller,
+    uri: str,
+    audit: Callable[..., None] | None = None,
+) -> str:
     """A ``drs://`` URI of this node -> local path, with the submitter's own rights.
 
     Raises InvalidInput for another host, NotFound / 401 / 403 like DRS does.

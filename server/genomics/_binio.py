@@ -39,7 +39,7 @@ class Cursor:
     def raw(self, n: int) -> bytes:
         if self.pos + n > len(self.buf):
             raise IndexError_("index truncated")
-        value = bytes(self.buf[self.pos:self.pos + n])
+        value = bytes(self.buf[self.pos : self.pos + n])
         self.pos += n
         return value
 
@@ -57,7 +57,7 @@ class Cursor:
 def read_chunks(cur: Cursor) -> list[tuple[int, int]]:
     n_chunk = cur.i32()
     flat = cur.u64s(2 * n_chunk)
-    return list(zip(flat[0::2], flat[1::2]))
+    return list(zip(flat[0::2], flat[1::2], strict=False))
 
 
 def read_bai_like_ref(cur: Cursor) -> RefIndex:
@@ -135,7 +135,11 @@ def parse_tabix_meta(cur: Cursor) -> tuple[dict, list[str]]:
     l_nm = cur.i32()
     names = [n.decode() for n in cur.raw(l_nm).split(b"\0") if n]
     info = {
-        "format": fmt, "col_seq": col_seq, "col_beg": col_beg, "col_end": col_end,
-        "meta": chr(meta) if 0 < meta < 128 else "", "skip": skip,
+        "format": fmt,
+        "col_seq": col_seq,
+        "col_beg": col_beg,
+        "col_end": col_end,
+        "meta": chr(meta) if 0 < meta < 128 else "",
+        "skip": skip,
     }
     return info, names

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from server.genomics._binio import (
-    Cursor, IndexError_, LazyRefs, read_bai_like_ref, read_optional_u64, skip_bai_like_ref,
+    Cursor,
+    IndexError_,
+    LazyRefs,
+    read_bai_like_ref,
+    read_optional_u64,
+    skip_bai_like_ref,
 )
 from server.genomics.binning import BinIndex
 

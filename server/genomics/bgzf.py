@@ -9,12 +9,11 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 # The empty block every BGZF file should end with (SAM/BAM spec, 4.1.2).
-EOF_BLOCK = bytes.fromhex(
-    "1f8b08040000000000ff0600424302001b0003000000000000000000"
-)
+EOF_BLOCK = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 MAX_BLOCK_DATA = 0xFF00  # uncompressed bytes per block htslib writes
 _HEADER = struct.Struct("<4BI2BH")  # magic..xlen (12 bytes)
 _TAIL = struct.Struct("<II")  # crc32, isize
@@ -49,7 +48,13 @@ def read_block(fh: BinaryIO, coffset: int) -> tuple[int, bytes] | None:
     header = fh.read(12)
     if not header:
         return None
-    if len(header) < 12 or header[0] != 31 or header[1] != 139 or header[2] != 8 or not header[3] & 4:
+    if (
+        len(header) < 12
+        or header[0] != 31
+        or header[1] != 139
+        or header[2] != 8
+        or not header[3] & 4
+    ):
         raise BGZFError(f"no BGZF block at offset {coffset}")
     xlen = _HEADER.unpack(header)[-1]
     extra = fh.read(xlen)
@@ -101,7 +106,7 @@ def compress(data: bytes, level: int = 6) -> bytes:
     """``data`` as a sequence of BGZF blocks (no EOF block)."""
     out = io.BytesIO()
     for pos in range(0, len(data), MAX_BLOCK_DATA):
-        out.write(compress_block(data[pos:pos + MAX_BLOCK_DATA], level))
+        out.write(compress_block(data[pos : pos + MAX_BLOCK_DATA], level))
     return out.getvalue()
 
 
@@ -151,7 +156,7 @@ class BGZFReader:
         while n > 0:
             if self.pos >= len(self.data) and not self._load():
                 break
-            take = self.data[self.pos:self.pos + n]
+            take = self.data[self.pos : self.pos + n]
             self.pos += len(take)
             n -= len(take)
             parts.append(take)
@@ -171,10 +176,10 @@ class BGZFReader:
                 break
             nl = self.data.find(b"\n", self.pos)
             if nl >= 0:
-                parts.append(self.data[self.pos:nl + 1])
+                parts.append(self.data[self.pos : nl + 1])
                 self.pos = nl + 1
                 break
-            parts.append(self.data[self.pos:])
+            parts.append(self.data[self.pos :])
             total += len(self.data) - self.pos
             self.pos = len(self.data)
         return b"".join(parts)
@@ -183,4 +188,4 @@ class BGZFReader:
         while self.pos >= len(self.data):
             if not self._load():
                 return b""
-        return self.data[self.pos:self.pos + n]
+        return self.data[self.pos : self.pos + n]

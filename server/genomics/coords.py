@@ -21,9 +21,14 @@ class Interval:
         if self.start < 0 or self.end < self.start:
             raise ValueError(f"invalid interval [{self.start}, {self.end})")
 
-    def overlaps(self, other: "Interval") -> bool:
+    def overlaps(self, other: Interval) -> bool:
         """True if the intervals share at least one base (an empty one shares none)."""
-        return self.start < other.end and other.start < self.end and bool(len(self)) and bool(len(other))
+        return (
+            self.start < other.end
+            and other.start < self.end
+            and bool(len(self))
+            and bool(len(other))
+        )
 
     def __len__(self) -> int:
         return self.end - self.start

@@ -10,9 +10,7 @@ from typing import BinaryIO
 EOF_V3 = bytes.fromhex(
     "0f000000ffffffff0fe0454f4600000000010005bdd94f0001000606010001000100ee63014b"
 )
-EOF_V2 = bytes.fromhex(
-    "0b000000ffffffffffe0454f46000000000100000100060601000100010000"
-)
+EOF_V2 = bytes.fromhex("0b000000ffffffffffe0454f46000000000100000100060601000100010000")
 
 
 class CramError(ValueError):
@@ -32,8 +30,16 @@ def _itf8(buf: bytes, pos: int) -> tuple[int, int]:
     if b0 < 0xE0:
         return ((b0 & 0x1F) << 16) | (buf[pos + 1] << 8) | buf[pos + 2], pos + 3
     if b0 < 0xF0:
-        return ((b0 & 0x0F) << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3], pos + 4
-    value = ((b0 & 0x0F) << 28) | (buf[pos + 1] << 20) | (buf[pos + 2] << 12) | (buf[pos + 3] << 4) | (buf[pos + 4] & 0x0F)
+        return ((b0 & 0x0F) << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[
+            pos + 3
+        ], pos + 4
+    value = (
+        ((b0 & 0x0F) << 28)
+        | (buf[pos + 1] << 20)
+        | (buf[pos + 2] << 12)
+        | (buf[pos + 3] << 4)
+        | (buf[pos + 4] & 0x0F)
+    )
     if value >= 1 << 31:
         value -= 1 << 32
     return value, pos + 5
@@ -45,7 +51,7 @@ def _ltf8(buf: bytes, pos: int) -> tuple[int, int]:
     while n < 8 and b0 & (0x80 >> n):
         n += 1
     if n == 8:
-        return int.from_bytes(buf[pos + 1:pos + 9], "big"), pos + 9
+        return int.from_bytes(buf[pos + 1 : pos + 9], "big"), pos + 9
     value = b0 & (0xFF >> (n + 1)) if n < 7 else 0
     for i in range(n):
         value = (value << 8) | buf[pos + 1 + i]

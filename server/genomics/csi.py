@@ -6,7 +6,13 @@ from pathlib import Path
 
 from server.genomics import bgzf
 from server.genomics._binio import (
-    Cursor, IndexError_, LazyRefs, parse_tabix_meta, read_chunks, read_optional_u64, skip_csi_ref,
+    Cursor,
+    IndexError_,
+    LazyRefs,
+    parse_tabix_meta,
+    read_chunks,
+    read_optional_u64,
+    skip_csi_ref,
 )
 from server.genomics.binning import BinIndex, RefIndex
 

@@ -39,8 +39,10 @@ def _contig_ids(lines: list[bytes]) -> list[str]:
         if not m:
             continue
         fields = dict(
-            (k.strip(), v) for k, _, v in
-            (part.partition(b"=") for part in re.split(rb",(?=[A-Za-z_]+=)", m.group(1)))
+            (k.strip(), v)
+            for k, _, v in (
+                part.partition(b"=") for part in re.split(rb",(?=[A-Za-z_]+=)", m.group(1))
+            )
         )
         name = fields.get(b"ID", b"").decode()
         if not name:

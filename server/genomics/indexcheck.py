@@ -33,7 +33,7 @@ import os
 import struct
 from pathlib import Path
 
-from server.genomics import bai, bgzf, cram, crai, csi, tabix
+from server.genomics import bai, bgzf, crai, cram, csi, tabix
 from server.genomics.binning import BinIndex
 
 SAMPLES = 16
@@ -57,8 +57,9 @@ def bin_span(bin_id: int, min_shift: int, depth: int) -> tuple[int, int]:
     raise IndexMismatch(f"bin {bin_id} is outside the binning scheme")
 
 
-def check(path: str | Path, fmt: str, index_path: str | Path, index_format: str, *,
-          samples: int = SAMPLES) -> None:
+def check(
+    path: str | Path, fmt: str, index_path: str | Path, index_format: str, *, samples: int = SAMPLES
+) -> None:
     """Raise ``IndexMismatch`` unless ``index_path`` indexes ``path``."""
     path, index_path = str(path), str(index_path)
     fmt, index_format = fmt.upper(), index_format.upper()
@@ -96,8 +97,15 @@ def _header(path: str, fmt: str) -> tuple[list[str], list[int | None]]:
 
 
 # ------------------------------------------------------- BAM, VCF.gz, BCF
-def _check_bgzf(path: str, fmt: str, size: int, index: BinIndex, names: list[str],
-                lengths: list[int | None], samples: int) -> None:
+def _check_bgzf(
+    path: str,
+    fmt: str,
+    size: int,
+    index: BinIndex,
+    names: list[str],
+    lengths: list[int | None],
+    samples: int,
+) -> None:
     n_ref = len(index.refs)
     if fmt == "VCF" and index.names is not None:
         ref_names = list(index.names)
@@ -105,13 +113,15 @@ def _check_bgzf(path: str, fmt: str, size: int, index: BinIndex, names: list[str
         if names and unknown:
             raise IndexMismatch(
                 f"the index names reference(s) {', '.join(unknown[:5])} that the file's header "
-                f"does not declare")
-        length_of = dict(zip(names, lengths))
+                f"does not declare"
+            )
+        length_of = dict(zip(names, lengths, strict=False))
         ref_lengths = [length_of.get(n) for n in ref_names]
     else:
         if n_ref != len(names):
-            raise IndexMismatch(f"the index covers {n_ref} references, the file's header declares "
-                                f"{len(names)}")
+            raise IndexMismatch(
+                f"the index covers {n_ref} references, the file's header declares {len(names)}"
+            )
         ref_names, ref_lengths = names, lengths
     pseudo = index.pseudo_bin
     starts: list[tuple[int, int, int]] = []  # (vbeg, ref id, bin)
@@ -125,18 +135,24 @@ def _check_bgzf(path: str, fmt: str, size: int, index: BinIndex, names: list[str
             if length and lo >= length:
                 raise IndexMismatch(
                     f"the index has records at {lo:,} or later on {ref_names[ref_id]}, which the "
-                    f"file's header says is {length:,} bp long")
+                    f"file's header says is {length:,} bp long"
+                )
             for vbeg, vend in chunks:
                 if (vbeg >> 16) >= size or (vend >> 16) > size:
                     raise IndexMismatch(
                         f"the index points at byte {max(vbeg, vend) >> 16:,}, past the end of the "
-                        f"file ({size:,} bytes)")
+                        f"file ({size:,} bytes)"
+                    )
                 starts.append((vbeg, ref_id, bin_id))
     if not starts:
         return
     starts.sort()
-    picks = sorted({starts[round(i * (len(starts) - 1) / max(1, samples - 1))]
-                    for i in range(min(samples, len(starts)))})
+    picks = sorted(
+        {
+            starts[round(i * (len(starts) - 1) / max(1, samples - 1))]
+            for i in range(min(samples, len(starts)))
+        }
+    )
     with open(path, "rb") as fh:
         for vbeg, ref_id, bin_id in picks:
             coffset, uoffset = bgzf.split_voffset(vbeg)
@@ -145,14 +161,16 @@ def _check_bgzf(path: str, fmt: str, size: int, index: BinIndex, names: list[str
                 reader.read_exact(uoffset) if uoffset else None
                 found_ref, start = _record_at(reader, fmt, ref_names)
             except (bgzf.BGZFError, struct.error, ValueError) as exc:
-                raise IndexMismatch(f"no {fmt} record where the index points (virtual offset "
-                                    f"{vbeg}): {exc}") from None
+                raise IndexMismatch(
+                    f"no {fmt} record where the index points (virtual offset {vbeg}): {exc}"
+                ) from None
             lo, hi = bin_span(bin_id, index.min_shift, index.depth)
             if found_ref != ref_id or not lo <= start < hi:
                 where = ref_names[found_ref] if 0 <= found_ref < len(ref_names) else str(found_ref)
                 raise IndexMismatch(
                     f"the index says a record of {ref_names[ref_id]} starting in [{lo:,}, {hi:,}) "
-                    f"is at virtual offset {vbeg}; the record there is on {where} at {start:,}")
+                    f"is at virtual offset {vbeg}; the record there is on {where} at {start:,}"
+                )
 
 
 def _record_at(reader: bgzf.BGZFReader, fmt: str, names: list[str]) -> tuple[int, int]:
@@ -161,8 +179,13 @@ def _record_at(reader: bgzf.BGZFReader, fmt: str, names: list[str]) -> tuple[int
         head = reader.read_exact(36)
         block_size, ref_id, start, l_name = struct.unpack_from("<iiiB", head)
         _, _, _, _, _, _, n_cigar, _, l_seq = struct.unpack_from("<iiiBBHHHi", head)
-        if (block_size < 32 + l_name or l_name < 1 or l_seq < 0 or block_size > 1 << 28
-                or 32 + l_name + 4 * n_cigar + (l_seq + 1) // 2 + l_seq > block_size):
+        if (
+            block_size < 32 + l_name
+            or l_name < 1
+            or l_seq < 0
+            or block_size > 1 << 28
+            or 32 + l_name + 4 * n_cigar + (l_seq + 1) // 2 + l_seq > block_size
+        ):
             raise ValueError("not a BAM record")
         name = reader.read_exact(l_name)
         if name[-1] != 0 or 0 in name[:-1]:
@@ -197,19 +220,27 @@ def _check_cram(path: str, size: int, entries: list[crai.CraiEntry], samples: in
         pysam.set_verbosity(save)
     for e in entries:
         if not -1 <= e.ref_id < len(names):
-            raise IndexMismatch(f"the index names reference id {e.ref_id}; the file's header "
-                                f"declares {len(names)} references")
+            raise IndexMismatch(
+                f"the index names reference id {e.ref_id}; the file's header "
+                f"declares {len(names)} references"
+            )
         if e.ref_id >= 0 and lengths[e.ref_id] and e.start >= lengths[e.ref_id]:
-            raise IndexMismatch(f"the index has records at {e.start:,} on {names[e.ref_id]}, which "
-                                f"the file's header says is {lengths[e.ref_id]:,} bp long")
+            raise IndexMismatch(
+                f"the index has records at {e.start:,} on {names[e.ref_id]}, which "
+                f"the file's header says is {lengths[e.ref_id]:,} bp long"
+            )
         if e.container >= size:
-            raise IndexMismatch(f"the index points at byte {e.container:,}, past the end of the "
-                                f"file ({size:,} bytes)")
+            raise IndexMismatch(
+                f"the index points at byte {e.container:,}, past the end of the "
+                f"file ({size:,} bytes)"
+            )
     if not entries:
         return
     ordered = sorted(entries, key=lambda e: (e.container, e.slice_offset))
-    picks = {ordered[round(i * (len(ordered) - 1) / max(1, samples - 1))]
-             for i in range(min(samples, len(ordered)))}
+    picks = {
+        ordered[round(i * (len(ordered) - 1) / max(1, samples - 1))]
+        for i in range(min(samples, len(ordered)))
+    }
     with open(path, "rb") as fh:
         major, _ = cram.read_definition(fh)
         for e in sorted(picks, key=lambda e: e.container):
@@ -218,15 +249,20 @@ def _check_cram(path: str, size: int, entries: list[crai.CraiEntry], samples: in
                 fh.seek(data_start + e.slice_offset)
                 block = fh.read(2)
             except (cram.CramError, IndexError, struct.error) as exc:
-                raise IndexMismatch(f"no CRAM container where the index points (byte "
-                                    f"{e.container:,}): {exc}") from None
-            fits = ref_id == -2 or (ref_id == e.ref_id and (
-                e.ref_id == -1 or start - 1 <= e.start <= start - 1 + span))
+                raise IndexMismatch(
+                    f"no CRAM container where the index points (byte {e.container:,}): {exc}"
+                ) from None
+            fits = ref_id == -2 or (
+                ref_id == e.ref_id and (e.ref_id == -1 or start - 1 <= e.start <= start - 1 + span)
+            )
             if not fits:
                 raise IndexMismatch(
                     f"the index says a slice of reference {e.ref_id} from {e.start:,} is in the "
                     f"container at byte {e.container:,}; that container holds reference {ref_id} "
-                    f"from {max(0, start - 1):,}")
+                    f"from {max(0, start - 1):,}"
+                )
             if len(block) < 2 or block[1] != MAPPED_SLICE:
-                raise IndexMismatch(f"no CRAM slice header where the index points (container at "
-                                    f"byte {e.container:,}, slice offset {e.slice_offset})")
+                raise IndexMismatch(
+                    f"no CRAM slice header where the index points (container at "
+                    f"byte {e.container:,}, slice offset {e.slice_offset})"
+                )

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import os
 import threading
-from struct import error as struct_error
-from struct import unpack_from as struct_unpack_from
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from struct import error as struct_error
+from struct import unpack_from as struct_unpack_from
+from typing import BinaryIO
 
-from server.genomics import bai, bgzf, cram, crai, csi, headers, tabix
+from server.genomics import bai, bgzf, crai, cram, csi, headers, tabix
 from server.genomics.binning import BinIndex
 
 FORMATS = ("BAM", "CRAM", "VCF", "BCF")
@@ -72,7 +73,12 @@ def join_pieces(pieces: list[Piece]) -> list[Piece]:
     for p in pieces:
         if isinstance(p, ByteRange) and len(p) == 0 or isinstance(p, Inline) and not p.data:
             continue
-        if out and isinstance(p, ByteRange) and isinstance(out[-1], ByteRange) and out[-1].end == p.start:
+        if (
+            out
+            and isinstance(p, ByteRange)
+            and isinstance(out[-1], ByteRange)
+            and out[-1].end == p.start
+        ):
             out[-1] = ByteRange(out[-1].start, p.end)
         elif out and isinstance(p, Inline) and isinstance(out[-1], Inline):
             out[-1] = Inline(out[-1].data + p.data)
@@ -129,7 +135,9 @@ def _identity(path: str) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def open_indexed(path: str | Path, fmt: str, index_path: str | Path, index_format: str = "") -> "IndexedFile":
+def open_indexed(
+    path: str | Path, fmt: str, index_path: str | Path, index_format: str = ""
+) -> IndexedFile:
     """The parsed file, from the cache while neither it nor its index changed."""
     path, index_path = str(path), str(index_path)
     fmt = fmt.upper()
@@ -166,7 +174,7 @@ def _guess_index_format(index_path: str) -> str:
     raise SliceError(f"unrecognised index {os.path.basename(index_path)}")
 
 
-def open_with(key: tuple, factory: Callable[[], "IndexedFile"]) -> "IndexedFile":
+def open_with(key: tuple, factory: Callable[[], IndexedFile]) -> IndexedFile:
     """The cached ``IndexedFile`` for ``key``, made by ``factory`` on a miss (remote storage)."""
     cached = _FILES.get(key)
     if cached is None:
@@ -181,13 +189,22 @@ class IndexedFile:
     seekable binary file; ``index_raw`` (default: read ``index_path``) the index bytes;
     ``names`` the CRAM reference names when they cannot be read locally."""
 
-    def __init__(self, path: str, fmt: str, index_path: str, index_format: str, size: int, *,
-                 opener: Callable[[], BinaryIO] | None = None, index_raw: bytes | None = None,
-                 names: list[str] | None = None):
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        index_path: str,
+        index_format: str,
+        size: int,
+        *,
+        opener: Callable[[], BinaryIO] | None = None,
+        index_raw: bytes | None = None,
+        names: list[str] | None = None,
+    ):
         if fmt not in FORMATS:
             raise SliceError(f"unsupported format {fmt}")
         self.path, self.format, self.index_path, self.size = path, fmt, index_path, size
-        self._opener = opener or (lambda: open(self.path, "rb"))
+        self._opener = opener or (lambda: open(self.path, "rb"))  # noqa: SIM115 - the caller closes it
         self._index_raw = index_raw
         self._names = names
         if not index_format and index_raw is not None:
@@ -210,7 +227,9 @@ class IndexedFile:
         if self.format == "CRAM":
             self.major, self.header_end = cram.header_end(fh)
             self.eof = cram.eof_container(self.major)
-            self.data_end = self.size - len(self.eof) if cram.has_eof(fh, self.size, self.major) else self.size
+            self.data_end = (
+                self.size - len(self.eof) if cram.has_eof(fh, self.size, self.major) else self.size
+            )
             self.crai = crai.parse(raw)
             self.container_ends = {
                 off: min(cram.container_end(fh, off, self.major), self.data_end)
@@ -220,8 +239,12 @@ class IndexedFile:
             self.declared = set(self.names)
             return
         self.eof = bgzf.EOF_BLOCK
-        self.data_end = self.size - len(bgzf.EOF_BLOCK) if bgzf.has_eof(fh, self.size) else self.size
-        self.index = {"BAI": bai.parse, "TBI": tabix.parse, "CSI": csi.parse}[self.index_format](raw)
+        self.data_end = (
+            self.size - len(bgzf.EOF_BLOCK) if bgzf.has_eof(fh, self.size) else self.size
+        )
+        self.index = {"BAI": bai.parse, "TBI": tabix.parse, "CSI": csi.parse}[self.index_format](
+            raw
+        )
         if self.format == "BAM":
             self.header_end, self.names, _ = headers.bam_header(fh)
             self.declared = set(self.names)
@@ -277,8 +300,11 @@ class IndexedFile:
             return []
         start = region.start or 0
         end = region.end if region.end is not None else self.index.max_coord
-        return [(max(a, self.header_end), min(b, data_end))
-                for a, b in self.index.chunks(ref_id, start, end) if min(b, data_end) > a]
+        return [
+            (max(a, self.header_end), min(b, data_end))
+            for a, b in self.index.chunks(ref_id, start, end)
+            if min(b, data_end) > a
+        ]
 
     def _bgzf_pieces(self, chunks: list[tuple[int, int]], *, widen: bool = True) -> list[Piece]:
         """Byte ranges for the chunks, whole blocks wherever that is provably exact.
@@ -333,8 +359,11 @@ class IndexedFile:
         size, data = self._block(fh, coffset)
         if self.format == "BAM":
             n_ref = len(self.names)
-            ok = (_bam_chain(data, 0, uoffset, n_ref) if side == "start"
-                  else _bam_chain(data, uoffset, len(data), n_ref))
+            ok = (
+                _bam_chain(data, 0, uoffset, n_ref)
+                if side == "start"
+                else _bam_chain(data, uoffset, len(data), n_ref)
+            )
         elif self.format == "VCF":
             ok = side == "end" and data.endswith(b"\n")
         else:
@@ -357,7 +386,11 @@ class IndexedFile:
 
     def _cram_body(self, regions: list[Region] | None) -> list[Piece]:
         if regions is None:
-            return [ByteRange(self.header_end, self.data_end)] if self.data_end > self.header_end else []
+            return (
+                [ByteRange(self.header_end, self.data_end)]
+                if self.data_end > self.header_end
+                else []
+            )
         offsets: set[int] = set()
         for region in regions:
             name = region.reference_name
@@ -384,13 +417,33 @@ def _bam_chain(data: bytes, pos: int, stop: int, n_ref: int) -> bool:
     while pos < stop:
         if pos + 36 > stop:
             return False
-        block_size, ref_id, ref_pos, l_name, _mapq, _bin, n_cigar, _flag, l_seq, next_ref, next_pos = \
-            unpack("<iiiBBHHHiii", data, pos)
+        (
+            block_size,
+            ref_id,
+            ref_pos,
+            l_name,
+            _mapq,
+            _bin,
+            n_cigar,
+            _flag,
+            l_seq,
+            next_ref,
+            next_pos,
+        ) = unpack("<iiiBBHHHiii", data, pos)
         end = pos + 4 + block_size
-        if (end > stop or l_name < 1 or block_size < 32 + l_name or l_seq < 0
-                or not -1 <= ref_id < n_ref or not -1 <= next_ref < n_ref or ref_pos < -1 or next_pos < -1
-                or 32 + l_name + 4 * n_cigar + (l_seq + 1) // 2 + l_seq > block_size
-                or data[pos + 36 + l_name - 1] != 0 or 0 in data[pos + 36:pos + 36 + l_name - 1]):
+        if (
+            end > stop
+            or l_name < 1
+            or block_size < 32 + l_name
+            or l_seq < 0
+            or not -1 <= ref_id < n_ref
+            or not -1 <= next_ref < n_ref
+            or ref_pos < -1
+            or next_pos < -1
+            or 32 + l_name + 4 * n_cigar + (l_seq + 1) // 2 + l_seq > block_size
+            or data[pos + 36 + l_name - 1] != 0
+            or 0 in data[pos + 36 : pos + 36 + l_name - 1]
+        ):
             return False
         pos = end
     return pos == stop
@@ -417,4 +470,3 @@ def _cram_names(path: str) -> list[str]:
             return list(fh.references)
     finally:
         pysam.set_verbosity(save)
-

@@ -6,7 +6,12 @@ from pathlib import Path
 
 from server.genomics import bgzf
 from server.genomics._binio import (
-    Cursor, IndexError_, LazyRefs, parse_tabix_meta, read_bai_like_ref, read_optional_u64,
+    Cursor,
+    IndexError_,
+    LazyRefs,
+    parse_tabix_meta,
+    read_bai_like_ref,
+    read_optional_u64,
     skip_bai_like_ref,
 )
 from server.genomics.binning import BinIndex

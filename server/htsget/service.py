@@ -15,15 +15,21 @@ import base64
 import functools
 import json
 import os
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from server.auth import Caller, access_expires, authorize
 from server.db import Database
 from server.errors import (
-    DataChanged, InvalidInput, InvalidRange, NotFound, ServiceError, UnsupportedFormat,
+    DataChanged,
+    InvalidInput,
+    InvalidRange,
+    NotFound,
+    ServiceError,
+    UnsupportedFormat,
 )
 from server.genomics import slices
 from server.genomics.slices import ByteRange, Inline, Region
@@ -31,7 +37,19 @@ from server.settings import Settings
 
 MEDIA_TYPE = "application/vnd.ga4gh.htsget.v1.3.0+json"
 ENDPOINT_FORMATS = {"reads": ("BAM", "CRAM"), "variants": ("VCF", "BCF")}
-READ_FIELDS = ("QNAME", "FLAG", "RNAME", "POS", "MAPQ", "CIGAR", "RNEXT", "PNEXT", "TLEN", "SEQ", "QUAL")
+READ_FIELDS = (
+    "QNAME",
+    "FLAG",
+    "RNAME",
+    "POS",
+    "MAPQ",
+    "CIGAR",
+    "RNEXT",
+    "PNEXT",
+    "TLEN",
+    "SEQ",
+    "QUAL",
+)
 CLASSES = ("header", "body")
 MAX_REGIONS = 1000
 # Fields, tags and notags are validated but every ticket returns whole records;
@@ -107,7 +125,9 @@ def _check_lists(endpoint: str, fields, tags, notags) -> None:
     if fields is not None and endpoint == "reads":
         unknown = [f for f in fields if f.upper() not in READ_FIELDS]
         if unknown:
-            raise InvalidInput(f"unknown field(s) {', '.join(unknown)}; fields are {', '.join(READ_FIELDS)}")
+            raise InvalidInput(
+                f"unknown field(s) {', '.join(unknown)}; fields are {', '.join(READ_FIELDS)}"
+            )
     for name, values in (("tags", tags), ("notags", notags)):
         for tag in values or ():
             if endpoint == "reads" and (len(tag) != 2 or not tag.isalnum()):
@@ -125,9 +145,7 @@ def _int(name: str, value) -> int | None:
         raise InvalidInput(f"{name} must be an integer")
     if isinstance(value, int):
         out = value
-    elif isinstance(value, str) and value.strip().lstrip("+").isdigit():
-        out = int(value)
-    elif isinstance(value, str) and value.strip().startswith("-") and value.strip()[1:].isdigit():
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
         out = int(value)
     else:
         raise InvalidInput(f"{name} must be an integer")
@@ -165,7 +183,10 @@ def parse_post(endpoint: str, object_id: str, body, query: dict | None = None) -
     if query:
         raise InvalidInput("POST requests take their parameters in the body, not the query string")
     if isinstance(body, (bytes, bytearray, str)):
-        if not body or not str(body if isinstance(body, str) else body.decode("utf-8", "replace")).strip():
+        if (
+            not body
+            or not str(body if isinstance(body, str) else body.decode("utf-8", "replace")).strip()
+        ):
             body = {}
         else:
             try:
@@ -241,12 +262,22 @@ def _files_query():
     from server.db.tables import DataFile, Dataset
 
     return PreparedSelect(
-        sa.select(DataFile.pk, DataFile.format, DataFile.location, DataFile.index_location,
-                  DataFile.index_format, DataFile.size, DataFile.mtime_ns, DataFile.dataset_id,
-                  Dataset.access, Dataset.grant_value)
+        sa.select(
+            DataFile.pk,
+            DataFile.format,
+            DataFile.location,
+            DataFile.index_location,
+            DataFile.index_format,
+            DataFile.size,
+            DataFile.mtime_ns,
+            DataFile.dataset_id,
+            Dataset.access,
+            Dataset.grant_value,
+        )
         .join(Dataset, Dataset.id == DataFile.dataset_id)
         .where(DataFile.object_id == sa.bindparam("object_id"))
-        .order_by(DataFile.format))
+        .order_by(DataFile.format)
+    )
 
 
 def _files(db: Database, object_id: str) -> list:
@@ -257,14 +288,24 @@ def _files(db: Database, object_id: str) -> list:
 
 def ticket(ctx: Context, request: TicketRequest) -> dict:
     """Authorise, then build the ticket. Every decision is audited."""
-    audit_common = {"api": "htsget", "action": f"ticket.{request.endpoint}",
-                    "object_id": request.object_id, "query": request.audit_query()}
+    audit_common = {
+        "api": "htsget",
+        "action": f"ticket.{request.endpoint}",
+        "object_id": request.object_id,
+        "query": request.audit_query(),
+    }
     files = _files(ctx.db, request.object_id)
     datasets = {f.dataset_id for f in files}
     if len(datasets) > 1:  # the formats of one object always live in one dataset
         raise ServiceError("object spans several datasets")
-    access = (files[0].access, files[0].grant_value or files[0].dataset_id, files[0].dataset_id) if files else None
-    if access is None or not any(f.format.upper() in ENDPOINT_FORMATS[request.endpoint] for f in files):
+    access = (
+        (files[0].access, files[0].grant_value or files[0].dataset_id, files[0].dataset_id)
+        if files
+        else None
+    )
+    if access is None or not any(
+        f.format.upper() in ENDPOINT_FORMATS[request.endpoint] for f in files
+    ):
         ctx.audit(**audit_common, outcome="error", status=404)
         raise NotFound(f"no {request.endpoint} object {request.object_id!r}")
     try:
@@ -273,8 +314,13 @@ def ticket(ctx: Context, request: TicketRequest) -> dict:
         ctx.audit(**audit_common, dataset_id=access[2], outcome="denied", status=exc.status)
         raise
     try:
-        result = _build(ctx.settings, request, _choose_file(request, files), caller=ctx.caller.label,
-                        expires=access_expires(ctx.caller, access[0]))
+        result = _build(
+            ctx.settings,
+            request,
+            _choose_file(request, files),
+            caller=ctx.caller.label,
+            expires=access_expires(ctx.caller, access[0]),
+        )
     except ServiceError as exc:
         ctx.audit(**audit_common, dataset_id=access[2], outcome="error", status=exc.status)
         raise
@@ -290,13 +336,21 @@ def _check_unchanged(datafile) -> None:
     except FileNotFoundError:
         raise ServiceError("a registered file or its index is missing") from None
     if st.st_size != datafile.size or (datafile.mtime_ns and st.st_mtime_ns != datafile.mtime_ns):
-        raise DataChanged("the file changed on disk since it was registered (size or modification "
-                          "time differ); the node will not serve it until an operator restores or "
-                          "re-registers it")
+        raise DataChanged(
+            "the file changed on disk since it was registered (size or modification "
+            "time differ); the node will not serve it until an operator restores or "
+            "re-registers it"
+        )
 
 
-def _build(settings: Settings, request: TicketRequest, datafile, *, caller: str = "anonymous",
-           expires: float | None = None) -> dict:
+def _build(
+    settings: Settings,
+    request: TicketRequest,
+    datafile,
+    *,
+    caller: str = "anonymous",
+    expires: float | None = None,
+) -> dict:
     """The ticket; its data URL names ``caller`` and dies at ``expires`` (the grant's end)."""
     from server.dataplane import sign_url
 
@@ -309,12 +363,24 @@ def _build(settings: Settings, request: TicketRequest, datafile, *, caller: str 
         ttl = max(1, url_expiry(settings, expires=expires) - int(time.time()))
         data_url = lambda: s3.presign(settings, datafile.location, ttl=ttl)  # noqa: E731
     else:
-        data_url = lambda: sign_url(settings, "file", str(datafile.pk), caller=caller,  # noqa: E731
-                                    expires=expires)
+
+        def data_url():
+            return sign_url(
+                settings,
+                "file",
+                str(datafile.pk),
+                caller=caller,  # noqa: E731
+                expires=expires,
+            )
+
         _check_unchanged(datafile)
         try:
-            cut = slices.open_indexed(Path(datafile.location), datafile.format,
-                                      Path(datafile.index_location), datafile.index_format)
+            cut = slices.open_indexed(
+                Path(datafile.location),
+                datafile.format,
+                Path(datafile.index_location),
+                datafile.index_format,
+            )
         except FileNotFoundError:
             raise ServiceError("a registered file or its index is missing") from None
         except slices.SliceError as exc:
@@ -339,15 +405,18 @@ def _build(settings: Settings, request: TicketRequest, datafile, *, caller: str 
     for cls, pieces in parts:
         for piece in slices.join_pieces(pieces):
             if isinstance(piece, Inline):
-                urls.append({"url": "data:;base64," + base64.b64encode(piece.data).decode(),
-                             "class": cls})
+                urls.append(
+                    {"url": "data:;base64," + base64.b64encode(piece.data).decode(), "class": cls}
+                )
                 continue
             if url is None:
                 url = data_url()
             assert isinstance(piece, ByteRange)
             for start in range(piece.start, piece.end, block):
                 end = min(piece.end, start + block)
-                urls.append({"url": url, "headers": {"Range": f"bytes={start}-{end - 1}"}, "class": cls})
+                urls.append(
+                    {"url": url, "headers": {"Range": f"bytes={start}-{end - 1}"}, "class": cls}
+                )
     return {"htsget": {"format": datafile.format.upper(), "urls": urls}}
 
 
@@ -356,8 +425,9 @@ def service_info(settings: Settings, endpoint: str) -> dict:
     from server.service_info import api_info
 
     info = api_info(settings, f"htsget-{endpoint}")
-    info["description"] = (f"htsget 1.3 {endpoint}: {', '.join(ENDPOINT_FORMATS[endpoint])} "
-                           "slices cut from the index")
+    info["description"] = (
+        f"htsget 1.3 {endpoint}: {', '.join(ENDPOINT_FORMATS[endpoint])} slices cut from the index"
+    )
     info["htsget"] = {
         "datatype": endpoint,
         "formats": list(ENDPOINT_FORMATS[endpoint]),

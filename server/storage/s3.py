@@ -39,25 +39,35 @@ def _client(endpoint: str, region: str, access_key: str, secret_key: str):
     except ImportError:  # pragma: no cover - depends on the install
         raise ServiceError("files on S3 need boto3 (pip install boto3)") from None
     return boto3.client(
-        "s3", endpoint_url=endpoint or None, region_name=region,
-        aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
-        config=Config(signature_version="s3v4", retries={"max_attempts": 3},
-                      s3={"addressing_style": "path"}),
+        "s3",
+        endpoint_url=endpoint or None,
+        region_name=region,
+        aws_access_key_id=access_key or None,
+        aws_secret_access_key=secret_key or None,
+        config=Config(
+            signature_version="s3v4", retries={"max_attempts": 3}, s3={"addressing_style": "path"}
+        ),
     )
 
 
 def client(settings: Settings):
     with _LOCK:
-        return _client(settings.s3_endpoint_url, settings.s3_region, settings.s3_access_key,
-                       settings.s3_secret_key)
+        return _client(
+            settings.s3_endpoint_url,
+            settings.s3_region,
+            settings.s3_access_key,
+            settings.s3_secret_key,
+        )
 
 
 def presign(settings: Settings, location: str, ttl: int | None = None) -> str:
     """A presigned GET URL for the object, valid ``ttl`` seconds (default: data_url_ttl)."""
     bucket, key = parse(location)
     return client(settings).generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": key},
-        ExpiresIn=settings.data_url_ttl if ttl is None else ttl)
+        "get_object",
+        Params={"Bucket": bucket, "Key": key},
+        ExpiresIn=settings.data_url_ttl if ttl is None else ttl,
+    )
 
 
 def _error(exc: Exception, location: str) -> Exception:
@@ -70,7 +80,9 @@ def _error(exc: Exception, location: str) -> Exception:
 def read_range(settings: Settings, location: str, start: int, length: int) -> bytes:
     bucket, key = parse(location)
     try:
-        resp = client(settings).get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+        resp = client(settings).get_object(
+            Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+        )
         return resp["Body"].read()
     except Exception as exc:  # noqa: BLE001 - botocore raises many kinds
         if getattr(exc, "response", {}).get("Error", {}).get("Code") == "InvalidRange":
@@ -119,7 +131,7 @@ class RangeFile(io.RawIOBase):
         if not (self.buf_start <= self.pos and end <= self.buf_start + len(self.buf)):
             self.buf_start = self.pos
             self.buf = read_range(self.settings, self.location, self.pos, max(n, READ_AHEAD))
-        out = self.buf[self.pos - self.buf_start:end - self.buf_start]
+        out = self.buf[self.pos - self.buf_start : end - self.buf_start]
         self.pos += len(out)
         return out
 
@@ -132,7 +144,13 @@ def open_indexed(settings: Settings, datafile):
     if not index_location.startswith("s3://"):
         raise ServiceError("an object on S3 needs its index on S3")
     size = _size(datafile, settings)
-    key = (location, size, getattr(datafile, "mtime_ns", 0), index_location, datafile.format.upper())
+    key = (
+        location,
+        size,
+        getattr(datafile, "mtime_ns", 0),
+        index_location,
+        datafile.format.upper(),
+    )
 
     def make():
         names = None
@@ -140,9 +158,15 @@ def open_indexed(settings: Settings, datafile):
             names = _cram_names(RangeFile(settings, location, size))
         try:
             return slices.IndexedFile(
-                location, datafile.format.upper(), index_location, datafile.index_format.upper(), size,
+                location,
+                datafile.format.upper(),
+                index_location,
+                datafile.index_format.upper(),
+                size,
                 opener=lambda: RangeFile(settings, location, size),
-                index_raw=read_all(settings, index_location), names=names)
+                index_raw=read_all(settings, index_location),
+                names=names,
+            )
         except slices.SliceError as exc:
             raise ServiceError(f"cannot cut the file: {exc}") from None
 

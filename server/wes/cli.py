@@ -8,14 +8,27 @@ from server.errors import ServiceError
 
 
 @click.command("worker")
-@click.option("--slots", type=click.IntRange(1, 256), default=None,
-              help="Runs executed at once (default: GENOMEPORT_WES_WORKER_SLOTS).")
-@click.option("--max-runs", type=click.IntRange(1), default=None,
-              help="Exit after executing this many runs (default: run until stopped).")
-@click.option("--idle-exit", type=float, default=None,
-              help="Exit after this many seconds with nothing to do (default: never).")
-@click.option("--reconcile-only", is_flag=True,
-              help="Only close runs whose executor vanished, then exit.")
+@click.option(
+    "--slots",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Runs executed at once (default: GENOMEPORT_WES_WORKER_SLOTS).",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(1),
+    default=None,
+    help="Exit after executing this many runs (default: run until stopped).",
+)
+@click.option(
+    "--idle-exit",
+    type=float,
+    default=None,
+    help="Exit after this many seconds with nothing to do (default: never).",
+)
+@click.option(
+    "--reconcile-only", is_flag=True, help="Only close runs whose executor vanished, then exit."
+)
 def worker(slots, max_runs, idle_exit, reconcile_only):
     """Execute queued WES runs.
 

@@ -25,7 +25,7 @@ import threading
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def install(tasks_dir: str) -> None:
@@ -41,20 +41,52 @@ def install(tasks_dir: str) -> None:
         with lock, open(events, "a", encoding="utf-8") as fh:
             fh.write(line)
 
-    def traced(commands, stdin_path, stdout_path, stderr_path, env, cwd, make_job_dir,
-               job_script_contents=None, timelimit=None, name=None, monitor_function=None,
-               default_stdout=None, default_stderr=None):
+    def traced(
+        commands,
+        stdin_path,
+        stdout_path,
+        stderr_path,
+        env,
+        cwd,
+        make_job_dir,
+        job_script_contents=None,
+        timelimit=None,
+        name=None,
+        monitor_function=None,
+        default_stdout=None,
+        default_stderr=None,
+    ):
         seq = next(counter)
         base = os.path.join(tasks_dir, f"tool-{seq}")
-        out = open(base + ".stdout", "wb")
-        err = open(base + ".stderr", "wb")
-        emit(event="start", seq=seq, name=name or f"tool-{seq}", cmd=[str(c) for c in commands],
-             time=_now(), stdout=base + ".stdout", stderr=base + ".stderr")
+        # closed in the finally below, once the tool has exited
+        out = open(base + ".stdout", "wb")  # noqa: SIM115
+        err = open(base + ".stderr", "wb")  # noqa: SIM115
+        emit(
+            event="start",
+            seq=seq,
+            name=name or f"tool-{seq}",
+            cmd=[str(c) for c in commands],
+            time=_now(),
+            stdout=base + ".stdout",
+            stderr=base + ".stderr",
+        )
         code = None
         try:
-            code = real(commands, stdin_path, stdout_path, stderr_path, env, cwd, make_job_dir,
-                        job_script_contents=job_script_contents, timelimit=timelimit, name=name,
-                        monitor_function=monitor_function, default_stdout=out, default_stderr=err)
+            code = real(
+                commands,
+                stdin_path,
+                stdout_path,
+                stderr_path,
+                env,
+                cwd,
+                make_job_dir,
+                job_script_contents=job_script_contents,
+                timelimit=timelimit,
+                name=name,
+                monitor_function=monitor_function,
+                default_stdout=out,
+                default_stderr=err,
+            )
             return code
         finally:
             out.close()

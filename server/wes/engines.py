@@ -16,8 +16,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from server.errors import InvalidInput
 from server.settings import Settings
@@ -29,8 +30,9 @@ WORKFLOW_TYPE_VERSIONS = {"CWL": ("v1.0", "v1.1", "v1.2")}
 # forward as engine parameters. They concern the client's side (where it puts
 # outputs, how chatty it is) or a choice the node makes itself (containers), so
 # they are accepted and dropped, never passed on.
-CLIENT_SIDE = frozenset({"outdir", "quiet", "debug", "disable-color", "no-container",
-                         "enable-color", "verbose"})
+CLIENT_SIDE = frozenset(
+    {"outdir", "quiet", "debug", "disable-color", "no-container", "enable-color", "verbose"}
+)
 CONTAINER_ENGINES = ("docker", "podman", "singularity", "apptainer")
 
 
@@ -55,6 +57,7 @@ def _int(lo: int, hi: int) -> Callable[[Any], int]:
         if not lo <= number <= hi:
             raise ValueError(f"expected an integer in [{lo}, {hi}]")
         return number
+
     return check
 
 
@@ -63,6 +66,7 @@ def _choice(*options: str) -> Callable[[Any], str]:
         if value not in options:
             raise ValueError("expected one of " + ", ".join(options))
         return value
+
     return check
 
 
@@ -85,6 +89,7 @@ class Param:
 @dataclasses.dataclass
 class TaskEvent:
     """A change to one task parsed from engine output."""
+
     key: str  # the engine's name for the task (job name or cluster job id)
     name: str | None = None
     cmd: list[str] | None = None
@@ -114,8 +119,11 @@ class Engine:
 
     def default_parameters(self) -> list[dict]:
         return [
-            {"name": n, "type": "boolean" if p.kind == "flag" else "string",
-             "default_value": "" if p.default is None else str(p.default)}
+            {
+                "name": n,
+                "type": "boolean" if p.kind == "flag" else "string",
+                "default_value": "" if p.default is None else str(p.default),
+            }
             for n, p in self.params.items()
         ]
 
@@ -136,7 +144,8 @@ class Engine:
             if param is None:
                 raise InvalidInput(
                     f"workflow_engine_parameters: {key!r} is not allowed for engine {self.name}; "
-                    f"allowed: {', '.join(sorted(self.params)) or 'none'}")
+                    f"allowed: {', '.join(sorted(self.params)) or 'none'}"
+                )
             try:
                 clean[name] = param.check(value)
             except (ValueError, TypeError) as exc:
@@ -163,8 +172,9 @@ class Engine:
             return _container_engine_works()
         return True
 
-    def command(self, workdir: Path, workflow: str, job: Path, params: dict,
-                preserve: tuple = ()) -> list[str]:
+    def command(
+        self, workdir: Path, workflow: str, job: Path, params: dict, preserve: tuple = ()
+    ) -> list[str]:
         raise NotImplementedError
 
     def environment(self, workdir: Path, run_id: str) -> dict[str, str]:
@@ -278,6 +288,7 @@ class CwlLogParser:
 
 def _signum(name: str) -> int:
     import signal
+
     try:
         return int(name)
     except ValueError:
@@ -289,6 +300,7 @@ def _signum(name: str) -> int:
 
 def _split_cmd(pieces: list[str]) -> list[str]:
     import shlex
+
     text = " ".join(p for p in pieces if p)
     try:
         return shlex.split(text)
@@ -315,13 +327,21 @@ class Cwltool(Engine):
         # (``python -m cwltool`` drops the exit status; cwltool.main.run returns it)
         return [sys.executable, "-c", "import sys; from cwltool.main import run; sys.exit(run())"]
 
-    def command(self, workdir: Path, workflow: str, job: Path, params: dict,
-                preserve: tuple = ()) -> list[str]:
+    def command(
+        self, workdir: Path, workflow: str, job: Path, params: dict, preserve: tuple = ()
+    ) -> list[str]:
         # the launcher gives each tool its own stdout/stderr and records its start and end
         cmd = [
-            sys.executable, str(LAUNCHER), str(workdir / "tasks"), "--disable-color", "--outdir", str(workdir / "outputs"),
-            "--tmpdir-prefix", str(workdir / "tmp") + "/",
-            "--tmp-outdir-prefix", str(workdir / "tmp") + "/",
+            sys.executable,
+            str(LAUNCHER),
+            str(workdir / "tasks"),
+            "--disable-color",
+            "--outdir",
+            str(workdir / "outputs"),
+            "--tmpdir-prefix",
+            str(workdir / "tmp") + "/",
+            "--tmp-outdir-prefix",
+            str(workdir / "tmp") + "/",
         ]
         if not self.use_containers():
             cmd.append("--no-container")
@@ -331,7 +351,7 @@ class Cwltool(Engine):
         cmd += ["--", workflow, str(job)]
         return cmd
 
-    def new_parser(self) -> "NullParser":
+    def new_parser(self) -> NullParser:
         return NullParser()  # tasks come from the launcher's events (tasks/events.jsonl)
 
     def support_files(self) -> list[str]:
@@ -345,7 +365,8 @@ class NullParser:
 
 # ----------------------------------------------------------------------- Toil
 _TOIL_ISSUED = re.compile(
-    r"Issued job '([^']+)' (\S+) (kind-\S+).*?with job batch system ID: (\d+)")
+    r"Issued job '([^']+)' (\S+) (kind-\S+).*?with job batch system ID: (\d+)"
+)
 _TOIL_FAILED = re.compile(r"Job failed with exit value (-?\d+): '([^']+)' (\S+) (kind-\S+)")
 _TOIL_STEP_DONE = re.compile(r"CWL step complete: (\S+)")
 
@@ -369,8 +390,16 @@ class ToilLogParser:
         if m:
             kind, desc, instance, batch_id = m.groups()
             self.by_desc[desc] = instance
-            return [TaskEvent(key=instance, name=_toil_name(desc), cmd=[kind, desc], started=True,
-                              log_line=text, cluster_job_id=batch_id)]
+            return [
+                TaskEvent(
+                    key=instance,
+                    name=_toil_name(desc),
+                    cmd=[kind, desc],
+                    started=True,
+                    log_line=text,
+                    cluster_job_id=batch_id,
+                )
+            ]
         m = _TOIL_FAILED.search(text)
         if m:
             code, _kind, _desc, instance = m.groups()
@@ -379,16 +408,30 @@ class ToilLogParser:
         if m:
             desc = m.group(1)
             key = self.by_desc.get(desc, desc)
-            return [TaskEvent(key=key, name=_toil_name(desc), cmd=["CWLJob", desc], started=True,
-                              finished=True, exit_code=0, log_line=text)]
+            return [
+                TaskEvent(
+                    key=key,
+                    name=_toil_name(desc),
+                    cmd=["CWLJob", desc],
+                    started=True,
+                    finished=True,
+                    exit_code=0,
+                    log_line=text,
+                )
+            ]
         return []
 
 
 class Toil(Engine):
     name = "toil"
     params = {
-        "batchSystem": Param("--batchSystem", _choice("single_machine", "slurm"), "value",
-                             "single_machine", "where jobs run (slurm: the node's cluster)"),
+        "batchSystem": Param(
+            "--batchSystem",
+            _choice("single_machine", "slurm"),
+            "value",
+            "single_machine",
+            "where jobs run (slurm: the node's cluster)",
+        ),
         "maxCores": Param("--maxCores", _int(1, 4096), "value"),
         "maxMemory": Param("--maxMemory", _memory, "value"),
         "defaultCores": Param("--defaultCores", _int(1, 256), "value"),
@@ -408,8 +451,9 @@ class Toil(Engine):
         found = shutil.which("toil-cwl-runner")
         return [found] if found else []
 
-    def command(self, workdir: Path, workflow: str, job: Path, params: dict,
-                preserve: tuple = ()) -> list[str]:
+    def command(
+        self, workdir: Path, workflow: str, job: Path, params: dict, preserve: tuple = ()
+    ) -> list[str]:
         params = dict(params)
         params.pop("parallel", None)
         params.setdefault("batchSystem", "single_machine")
@@ -417,10 +461,22 @@ class Toil(Engine):
         if not base:
             raise FileNotFoundError("toil-cwl-runner is not installed (GENOMEPORT_WES_TOIL_BIN)")
         cmd = [
-            *base, "--logInfo", "--jobStore", f"file:{workdir / 'jobstore'}",
-            "--workDir", str(workdir / "tmp"), "--outdir", str(workdir / "outputs"),
-            "--writeLogsFromAllJobs", "true", "--writeLogs", str(workdir / "tasks"),
-            "--clean", "always", "--cleanWorkDir", "always",
+            *base,
+            "--logInfo",
+            "--jobStore",
+            f"file:{workdir / 'jobstore'}",
+            "--workDir",
+            str(workdir / "tmp"),
+            "--outdir",
+            str(workdir / "outputs"),
+            "--writeLogsFromAllJobs",
+            "true",
+            "--writeLogs",
+            str(workdir / "tasks"),
+            "--clean",
+            "always",
+            "--cleanWorkDir",
+            "always",
         ]
         if params["batchSystem"] == "slurm":
             cmd += ["--batchLogsDir", str(workdir / "tasks"), "--statePollingWait", "1"]
@@ -459,8 +515,9 @@ def cluster_jobs_for(run_id: str) -> list[str]:
     if not squeue:
         return []
     try:
-        out = subprocess.run([squeue, "-h", "-o", "%i %k"], capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(
+            [squeue, "-h", "-o", "%i %k"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return []
     tag = f"genomeport-wes-{run_id}"

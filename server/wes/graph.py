@@ -38,8 +38,9 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from server.errors import InvalidInput, ServiceError
@@ -56,6 +57,7 @@ LOCATION_KEYS = ("location", "path")
 @dataclasses.dataclass
 class Scope:
     """What one submission's loader may read, and what it found."""
+
     settings: Settings
     inputs_dir: Path
     resolve: Callable[[str], list[str]] | None = None
@@ -77,9 +79,11 @@ class Scope:
             frag = urlsplit(url).fragment
             for root in (self.inputs_dir.resolve(), rules.WORKFLOWS.resolve().parent):
                 prefix = str(root) + os.sep
-                if path.startswith(prefix) and (root != rules.WORKFLOWS.resolve().parent
-                                                or path.startswith(str(rules.WORKFLOWS) + os.sep)):
-                    return path[len(prefix):] + (f"#{frag}" if frag else "")
+                if path.startswith(prefix) and (
+                    root != rules.WORKFLOWS.resolve().parent
+                    or path.startswith(str(rules.WORKFLOWS) + os.sep)
+                ):
+                    return path[len(prefix) :] + (f"#{frag}" if frag else "")
             return path
         return url
 
@@ -103,7 +107,8 @@ class Scope:
         raise self.refuse(
             f"workflow document: {self.show(url)!r}"
             + (f" (referenced from {self.show(where)})" if where else "")
-            + " is outside the attached files and the shipped workflows")
+            + " is outside the attached files and the shipped workflows"
+        )
 
     def remote_document(self, url: str) -> str:
         base = url.partition("#")[0]
@@ -117,8 +122,9 @@ class Scope:
         else:
             what = f"a workflow document references {base}:"
         try:
-            _, body = remote.fetch(self.settings, base, what=what, limit=MAX_DOCUMENT_BYTES,
-                                   resolve=self.resolve)
+            _, body = remote.fetch(
+                self.settings, base, what=what, limit=MAX_DOCUMENT_BYTES, resolve=self.resolve
+            )
         except InvalidInput as exc:
             self.refuse(str(exc))
             raise
@@ -145,7 +151,8 @@ def _fetcher_constructor(scope: Scope):
                     return path.read_text("utf-8")
                 except (OSError, UnicodeDecodeError) as exc:
                     raise ValidationException(
-                        f"cannot read {scope.show(url)}: {type(exc).__name__}") from None
+                        f"cannot read {scope.show(url)}: {type(exc).__name__}"
+                    ) from None
             if scheme in ("http", "https"):
                 return scope.remote_document(url)
             raise scope.refuse(f"workflow document: {url!r}: scheme {scheme!r} is not allowed")
@@ -156,8 +163,9 @@ def _fetcher_constructor(scope: Scope):
             parts = urlsplit(url)
             if parts.scheme == "file":
                 path = Path(unquote(parts.path)).resolve()
-                roots = scope.doc_roots + [Path(r).resolve()
-                                           for r in scope.settings.wes_input_roots]
+                roots = scope.doc_roots + [
+                    Path(r).resolve() for r in scope.settings.wes_input_roots
+                ]
                 if any(path == r or r in path.parents for r in roots):
                     return path.exists()
                 return True  # decided (refused) by the graph walk or fetch_text, never probed
@@ -199,8 +207,9 @@ def _label(node: Any, index: int) -> str:
     return str(index)
 
 
-def _check_literal(scope: Scope, value: Any, base: str, where: str,
-                   input_roots: list[Path]) -> None:
+def _check_literal(
+    scope: Scope, value: Any, base: str, where: str, input_roots: list[Path]
+) -> None:
     if not isinstance(value, str) or not value:
         raise scope.refuse(f"{where}: a File or Directory location must be a string")
     if value.startswith("_:"):  # a literal (``contents:``) the engine writes itself
@@ -227,11 +236,13 @@ def _check_literal(scope: Scope, value: Any, base: str, where: str,
             return
         raise scope.refuse(
             f"{where}: location {scope.show(value)!r} is outside the attached files, the "
-            "shipped workflow and the directories inputs may read")
+            "shipped workflow and the directories inputs may read"
+        )
     raise scope.refuse(
         f"{where}: location {value!r}: a workflow document may only name local files "
         "(attachments or paths under the input roots); pass remote or drs:// files "
-        "in workflow_params")
+        "in workflow_params"
+    )
 
 
 def check_literals(scope: Scope, node: Any, base: str, where: str) -> None:
@@ -263,8 +274,9 @@ def _walk_process(scope: Scope, process: Any, seen: set[int]) -> None:
     check_literals(scope, doc, ident, f"in {scope.show(ident)}:")
     for step in getattr(process, "steps", []) or []:
         sid = str(step.tool.get("id", ""))
-        check_literals(scope, {k: v for k, v in step.tool.items() if k != "run"}, sid,
-                       f"in {scope.show(sid)}:")
+        check_literals(
+            scope, {k: v for k, v in step.tool.items() if k != "run"}, sid, f"in {scope.show(sid)}:"
+        )
         embedded = getattr(step, "embedded_tool", None)
         if embedded is not None:
             _walk_process(scope, embedded, seen)
@@ -307,8 +319,14 @@ class Graph:
     patterns: set[str]  # literal secondaryFiles patterns of the graph's inputs
 
 
-def load(settings: Settings, workflow: str, workdir: Path, inputs_dir: Path, *,
-         resolve: Callable[[str], list[str]] | None = None) -> Graph:
+def load(
+    settings: Settings,
+    workflow: str,
+    workdir: Path,
+    inputs_dir: Path,
+    *,
+    resolve: Callable[[str], list[str]] | None = None,
+) -> Graph:
     """Load and check the graph of ``workflow`` (a local path or a checked URL).
 
     Returns what the engine should run: the same path for local documents, a
@@ -318,8 +336,12 @@ def load(settings: Settings, workflow: str, workdir: Path, inputs_dir: Path, *,
     from schema_salad.exceptions import ValidationException
 
     remote_url = urlsplit(workflow).scheme in ("http", "https")
-    uri = workflow if remote_url else Path(workflow.partition("#")[0]).resolve().as_uri() + (
-        "#" + workflow.partition("#")[2] if "#" in workflow else "")
+    uri = (
+        workflow
+        if remote_url
+        else Path(workflow.partition("#")[0]).resolve().as_uri()
+        + ("#" + workflow.partition("#")[2] if "#" in workflow else "")
+    )
     scope = Scope(settings, inputs_dir, resolve=resolve, top=uri)
     lc = _loading_context(scope)
     try:
@@ -331,9 +353,11 @@ def load(settings: Settings, workflow: str, workdir: Path, inputs_dir: Path, *,
             raise scope.refusal from None
         if isinstance(exc, (ValidationException, ValueError, KeyError, TypeError)):
             raise InvalidInput(
-                f"workflow document is not valid CWL: {_short(exc, scope)}") from None
-        raise InvalidInput(f"workflow document could not be loaded: {type(exc).__name__}: "
-                           f"{_short(exc, scope)}") from None
+                f"workflow document is not valid CWL: {_short(exc, scope)}"
+            ) from None
+        raise InvalidInput(
+            f"workflow document could not be loaded: {type(exc).__name__}: {_short(exc, scope)}"
+        ) from None
     if scope.refusal is not None:  # refused somewhere the loader swallowed the error
         raise scope.refusal
     _walk_process(scope, tool, set())

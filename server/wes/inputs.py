@@ -19,8 +19,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from server.errors import InvalidInput, PayloadTooLarge
@@ -50,17 +51,19 @@ def check_attachment_name(name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def save_attachments(settings: Settings, inputs: Path,
-                     files: Iterable[tuple[str, BinaryIO]]) -> list[str]:
+def save_attachments(
+    settings: Settings, inputs: Path, files: Iterable[tuple[str, BinaryIO]]
+) -> list[str]:
     """Write attachments below ``inputs`` (which must exist); returns the names."""
     files = list(files)
     if len(files) > settings.wes_max_attachments:
         raise PayloadTooLarge(
-            f"too many workflow_attachment files ({len(files)} > {settings.wes_max_attachments})")
+            f"too many workflow_attachment files ({len(files)} > {settings.wes_max_attachments})"
+        )
     names = [check_attachment_name(name) for name, _ in files]
     root = inputs.resolve()
     seen: set[PurePosixPath] = set()
-    for rel, (_, stream) in zip(names, files):
+    for rel, (_, stream) in zip(names, files, strict=False):
         budget = settings.wes_max_attachment_bytes
         if rel in seen:  # some clients send a file twice: fine when it is the same file
             again = stream.read(budget + 1)
@@ -75,7 +78,9 @@ def save_attachments(settings: Settings, inputs: Path,
                 raise InvalidInput(f"workflow_attachment: {rel} escapes the run directory")
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
         except OSError:  # "a" and "a/b" both attached, and the like
-            raise InvalidInput(f"workflow_attachment: {rel} clashes with another attachment") from None
+            raise InvalidInput(
+                f"workflow_attachment: {rel} clashes with another attachment"
+            ) from None
         with os.fdopen(fd, "wb") as out:
             while True:
                 block = stream.read(CHUNK)
@@ -85,7 +90,8 @@ def save_attachments(settings: Settings, inputs: Path,
                 if budget < 0:
                     raise PayloadTooLarge(
                         f"workflow_attachment {rel} exceeds "
-                        f"{settings.wes_max_attachment_bytes} bytes")
+                        f"{settings.wes_max_attachment_bytes} bytes"
+                    )
                 out.write(block)
     return [str(n) for n in dict.fromkeys(names)]
 
@@ -95,12 +101,24 @@ def _public_ip(addr: str) -> bool:
     ip = ipaddress.ip_address(addr.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified or not ip.is_global)
+    return not (
+        ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
 
 
-def check_remote_url(settings: Settings, url: str, *, what: str = "workflow_url",
-                     resolve: Callable[[str], list[str]] | None = None) -> str:
+def check_remote_url(
+    settings: Settings,
+    url: str,
+    *,
+    what: str = "workflow_url",
+    resolve: Callable[[str], list[str]] | None = None,
+) -> str:
     """Allow an http(s) URL only on an allow-listed host resolving to public addresses."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
@@ -144,8 +162,9 @@ def shipped_workflows() -> dict[str, Path]:
     return found
 
 
-def resolve_workflow(settings: Settings, workflow_url: str, inputs: Path,
-                     attachments: list[str]) -> str:
+def resolve_workflow(
+    settings: Settings, workflow_url: str, inputs: Path, attachments: list[str]
+) -> str:
     """What the engine runs: an absolute path (plus #fragment) or a checked URL."""
     if not isinstance(workflow_url, str) or not workflow_url.strip():
         raise InvalidInput("workflow_url is required")
@@ -174,18 +193,23 @@ def resolve_workflow(settings: Settings, workflow_url: str, inputs: Path,
             return str(target) + suffix
     raise InvalidInput(
         f"workflow_url {path!r} is neither an attached file nor a shipped workflow "
-        f"({', '.join(shipped) or 'none shipped'})")
+        f"({', '.join(shipped) or 'none shipped'})"
+    )
 
 
 # ------------------------------------------------------------------ job inputs
 FORBIDDEN_KEYS = ("$import", "$include", "$mixin", "cwl:tool")
 
 
-def check_params(settings: Settings, params: Any, inputs: Path,
-                 resolve_drs: Callable[[str], str] | None = None,
-                 attachments: Iterable[str] = (),
-                 fetch_remote: Callable[[str], str] | None = None,
-                 readable: set[str] | None = None) -> Any:
+def check_params(
+    settings: Settings,
+    params: Any,
+    inputs: Path,
+    resolve_drs: Callable[[str], str] | None = None,
+    attachments: Iterable[str] = (),
+    fetch_remote: Callable[[str], str] | None = None,
+    readable: set[str] | None = None,
+) -> Any:
     """Validate and normalise File/Directory locations; returns the job object.
 
     A client-side absolute path (``file:///home/me/wf/data/x.bam``) whose tail
@@ -216,8 +240,9 @@ def check_params(settings: Settings, params: Any, inputs: Path,
         if parts.scheme in ("http", "https"):
             check_remote_url(settings, value, what="workflow_params")
             if fetch_remote is None:
-                raise InvalidInput(f"workflow_params: {value!r}: http(s) inputs are not "
-                                   "available here")
+                raise InvalidInput(
+                    f"workflow_params: {value!r}: http(s) inputs are not available here"
+                )
             return fetch_remote(value)
         if parts.scheme == "file" or value.startswith("/"):
             from urllib.parse import unquote
@@ -229,7 +254,8 @@ def check_params(settings: Settings, params: Any, inputs: Path,
             path = Path(raw).resolve()
             if not any(path == r or r in path.parents for r in input_roots):
                 raise InvalidInput(
-                    f"workflow_params: {value!r} is outside the directories inputs may read")
+                    f"workflow_params: {value!r} is outside the directories inputs may read"
+                )
             readable.add(str(path))
             return str(path)
         if parts.scheme and len(parts.scheme) > 1:
@@ -248,8 +274,14 @@ def check_params(settings: Settings, params: Any, inputs: Path,
                 for key in ("location", "path"):
                     if key in out:
                         out[key] = location(out[key])
-            return {k: (v if k in ("location", "path") and out.get("class") in ("File", "Directory")
-                        else walk(v)) for k, v in out.items()}
+            return {
+                k: (
+                    v
+                    if k in ("location", "path") and out.get("class") in ("File", "Directory")
+                    else walk(v)
+                )
+                for k, v in out.items()
+            }
         if isinstance(node, list):
             return [walk(v) for v in node]
         return node

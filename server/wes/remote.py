@@ -22,7 +22,7 @@ re-checking every hop is what no library does for us.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -53,8 +53,9 @@ class _PinnedAdapter(HTTPAdapter):
         return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
 
 
-def _checked_address(settings: Settings, url: str, what: str,
-                     resolve: Callable[[str], list[str]] | None) -> str:
+def _checked_address(
+    settings: Settings, url: str, what: str, resolve: Callable[[str], list[str]] | None
+) -> str:
     """The address to connect to for ``url``, after every check of check_remote_url."""
     from server.wes import inputs
 
@@ -70,9 +71,15 @@ def _checked_address(settings: Settings, url: str, what: str,
     return seen[0] if seen else host  # an IP literal host is its own address
 
 
-def fetch(settings: Settings, url: str, *, what: str, limit: int,
-          resolve: Callable[[str], list[str]] | None = None,
-          accept: str = "*/*") -> tuple[str, bytes]:
+def fetch(
+    settings: Settings,
+    url: str,
+    *,
+    what: str,
+    limit: int,
+    resolve: Callable[[str], list[str]] | None = None,
+    accept: str = "*/*",
+) -> tuple[str, bytes]:
     """(final URL, body) of ``url``, every hop checked; InvalidInput otherwise."""
     current = url.partition("#")[0]
     for hop in range(MAX_HOPS + 1):
@@ -81,8 +88,9 @@ def fetch(settings: Settings, url: str, *, what: str, limit: int,
         except InvalidInput as exc:
             if hop == 0:
                 raise
-            raise InvalidInput(f"{exc.args[0] if exc.args else exc} "
-                               f"(reached by a redirect from {url})") from None
+            raise InvalidInput(
+                f"{exc.args[0] if exc.args else exc} (reached by a redirect from {url})"
+            ) from None
         with requests.Session() as session:
             session.trust_env = False  # no proxy from the environment, no .netrc
             session.verify = CA_BUNDLE or True
@@ -90,12 +98,21 @@ def fetch(settings: Settings, url: str, *, what: str, limit: int,
             session.mount("https://", _PinnedAdapter(address))
             try:
                 # (the connection goes to an address: name the site in Host, as DNS would)
-                resp = session.get(current, allow_redirects=False, stream=True, timeout=TIMEOUT,
-                                   headers={"Accept": accept, "User-Agent": "genomeport-wes",
-                                            "Host": urlsplit(current).netloc.rpartition("@")[2]})
+                resp = session.get(
+                    current,
+                    allow_redirects=False,
+                    stream=True,
+                    timeout=TIMEOUT,
+                    headers={
+                        "Accept": accept,
+                        "User-Agent": "genomeport-wes",
+                        "Host": urlsplit(current).netloc.rpartition("@")[2],
+                    },
+                )
             except requests.RequestException as exc:
-                raise InvalidInput(f"{what}: could not fetch {current}: "
-                                   f"{type(exc).__name__}") from None
+                raise InvalidInput(
+                    f"{what}: could not fetch {current}: {type(exc).__name__}"
+                ) from None
             with resp:
                 if resp.is_redirect:
                     target = resp.headers.get("Location", "")

@@ -85,9 +85,10 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from server.settings import Settings
 
@@ -96,10 +97,31 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # masked inside /etc even though the run user could not read most of them
-ETC_SECRETS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers",
-               "/etc/sudoers.d", "/etc/ssh", "/etc/munge", "/etc/ssl/private", "/etc/genomeport")
-SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "HOME", "USER", "LOGNAME",
-            "SLURM_CONF", "TOIL_SLURM_ARGS")
+ETC_SECRETS = (
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh",
+    "/etc/munge",
+    "/etc/ssl/private",
+    "/etc/genomeport",
+)
+SAFE_ENV = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SLURM_CONF",
+    "TOIL_SLURM_ARGS",
+)
 MUNGE = "/run/munge"
 LOOPBACK_ALIAS = "127.0.0.2"
 SLURM_LAUNCHER = Path(__file__).resolve().parent / "slurm_launcher.py"
@@ -119,6 +141,7 @@ class NetworkRefused(SandboxError):
 @dataclass
 class Launch:
     """What the worker executes (as itself: bwrap drops to ``user`` inside)."""
+
     argv: list[str]
     env: dict[str, str]
     user: int | None = None  # the uid tools run as (setpriv inside; bwrap starts as root)
@@ -143,9 +166,9 @@ class Launch:
             return "sandbox: none (GENOMEPORT_WES_SANDBOX=none)"
         who = RUN_USER if self.user is not None else "the worker's user (node caller)"
         net = "shared" if self.network else ("slurmctld only" if self.relay else "none")
-        return (f"sandbox: bwrap as {who}; network {net}; "
-                f"{len(self.readable)} input path(s) read-only")
-
+        return (
+            f"sandbox: bwrap as {who}; network {net}; {len(self.readable)} input path(s) read-only"
+        )
 
 
 # ------------------------------------------------------------------ the user
@@ -156,7 +179,8 @@ def run_account() -> tuple[int, int]:
     except KeyError:
         raise SandboxError(
             f"the sandbox user {RUN_USER!r} does not exist; create it with "
-            "scripts/install-system.sh (as root)") from None
+            "scripts/install-system.sh (as root)"
+        ) from None
     if entry.pw_uid == 0 or entry.pw_gid == 0:
         raise SandboxError(f"the sandbox user {RUN_USER!r} must not be root")
     return entry.pw_uid, entry.pw_gid
@@ -308,8 +332,11 @@ def workflow_documents(workdir: Path, workflow: str) -> list[Path]:
             docs += sorted(Path(local).resolve().parent.glob("*.cwl"))
     inputs = Path(workdir) / "inputs"
     if inputs.is_dir():
-        docs += sorted(p for p in inputs.rglob("*") if p.is_file()
-                       and p.suffix in (".cwl", ".yml", ".yaml", ".json"))
+        docs += sorted(
+            p
+            for p in inputs.rglob("*")
+            if p.is_file() and p.suffix in (".cwl", ".yml", ".yaml", ".json")
+        )
     return list(dict.fromkeys(docs))
 
 
@@ -383,12 +410,24 @@ def _inside(path: str, roots: Iterable[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def bwrap_args(*, workdir: Path, readable: Iterable[str], python: Iterable[str], network: bool,
-               uid: int | None, gid: int | None, env: dict[str, str] | None,
-               extra_ro: Iterable[str] = (), extra_rw: Iterable[str] = (),
-               cluster_client: bool = False, privileged: bool = True,
-               masks: Iterable[str] = (), hide: Iterable[str] = (),
-               files: Iterable[tuple[str, str]] = (), loopback_alias: bool = False) -> list[str]:
+def bwrap_args(
+    *,
+    workdir: Path,
+    readable: Iterable[str],
+    python: Iterable[str],
+    network: bool,
+    uid: int | None,
+    gid: int | None,
+    env: dict[str, str] | None,
+    extra_ro: Iterable[str] = (),
+    extra_rw: Iterable[str] = (),
+    cluster_client: bool = False,
+    privileged: bool = True,
+    masks: Iterable[str] = (),
+    hide: Iterable[str] = (),
+    files: Iterable[tuple[str, str]] = (),
+    loopback_alias: bool = False,
+) -> list[str]:
     """The bwrap command line, up to and including ``--``.
 
     ``privileged``: bwrap starts as root (the worker) and mounts, then
@@ -409,8 +448,14 @@ def bwrap_args(*, workdir: Path, readable: Iterable[str], python: Iterable[str],
         args += ["--unshare-user", "--disable-userns"]
         if uid is not None:
             args += ["--uid", str(uid), "--gid", str(gid)]
-    args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-             "--die-with-parent", "--new-session"]
+    args += [
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+    ]
     if not network:
         args.append("--unshare-net")
     args += _system_args()
@@ -458,13 +503,28 @@ def bwrap_args(*, workdir: Path, readable: Iterable[str], python: Iterable[str],
         ip = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
         if not ip:
             raise SandboxError("ip (iproute2) is not installed; run scripts/install-system.sh")
-        args += ["--cap-add", "CAP_NET_ADMIN", "--", "/bin/sh", "-c",
-                 f'{shlex.quote(ip)} addr add {LOOPBACK_ALIAS}/8 dev lo && exec "$@"', "sh"]
+        args += [
+            "--cap-add",
+            "CAP_NET_ADMIN",
+            "--",
+            "/bin/sh",
+            "-c",
+            f'{shlex.quote(ip)} addr add {LOOPBACK_ALIAS}/8 dev lo && exec "$@"',
+            "sh",
+        ]
     else:
         args.append("--")
     if privileged and uid is not None:
-        args += [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
-                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        args += [
+            SETPRIV,
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
     return args
 
 
@@ -496,10 +556,14 @@ def limits(settings: Settings) -> dict[str, Any]:
 def describe(settings: Settings) -> dict[str, Any]:
     """The sandbox block of /service-info."""
     if settings.wes_sandbox == "none":
-        return {"kind": "none", "limits": limits(settings),
-                "note": "tools are isolated by the node's container engine"}
+        return {
+            "kind": "none",
+            "limits": limits(settings),
+            "note": "tools are isolated by the node's container engine",
+        }
     return {
-        "kind": "bwrap", "user": RUN_USER,
+        "kind": "bwrap",
+        "user": RUN_USER,
         "network": "workflows declaring NetworkAccess" if settings.wes_allow_network else "none",
         "filesystem": "read-only system, the run directory, the caller's inputs read-only",
         "limits": limits(settings),
@@ -524,13 +588,21 @@ def _probe(uid: int, gid: int) -> str:
 
     with tempfile.TemporaryDirectory(prefix="genomeport-probe-") as tmp:
         try:
-            args = bwrap_args(workdir=Path(tmp), readable=(), python=(), network=False,
-                              uid=uid, gid=gid, env={"PATH": "/usr/bin:/bin"})
+            args = bwrap_args(
+                workdir=Path(tmp),
+                readable=(),
+                python=(),
+                network=False,
+                uid=uid,
+                gid=gid,
+                env={"PATH": "/usr/bin:/bin"},
+            )
         except SandboxError as exc:
             return str(exc)
         try:
-            done = subprocess.run([*args, "/bin/sh", "-c", "id -u"], capture_output=True,
-                                  text=True, timeout=30)
+            done = subprocess.run(
+                [*args, "/bin/sh", "-c", "id -u"], capture_output=True, text=True, timeout=30
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             return f"bwrap could not be started: {exc}"
     if done.returncode != 0 or done.stdout.strip() != str(uid):
@@ -551,7 +623,8 @@ def check(settings: Settings) -> None:
     if os.geteuid() != 0:
         raise SandboxError(
             f"the WES worker must run as root to start runs as {RUN_USER!r} "
-            "(or set GENOMEPORT_WES_SANDBOX=none inside a container engine that isolates tools)")
+            "(or set GENOMEPORT_WES_SANDBOX=none inside a container engine that isolates tools)"
+        )
     reason = _probe(uid, gid)
     if reason:
         _probe.cache_clear()
@@ -571,16 +644,29 @@ def toil_worker_wrapper(workdir: Path, args: list[str], real_worker: str) -> Pat
         "# (bwrap as the run user, no network); a job Toil runs on its leader is\n"
         "# already inside it.\n"
         f'[ -n "$SLURM_JOB_ID" ] || exec {worker} "$@"\n'
-        f'exec {shlex.join(args)} {worker} "$@"\n', "utf-8")
+        f'exec {shlex.join(args)} {worker} "$@"\n',
+        "utf-8",
+    )
     script.chmod(0o755)
     return bindir
 
 
-def wrap(settings: Settings, *, workdir: Path, command: list[str], env: dict[str, str],
-         workflow: str = "", trusted: bool = False, extra_rw: Iterable[str] = (),
-         engine_executables: Iterable[str] = (), toil_worker: str | None = None,
-         cluster_client: bool = False, keep_env: Iterable[str] = (),
-         support_files: Iterable[str] = (), cluster_relay: bool = True) -> Launch:
+def wrap(
+    settings: Settings,
+    *,
+    workdir: Path,
+    command: list[str],
+    env: dict[str, str],
+    workflow: str = "",
+    trusted: bool = False,
+    extra_rw: Iterable[str] = (),
+    engine_executables: Iterable[str] = (),
+    toil_worker: str | None = None,
+    cluster_client: bool = False,
+    keep_env: Iterable[str] = (),
+    support_files: Iterable[str] = (),
+    cluster_relay: bool = True,
+) -> Launch:
     """The sandboxed launch of ``command`` for one run (SandboxError: refuse it).
 
     ``cluster_client`` (the Toil leader on Slurm): a network namespace of its
@@ -597,14 +683,19 @@ def wrap(settings: Settings, *, workdir: Path, command: list[str], env: dict[str
     if required and not settings.wes_allow_network:
         raise NetworkRefused(
             "the workflow requires NetworkAccess, which this node does not allow "
-            "(GENOMEPORT_WES_ALLOW_NETWORK); tools here run without network")
+            "(GENOMEPORT_WES_ALLOW_NETWORK); tools here run without network"
+        )
     remote = remote_locations(workdir, workflow)
     if remote and not (settings.wes_allow_network or trusted):
         raise NetworkRefused(
             f"{remote[0]} is fetched by the engine, which has no network in the sandbox; "
-            "attach the workflow and its files, or use drs:// or server paths for inputs")
-    network = bool(((required or remote) and settings.wes_allow_network) or trusted
-                   or (cluster_client and not cluster_relay))
+            "attach the workflow and its files, or use drs:// or server paths for inputs"
+        )
+    network = bool(
+        ((required or remote) and settings.wes_allow_network)
+        or trusted
+        or (cluster_client and not cluster_relay)
+    )
     sandbox_env = clean_env(env, workdir, keep=keep_env)
     python = python_dirs(engine_executables)
     extra_ro: list[str] = list(support_files)  # (the cwltool launcher: one file of the node)
@@ -620,10 +711,20 @@ def wrap(settings: Settings, *, workdir: Path, command: list[str], env: dict[str
         masks = [str(Path(settings.var_dir).resolve()), str(settings.effective_wes_work_dir)]
         sandbox_env["USER"] = sandbox_env["LOGNAME"] = RUN_USER
     if toil_worker:
-        job_args = bwrap_args(workdir=workdir, readable=readable, python=python, network=False,
-                              uid=run_uid, gid=run_gid, env=None, extra_ro=extra_ro,
-                              extra_rw=extra_rw, privileged=False, masks=masks,
-                              hide=[str(workdir / RELAY_DIR)] if cluster_client else ())
+        job_args = bwrap_args(
+            workdir=workdir,
+            readable=readable,
+            python=python,
+            network=False,
+            uid=run_uid,
+            gid=run_gid,
+            env=None,
+            extra_ro=extra_ro,
+            extra_rw=extra_rw,
+            privileged=False,
+            masks=masks,
+            hide=[str(workdir / RELAY_DIR)] if cluster_client else (),
+        )
         job_args = [a for a in job_args if a != "--die-with-parent"]  # slurmstepd is the parent
         bindir = toil_worker_wrapper(workdir, job_args, toil_worker)
         sandbox_env["PATH"] = f"{bindir}{os.pathsep}{sandbox_env['PATH']}"
@@ -634,18 +735,39 @@ def wrap(settings: Settings, *, workdir: Path, command: list[str], env: dict[str
         extra_ro.append(str(SLURM_LAUNCHER))
     if not trusted:
         prepare_workdir(workdir, uid, gid)
-    argv = [*limit_args(settings),
-            *bwrap_args(workdir=workdir, readable=readable, python=python, network=network,
-                        uid=run_uid, gid=run_gid, env=sandbox_env, extra_ro=extra_ro,
-                        extra_rw=extra_rw, cluster_client=cluster_client, masks=masks,
-                        files=files, loopback_alias=relay is not None),
-            *command]
-    return Launch(argv=argv, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-                  user=run_uid, group=run_gid, network=network, readable=readable, relay=relay)
+    argv = [
+        *limit_args(settings),
+        *bwrap_args(
+            workdir=workdir,
+            readable=readable,
+            python=python,
+            network=network,
+            uid=run_uid,
+            gid=run_gid,
+            env=sandbox_env,
+            extra_ro=extra_ro,
+            extra_rw=extra_rw,
+            cluster_client=cluster_client,
+            masks=masks,
+            files=files,
+            loopback_alias=relay is not None,
+        ),
+        *command,
+    ]
+    return Launch(
+        argv=argv,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        user=run_uid,
+        group=run_gid,
+        network=network,
+        readable=readable,
+        relay=relay,
+    )
 
 
-def _cluster_relay(workdir: Path, command: list[str]
-                   ) -> tuple[list[str], tuple[str, str, int], list[tuple[str, str]]]:
+def _cluster_relay(
+    workdir: Path, command: list[str]
+) -> tuple[list[str], tuple[str, str, int], list[tuple[str, str]]]:
     """The leader's command behind ``slurm_launcher.py``, the relay it needs,
     and the per-run slurm.conf to bind (when slurmctld is not on a loopback)."""
     from server.wes import slurm_relay

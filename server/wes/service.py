@@ -11,6 +11,7 @@ for a run that does not exist.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -19,8 +20,9 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
@@ -62,7 +64,9 @@ def _reconcile_one(settings: Settings, db: Database, run: WesRun) -> WesRun:
 
     timeout = float(settings.wes_heartbeat_timeout)
     if store.worker_vanished(run.worker_id, run.heartbeat, timeout):
-        store.reconcile(db, timeout, cancel_cluster_jobs=lambda ids: cancel_cluster_jobs(settings, ids))
+        store.reconcile(
+            db, timeout, cancel_cluster_jobs=lambda ids: cancel_cluster_jobs(settings, ids)
+        )
         return store.get_run(db, run.id) or run
     return run
 
@@ -72,7 +76,7 @@ def iso(value: dt.datetime | None) -> str | None:
     value = store.aware(value)
     if value is None:
         return None
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _url(settings: Settings, ident: str, caller: Caller | None = None) -> str:
@@ -82,30 +86,52 @@ def _url(settings: Settings, ident: str, caller: Caller | None = None) -> str:
         from server.dataplane import sign_url
     except ImportError:
         return ""
-    return sign_url(settings, "wes", ident, caller=caller.label if caller else None,
-                    expires=caller.expires if caller else None)
+    return sign_url(
+        settings,
+        "wes",
+        ident,
+        caller=caller.label if caller else None,
+        expires=caller.expires if caller else None,
+    )
 
 
 def run_summary(run: WesRun) -> dict:
-    return {"run_id": run.id, "state": run.state, "start_time": iso(run.start_time),
-            "end_time": iso(run.end_time), "tags": dict(run.tags or {})}
+    return {
+        "run_id": run.id,
+        "state": run.state,
+        "start_time": iso(run.start_time),
+        "end_time": iso(run.end_time),
+        "tags": dict(run.tags or {}),
+    }
 
 
 def task_log(settings: Settings, run: WesRun, task: WesTask, caller: Caller | None = None) -> dict:
     log_url = _url(settings, f"{run.id}/tasks/{task.seq}", caller) if task.stderr_path else ""
     # the tool's own stdout where the engine recorded it (cwltool); else its log
-    out_url = (_url(settings, f"{run.id}/tasks/{task.seq}/stdout", caller) if task.stdout_path
-               else log_url)
+    out_url = (
+        _url(settings, f"{run.id}/tasks/{task.seq}/stdout", caller) if task.stdout_path else log_url
+    )
     return {
-        "id": str(task.seq), "name": task.name, "cmd": list(task.cmd or []),
-        "start_time": iso(task.start_time), "end_time": iso(task.end_time),
-        "stdout": out_url, "stderr": log_url, "exit_code": task.exit_code,
-        "system_logs": list(task.system_logs or []), "tags": {},
+        "id": str(task.seq),
+        "name": task.name,
+        "cmd": list(task.cmd or []),
+        "start_time": iso(task.start_time),
+        "end_time": iso(task.end_time),
+        "stdout": out_url,
+        "stderr": log_url,
+        "exit_code": task.exit_code,
+        "system_logs": list(task.system_logs or []),
+        "tags": {},
     }
 
 
-def _outputs(settings: Settings, run: WesRun, value: Any, drs_ids: dict | None = None,
-             caller: Caller | None = None) -> Any:
+def _outputs(
+    settings: Settings,
+    run: WesRun,
+    value: Any,
+    drs_ids: dict | None = None,
+    caller: Caller | None = None,
+) -> Any:
     """Output file locations become signed URLs served by the node; ``path``
     stays the file on the node's (cluster-shared) file system, for clients that
     run beside it (cwltest, toil-wes-cwl-runner on the cluster)."""
@@ -116,7 +142,7 @@ def _outputs(settings: Settings, run: WesRun, value: Any, drs_ids: dict | None =
             loc = str(value.get("location") or value.get("path") or "")
             local = loc.removeprefix("file://")
             if local.startswith(outdir + "/"):
-                rel = local[len(outdir) + 1:]
+                rel = local[len(outdir) + 1 :]
                 if value.get("class") == "File":
                     out["location"] = _url(settings, f"{run.id}/outputs/{rel}", caller)
                     if drs_ids and rel in drs_ids:
@@ -160,8 +186,11 @@ def run_log(settings: Settings, db: Database, run: WesRun, caller: Caller | None
         },
         "task_logs_url": f"{settings.public_url.rstrip('/')}/ga4gh/wes/v1/runs/{run.id}/tasks",
         "task_logs": [task_log(settings, run, t, caller) for t in tasks],
-        "outputs": (_outputs(settings, run, dict(run.outputs or {}), _drs_ids(db, run), caller)
-                    if done else {}),
+        "outputs": (
+            _outputs(settings, run, dict(run.outputs or {}), _drs_ids(db, run), caller)
+            if done
+            else {}
+        ),
     }
 
 
@@ -175,8 +204,11 @@ def _page_key(settings: Settings) -> bytes:
 def make_token(settings: Settings, owner: str, last_pk: int) -> str:
     body = json.dumps({"o": owner, "k": last_pk}, separators=(",", ":")).encode()
     sig = hmac.new(_page_key(settings), body, hashlib.sha256).digest()[:16]
-    return (base64.urlsafe_b64encode(body).rstrip(b"=") + b"."
-            + base64.urlsafe_b64encode(sig).rstrip(b"=")).decode()
+    return (
+        base64.urlsafe_b64encode(body).rstrip(b"=")
+        + b"."
+        + base64.urlsafe_b64encode(sig).rstrip(b"=")
+    ).decode()
 
 
 def read_token(settings: Settings, owner: str, token: str) -> int:
@@ -207,24 +239,32 @@ def service_info(settings: Settings, db: Database) -> dict:
         if engine.available():
             available[name] = {"workflow_engine_version": [engine.version()]}
             defaults += engine_parameters(engine)
-    info.update({
-        "workflow_type_versions": {
-            t: {"workflow_type_version": list(v)} for t, v in engines.WORKFLOW_TYPE_VERSIONS.items()},
-        "supported_wes_versions": ["1.1.0", "1.0.0"],
-        "supported_filesystem_protocols": ["file", "http", "https", "drs"],
-        "workflow_engine_versions": available,
-        "default_workflow_engine_parameters": defaults,
-        "system_state_counts": store.state_counts(db),
-        "auth_instructions_url": f"{settings.public_url.rstrip('/')}/docs#authentication",
-        "tags": {"default_workflow_engine": settings.wes_default_engine,
-                 "shipped_workflows": ",".join(inputs.shipped_workflows())},
-    })
+    info.update(
+        {
+            "workflow_type_versions": {
+                t: {"workflow_type_version": list(v)}
+                for t, v in engines.WORKFLOW_TYPE_VERSIONS.items()
+            },
+            "supported_wes_versions": ["1.1.0", "1.0.0"],
+            "supported_filesystem_protocols": ["file", "http", "https", "drs"],
+            "workflow_engine_versions": available,
+            "default_workflow_engine_parameters": defaults,
+            "system_state_counts": store.state_counts(db),
+            "auth_instructions_url": f"{settings.public_url.rstrip('/')}/docs#authentication",
+            "tags": {
+                "default_workflow_engine": settings.wes_default_engine,
+                "shipped_workflows": ",".join(inputs.shipped_workflows()),
+            },
+        }
+    )
     # how every run is isolated and limited (server/wes/sandbox.py)
     info["sandbox"] = sandbox.describe(settings)
-    info["tags"].update({
-        "sandbox": info["sandbox"]["kind"],
-        **{f"limit_{k}": str(v) for k, v in info["sandbox"]["limits"].items() if v is not None},
-    })
+    info["tags"].update(
+        {
+            "sandbox": info["sandbox"]["kind"],
+            **{f"limit_{k}": str(v) for k, v in info["sandbox"]["limits"].items() if v is not None},
+        }
+    )
     return info
 
 
@@ -240,8 +280,9 @@ def engine_parameters(engine: engines.Engine) -> list[dict]:
         else:
             kind = "string"
         default = "" if p.default is None else _text(p.default)
-        out.append({"name": name, "type": kind, "default_value": default,
-                    "workflow_engine": engine.name})
+        out.append(
+            {"name": name, "type": kind, "default_value": default, "workflow_engine": engine.name}
+        )
     return out
 
 
@@ -258,7 +299,7 @@ LIST_SCAN = 500  # rows read per query when a tag filter applies
 
 def _tag_filter(tags) -> dict[str, str | None]:
     wanted: dict[str, str | None] = {}
-    for item in ([tags] if isinstance(tags, str) else list(tags or [])):
+    for item in [tags] if isinstance(tags, str) else list(tags or []):
         if not isinstance(item, str) or not item:
             raise InvalidInput("tags: each filter is key:value or key")
         key, sep, value = item.partition(":")
@@ -266,8 +307,15 @@ def _tag_filter(tags) -> dict[str, str | None]:
     return wanted
 
 
-def list_runs(settings: Settings, db: Database, caller: Caller, page_size: int | None = None,
-              page_token: str | None = None, state=None, tags=None) -> dict:
+def list_runs(
+    settings: Settings,
+    db: Database,
+    caller: Caller,
+    page_size: int | None = None,
+    page_token: str | None = None,
+    state=None,
+    tags=None,
+) -> dict:
     """The caller's runs, newest first; optionally only those in ``state`` (one
     or several) and carrying every tag of ``tags`` (``key:value`` or ``key``).
     A page token belongs to its caller and its filters."""
@@ -310,8 +358,10 @@ def list_runs(settings: Settings, db: Database, caller: Caller, page_size: int |
             break
     more = len(found) > size
     found = found[:size]
-    return {"runs": [run_summary(r) for r in found],
-            "next_page_token": make_token(settings, scope, found[-1].pk) if more else ""}
+    return {
+        "runs": [run_summary(r) for r in found],
+        "next_page_token": make_token(settings, scope, found[-1].pk) if more else "",
+    }
 
 
 def _json_field(form: dict, name: str, default: Any, kind: type) -> Any:
@@ -330,9 +380,14 @@ def _json_field(form: dict, name: str, default: Any, kind: type) -> Any:
     return value
 
 
-def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
-               attachments: Iterable[tuple[str, BinaryIO]] = (),
-               resolve_drs=None) -> dict:
+def submit_run(
+    settings: Settings,
+    db: Database,
+    caller: Caller,
+    form: dict,
+    attachments: Iterable[tuple[str, BinaryIO]] = (),
+    resolve_drs=None,
+) -> dict:
     """Validate a RunRequest, store its files and record it QUEUED.
 
     Nothing is recorded, and no file is left behind, unless every check passes."""
@@ -348,21 +403,24 @@ def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
         raise InvalidInput(f"workflow_type_version {version!r} is not supported for {wtype}")
     params = _json_field(form, "workflow_params", {}, dict)
     tags = _json_field(form, "tags", {}, dict)
-    if not all(isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in tags.items()):
+    if not all(
+        isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in tags.items()
+    ):
         raise InvalidInput("tags must map strings to strings")
     tags = {k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()}
     engine = engines.get_engine(settings, form.get("workflow_engine") or None)
     if not engine.available():
         raise InvalidInput(f"workflow_engine {engine.name!r} is not installed on this node")
-    engine_params = engine.check_params(
-        _json_field(form, "workflow_engine_parameters", {}, dict))
+    engine_params = engine.check_params(_json_field(form, "workflow_engine_parameters", {}, dict))
     workflow_url = form.get("workflow_url")
     engine_version = form.get("workflow_engine_version")
     if engine_version not in (None, ""):
         have = engine.version()
         if str(engine_version) != have:
-            raise InvalidInput(f"workflow_engine_version {engine_version!r} is not available "
-                               f"for {engine.name} (this node runs {have})")
+            raise InvalidInput(
+                f"workflow_engine_version {engine_version!r} is not available "
+                f"for {engine.name} (this node runs {have})"
+            )
 
     run_id = str(uuid.uuid4())
     workdir = settings.effective_wes_work_dir / run_id
@@ -373,26 +431,39 @@ def submit_run(settings: Settings, db: Database, caller: Caller, form: dict,
         workflow = inputs.resolve_workflow(settings, workflow_url, inputs_dir, names)
         loaded = graph.load(settings, workflow, workdir, inputs_dir)
         readable = set(loaded.readable)
-        job = inputs.check_params(settings, params, inputs_dir,
-                                  resolve_drs=resolve_drs or drs_resolver(settings, db, caller,
-                                                                          readable),
-                                  attachments=names,
-                                  fetch_remote=remote_fetcher(settings, workdir),
-                                  readable=readable)
+        job = inputs.check_params(
+            settings,
+            params,
+            inputs_dir,
+            resolve_drs=resolve_drs or drs_resolver(settings, db, caller, readable),
+            attachments=names,
+            fetch_remote=remote_fetcher(settings, workdir),
+            readable=readable,
+        )
         (workdir / "job.json").write_text(json.dumps(job), "utf-8")
         write_readable(workdir, readable, loaded.patterns)
         request = {
-            "workflow_params": params, "workflow_type": wtype,
-            "workflow_type_version": version, "tags": tags,
+            "workflow_params": params,
+            "workflow_type": wtype,
+            "workflow_type_version": version,
+            "tags": tags,
             "workflow_engine": engine.name,
             "workflow_engine_parameters": {k: _text(v) for k, v in engine_params.items()},
             "workflow_url": workflow_url,
         }
         if engine_version:
             request["workflow_engine_version"] = str(engine_version)
-        store.create_run(db, id=run_id, owner=owner, request=request, tags=tags,
-                         engine=engine.name, engine_params=engine_params,
-                         workdir=str(workdir), workflow=loaded.workflow)
+        store.create_run(
+            db,
+            id=run_id,
+            owner=owner,
+            request=request,
+            tags=tags,
+            engine=engine.name,
+            engine_params=engine_params,
+            workdir=str(workdir),
+            workflow=loaded.workflow,
+        )
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -422,13 +493,16 @@ def remote_fetcher(settings: Settings, workdir: Path):
         target = (workdir / "fetched" / (parts.hostname or "host")).joinpath(*name.parts)
         if target.is_file():
             return str(target)
-        _, body = remote.fetch(settings, url, what="workflow_params",
-                               limit=settings.wes_max_fetch_bytes)
+        _, body = remote.fetch(
+            settings, url, what="workflow_params", limit=settings.wes_max_fetch_bytes
+        )
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
         except OSError:
-            raise InvalidInput(f"workflow_params: {url!r} clashes with another fetched input") from None
+            raise InvalidInput(
+                f"workflow_params: {url!r} clashes with another fetched input"
+            ) from None
         with os.fdopen(fd, "wb") as out:
             out.write(body)
         return str(target)
@@ -456,17 +530,17 @@ def write_readable(workdir: Path, paths: set[str], patterns: set[str] = frozense
         if not path.is_file():
             continue
         extra = {path.parent / substitute(path.name, p.rstrip("?")) for p in patterns}
-        try:
+        with contextlib.suppress(OSError):
             extra |= {p for p in path.parent.iterdir() if p.name.startswith(path.name + ".")}
-        except OSError:
-            pass
         out |= {str(p) for p in extra if p.exists() and not (p == root or root in p.parents)}
     target = workdir / "readable.json"
     target.write_text(json.dumps(sorted(out), indent=1), "utf-8")
     return target
 
 
-def drs_resolver(settings: Settings, db: Database, caller: Caller, readable: set[str] | None = None):
+def drs_resolver(
+    settings: Settings, db: Database, caller: Caller, readable: set[str] | None = None
+):
     """``drs://<this node>/<id>`` -> the local path of a registered file or of
     one of the caller's own WES outputs (``wes~<hex>``), for a caller allowed to
     read it (401/403 otherwise, audited by DRS; 404 for an object that does not
@@ -484,8 +558,9 @@ def drs_resolver(settings: Settings, db: Database, caller: Caller, readable: set
         parts = urlsplit(uri)
         if (parts.hostname or "") != public_host(settings):
             raise InvalidInput(f"workflow_params: {uri!r} is not an object of this node")
-        obj = drs_resolve(DrsContext(settings, db, caller), parts.path.lstrip("/"),
-                          action="wes-input")
+        obj = drs_resolve(
+            DrsContext(settings, db, caller), parts.path.lstrip("/"), action="wes-input"
+        )
         extra = []
         if obj.kind == "file":
             location = obj.file.location
@@ -520,8 +595,14 @@ def cancel_run(settings: Settings, db: Database, caller: Caller, run_id: str) ->
     return {"run_id": run.id}
 
 
-def list_tasks(settings: Settings, db: Database, caller: Caller, run_id: str,
-               page_size: int | None = None, page_token: str | None = None) -> dict:
+def list_tasks(
+    settings: Settings,
+    db: Database,
+    caller: Caller,
+    run_id: str,
+    page_size: int | None = None,
+    page_token: str | None = None,
+) -> dict:
     owner = require_caller(settings, caller)
     run = _owned_run(settings, db, owner, run_id)
     size = DEFAULT_PAGE if page_size is None else int(page_size)
@@ -531,9 +612,12 @@ def list_tasks(settings: Settings, db: Database, caller: Caller, run_id: str,
     tasks = store.get_tasks(db, run.pk, after_seq=after, limit=size + 1)
     more = len(tasks) > size
     tasks = tasks[:size]
-    return {"task_logs": [task_log(settings, run, t, caller) for t in tasks],
-            "next_page_token": (make_token(settings, f"{owner}\x00{run.id}", tasks[-1].seq)
-                                if more else "")}
+    return {
+        "task_logs": [task_log(settings, run, t, caller) for t in tasks],
+        "next_page_token": (
+            make_token(settings, f"{owner}\x00{run.id}", tasks[-1].seq) if more else ""
+        ),
+    }
 
 
 def get_task(settings: Settings, db: Database, caller: Caller, run_id: str, task_id: str) -> dict:
@@ -564,7 +648,7 @@ def resolve_file(settings: Settings, db: Database, ident: str) -> Path:
             raise NotFound("no such task log")
         path = Path(getattr(tasks[0], which))
     elif rest.startswith("outputs/"):
-        rel = inputs.check_attachment_name(rest[len("outputs/"):])
+        rel = inputs.check_attachment_name(rest[len("outputs/") :])
         path = (workdir / "outputs").joinpath(*rel.parts).resolve()
         if not str(path).startswith(str(workdir / "outputs") + os.sep):
             raise NotFound("no such output")

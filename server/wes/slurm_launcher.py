@@ -16,6 +16,7 @@ a few lines of ``socket``; no library does only this.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -35,10 +36,8 @@ def pump(src: socket.socket, dst: socket.socket) -> None:
     except OSError:
         pass
     finally:
-        try:
+        with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
 
 def relay(a: socket.socket, b: socket.socket) -> None:

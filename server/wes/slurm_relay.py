@@ -20,6 +20,7 @@ lines of ``socket``; no library does only this.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -117,8 +118,9 @@ class Relay:
         if uid is not None:
             os.chown(self.path, uid, gid)
         self.listener.listen(64)
-        self.thread = threading.Thread(target=self._serve, name=f"slurm-relay {self.path}",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self._serve, name=f"slurm-relay {self.path}", daemon=True
+        )
         self.thread.start()
 
     def _serve(self) -> None:
@@ -139,12 +141,8 @@ class Relay:
         relay(conn, out)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.listener.close()
-        try:
+        with contextlib.suppress(OSError):
             self.path.unlink()
-        except OSError:
-            pass

@@ -15,7 +15,8 @@ import logging
 import os
 import signal
 import socket
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 def aware(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
     return value
 
 
@@ -54,8 +55,14 @@ def get_run(db: Database, run_id: str) -> WesRun | None:
         return run
 
 
-def get_tasks(db: Database, run_pk: int, *, after_seq: int = 0, limit: int | None = None,
-              seq: int | None = None) -> list[WesTask]:
+def get_tasks(
+    db: Database,
+    run_pk: int,
+    *,
+    after_seq: int = 0,
+    limit: int | None = None,
+    seq: int | None = None,
+) -> list[WesTask]:
     with db.session() as s:
         q = sa.select(WesTask).where(WesTask.run_pk == run_pk)
         if seq is not None:
@@ -70,8 +77,15 @@ def get_tasks(db: Database, run_pk: int, *, after_seq: int = 0, limit: int | Non
 
 
 # ---------------------------------------------------------------- transitions
-def transition(db: Database, run_id: str, dst: str, *, expect: Iterable[str] | None = None,
-               log: str | None = None, **fields: Any) -> bool:
+def transition(
+    db: Database,
+    run_id: str,
+    dst: str,
+    *,
+    expect: Iterable[str] | None = None,
+    log: str | None = None,
+    **fields: Any,
+) -> bool:
     """Move ``run_id`` to ``dst`` if its current state allows it; True if it moved.
 
     Terminal targets set ``end_time``; the first move out of QUEUED sets
@@ -118,20 +132,33 @@ def claim(db: Database, worker_id: str) -> WesRun | None:
     with db.session() as s:
         if db.engine.dialect.name == "postgresql":
             pk = s.scalar(
-                sa.select(WesRun.pk).where(WesRun.state == states.QUEUED)
-                .order_by(WesRun.pk).limit(1).with_for_update(skip_locked=True)
+                sa.select(WesRun.pk)
+                .where(WesRun.state == states.QUEUED)
+                .order_by(WesRun.pk)
+                .limit(1)
+                .with_for_update(skip_locked=True)
             )
             if pk is None:
                 return None
-            s.execute(sa.update(WesRun).where(WesRun.pk == pk).values(**values)
-                      .execution_options(synchronize_session=False))
+            s.execute(
+                sa.update(WesRun)
+                .where(WesRun.pk == pk)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
         else:
             pk = None
-            for cand in s.scalars(sa.select(WesRun.pk).where(WesRun.state == states.QUEUED)
-                                  .order_by(WesRun.pk).limit(8)).all():
+            for cand in s.scalars(
+                sa.select(WesRun.pk)
+                .where(WesRun.state == states.QUEUED)
+                .order_by(WesRun.pk)
+                .limit(8)
+            ).all():
                 res = s.execute(
-                    sa.update(WesRun).where(WesRun.pk == cand, WesRun.state == states.QUEUED)
-                    .values(**values).execution_options(synchronize_session=False)
+                    sa.update(WesRun)
+                    .where(WesRun.pk == cand, WesRun.state == states.QUEUED)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
                 )
                 if res.rowcount == 1:
                     pk = cand
@@ -157,8 +184,9 @@ def heartbeat(db: Database, worker_id: str) -> None:
 def request_cancel(db: Database, run_id: str) -> str:
     """QUEUED -> CANCELED at once; INITIALIZING/RUNNING -> CANCELING (the worker
     executing it stops the work and moves it to CANCELED). Returns the state."""
-    if transition(db, run_id, states.CANCELED, expect=(states.QUEUED,),
-                  log="canceled before it started"):
+    if transition(
+        db, run_id, states.CANCELED, expect=(states.QUEUED,), log="canceled before it started"
+    ):
         return states.CANCELED
     transition(db, run_id, states.CANCELING, expect=(states.INITIALIZING, states.RUNNING))
     run = get_run(db, run_id)
@@ -201,8 +229,9 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def worker_vanished(worker_id: str | None, beat: dt.datetime | None, timeout: float,
-                    now: dt.datetime | None = None) -> bool:
+def worker_vanished(
+    worker_id: str | None, beat: dt.datetime | None, timeout: float, now: dt.datetime | None = None
+) -> bool:
     """A worker is gone when its heartbeat is stale, or - on this host - when
     its process no longer exists."""
     now = now or utcnow()
@@ -227,15 +256,21 @@ def kill_group(pgid: int | None, sig: int = signal.SIGKILL) -> bool:
         return False
 
 
-def reconcile(db: Database, timeout: float, *,
-              cancel_cluster_jobs: Callable[[list], None] | None = None) -> list[str]:
+def reconcile(
+    db: Database, timeout: float, *, cancel_cluster_jobs: Callable[[list], None] | None = None
+) -> list[str]:
     """Close every active run whose executor vanished. Returns their ids."""
     closed = []
     with db.session() as s:
         rows = s.execute(
-            sa.select(WesRun.id, WesRun.state, WesRun.worker_id, WesRun.heartbeat, WesRun.pgid,
-                      WesRun.cluster_job_ids)
-            .where(WesRun.state.in_(states.ACTIVE))
+            sa.select(
+                WesRun.id,
+                WesRun.state,
+                WesRun.worker_id,
+                WesRun.heartbeat,
+                WesRun.pgid,
+                WesRun.cluster_job_ids,
+            ).where(WesRun.state.in_(states.ACTIVE))
         ).all()
     for run_id, state, worker_id, beat, pgid, job_ids in rows:
         if not worker_vanished(worker_id, beat, timeout):
@@ -246,12 +281,21 @@ def reconcile(db: Database, timeout: float, *,
         if job_ids and cancel_cluster_jobs is not None:
             cancel_cluster_jobs(list(job_ids))
         if state == states.CANCELING:
-            moved = transition(db, run_id, states.CANCELED, expect=(states.CANCELING,),
-                               log="executor vanished while canceling")
+            moved = transition(
+                db,
+                run_id,
+                states.CANCELED,
+                expect=(states.CANCELING,),
+                log="executor vanished while canceling",
+            )
         else:
-            moved = transition(db, run_id, states.SYSTEM_ERROR,
-                               expect=(states.INITIALIZING, states.RUNNING),
-                               log=f"executor {worker_id} vanished (no heartbeat)")
+            moved = transition(
+                db,
+                run_id,
+                states.SYSTEM_ERROR,
+                expect=(states.INITIALIZING, states.RUNNING),
+                log=f"executor {worker_id} vanished (no heartbeat)",
+            )
         if moved:
             closed.append(run_id)
     return closed

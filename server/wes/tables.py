@@ -17,7 +17,7 @@ from server.db import Base, Document
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class WesRun(Base):
@@ -42,7 +42,9 @@ class WesRun(Base):
     cluster_job_ids: Mapped[list] = mapped_column(Document, default=list)
     cmd: Mapped[list] = mapped_column(Document, default=list)
     created: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
-    start_time: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    start_time: Mapped[dt.datetime | None] = mapped_column(
+        sa.DateTime(timezone=True), nullable=True
+    )
     end_time: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     exit_code: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     outputs: Mapped[dict] = mapped_column(Document, default=dict)
@@ -60,7 +62,9 @@ class WesTask(Base):
     seq: Mapped[int] = mapped_column(sa.Integer)  # task id within the run: str(seq)
     name: Mapped[str] = mapped_column(sa.String(512))
     cmd: Mapped[list] = mapped_column(Document, default=list)
-    start_time: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    start_time: Mapped[dt.datetime | None] = mapped_column(
+        sa.DateTime(timezone=True), nullable=True
+    )
     end_time: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     exit_code: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     stdout_path: Mapped[str] = mapped_column(sa.Text, default="")

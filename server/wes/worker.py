@@ -11,6 +11,7 @@ worker vanished.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -40,7 +41,7 @@ def cancel_cluster_jobs(settings: Settings, job_ids: list) -> None:
 class Execution:
     """One run on one worker: start the engine, follow it, record the outcome."""
 
-    def __init__(self, worker: "Worker", run: WesRun):
+    def __init__(self, worker: Worker, run: WesRun):
         self.worker = worker
         self.settings = worker.settings
         self.db = worker.db
@@ -61,9 +62,13 @@ class Execution:
         except Exception as exc:  # noqa: BLE001 - any failure of the node itself
             logger.exception("wes run %s: system error", self.run.id)
             self.kill()
-            store.transition(self.db, self.run.id, states.SYSTEM_ERROR,
-                             expect=(states.INITIALIZING, states.RUNNING),
-                             log=f"system error: {type(exc).__name__}: {exc}")
+            store.transition(
+                self.db,
+                self.run.id,
+                states.SYSTEM_ERROR,
+                expect=(states.INITIALIZING, states.RUNNING),
+                log=f"system error: {type(exc).__name__}: {exc}",
+            )
             store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,))
         finally:
             for fh in (self.stdout, self.stderr):
@@ -94,27 +99,48 @@ class Execution:
                 db_dir = Path(db_url.removeprefix("sqlite:///")).resolve().parent
                 if not db_dir.is_relative_to(var_dir):
                     extra_rw.append(str(db_dir))
-        cmd = engine.command(self.workdir, run.workflow, job, run.engine_params or {},
-                             preserve=preserve)
-        on_cluster = run.engine == "toil" and (run.engine_params or {}).get("batchSystem") == "slurm"
+        cmd = engine.command(
+            self.workdir, run.workflow, job, run.engine_params or {}, preserve=preserve
+        )
+        on_cluster = (
+            run.engine == "toil" and (run.engine_params or {}).get("batchSystem") == "slurm"
+        )
         base = engine.base_command()
         try:
             launch = sandbox.wrap(
-                self.settings, workdir=self.workdir, command=cmd, env=env, workflow=run.workflow,
-                trusted=trusted, extra_rw=extra_rw, engine_executables=base[:1], keep_env=preserve,
+                self.settings,
+                workdir=self.workdir,
+                command=cmd,
+                env=env,
+                workflow=run.workflow,
+                trusted=trusted,
+                extra_rw=extra_rw,
+                engine_executables=base[:1],
+                keep_env=preserve,
                 toil_worker=str(Path(base[0]).parent / "_toil_worker") if on_cluster else None,
-                cluster_client=on_cluster, support_files=engine.support_files())
+                cluster_client=on_cluster,
+                support_files=engine.support_files(),
+            )
         except sandbox.NetworkRefused as exc:
             store.transition(self.db, run.id, states.RUNNING, expect=(states.INITIALIZING,))
-            store.transition(self.db, run.id, states.EXECUTOR_ERROR, expect=(states.RUNNING,),
-                             log=f"refused: {exc}")
+            store.transition(
+                self.db,
+                run.id,
+                states.EXECUTOR_ERROR,
+                expect=(states.RUNNING,),
+                log=f"refused: {exc}",
+            )
             store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
             return
         except sandbox.SandboxError as exc:
             logger.error("wes run %s: sandbox unavailable: %s", run.id, exc)
-            store.transition(self.db, run.id, states.SYSTEM_ERROR,
-                             expect=(states.INITIALIZING, states.RUNNING),
-                             log=f"sandbox unavailable, the run was not started: {exc}")
+            store.transition(
+                self.db,
+                run.id,
+                states.SYSTEM_ERROR,
+                expect=(states.INITIALIZING, states.RUNNING),
+                log=f"sandbox unavailable, the run was not started: {exc}",
+            )
             store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
             return
         if self.canceled():
@@ -124,17 +150,24 @@ class Execution:
         # through those only: the run directory belongs to the run, which may swap
         # the names for links to files it could not read itself.
         self.relay = launch.start_relay()
-        self.stdout = open(self.workdir / "stdout.txt", "w+b")
-        self.stderr = open(self.workdir / "stderr.txt", "w+b")
+        # kept open for the run's life, closed when the run ends (__call__'s finally)
+        self.stdout = open(self.workdir / "stdout.txt", "w+b")  # noqa: SIM115
+        self.stderr = open(self.workdir / "stderr.txt", "w+b")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            launch.argv, cwd=self.workdir, stdout=self.stdout, stderr=self.stderr,
-            stdin=subprocess.DEVNULL, env=launch.env, start_new_session=True,
+            launch.argv,
+            cwd=self.workdir,
+            stdout=self.stdout,
+            stderr=self.stderr,
+            stdin=subprocess.DEVNULL,
+            env=launch.env,
+            start_new_session=True,
         )
         started = time.monotonic()
         wall = float(self.settings.wes_run_wall_seconds or 0)
         store.update_run(self.db, run.id, pid=self.proc.pid, pgid=self.proc.pid, cmd=cmd)
-        if not store.transition(self.db, run.id, states.RUNNING, expect=(states.INITIALIZING,),
-                                log=launch.summary()):
+        if not store.transition(
+            self.db, run.id, states.RUNNING, expect=(states.INITIALIZING,), log=launch.summary()
+        ):
             self.stop_canceled(engine)
             return
         parser = engine.new_parser()
@@ -155,13 +188,20 @@ class Execution:
                     self.stop_canceled(engine)
                     return
                 if wall and now - started > wall:
-                    self.stop_limit(f"wall-time limit of {wall:g} s exceeded "
-                                    "(GENOMEPORT_WES_RUN_WALL_SECONDS): the run was killed")
+                    self.stop_limit(
+                        f"wall-time limit of {wall:g} s exceeded "
+                        "(GENOMEPORT_WES_RUN_WALL_SECONDS): the run was killed"
+                    )
                     return
             if self.worker.stopping.is_set():
                 self.kill()
-                store.transition(self.db, run.id, states.SYSTEM_ERROR,
-                                 expect=(states.RUNNING,), log="worker shut down during the run")
+                store.transition(
+                    self.db,
+                    run.id,
+                    states.SYSTEM_ERROR,
+                    expect=(states.RUNNING,),
+                    log="worker shut down during the run",
+                )
                 store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,))
                 return
             time.sleep(poll)
@@ -171,15 +211,28 @@ class Execution:
         outputs = self.read_outputs()
         if code == 0:
             self.publish_outputs(outputs)
-            store.transition(self.db, run.id, states.COMPLETE, expect=(states.RUNNING,),
-                             exit_code=0, outputs=outputs)
+            store.transition(
+                self.db,
+                run.id,
+                states.COMPLETE,
+                expect=(states.RUNNING,),
+                exit_code=0,
+                outputs=outputs,
+            )
         else:
-            store.transition(self.db, run.id, states.EXECUTOR_ERROR, expect=(states.RUNNING,),
-                             exit_code=code, outputs=outputs,
-                             log=f"{engine.name} exited with status {code}")
+            store.transition(
+                self.db,
+                run.id,
+                states.EXECUTOR_ERROR,
+                expect=(states.RUNNING,),
+                exit_code=code,
+                outputs=outputs,
+                log=f"{engine.name} exited with status {code}",
+            )
         # a cancel that raced the engine's own exit still ends as CANCELED
-        store.transition(self.db, run.id, states.CANCELED, expect=(states.CANCELING,),
-                         exit_code=code)
+        store.transition(
+            self.db, run.id, states.CANCELED, expect=(states.CANCELING,), exit_code=code
+        )
 
     # -------------------------------------------------------------- helpers
     def canceled(self) -> bool:
@@ -190,10 +243,8 @@ class Execution:
         if self.proc is None:
             return
         store.kill_group(self.proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(KILL_GRACE)
-        except subprocess.TimeoutExpired:
-            pass
         store.kill_group(self.proc.pid, signal.SIGKILL)
         try:
             self.proc.wait(10)
@@ -214,18 +265,31 @@ class Execution:
         self.kill()
         self.close_tasks(None, canceled=True)
         code = self.proc.returncode if self.proc else None
-        store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,),
-                         exit_code=code, log="canceled: the engine's process group was killed")
+        store.transition(
+            self.db,
+            self.run.id,
+            states.CANCELED,
+            expect=(states.CANCELING,),
+            exit_code=code,
+            log="canceled: the engine's process group was killed",
+        )
 
     def stop_limit(self, reason: str) -> None:
         logger.warning("wes run %s: %s", self.run.id, reason)
         self.kill()
         self.close_tasks(None, canceled=True)
         code = self.proc.returncode if self.proc else None
-        store.transition(self.db, self.run.id, states.EXECUTOR_ERROR, expect=(states.RUNNING,),
-                         exit_code=code, log=reason)
-        store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,),
-                         exit_code=code)
+        store.transition(
+            self.db,
+            self.run.id,
+            states.EXECUTOR_ERROR,
+            expect=(states.RUNNING,),
+            exit_code=code,
+            log=reason,
+        )
+        store.transition(
+            self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,), exit_code=code
+        )
 
     def follow_log(self, parser, offset: int) -> int:
         self.follow_events()
@@ -273,14 +337,24 @@ class Execution:
                 self.task_logs[key] = []
                 cmd = ev.get("cmd")
                 store.save_task(
-                    self.db, self.run.pk, self.tasks[key], name=str(ev.get("name") or key)[:500],
-                    cmd=[str(c) for c in cmd] if isinstance(cmd, list) else [], start_time=when,
+                    self.db,
+                    self.run.pk,
+                    self.tasks[key],
+                    name=str(ev.get("name") or key)[:500],
+                    cmd=[str(c) for c in cmd] if isinstance(cmd, list) else [],
+                    start_time=when,
                     stdout_path=str(self.workdir / "tasks" / f"{key}.stdout"),
-                    stderr_path=str(self.workdir / "tasks" / f"{key}.stderr"))
+                    stderr_path=str(self.workdir / "tasks" / f"{key}.stderr"),
+                )
             elif ev.get("event") == "end" and key in self.tasks:
                 code = ev.get("exit_code")
-                store.save_task(self.db, self.run.pk, self.tasks[key], end_time=when,
-                                exit_code=code if isinstance(code, int) else None)
+                store.save_task(
+                    self.db,
+                    self.run.pk,
+                    self.tasks[key],
+                    end_time=when,
+                    exit_code=code if isinstance(code, int) else None,
+                )
 
     def apply(self, ev, changed: set[str]) -> None:
         key = ev.key
@@ -289,8 +363,11 @@ class Execution:
                 return
             self.tasks[key] = len(self.tasks) + 1
             self.task_logs[key] = []
-            self.pending[key] = {"name": ev.name or key, "start_time": utcnow(),
-                                 "stderr_path": str(self.task_log_path(key))}
+            self.pending[key] = {
+                "name": ev.name or key,
+                "start_time": utcnow(),
+                "stderr_path": str(self.task_log_path(key)),
+            }
         fields = self.pending.setdefault(key, {})
         if ev.cmd is not None:
             fields["cmd"] = ev.cmd
@@ -355,7 +432,9 @@ class Execution:
                     yield from walk(item)
             elif isinstance(value, dict):
                 if value.get("class") == "File":
-                    local = str(value.get("path") or value.get("location") or "").removeprefix("file://")
+                    local = str(value.get("path") or value.get("location") or "").removeprefix(
+                        "file://"
+                    )
                     path = Path(local).resolve() if local else None
                     if path is not None and path.is_file() and path.is_relative_to(outdir):
                         yield path
@@ -366,10 +445,18 @@ class Execution:
         for path in dict.fromkeys(walk(outputs)):
             rel = path.relative_to(outdir).as_posix()
             try:
-                register_wes_output(self.db, run_id=self.run.id, name=rel, path=path,
-                                    owner=self.run.owner, url_key=f"{self.run.id}/outputs/{rel}")
+                register_wes_output(
+                    self.db,
+                    run_id=self.run.id,
+                    name=rel,
+                    path=path,
+                    owner=self.run.owner,
+                    url_key=f"{self.run.id}/outputs/{rel}",
+                )
             except Exception:  # noqa: BLE001 - the run's result stands; the object is missing
-                logger.exception("could not publish output %s of run %s as a DRS object", rel, self.run.id)
+                logger.exception(
+                    "could not publish output %s of run %s as a DRS object", rel, self.run.id
+                )
 
     def read_outputs(self) -> dict:
         text = _read_from(self.stdout, 0).decode("utf-8", "replace") if self.stdout else ""
@@ -407,8 +494,11 @@ class Worker:
         self.timeout = float(settings.wes_heartbeat_timeout)
 
     def reconcile(self) -> list[str]:
-        closed = store.reconcile(self.db, self.timeout,
-                                 cancel_cluster_jobs=lambda ids: cancel_cluster_jobs(self.settings, ids))
+        closed = store.reconcile(
+            self.db,
+            self.timeout,
+            cancel_cluster_jobs=lambda ids: cancel_cluster_jobs(self.settings, ids),
+        )
         for run_id in closed:
             logger.warning("wes run %s: executor vanished; closed", run_id)
         return closed
@@ -452,9 +542,9 @@ class Worker:
                     continue
                 if self.threads:
                     idle_since = time.monotonic()
-                elif max_runs is not None and started >= max_runs:
-                    break
-                elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
+                elif (max_runs is not None and started >= max_runs) or (
+                    idle_exit is not None and time.monotonic() - idle_since >= idle_exit
+                ):
                     break
                 self.stopping.wait(poll)
         finally:

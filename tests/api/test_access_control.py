@@ -17,10 +17,21 @@ from tests.unit.auth.nodes import module_node
 from tests.unit.auth.tokenkit import make_kit
 
 GRANT = "urn:ds:ctl"
-CASES = ["no token", "expired token", "alg none", "hs256 with public key", "untrusted issuer",
-         "same kid forged key", "wrong audience", "expired visa", "visa for another dataset",
-         "visa with bad signature", "visa forged with same kid", "unlinked sub",
-         "conditions present"]
+CASES = [
+    "no token",
+    "expired token",
+    "alg none",
+    "hs256 with public key",
+    "untrusted issuer",
+    "same kid forged key",
+    "wrong audience",
+    "expired visa",
+    "visa for another dataset",
+    "visa with bad signature",
+    "visa forged with same kid",
+    "unlinked sub",
+    "conditions present",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +53,35 @@ def populate(db, testdata) -> None:
     add_dataset(db, "ctl", access="controlled", grant_value=GRANT)
     add_dataset(db, "ctl2", access="controlled")
     add_dataset(db, "pub", access="public")
-    add_files(db, [testdata / "reads/HG00100.chr17slice.bam"], "ctl", object_id="ctlreads",
-              progress=False)
-    add_files(db, [testdata / "variants/sample1-bcbio-cancer.vcf.gz"], "ctl",
-              object_id="ctlvars", progress=False)
-    add_files(db, [testdata / "reads/HG00100.chr17slice.cram"], "ctl2", object_id="other",
-              reference=str(testdata / "reads/mpileup.ref.fa"), progress=False)
-    add_files(db, [testdata / "variants/spec-v4.3.vcf.gz"], "pub", object_id="pubvars",
-              progress=False)
+    add_files(
+        db, [testdata / "reads/HG00100.chr17slice.bam"], "ctl", object_id="ctlreads", progress=False
+    )
+    add_files(
+        db,
+        [testdata / "variants/sample1-bcbio-cancer.vcf.gz"],
+        "ctl",
+        object_id="ctlvars",
+        progress=False,
+    )
+    add_files(
+        db,
+        [testdata / "reads/HG00100.chr17slice.cram"],
+        "ctl2",
+        object_id="other",
+        reference=str(testdata / "reads/mpileup.ref.fa"),
+        progress=False,
+    )
+    add_files(
+        db, [testdata / "variants/spec-v4.3.vcf.gz"], "pub", object_id="pubvars", progress=False
+    )
     load_vcf(db, testdata / "variants/sample1-bcbio-cancer.vcf.gz", "ctl", progress=False)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def node(request, tmp_path_factory, kit, testdata):
-    yield from module_node(request, tmp_path_factory, kit.trusting,
-                           lambda db: populate(db, testdata))
+    yield from module_node(
+        request, tmp_path_factory, kit.trusting, lambda db: populate(db, testdata)
+    )
 
 
 @pytest.fixture
@@ -99,8 +124,10 @@ class TestDrs:
     @pytest.mark.parametrize("case", CASES)
     def test_get_failure_case_returns_its_status(self, client, cases, case):
         token, status = cases[case]
-        for path in ("/ga4gh/drs/v1/objects/ctlreads.bam",
-                     "/ga4gh/drs/v1/objects/ctlreads.bam/access/https"):
+        for path in (
+            "/ga4gh/drs/v1/objects/ctlreads.bam",
+            "/ga4gh/drs/v1/objects/ctlreads.bam/access/https",
+        ):
             resp = client.get(path, headers=headers(token))
             assert resp.status_code == status, (path, resp.text)
             assert resp.json() == {"msg": resp.json()["msg"], "status_code": status}
@@ -115,8 +142,9 @@ class TestDrs:
     def test_grant_opens_exactly_its_dataset(self, client, kit):
         h = headers(kit.grant(GRANT))
         assert client.get("/ga4gh/drs/v1/objects/ctlreads.bam", headers=h).status_code == 200
-        assert client.get("/ga4gh/drs/v1/objects/ctlvars.vcf.gz.bundle",
-                          headers=h).status_code == 200
+        assert (
+            client.get("/ga4gh/drs/v1/objects/ctlvars.vcf.gz.bundle", headers=h).status_code == 200
+        )
         assert client.get("/ga4gh/drs/v1/objects/other.cram", headers=h).status_code == 403
 
 
@@ -133,11 +161,22 @@ class TestWes:
 
     def test_runs_are_private_to_their_owner(self, client, kit):
         alice, bob = headers(kit.grant(GRANT)), headers(kit.grant(GRANT, sub="bob"))
-        resp = client.post("/ga4gh/wes/v1/runs", headers=alice, data={
-            "workflow_type": "CWL", "workflow_type_version": "v1.2",
-            "workflow_url": "wf.cwl", "workflow_params": "{}"},
-            files={"workflow_attachment": ("wf.cwl", b"cwlVersion: v1.2\nclass: Workflow\n"
-                                           b"inputs: []\noutputs: []\nsteps: []\n")})
+        resp = client.post(
+            "/ga4gh/wes/v1/runs",
+            headers=alice,
+            data={
+                "workflow_type": "CWL",
+                "workflow_type_version": "v1.2",
+                "workflow_url": "wf.cwl",
+                "workflow_params": "{}",
+            },
+            files={
+                "workflow_attachment": (
+                    "wf.cwl",
+                    b"cwlVersion: v1.2\nclass: Workflow\ninputs: []\noutputs: []\nsteps: []\n",
+                )
+            },
+        )
         assert resp.status_code == 200, resp.text
         run_id = resp.json()["run_id"]
         assert client.get(f"/ga4gh/wes/v1/runs/{run_id}/status", headers=alice).status_code == 200
@@ -149,8 +188,13 @@ class TestWes:
 
 
 class TestBeacon:
-    QUERY = {"referenceName": "chrM", "start": "0", "end": "20000",
-             "requestedGranularity": "record", "datasetIds": "ctl"}
+    QUERY = {
+        "referenceName": "chrM",
+        "start": "0",
+        "end": "20000",
+        "requestedGranularity": "record",
+        "datasetIds": "ctl",
+    }
 
     @pytest.mark.parametrize("case", CASES)
     def test_failure_case_never_gets_records(self, client, cases, case):
@@ -170,16 +214,18 @@ class TestBeacon:
         assert "response" not in body or not body["response"].get("resultSets")
 
     def test_grant_gets_records(self, client, kit):
-        resp = client.get("/beacon/v2/g_variants", params=self.QUERY,
-                          headers=headers(kit.grant(GRANT)))
+        resp = client.get(
+            "/beacon/v2/g_variants", params=self.QUERY, headers=headers(kit.grant(GRANT))
+        )
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert body["meta"]["returnedGranularity"] == "record"
         assert body["responseSummary"]["numTotalResults"] > 0
 
     def test_registered_gets_counts_on_controlled(self, client, kit):
-        body = client.get("/beacon/v2/g_variants", params=self.QUERY,
-                          headers=headers(kit.registered())).json()
+        body = client.get(
+            "/beacon/v2/g_variants", params=self.QUERY, headers=headers(kit.registered())
+        ).json()
         assert body["meta"]["returnedGranularity"] == "count"
 
 
@@ -188,33 +234,56 @@ class TestWesDrsInputs:
 
     def submit(self, client, token):
         params = {"reads": {"class": "File", "location": "drs://127.0.0.1/ctlvars.vcf.gz"}}
-        return client.post("/ga4gh/wes/v1/runs", headers=headers(token), data={
-            "workflow_type": "CWL", "workflow_type_version": "v1.2",
-            "workflow_url": "wf.cwl", "workflow_params": json.dumps(params)},
-            files={"workflow_attachment": ("wf.cwl", b"cwlVersion: v1.2\nclass: Workflow\n"
-                                           b"inputs:\n  reads: File\noutputs: []\n"
-                                           b"steps: []\n")})
+        return client.post(
+            "/ga4gh/wes/v1/runs",
+            headers=headers(token),
+            data={
+                "workflow_type": "CWL",
+                "workflow_type_version": "v1.2",
+                "workflow_url": "wf.cwl",
+                "workflow_params": json.dumps(params),
+            },
+            files={
+                "workflow_attachment": (
+                    "wf.cwl",
+                    b"cwlVersion: v1.2\nclass: Workflow\n"
+                    b"inputs:\n  reads: File\noutputs: []\n"
+                    b"steps: []\n",
+                )
+            },
+        )
 
     def test_with_grant_is_accepted(self, client, kit):
         token = kit.grant(GRANT)
         resp = self.submit(client, token)
         assert resp.status_code == 200, resp.text
         run_id = resp.json()["run_id"]
-        assert client.post(f"/ga4gh/wes/v1/runs/{run_id}/cancel",
-                           headers=headers(token)).status_code == 200
+        assert (
+            client.post(f"/ga4gh/wes/v1/runs/{run_id}/cancel", headers=headers(token)).status_code
+            == 200
+        )
 
     def test_with_grant_the_run_reads_the_controlled_file(self, client, kit, node, testdata):
         from server.wes.worker import Worker
 
         token = kit.grant(GRANT)
         params = {"reads": {"class": "File", "location": "drs://127.0.0.1/ctlvars.vcf.gz"}}
-        tool = (b"cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: [wc, -c]\n"
-                b"inputs:\n  reads:\n    type: File\n    inputBinding: {position: 1}\n"
-                b"stdout: count.txt\noutputs:\n  out:\n    type: stdout\n")
-        resp = client.post("/ga4gh/wes/v1/runs", headers=headers(token), data={
-            "workflow_type": "CWL", "workflow_type_version": "v1.2",
-            "workflow_url": "wc.cwl", "workflow_params": json.dumps(params)},
-            files={"workflow_attachment": ("wc.cwl", tool)})
+        tool = (
+            b"cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: [wc, -c]\n"
+            b"inputs:\n  reads:\n    type: File\n    inputBinding: {position: 1}\n"
+            b"stdout: count.txt\noutputs:\n  out:\n    type: stdout\n"
+        )
+        resp = client.post(
+            "/ga4gh/wes/v1/runs",
+            headers=headers(token),
+            data={
+                "workflow_type": "CWL",
+                "workflow_type_version": "v1.2",
+                "workflow_url": "wc.cwl",
+                "workflow_params": json.dumps(params),
+            },
+            files={"workflow_attachment": ("wc.cwl", tool)},
+        )
         assert resp.status_code == 200, resp.text
         run_id = resp.json()["run_id"]
         for _ in range(8):  # earlier tests of this module queued runs too; oldest go first
@@ -253,5 +322,7 @@ class TestAuditTrail:
         for r in rows:
             text = json.dumps([r.caller, r.object_id, r.dataset_id, r.query], default=str)
             assert "eyJ" not in text and "sig=" not in text, text
-        assert any(r.caller.endswith("|alice") and r.dataset_id == "ctl"
-                   and r.outcome == "granted" for r in rows)
+        assert any(
+            r.caller.endswith("|alice") and r.dataset_id == "ctl" and r.outcome == "granted"
+            for r in rows
+        )

@@ -41,9 +41,11 @@ def populate(db, testdata) -> None:
 def node(request, tmp_path_factory, kit, testdata):
     """One node per database kind for the whole module (these tests only read)."""
     yield from module_node(
-        request, tmp_path_factory,
+        request,
+        tmp_path_factory,
         lambda s: kit.trusting(s).with_overrides(drs_max_bulk=5),
-        lambda db: populate(db, testdata))
+        lambda db: populate(db, testdata),
+    )
 
 
 @pytest.fixture
@@ -102,8 +104,9 @@ class TestGetObject:
         obj = client.get(f"{BASE}/objects/spec.vcf.gz.bundle").json()
         assert [c["id"] for c in obj["contents"]] == ["spec.vcf.gz", "spec.vcf.gz.tbi"]
         assert obj["contents"][0]["drs_uri"] == ["drs://127.0.0.1/spec.vcf.gz"]
-        parts = sorted([sha256((data / VCF).read_bytes()),
-                        sha256((data / (VCF + ".tbi")).read_bytes())])
+        parts = sorted(
+            [sha256((data / VCF).read_bytes()), sha256((data / (VCF + ".tbi")).read_bytes())]
+        )
         assert checksum(obj, "sha-256") == sha256("".join(parts).encode())
         assert "access_methods" not in obj
 
@@ -121,8 +124,10 @@ class TestGetObject:
         assert_error(resp, 403)  # the grant value is urn:ds:ctl, not the dataset id
 
     def test_registered_with_registered_token_returns_200(self, client, data, kit):
-        assert client.get(f"{BASE}/objects/bcbio.bcf",
-                          headers=auth(kit.registered())).status_code == 200
+        assert (
+            client.get(f"{BASE}/objects/bcbio.bcf", headers=auth(kit.registered())).status_code
+            == 200
+        )
 
     def test_unknown_object_returns_404(self, client, data):
         assert_error(client.get(f"{BASE}/objects/nothing.bam"), 404)
@@ -136,8 +141,9 @@ class TestGetObject:
 
 class TestPostObject:
     def test_passport_in_body_returns_200(self, client, data, kit):
-        resp = client.post(f"{BASE}/objects/HG00100.bam",
-                           json={"passports": [kit.grant("urn:ds:ctl")]})
+        resp = client.post(
+            f"{BASE}/objects/HG00100.bam", json={"passports": [kit.grant("urn:ds:ctl")]}
+        )
         assert resp.status_code == 200, resp.text
         assert resp.json()["id"] == "HG00100.bam"
 
@@ -153,8 +159,9 @@ class TestPostObject:
 
 
 class TestGetAccessURL:
-    @pytest.mark.parametrize("drs_id,path", [("spec.vcf.gz", VCF), ("spec.vcf.gz.tbi",
-                                                                      VCF + ".tbi")])
+    @pytest.mark.parametrize(
+        "drs_id,path", [("spec.vcf.gz", VCF), ("spec.vcf.gz.tbi", VCF + ".tbi")]
+    )
     def test_download_matches_checksum_returns_200(self, client, data, drs_id, path):
         obj = client.get(f"{BASE}/objects/{drs_id}").json()
         resp = client.get(f"{BASE}/objects/{drs_id}/access/https")
@@ -191,34 +198,54 @@ class TestGetAccessURL:
 
 class TestPostAccessURL:
     def test_passport_in_body_returns_200(self, client, data, kit):
-        resp = client.post(f"{BASE}/objects/HG00100.bam/access/https",
-                           json={"passports": [kit.grant("urn:ds:ctl")]})
+        resp = client.post(
+            f"{BASE}/objects/HG00100.bam/access/https",
+            json={"passports": [kit.grant("urn:ds:ctl")]},
+        )
         assert resp.status_code == 200, resp.text
         assert sha256(client.get(resp.json()["url"]).content) == sha256((data / BAM).read_bytes())
 
     def test_passport_for_other_dataset_returns_403(self, client, data, kit):
-        resp = client.post(f"{BASE}/objects/HG00100.bam/access/https",
-                           json={"passports": [kit.grant("urn:ds:other")]})
+        resp = client.post(
+            f"{BASE}/objects/HG00100.bam/access/https",
+            json={"passports": [kit.grant("urn:ds:other")]},
+        )
         assert_error(resp, 403)
 
 
 class TestGetBulkObjects:
     def test_mixed_request_reports_each_returns_200(self, client, data):
-        resp = client.post(f"{BASE}/objects", json={"bulk_object_ids": [
-            "spec.vcf.gz", "HG00100.bam", "nothing.bam", "spec.vcf.gz.bundle"]})
+        resp = client.post(
+            f"{BASE}/objects",
+            json={
+                "bulk_object_ids": [
+                    "spec.vcf.gz",
+                    "HG00100.bam",
+                    "nothing.bam",
+                    "spec.vcf.gz.bundle",
+                ]
+            },
+        )
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert body["summary"] == {"requested": 4, "resolved": 2, "unresolved": 2}
-        assert [o["id"] for o in body["resolved_drs_object"]] == ["spec.vcf.gz",
-                                                                  "spec.vcf.gz.bundle"]
+        assert [o["id"] for o in body["resolved_drs_object"]] == [
+            "spec.vcf.gz",
+            "spec.vcf.gz.bundle",
+        ]
         assert body["unresolved_drs_objects"] == [
             {"error_code": 401, "object_ids": ["HG00100.bam"]},
-            {"error_code": 404, "object_ids": ["nothing.bam"]}]
+            {"error_code": 404, "object_ids": ["nothing.bam"]},
+        ]
 
     def test_with_passport_resolves_controlled_returns_200(self, client, data, kit):
-        body = client.post(f"{BASE}/objects", json={
-            "bulk_object_ids": ["HG00100.bam", "bcbio.bcf"],
-            "passports": [kit.grant("urn:ds:ctl")]}).json()
+        body = client.post(
+            f"{BASE}/objects",
+            json={
+                "bulk_object_ids": ["HG00100.bam", "bcbio.bcf"],
+                "passports": [kit.grant("urn:ds:ctl")],
+            },
+        ).json()
         assert [o["id"] for o in body["resolved_drs_object"]] == ["HG00100.bam"]
         assert body["unresolved_drs_objects"] == [{"error_code": 403, "object_ids": ["bcbio.bcf"]}]
 
@@ -230,18 +257,27 @@ class TestGetBulkObjects:
 
     def test_bad_token_returns_401(self, client, data, kit):
         token, _ = kit.failure_cases("x")["wrong audience"]
-        assert_error(client.post(f"{BASE}/objects", json={"bulk_object_ids": ["spec.vcf.gz"]},
-                                 headers=auth(token)), 401)
+        assert_error(
+            client.post(
+                f"{BASE}/objects", json={"bulk_object_ids": ["spec.vcf.gz"]}, headers=auth(token)
+            ),
+            401,
+        )
 
 
 class TestGetBulkAccessURL:
     def test_urls_download_matching_bytes_returns_200(self, client, data, kit):
-        resp = client.post(f"{BASE}/objects/access", json={
-            "bulk_object_access_ids": [
-                {"bulk_object_id": "spec.vcf.gz", "bulk_access_ids": ["https"]},
-                {"bulk_object_id": "HG00100.bam", "bulk_access_ids": ["https"]},
-                {"bulk_object_id": "bcbio.bcf", "bulk_access_ids": ["https"]}],
-            "passports": [kit.grant("urn:ds:ctl")]})
+        resp = client.post(
+            f"{BASE}/objects/access",
+            json={
+                "bulk_object_access_ids": [
+                    {"bulk_object_id": "spec.vcf.gz", "bulk_access_ids": ["https"]},
+                    {"bulk_object_id": "HG00100.bam", "bulk_access_ids": ["https"]},
+                    {"bulk_object_id": "bcbio.bcf", "bulk_access_ids": ["https"]},
+                ],
+                "passports": [kit.grant("urn:ds:ctl")],
+            },
+        )
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert body["summary"] == {"requested": 3, "resolved": 2, "unresolved": 1}
@@ -251,8 +287,9 @@ class TestGetBulkAccessURL:
 
     def test_over_max_bulk_returns_413(self, client, data):
         items = [{"bulk_object_id": "spec.vcf.gz", "bulk_access_ids": ["https"]}] * 6
-        assert_error(client.post(f"{BASE}/objects/access",
-                                 json={"bulk_object_access_ids": items}), 413)
+        assert_error(
+            client.post(f"{BASE}/objects/access", json={"bulk_object_access_ids": items}), 413
+        )
 
 
 class TestOptionsObject:
@@ -273,8 +310,9 @@ class TestOptionsObject:
 
 class TestOptionsBulkObject:
     def test_reports_each_returns_200(self, client, data):
-        body = client.request("OPTIONS", f"{BASE}/objects",
-                              json={"bulk_object_ids": ["spec.vcf.gz", "no.bam"]}).json()
+        body = client.request(
+            "OPTIONS", f"{BASE}/objects", json={"bulk_object_ids": ["spec.vcf.gz", "no.bam"]}
+        ).json()
         assert body["summary"] == {"requested": 2, "resolved": 1, "unresolved": 1}
 
 
@@ -298,9 +336,14 @@ class TestAudit:
         client.get(f"{BASE}/objects/HG00100.bam")
         client.get(f"{BASE}/objects/HG00100.bam", headers=auth(token))
         with db.session() as session:
-            rows = session.scalars(sa.select(AuditEvent).where(
-                AuditEvent.api == "drs", AuditEvent.id > before).order_by(AuditEvent.id)).all()
+            rows = session.scalars(
+                sa.select(AuditEvent)
+                .where(AuditEvent.api == "drs", AuditEvent.id > before)
+                .order_by(AuditEvent.id)
+            ).all()
         assert [(r.outcome, r.status, r.dataset_id) for r in rows] == [
-            ("denied", 401, "ctl"), ("granted", 200, "ctl")]
+            ("denied", 401, "ctl"),
+            ("granted", 200, "ctl"),
+        ]
         assert rows[1].caller == f"{kit.issuer.issuer}|alice"
         assert all(token not in repr(r.query) and token[:40] not in r.caller for r in rows)

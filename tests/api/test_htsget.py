@@ -46,9 +46,13 @@ def db_url(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def settings(db_url, kit, tmp_path_factory):
-    base = Settings(var_dir=str(tmp_path_factory.mktemp("htsget-var")), database_url=db_url,
-                    signing_key="test-signing-key-" + uuid.uuid4().hex, log_format="text",
-                    max_body_bytes=4096)
+    base = Settings(
+        var_dir=str(tmp_path_factory.mktemp("htsget-var")),
+        database_url=db_url,
+        signing_key="test-signing-key-" + uuid.uuid4().hex,
+        log_format="text",
+        max_body_bytes=4096,
+    )
     return kit.trusting(base)
 
 
@@ -79,18 +83,33 @@ def client(app):
 def data(db, testdata):
     add_dataset(db, "pub", access="public")
     add_dataset(db, "ctl", access="controlled", grant_value="urn:ds:ctl")
-    add_files(db, [testdata / (NA12878 + ".bam"), testdata / (NA12878 + ".cram")], "pub",
-              object_id="htsnexus_test_NA12878", progress=False)
-    add_files(db, [testdata / (SPEC + ".vcf.gz"), testdata / (SPEC + ".bcf")], "pub",
-              object_id="spec-v4.3", progress=False)
+    add_files(
+        db,
+        [testdata / (NA12878 + ".bam"), testdata / (NA12878 + ".cram")],
+        "pub",
+        object_id="htsnexus_test_NA12878",
+        progress=False,
+    )
+    add_files(
+        db,
+        [testdata / (SPEC + ".vcf.gz"), testdata / (SPEC + ".bcf")],
+        "pub",
+        object_id="spec-v4.3",
+        progress=False,
+    )
     add_files(db, [testdata / GIAB], "ctl", object_id="giab", progress=False)
     return testdata
 
 
 def audit_rows(db, after: int) -> list[AuditEvent]:
     with db.session() as s:
-        return list(s.scalars(sa.select(AuditEvent).where(AuditEvent.api == "htsget", AuditEvent.id > after)
-                              .order_by(AuditEvent.id)))
+        return list(
+            s.scalars(
+                sa.select(AuditEvent)
+                .where(AuditEvent.api == "htsget", AuditEvent.id > after)
+                .order_by(AuditEvent.id)
+            )
+        )
 
 
 def last_audit_id(db) -> int:
@@ -110,7 +129,11 @@ def assert_error(resp, status: int, error: str) -> None:
 
 
 def ticket(client, path: str, **kw) -> dict:
-    resp = client.get(path, **kw) if "json" not in kw and "content" not in kw else client.post(path, **kw)
+    resp = (
+        client.get(path, **kw)
+        if "json" not in kw and "content" not in kw
+        else client.post(path, **kw)
+    )
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == MEDIA
     return resp.json()
@@ -122,7 +145,7 @@ def download(client, tk: dict) -> bytes:
         url = entry["url"]
         if url.startswith("data:"):
             assert url.startswith("data:;base64,")
-            parts.append(base64.b64decode(url[len("data:;base64,"):]))
+            parts.append(base64.b64decode(url[len("data:;base64,") :]))
             continue
         resp = client.get(url, headers=entry.get("headers", {}))
         assert resp.status_code in (200, 206), resp.text
@@ -138,7 +161,9 @@ def records(tmp_path, data: bytes, fmt: str) -> list[str]:
     try:
         if fmt in ("BAM", "CRAM"):
             with pysam.AlignmentFile(str(path), check_sq=False) as fh:
-                return [f"{r.query_name}/{r.flag}/{r.reference_start}" for r in fh.fetch(until_eof=True)]
+                return [
+                    f"{r.query_name}/{r.flag}/{r.reference_start}" for r in fh.fetch(until_eof=True)
+                ]
         with pysam.VariantFile(str(path)) as fh:
             return [f"{r.chrom}:{r.pos}{r.ref}>{r.alts}" for r in fh]
     finally:
@@ -158,15 +183,21 @@ class TestSearchReadId:
         assert len(records(tmp_path, download(client, tk), "BAM")) == 39918
 
     def test_region_holds_every_record_returns_200(self, client, data, tmp_path):
-        tk = ticket(client, "/reads/htsnexus_test_NA12878",
-                    params={"referenceName": "11", "start": 5000000, "end": 5010000})
+        tk = ticket(
+            client,
+            "/reads/htsnexus_test_NA12878",
+            params={"referenceName": "11", "start": 5000000, "end": 5010000},
+        )
         got = set(records(tmp_path, download(client, tk), "BAM"))
         want = local_reads(data / (NA12878 + ".bam"), "11", 5000000, 5010000)
         assert len(want) == 878 and set(want) <= got
 
     def test_format_is_case_insensitive_returns_200(self, client, data, tmp_path):
-        tk = ticket(client, "/reads/htsnexus_test_NA12878",
-                    params={"format": "cram", "referenceName": "20", "start": 6000000, "end": 6010000})
+        tk = ticket(
+            client,
+            "/reads/htsnexus_test_NA12878",
+            params={"format": "cram", "referenceName": "20", "start": 6000000, "end": 6010000},
+        )
         assert tk["htsget"]["format"] == "CRAM"
         got = set(records(tmp_path, download(client, tk), "CRAM"))
         assert set(local_reads(data / (NA12878 + ".bam"), "20", 6000000, 6010000)) <= got
@@ -182,34 +213,50 @@ class TestSearchReadId:
         assert records(tmp_path, download(client, tk), "BAM") == []
 
     def test_unknown_params_are_ignored_returns_200(self, client, data):
-        ticket(client, "/reads/htsnexus_test_NA12878", params={"encryptionScheme": "c4gh", "x": "1"})
+        ticket(
+            client, "/reads/htsnexus_test_NA12878", params={"encryptionScheme": "c4gh", "x": "1"}
+        )
 
     def test_variant_format_on_reads_returns_400(self, client, data):
         resp = client.get("/reads/htsnexus_test_NA12878", params={"format": "VCF"})
         assert_error(resp, 400, "UnsupportedFormat")
 
     def test_header_with_region_returns_400(self, client, data):
-        resp = client.get("/reads/htsnexus_test_NA12878", params={"class": "header", "referenceName": "11"})
+        resp = client.get(
+            "/reads/htsnexus_test_NA12878", params={"class": "header", "referenceName": "11"}
+        )
         assert_error(resp, 400, "InvalidInput")
 
     def test_start_after_end_returns_400(self, client, data):
-        resp = client.get("/reads/htsnexus_test_NA12878",
-                          params={"referenceName": "11", "start": 10, "end": 5})
+        resp = client.get(
+            "/reads/htsnexus_test_NA12878", params={"referenceName": "11", "start": 10, "end": 5}
+        )
         assert_error(resp, 400, "InvalidRange")
 
     def test_start_without_reference_returns_400(self, client, data):
-        assert_error(client.get("/reads/htsnexus_test_NA12878", params={"start": 10}), 400, "InvalidInput")
+        assert_error(
+            client.get("/reads/htsnexus_test_NA12878", params={"start": 10}), 400, "InvalidInput"
+        )
 
     def test_bad_fields_and_overlapping_tags_return_400(self, client, data):
-        assert_error(client.get("/reads/htsnexus_test_NA12878", params={"fields": "QNAME,NOPE"}),
-                     400, "InvalidInput")
-        assert_error(client.get("/reads/htsnexus_test_NA12878", params={"tags": "NM,MD", "notags": "MD"}),
-                     400, "InvalidInput")
+        assert_error(
+            client.get("/reads/htsnexus_test_NA12878", params={"fields": "QNAME,NOPE"}),
+            400,
+            "InvalidInput",
+        )
+        assert_error(
+            client.get("/reads/htsnexus_test_NA12878", params={"tags": "NM,MD", "notags": "MD"}),
+            400,
+            "InvalidInput",
+        )
         ticket(client, "/reads/htsnexus_test_NA12878", params={"fields": "QNAME,POS", "tags": "NM"})
 
     def test_unknown_reference_returns_404(self, client, data):
-        assert_error(client.get("/reads/htsnexus_test_NA12878", params={"referenceName": "chrZ"}),
-                     404, "NotFound")
+        assert_error(
+            client.get("/reads/htsnexus_test_NA12878", params={"referenceName": "chrZ"}),
+            404,
+            "NotFound",
+        )
 
     def test_unknown_object_returns_404(self, client, data):
         assert_error(client.get("/reads/nothing-here"), 404, "NotFound")
@@ -218,10 +265,14 @@ class TestSearchReadId:
 
 class TestSearchReadIdPost:
     def test_several_regions_one_ticket_returns_200(self, client, data, tmp_path):
-        regions = [{"referenceName": "11", "start": 5000000, "end": 5005000},
-                   {"referenceName": "20", "start": 6000000, "end": 6002000},
-                   {"referenceName": "11", "start": 5004000, "end": 5008000}]
-        tk = ticket(client, "/reads/htsnexus_test_NA12878", json={"format": "BAM", "regions": regions})
+        regions = [
+            {"referenceName": "11", "start": 5000000, "end": 5005000},
+            {"referenceName": "20", "start": 6000000, "end": 6002000},
+            {"referenceName": "11", "start": 5004000, "end": 5008000},
+        ]
+        tk = ticket(
+            client, "/reads/htsnexus_test_NA12878", json={"format": "BAM", "regions": regions}
+        )
         urls = tk["htsget"]["urls"]
         assert [u["class"] for u in urls].count("header") >= 1
         assert urls[-1]["url"].startswith("data:;base64,")  # one EOF, at the end
@@ -234,15 +285,21 @@ class TestSearchReadIdPost:
             assert set(local_reads(bam, r["referenceName"], r["start"], r["end"])) <= got
 
     def test_empty_regions_returns_400(self, client, data):
-        assert_error(client.post("/reads/htsnexus_test_NA12878", json={"regions": []}), 400, "InvalidInput")
+        assert_error(
+            client.post("/reads/htsnexus_test_NA12878", json={"regions": []}), 400, "InvalidInput"
+        )
 
     def test_region_without_reference_returns_400(self, client, data):
-        resp = client.post("/reads/htsnexus_test_NA12878", json={"regions": [{"start": 1, "end": 5}]})
+        resp = client.post(
+            "/reads/htsnexus_test_NA12878", json={"regions": [{"start": 1, "end": 5}]}
+        )
         assert_error(resp, 400, "InvalidInput")
 
     def test_start_equal_end_returns_400(self, client, data):
-        resp = client.post("/reads/htsnexus_test_NA12878",
-                           json={"regions": [{"referenceName": "11", "start": 5, "end": 5}]})
+        resp = client.post(
+            "/reads/htsnexus_test_NA12878",
+            json={"regions": [{"referenceName": "11", "start": 5, "end": 5}]},
+        )
         assert_error(resp, 400, "InvalidRange")
 
     def test_query_parameters_return_400(self, client, data):
@@ -250,8 +307,11 @@ class TestSearchReadIdPost:
         assert_error(resp, 400, "InvalidInput")
 
     def test_invalid_json_returns_400(self, client, data):
-        resp = client.post("/reads/htsnexus_test_NA12878", content=b"{not json",
-                           headers={"Content-Type": "application/json"})
+        resp = client.post(
+            "/reads/htsnexus_test_NA12878",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
         assert_error(resp, 400, "InvalidInput")
 
     def test_oversized_body_returns_413(self, client, data):
@@ -263,8 +323,11 @@ class TestSearchReadIdPost:
 class TestSearchVariantId:
     @pytest.mark.parametrize("fmt", ["VCF", "bcf"])
     def test_region_returns_200(self, client, data, tmp_path, fmt):
-        tk = ticket(client, "/variants/spec-v4.3",
-                    params={"format": fmt, "referenceName": "20", "start": 14369, "end": 17331})
+        tk = ticket(
+            client,
+            "/variants/spec-v4.3",
+            params={"format": fmt, "referenceName": "20", "start": 14369, "end": 17331},
+        )
         assert tk["htsget"]["format"] == fmt.upper()
         got = records(tmp_path, download(client, tk), fmt.upper())
         assert [g.split(":")[1][:5] for g in got] >= ["14370", "17330"]
@@ -279,8 +342,12 @@ class TestSearchVariantId:
 
     def test_controlled_with_grant_returns_200(self, client, data, kit, db, tmp_path):
         before = last_audit_id(db)
-        tk = ticket(client, "/variants/giab", params={"referenceName": "1", "start": 0, "end": 50_000_000},
-                    headers=auth(kit.grant("urn:ds:ctl")))
+        tk = ticket(
+            client,
+            "/variants/giab",
+            params={"referenceName": "1", "start": 0, "end": 50_000_000},
+            headers=auth(kit.grant("urn:ds:ctl")),
+        )
         assert len(records(tmp_path, download(client, tk), "VCF")) >= 176
         rows = audit_rows(db, before)
         assert [(r.object_id, r.outcome, r.status) for r in rows] == [("giab", "granted", 200)]
@@ -288,7 +355,9 @@ class TestSearchVariantId:
 
     def test_rejected_token_on_public_returns_401(self, client, data, kit):
         token, _ = kit.failure_cases("x")["wrong audience"]
-        assert_error(client.get("/variants/spec-v4.3", headers=auth(token)), 401, "InvalidAuthentication")
+        assert_error(
+            client.get("/variants/spec-v4.3", headers=auth(token)), 401, "InvalidAuthentication"
+        )
 
     def test_denials_are_audited(self, client, data, db):
         before = last_audit_id(db)
@@ -304,7 +373,9 @@ class TestSearchVariantIdPost:
 
 
 class TestServiceInfo:
-    @pytest.mark.parametrize("endpoint,formats", [("reads", ["BAM", "CRAM"]), ("variants", ["VCF", "BCF"])])
+    @pytest.mark.parametrize(
+        "endpoint,formats", [("reads", ["BAM", "CRAM"]), ("variants", ["VCF", "BCF"])]
+    )
     def test_service_info_returns_200(self, client, endpoint, formats):
         resp = client.get(f"/{endpoint}/service-info")
         assert resp.status_code == 200
@@ -345,8 +416,11 @@ class TestDataUrl:
         parts = urllib.parse.urlsplit(url)
         q = dict(urllib.parse.parse_qsl(parts.query))
         q["exp"] = str(int(q["exp"]) + 1000)
-        assert_error(client.get(parts._replace(query=urllib.parse.urlencode(q)).geturl()), 403,
-                     "PermissionDenied")
+        assert_error(
+            client.get(parts._replace(query=urllib.parse.urlencode(q)).geturl()),
+            403,
+            "PermissionDenied",
+        )
         other = parts._replace(path=parts.path.rsplit("/", 1)[0] + "/999")
         assert_error(client.get(other.geturl()), 403, "PermissionDenied")
         expired = sign_url(settings, "file", parts.path.rsplit("/", 1)[1], ttl=-1)
@@ -358,9 +432,14 @@ class TestDataUrl:
         head = client.head(url)
         assert head.status_code == 200 and head.headers["content-length"] == str(size)
         assert head.content == b""
-        pre = client.options(url, headers={"Origin": "https://igv.example",
-                                           "Access-Control-Request-Method": "GET",
-                                           "Access-Control-Request-Headers": "range"})
+        pre = client.options(
+            url,
+            headers={
+                "Origin": "https://igv.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "range",
+            },
+        )
         assert pre.status_code in (200, 204)
         assert pre.headers["access-control-allow-origin"] in ("*", "https://igv.example")
         assert "range" in pre.headers["access-control-allow-headers"].lower()
@@ -369,9 +448,14 @@ class TestDataUrl:
         assert "Content-Range" in got.headers["access-control-expose-headers"]
 
     def test_ticket_cors_preflight_returns_200(self, client, data):
-        pre = client.options("/reads/htsnexus_test_NA12878",
-                             headers={"Origin": "https://igv.example", "Access-Control-Request-Method": "POST",
-                                      "Access-Control-Request-Headers": "content-type,authorization"})
+        pre = client.options(
+            "/reads/htsnexus_test_NA12878",
+            headers={
+                "Origin": "https://igv.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,authorization",
+            },
+        )
         assert pre.status_code == 200
         assert pre.headers["access-control-allow-origin"] in ("*", "https://igv.example")
 
@@ -383,4 +467,6 @@ class TestDataUrl:
         sig = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["sig"]
         server_logs = [r.getMessage() for r in caplog.records if not r.name.startswith("httpx")]
         assert server_logs and not any(sig in m for m in server_logs)
-        assert time.time() < int(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["exp"])
+        assert time.time() < int(
+            dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["exp"]
+        )

@@ -28,8 +28,9 @@ def populate(db) -> None:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def node(request, tmp_path_factory):
-    yield from module_node(request, tmp_path_factory,
-                           lambda s: s.with_overrides(beacon_rate_per_minute=0), populate)
+    yield from module_node(
+        request, tmp_path_factory, lambda s: s.with_overrides(beacon_rate_per_minute=0), populate
+    )
 
 
 @pytest.fixture
@@ -44,7 +45,9 @@ def assert_shape(api: str, response, status: int = 400) -> None:
     body = response.json()
     if api == "htsget":
         assert set(body) == {"htsget"} and set(body["htsget"]) == {"error", "message"}
-        assert body["htsget"]["error"] == ("InvalidInput" if status == 400 else body["htsget"]["error"])
+        assert body["htsget"]["error"] == (
+            "InvalidInput" if status == 400 else body["htsget"]["error"]
+        )
     elif api == "beacon":
         assert body["error"]["errorCode"] == status and body["error"]["errorMessage"]
         assert body["meta"]["beaconId"]
@@ -86,28 +89,39 @@ def test_malformed_json_body_returns_400(client, api, path, name):
 
 def test_int64_edges_are_accepted(client):
     # the largest int64 is a well-formed request (an empty or out-of-range slice, not a 400 for JSON)
-    r = client.post("/reads/DK0001", content=b'{"format": "BAM", "regions": '
-                    b'[{"referenceName": "chr1", "start": 0, "end": 9223372036854775807}]}',
-                    headers=JSON_HEADERS)
+    r = client.post(
+        "/reads/DK0001",
+        content=b'{"format": "BAM", "regions": '
+        b'[{"referenceName": "chr1", "start": 0, "end": 9223372036854775807}]}',
+        headers=JSON_HEADERS,
+    )
     assert "outside the signed 64-bit range" not in r.text
 
 
-@pytest.mark.parametrize("api,url", [
-    ("htsget", "/reads/DK0001?referenceName=chr1&start=0&end=99999999999999999999"),
-    ("beacon", "/beacon/v2/g_variants?referenceName=1&start=99999999999999999999&end=5"),
-    ("beacon", "/beacon/v2/individuals?limit=99999999999999999999"),
-])
+@pytest.mark.parametrize(
+    "api,url",
+    [
+        ("htsget", "/reads/DK0001?referenceName=chr1&start=0&end=99999999999999999999"),
+        ("beacon", "/beacon/v2/g_variants?referenceName=1&start=99999999999999999999&end=5"),
+        ("beacon", "/beacon/v2/individuals?limit=99999999999999999999"),
+    ],
+)
 def test_integer_parameter_outside_int64_returns_400(client, api, url):
     assert_shape(api, client.get(url))
 
 
 WES_RUNS = "/ga4gh/wes/v1/runs"
 BAD_MULTIPART = {
-    "no boundary": ("multipart/form-data", b"--x\r\nContent-Disposition: form-data; name=a\r\n\r\nb\r\n--x--"),
+    "no boundary": (
+        "multipart/form-data",
+        b"--x\r\nContent-Disposition: form-data; name=a\r\n\r\nb\r\n--x--",
+    ),
     "empty boundary": ("multipart/form-data; boundary=", b"----\r\n"),
     "garbage part": ("multipart/form-data; boundary=d65", b"--d65\r\n3.7e+16--d65--\r\n"),
-    "header without colon": ("multipart/form-data; boundary=b",
-                             b"--b\r\nContent-Disposition form-data\r\n\r\nx\r\n--b--\r\n"),
+    "header without colon": (
+        "multipart/form-data; boundary=b",
+        b"--b\r\nContent-Disposition form-data\r\n\r\nx\r\n--b--\r\n",
+    ),
 }
 
 
@@ -120,22 +134,29 @@ def test_malformed_multipart_to_wes_returns_400(client, name):
 
 @pytest.mark.parametrize("value", ['{"x": "a\\u0000"}', "a\x00b"])
 def test_nul_in_a_wes_form_field_returns_400(client, value):
-    r = client.post(WES_RUNS, files={"workflow_params": (None, value), "workflow_type": (None, "CWL")})
+    r = client.post(
+        WES_RUNS, files={"workflow_params": (None, value), "workflow_type": (None, "CWL")}
+    )
     assert_shape("wes", r)
     assert "NUL" in r.json()["msg"]
 
 
-@pytest.mark.parametrize("api,url", [
-    ("htsget", "/reads/DK0001?referenceName=chr1%00"),
-    ("beacon", "/beacon/v2/g_variants?referenceName=%00&start=1&end=2"),
-    ("drs", "/ga4gh/drs/v1/objects/DK0001.bam?expand=%00"),
-])
+@pytest.mark.parametrize(
+    "api,url",
+    [
+        ("htsget", "/reads/DK0001?referenceName=chr1%00"),
+        ("beacon", "/beacon/v2/g_variants?referenceName=%00&start=1&end=2"),
+        ("drs", "/ga4gh/drs/v1/objects/DK0001.bam?expand=%00"),
+    ],
+)
 def test_nul_in_the_query_string_returns_400(client, api, url):
     assert_shape(api, client.get(url))
 
 
 def test_form_urlencoded_to_wes_returns_415(client):
-    r = client.post(WES_RUNS, content=b"a=%ff", headers={"content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        WES_RUNS, content=b"a=%ff", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert_shape("wes", r, 415)
 
 
@@ -159,12 +180,15 @@ def test_control_character_in_path_returns_400(client, api, template, char):
 
 
 # ---------------------------------------------------------------- documents
-@pytest.mark.parametrize("document,path", [
-    ("drs.yaml", "/ga4gh/drs/v1/openapi.json"),
-    ("wes.yaml", "/ga4gh/wes/v1/openapi.json"),
-    ("beacon.yaml", "/beacon/v2/openapi.json"),
-    ("htsget.yaml", "/openapi.json"),
-])
+@pytest.mark.parametrize(
+    "document,path",
+    [
+        ("drs.yaml", "/ga4gh/drs/v1/openapi.json"),
+        ("wes.yaml", "/ga4gh/wes/v1/openapi.json"),
+        ("beacon.yaml", "/beacon/v2/openapi.json"),
+        ("htsget.yaml", "/openapi.json"),
+    ],
+)
 def test_openapi_document_is_served_as_written_returns_200(client, document, path):
     r = client.get(path)
     assert r.status_code == 200, r.text[:300]
@@ -177,8 +201,12 @@ def test_openapi_document_is_served_as_written_returns_200(client, document, pat
 
 
 def test_recursive_drs_schema_keeps_its_ref(client):
-    contents = client.get("/ga4gh/drs/v1/openapi.json").json()["components"]["schemas"]["ContentsObject"]
-    assert contents["properties"]["contents"]["items"] == {"$ref": "#/components/schemas/ContentsObject"}
+    contents = client.get("/ga4gh/drs/v1/openapi.json").json()["components"]["schemas"][
+        "ContentsObject"
+    ]
+    assert contents["properties"]["contents"]["items"] == {
+        "$ref": "#/components/schemas/ContentsObject"
+    }
 
 
 # ---------------------------------------------------------------- protection off
@@ -192,8 +220,12 @@ def unprotected(tmp_path, monkeypatch):
 
     def build(switch_off):
         switch_off(monkeypatch)
-        settings = Settings(var_dir=str(tmp_path / "var"), database_url=f"sqlite:///{tmp_path}/g.db",
-                            signing_key="k-" + uuid.uuid4().hex, log_format="text")
+        settings = Settings(
+            var_dir=str(tmp_path / "var"),
+            database_url=f"sqlite:///{tmp_path}/g.db",
+            signing_key="k-" + uuid.uuid4().hex,
+            log_format="text",
+        )
         cx = create_app(settings)
         populate(cx.app.extensions["genomeport"].db)
         client = cx.test_client(raise_server_exceptions=False)
@@ -212,7 +244,9 @@ def _stock_validators(monkeypatch):
 
     import server.validation as validation
 
-    monkeypatch.setattr(validation, "VALIDATOR_MAP", {**stock, "parameter": validation.CachedParameterValidator})
+    monkeypatch.setattr(
+        validation, "VALIDATOR_MAP", {**stock, "parameter": validation.CachedParameterValidator}
+    )
 
 
 def _no_control_check(monkeypatch):
@@ -225,10 +259,22 @@ def _no_control_check(monkeypatch):
 
 def test_without_the_guards_the_same_attacks_are_500(unprotected):
     client = unprotected(_stock_validators)
-    assert client.post("/ga4gh/drs/v1/objects/DK0001.bam", content=BAD_JSON["nested 100000 deep"],
-                       headers=JSON_HEADERS).status_code == 500
-    assert client.post(WES_RUNS, content=BAD_MULTIPART["no boundary"][1],
-                       headers={"content-type": "multipart/form-data"}).status_code == 500
+    assert (
+        client.post(
+            "/ga4gh/drs/v1/objects/DK0001.bam",
+            content=BAD_JSON["nested 100000 deep"],
+            headers=JSON_HEADERS,
+        ).status_code
+        == 500
+    )
+    assert (
+        client.post(
+            WES_RUNS,
+            content=BAD_MULTIPART["no boundary"][1],
+            headers={"content-type": "multipart/form-data"},
+        ).status_code
+        == 500
+    )
 
 
 def test_without_the_path_check_a_newline_is_500(unprotected):
@@ -252,8 +298,12 @@ def dead_database_client(tmp_path):
     from server.settings import Settings
 
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/none"
-    settings = Settings(var_dir=str(tmp_path / "var"), database_url=url,
-                        signing_key="k-" + uuid.uuid4().hex, log_format="text")
+    settings = Settings(
+        var_dir=str(tmp_path / "var"),
+        database_url=url,
+        signing_key="k-" + uuid.uuid4().hex,
+        log_format="text",
+    )
     cx = create_app(settings, migrate=False)
     with cx.test_client(raise_server_exceptions=False) as client:
         yield client
@@ -278,4 +328,3 @@ def test_without_outage_classification_it_is_500(dead_database_client, monkeypat
 
     monkeypatch.setattr(routing, "database_unavailable", lambda exc: False)
     assert dead_database_client.get("/ga4gh/drs/v1/objects/DK0001.bam").status_code == 500
-

@@ -12,7 +12,11 @@ class TestGetServiceInfo:
         r = client.get("/service-info")
         assert r.status_code == 200
         body = r.json()
-        assert body["type"] == {"group": "org.ga4gh", "artifact": "service-registry", "version": "1.0.0"}
+        assert body["type"] == {
+            "group": "org.ga4gh",
+            "artifact": "service-registry",
+            "version": "1.0.0",
+        }
         for key in ("id", "name", "organization", "version"):
             assert key in body
 
@@ -71,10 +75,15 @@ class TestErrorsEverywhere:
         assert r.headers["content-type"] != PROBLEM
         assert r.json()["status_code"] == 405
 
-    @pytest.mark.parametrize("path", ["/service-info", "/reads/x", "/ga4gh/drs/v1/objects", "/beacon/v2/individuals"])
+    @pytest.mark.parametrize(
+        "path", ["/service-info", "/reads/x", "/ga4gh/drs/v1/objects", "/beacon/v2/individuals"]
+    )
     def test_oversized_body_returns_413(self, client, settings, path):
-        r = client.post(path, content=b"{" + b" " * (settings.max_body_bytes + 1) + b"}",
-                        headers={"content-type": "application/json"})
+        r = client.post(
+            path,
+            content=b"{" + b" " * (settings.max_body_bytes + 1) + b"}",
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 413
         body = r.json()
         assert "413" in json.dumps(body) or "PayloadTooLarge" in json.dumps(body)
@@ -104,7 +113,9 @@ class TestOperations:
         assert r.headers["x-request-id"] != "bad id with spaces"
 
     def test_cors_preflight(self, client):
-        r = client.options("/service-info", headers={"Origin": "https://igv.org",
-                                                     "Access-Control-Request-Method": "GET"})
+        r = client.options(
+            "/service-info",
+            headers={"Origin": "https://igv.org", "Access-Control-Request-Method": "GET"},
+        )
         assert r.status_code == 200
         assert r.headers["access-control-allow-origin"] in ("*", "https://igv.org")

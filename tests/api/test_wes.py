@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import io
 import json
 import os
@@ -25,9 +24,12 @@ def kit(tmp_path_factory):
 
 @pytest.fixture
 def settings(settings, kit):
-    return kit.trusting(settings).with_overrides(wes_poll_ms=50, wes_heartbeat_timeout=5,
-                                                 wes_max_attachments=4,
-                                                 wes_max_attachment_bytes=4096)
+    return kit.trusting(settings).with_overrides(
+        wes_poll_ms=50,
+        wes_heartbeat_timeout=5,
+        wes_max_attachments=4,
+        wes_max_attachment_bytes=4096,
+    )
 
 
 @pytest.fixture
@@ -41,8 +43,12 @@ def bob(kit):
 
 
 def form(**kw):
-    data = {"workflow_type": "CWL", "workflow_type_version": "v1.2", "workflow_url": "two.cwl",
-            "workflow_params": json.dumps({"msg": "hello"})}
+    data = {
+        "workflow_type": "CWL",
+        "workflow_type_version": "v1.2",
+        "workflow_url": "two.cwl",
+        "workflow_params": json.dumps({"msg": "hello"}),
+    }
     data.update(kw)
     return {k: v for k, v in data.items() if v is not None}
 
@@ -52,8 +58,9 @@ def attach(name="two.cwl", text=TWO_STEP):
 
 
 def submit(client, headers, files=None, **kw):
-    return client.post(f"{BASE}/runs", data=form(**kw),
-                       files=attach() if files is None else files, headers=headers)
+    return client.post(
+        f"{BASE}/runs", data=form(**kw), files=attach() if files is None else files, headers=headers
+    )
 
 
 def assert_error(resp, status):
@@ -77,7 +84,11 @@ class TestGetServiceInfo:
         assert resp.status_code == 200
         info = resp.json()
         assert info["type"] == {"group": "org.ga4gh", "artifact": "wes", "version": "1.1.0"}
-        assert info["workflow_type_versions"]["CWL"]["workflow_type_version"] == ["v1.0", "v1.1", "v1.2"]
+        assert info["workflow_type_versions"]["CWL"]["workflow_type_version"] == [
+            "v1.0",
+            "v1.1",
+            "v1.2",
+        ]
         assert "cwltool" in info["workflow_engine_versions"]
         assert set(info["system_state_counts"]) >= {"QUEUED", "RUNNING", "COMPLETE"}
         assert info["auth_instructions_url"].startswith("http")
@@ -112,12 +123,19 @@ class TestRunWorkflow:
         assert_error(submit(client, {"Authorization": f"Bearer {token}"}), 401)
 
     MALFORMED = [
-        {"workflow_type": None}, {"workflow_type_version": None}, {"workflow_type": "WDL"},
-        {"workflow_type_version": "v9.9"}, {"workflow_params": "[1, 2]"},
-        {"workflow_params": "not json"}, {"tags": "\"x\""}, {"tags": "[]"},
-        {"workflow_engine": "nextflow"}, {"workflow_engine_parameters": '{"--tmpdir-prefix": "/"}'},
+        {"workflow_type": None},
+        {"workflow_type_version": None},
+        {"workflow_type": "WDL"},
+        {"workflow_type_version": "v9.9"},
+        {"workflow_params": "[1, 2]"},
+        {"workflow_params": "not json"},
+        {"tags": '"x"'},
+        {"tags": "[]"},
+        {"workflow_engine": "nextflow"},
+        {"workflow_engine_parameters": '{"--tmpdir-prefix": "/"}'},
         {"workflow_engine_parameters": '{"parallel": "; rm -rf /"}'},
-        {"workflow_engine_parameters": "[]"}, {"workflow_url": None},
+        {"workflow_engine_parameters": "[]"},
+        {"workflow_url": None},
     ]
 
     def test_malformed_request_returns_400_and_creates_no_run(self, client, alice, settings):
@@ -126,16 +144,25 @@ class TestRunWorkflow:
         assert run_count(client, alice) == 0 and workdirs(settings) == []
 
     def test_unsafe_attachment_name_returns_400(self, client, alice, settings):
-        for name in ["../evil.cwl", "a/../../evil.cwl", "/etc/evil.cwl", "a\\evil.cwl",
-                     "C:evil.cwl", "a//b.cwl", "./x.cwl", "a\x00b.cwl"]:
+        for name in [
+            "../evil.cwl",
+            "a/../../evil.cwl",
+            "/etc/evil.cwl",
+            "a\\evil.cwl",
+            "C:evil.cwl",
+            "a//b.cwl",
+            "./x.cwl",
+            "a\x00b.cwl",
+        ]:
             resp = submit(client, alice, files=attach(name), workflow_url="two.cwl")
             assert_error(resp, 400)
         assert run_count(client, alice) == 0 and workdirs(settings) == []
         assert not (settings.effective_wes_work_dir.parent / "evil.cwl").exists()
 
     def test_too_many_attachments_returns_413(self, client, alice, settings):
-        files = attach() + [("workflow_attachment", (f"f{i}", io.BytesIO(b"x"), "text/plain"))
-                            for i in range(4)]
+        files = attach() + [
+            ("workflow_attachment", (f"f{i}", io.BytesIO(b"x"), "text/plain")) for i in range(4)
+        ]
         assert_error(submit(client, alice, files=files), 413)
         assert run_count(client, alice) == 0 and workdirs(settings) == []
 
@@ -145,10 +172,19 @@ class TestRunWorkflow:
         assert run_count(client, alice) == 0
 
     REFUSED_URLS = [
-        "file:///etc/passwd", "/etc/passwd", "http://127.0.0.1:8080/x.cwl", "http://localhost/x.cwl",
-        "http://169.254.169.254/latest/meta-data", "http://10.1.2.3/x.cwl", "http://[::1]/x.cwl",
-        "https://example.org/x.cwl", "ftp://example.org/x.cwl", "../two.cwl", "other.cwl",
-        "http://user:pw@example.org/x.cwl", "a\\two.cwl",
+        "file:///etc/passwd",
+        "/etc/passwd",
+        "http://127.0.0.1:8080/x.cwl",
+        "http://localhost/x.cwl",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.1.2.3/x.cwl",
+        "http://[::1]/x.cwl",
+        "https://example.org/x.cwl",
+        "ftp://example.org/x.cwl",
+        "../two.cwl",
+        "other.cwl",
+        "http://user:pw@example.org/x.cwl",
+        "a\\two.cwl",
     ]
 
     def test_refused_workflow_url_returns_400(self, client, alice, settings):
@@ -158,8 +194,9 @@ class TestRunWorkflow:
 
     def test_relative_url_with_fragment_returns_200(self, client, alice, db):
         with_main = TWO_STEP.replace("class: Workflow\n", "class: Workflow\nid: main\n")
-        resp = submit(client, alice, workflow_url="sub/two.cwl#main",
-                      files=attach("sub/two.cwl", with_main))
+        resp = submit(
+            client, alice, workflow_url="sub/two.cwl#main", files=attach("sub/two.cwl", with_main)
+        )
         assert resp.status_code == 200, resp.text
 
     def test_fragment_naming_nothing_in_the_document_returns_400(self, client, alice, settings):
@@ -169,14 +206,20 @@ class TestRunWorkflow:
         assert run_count(client, alice) == 0 and workdirs(settings) == []
 
     def test_fields_sent_as_file_parts_returns_200(self, client, alice):
-        files = attach() + [(k, (k, io.BytesIO(v.encode()), "application/octet-stream"))
-                            for k, v in form().items()]
+        files = attach() + [
+            (k, (k, io.BytesIO(v.encode()), "application/octet-stream")) for k, v in form().items()
+        ]
         resp = client.post(f"{BASE}/runs", files=files, headers=alice)
         assert resp.status_code == 200, resp.text
 
 
-ROUTES = [("get", ""), ("get", "/status"), ("post", "/cancel"), ("get", "/tasks"),
-          ("get", "/tasks/1")]
+ROUTES = [
+    ("get", ""),
+    ("get", "/status"),
+    ("post", "/cancel"),
+    ("get", "/tasks"),
+    ("get", "/tasks/1"),
+]
 
 
 class TestUnknownRun:
@@ -219,22 +262,29 @@ class TestListRuns:
             if not token:
                 break
         assert pages == 3 and len(seen) == len(set(seen)) == 7 and set(seen) == ids
-        assert all(set(r) >= {"run_id", "state", "start_time", "end_time", "tags"}
-                   for r in body["runs"])
+        assert all(
+            set(r) >= {"run_id", "state", "start_time", "end_time", "tags"} for r in body["runs"]
+        )
 
     def test_tampered_token_returns_400(self, client, alice):
         for _ in range(3):
             submit(client, alice)
-        token = client.get(f"{BASE}/runs", params={"page_size": 1}, headers=alice).json()["next_page_token"]
+        token = client.get(f"{BASE}/runs", params={"page_size": 1}, headers=alice).json()[
+            "next_page_token"
+        ]
         body, sig = token.split(".")
         forged = ("eyJvIjoiYWxpY2UiLCJrIjo5OTk5fQ" if body[0] != "x" else "x") + "." + sig
         assert_error(client.get(f"{BASE}/runs", params={"page_token": forged}, headers=alice), 400)
-        assert_error(client.get(f"{BASE}/runs", params={"page_token": "garbage"}, headers=alice), 400)
+        assert_error(
+            client.get(f"{BASE}/runs", params={"page_token": "garbage"}, headers=alice), 400
+        )
 
     def test_other_callers_token_returns_400(self, client, alice, bob):
         for _ in range(2):
             submit(client, alice)
-        token = client.get(f"{BASE}/runs", params={"page_size": 1}, headers=alice).json()["next_page_token"]
+        token = client.get(f"{BASE}/runs", params={"page_size": 1}, headers=alice).json()[
+            "next_page_token"
+        ]
         assert_error(client.get(f"{BASE}/runs", params={"page_token": token}, headers=bob), 400)
 
     def test_bad_page_size_returns_400(self, client, alice):
@@ -245,7 +295,9 @@ class TestListRuns:
 class TestCancelRun:
     def test_cancel_queued_run_returns_200_and_canceled(self, client, alice):
         run_id = submit(client, alice).json()["run_id"]
-        assert client.post(f"{BASE}/runs/{run_id}/cancel", headers=alice).json() == {"run_id": run_id}
+        assert client.post(f"{BASE}/runs/{run_id}/cancel", headers=alice).json() == {
+            "run_id": run_id
+        }
         log = client.get(f"{BASE}/runs/{run_id}", headers=alice).json()
         assert log["state"] == "CANCELED" and log["run_log"]["end_time"]
 
@@ -264,10 +316,15 @@ class TestGetRunLog:
         assert data.status_code == 200 and data.text.split()[0] == "6"
         stderr = client.get(log["run_log"]["stderr"].removeprefix(settings.public_url))
         assert stderr.status_code == 200 and "completed success" in stderr.text
-        tasks = client.get(f"{BASE}/runs/{run_id}/tasks", params={"page_size": 1}, headers=alice).json()
+        tasks = client.get(
+            f"{BASE}/runs/{run_id}/tasks", params={"page_size": 1}, headers=alice
+        ).json()
         assert [t["id"] for t in tasks["task_logs"]] == ["1"] and tasks["next_page_token"]
-        rest = client.get(f"{BASE}/runs/{run_id}/tasks", headers=alice,
-                          params={"page_token": tasks["next_page_token"]}).json()
+        rest = client.get(
+            f"{BASE}/runs/{run_id}/tasks",
+            headers=alice,
+            params={"page_token": tasks["next_page_token"]},
+        ).json()
         assert [t["id"] for t in rest["task_logs"]] == ["2"] and not rest["next_page_token"]
         task = client.get(f"{BASE}/runs/{run_id}/tasks/2", headers=alice).json()
         assert task["exit_code"] == 0 and task["cmd"][:2] == ["wc", "-c"]
@@ -281,8 +338,13 @@ class TestGetRunLog:
         assert counts["COMPLETE"] == 1
 
     def test_failed_run_is_executor_error(self, client, alice, settings, db):
-        run_id = submit(client, alice, files=attach("fail.cwl", FAIL), workflow_url="fail.cwl",
-                        workflow_params="{}").json()["run_id"]
+        run_id = submit(
+            client,
+            alice,
+            files=attach("fail.cwl", FAIL),
+            workflow_url="fail.cwl",
+            workflow_params="{}",
+        ).json()["run_id"]
         Worker(settings, db).run_forever(max_runs=1)
         log = client.get(f"{BASE}/runs/{run_id}", headers=alice).json()
         assert log["state"] == "EXECUTOR_ERROR" and log["task_logs"][0]["exit_code"] == 3
@@ -313,12 +375,15 @@ class TestDrsInputs:
         seed = Path(__file__).resolve().parents[2] / "seed_data"
         registry.add_dataset(db, "wes-ctl", access="controlled", name="c", assembly="GPDEMO1")
         registry.add_files(db, [seed / "DK0001.bam"], "wes-ctl", object_id="DK0001", progress=False)
-        params = json.dumps({"msg": "x", "bam": {"class": "File",
-                                                 "location": "drs://127.0.0.1/DK0001.bam"}})
+        params = json.dumps(
+            {"msg": "x", "bam": {"class": "File", "location": "drs://127.0.0.1/DK0001.bam"}}
+        )
         granted = {"Authorization": f"Bearer {kit.grant('wes-ctl', sub='carol')}"}
         resp = submit(client, granted, workflow_params=params)
         assert resp.status_code == 200, resp.text
-        job = json.loads((settings.effective_wes_work_dir / resp.json()["run_id"] / "job.json").read_text())
+        job = json.loads(
+            (settings.effective_wes_work_dir / resp.json()["run_id"] / "job.json").read_text()
+        )
         assert job["bam"]["location"] == str(seed / "DK0001.bam")
 
     def test_drs_input_without_grant_creates_no_run(self, client, alice, settings, db):
@@ -327,8 +392,11 @@ class TestDrsInputs:
         seed = Path(__file__).resolve().parents[2] / "seed_data"
         registry.add_dataset(db, "wes-ctl", access="controlled", name="c", assembly="GPDEMO1")
         registry.add_files(db, [seed / "DK0001.bam"], "wes-ctl", object_id="DK0001", progress=False)
-        for loc, status in (("drs://127.0.0.1/DK0001.bam", 403), ("drs://127.0.0.1/nope.bam", 404),
-                            ("drs://elsewhere.org/DK0001.bam", 400)):
+        for loc, status in (
+            ("drs://127.0.0.1/DK0001.bam", 403),
+            ("drs://127.0.0.1/nope.bam", 404),
+            ("drs://elsewhere.org/DK0001.bam", 400),
+        ):
             params = json.dumps({"bam": {"class": "File", "location": loc}})
             assert_error(submit(client, alice, workflow_params=params), status)
         assert run_count(client, alice) == 0 and workdirs(settings) == []
@@ -341,29 +409,48 @@ class TestServiceInfoConformance:
 
         info = client.get(f"{BASE}/service-info").json()
         assert info["workflow_engine_versions"]["cwltool"] == {
-            "workflow_engine_version": [version("cwltool")]}
-        assert all(set(v) == {"workflow_engine_version"} and isinstance(v["workflow_engine_version"], list)
-                   for v in info["workflow_engine_versions"].values())
+            "workflow_engine_version": [version("cwltool")]
+        }
+        assert all(
+            set(v) == {"workflow_engine_version"} and isinstance(v["workflow_engine_version"], list)
+            for v in info["workflow_engine_versions"].values()
+        )
 
     def test_listed_parameter_names_and_defaults_are_accepted_by_submit(self, client, alice):
         params = client.get(f"{BASE}/service-info").json()["default_workflow_engine_parameters"]
         cwltool = [p for p in params if p["workflow_engine"] == "cwltool"]
         assert {p["name"] for p in cwltool} >= {"parallel", "on-error", "eval-timeout"}
         by_name = {p["name"]: p for p in cwltool}
-        assert by_name["parallel"] == {"name": "parallel", "type": "boolean", "default_value": "false",
-                                       "workflow_engine": "cwltool"}
+        assert by_name["parallel"] == {
+            "name": "parallel",
+            "type": "boolean",
+            "default_value": "false",
+            "workflow_engine": "cwltool",
+        }
         assert by_name["eval-timeout"]["default_value"] == "60"
         assert by_name["eval-timeout"]["type"] == "integer"
-        assert by_name["on-error"] == {"name": "on-error", "type": "string", "default_value": "stop",
-                                       "workflow_engine": "cwltool"}
+        assert by_name["on-error"] == {
+            "name": "on-error",
+            "type": "string",
+            "default_value": "stop",
+            "workflow_engine": "cwltool",
+        }
         for p in params:  # booleans and numbers written as JSON, never Python's True/None
             if p["type"] in ("boolean", "integer") and p["default_value"]:
-                assert isinstance(json.loads(p["default_value"]), bool if p["type"] == "boolean" else int)
+                assert isinstance(
+                    json.loads(p["default_value"]), bool if p["type"] == "boolean" else int
+                )
             assert p["default_value"] not in ("True", "False", "None")
-        sent = {p["name"]: (p["default_value"] if p["type"] == "string" else json.loads(p["default_value"]))
-                for p in cwltool if p["default_value"]}
-        resp = submit(client, alice, workflow_engine="cwltool",
-                      workflow_engine_parameters=json.dumps(sent))
+        sent = {
+            p["name"]: (
+                p["default_value"] if p["type"] == "string" else json.loads(p["default_value"])
+            )
+            for p in cwltool
+            if p["default_value"]
+        }
+        resp = submit(
+            client, alice, workflow_engine="cwltool", workflow_engine_parameters=json.dumps(sent)
+        )
         assert resp.status_code == 200, resp.text
         log = client.get(f"{BASE}/runs/{resp.json()['run_id']}", headers=alice).json()
         assert log["request"]["workflow_engine_parameters"]["parallel"] == "false"
@@ -397,14 +484,20 @@ class TestListFilters:
         assert_error(client.get(f"{BASE}/runs", params={"state": "DONE"}, headers=alice), 400)
 
     def test_filter_by_tags_with_pages(self, client, alice, bob):
-        tagged = [submit(client, alice, tags=json.dumps({"project": "p1", "n": str(i)})).json()["run_id"]
-                  for i in range(5)]
+        tagged = [
+            submit(client, alice, tags=json.dumps({"project": "p1", "n": str(i)})).json()["run_id"]
+            for i in range(5)
+        ]
         for _ in range(4):  # interleaved runs that do not match
             submit(client, alice, tags=json.dumps({"project": "p2"}))
         submit(client, bob, tags=json.dumps({"project": "p1"}))
         seen, token = [], None
         while True:
-            params = {"page_size": 2, "tags": "project:p1", **({"page_token": token} if token else {})}
+            params = {
+                "page_size": 2,
+                "tags": "project:p1",
+                **({"page_token": token} if token else {}),
+            }
             body = client.get(f"{BASE}/runs", params=params, headers=alice).json()
             assert all(r["tags"]["project"] == "p1" for r in body["runs"])
             seen += [r["run_id"] for r in body["runs"]]
@@ -412,8 +505,9 @@ class TestListFilters:
             if not token:
                 break
         assert seen == list(reversed(tagged))  # newest first, each once, only alice's
-        both = client.get(f"{BASE}/runs", params=[("tags", "project:p1"), ("tags", "n:3")],
-                          headers=alice).json()["runs"]
+        both = client.get(
+            f"{BASE}/runs", params=[("tags", "project:p1"), ("tags", "n:3")], headers=alice
+        ).json()["runs"]
         assert [r["run_id"] for r in both] == [tagged[3]]
         any_value = client.get(f"{BASE}/runs", params={"tags": "n"}, headers=alice).json()["runs"]
         assert len(any_value) == 5
@@ -421,14 +515,20 @@ class TestListFilters:
     def test_page_token_is_bound_to_its_filters(self, client, alice):
         for _ in range(3):
             submit(client, alice, tags=json.dumps({"project": "p1"}))
-        token = client.get(f"{BASE}/runs", params={"page_size": 1, "tags": "project:p1"},
-                           headers=alice).json()["next_page_token"]
+        token = client.get(
+            f"{BASE}/runs", params={"page_size": 1, "tags": "project:p1"}, headers=alice
+        ).json()["next_page_token"]
         assert token
         assert_error(client.get(f"{BASE}/runs", params={"page_token": token}, headers=alice), 400)
-        assert_error(client.get(f"{BASE}/runs", params={"page_token": token, "tags": "project:p2"},
-                                headers=alice), 400)
-        ok = client.get(f"{BASE}/runs", params={"page_token": token, "tags": "project:p1"},
-                        headers=alice)
+        assert_error(
+            client.get(
+                f"{BASE}/runs", params={"page_token": token, "tags": "project:p2"}, headers=alice
+            ),
+            400,
+        )
+        ok = client.get(
+            f"{BASE}/runs", params={"page_token": token, "tags": "project:p1"}, headers=alice
+        )
         assert ok.status_code == 200 and len(ok.json()["runs"]) == 2
 
 
@@ -440,11 +540,24 @@ class TestOwnOutputsAsInputs:
         assert out["drs_uri"].startswith("drs://127.0.0.1/wes~")
         params = json.dumps({"f": {"class": "File", "location": out["drs_uri"]}})
         # another caller may not use it: 404 as for DRS itself, and no run
-        assert_error(submit(client, bob, files=attach("cat.cwl", CAT), workflow_url="cat.cwl",
-                            workflow_params=params), 404)
+        assert_error(
+            submit(
+                client,
+                bob,
+                files=attach("cat.cwl", CAT),
+                workflow_url="cat.cwl",
+                workflow_params=params,
+            ),
+            404,
+        )
         assert run_count(client, bob) == 0
-        resp = submit(client, alice, files=attach("cat.cwl", CAT), workflow_url="cat.cwl",
-                      workflow_params=params)
+        resp = submit(
+            client,
+            alice,
+            files=attach("cat.cwl", CAT),
+            workflow_url="cat.cwl",
+            workflow_params=params,
+        )
         assert resp.status_code == 200, resp.text
         second = resp.json()["run_id"]
         workdir = settings.effective_wes_work_dir / second
@@ -459,7 +572,9 @@ class TestOwnOutputsAsInputs:
 
 
 class TestReadable:
-    def test_readable_lists_input_roots_paths_and_their_index(self, client, alice, settings, tmp_path):
+    def test_readable_lists_input_roots_paths_and_their_index(
+        self, client, alice, settings, tmp_path
+    ):
         from server.wes import inputs as wes_inputs
 
         seed = Path(__file__).resolve().parents[2] / "seed_data"
@@ -468,11 +583,17 @@ class TestReadable:
 
         with create_app(app_settings, migrate=False).test_client() as c:
             params = json.dumps({"alignments": {"class": "File", "path": str(seed / "DK0001.bam")}})
-            resp = submit(c, alice, files=attach("notes.txt", "x"), workflow_url="alignment-qc",
-                          workflow_params=params)
+            resp = submit(
+                c,
+                alice,
+                files=attach("notes.txt", "x"),
+                workflow_url="alignment-qc",
+                workflow_params=params,
+            )
             assert resp.status_code == 200, resp.text
-        readable = json.loads((settings.effective_wes_work_dir / resp.json()["run_id"]
-                               / "readable.json").read_text())
+        readable = json.loads(
+            (settings.effective_wes_work_dir / resp.json()["run_id"] / "readable.json").read_text()
+        )
         shipped = str(wes_inputs.shipped_workflows()["alignment-qc"].parent)
         assert readable == sorted([str(seed / "DK0001.bam"), str(seed / "DK0001.bam.bai"), shipped])
         assert not any(p.startswith(str(settings.effective_wes_work_dir)) for p in readable)
@@ -492,17 +613,25 @@ class TestDocumentInputs:
 
     def test_default_file_at_a_server_path_returns_400(self, client, alice, settings):
         key = node_key(settings)
-        text = CAT.replace("inputs:\n  f: {type: File, inputBinding: {position: 1}}",
-                           f"inputs:\n  f:\n    type: File\n    inputBinding: {{position: 1}}\n"
-                           f"    default: {{class: File, location: {key}}}")
-        resp = submit(client, alice, files=attach("cat.cwl", text), workflow_url="cat.cwl",
-                      workflow_params="{}")
+        text = CAT.replace(
+            "inputs:\n  f: {type: File, inputBinding: {position: 1}}",
+            f"inputs:\n  f:\n    type: File\n    inputBinding: {{position: 1}}\n"
+            f"    default: {{class: File, location: {key}}}",
+        )
+        resp = submit(
+            client,
+            alice,
+            files=attach("cat.cwl", text),
+            workflow_url="cat.cwl",
+            workflow_params="{}",
+        )
         assert_error(resp, 400)
         assert str(key) in resp.json()["msg"] and "cat.cwl" in resp.json()["msg"]
         assert run_count(client, alice) == 0 and workdirs(settings) == []
 
-    def test_without_the_graph_check_the_same_default_leaks_the_key(self, client, alice, settings,
-                                                                    db, monkeypatch):
+    def test_without_the_graph_check_the_same_default_leaks_the_key(
+        self, client, alice, settings, db, monkeypatch
+    ):
         """The protection switched off: the same document runs and its output is
         the node's signing key (what the check above prevents). The sandbox, a
         second layer that would not mount the key, is off too, so that this shows
@@ -510,12 +639,19 @@ class TestDocumentInputs:
         from server.wes import graph
 
         key = node_key(settings)
-        text = CAT.replace("inputs:\n  f: {type: File, inputBinding: {position: 1}}",
-                           f"inputs:\n  f:\n    type: File\n    inputBinding: {{position: 1}}\n"
-                           f"    default: {{class: File, location: {key}}}")
+        text = CAT.replace(
+            "inputs:\n  f: {type: File, inputBinding: {position: 1}}",
+            f"inputs:\n  f:\n    type: File\n    inputBinding: {{position: 1}}\n"
+            f"    default: {{class: File, location: {key}}}",
+        )
         monkeypatch.setattr(graph, "check_literals", lambda *a, **k: None)
-        resp = submit(client, alice, files=attach("cat.cwl", text), workflow_url="cat.cwl",
-                      workflow_params="{}")
+        resp = submit(
+            client,
+            alice,
+            files=attach("cat.cwl", text),
+            workflow_url="cat.cwl",
+            workflow_params="{}",
+        )
         assert resp.status_code == 200, resp.text
         Worker(dataclasses.replace(settings, wes_sandbox="none"), db).run_forever(max_runs=1)
         log = client.get(f"{BASE}/runs/{resp.json()['run_id']}", headers=alice).json()

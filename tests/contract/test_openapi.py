@@ -47,9 +47,12 @@ def test_document_loads_offline_and_resolves(document, base, module):
     ids = operation_ids(spec)
     assert ids
     for op_id in ids:
-        assert callable(getattr(handlers, snake_case(op_id), None)), f"{op_id} -> {module}.{snake_case(op_id)} missing"
+        assert callable(getattr(handlers, snake_case(op_id), None)), (
+            f"{op_id} -> {module}.{snake_case(op_id)} missing"
+        )
     public = {
-        name for name, fn in inspect.getmembers(handlers, inspect.isfunction)
+        name
+        for name, fn in inspect.getmembers(handlers, inspect.isfunction)
         if not name.startswith("_") and fn.__module__ == handlers.__name__
     }
     unused = public - {snake_case(i) for i in ids}

@@ -60,15 +60,31 @@ def populate(db, tmp) -> None:
 
     add_dataset(db, DEMO_DATASET, access="public", assembly="GPDEMO1")
     add_dataset(db, "ctl", access="controlled", assembly="GPDEMO1", grant_value="urn:ds:ctl")
-    add_files(db, seed_files(SEED_DIR), DEMO_DATASET, reference=str(SEED_DIR / "reference.fa"),
-              progress=False)
+    add_files(
+        db,
+        seed_files(SEED_DIR),
+        DEMO_DATASET,
+        reference=str(SEED_DIR / "reference.fa"),
+        progress=False,
+    )
     (tmp / "mini-hp.obo").write_text(MINI_HPO)
     load_ontology(db, tmp / "mini-hp.obo", progress=False)
     for dataset in (DEMO_DATASET, "ctl"):
         load_vcf(db, SEED_DIR / "cohort.vcf.gz", dataset, progress=False)
-        load_metadata(db, [SEED_DIR / f for f in ("individuals.bff.json", "biosamples.bff.json",
-                                                  "cohorts.bff.json", "datasets.bff.json")],
-                      dataset, progress=False)
+        load_metadata(
+            db,
+            [
+                SEED_DIR / f
+                for f in (
+                    "individuals.bff.json",
+                    "biosamples.bff.json",
+                    "cohorts.bff.json",
+                    "datasets.bff.json",
+                )
+            ],
+            dataset,
+            progress=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +104,14 @@ def node(tmp_path_factory, pg_available):
     var = tmp_path_factory.mktemp("schemathesis")
     kit = make_kit(var / "kit")
     with fresh_database("postgresql", var) as url:
-        settings = kit.trusting(Settings(var_dir=str(var / "var"), database_url=url,
-                                         signing_key="test-signing-key-" + uuid.uuid4().hex,
-                                         beacon_rate_per_minute=0))
+        settings = kit.trusting(
+            Settings(
+                var_dir=str(var / "var"),
+                database_url=url,
+                signing_key="test-signing-key-" + uuid.uuid4().hex,
+                beacon_rate_per_minute=0,
+            )
+        )
         db = Database(settings.effective_database_url)
         db.upgrade()
         populate(db, var)
@@ -113,8 +134,9 @@ def _document_test(document: str):
     @HYPOTHESIS
     def test(case, node):
         server, session = node
-        case.call_and_validate(base_url=server.url + base, session=session, checks=CHECKS,
-                               timeout=REQUEST_TIMEOUT)
+        case.call_and_validate(
+            base_url=server.url + base, session=session, checks=CHECKS, timeout=REQUEST_TIMEOUT
+        )
 
     return test
 
@@ -129,18 +151,57 @@ test_service_info = _document_test("service-info.yaml")
 # Requests that hit the seeded data (generated ones rarely name an existing id):
 # (document, path, method, path parameters, query, body)
 SEEDED = [
-    ("htsget.yaml", "/reads/{id}", "GET", {"id": "DK0001"}, {"referenceName": "chr1", "start": 0, "end": 5000}, None),
-    ("htsget.yaml", "/reads/{id}", "GET", {"id": "DK0001"}, {"format": "CRAM", "class": "header"}, None),
+    (
+        "htsget.yaml",
+        "/reads/{id}",
+        "GET",
+        {"id": "DK0001"},
+        {"referenceName": "chr1", "start": 0, "end": 5000},
+        None,
+    ),
+    (
+        "htsget.yaml",
+        "/reads/{id}",
+        "GET",
+        {"id": "DK0001"},
+        {"format": "CRAM", "class": "header"},
+        None,
+    ),
     ("htsget.yaml", "/variants/{id}", "GET", {"id": "cohort"}, {"referenceName": "chr1"}, None),
-    ("htsget.yaml", "/variants/{id}", "POST", {"id": "cohort"}, None,
-     {"format": "BCF", "regions": [{"referenceName": "chr1", "start": 0, "end": 1000}]}),
+    (
+        "htsget.yaml",
+        "/variants/{id}",
+        "POST",
+        {"id": "cohort"},
+        None,
+        {"format": "BCF", "regions": [{"referenceName": "chr1", "start": 0, "end": 1000}]},
+    ),
     ("drs.yaml", "/objects/{object_id}", "GET", {"object_id": "DK0001.bam"}, None, None),
-    ("drs.yaml", "/objects/{object_id}", "GET", {"object_id": "DK0001.bam.bundle"}, {"expand": True}, None),
-    ("drs.yaml", "/objects/{object_id}/access/{access_id}", "GET",
-     {"object_id": "DK0001.bam", "access_id": "https"}, None, None),
+    (
+        "drs.yaml",
+        "/objects/{object_id}",
+        "GET",
+        {"object_id": "DK0001.bam.bundle"},
+        {"expand": True},
+        None,
+    ),
+    (
+        "drs.yaml",
+        "/objects/{object_id}/access/{access_id}",
+        "GET",
+        {"object_id": "DK0001.bam", "access_id": "https"},
+        None,
+        None,
+    ),
     ("drs.yaml", "/objects", "POST", {}, None, {"bulk_object_ids": ["DK0001.bam", "nope"]}),
-    ("beacon.yaml", "/g_variants", "GET", {}, {"referenceName": "chr1", "start": 0, "end": 1000,
-                                               "requestedGranularity": "record"}, None),
+    (
+        "beacon.yaml",
+        "/g_variants",
+        "GET",
+        {},
+        {"referenceName": "chr1", "start": 0, "end": 1000, "requestedGranularity": "record"},
+        None,
+    ),
     ("beacon.yaml", "/individuals/{id}", "GET", {"id": "DKP0001"}, None, None),
     ("beacon.yaml", "/biosamples/{id}/g_variants", "GET", {"id": "DK0001"}, None, None),
     ("beacon.yaml", "/cohorts/{id}", "GET", {"id": "demo-cohort"}, None, None),
@@ -151,8 +212,11 @@ SEEDED = [
 ]
 
 
-@pytest.mark.parametrize("document,path,method,path_parameters,query,body", SEEDED,
-                         ids=[f"{m} {p} {sorted((q or {}).items())}" for _, p, m, _, q, _ in SEEDED])
+@pytest.mark.parametrize(
+    "document,path,method,path_parameters,query,body",
+    SEEDED,
+    ids=[f"{m} {p} {sorted((q or {}).items())}" for _, p, m, _, q, _ in SEEDED],
+)
 def test_seeded_responses_conform(node, document, path, method, path_parameters, query, body):
     server, session = node
     schema = schemathesis.openapi.from_path(OPENAPI_DIR / document)
@@ -160,6 +224,10 @@ def test_seeded_responses_conform(node, document, path, method, path_parameters,
     if body is not None:
         kwargs.update(body=body, media_type="application/json")
     case = schema[path][method].Case(**kwargs)
-    response = case.call_and_validate(base_url=server.url + BASES[document], session=session,
-                                      checks=CHECKS, timeout=REQUEST_TIMEOUT)
+    response = case.call_and_validate(
+        base_url=server.url + BASES[document],
+        session=session,
+        checks=CHECKS,
+        timeout=REQUEST_TIMEOUT,
+    )
     assert response.status_code == 200, response.text[:500]

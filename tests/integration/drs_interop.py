@@ -35,8 +35,9 @@ sys.path.insert(0, str(REPO))
 TESTDATA = REPO.parent / "shared" / "testdata"
 # The suite validates service-info against GA4GH service-info 1.0 with no extra
 # properties (it targets DRS 1.2); DRS 1.5 requires `drs` and `maxBulkRequestLength`.
-KNOWN_SERVICE_INFO = ("Additional properties are not allowed ('drs', 'maxBulkRequestLength' "
-                      "were unexpected)")
+KNOWN_SERVICE_INFO = (
+    "Additional properties are not allowed ('drs', 'maxBulkRequestLength' were unexpected)"
+)
 
 DRS_CLI_SCRIPT = r"""
 import hashlib, json, sys
@@ -73,16 +74,20 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="drs-interop-"))
     issuer = LocalIssuer(work / "issuer")
     audience = "https://drs.genomeport.test"
-    settings = Settings(var_dir=str(work / "var"), signing_key=uuid.uuid4().hex,
-                        auth_issuers=(issuer.settings_entry(),), auth_audience=audience)
+    settings = Settings(
+        var_dir=str(work / "var"),
+        signing_key=uuid.uuid4().hex,
+        auth_issuers=(issuer.settings_entry(),),
+        auth_audience=audience,
+    )
     db = Database(settings.effective_database_url)
     db.upgrade()
     add_dataset(db, "pub", access="public")
     add_dataset(db, "ctl", access="controlled")
-    add_files(db, [TESTDATA / "variants/spec-v4.3.vcf.gz"], "pub", object_id="spec",
-              progress=False)
-    add_files(db, [TESTDATA / "reads/HG00100.chr17slice.bam"], "ctl", object_id="hg",
-              progress=False)
+    add_files(db, [TESTDATA / "variants/spec-v4.3.vcf.gz"], "pub", object_id="spec", progress=False)
+    add_files(
+        db, [TESTDATA / "reads/HG00100.chr17slice.bam"], "ctl", object_id="hg", progress=False
+    )
     db.dispose()
 
     failures = 0
@@ -91,33 +96,57 @@ def main() -> int:
         base = server.url + "/ga4gh/drs/v1"
         token = issuer.passport("alice", [issuer.grant_visa("alice", "ctl")], audience=audience)
         plans = {
-            "none": ("", [("spec.vcf.gz", False), ("spec.vcf.gz.tbi", False),
-                          ("spec.vcf.gz.bundle", True)]),
+            "none": (
+                "",
+                [("spec.vcf.gz", False), ("spec.vcf.gz.tbi", False), ("spec.vcf.gz.bundle", True)],
+            ),
             "bearer": (token, [("hg.bam", False), ("hg.bam.bai", False), ("hg.bam.bundle", True)]),
-            "passport": ([token], [("hg.bam", False), ("hg.bam.bai", False),
-                                   ("hg.bam.bundle", True)]),
+            "passport": (
+                [token],
+                [("hg.bam", False), ("hg.bam.bai", False), ("hg.bam.bundle", True)],
+            ),
         }
         for kind, (tok, objs) in plans.items():
             config = {
                 "service_info": {"auth_type": "none", "auth_token": ""},
-                "drs_object_info": [{"drs_id": i, "auth_type": kind, "auth_token": tok,
-                                     "is_bundle": b} for i, b in objs],
-                "drs_object_access": [{"drs_id": i, "auth_type": kind, "auth_token": tok}
-                                      for i, b in objs if not b],
+                "drs_object_info": [
+                    {"drs_id": i, "auth_type": kind, "auth_token": tok, "is_bundle": b}
+                    for i, b in objs
+                ],
+                "drs_object_access": [
+                    {"drs_id": i, "auth_type": kind, "auth_token": tok} for i, b in objs if not b
+                ],
             }
             cfg, report = work / f"config_{kind}.json", work / f"report_{kind}.json"
             cfg.write_text(json.dumps(config))
-            run = subprocess.run([args.suite_python, "compliance_suite/report_runner.py",
-                                  "--server_base_url", base, "--platform_name", "genomeport",
-                                  "--platform_description", "genomeport DRS 1.5",
-                                  "--drs_version", "1.2.0", "--config_file", str(cfg),
-                                  "--report_path", str(report)],
-                                 cwd=args.suite,
-                                 env={"PYTHONPATH": args.suite, "PATH": "/usr/bin:/bin"},
-                                 capture_output=True, text=True, timeout=600)
+            run = subprocess.run(
+                [
+                    args.suite_python,
+                    "compliance_suite/report_runner.py",
+                    "--server_base_url",
+                    base,
+                    "--platform_name",
+                    "genomeport",
+                    "--platform_description",
+                    "genomeport DRS 1.5",
+                    "--drs_version",
+                    "1.2.0",
+                    "--config_file",
+                    str(cfg),
+                    "--report_path",
+                    str(report),
+                ],
+                cwd=args.suite,
+                env={"PYTHONPATH": args.suite, "PATH": "/usr/bin:/bin"},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             if run.returncode or not report.exists():
-                print(f"compliance suite, auth {kind}: the suite failed (exit {run.returncode}):",
-                      run.stderr[-2000:])
+                print(
+                    f"compliance suite, auth {kind}: the suite failed (exit {run.returncode}):",
+                    run.stderr[-2000:],
+                )
                 return 1
             result = json.loads(report.read_text())
             print(f"compliance suite, auth {kind}: {json.dumps(result['summary'])}")
@@ -127,25 +156,40 @@ def main() -> int:
                         if case["status"] in ("PASS", "SKIP"):
                             continue
                         message = case.get("message", "")
-                        if case["case_name"] == "Service Info response schema validation" \
-                                and message == KNOWN_SERVICE_INFO:
-                            print(f"  KNOWN {case['case_name']}: the suite's schema (DRS 1.2) "
-                                  "forbids the drs block DRS 1.5 requires")
+                        if (
+                            case["case_name"] == "Service Info response schema validation"
+                            and message == KNOWN_SERVICE_INFO
+                        ):
+                            print(
+                                f"  KNOWN {case['case_name']}: the suite's schema (DRS 1.2) "
+                                "forbids the drs block DRS 1.5 requires"
+                            )
                             continue
                         failures += 1
                         print(f"  FAIL {case['case_name']}: {message[:200]}")
-        out = subprocess.run([args.drs_cli_python, "-c", DRS_CLI_SCRIPT, server.url, token,
-                              json.dumps(["spec.vcf.gz", "spec.vcf.gz.tbi", "hg.bam",
-                                          "hg.bam.bai"])],
-                             capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [
+                args.drs_cli_python,
+                "-c",
+                DRS_CLI_SCRIPT,
+                server.url,
+                token,
+                json.dumps(["spec.vcf.gz", "spec.vcf.gz.tbi", "hg.bam", "hg.bam.bai"]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if out.returncode:
             print("drs-cli failed:", out.stderr[-2000:])
             return 1
         for drs_id, checks in json.loads(out.stdout.strip().splitlines()[-1]).items():
             ok = checks["size_ok"] and checks["sha_ok"]
             failures += not ok
-            print(f"drs-cli {drs_id}: {'ok' if ok else 'FAIL'} (bytes match size and sha-256; "
-                  f"self_uri {checks['self_uri']})")
+            print(
+                f"drs-cli {drs_id}: {'ok' if ok else 'FAIL'} (bytes match size and sha-256; "
+                f"self_uri {checks['self_uri']})"
+            )
     finally:
         stop_server(server)
         shutil.rmtree(work, ignore_errors=True)

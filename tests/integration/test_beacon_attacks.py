@@ -68,11 +68,21 @@ class Allele:
 @lru_cache(maxsize=1)
 def full_vcf() -> tuple[list[str], list[Allele]]:
     """Every ALT allele of the whole file, with its carriers (bcftools)."""
-    names = subprocess.run(["bcftools", "query", "-l", str(KG_VCF)], check=True,
-                           capture_output=True, text=True).stdout.split()
-    out = subprocess.run(["bcftools", "query", "-f",
-                          "%CHROM\t%POS0\t%END\t%REF\t%ALT\t%AC\t%AN[\t%GT]\n", str(KG_VCF)],
-                         check=True, capture_output=True, text=True).stdout
+    names = subprocess.run(
+        ["bcftools", "query", "-l", str(KG_VCF)], check=True, capture_output=True, text=True
+    ).stdout.split()
+    out = subprocess.run(
+        [
+            "bcftools",
+            "query",
+            "-f",
+            "%CHROM\t%POS0\t%END\t%REF\t%ALT\t%AC\t%AN[\t%GT]\n",
+            str(KG_VCF),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     alleles = []
     for line in out.splitlines():
         chrom, pos0, end, ref, alts, acs, an, section = line.split("\t", 7)
@@ -81,15 +91,24 @@ def full_vcf() -> tuple[list[str], list[Allele]]:
             # one-digit diploid calls: allele k of sample i is byte 4*i + 2*k
             arr = np.frombuffer(section.encode(), dtype=np.uint8)
             first, second = arr[0::4], arr[2::4]
-            found = [np.nonzero((first == 49 + i) | (second == 49 + i))[0]
-                     for i in range(len(alts))]
+            found = [
+                np.nonzero((first == 49 + i) | (second == 49 + i))[0] for i in range(len(alts))
+            ]
         else:
             split = [g.replace("|", "/").split("/") for g in section.split("\t")]
-            found = [[j for j, g in enumerate(split) if str(i + 1) in g]
-                     for i in range(len(alts))]
-        for i, (alt, ac) in enumerate(zip(alts, acs)):
-            alleles.append(Allele(chrom, int(pos0), int(end), ref, alt, int(ac) / int(an),
-                                  frozenset(names[j] for j in found[i])))
+            found = [[j for j, g in enumerate(split) if str(i + 1) in g] for i in range(len(alts))]
+        for i, (alt, ac) in enumerate(zip(alts, acs, strict=False)):
+            alleles.append(
+                Allele(
+                    chrom,
+                    int(pos0),
+                    int(end),
+                    ref,
+                    alt,
+                    int(ac) / int(an),
+                    frozenset(names[j] for j in found[i]),
+                )
+            )
     return names, alleles
 
 
@@ -107,16 +126,31 @@ def split_samples() -> tuple[list[str], list[str]]:
 def populate(db, tmp: Path, held: list[str]) -> None:
     (tmp / "held.txt").write_text("\n".join(held) + "\n")
     subset = tmp / "members.vcf.gz"
-    subprocess.run(["bcftools", "view", "-S", "^" + str(tmp / "held.txt"), "-Oz", "-o",
-                    str(subset), str(KG_VCF)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "bcftools",
+            "view",
+            "-S",
+            "^" + str(tmp / "held.txt"),
+            "-Oz",
+            "-o",
+            str(subset),
+            str(KG_VCF),
+        ],
+        check=True,
+        capture_output=True,
+    )
     add_dataset(db, DATASET, access="controlled", assembly="GRCh38", grant_value=GRANT)
     load_vcf(db, subset, DATASET, progress=False)
     out = tmp / "bff"
     out.mkdir()
     gone = set(held)
     for name in ("individuals", "biosamples", "runs", "analyses"):
-        rows = [r for r in json.loads((BFF / f"{name}.json").read_text())
-                if not {r.get("id"), r.get("individualId"), r.get("biosampleId")} & gone]
+        rows = [
+            r
+            for r in json.loads((BFF / f"{name}.json").read_text())
+            if not {r.get("id"), r.get("individualId"), r.get("biosampleId")} & gone
+        ]
         (out / f"{name}.json").write_text(json.dumps(rows))
     load_metadata(db, sorted(out.glob("*.json")), DATASET, progress=False)
 
@@ -144,10 +178,16 @@ def node(request, tmp_path_factory, kit):
     tmp = tmp_path_factory.mktemp(f"attack-{request.param}")
     held, members = split_samples()
     with fresh_database(request.param, tmp) as url:
-        settings = kit.trusting(Settings(
-            var_dir=str(tmp / "var"), database_url=url, log_format="text",
-            signing_key="test-signing-key-" + uuid.uuid4().hex,
-            beacon_rate_per_minute=0, beacon_rate_per_day=0))
+        settings = kit.trusting(
+            Settings(
+                var_dir=str(tmp / "var"),
+                database_url=url,
+                log_format="text",
+                signing_key="test-signing-key-" + uuid.uuid4().hex,
+                beacon_rate_per_minute=0,
+                beacon_rate_per_day=0,
+            )
+        )
         db = Database(url)
         db.upgrade()
         populate(db, tmp, held)
@@ -164,9 +204,18 @@ def node(request, tmp_path_factory, kit):
 
 
 def exists(client: httpx.Client, allele: Allele, **params) -> bool:
-    r = client.get(BASE + "/g_variants", params={
-        "referenceName": allele.chrom, "start": str(allele.start), "referenceBases": allele.ref,
-        "alternateBases": allele.alt, "assemblyId": "GRCh38", "datasetIds": DATASET, **params})
+    r = client.get(
+        BASE + "/g_variants",
+        params={
+            "referenceName": allele.chrom,
+            "start": str(allele.start),
+            "referenceBases": allele.ref,
+            "alternateBases": allele.alt,
+            "assemblyId": "GRCh38",
+            "datasetIds": DATASET,
+            **params,
+        },
+    )
     assert r.status_code == 200, r.text
     return r.json()["responseSummary"]["exists"]
 
@@ -191,24 +240,41 @@ def test_common_alleles_exist_and_singletons_do_not(node):
         assert not any(exists(client, a) for a in by_count[4][:5])
         assert all(exists(client, a) for a in by_count[5][:5])
         # counted after the filters: males carrying the allele must reach 5
-        males = {r["id"] for r in json.loads((BFF / "individuals.json").read_text())
-                 if r["sex"]["id"] == "NCIT:C20197"}
-        pick = [a for a in alleles if 2 <= len(in_dataset(a, node.held) & males) <= 4
-                and len(in_dataset(a, node.held)) >= 10][:4]
+        males = {
+            r["id"]
+            for r in json.loads((BFF / "individuals.json").read_text())
+            if r["sex"]["id"] == "NCIT:C20197"
+        }
+        pick = [
+            a
+            for a in alleles
+            if 2 <= len(in_dataset(a, node.held) & males) <= 4
+            and len(in_dataset(a, node.held)) >= 10
+        ][:4]
         pick += [a for a in alleles if 5 <= len(in_dataset(a, node.held) & males) <= 8][:4]
         for a in pick:
-            assert exists(client, a, filters="NCIT:C20197") == \
-                (len(in_dataset(a, node.held) & males) >= 5)
+            assert exists(client, a, filters="NCIT:C20197") == (
+                len(in_dataset(a, node.held) & males) >= 5
+            )
         # the count tier: carriers with a record, thresholded and rounded
         token = node.kit.registered()
         a = common[0]
-        r = client.get(BASE + "/individuals", params={
-            "referenceName": a.chrom, "start": str(a.start), "alternateBases": a.alt,
-            "datasetIds": DATASET, "requestedGranularity": "count"},
-            headers={"Authorization": f"Bearer {token}"}).json()
+        r = client.get(
+            BASE + "/individuals",
+            params={
+                "referenceName": a.chrom,
+                "start": str(a.start),
+                "alternateBases": a.alt,
+                "datasetIds": DATASET,
+                "requestedGranularity": "count",
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
         assert r["meta"]["returnedGranularity"] == "count"
-        n = len(in_dataset(a, node.held) - {VCF_ONLY} & {r_["id"] for r_ in json.loads(
-            (BFF / "individuals.json").read_text())})
+        n = len(
+            in_dataset(a, node.held) - {VCF_ONLY}
+            & {r_["id"] for r_ in json.loads((BFF / "individuals.json").read_text())}
+        )
         assert r["responseSummary"]["numTotalResults"] == max(round(n / 10) * 10, 10)
         assert r["responseSummary"]["exists"] is True
     with httpx.Client(base_url=node.off, timeout=30) as client:  # the rule off: all answer
@@ -220,38 +286,55 @@ def person_paths(person: str) -> list[tuple[str, dict]]:
     region = {"referenceName": "chr22", "start": "10500000", "end": "51000000"}
     run = {MEMBER: "SRR00000001"}.get(person, person + "-run")
     analysis = {MEMBER: "UK1_analysisId_1"}.get(person, person + "-analysis")
-    return [(f"/individuals/{person}", {}), (f"/individuals/{person}/g_variants", {}),
-            (f"/individuals/{person}/g_variants", region),
-            (f"/individuals/{person}/biosamples", {}), (f"/biosamples/{person}", {}),
-            (f"/biosamples/{person}/g_variants", region), (f"/biosamples/{person}/runs", {}),
-            (f"/biosamples/{person}/analyses", {}), (f"/runs/{run}", {}),
-            (f"/runs/{run}/g_variants", region), (f"/analyses/{analysis}", {}),
-            (f"/analyses/{analysis}/g_variants", region)]
+    return [
+        (f"/individuals/{person}", {}),
+        (f"/individuals/{person}/g_variants", {}),
+        (f"/individuals/{person}/g_variants", region),
+        (f"/individuals/{person}/biosamples", {}),
+        (f"/biosamples/{person}", {}),
+        (f"/biosamples/{person}/g_variants", region),
+        (f"/biosamples/{person}/runs", {}),
+        (f"/biosamples/{person}/analyses", {}),
+        (f"/runs/{run}", {}),
+        (f"/runs/{run}/g_variants", region),
+        (f"/analyses/{analysis}", {}),
+        (f"/analyses/{analysis}/g_variants", region),
+    ]
 
 
 @pytest.mark.parametrize("who", ["anonymous", "registered"])
 def test_member_vcf_only_and_made_up_ids_are_indistinguishable(node, who):
-    headers = {} if who == "anonymous" else {
-        "Authorization": f"Bearer {node.kit.registered()}"}
+    headers = {} if who == "anonymous" else {"Authorization": f"Bearer {node.kit.registered()}"}
     with httpx.Client(base_url=node.on, timeout=30, headers=headers) as client:
         for i, _ in enumerate(person_paths(MEMBER)):
             answers = []
             for person in (MEMBER, VCF_ONLY, MADE_UP):
                 path, params = person_paths(person)[i]
                 for include in ("HIT", "ALL"):
-                    q = {**params, "requestedGranularity": "record",
-                         "includeResultsetResponses": include}
+                    q = {
+                        **params,
+                        "requestedGranularity": "record",
+                        "includeResultsetResponses": include,
+                    }
                     g = client.get(BASE + path, params=q)
-                    p = client.post(BASE + path, json={"meta": {"apiVersion": "v2.0"}, "query": {
-                        "requestParameters": {k: v for k, v in params.items()},
-                        "requestedGranularity": "record", "includeResultsetResponses": include}})
+                    p = client.post(
+                        BASE + path,
+                        json={
+                            "meta": {"apiVersion": "v2.0"},
+                            "query": {
+                                "requestParameters": {k: v for k, v in params.items()},
+                                "requestedGranularity": "record",
+                                "includeResultsetResponses": include,
+                            },
+                        },
+                    )
                     answers.append((include, g.status_code, g.text, p.status_code, p.text))
             by_include = {}
             for include, *rest in answers:
                 by_include.setdefault(include, set()).add(tuple(rest))
             for include, distinct in by_include.items():
                 assert len(distinct) == 1, (person_paths(MEMBER)[i], include, distinct)
-                (status, text, *_), = distinct
+                ((status, text, *_),) = distinct
                 assert status == 200 and json.loads(text)["responseSummary"]["exists"] is False
 
 
@@ -266,8 +349,11 @@ def test_record_tier_resolves_members_only(node):
         for person in (VCF_ONLY, MADE_UP):  # a VCF-only sample never resolves
             assert client.get(BASE + f"/individuals/{person}", params=params).status_code == 404
             body = client.get(BASE + f"/individuals/{person}/g_variants", params=params).json()
-            assert body["responseSummary"] == {"exists": False, "numTotalResults": 0,
-                                               "countPrecision": "exact"}
+            assert body["responseSummary"] == {
+                "exists": False,
+                "numTotalResults": 0,
+                "countPrecision": "exact",
+            }
 
 
 # ---------------------------------------------------------------- attack (a): window search
@@ -278,9 +364,15 @@ def window_search(client, person: str, sites: list[tuple[int, int]], max_queries
 
     def ask(i, j) -> bool:
         asked[0] += 1
-        r = client.get(BASE + f"/individuals/{person}/g_variants", params={
-            "referenceName": "chr22", "start": str(sites[i][0]), "end": str(sites[j - 1][1]),
-            "datasetIds": DATASET})
+        r = client.get(
+            BASE + f"/individuals/{person}/g_variants",
+            params={
+                "referenceName": "chr22",
+                "start": str(sites[i][0]),
+                "end": str(sites[j - 1][1]),
+                "datasetIds": DATASET,
+            },
+        )
         assert r.status_code == 200, r.text
         return r.json()["responseSummary"]["exists"]
 
@@ -303,11 +395,17 @@ def test_window_binary_search_on_a_named_individual(node):
     sites = sorted({(a.start, a.end) for a in alleles})
     # a block of 64 consecutive sites where the target carries a fair share
     carried = [(a.start, a.end) for a in alleles if MEMBER in a.carriers]
-    best = max(range(0, len(sites) - 64, 16),
-               key=lambda k: sum(1 for s in carried if sites[k] <= s < sites[k + 64]))
-    block = sites[best:best + 64]
-    truth = {i for i, s in enumerate(block) for a in alleles
-             if (a.start, a.end) == s and MEMBER in a.carriers}
+    best = max(
+        range(0, len(sites) - 64, 16),
+        key=lambda k: sum(1 for s in carried if sites[k] <= s < sites[k + 64]),
+    )
+    block = sites[best : best + 64]
+    truth = {
+        i
+        for i, s in enumerate(block)
+        for a in alleles
+        if (a.start, a.end) == s and MEMBER in a.carriers
+    }
     assert len(truth) >= 5
 
     def recall(found):
@@ -318,18 +416,23 @@ def test_window_binary_search_on_a_named_individual(node):
         for person in (MEMBER, VCF_ONLY, MADE_UP):
             results[("on", person)] = window_search(client, person, block, 400)
         with node.db.session() as s:  # protection off: anonymous gets the record tier
-            s.execute(sa.text("UPDATE datasets SET access = 'public' WHERE id = :d"),
-                      {"d": DATASET})
+            s.execute(
+                sa.text("UPDATE datasets SET access = 'public' WHERE id = :d"), {"d": DATASET}
+            )
         try:
             for person in (MEMBER, VCF_ONLY):
                 results[("off", person)] = window_search(client, person, block, 400)
         finally:
             with node.db.session() as s:
-                s.execute(sa.text("UPDATE datasets SET access = 'controlled' WHERE id = :d"),
-                          {"d": DATASET})
+                s.execute(
+                    sa.text("UPDATE datasets SET access = 'controlled' WHERE id = :d"),
+                    {"d": DATASET},
+                )
     for (mode, person), (found, asked) in results.items():
-        print(f"window search [{mode}] {person}: {asked} queries, {len(found)} sites claimed, "
-              f"recall {recall(found):.2f} of the {len(truth)} sites {MEMBER} carries")
+        print(
+            f"window search [{mode}] {person}: {asked} queries, {len(found)} sites claimed, "
+            f"recall {recall(found):.2f} of the {len(truth)} sites {MEMBER} carries"
+        )
     assert recall(results[("on", MEMBER)][0]) <= WINDOW_MARGIN
     assert results[("on", MEMBER)][0] == results[("on", MADE_UP)][0] == set()
     assert results[("on", VCF_ONLY)][0] == set()
@@ -344,7 +447,7 @@ def lrt_statistic(answers: list[bool], freqs: list[float], n: int, delta: float 
     of ``n`` individuals, allele frequency ``f`` from a reference, ``delta``
     the rate at which a carried allele is missed."""
     total = 0.0
-    for x, f in zip(answers, freqs):
+    for x, f in zip(answers, freqs, strict=False):
         f = min(max(f, 1e-5), 0.5)
         d0 = (1 - f) ** (2 * n)  # nobody of n carries it
         d1 = (1 - f) ** (2 * n - 2)  # nobody of the other n - 1 carries it
@@ -366,8 +469,10 @@ def detection_power(members: list[float], others: list[float]) -> tuple[float, f
 def membership_attack(url: str, node: Node, max_af: float = 0.05) -> tuple[float, float, int]:
     names, alleles = full_vcf()
     n = len(names) - len(node.held)
-    targets = {p: [a for a in alleles if p in a.carriers and a.af <= max_af]
-               for p in node.members + node.held}
+    targets = {
+        p: [a for a in alleles if p in a.carriers and a.af <= max_af]
+        for p in node.members + node.held
+    }
     wanted = {id(a): a for v in targets.values() for a in v}
     answers = {}
 
@@ -382,19 +487,22 @@ def membership_attack(url: str, node: Node, max_af: float = 0.05) -> tuple[float
         t.start()
     for t in threads:
         t.join()
-    scores = {p: lrt_statistic([answers[id(a)] for a in v], [a.af for a in v], n)
-              for p, v in targets.items()}
-    power, auc = detection_power([scores[p] for p in node.members],
-                                 [scores[p] for p in node.held])
+    scores = {
+        p: lrt_statistic([answers[id(a)] for a in v], [a.af for a in v], n)
+        for p, v in targets.items()
+    }
+    power, auc = detection_power([scores[p] for p in node.members], [scores[p] for p in node.held])
     return power, auc, len(items)
 
 
 def test_likelihood_ratio_membership_attack(node):
     on_power, on_auc, queries = membership_attack(node.on, node)
     off_power, off_auc, _ = membership_attack(node.off, node)
-    print(f"membership LRT over {queries} rare-allele queries, {N_MEMBERS} members against "
-          f"{N_HOLDOUT} held-out people: protections on: power {on_power:.2f} at 5% false "
-          f"positives, AUC {on_auc:.2f}; threshold off: power {off_power:.2f}, AUC {off_auc:.2f}")
+    print(
+        f"membership LRT over {queries} rare-allele queries, {N_MEMBERS} members against "
+        f"{N_HOLDOUT} held-out people: protections on: power {on_power:.2f} at 5% false "
+        f"positives, AUC {on_auc:.2f}; threshold off: power {off_power:.2f}, AUC {off_auc:.2f}"
+    )
     assert on_power <= 0.05 + MEMBERSHIP_MARGIN and on_auc <= 0.5 + MEMBERSHIP_MARGIN
     # the measurement sees a leak (about 4 in 10 members, by the rare alleles they carry)
     assert off_power >= MEMBERSHIP_LEAK[0] and off_auc >= MEMBERSHIP_LEAK[1]
@@ -403,8 +511,9 @@ def test_likelihood_ratio_membership_attack(node):
 # ---------------------------------------------------------------- the budget
 def test_budget_holds_across_workers_and_connections(node):
     limit = 12
-    settings = node.settings.with_overrides(beacon_rate_per_minute=0, beacon_rate_per_day=limit,
-                                            beacon_budgets={"record": {"day": 0}})
+    settings = node.settings.with_overrides(
+        beacon_rate_per_minute=0, beacon_rate_per_day=limit, beacon_budgets={"record": {"day": 0}}
+    )
     server = start_server(settings)
     try:
         codes, retry = [], []
@@ -412,9 +521,10 @@ def test_budget_holds_across_workers_and_connections(node):
         def fire(k):
             for _ in range(6):  # a new connection for every request
                 with httpx.Client(base_url=server.url, timeout=30) as client:
-                    r = client.get(BASE + "/g_variants", params={"referenceName": "chr22",
-                                                                "start": "16000000",
-                                                                "end": "16100000"})
+                    r = client.get(
+                        BASE + "/g_variants",
+                        params={"referenceName": "chr22", "start": "16000000", "end": "16100000"},
+                    )
                     codes.append(r.status_code)
                     if r.status_code == 429:
                         body = r.json()
@@ -430,15 +540,26 @@ def test_budget_holds_across_workers_and_connections(node):
         assert all(0 < s <= 86400 for s in retry)
         # another caller has a budget of its own; a record-tier caller here is unlimited
         token = node.kit.grant(GRANT)
-        with httpx.Client(base_url=server.url, timeout=30,
-                          headers={"Authorization": f"Bearer {token}"}) as client:
-            assert all(client.get(BASE + "/g_variants", params={
-                "datasetIds": DATASET, "variantType": "SNP"}).status_code == 200
-                for _ in range(limit + 3))
+        with httpx.Client(
+            base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            assert all(
+                client.get(
+                    BASE + "/g_variants", params={"datasetIds": DATASET, "variantType": "SNP"}
+                ).status_code
+                == 200
+                for _ in range(limit + 3)
+            )
         with node.db.session() as s:
-            refused = s.execute(sa.select(sa.func.count()).select_from(AuditEvent).where(
-                AuditEvent.outcome == "refused", AuditEvent.status == 429,
-                AuditEvent.dataset_id == DATASET)).scalar_one()
+            refused = s.execute(
+                sa.select(sa.func.count())
+                .select_from(AuditEvent)
+                .where(
+                    AuditEvent.outcome == "refused",
+                    AuditEvent.status == 429,
+                    AuditEvent.dataset_id == DATASET,
+                )
+            ).scalar_one()
         assert refused == 36 - limit
     finally:
         stop_server(server)

@@ -54,8 +54,14 @@ def _data_url(ticket: dict) -> str:
 def _cli(settings, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
     env.update(settings_env(settings))
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _audit_rows(settings, want: int, *filters: str) -> list[dict]:
@@ -74,14 +80,17 @@ def _audit_rows(settings, want: int, *filters: str) -> list[dict]:
 # ------------------------------------------------------------ expiry
 def test_signed_url_stops_working_when_the_visa_behind_it_expires(trusted, db, kit, testdata):
     add_dataset(db, "ctl", access="controlled", grant_value=GRANT)
-    add_files(db, [testdata / "reads/HG00100.chr17slice.bam"], "ctl", object_id="ctlreads",
-              progress=False)
+    add_files(
+        db, [testdata / "reads/HG00100.chr17slice.bam"], "ctl", object_id="ctlreads", progress=False
+    )
     server = start_server(trusted, workers=2)
     try:
         visa_exp = int(time.time()) + 3
-        token = kit.passport("alice", [kit.issuer.grant_visa("alice", GRANT,
-                                                             expires_in=visa_exp - int(time.time()))],
-                             expires_in=3600)
+        token = kit.passport(
+            "alice",
+            [kit.issuer.grant_visa("alice", GRANT, expires_in=visa_exp - int(time.time()))],
+            expires_in=3600,
+        )
         with httpx.Client(timeout=30) as client:
             r = client.get(f"{server.url}/reads/ctlreads", headers=_bearer(token))
             assert r.status_code == 200, r.text
@@ -98,8 +107,9 @@ def test_signed_url_stops_working_when_the_visa_behind_it_expires(trusted, db, k
             assert refused.json()["htsget"]["error"] == "PermissionDenied"
             assert "expired" in refused.json()["htsget"]["message"]
             # and the passport itself no longer opens the dataset
-            assert client.get(f"{server.url}/reads/ctlreads",
-                              headers=_bearer(token)).status_code in (401, 403)
+            assert client.get(
+                f"{server.url}/reads/ctlreads", headers=_bearer(token)
+            ).status_code in (401, 403)
     finally:
         stop_server(server)
 
@@ -111,8 +121,9 @@ def test_with_the_ttl_alone_the_same_url_outlives_the_visa(trusted, db, kit, tes
     from server.app import create_app
 
     add_dataset(db, "ctl", access="controlled", grant_value=GRANT)
-    add_files(db, [testdata / "reads/HG00100.chr17slice.bam"], "ctl", object_id="ctlreads",
-              progress=False)
+    add_files(
+        db, [testdata / "reads/HG00100.chr17slice.bam"], "ctl", object_id="ctlreads", progress=False
+    )
     app = create_app(trusted)
     try:
         with app.test_client() as client:
@@ -142,15 +153,18 @@ def test_every_data_download_appears_in_audit_list(trusted, db, kit, testdata):
     add_dataset(db, "ctl", access="controlled", grant_value=GRANT)
     add_dataset(db, "pub", access="public")
     add_files(db, [bam], "ctl", object_id="ctlreads", progress=False)
-    add_files(db, [testdata / "variants/cyvcf2_test.vcf.gz"], "pub", object_id="pubvars",
-              progress=False)
+    add_files(
+        db, [testdata / "variants/cyvcf2_test.vcf.gz"], "pub", object_id="pubvars", progress=False
+    )
     size = bam.stat().st_size
     token = kit.grant(GRANT, sub="alice")
     alice = f"{kit.issuer.issuer}|alice"
     server = start_server(trusted, workers=2)
     try:
         with httpx.Client(timeout=30) as client:
-            url = _data_url(client.get(f"{server.url}/reads/ctlreads", headers=_bearer(token)).json())
+            url = _data_url(
+                client.get(f"{server.url}/reads/ctlreads", headers=_bearer(token)).json()
+            )
             assert client.get(url, headers={"Range": "bytes=10-109"}).status_code == 206
             assert client.get(url).status_code == 200
             assert client.head(url).status_code == 200
@@ -159,8 +173,10 @@ def test_every_data_download_appears_in_audit_list(trusted, db, kit, testdata):
             q = dict(urllib.parse.parse_qsl(parts.query))
             forged = parts._replace(query=urllib.parse.urlencode({**q, "who": "mallory"})).geturl()
             assert client.get(forged).status_code == 403
-            drs = client.get(f"{server.url}/ga4gh/drs/v1/objects/ctlreads.bam.bai/access/https",
-                             headers=_bearer(token))
+            drs = client.get(
+                f"{server.url}/ga4gh/drs/v1/objects/ctlreads.bam.bai/access/https",
+                headers=_bearer(token),
+            )
             assert drs.status_code == 200, drs.text
             index_bytes = client.get(drs.json()["url"]).content
             assert index_bytes == (testdata / "reads/HG00100.chr17slice.bam.bai").read_bytes()
@@ -207,7 +223,9 @@ def test_every_data_download_appears_in_audit_list(trusted, db, kit, testdata):
 
 
 # ------------------------------------------------------------ changes
-def test_changed_file_is_refused_audited_and_reported_by_files_verify(settings, db, testdata, tmp_path):
+def test_changed_file_is_refused_audited_and_reported_by_files_verify(
+    settings, db, testdata, tmp_path
+):
     src = testdata / "reads/HG00100.chr17slice.bam"
     bam = tmp_path / "data" / "changing.bam"
     bam.parent.mkdir()
@@ -247,8 +265,9 @@ def test_changed_file_is_refused_audited_and_reported_by_files_verify(settings, 
     assert all(r["query"]["error"] == "DataChanged" and r["query"]["bytes"] == 0 for r in refused)
 
 
-def test_without_the_size_and_mtime_check_a_changed_file_is_served(settings, db, testdata,
-                                                                   tmp_path, monkeypatch):
+def test_without_the_size_and_mtime_check_a_changed_file_is_served(
+    settings, db, testdata, tmp_path, monkeypatch
+):
     """The protection switched off (the registered size and mtime not compared): the
     appended bytes go out under the registered checksum."""
     from server import dataplane
@@ -284,8 +303,9 @@ def test_without_the_size_and_mtime_check_a_changed_file_is_served(settings, db,
 
 
 # ---------------------------------------------------------- revocation
-def test_a_registered_grant_check_closes_urls_already_issued(trusted, db, kit, testdata,
-                                                             monkeypatch):
+def test_a_registered_grant_check_closes_urls_already_issued(
+    trusted, db, kit, testdata, monkeypatch
+):
     """The revocation hook: a check run at serve time with the URL's caller and dataset
     closes a URL issued before the grant was withdrawn; without it the URL serves."""
     from server import dataplane
@@ -293,8 +313,9 @@ def test_a_registered_grant_check_closes_urls_already_issued(trusted, db, kit, t
     from server.errors import PermissionDenied
 
     add_dataset(db, "ctl", access="controlled", grant_value=GRANT)
-    add_files(db, [testdata / "reads/HG00100.chr17slice.bam"], "ctl", object_id="ctlreads",
-              progress=False)
+    add_files(
+        db, [testdata / "reads/HG00100.chr17slice.bam"], "ctl", object_id="ctlreads", progress=False
+    )
     revoked: set[tuple[str, str]] = set()
 
     def check(settings_, db_, caller, dataset_id):

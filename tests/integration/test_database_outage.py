@@ -28,7 +28,9 @@ SEED = REPO / "seed_data"
 
 
 def _pg(*args: str) -> None:
-    result = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120
+    )
     if result.returncode == 3:
         pytest.skip(f"PostgreSQL server binaries are not installed: {result.stderr.strip()}")
     assert result.returncode == 0, f"pg-throwaway {args[0]} failed: {result.stderr}"
@@ -42,10 +44,15 @@ def cluster():
     _pg("init", str(directory), str(port))
     try:
         _pg("start", str(directory))
-        yield (f"postgresql://postgres@127.0.0.1:{port}/postgres",
-               lambda: _pg("stop", str(directory)), lambda: _pg("start", str(directory)))
+        yield (
+            f"postgresql://postgres@127.0.0.1:{port}/postgres",
+            lambda: _pg("stop", str(directory)),
+            lambda: _pg("start", str(directory)),
+        )
     finally:
-        subprocess.run(["bash", str(SCRIPT), "destroy", str(directory)], capture_output=True, timeout=120)
+        subprocess.run(
+            ["bash", str(SCRIPT), "destroy", str(directory)], capture_output=True, timeout=120
+        )
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -58,9 +65,14 @@ def node(cluster, tmp_path):
 
     url, stop, start = cluster
     kit = make_kit(tmp_path / "kit")
-    settings = kit.trusting(Settings(var_dir=str(tmp_path / "var"), database_url=url,
-                                     signing_key="test-signing-key-" + uuid.uuid4().hex,
-                                     beacon_rate_per_minute=0))
+    settings = kit.trusting(
+        Settings(
+            var_dir=str(tmp_path / "var"),
+            database_url=url,
+            signing_key="test-signing-key-" + uuid.uuid4().hex,
+            beacon_rate_per_minute=0,
+        )
+    )
     db = Database(settings.effective_database_url)
     db.upgrade()
     add_dataset(db, "demo", access="public", assembly="GPDEMO1")
@@ -89,7 +101,9 @@ def _assert_unavailable(api: str, response: httpx.Response) -> None:
     assert int(response.headers["retry-after"]) > 0, api
     body = response.json()
     if api == "htsget":
-        assert body == {"htsget": {"error": "ServiceUnavailable", "message": body["htsget"]["message"]}}
+        assert body == {
+            "htsget": {"error": "ServiceUnavailable", "message": body["htsget"]["message"]}
+        }
     elif api in ("drs", "wes"):
         assert body["status_code"] == 503 and body["msg"]
     elif api == "beacon":
@@ -117,7 +131,9 @@ def test_outage_is_503_with_retry_after_and_the_node_recovers(node):
         start()
         deadline = time.monotonic() + 60
         while client.get(f"{server.url}/health/ready").status_code != 200:
-            assert time.monotonic() < deadline, "node did not become ready after the database returned"
+            assert time.monotonic() < deadline, (
+                "node did not become ready after the database returned"
+            )
             time.sleep(0.5)
         for _ in range(3):
             for api, (method, url, extra) in requests.items():
@@ -125,8 +141,11 @@ def test_outage_is_503_with_retry_after_and_the_node_recovers(node):
                 assert r.status_code == 200, f"{api} after recovery: {r.status_code} {r.text[:300]}"
 
     # Nothing was an unhandled error: every failure was classified as the outage it was.
-    errors = [record for record in _records(server.log)
-              if record.get("level") == "ERROR" and not record.get("logger", "").startswith("sqlalchemy")]
+    errors = [
+        record
+        for record in _records(server.log)
+        if record.get("level") == "ERROR" and not record.get("logger", "").startswith("sqlalchemy")
+    ]
     assert not errors, errors[:3]
     assert any("-> 503" in record.get("message", "") for record in _records(server.log))
 

@@ -18,9 +18,15 @@ def test_demo_examples_answer(tmp_path, pg_available):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
     env["GENOMEPORT_VAR_DIR"] = str(tmp_path / "var")
     env["GENOMEPORT_LOG_FORMAT"] = "text"
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "demo", "--port", str(port)], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "demo", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     lines = []
     try:
         deadline = time.monotonic() + 180
@@ -42,8 +48,13 @@ def test_demo_examples_answer(tmp_path, pg_available):
         examples = [l[4:] for l in lines if l.startswith("  $ ")]
         assert len(examples) >= 2
         for example in examples:
-            out = subprocess.run(["bash", "-o", "pipefail", "-c", example], capture_output=True, text=True,
-                                 timeout=60, env={**env, "HTS_CACHE": "0"})
+            out = subprocess.run(
+                ["bash", "-o", "pipefail", "-c", example],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**env, "HTS_CACHE": "0"},
+            )
             assert out.returncode == 0, f"{example}\n{out.stdout}\n{out.stderr}"
             assert out.stdout.strip(), f"{example} printed nothing"
             if example.startswith("curl"):
@@ -53,8 +64,14 @@ def test_demo_examples_answer(tmp_path, pg_available):
             if example.startswith("samtools view -c"):
                 assert int(out.stdout.strip()) > 0
         # running it again is idempotent
-        again = subprocess.run([sys.executable, "-m", "server.cli", "demo", "--no-serve"], cwd=REPO, env=env,
-                               capture_output=True, text=True, timeout=120)
+        again = subprocess.run(
+            [sys.executable, "-m", "server.cli", "demo", "--no-serve"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert again.returncode == 0, again.stdout + again.stderr
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

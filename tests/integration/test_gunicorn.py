@@ -19,8 +19,11 @@ def test_logs_are_json_with_request_ids_and_no_secrets(live_server, db):
     import json
 
     secret = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
-    httpx.get(f"{live_server.url}/service-info?sig=topsecret", headers={"Authorization": f"Bearer {secret}",
-              "X-Request-ID": "trace-42"}, timeout=10)
+    httpx.get(
+        f"{live_server.url}/service-info?sig=topsecret",
+        headers={"Authorization": f"Bearer {secret}", "X-Request-ID": "trace-42"},
+        timeout=10,
+    )
     import time
 
     deadline = time.monotonic() + 10
@@ -36,7 +39,9 @@ def test_logs_are_json_with_request_ids_and_no_secrets(live_server, db):
     assert secret not in text and "topsecret" not in text
 
 
-def test_gunicorn_serves_data_ranges_byte_for_byte_through_the_zero_copy_worker(live_server, db, testdata):
+def test_gunicorn_serves_data_ranges_byte_for_byte_through_the_zero_copy_worker(
+    live_server, db, testdata
+):
     """``genomeport serve`` runs ``server.serving.Worker``: data bodies go out with sendfile."""
     from server.cli import gunicorn_argv
     from server.registry import add_dataset, add_files
@@ -46,7 +51,7 @@ def test_gunicorn_serves_data_ranges_byte_for_byte_through_the_zero_copy_worker(
 
     argv = gunicorn_argv(Settings())
     assert argv[argv.index("--worker-class") + 1] == "server.serving.Worker"
-    assert Worker.CONFIG_KWARGS == {"loop": "asyncio", "http": ZeroCopyHttpToolsProtocol}
+    assert {"loop": "asyncio", "http": ZeroCopyHttpToolsProtocol} == Worker.CONFIG_KWARGS
 
     bam = testdata / "reads/htsnexus_test_NA12878.bam"
     add_dataset(db, "zc", access="public")
@@ -55,9 +60,14 @@ def test_gunicorn_serves_data_ranges_byte_for_byte_through_the_zero_copy_worker(
     with httpx.Client(timeout=30) as client:
         ticket = client.get(f"{live_server.url}/reads/zc-na12878").json()
         url = next(u["url"] for u in ticket["htsget"]["urls"] if u["url"].startswith("http"))
-        for start, end in ((0, 0), (1, 65_536), (len(data) // 3, len(data) - 2), (len(data) - 1, len(data) - 1)):
+        for start, end in (
+            (0, 0),
+            (1, 65_536),
+            (len(data) // 3, len(data) - 2),
+            (len(data) - 1, len(data) - 1),
+        ):
             r = client.get(url, headers={"Range": f"bytes={start}-{end}"})
-            assert r.status_code == 206 and r.content == data[start:end + 1], (start, end)
+            assert r.status_code == 206 and r.content == data[start : end + 1], (start, end)
             assert r.headers["content-range"] == f"bytes {start}-{end}/{len(data)}"
         r = client.get(url)
         assert r.status_code == 200 and r.content == data

@@ -29,12 +29,28 @@ HG00100 = "reads/HG00100.chr17slice"
 def served(db, testdata, settings):  # noqa: F811
     """One real gunicorn node per database kind for the whole module."""
     add_dataset(db, "pub", access="public")
-    add_files(db, [testdata / (NA12878 + ".bam"), testdata / (NA12878 + ".cram")], "pub",
-              object_id="NA12878", progress=False)
-    add_files(db, [testdata / (HG00100 + ".bam"), testdata / (HG00100 + ".cram")], "pub",
-              object_id="HG00100", reference=testdata / "reads" / "mpileup.ref.fa", progress=False)
-    add_files(db, [testdata / "variants/test_1000G_hg38.vcf.gz", testdata / "variants/test_1000G_hg38.bcf"],
-              "pub", object_id="kg", progress=False)
+    add_files(
+        db,
+        [testdata / (NA12878 + ".bam"), testdata / (NA12878 + ".cram")],
+        "pub",
+        object_id="NA12878",
+        progress=False,
+    )
+    add_files(
+        db,
+        [testdata / (HG00100 + ".bam"), testdata / (HG00100 + ".cram")],
+        "pub",
+        object_id="HG00100",
+        reference=testdata / "reads" / "mpileup.ref.fa",
+        progress=False,
+    )
+    add_files(
+        db,
+        [testdata / "variants/test_1000G_hg38.vcf.gz", testdata / "variants/test_1000G_hg38.bcf"],
+        "pub",
+        object_id="kg",
+        progress=False,
+    )
     server = start_server(settings)
     try:
         yield server.url
@@ -48,7 +64,7 @@ def joined(url: str, **params) -> bytes:
     out = []
     for entry in tk.json()["htsget"]["urls"]:
         if entry["url"].startswith("data:;base64,"):
-            out.append(base64.b64decode(entry["url"][len("data:;base64,"):]))
+            out.append(base64.b64decode(entry["url"][len("data:;base64,") :]))
         else:
             resp = httpx.get(entry["url"], headers=entry.get("headers", {}), timeout=30)
             assert resp.status_code in (200, 206)
@@ -67,7 +83,9 @@ def count_file(tmp_path, data: bytes, suffix: str, reference: str | None = None)
 
 
 def samtools_count(url: str, *extra: str) -> int:
-    out = subprocess.run(["samtools", "view", "-c", *extra, url], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        ["samtools", "view", "-c", *extra, url], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return int(out.stdout.strip())
 
@@ -75,17 +93,30 @@ def samtools_count(url: str, *extra: str) -> int:
 CASES = [
     ("NA12878", {}, None),
     ("NA12878", {"format": "CRAM"}, None),
-    ("NA12878", {"referenceName": "11", "start": "5000000", "end": "5010000"}, ("11", 5000000, 5010000)),
+    (
+        "NA12878",
+        {"referenceName": "11", "start": "5000000", "end": "5010000"},
+        ("11", 5000000, 5010000),
+    ),
     ("NA12878", {"format": "cram", "referenceName": "20"}, ("20",)),
-    ("NA12878", {"referenceName": "20", "start": "6099999", "end": "6100000"}, ("20", 6099999, 6100000)),
+    (
+        "NA12878",
+        {"referenceName": "20", "start": "6099999", "end": "6100000"},
+        ("20", 6099999, 6100000),
+    ),
     ("NA12878", {"referenceName": "*"}, ("*",)),
-    ("HG00100", {"format": "CRAM", "referenceName": "17", "start": "999", "end": "2000"}, ("17", 999, 2000)),
+    (
+        "HG00100",
+        {"format": "CRAM", "referenceName": "17", "start": "999", "end": "2000"},
+        ("17", 999, 2000),
+    ),
     ("HG00100", {"referenceName": "17", "start": "4199", "end": "99999999"}, ("17", 4199, 4200)),
 ]
 
 
-@pytest.mark.parametrize("obj,params,region", CASES, ids=[f"{c[0]}-{'-'.join(c[1].values()) or 'all'}"
-                                                          for c in CASES])
+@pytest.mark.parametrize(
+    "obj,params,region", CASES, ids=[f"{c[0]}-{'-'.join(c[1].values()) or 'all'}" for c in CASES]
+)
 def test_samtools_and_pysam_on_the_htsget_url(served, testdata, tmp_path, obj, params, region):
     url = f"{served}/reads/{obj}"
     query = "&".join(f"{k}={v}" for k, v in params.items())
@@ -108,7 +139,9 @@ def test_samtools_and_pysam_on_the_htsget_url(served, testdata, tmp_path, obj, p
 def test_bcftools_and_pysam_on_variants(served, testdata, tmp_path):
     for fmt in ("VCF", "BCF"):
         full = f"{served}/variants/kg?format={fmt}&referenceName=chr22&start=10600000&end=10700000"
-        out = subprocess.run(["bcftools", "view", "-H", full], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            ["bcftools", "view", "-H", full], capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr
         n = len(out.stdout.splitlines())
         with pysam.VariantFile(full) as fh:
@@ -120,11 +153,22 @@ def test_pypi_htsget_client_downloads(served, testdata, tmp_path):
     import htsget
 
     buf = io.BytesIO()
-    htsget.get(f"{served}/reads/NA12878", buf, reference_name="11", start=5000000, end=5010000,
-               data_format="BAM", timeout=30, max_retries=1)
+    htsget.get(
+        f"{served}/reads/NA12878",
+        buf,
+        reference_name="11",
+        start=5000000,
+        end=5010000,
+        data_format="BAM",
+        timeout=30,
+        max_retries=1,
+    )
     got = count_file(tmp_path, buf.getvalue(), ".bam")
-    assert got == count_file(tmp_path, joined(f"{served}/reads/NA12878", referenceName="11",
-                                              start=5000000, end=5010000), ".bam")
+    assert got == count_file(
+        tmp_path,
+        joined(f"{served}/reads/NA12878", referenceName="11", start=5000000, end=5010000),
+        ".bam",
+    )
     with pysam.AlignmentFile(str(testdata / (NA12878 + ".bam"))) as fh:
         assert got >= fh.count("11", 5000000, 5010000)
     buf = io.BytesIO()

@@ -35,9 +35,20 @@ FILES = {
 def s3_server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    proc = subprocess.Popen([sys.executable, "-c", "from moto.server import main; main()",
-                             "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from moto.server import main; main()",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -59,8 +70,13 @@ def s3_server(tmp_path_factory):
 def bucket(s3_server, testdata):
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     s3.create_bucket(Bucket=BUCKET)
     for rel, (_, _, suffix, _) in FILES.items():
         for name in (rel, rel + suffix):
@@ -70,8 +86,12 @@ def bucket(s3_server, testdata):
 
 @pytest.fixture
 def settings(settings, bucket):
-    return settings.with_overrides(s3_endpoint_url=bucket, s3_access_key="testing",
-                                   s3_secret_key="testing", s3_region="us-east-1")
+    return settings.with_overrides(
+        s3_endpoint_url=bucket,
+        s3_access_key="testing",
+        s3_secret_key="testing",
+        s3_region="us-east-1",
+    )
 
 
 @pytest.fixture
@@ -80,10 +100,20 @@ def data(db, testdata, bucket):
     with db.session() as s:
         for rel, (obj, fmt, suffix, ifmt) in FILES.items():
             raw = (testdata / rel).read_bytes()
-            s.add(DataFile(object_id=obj, dataset_id="cloud", format=fmt,
-                           location=f"s3://{BUCKET}/{rel}", index_location=f"s3://{BUCKET}/{rel}{suffix}",
-                           index_format=ifmt, size=len(raw), mtime_ns=1,
-                           sha256=hashlib.sha256(raw).hexdigest(), md5=hashlib.md5(raw).hexdigest()))  # noqa: S324
+            s.add(
+                DataFile(
+                    object_id=obj,
+                    dataset_id="cloud",
+                    format=fmt,
+                    location=f"s3://{BUCKET}/{rel}",
+                    index_location=f"s3://{BUCKET}/{rel}{suffix}",
+                    index_format=ifmt,
+                    size=len(raw),
+                    mtime_ns=1,
+                    sha256=hashlib.sha256(raw).hexdigest(),
+                    md5=hashlib.md5(raw).hexdigest(),
+                )
+            )  # noqa: S324
     return testdata
 
 
@@ -94,7 +124,7 @@ def follow(client, path, **params) -> bytes:
     for entry in resp.json()["htsget"]["urls"]:
         url = entry["url"]
         if url.startswith("data:;base64,"):
-            out.append(base64.b64decode(url[len("data:;base64,"):]))
+            out.append(base64.b64decode(url[len("data:;base64,") :]))
             continue
         assert "/data/" not in url and "X-Amz-Signature" in url  # presigned, not proxied
         got = httpx.get(url, headers=entry.get("headers", {}), timeout=30)
@@ -117,13 +147,21 @@ def test_tickets_for_s3_objects_hold_every_record(client, data, tmp_path):
     local_bam = pysam.AlignmentFile(str(data / "reads/htsnexus_test_NA12878.bam"))
     want = {f"{r.query_name}/{r.flag}" for r in local_bam.fetch("11", 5000000, 5010000)}
     for fmt, suffix in (("BAM", ".bam"), ("CRAM", ".cram")):
-        got = names(tmp_path, follow(client, "/reads/NA12878", format=fmt, referenceName="11",
-                                     start=5000000, end=5010000), suffix)
+        got = names(
+            tmp_path,
+            follow(
+                client, "/reads/NA12878", format=fmt, referenceName="11", start=5000000, end=5010000
+            ),
+            suffix,
+        )
         assert want <= got
     with pysam.VariantFile(str(data / "variants/NA20787.vcf.gz")) as fh:
         want = {f"{r.chrom}:{r.pos}" for r in fh.fetch("21", 30000000, 31000000)}
-    got = names(tmp_path, follow(client, "/variants/NA20787", referenceName="21",
-                                 start=30000000, end=31000000), ".vcf.gz")
+    got = names(
+        tmp_path,
+        follow(client, "/variants/NA20787", referenceName="21", start=30000000, end=31000000),
+        ".vcf.gz",
+    )
     assert len(want) == 1227 and want <= got
     header_only = follow(client, "/variants/NA20787", **{"class": "header"})
     assert names(tmp_path, header_only, ".vcf.gz") == set()
@@ -133,11 +171,17 @@ def test_data_url_for_s3_object_redirects_to_presigned_url(client, data, setting
     from server.dataplane import sign_url
 
     with db.session() as s:
-        pk = s.query(DataFile.pk).filter(DataFile.object_id == "NA12878", DataFile.format == "BAM").scalar()
+        pk = (
+            s.query(DataFile.pk)
+            .filter(DataFile.object_id == "NA12878", DataFile.format == "BAM")
+            .scalar()
+        )
     resp = client.get(sign_url(settings, "file", str(pk)), follow_redirects=False)
     assert resp.status_code == 307
     target = resp.headers["location"]
     assert target.startswith(settings.s3_endpoint_url) and "X-Amz-Signature" in target
     got = httpx.get(target, headers={"Range": "bytes=0-3"}, timeout=30)
-    assert got.status_code == 206 and got.content == (data / "reads/htsnexus_test_NA12878.bam").read_bytes()[:4]
-
+    assert (
+        got.status_code == 206
+        and got.content == (data / "reads/htsnexus_test_NA12878.bam").read_bytes()[:4]
+    )

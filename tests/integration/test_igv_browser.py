@@ -77,7 +77,9 @@ def test_igv_reads_bam_and_vcf_over_htsget(igv_installed, seed_dir, tmp_path):
     from server.settings import Settings
     from tests.conftest import start_server, stop_server
 
-    settings = Settings(var_dir=str(tmp_path / "var"), signing_key="browser-test-key", log_format="text")
+    settings = Settings(
+        var_dir=str(tmp_path / "var"), signing_key="browser-test-key", log_format="text"
+    )
     db = Database(settings.effective_database_url)
     db.upgrade()
     add_dataset(db, "demo", access="public")
@@ -88,16 +90,30 @@ def test_igv_reads_bam_and_vcf_over_htsget(igv_installed, seed_dir, tmp_path):
     shutil.copy(IGV_DIST, site / "igv.min.js")
     shutil.copy(seed_dir / "reference.fa", site / "reference.fa")
     chrom, start, end = REGION
-    (site / "index.html").write_text(PAGE % {"node": node.url, "chrom": chrom, "start": start, "end": end,
-                                             "first": start + 1})
+    (site / "index.html").write_text(
+        PAGE % {"node": node.url, "chrom": chrom, "start": start, "end": end, "first": start + 1}
+    )
     web = static_server(site)
     try:
         out = subprocess.run(
-            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=30000", "--dump-dom",
-             f"http://127.0.0.1:{web.server_port}/index.html"],
-            capture_output=True, text=True, timeout=120,
+            [
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp_path / 'chrome'}",
+                "--virtual-time-budget=30000",
+                "--dump-dom",
+                f"http://127.0.0.1:{web.server_port}/index.html",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         web.shutdown()
@@ -109,10 +125,12 @@ def test_igv_reads_bam_and_vcf_over_htsget(igv_installed, seed_dir, tmp_path):
     result = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert "error" not in result, result
     with pysam.AlignmentFile(str(seed_dir / "DK0001.bam")) as bam:
-        expected_reads = {f"{r.query_name}/{str(r.is_read1).lower() if r.is_paired else ''}"
-                          for r in bam.fetch(chrom, start, end)
-                          # igv.js hides unmapped, duplicate and QC-failed reads by default
-                          if not (r.is_unmapped or r.is_duplicate or r.is_qcfail)}
+        expected_reads = {
+            f"{r.query_name}/{str(r.is_read1).lower() if r.is_paired else ''}"
+            for r in bam.fetch(chrom, start, end)
+            # igv.js hides unmapped, duplicate and QC-failed reads by default
+            if not (r.is_unmapped or r.is_duplicate or r.is_qcfail)
+        }
     assert result["reads"] >= 1
     assert result["reads"] == len(expected_reads)
     with pysam.VariantFile(str(seed_dir / "cohort.vcf.gz")) as vcf:

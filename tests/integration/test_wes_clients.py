@@ -64,8 +64,12 @@ stdout: count.txt
 def venv_bin(name: str, tool: str) -> Path:
     path = VENVS / name / "bin" / tool
     if not path.exists():
-        done = subprocess.run(["bash", str(REPO / "scripts" / "client-venvs.sh"), name],
-                              capture_output=True, text=True, timeout=1500)
+        done = subprocess.run(
+            ["bash", str(REPO / "scripts" / "client-venvs.sh"), name],
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     return path
 
@@ -113,7 +117,12 @@ def test_wes_client_lists_submits_with_attachments_polls_and_fetches_logs(node, 
 
     sub = subprocess.run(
         [*common, "--no-wait", "--attachments=tools/wc.cwl,data/in.txt", "wf.cwl", "job.json"],
-        capture_output=True, text=True, cwd=project, env=env, timeout=60)
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env,
+        timeout=60,
+    )
     assert sub.returncode == 0, sub.stderr
     run_id = sub.stdout.strip().splitlines()[-1]
 
@@ -121,18 +130,22 @@ def test_wes_client_lists_submits_with_attachments_polls_and_fetches_logs(node, 
         log = wait_done(http, run_id)
     assert log["state"] == "COMPLETE", log["run_log"]["system_logs"]
 
-    listed = subprocess.run([*common, "--list"], capture_output=True, text=True, env=env, timeout=60)
+    listed = subprocess.run(
+        [*common, "--list"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert run_id in [r["run_id"] for r in json.loads(listed.stdout)["runs"]]
 
-    got = subprocess.run([*common, f"--get={run_id}"], capture_output=True, text=True, env=env,
-                         timeout=60)
+    got = subprocess.run(
+        [*common, f"--get={run_id}"], capture_output=True, text=True, env=env, timeout=60
+    )
     body = json.loads(got.stdout)
     assert body["state"] == "COMPLETE"
     assert httpx.get(body["outputs"]["count"]["location"]).text.split()[0] == "3"
     assert [t["name"] for t in body["task_logs"]] == ["upper", "count"]
 
-    logs = subprocess.run([*common, f"--log={run_id}"], capture_output=True, text=True, env=env,
-                          timeout=60)
+    logs = subprocess.run(
+        [*common, f"--log={run_id}"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert logs.returncode == 0 and "[job count]" in logs.stdout
 
 
@@ -141,9 +154,20 @@ def test_toil_wes_cwl_runner_runs_a_workflow_to_completion(node, project, tmp_pa
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOIL_")}
     env["PATH"] = f"{runner.parent}{os.pathsep}{env['PATH']}"
     done = subprocess.run(
-        [str(runner), f"--wes_endpoint={node}", "--outdir=" + str(tmp_path / "out"), "--quiet",
-         "wf.cwl", "job.json"],
-        capture_output=True, text=True, cwd=project, env=env, timeout=300)
+        [
+            str(runner),
+            f"--wes_endpoint={node}",
+            "--outdir=" + str(tmp_path / "out"),
+            "--quiet",
+            "wf.cwl",
+            "job.json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     outputs = json.loads(done.stdout)
     assert outputs["count"]["basename"] == "count.txt"

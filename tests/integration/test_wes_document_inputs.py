@@ -30,10 +30,13 @@ BASE = "/ga4gh/wes/v1"
 SEED = REPO / "seed_data"
 pytestmark = pytest.mark.slow
 
+
 def default_tool(location: str, extra: str = "") -> str:
-    return TOOL.replace("  f: {type: File, inputBinding: {position: 1}}\n",
-                        "  f:\n    type: File\n    inputBinding: {position: 1}\n"
-                        f"    default:\n      class: File\n      location: {location}\n{extra}")
+    return TOOL.replace(
+        "  f: {type: File, inputBinding: {position: 1}}\n",
+        "  f:\n    type: File\n    inputBinding: {position: 1}\n"
+        f"    default:\n      class: File\n      location: {location}\n{extra}",
+    )
 
 
 def include_tool(path: Path) -> str:
@@ -97,15 +100,19 @@ def sites():
 @pytest.fixture
 def settings(settings, kit):
     return kit.trusting(settings).with_overrides(
-        wes_input_roots=(str(SEED),), wes_url_allowlist=("wf.test", "internal.test"),
-        wes_poll_ms=100)
+        wes_input_roots=(str(SEED),),
+        wes_url_allowlist=("wf.test", "internal.test"),
+        wes_poll_ms=100,
+    )
 
 
 @pytest.fixture
 def node(settings, db, sites):
-    env = {"PYTHONPATH": str(REPO / "tests" / "integration" / "wes_test_hosts"),
-           "WES_TEST_HOSTS": "wf.test=127.0.0.1,internal.test=127.0.0.2,other.test=127.0.0.1",
-           "WES_TEST_PUBLIC": "127.0.0.1"}
+    env = {
+        "PYTHONPATH": str(REPO / "tests" / "integration" / "wes_test_hosts"),
+        "WES_TEST_HOSTS": "wf.test=127.0.0.1,internal.test=127.0.0.2,other.test=127.0.0.1",
+        "WES_TEST_PUBLIC": "127.0.0.1",
+    }
     server = start_server(settings, env_extra=env)
     worker = start_worker(settings, server.url)
     try:
@@ -140,9 +147,12 @@ def test_document_attacks_are_refused_and_nothing_runs(settings, kit, node, site
         "default signing.key": (default_tool(str(key)), str(key)),
         "default /etc/passwd": (default_tool("file:///etc/passwd"), "/etc/passwd"),
         "default via ..": (default_tool("../../../signing.key"), "signing.key"),
-        "secondaryFiles": (default_tool(
-            "in.txt", f"      secondaryFiles:\n        - {{class: File, location: {key}}}\n"),
-            str(key)),
+        "secondaryFiles": (
+            default_tool(
+                "in.txt", f"      secondaryFiles:\n        - {{class: File, location: {key}}}\n"
+            ),
+            str(key),
+        ),
         "$include": (include_tool(key), str(key)),
         "$import": (import_tool(types), str(types)),
         "run: server path": (run_ref(planted), str(planted)),
@@ -150,23 +160,36 @@ def test_document_attacks_are_refused_and_nothing_runs(settings, kit, node, site
     }
     alice = {"Authorization": f"Bearer {kit.passport('alice')}"}  # valid token, no grants
     with httpx.Client(base_url=node.url, timeout=60, headers=alice) as client:
+
         def submit(**fields):
             files = list(fields.pop("files", []))
-            data = {"workflow_type": "CWL", "workflow_type_version": "v1.2",
-                    "workflow_params": "{}", **fields}
-            return client.post(f"{BASE}/runs", files=files + [(k, (None, v)) for k, v in data.items()])
+            data = {
+                "workflow_type": "CWL",
+                "workflow_type_version": "v1.2",
+                "workflow_params": "{}",
+                **fields,
+            }
+            return client.post(
+                f"{BASE}/runs", files=files + [(k, (None, v)) for k, v in data.items()]
+            )
 
         for name, (text, named) in attacks.items():
-            resp = submit(workflow_url="wf.cwl", files=[
-                ("workflow_attachment", ("wf.cwl", text.encode())),
-                ("workflow_attachment", ("in.txt", b"hello\n"))])
+            resp = submit(
+                workflow_url="wf.cwl",
+                files=[
+                    ("workflow_attachment", ("wf.cwl", text.encode())),
+                    ("workflow_attachment", ("in.txt", b"hello\n")),
+                ],
+            )
             assert resp.status_code == 400, (name, resp.text)
             msg = resp.json()["msg"]
             assert named in msg, (name, msg)
             assert "wf.cwl" in msg or "workflow document" in msg, (name, msg)
 
-        for url, named in ((public.url("wf.test", "/to-internal.cwl"), "internal.test"),
-                           (public.url("wf.test", "/to-other.cwl"), "other.test")):
+        for url, named in (
+            (public.url("wf.test", "/to-internal.cwl"), "internal.test"),
+            (public.url("wf.test", "/to-other.cwl"), "other.test"),
+        ):
             resp = submit(workflow_url=url)
             assert resp.status_code == 400, resp.text
             assert named in resp.json()["msg"] and "redirect" in resp.json()["msg"]
@@ -183,9 +206,12 @@ def test_document_attacks_are_refused_and_nothing_runs(settings, kit, node, site
         public.serve("/wf/main.cwl", run_ref("tools/tool.cwl"))
         public.serve("/wf/tools/tool.cwl", TOOL)
         public.serve("/data/in.txt", "fetched input\n")
-        resp = submit(workflow_url=public.url("wf.test", "/wf/main.cwl"),
-                      workflow_params=json.dumps({"f": {"class": "File", "location":
-                                                        public.url("wf.test", "/data/in.txt")}}))
+        resp = submit(
+            workflow_url=public.url("wf.test", "/wf/main.cwl"),
+            workflow_params=json.dumps(
+                {"f": {"class": "File", "location": public.url("wf.test", "/data/in.txt")}}
+            ),
+        )
         assert resp.status_code == 200, resp.text
         run_id = resp.json()["run_id"]
         hits_at_submit = list(public.hits)
@@ -202,11 +228,19 @@ def test_document_attacks_are_refused_and_nothing_runs(settings, kit, node, site
 def test_attached_workflow_with_allowed_defaults_completes(settings, kit, node):
     alice = {"Authorization": f"Bearer {kit.passport('alice')}"}
     with httpx.Client(base_url=node.url, timeout=60, headers=alice) as client:
-        resp = client.post(f"{BASE}/runs", data={
-            "workflow_type": "CWL", "workflow_type_version": "v1.2", "workflow_url": "wf.cwl",
-            "workflow_params": "{}"}, files=[
-            ("workflow_attachment", ("wf.cwl", default_tool("data/in.txt").encode())),
-            ("workflow_attachment", ("data/in.txt", b"attached default\n"))])
+        resp = client.post(
+            f"{BASE}/runs",
+            data={
+                "workflow_type": "CWL",
+                "workflow_type_version": "v1.2",
+                "workflow_url": "wf.cwl",
+                "workflow_params": "{}",
+            },
+            files=[
+                ("workflow_attachment", ("wf.cwl", default_tool("data/in.txt").encode())),
+                ("workflow_attachment", ("data/in.txt", b"attached default\n")),
+            ],
+        )
         assert resp.status_code == 200, resp.text
         done = wait_done(client, resp.json()["run_id"])
         assert done["state"] == "COMPLETE", done["run_log"]

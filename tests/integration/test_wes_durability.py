@@ -28,11 +28,19 @@ def settings(settings):
     return settings.with_overrides(wes_poll_ms=100, wes_heartbeat_timeout=10, wes_worker_slots=4)
 
 
-def submit(client: httpx.Client, text: str, params: dict | None = None, name: str = "wf.cwl") -> str:
-    resp = client.post(f"{BASE}/runs", data={
-        "workflow_type": "CWL", "workflow_type_version": "v1.2", "workflow_url": name,
-        "workflow_params": json.dumps(params or {})},
-        files=[("workflow_attachment", (name, io.BytesIO(text.encode())))])
+def submit(
+    client: httpx.Client, text: str, params: dict | None = None, name: str = "wf.cwl"
+) -> str:
+    resp = client.post(
+        f"{BASE}/runs",
+        data={
+            "workflow_type": "CWL",
+            "workflow_type_version": "v1.2",
+            "workflow_url": name,
+            "workflow_params": json.dumps(params or {}),
+        },
+        files=[("workflow_attachment", (name, io.BytesIO(text.encode())))],
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["run_id"]
 
@@ -101,7 +109,10 @@ def test_cancel_of_long_run_leaves_no_process_and_concurrent_runs_all_complete(s
                 time.sleep(0.1)
             pgid = store.get_run(db, long_run).pgid
             assert client.post(f"{BASE}/runs/{long_run}/cancel").status_code == 200
-            assert client.get(f"{BASE}/runs/{long_run}/status").json()["state"] in ("CANCELING", "CANCELED")
+            assert client.get(f"{BASE}/runs/{long_run}/status").json()["state"] in (
+                "CANCELING",
+                "CANCELED",
+            )
             log = wait_done(client, long_run, timeout=30)
             assert log["state"] == "CANCELED" and log["run_log"]["end_time"]
             assert not group_alive(pgid) and no_sleepers()

@@ -69,16 +69,30 @@ class Node:
         self.client = httpx.Client(base_url=server.url, timeout=30)
 
     def token(self, sub: str) -> dict:
-        return {"Authorization": "Bearer " + self.issuer.access_token(
-            sub, audience=self.settings.with_overrides(public_url=self.server.url).audience)}
+        return {
+            "Authorization": "Bearer "
+            + self.issuer.access_token(
+                sub, audience=self.settings.with_overrides(public_url=self.server.url).audience
+            )
+        }
 
     def submit(self, sub: str, script: str, args: list[str], workflow: str = ATTACK) -> str:
-        resp = self.client.post(f"{BASE}/runs", headers=self.token(sub), data={
-            "workflow_type": "CWL", "workflow_type_version": "v1.2", "workflow_url": "attack.cwl",
-            "workflow_params": json.dumps({"script": {"class": "File", "location": "attack.sh"},
-                                           "args": args})},
-            files=[("workflow_attachment", ("attack.cwl", io.BytesIO(workflow.encode()))),
-                   ("workflow_attachment", ("attack.sh", io.BytesIO(script.encode())))])
+        resp = self.client.post(
+            f"{BASE}/runs",
+            headers=self.token(sub),
+            data={
+                "workflow_type": "CWL",
+                "workflow_type_version": "v1.2",
+                "workflow_url": "attack.cwl",
+                "workflow_params": json.dumps(
+                    {"script": {"class": "File", "location": "attack.sh"}, "args": args}
+                ),
+            },
+            files=[
+                ("workflow_attachment", ("attack.cwl", io.BytesIO(workflow.encode()))),
+                ("workflow_attachment", ("attack.sh", io.BytesIO(script.encode()))),
+            ],
+        )
         assert resp.status_code == 200, resp.text
         return resp.json()["run_id"]
 
@@ -138,8 +152,11 @@ def node(request, settings, db):
 
     issuer, userinfo = dev_issuer(settings)
     settings = settings.with_overrides(
-        signing_key="", auth_issuers=(issuer.settings_entry(),), wes_poll_ms=100,
-        wes_sandbox=request.param)
+        signing_key="",
+        auth_issuers=(issuer.settings_entry(),),
+        wes_poll_ms=100,
+        wes_sandbox=request.param,
+    )
     signing_key(settings)  # var/signing.key exists, as on a production node
     with live_node(settings, issuer, userinfo) as n:
         n.sandboxed = request.param == "bwrap"
@@ -153,10 +170,18 @@ def test_a_tool_cannot_read_the_node_secrets(node):
     private = _private_part(issuer_keys)
     db_file = var / "genomeport.db"
     assert key and private and db_file.is_file()
-    _, seen = node.attack(CAT, [str(var / "signing.key"), str(var / "issuer" / "keys.json"),
-                                str(db_file)])
-    leaked = [name for name, secret in (("signing key", key), ("issuer private key", private),
-                                        ("database", "SQLite format 3")) if secret in seen]
+    _, seen = node.attack(
+        CAT, [str(var / "signing.key"), str(var / "issuer" / "keys.json"), str(db_file)]
+    )
+    leaked = [
+        name
+        for name, secret in (
+            ("signing key", key),
+            ("issuer private key", private),
+            ("database", "SQLite format 3"),
+        )
+        if secret in seen
+    ]
     if node.sandboxed:
         assert leaked == [], leaked
     else:
@@ -169,7 +194,7 @@ def _private_part(keys) -> str:
     for marker in ('"d": "', "PRIVATE KEY"):
         at = text.find(marker)
         if at >= 0:
-            return text[at:at + 60]
+            return text[at : at + 60]
     raise AssertionError("no private key in the issuer's key file")
 
 
@@ -179,9 +204,14 @@ def test_a_tool_cannot_read_another_callers_run(node):
     assert node.finish("alice", victim)["state"] == "COMPLETE"
     victim_dir = node.settings.effective_wes_work_dir / victim
     assert secret in (victim_dir / "outputs" / "out.txt").read_text()
-    _, seen = node.attack(CAT, [str(victim_dir / "outputs" / "out.txt"),
-                                str(victim_dir / "inputs" / "attack.sh"),
-                                str(victim_dir / "stdout.txt")])
+    _, seen = node.attack(
+        CAT,
+        [
+            str(victim_dir / "outputs" / "out.txt"),
+            str(victim_dir / "inputs" / "attack.sh"),
+            str(victim_dir / "stdout.txt"),
+        ],
+    )
     assert (secret in seen) is not node.sandboxed
 
 
@@ -204,8 +234,11 @@ def test_a_tool_cannot_reach_any_address(node):
     accepted: list = []
     threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
     node_port = node.server.url.rsplit(":", 1)[1]
-    targets = ["127.0.0.1:5432", f"127.0.0.1:{node_port}",
-               f"{_host_address()}:{listener.getsockname()[1]}"]
+    targets = [
+        "127.0.0.1:5432",
+        f"127.0.0.1:{node_port}",
+        f"{_host_address()}:{listener.getsockname()[1]}",
+    ]
     try:
         _, seen = node.attack(CONNECT, targets)
     finally:
@@ -225,8 +258,9 @@ BIG = "/usr/bin/python3 -c 'x = bytearray(3 * 1024 ** 3); print(\"ALLOCATED\", l
 @pytest.fixture
 def limited(request, settings, db):
     issuer, userinfo = dev_issuer(settings)
-    settings = settings.with_overrides(auth_issuers=(issuer.settings_entry(),), wes_poll_ms=100,
-                                       **request.param)
+    settings = settings.with_overrides(
+        auth_issuers=(issuer.settings_entry(),), wes_poll_ms=100, **request.param
+    )
     with live_node(settings, issuer, userinfo) as n:
         yield n
 
@@ -242,9 +276,11 @@ def test_wall_time_limit_kills_the_run(limited):
     assert subprocess.run(["pgrep", "-f", "sleep 30[01]"], capture_output=True).stdout == b""
 
 
-@pytest.mark.parametrize("limited, allocated", [({"wes_run_memory_mb": 2048}, False),
-                                                ({"wes_run_memory_mb": 0}, True)],
-                         indirect=["limited"])
+@pytest.mark.parametrize(
+    "limited, allocated",
+    [({"wes_run_memory_mb": 2048}, False), ({"wes_run_memory_mb": 0}, True)],
+    indirect=["limited"],
+)
 def test_memory_limit_stops_a_tool(limited, allocated):
     log, seen = limited.attack(BIG, [])
     assert ("ALLOCATED" in seen) is allocated

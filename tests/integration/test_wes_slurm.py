@@ -33,13 +33,18 @@ outputs: []
 @pytest.fixture(scope="module")
 def slurm():
     for script in ("install-slurm.sh", "start-slurm.sh"):
-        done = subprocess.run(["bash", str(REPO / "scripts" / script)], capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            ["bash", str(REPO / "scripts" / script)], capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, f"{script} failed: {done.stderr[-2000:]}"
     toil = REPO / "var" / "venvs" / "toil" / "bin" / "toil-cwl-runner"
     if not toil.exists():
-        done = subprocess.run(["bash", str(REPO / "scripts" / "client-venvs.sh"), "toil"],
-                              capture_output=True, text=True, timeout=1200)
+        done = subprocess.run(
+            ["bash", str(REPO / "scripts" / "client-venvs.sh"), "toil"],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -65,11 +70,18 @@ def tagged_jobs(run_id: str) -> list[str]:
 
 
 def submit(client, text, params, name="wf.cwl"):
-    resp = client.post(f"{BASE}/runs", data={
-        "workflow_type": "CWL", "workflow_type_version": "v1.2", "workflow_url": name,
-        "workflow_params": json.dumps(params), "workflow_engine": "toil",
-        "workflow_engine_parameters": json.dumps({"batchSystem": "slurm", "maxCores": 2})},
-        files=[("workflow_attachment", (name, io.BytesIO(text.encode())))])
+    resp = client.post(
+        f"{BASE}/runs",
+        data={
+            "workflow_type": "CWL",
+            "workflow_type_version": "v1.2",
+            "workflow_url": name,
+            "workflow_params": json.dumps(params),
+            "workflow_engine": "toil",
+            "workflow_engine_parameters": json.dumps({"batchSystem": "slurm", "maxCores": 2}),
+        },
+        files=[("workflow_attachment", (name, io.BytesIO(text.encode())))],
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["run_id"]
 
@@ -200,14 +212,20 @@ def test_the_toil_leader_reaches_slurmctld_and_nothing_else(slurm, settings, rel
     threading.Thread(target=accept, daemon=True).start()
     workdir = Path(settings.effective_wes_work_dir) / f"leader-{relay}"
     (workdir / "tmp").mkdir(parents=True)
-    launch = sandbox.wrap(settings, workdir=workdir, env={"PATH": "/usr/bin:/bin"},
-                          command=[sys.executable, "-c", LEADER_PROBE, str(node.getsockname()[1])],
-                          cluster_client=True, cluster_relay=relay)
+    launch = sandbox.wrap(
+        settings,
+        workdir=workdir,
+        env={"PATH": "/usr/bin:/bin"},
+        command=[sys.executable, "-c", LEADER_PROBE, str(node.getsockname()[1])],
+        cluster_client=True,
+        cluster_relay=relay,
+    )
     assert launch.network is not relay and (launch.relay is not None) is relay
     proxy = launch.start_relay()
     try:
-        done = subprocess.run(launch.argv, env=launch.env, cwd=workdir, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            launch.argv, env=launch.env, cwd=workdir, capture_output=True, text=True, timeout=120
+        )
     finally:
         if proxy is not None:
             proxy.close()

@@ -24,16 +24,26 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def settings(settings):
-    return settings.with_overrides(wes_input_roots=(str(SEED),), wes_node_callers=("anonymous",),
-                                   wes_poll_ms=100, wes_worker_slots=3)
+    return settings.with_overrides(
+        wes_input_roots=(str(SEED),),
+        wes_node_callers=("anonymous",),
+        wes_poll_ms=100,
+        wes_worker_slots=3,
+    )
 
 
 def start_worker(settings, url: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
     env.update(settings_env(settings.with_overrides(public_url=url)))
     log = open(Path(settings.var_dir) / "worker.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env, cwd=REPO,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "worker"],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -67,22 +77,37 @@ def test_shipped_workflows_complete_with_correct_outputs(settings, db, live_serv
     worker = start_worker(settings, live_server.url)
     try:
         with httpx.Client(base_url=live_server.url, timeout=30) as client:
+
             def run(url, params):
-                resp = client.post(f"{BASE}/runs", files={
-                    "workflow_type": (None, "CWL"), "workflow_type_version": (None, "v1.2"),
-                    "workflow_url": (None, url), "workflow_params": (None, json.dumps(params))})
+                resp = client.post(
+                    f"{BASE}/runs",
+                    files={
+                        "workflow_type": (None, "CWL"),
+                        "workflow_type_version": (None, "v1.2"),
+                        "workflow_url": (None, url),
+                        "workflow_params": (None, json.dumps(params)),
+                    },
+                )
                 assert resp.status_code == 200, resp.text
                 return resp.json()["run_id"]
 
             bam = {"class": "File", "path": str(SEED / "DK0001.bam")}
             qc = run("alignment-qc", {"alignments": bam})
-            vc = run("workflows/variant-calling/variant-calling.cwl", {
-                "reference": {"class": "File", "path": str(SEED / "reference.fa")},
-                "alignments": bam, "region": "chr1:1-20000"})
-            bl = run("beacon-load-vcf", {"vcf": {"class": "File", "path": str(SEED / "cohort.vcf.gz")},
-                                         "dataset": "demo"})
-            logs = {name: wait_done(client, rid) for name, rid in
-                    (("qc", qc), ("vc", vc), ("bl", bl))}
+            vc = run(
+                "workflows/variant-calling/variant-calling.cwl",
+                {
+                    "reference": {"class": "File", "path": str(SEED / "reference.fa")},
+                    "alignments": bam,
+                    "region": "chr1:1-20000",
+                },
+            )
+            bl = run(
+                "beacon-load-vcf",
+                {"vcf": {"class": "File", "path": str(SEED / "cohort.vcf.gz")}, "dataset": "demo"},
+            )
+            logs = {
+                name: wait_done(client, rid) for name, rid in (("qc", qc), ("vc", vc), ("bl", bl))
+            }
             for name, log in logs.items():
                 assert log["state"] == "COMPLETE", (name, log["run_log"]["system_logs"])
 
@@ -92,9 +117,13 @@ def test_shipped_workflows_complete_with_correct_outputs(settings, db, live_serv
                 return resp.content
 
             qc_out = logs["qc"]["outputs"]
-            assert fetch(qc_out["flagstat_report"]) == sh("samtools", "flagstat", str(SEED / "DK0001.bam"))
+            assert fetch(qc_out["flagstat_report"]) == sh(
+                "samtools", "flagstat", str(SEED / "DK0001.bam")
+            )
             sn = lambda text: [ln for ln in text.splitlines() if ln.startswith(b"SN")]  # noqa: E731
-            assert sn(fetch(qc_out["stats_report"])) == sn(sh("samtools", "stats", str(SEED / "DK0001.bam")))
+            assert sn(fetch(qc_out["stats_report"])) == sn(
+                sh("samtools", "stats", str(SEED / "DK0001.bam"))
+            )
             assert sorted(t["name"] for t in logs["qc"]["task_logs"]) == ["flagstat", "stats"]
 
             # every output file is also a DRS object of this node, with matching checksums
@@ -110,18 +139,32 @@ def test_shipped_workflows_complete_with_correct_outputs(settings, db, live_serv
 
             direct = subprocess.run(
                 f"bcftools mpileup -Ou -a AD,DP -f {SEED / 'reference.fa'} -r chr1:1-20000 "
-                f"{SEED / 'DK0001.bam'} | bcftools call -mv -Ov", shell=True, check=True,
-                capture_output=True).stdout
+                f"{SEED / 'DK0001.bam'} | bcftools call -mv -Ov",
+                shell=True,
+                check=True,
+                capture_output=True,
+            ).stdout
             body = lambda vcf: [ln for ln in vcf.splitlines() if not ln.startswith(b"#")]  # noqa: E731
             via_wes = gzip.decompress(fetch(logs["vc"]["outputs"]["calls"]))
             assert body(via_wes) == body(direct) and len(body(direct)) > 0
 
             report = fetch(logs["bl"]["outputs"]["report"]).decode()
             assert "loaded" in report and "variants" in report
-            beacon = client.post("/beacon/v2/g_variants", json={"meta": {"apiVersion": "2.0"}, "query": {
-                "requestParameters": {"assemblyId": "GPDEMO1", "referenceName": "chr1",
-                                      "start": [0], "end": [50000]},
-                "requestedGranularity": "count"}})
+            beacon = client.post(
+                "/beacon/v2/g_variants",
+                json={
+                    "meta": {"apiVersion": "2.0"},
+                    "query": {
+                        "requestParameters": {
+                            "assemblyId": "GPDEMO1",
+                            "referenceName": "chr1",
+                            "start": [0],
+                            "end": [50000],
+                        },
+                        "requestedGranularity": "count",
+                    },
+                },
+            )
             assert beacon.status_code == 200 and beacon.json()["responseSummary"]["exists"] is True
     finally:
         stop(worker)

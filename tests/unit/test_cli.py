@@ -29,7 +29,9 @@ def test_every_command_explains_itself(path):
 
 
 def test_top_level_help_runs_as_a_program():
-    out = subprocess.run([sys.executable, "-m", "server.cli", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", "--help"], capture_output=True, text=True, check=True
+    )
     assert "htsget" in out.stdout and "dataset" in out.stdout
 
 
@@ -38,7 +40,9 @@ def test_cli_registers_dataset_and_files(settings, testdata):
 
     runner = CliRunner()
     obj = Ctx(settings)
-    r = runner.invoke(main, ["dataset", "add", "ds1", "--access", "registered", "--assembly", "GRCh37"], obj=obj)
+    r = runner.invoke(
+        main, ["dataset", "add", "ds1", "--access", "registered", "--assembly", "GRCh37"], obj=obj
+    )
     assert r.exit_code == 0 and "created: dataset ds1" in r.output
     bam = testdata / "reads" / "htsnexus_test_NA12878.bam"
     r = runner.invoke(main, ["files", "add", str(bam), "--dataset", "ds1", "--quiet"], obj=obj)

@@ -1,6 +1,13 @@
 import pytest
 
-from server.genomics.coords import Interval, from_region, pos_to_start, start_to_pos, to_region, vcf_interval
+from server.genomics.coords import (
+    Interval,
+    from_region,
+    pos_to_start,
+    start_to_pos,
+    to_region,
+    vcf_interval,
+)
 
 
 def test_first_base():

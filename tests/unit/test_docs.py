@@ -9,8 +9,11 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_every_setting_is_documented_in_the_readme():
-    missing = [f"GENOMEPORT_{f.name.upper()}" for f in dataclasses.fields(Settings)
-               if f"`GENOMEPORT_{f.name.upper()}`" not in README]
+    missing = [
+        f"GENOMEPORT_{f.name.upper()}"
+        for f in dataclasses.fields(Settings)
+        if f"`GENOMEPORT_{f.name.upper()}`" not in README
+    ]
     assert not missing, f"run `python scripts/settings_table.py --write`; missing: {missing}"
 
 

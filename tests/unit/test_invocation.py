@@ -10,14 +10,28 @@ from server.invocation import LeanOperation, reads_request
 
 def test_ticket_and_beacon_entry_handlers_use_lean_invocation(app, client):
     assert client.get("/service-info").status_code == 200  # Connexion builds its stack
-    lean = {view.operation_id for view in app.app.view_functions.values() if isinstance(view, LeanOperation)}
-    htsget = {"handlers.htsget.search_read_id", "handlers.htsget.search_variant_id",
-              "handlers.htsget.search_read_id_post", "handlers.htsget.search_variant_id_post"}
+    lean = {
+        view.operation_id
+        for view in app.app.view_functions.values()
+        if isinstance(view, LeanOperation)
+    }
+    htsget = {
+        "handlers.htsget.search_read_id",
+        "handlers.htsget.search_variant_id",
+        "handlers.htsget.search_read_id_post",
+        "handlers.htsget.search_variant_id_post",
+    }
     beacon = {op for op in lean if op.startswith("handlers.beacon.")}
     assert lean == htsget | beacon
     # every entry endpoint, GET and POST (list, one, and the cross-entry links)
-    for name in ("get_g_variants", "post_g_variants", "get_one_individuals", "post_one_individuals",
-                 "get_individuals_g_variants", "post_g_variants_biosamples"):
+    for name in (
+        "get_g_variants",
+        "post_g_variants",
+        "get_one_individuals",
+        "post_one_individuals",
+        "get_individuals_g_variants",
+        "post_g_variants_biosamples",
+    ):
         assert f"handlers.beacon.{name}" in beacon
     # the framework endpoints keep Connexion's usual invocation
     assert "handlers.beacon.get_beacon_info" not in beacon
@@ -29,8 +43,11 @@ def test_lean_json_answers_are_serialised_as_connexion_serialises_them(app, clie
     r = client.get("/beacon/v2/g_variants", params={"requestedGranularity": "boolean"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     body = r.json()
-    view = next(v for v in app.app.view_functions.values()
-                if isinstance(v, LeanOperation) and v.operation_id == "handlers.beacon.get_g_variants")
+    view = next(
+        v
+        for v in app.app.view_functions.values()
+        if isinstance(v, LeanOperation) and v.operation_id == "handlers.beacon.get_g_variants"
+    )
     assert r.content.decode() == view.operation.jsonifier.dumps(body)
     assert r.content.decode() == json.dumps(body, indent=2, sort_keys=True) + "\n"
 
@@ -39,8 +56,9 @@ def test_lean_beacon_post_reads_its_body_and_connexion_rejects_bad_json(client):
     q = {"meta": {"apiVersion": "v2.0"}, "query": {"requestedGranularity": "boolean"}}
     r = client.post("/beacon/v2/g_variants", json=q)
     assert r.status_code == 200 and r.json()["meta"]["returnedGranularity"] == "boolean"
-    r = client.post("/beacon/v2/g_variants", content=b"{not json",
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/beacon/v2/g_variants", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400
     r = client.post("/beacon/v2/g_variants", json=[1, 2])
     assert r.status_code == 400
@@ -51,7 +69,9 @@ def test_connexion_still_validates_and_routes_marked_operations(client):
     r = client.get("/reads/anything", params={"start": "one"})
     assert r.status_code == 400 and r.json()["htsget"]["error"] == "InvalidInput"
     assert client.get("/reads/none-such").status_code == 404
-    r = client.post("/reads/none-such", content=b'{"format": 7}', headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/reads/none-such", content=b'{"format": 7}', headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400
     assert client.delete("/reads/none-such").status_code == 405
 

@@ -10,9 +10,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_dockerfile_copies_what_the_app_reads_and_runs_as_non_root():
     text = (ROOT / "Dockerfile").read_text()
-    copied = {src.rstrip("/") for line in text.splitlines() if line.startswith("COPY ")
-              for src in line.split()[1:-1]}
-    for needed in ("server", "handlers", "openapi", "workflows", "seed_data", "setup.cfg", "pyproject.toml"):
+    copied = {
+        src.rstrip("/")
+        for line in text.splitlines()
+        if line.startswith("COPY ")
+        for src in line.split()[1:-1]
+    }
+    for needed in (
+        "server",
+        "handlers",
+        "openapi",
+        "workflows",
+        "seed_data",
+        "setup.cfg",
+        "pyproject.toml",
+    ):
         assert needed in copied, needed
     users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")

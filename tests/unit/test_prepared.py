@@ -13,15 +13,23 @@ BAM = "reads/htsnexus_test_NA12878"
 
 def _register(db, testdata):
     add_dataset(db, "pub", access="public")
-    add_files(db, [testdata / (BAM + ".bam"), testdata / (BAM + ".cram")], "pub",
-              object_id="na12878", progress=False)
+    add_files(
+        db,
+        [testdata / (BAM + ".bam"), testdata / (BAM + ".cram")],
+        "pub",
+        object_id="na12878",
+        progress=False,
+    )
 
 
 def test_plain_columns_take_the_direct_path_with_the_same_rows(db, testdata):
     _register(db, testdata)
-    stmt = (sa.select(DataFile.pk, DataFile.format, DataFile.size, Dataset.access)
-            .join(Dataset, Dataset.id == DataFile.dataset_id)
-            .where(DataFile.object_id == sa.bindparam("object_id")).order_by(DataFile.format))
+    stmt = (
+        sa.select(DataFile.pk, DataFile.format, DataFile.size, Dataset.access)
+        .join(Dataset, Dataset.id == DataFile.dataset_id)
+        .where(DataFile.object_id == sa.bindparam("object_id"))
+        .order_by(DataFile.format)
+    )
     query = PreparedSelect(stmt)
     rows = query.rows(db.engine, {"object_id": "na12878"})
     assert query._plan(db.engine.dialect) is not None  # no type processing needed
@@ -35,7 +43,9 @@ def test_plain_columns_take_the_direct_path_with_the_same_rows(db, testdata):
 
 def test_columns_needing_conversion_run_through_sqlalchemy(db, testdata):
     _register(db, testdata)
-    stmt = sa.select(DataFile.format, DataFile.created).where(DataFile.object_id == sa.bindparam("oid"))
+    stmt = sa.select(DataFile.format, DataFile.created).where(
+        DataFile.object_id == sa.bindparam("oid")
+    )
     query = PreparedSelect(stmt)
     rows = query.rows(db.engine, {"oid": "na12878"})
     if db.engine.dialect.name == "sqlite":  # DateTime is stored as text there
@@ -49,12 +59,23 @@ def test_audit_rows_written_directly_read_back_like_sqlalchemy_rows(db):
     from server.db.prepared import PreparedInsert
     from server.db.tables import AuditEvent
 
-    when = dt.datetime(2026, 11, 29, 23, 59, 58, 123456, tzinfo=dt.timezone.utc)
-    row = {"time": when, "caller": "issuer|sub", "api": "htsget", "action": "ticket.reads",
-           "dataset_id": "pub", "object_id": "na12878", "query": {"regions": [{"start": 1}], "method": "GET"},
-           "outcome": "granted", "status": 200, "request_id": "r-1"}
+    when = dt.datetime(2026, 11, 29, 23, 59, 58, 123456, tzinfo=dt.UTC)
+    row = {
+        "time": when,
+        "caller": "issuer|sub",
+        "api": "htsget",
+        "action": "ticket.reads",
+        "dataset_id": "pub",
+        "object_id": "na12878",
+        "query": {"regions": [{"start": 1}], "method": "GET"},
+        "outcome": "granted",
+        "status": 200,
+        "request_id": "r-1",
+    }
     insert = PreparedInsert(AuditEvent.__table__)
-    setup = ("SET LOCAL synchronous_commit TO OFF",) if db.engine.dialect.name == "postgresql" else ()
+    setup = (
+        ("SET LOCAL synchronous_commit TO OFF",) if db.engine.dialect.name == "postgresql" else ()
+    )
     insert.run(db.engine, row, setup=setup)
     assert insert._plan(db.engine.dialect, tuple(row)) is not None  # took the direct path
     with db.engine.begin() as conn:
@@ -63,12 +84,14 @@ def test_audit_rows_written_directly_read_back_like_sqlalchemy_rows(db):
     with db.session() as session:
         got = session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id)).all()
         # time filters and JSON behave the same for both rows
-        since = session.scalars(sa.select(AuditEvent.request_id).where(AuditEvent.time >= when)).all()
+        since = session.scalars(
+            sa.select(AuditEvent.request_id).where(AuditEvent.time >= when)
+        ).all()
     cols = [c.key for c in AuditEvent.__table__.columns if c.key not in ("id", "request_id")]
     assert len(got) == 2 and sorted(since) == ["r-1", "r-2"]
     assert [getattr(got[0], c) for c in cols] == [getattr(got[1], c) for c in cols]
     assert got[0].query == row["query"]
-    assert got[0].time.replace(tzinfo=got[0].time.tzinfo or dt.timezone.utc) == when
+    assert got[0].time.replace(tzinfo=got[0].time.tzinfo or dt.UTC) == when
 
 
 def test_an_insert_leaving_out_a_defaulted_column_runs_through_sqlalchemy(db):
@@ -76,7 +99,11 @@ def test_an_insert_leaving_out_a_defaulted_column_runs_through_sqlalchemy(db):
     from server.db.tables import AuditEvent
 
     insert = PreparedInsert(AuditEvent.__table__)
-    row = {"api": "htsget", "action": "x", "outcome": "error"}  # time, caller, ... use their defaults
+    row = {
+        "api": "htsget",
+        "action": "x",
+        "outcome": "error",
+    }  # time, caller, ... use their defaults
     insert.run(db.engine, row)
     assert insert._plan(db.engine.dialect, tuple(row)) is None
     with db.session() as session:

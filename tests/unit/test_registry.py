@@ -37,7 +37,11 @@ def test_add_files_registers_checksums_and_is_idempotent(db, bam):
 
     registry.add_dataset(db, "ds1", access="public")
     [first] = registry.add_files(db, [bam], "ds1", progress=False)
-    assert (first.outcome, first.object_id, first.format) == ("created", "htsnexus_test_NA12878", "BAM")
+    assert (first.outcome, first.object_id, first.format) == (
+        "created",
+        "htsnexus_test_NA12878",
+        "BAM",
+    )
     with db.session() as s:
         [row] = registry.files_for_object(s, "htsnexus_test_NA12878")
         assert row.sha256 == hashlib.sha256(bam.read_bytes()).hexdigest()
@@ -52,8 +56,14 @@ def test_add_files_registers_checksums_and_is_idempotent(db, bam):
 def test_bam_and_cram_share_one_object_id(db, testdata):
     registry.add_dataset(db, "ds1", access="public")
     reads = testdata / "reads"
-    out = registry.add_files(db, [reads / "HG00100.chr17slice.bam", reads / "HG00100.chr17slice.cram"], "ds1",
-                             object_id="HG00100", reference=str(reads / "mpileup.ref.fa"), progress=False)
+    out = registry.add_files(
+        db,
+        [reads / "HG00100.chr17slice.bam", reads / "HG00100.chr17slice.cram"],
+        "ds1",
+        object_id="HG00100",
+        reference=str(reads / "mpileup.ref.fa"),
+        progress=False,
+    )
     assert {(r.object_id, r.format) for r in out} == {("HG00100", "BAM"), ("HG00100", "CRAM")}
 
 
@@ -138,7 +148,9 @@ def test_cli_refuses_a_mismatched_index_and_verify_reports_changes(settings, tes
     vcf = tmp_path / "NA20787.vcf.gz"
     shutil.copy(testdata / "variants/NA20787.vcf.gz", vcf)
     shutil.copy(testdata / "variants/cyvcf2_test.vcf.gz.tbi", f"{vcf}.tbi")
-    assert runner.invoke(main, ["dataset", "add", "ds1", "--access", "public"], obj=obj).exit_code == 0
+    assert (
+        runner.invoke(main, ["dataset", "add", "ds1", "--access", "public"], obj=obj).exit_code == 0
+    )
     r = runner.invoke(main, ["files", "add", str(vcf), "--dataset", "ds1", "--quiet"], obj=obj)
     assert r.exit_code == 1 and "does not belong to this file" in r.output, r.output
     shutil.copy(testdata / "variants/NA20787.vcf.gz.tbi", f"{vcf}.tbi")

@@ -12,7 +12,9 @@ def test_defaults_use_embedded_sqlite_under_var():
 
 
 def test_env_overrides_and_coerces_types():
-    s = Settings.from_env({"GENOMEPORT_PORT": "9000", "GENOMEPORT_WES_URL_ALLOWLIST": '["example.org"]'})
+    s = Settings.from_env(
+        {"GENOMEPORT_PORT": "9000", "GENOMEPORT_WES_URL_ALLOWLIST": '["example.org"]'}
+    )
     assert s.port == 9000
     assert s.wes_url_allowlist == ("example.org",)
 
@@ -48,8 +50,15 @@ def test_settings_are_frozen():
         s.port = 1  # type: ignore[misc]
 
 
-NODE_CALLER_ERRORS = ["alice", "", " https://idp.example|alice", "https://idp.example|",
-                      "idp.example|alice", "|alice", "ftp://idp.example|alice"]
+NODE_CALLER_ERRORS = [
+    "alice",
+    "",
+    " https://idp.example|alice",
+    "https://idp.example|",
+    "idp.example|alice",
+    "|alice",
+    "ftp://idp.example|alice",
+]
 
 
 @pytest.mark.parametrize("entry", NODE_CALLER_ERRORS)
@@ -78,8 +87,15 @@ def test_malformed_node_caller_stops_the_node_at_start_up(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
     env.update(GENOMEPORT_VAR_DIR=str(tmp_path), GENOMEPORT_WES_NODE_CALLERS='["alice"]')
     for command in (["serve"], ["worker"]):
-        proc = subprocess.run([sys.executable, "-m", "server.cli", *command], env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "server.cli", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 1
-        assert "configuration error" in proc.stderr and "'alice' is not a caller label" in proc.stderr
+        assert (
+            "configuration error" in proc.stderr and "'alice' is not a caller label" in proc.stderr
+        )
         assert "<issuer>|<sub>" in proc.stderr

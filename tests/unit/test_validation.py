@@ -7,8 +7,15 @@ import pytest
 from connexion.validators import ParameterValidator
 
 from server import errors
-from server.validation import (INT64_MAX, INT64_MIN, MAX_JSON_DEPTH, CachedParameterValidator,
-                               _validator_for, json_depth_exceeds, parse_json_body)
+from server.validation import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_JSON_DEPTH,
+    CachedParameterValidator,
+    _validator_for,
+    json_depth_exceeds,
+    parse_json_body,
+)
 
 PARAMS = [
     {"name": "start", "in": "query", "schema": {"type": "integer", "minimum": 0}},
@@ -19,13 +26,22 @@ PARAMS = [
 
 
 def test_same_answers_as_connexion():
-    cases = [("query", 5, PARAMS[0]), ("query", -1, PARAMS[0]), ("query", "x", PARAMS[0]),
-             ("query", "BAM", PARAMS[1]), ("query", "SAM", PARAMS[1]), ("path", "abcde", PARAMS[2]),
-             ("path", None, PARAMS[2]), ("query", None, PARAMS[3]), ("query", None, PARAMS[0])]
+    cases = [
+        ("query", 5, PARAMS[0]),
+        ("query", -1, PARAMS[0]),
+        ("query", "x", PARAMS[0]),
+        ("query", "BAM", PARAMS[1]),
+        ("query", "SAM", PARAMS[1]),
+        ("path", "abcde", PARAMS[2]),
+        ("path", None, PARAMS[2]),
+        ("query", None, PARAMS[3]),
+        ("query", None, PARAMS[0]),
+    ]
     ours = CachedParameterValidator(PARAMS, uri_parser=None)
     for kind, value, param in cases:
-        assert ours.validate_parameter(kind, value, param) == \
-            ParameterValidator.validate_parameter(kind, value, param), (kind, value, param)
+        assert ours.validate_parameter(kind, value, param) == ParameterValidator.validate_parameter(
+            kind, value, param
+        ), (kind, value, param)
 
 
 def test_one_validator_per_definition():
@@ -55,12 +71,14 @@ def test_depth_limit_is_exact():
 
 def test_int64_range_is_exact():
     assert parse_json_body(f"[{INT64_MAX}, {INT64_MIN}]".encode()) == [INT64_MAX, INT64_MIN]
-    for value in (INT64_MAX + 1, INT64_MIN - 1, 10 ** 30):
+    for value in (INT64_MAX + 1, INT64_MIN - 1, 10**30):
         with pytest.raises(errors.InvalidInput, match="64-bit"):
             parse_json_body(f"[{value}]".encode())
 
 
-@pytest.mark.parametrize("raw", [b"\xff", b"[1,", b"NaN", b"[Infinity]", b"[1e999]", nested(200_000)])
+@pytest.mark.parametrize(
+    "raw", [b"\xff", b"[1,", b"NaN", b"[Infinity]", b"[1e999]", nested(200_000)]
+)
 def test_malformed_bodies_are_invalid_input(raw):
     with pytest.raises(errors.InvalidInput):
         parse_json_body(raw)

@@ -13,10 +13,20 @@ VAR = contextvars.ContextVar("bridge_test_var", default="unset")
 
 
 def run(app, path="/", method="GET", body=b""):
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-             "root_path": "", "headers": [(b"content-length", str(len(body)).encode())],
-             "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-length", str(len(body)).encode())],
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1),
+    }
     sent = []
 
     async def receive():
@@ -39,8 +49,11 @@ def test_small_answer_is_one_start_and_one_final_body():
         return [b"he", b"llo"]
 
     sent = run(OneHopWSGI(wsgi))
-    assert sent[0] == {"type": "http.response.start", "status": 201,
-                       "headers": [(b"content-type", b"text/plain"), (b"x-seen", b"from-the-loop")]}
+    assert sent[0] == {
+        "type": "http.response.start",
+        "status": 201,
+        "headers": [(b"content-type", b"text/plain"), (b"x-seen", b"from-the-loop")],
+    }
     assert sent[1:] == [{"type": "http.response.body", "body": b"hello", "more_body": False}]
 
 
@@ -63,7 +76,9 @@ def test_large_answer_is_streamed_in_batches_and_closed():
     bodies = [m for m in sent if m["type"] == "http.response.body"]
     assert len(bodies) > 2  # never the whole body at once
     assert all(len(m["body"]) <= 3000 for m in bodies)
-    assert b"".join(m["body"] for m in bodies) == b"".join(bytes([65 + i]) * 1000 for i in range(10))
+    assert b"".join(m["body"] for m in bodies) == b"".join(
+        bytes([65 + i]) * 1000 for i in range(10)
+    )
     assert [m["more_body"] for m in bodies][-1] is False
     assert closed == [True]
 

@@ -28,8 +28,15 @@ BAM = "reads/htsnexus_test_NA12878.bam"
 @contextlib.contextmanager
 def serving(app, *, loop="asyncio"):
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, loop=loop, http=ZeroCopyHttpToolsProtocol,
-                            log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop=loop,
+        http=ZeroCopyHttpToolsProtocol,
+        log_level="warning",
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -59,7 +66,9 @@ def test_extension_is_offered_only_where_the_loop_can_sendfile(loop, offered):
 
     async def app(scope, receive, send):
         seen.append(EXTENSION in scope.get("extensions", {}))
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
         await send({"type": "http.response.body", "body": b"ok"})
 
     with serving(app, loop=loop) as port:
@@ -76,16 +85,25 @@ def test_zerocopysend_sends_exactly_the_file_slice(tmp_path):
         query = dict(urllib.parse.parse_qsl(scope["query_string"].decode()))
         offset, count = int(query["offset"]), int(query["count"])
         with open(path, "rb", buffering=0) as fh:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-length", str(count).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", str(count).encode())],
+                }
+            )
             half = count // 2  # two sends: more_body is honoured
-            await send({"type": EXTENSION, "file": fh, "offset": offset, "count": half, "more_body": True})
-            await send({"type": EXTENSION, "file": fh, "offset": offset + half, "count": count - half})
+            await send(
+                {"type": EXTENSION, "file": fh, "offset": offset, "count": half, "more_body": True}
+            )
+            await send(
+                {"type": EXTENSION, "file": fh, "offset": offset + half, "count": count - half}
+            )
 
     with serving(app) as port:
         for offset, count in ((0, len(data)), (1, 1), (12345, 7_000_001), (len(data) - 3, 3)):
             resp, body = get(port, f"/?offset={offset}&count={count}")
-            assert resp.status == 200 and body == data[offset:offset + count], (offset, count)
+            assert resp.status == 200 and body == data[offset : offset + count], (offset, count)
         # HEAD: headers only, the connection stays usable
         resp, body = get(port, "/?offset=0&count=10", method="HEAD")
         assert resp.status == 200 and body == b""
@@ -97,8 +115,12 @@ def node(tmp_path, testdata):
     from server.registry import add_dataset, add_files
     from server.settings import Settings
 
-    settings = Settings(var_dir=str(tmp_path / "var"), database_url=f"sqlite:///{tmp_path / 'g.db'}",
-                        signing_key="zc-" + uuid.uuid4().hex, log_format="text")
+    settings = Settings(
+        var_dir=str(tmp_path / "var"),
+        database_url=f"sqlite:///{tmp_path / 'g.db'}",
+        signing_key="zc-" + uuid.uuid4().hex,
+        log_format="text",
+    )
     cx = create_app(settings)
     db = cx.app.extensions["genomeport"].db
     add_dataset(db, "pub", access="public")
@@ -108,7 +130,9 @@ def node(tmp_path, testdata):
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_data_plane_ranges_are_byte_exact_with_and_without_zerocopy(node, testdata, monkeypatch, loop):
+def test_data_plane_ranges_are_byte_exact_with_and_without_zerocopy(
+    node, testdata, monkeypatch, loop
+):
     cx, settings = node
     calls = []
     real = zerocopy.ZeroCopyCycle._sendfile
@@ -121,10 +145,16 @@ def test_data_plane_ranges_are_byte_exact_with_and_without_zerocopy(node, testda
     data = (testdata / BAM).read_bytes()
     with serving(cx, loop=loop) as port:
         resp, body = get(port, "/reads/na12878")
-        url = next(u["url"] for u in json.loads(body)["htsget"]["urls"] if u["url"].startswith("http"))
+        url = next(
+            u["url"] for u in json.loads(body)["htsget"]["urls"] if u["url"].startswith("http")
+        )
         path = url.split("://", 1)[1].split("/", 1)[1]
-        for rng, want in (("bytes=0-99", data[:100]), ("bytes=1000-", data[1000:]),
-                          ("bytes=-7", data[-7:]), ("bytes=5-5", data[5:6])):
+        for rng, want in (
+            ("bytes=0-99", data[:100]),
+            ("bytes=1000-", data[1000:]),
+            ("bytes=-7", data[-7:]),
+            ("bytes=5-5", data[5:6]),
+        ):
             resp, body = get(port, "/" + path, {"Range": rng})
             assert resp.status == 206 and body == want, rng
             assert int(resp.getheader("content-length")) == len(want)

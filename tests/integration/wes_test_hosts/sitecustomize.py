@@ -10,8 +10,9 @@ here is loaded by the node outside that test.
 
 import os
 
-_HOSTS = dict(item.split("=", 1) for item in os.environ.get("WES_TEST_HOSTS", "").split(",")
-              if "=" in item)
+_HOSTS = dict(
+    item.split("=", 1) for item in os.environ.get("WES_TEST_HOSTS", "").split(",") if "=" in item
+)
 _PUBLIC = {a for a in os.environ.get("WES_TEST_PUBLIC", "").split(",") if a}
 
 if _HOSTS:

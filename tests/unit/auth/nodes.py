@@ -33,9 +33,14 @@ def module_node(request, tmp_path_factory, configure, populate):
     if request.param == "postgresql":
         request.getfixturevalue("pg_available")
     with fresh_database(request.param, var) as url:
-        settings = configure(Settings(var_dir=str(var / "var"), database_url=url,
-                                      signing_key="test-signing-key-" + uuid.uuid4().hex,
-                                      log_format="text"))
+        settings = configure(
+            Settings(
+                var_dir=str(var / "var"),
+                database_url=url,
+                signing_key="test-signing-key-" + uuid.uuid4().hex,
+                log_format="text",
+            )
+        )
         app = create_app(settings)
         db = app.app.extensions["genomeport"].db
         populate(db)
@@ -44,4 +49,3 @@ def module_node(request, tmp_path_factory, configure, populate):
                 yield ModuleNode(settings, db, client)
         finally:
             db.dispose()
-

@@ -22,13 +22,24 @@ def ds(id_, access, grant_value=""):
     return SimpleNamespace(id=id_, access=access, grant_value=grant_value)
 
 
-ALICE = Caller(subject="iss|alice", issuer="iss", controlled=frozenset({"g-ctrl"}),
-               expires=time.time() + 86400 * 365)
-REGISTERED = Caller(subject="iss|bob", issuer="iss", registered=True, expires=time.time() + 86400 * 365)
+ALICE = Caller(
+    subject="iss|alice",
+    issuer="iss",
+    controlled=frozenset({"g-ctrl"}),
+    expires=time.time() + 86400 * 365,
+)
+REGISTERED = Caller(
+    subject="iss|bob", issuer="iss", registered=True, expires=time.time() + 86400 * 365
+)
 PLAIN = Caller(subject="iss|carol", issuer="iss", expires=time.time() + 86400 * 365)
 REJECTED = Caller(error="signature verification failed")
-EXPIRED = Caller(subject="iss|dan", issuer="iss", controlled=frozenset({"g-ctrl"}),
-                 registered=True, expires=time.time() - 1)
+EXPIRED = Caller(
+    subject="iss|dan",
+    issuer="iss",
+    controlled=frozenset({"g-ctrl"}),
+    registered=True,
+    expires=time.time() - 1,
+)
 
 
 def test_grant_value_defaults_to_dataset_id():
@@ -36,18 +47,21 @@ def test_grant_value_defaults_to_dataset_id():
     assert grant_value_of(ds("d1", "controlled", "urn:x")) == "urn:x"
 
 
-@pytest.mark.parametrize("caller,dataset,expected", [
-    (ANONYMOUS, ds("pub", "public"), "record"),
-    (ANONYMOUS, ds("reg", "registered"), "boolean"),
-    (ANONYMOUS, ds("ctl", "controlled", "g-ctrl"), "boolean"),
-    (PLAIN, ds("reg", "registered"), "boolean"),
-    (PLAIN, ds("ctl", "controlled", "g-ctrl"), "boolean"),
-    (REGISTERED, ds("reg", "registered"), "record"),
-    (REGISTERED, ds("ctl", "controlled", "g-ctrl"), "count"),
-    (ALICE, ds("ctl", "controlled", "g-ctrl"), "record"),
-    (ALICE, ds("other", "controlled"), "boolean"),
-    (EXPIRED, ds("ctl", "controlled", "g-ctrl"), "boolean"),
-])
+@pytest.mark.parametrize(
+    "caller,dataset,expected",
+    [
+        (ANONYMOUS, ds("pub", "public"), "record"),
+        (ANONYMOUS, ds("reg", "registered"), "boolean"),
+        (ANONYMOUS, ds("ctl", "controlled", "g-ctrl"), "boolean"),
+        (PLAIN, ds("reg", "registered"), "boolean"),
+        (PLAIN, ds("ctl", "controlled", "g-ctrl"), "boolean"),
+        (REGISTERED, ds("reg", "registered"), "record"),
+        (REGISTERED, ds("ctl", "controlled", "g-ctrl"), "count"),
+        (ALICE, ds("ctl", "controlled", "g-ctrl"), "record"),
+        (ALICE, ds("other", "controlled"), "boolean"),
+        (EXPIRED, ds("ctl", "controlled", "g-ctrl"), "boolean"),
+    ],
+)
 def test_beacon_granularity(caller, dataset, expected):
     assert beacon_granularity(caller, dataset) == expected
 

@@ -28,15 +28,21 @@ class TestValidTokens:
             authorize(caller, "controlled", "ds2")
 
     def test_es256_passport_is_accepted(self, auth_settings, kit):
-        token = kit.issuer.passport("alice", [kit.issuer.grant_visa("alice", "ds1", alg="ES256")],
-                                    audience=kit.audience, alg="ES256")
+        token = kit.issuer.passport(
+            "alice",
+            [kit.issuer.grant_visa("alice", "ds1", alg="ES256")],
+            audience=kit.audience,
+            alg="ES256",
+        )
         assert caller_from_request(auth_settings, bearer(token)).controlled == {"ds1"}
 
     def test_registered_needs_both_visas(self, auth_settings, kit):
         both = caller_from_request(auth_settings, bearer(kit.registered()))
         assert both.registered
-        only_status = kit.passport("alice", [kit.issuer.visa(
-            "alice", "ResearcherStatus", REGISTERED_ACCESS_VALUE, by="so")])
+        only_status = kit.passport(
+            "alice",
+            [kit.issuer.visa("alice", "ResearcherStatus", REGISTERED_ACCESS_VALUE, by="so")],
+        )
         caller = caller_from_request(auth_settings, bearer(only_status))
         assert caller.authenticated and not caller.registered
         with pytest.raises(PermissionDenied):
@@ -44,8 +50,9 @@ class TestValidTokens:
         authorize(both, "registered", "ds1")
 
     def test_expiry_is_minimum_over_token_and_visas_used(self, auth_settings, kit):
-        token = kit.passport("alice", [kit.issuer.grant_visa("alice", "ds1", expires_in=120)],
-                             expires_in=3600)
+        token = kit.passport(
+            "alice", [kit.issuer.grant_visa("alice", "ds1", expires_in=120)], expires_in=3600
+        )
         caller = caller_from_request(auth_settings, bearer(token))
         assert caller.expires is not None and caller.expires <= time.time() + 121
 
@@ -76,10 +83,17 @@ class TestValidTokens:
 
 
 class TestRejectedTokens:
-    @pytest.mark.parametrize("case", [
-        "expired token", "alg none", "hs256 with public key", "untrusted issuer",
-        "same kid forged key", "wrong audience",
-    ])
+    @pytest.mark.parametrize(
+        "case",
+        [
+            "expired token",
+            "alg none",
+            "hs256 with public key",
+            "untrusted issuer",
+            "same kid forged key",
+            "wrong audience",
+        ],
+    )
     def test_bad_token_fails_closed_with_401(self, auth_settings, kit, case):
         token, status = kit.failure_cases("ds1")[case]
         assert status == 401
@@ -90,10 +104,17 @@ class TestRejectedTokens:
             authorize(caller, "public", "ds1")  # a rejected token never becomes anonymous
         assert not can_read(caller, "controlled", "ds1")
 
-    @pytest.mark.parametrize("case", [
-        "expired visa", "visa for another dataset", "visa with bad signature",
-        "visa forged with same kid", "unlinked sub", "conditions present",
-    ])
+    @pytest.mark.parametrize(
+        "case",
+        [
+            "expired visa",
+            "visa for another dataset",
+            "visa with bad signature",
+            "visa forged with same kid",
+            "unlinked sub",
+            "conditions present",
+        ],
+    )
     def test_unusable_visa_gives_403(self, auth_settings, kit, case):
         token, status = kit.failure_cases("ds1")[case]
         assert status == 403
@@ -140,8 +161,10 @@ class TestRejectedTokens:
         token = kit.issuer.sign(kit.claims(), header={"crit": ["kid"]})
         assert caller_from_request(auth_settings, bearer(token)).error
 
-    @pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer a.b",
-                                        "Bearer !!!.???.###", "token"])
+    @pytest.mark.parametrize(
+        "header",
+        ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer a.b", "Bearer !!!.???.###", "token"],
+    )
     def test_malformed_headers_fail_closed(self, auth_settings, header):
         caller = caller_from_request(auth_settings, header)
         if header.strip() in ("Bearer",):
@@ -150,13 +173,15 @@ class TestRejectedTokens:
             assert caller.error
 
     def test_no_configured_issuer_refuses_every_token(self, auth_settings, kit):
-        caller = caller_from_request(auth_settings.with_overrides(auth_issuers=()),
-                                     bearer(kit.grant("ds1")))
+        caller = caller_from_request(
+            auth_settings.with_overrides(auth_issuers=()), bearer(kit.grant("ds1"))
+        )
         assert "no trusted" in caller.error
 
     def test_broken_issuer_config_refuses_every_token(self, auth_settings, kit):
         broken = auth_settings.with_overrides(
-            auth_issuers=({"issuer": kit.issuer.issuer, "jwks_uri": "http://evil.example/jwks"},))
+            auth_issuers=({"issuer": kit.issuer.issuer, "jwks_uri": "http://evil.example/jwks"},)
+        )
         assert "misconfigured" in caller_from_request(broken, bearer(kit.grant("ds1"))).error
 
     def test_token_signed_by_stranger_with_trusted_iss_is_refused(self, auth_settings, kit):
@@ -166,13 +191,15 @@ class TestRejectedTokens:
 
 class TestPassportsInBody:
     def test_body_passports_add_grants(self, auth_settings, kit):
-        caller = caller_from_request(auth_settings, None, passports=[kit.grant("ds1"),
-                                                                      kit.grant("ds2")])
+        caller = caller_from_request(
+            auth_settings, None, passports=[kit.grant("ds1"), kit.grant("ds2")]
+        )
         assert caller.controlled == {"ds1", "ds2"}
 
     def test_header_and_body_for_different_subjects_are_refused(self, auth_settings, kit):
-        caller = caller_from_request(auth_settings, bearer(kit.grant("ds1", sub="bob")),
-                                     passports=[kit.grant("ds2")])
+        caller = caller_from_request(
+            auth_settings, bearer(kit.grant("ds1", sub="bob")), passports=[kit.grant("ds2")]
+        )
         assert caller.error
 
     def test_one_bad_passport_fails_the_request(self, auth_settings, kit):
@@ -220,7 +247,8 @@ class TestRemoteKeysAndUserinfo:
         base = kit.trusting(Settings(var_dir=str(tmp_path)))
         assert caller_from_request(base, bearer(token)).controlled == frozenset()
         allowed = base.with_overrides(
-            visa_jku_allowlist={served_issuer.issuer: [served_issuer.jwks_uri]})
+            visa_jku_allowlist={served_issuer.issuer: [served_issuer.jwks_uri]}
+        )
         assert caller_from_request(allowed, bearer(token)).controlled == {"ds1"}
 
     def test_jku_for_another_issuer_is_not_followed(self, tmp_path, kit, served_issuer):
@@ -229,13 +257,15 @@ class TestRemoteKeysAndUserinfo:
         visa = served_issuer.grant_visa("alice", "ds1")
         token = kit.passport("alice", [visa])
         settings = kit.trusting(Settings(var_dir=str(tmp_path))).with_overrides(
-            visa_jku_allowlist={"https://someone.else": [served_issuer.jwks_uri]})
+            visa_jku_allowlist={"https://someone.else": [served_issuer.jwks_uri]}
+        )
         assert caller_from_request(settings, bearer(token)).controlled == frozenset()
 
     def test_forged_key_with_same_kid_is_not_rescued_by_refetch(self, tmp_path, served_kit):
         from server.settings import Settings
 
         settings = served_kit.trusting(Settings(var_dir=str(tmp_path)), "jwks_uri")
-        forged = served_kit.issuer.sign(served_kit.claims(),
-                                        key=forged_same_kid_key(served_kit.issuer))
+        forged = served_kit.issuer.sign(
+            served_kit.claims(), key=forged_same_kid_key(served_kit.issuer)
+        )
         assert "signature" in caller_from_request(settings, bearer(forged)).error

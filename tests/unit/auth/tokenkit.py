@@ -72,8 +72,14 @@ class TokenKit:
 
     def claims(self, sub: str = "alice", **extra) -> dict:
         now = int(time.time())
-        return {"iss": self.issuer.issuer, "sub": sub, "aud": self.audience, "iat": now,
-                "exp": now + 600, "ga4gh_passport_v1": []} | extra
+        return {
+            "iss": self.issuer.issuer,
+            "sub": sub,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + 600,
+            "ga4gh_passport_v1": [],
+        } | extra
 
     def failure_cases(self, dataset: str) -> dict[str, tuple[str, int]]:
         """Every hostile or insufficient token for ``dataset`` -> expected HTTP status.
@@ -88,34 +94,60 @@ class TokenKit:
             "expired token": (self.passport(sub, [grant()], now=now - 7200), 401),
             "alg none": (unsigned(self.claims(ga4gh_passport_v1=[grant()])), 401),
             "hs256 with public key": (
-                hs256_with_public_key(iss, self.claims(ga4gh_passport_v1=[grant()])), 401),
+                hs256_with_public_key(iss, self.claims(ga4gh_passport_v1=[grant()])),
+                401,
+            ),
             "untrusted issuer": (
-                self.stranger.passport(sub, [self.stranger.grant_visa(sub, dataset)],
-                                       audience=self.audience), 401),
+                self.stranger.passport(
+                    sub, [self.stranger.grant_visa(sub, dataset)], audience=self.audience
+                ),
+                401,
+            ),
             "same kid forged key": (
-                iss.sign(self.claims(ga4gh_passport_v1=[grant()]),
-                         key=forged_same_kid_key(iss)), 401),
-            "wrong audience": (self.passport(sub, [grant()], audience="https://other.example"),
-                               401),
+                iss.sign(self.claims(ga4gh_passport_v1=[grant()]), key=forged_same_kid_key(iss)),
+                401,
+            ),
+            "wrong audience": (
+                self.passport(sub, [grant()], audience="https://other.example"),
+                401,
+            ),
             "expired visa": (self.passport(sub, [grant(now=now - 7200)]), 403),
             "visa for another dataset": (
-                self.passport(sub, [iss.grant_visa(sub, dataset + "-other")]), 403),
+                self.passport(sub, [iss.grant_visa(sub, dataset + "-other")]),
+                403,
+            ),
             "visa with bad signature": (
-                self.passport(sub, [tamper(iss.grant_visa(sub, "some-other"), dataset)]), 403),
+                self.passport(sub, [tamper(iss.grant_visa(sub, "some-other"), dataset)]),
+                403,
+            ),
             "visa forged with same kid": (
-                self.passport(sub, [grant(key=forged_same_kid_key(iss))]), 403),
+                self.passport(sub, [grant(key=forged_same_kid_key(iss))]),
+                403,
+            ),
             "unlinked sub": (self.passport(sub, [iss.grant_visa("mallory", dataset)]), 403),
             "conditions present": (
-                self.passport(sub, [grant(conditions=[[{"type": "AffiliationAndRole",
-                                                        "value": "const:faculty@x.org"}]])]),
-                403),
+                self.passport(
+                    sub,
+                    [
+                        grant(
+                            conditions=[
+                                [{"type": "AffiliationAndRole", "value": "const:faculty@x.org"}]
+                            ]
+                        )
+                    ],
+                ),
+                403,
+            ),
         }
 
     def trusting(self, settings, mode: str = "jwks"):
-        return settings.with_overrides(auth_issuers=(self.issuer.settings_entry(mode),),
-                                       auth_audience=self.audience)
+        return settings.with_overrides(
+            auth_issuers=(self.issuer.settings_entry(mode),), auth_audience=self.audience
+        )
 
 
 def make_kit(directory: Path, issuer_url: str = "http://127.0.0.1:8400") -> TokenKit:
-    return TokenKit(LocalIssuer(directory / "issuer", issuer_url),
-                    LocalIssuer(directory / "stranger", "https://stranger.example"))
+    return TokenKit(
+        LocalIssuer(directory / "issuer", issuer_url),
+        LocalIssuer(directory / "stranger", "https://stranger.example"),
+    )

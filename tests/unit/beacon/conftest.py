@@ -9,8 +9,16 @@ from server.db.tables import Dataset
 
 def add_dataset(db, dataset_id: str = "ds1", access: str = "public", assembly: str = "GRCh38"):
     with db.session() as s:
-        s.add(Dataset(id=dataset_id, name=dataset_id, description="", assembly=assembly,
-                      access=access, grant_value=dataset_id))
+        s.add(
+            Dataset(
+                id=dataset_id,
+                name=dataset_id,
+                description="",
+                assembly=assembly,
+                access=access,
+                grant_value=dataset_id,
+            )
+        )
     return dataset_id
 
 

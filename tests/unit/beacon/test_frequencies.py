@@ -27,20 +27,24 @@ def _write(tmp_path, n_samples=60, n_records=30, seed=5, haploid_record=True):
     samples = [f"S{i:03d}" for i in range(n_samples)]
     inds = []
     for i, s in enumerate(samples[:-3]):  # the last three samples have no record
-        ind = {"id": s, "sex": dict(zip(("id", "label"), SEXES[i % 2]))}
+        ind = {"id": s, "sex": dict(zip(("id", "label"), SEXES[i % 2], strict=False))}
         pop = POPS[i % 3]
         if pop:
-            ind["ethnicity"] = dict(zip(("id", "label"), pop))
+            ind["ethnicity"] = dict(zip(("id", "label"), pop, strict=False))
         inds.append(ind)
     (tmp_path / "individuals.json").write_text(json.dumps(inds))
-    lines = ["##fileformat=VCFv4.2", "##contig=<ID=chr1,length=248956422>",
-             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(samples)]
+    lines = [
+        "##fileformat=VCFv4.2",
+        "##contig=<ID=chr1,length=248956422>",
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(samples),
+    ]
     genotypes = {}
     for r in range(n_records):
         pos = 1000 + 10 * r
-        gts = [rng.choice(["0|0", "0|0", "0|1", "1|0", "1|1", "0/1", "1/2", "2|2"])
-               for _ in samples]
+        gts = [
+            rng.choice(["0|0", "0|0", "0|1", "1|0", "1|1", "0/1", "1/2", "2|2"]) for _ in samples
+        ]
         if haploid_record and r == 0:
             gts[0] = "1"  # a haploid call: no per-subset allele number
         genotypes[pos] = gts
@@ -57,8 +61,11 @@ def _expected(samples, inds, gts, allele: int) -> dict:
             members.setdefault(ind["ethnicity"]["label"], set()).add(ind["id"])
     out = {}
     for label, group in members.items():
-        copies = [gts[i].replace("|", "/").split("/").count(str(allele))
-                  for i, s in enumerate(samples) if s in group]
+        copies = [
+            gts[i].replace("|", "/").split("/").count(str(allele))
+            for i, s in enumerate(samples)
+            if s in group
+        ]
         hom = sum(1 for c in copies if c == 2)
         het = sum(1 for c in copies if c == 1)
         out[label] = (het + 2 * hom, 2 * len(copies), hom, het)
@@ -67,8 +74,15 @@ def _expected(samples, inds, gts, allele: int) -> dict:
 
 def _rows(db, dataset):
     with db.session() as s:
-        return s.execute(sa.select(BeaconVariant).where(BeaconVariant.dataset_id == dataset)
-                         .order_by(BeaconVariant.pk)).scalars().all()
+        return (
+            s.execute(
+                sa.select(BeaconVariant)
+                .where(BeaconVariant.dataset_id == dataset)
+                .order_by(BeaconVariant.pk)
+            )
+            .scalars()
+            .all()
+        )
 
 
 def test_subset_counts_equal_per_sample_reading(db, tmp_path):
@@ -88,8 +102,15 @@ def test_subset_counts_equal_per_sample_reading(db, tmp_path):
                 assert freqs == {}
                 continue
             want = _expected(samples, inds, genotypes[row.start + 1], allele)
-            got = {k: (f["alleleCount"], f["alleleNumber"], f["alleleCountHomozygous"],
-                       f["alleleCountHeterozygous"]) for k, f in freqs.items()}
+            got = {
+                k: (
+                    f["alleleCount"],
+                    f["alleleNumber"],
+                    f["alleleCountHomozygous"],
+                    f["alleleCountHeterozygous"],
+                )
+                for k, f in freqs.items()
+            }
             assert got == want
             for f in freqs.values():
                 assert f["alleleFrequency"] == f["alleleCount"] / f["alleleNumber"]
@@ -109,13 +130,18 @@ def test_below_record_tier_counts_follow_the_tier_rule(db, tmp_path):
             exact = frequencies(ctx, ds, row, lambda n: n)
             shown = frequencies(ctx, ds, row, lambda n: adjust(n, settings, False))
             assert [f["population"] for f in exact] == [f["population"] for f in shown]
-            for e, a in zip(exact, shown):
-                for key in ("alleleCount", "alleleNumber", "alleleCountHomozygous",
-                            "alleleCountHeterozygous"):
+            for e, a in zip(exact, shown, strict=False):
+                for key in (
+                    "alleleCount",
+                    "alleleNumber",
+                    "alleleCountHomozygous",
+                    "alleleCountHeterozygous",
+                ):
                     assert a[key] == adjust(e[key], settings, False)
                     assert a[key] % settings.beacon_count_rounding == 0
-                assert a["alleleFrequency"] == (a["alleleCount"] / a["alleleNumber"]
-                                                if a["alleleNumber"] else 0.0)
+                assert a["alleleFrequency"] == (
+                    a["alleleCount"] / a["alleleNumber"] if a["alleleNumber"] else 0.0
+                )
 
 
 def test_rows_without_homozygous_carriers_give_the_dataset_entry(db, tmp_path):

@@ -12,38 +12,61 @@ import pytest
 import sqlalchemy as sa
 from pyroaring import BitMap
 
+from server.beacon.genes import load_genes
 from server.beacon.journal import LoadError
 from server.beacon.metadata import duration_days, load_metadata
 from server.beacon.ontology import load_ontology, parse_obo
-from server.beacon.genes import load_genes
-from server.beacon.tables import (BeaconAnnotation, BeaconGene, BeaconLoad, BeaconOntologyClosure,
-                                  BeaconRecord, BeaconRecordTerm, BeaconSample, BeaconVariant)
+from server.beacon.tables import (
+    BeaconAnnotation,
+    BeaconGene,
+    BeaconLoad,
+    BeaconOntologyClosure,
+    BeaconRecord,
+    BeaconRecordTerm,
+    BeaconSample,
+    BeaconVariant,
+)
 from server.beacon.vcf import aa_short, classify, hgvs_genomic, load_vcf
 from tests.unit.beacon.conftest import add_dataset
 
 
 def bcftools_counts(path) -> dict:
     """(chrom, pos, ref, alt) -> (AC, AN, hom samples, het samples) from bcftools."""
-    tagged = subprocess.run(["bcftools", "+fill-tags", str(path), "--", "-t",
-                             "AC,AN,AC_Hom,AC_Het"], check=True, capture_output=True).stdout
-    out = subprocess.run(["bcftools", "query", "-f",
-                          "%CHROM\t%POS\t%REF\t%ALT\t%AC\t%AN\t%AC_Hom\t%AC_Het\n", "-"],
-                         input=tagged, check=True, capture_output=True).stdout.decode()
+    tagged = subprocess.run(
+        ["bcftools", "+fill-tags", str(path), "--", "-t", "AC,AN,AC_Hom,AC_Het"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    out = subprocess.run(
+        ["bcftools", "query", "-f", "%CHROM\t%POS\t%REF\t%ALT\t%AC\t%AN\t%AC_Hom\t%AC_Het\n", "-"],
+        input=tagged,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
     counts = {}
     for line in out.splitlines():
         chrom, pos, ref, alts, ac, an, achom, achet = line.split("\t")
         for i, alt in enumerate(alts.split(",")):
             counts[(chrom.removeprefix("chr"), int(pos), ref, alt)] = (
-                int(ac.split(",")[i]), int(an), int(achom.split(",")[i]) // 2,
-                int(achet.split(",")[i]))
+                int(ac.split(",")[i]),
+                int(an),
+                int(achom.split(",")[i]) // 2,
+                int(achet.split(",")[i]),
+            )
     return counts
 
 
 def stored(db, dataset_id="ds1") -> dict:
     with db.session() as s:
-        rows = s.execute(sa.select(BeaconVariant).join(
-            BeaconLoad, BeaconLoad.id == BeaconVariant.load_id).where(
-            BeaconLoad.status == "done", BeaconVariant.dataset_id == dataset_id)).scalars().all()
+        rows = (
+            s.execute(
+                sa.select(BeaconVariant)
+                .join(BeaconLoad, BeaconLoad.id == BeaconVariant.load_id)
+                .where(BeaconLoad.status == "done", BeaconVariant.dataset_id == dataset_id)
+            )
+            .scalars()
+            .all()
+        )
         return {(r.chrom, r.start + 1, r.ref, r.alt): r for r in rows}
 
 
@@ -67,8 +90,10 @@ def test_vcf_counts_equal_bcftools(db, dataset, testdata):
         if n % 300:
             continue
         want = {name for name, smp in rec.samples.items() if 1 in (smp["GT"] or ())}
-        got = {names[i] for i in BitMap.deserialize(rows[("22", rec.pos, rec.ref,
-                                                          rec.alts[0])].carriers)}
+        got = {
+            names[i]
+            for i in BitMap.deserialize(rows[("22", rec.pos, rec.ref, rec.alts[0])].carriers)
+        }
         assert got == want
     with db.session() as s:
         genes = set(s.execute(sa.select(BeaconAnnotation.gene).distinct()).scalars())
@@ -115,8 +140,9 @@ def test_reload_is_idempotent(db, dataset, seed_dir):
 
 def test_interrupted_load_is_invisible_then_resumes(db, seed_dir):
     add_dataset(db, "demo", assembly="GPDEMO1")
-    part = load_vcf(db, seed_dir / "cohort.vcf.gz", "demo", progress=False, batch_size=100,
-                    stop_after=200)
+    part = load_vcf(
+        db, seed_dir / "cohort.vcf.gz", "demo", progress=False, batch_size=100, stop_after=200
+    )
     assert part.status == "interrupted"
     assert stored(db, "demo") == {}
     with db.session() as s:
@@ -128,10 +154,11 @@ def test_interrupted_load_is_invisible_then_resumes(db, seed_dir):
 
 def _write_vcf(tmp_path, body: str, samples=("S1", "S2")) -> str:
     path = tmp_path / "bad.vcf"
-    path.write_text("##fileformat=VCFv4.2\n##contig=<ID=chr1,length=248956422>\n"
-                    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
-                    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
-                    + "\t".join(samples) + "\n" + body)
+    path.write_text(
+        "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=248956422>\n"
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(samples) + "\n" + body
+    )
     return path
 
 
@@ -153,12 +180,14 @@ def test_bad_genotype_rejected(db, dataset, tmp_path):
 
 
 def test_cpr_like_sample_names_refused(db, dataset, tmp_path):
-    path = _write_vcf(tmp_path, "chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0|0\n",
-                      samples=("S1", "010190-1234"))
+    path = _write_vcf(
+        tmp_path, "chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0|0\n", samples=("S1", "010190-1234")
+    )
     with pytest.raises(LoadError, match="CPR"):
         load_vcf(db, path, dataset, progress=False)
-    path = _write_vcf(tmp_path, "chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0|0\n",
-                      samples=("S1", "3112991234"))
+    path = _write_vcf(
+        tmp_path, "chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0|0\n", samples=("S1", "3112991234")
+    )
     with pytest.raises(LoadError, match="CPR"):
         load_vcf(db, path, dataset, progress=False)
     with db.session() as s:
@@ -180,21 +209,34 @@ def test_classify_and_hgvs():
 
 # ---------------------------------------------------------------- metadata
 def test_bff_and_phenopackets_load(db, dataset, testdata):
-    bff = sorted(p for p in (testdata / "beacon" / "bff").glob("*.json")
-                 if p.stem not in ("runs", "analyses"))
+    bff = sorted(
+        p
+        for p in (testdata / "beacon" / "bff").glob("*.json")
+        if p.stem not in ("runs", "analyses")
+    )
     pxf = sorted((testdata / "beacon" / "phenopackets").glob("*.json"))
     results = load_metadata(db, bff + pxf, dataset, progress=False)
     assert [r.status for r in results] == ["loaded"] * len(results)
     with db.session() as s:
-        counts = dict(s.execute(sa.select(BeaconRecord.entry_type, sa.func.count())
-                                .group_by(BeaconRecord.entry_type)).all())
+        counts = dict(
+            s.execute(
+                sa.select(BeaconRecord.entry_type, sa.func.count()).group_by(
+                    BeaconRecord.entry_type
+                )
+            ).all()
+        )
         # negated phenotypes are not indexed
         p = s.get(BeaconRecord, (dataset, "individual", "P0007498"))
-        terms = set(s.execute(sa.select(BeaconRecordTerm.term).where(
-            BeaconRecordTerm.record_id == "P0007498")).scalars())
+        terms = set(
+            s.execute(
+                sa.select(BeaconRecordTerm.term).where(BeaconRecordTerm.record_id == "P0007498")
+            ).scalars()
+        )
     expected = {}
     for f in bff:
-        expected[f.stem[:-1] if f.stem != "analyses" else "analysis"] = len(json.loads(f.read_text()))
+        expected[f.stem[:-1] if f.stem != "analyses" else "analysis"] = len(
+            json.loads(f.read_text())
+        )
     assert counts["individual"] == expected["individual"] + len(pxf)
     assert counts["biosample"] == expected["biosample"] and counts["cohort"] == expected["cohort"]
     assert p.document["sex"]["id"] == "NCIT:C20197"
@@ -215,9 +257,14 @@ def test_metadata_missing_field_and_cpr_refused_nothing_loaded(db, dataset, tmp_
     path.write_text(json.dumps([{"id": "a", "sex": {"id": "NCIT:C20197"}}, {"id": "b"}]))
     with pytest.raises(LoadError, match="record 2.*sex"):
         load_metadata(db, [path], dataset, progress=False)
-    path.write_text(json.dumps([{"id": "a", "sex": {"id": "NCIT:C20197"}},
-                                {"id": "b", "sex": {"id": "NCIT:C20197"},
-                                 "info": {"note": "patient 150385-1234"}}]))
+    path.write_text(
+        json.dumps(
+            [
+                {"id": "a", "sex": {"id": "NCIT:C20197"}},
+                {"id": "b", "sex": {"id": "NCIT:C20197"}, "info": {"note": "patient 150385-1234"}},
+            ]
+        )
+    )
     with pytest.raises(LoadError, match="record 2.*CPR"):
         load_metadata(db, [path], dataset, progress=False)
     with db.session() as s:
@@ -239,8 +286,10 @@ def test_genes_load(db, testdata):
     with db.session() as s:
         brca1 = s.execute(sa.select(BeaconGene).where(BeaconGene.symbol == "BRCA1")).scalar_one()
     assert (brca1.chrom, brca1.start, brca1.end) == ("17", 43044294, 43170245)
-    assert load_genes(db, testdata / "annotations" / "hg38_genes.tsv.gz",
-                      progress=False).status == "unchanged"
+    assert (
+        load_genes(db, testdata / "annotations" / "hg38_genes.tsv.gz", progress=False).status
+        == "unchanged"
+    )
 
 
 MINI_OBO = """format-version: 1.2
@@ -278,8 +327,13 @@ def test_ontology_closure(db, tmp_path):
     path.write_text(MINI_OBO)
     load_ontology(db, path, progress=False)
     with db.session() as s:
-        desc = set(s.execute(sa.select(BeaconOntologyClosure.descendant).where(
-            BeaconOntologyClosure.ancestor == "HP:0000118")).scalars())
+        desc = set(
+            s.execute(
+                sa.select(BeaconOntologyClosure.descendant).where(
+                    BeaconOntologyClosure.ancestor == "HP:0000118"
+                )
+            ).scalars()
+        )
     assert desc == {"HP:0000118", "HP:0000707", "HP:0001250", "HP:0002279"}
     assert load_ontology(db, path, progress=False).status == "unchanged"
 
@@ -327,11 +381,13 @@ def test_vep_csq_annotations(db, dataset, tmp_path):
         "ENST00000646891.2|protein_coding|ENST00000646891.2:c.1799T>G|"
         "ENSP00000493543.1:p.Val600Gly\tGT\t1/2\n"
         "chr7\t140753340\t.\tGA\tG\t.\tPASS\tCSQ=-|frameshift_variant|HIGH|BRAF|ENSG1|"
-        "Transcript|ENST00000646891.2|protein_coding|c.1795del|p.Leu599fs\tGT\t0/1\n")
+        "Transcript|ENST00000646891.2|protein_coding|c.1795del|p.Leu599fs\tGT\t0/1\n"
+    )
     load_vcf(db, path, dataset, progress=False)
     with db.session() as s:
-        rows = s.execute(sa.select(BeaconVariant.alt, BeaconAnnotation.gene,
-                                   BeaconAnnotation.aa_change).join(
-            BeaconAnnotation, BeaconAnnotation.variant_pk == BeaconVariant.pk)).all()
-    assert sorted(rows) == [("C", "BRAF", "V600G"), ("G", "BRAF", "L599fs"),
-                            ("T", "BRAF", "V600E")]
+        rows = s.execute(
+            sa.select(BeaconVariant.alt, BeaconAnnotation.gene, BeaconAnnotation.aa_change).join(
+                BeaconAnnotation, BeaconAnnotation.variant_pk == BeaconVariant.pk
+            )
+        ).all()
+    assert sorted(rows) == [("C", "BRAF", "V600G"), ("G", "BRAF", "L599fs"), ("T", "BRAF", "V600E")]

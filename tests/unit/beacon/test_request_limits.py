@@ -11,27 +11,37 @@ from server.beacon.refs import normalize_assembly
 from server.errors import InvalidInput
 
 
-@pytest.mark.parametrize("name,assembly", [
-    ("GCF_000001405.26", "GRCh38"), ("GCF_000001405.40", "GRCh38"), ("GCA_000001405.15", "GRCh38"),
-    ("GCA_000001405.29", "GRCh38"), ("gcf_000001405.33", "GRCh38"), ("GCF_000001405.13", "GRCh37"),
-    ("GCF_000001405.25", "GRCh37"), ("GCA_000001405.1", "GRCh37"), ("GCA_000001405.14", "GRCh37"),
-    ("GCF_000001405.41", "GCF_000001405.41"), ("GCF_000001635.27", "GCF_000001635.27")])
+@pytest.mark.parametrize(
+    "name,assembly",
+    [
+        ("GCF_000001405.26", "GRCh38"),
+        ("GCF_000001405.40", "GRCh38"),
+        ("GCA_000001405.15", "GRCh38"),
+        ("GCA_000001405.29", "GRCh38"),
+        ("gcf_000001405.33", "GRCh38"),
+        ("GCF_000001405.13", "GRCh37"),
+        ("GCF_000001405.25", "GRCh37"),
+        ("GCA_000001405.1", "GRCh37"),
+        ("GCA_000001405.14", "GRCh37"),
+        ("GCF_000001405.41", "GCF_000001405.41"),
+        ("GCF_000001635.27", "GCF_000001635.27"),
+    ],
+)
 def test_ncbi_accessions_name_their_assembly(name, assembly):
     assert normalize_assembly(name) == assembly
 
 
 def test_int64_bounds():
     top = breq.INT64_MAX
-    req = breq.build("g_variants", params={"referenceName": "1", "start": [top - 1],
-                                           "end": [top]})
+    req = breq.build("g_variants", params={"referenceName": "1", "start": [top - 1], "end": [top]})
     assert req.params["end"] == [top]
-    for params in ({"start": [top + 1]}, {"end": str(10 ** 30)}, {"variantMinLength": 2 ** 64}):
+    for params in ({"start": [top + 1]}, {"end": str(10**30)}, {"variantMinLength": 2**64}):
         with pytest.raises(InvalidInput, match="out of range"):
             breq.build("g_variants", params={"referenceName": "1", **params})
     with pytest.raises(InvalidInput):
-        breq.build("g_variants", skip=2 ** 63)
+        breq.build("g_variants", skip=2**63)
     with pytest.raises(InvalidInput):
-        breq.build("g_variants", skip=2 ** 60, limit=100, max_limit=1000)
+        breq.build("g_variants", skip=2**60, limit=100, max_limit=1000)
 
 
 def test_nesting_depth_is_bounded():
@@ -47,21 +57,39 @@ def test_nesting_depth_is_bounded():
 def test_unknown_names_and_similarity_are_warned():
     get = breq.from_get("individuals", {"colour": "red", "filters": "HP:1"})
     assert get.warnings == ["unknown request parameter 'colour' ignored"]
-    post = breq.from_post("individuals", {"metaa": {}, "query": {
-        "requestParameters": {"g_variant": {"referenceNam": "1"}},
-        "filters": [{"id": "HP:1", "similarity": "medium", "x": 1}]}})
+    post = breq.from_post(
+        "individuals",
+        {
+            "metaa": {},
+            "query": {
+                "requestParameters": {"g_variant": {"referenceNam": "1"}},
+                "filters": [{"id": "HP:1", "similarity": "medium", "x": 1}],
+            },
+        },
+    )
     text = " | ".join(post.warnings)
     assert "'metaa'" in text and "'referenceNam'" in text and "x ignored" in text
     assert "similarity 'medium' is not implemented" in text
-    assert breq.from_post("individuals", {"query": {"filters": [
-        {"id": "HP:1", "similarity": "exact"}]}}).warnings == []
+    assert (
+        breq.from_post(
+            "individuals", {"query": {"filters": [{"id": "HP:1", "similarity": "exact"}]}}
+        ).warnings
+        == []
+    )
     with pytest.raises(InvalidInput):
         breq.from_post("individuals", {"query": {"filters": [{"id": "HP:1", "similarity": 3}]}})
 
 
-@pytest.mark.parametrize("change,plain", [
-    ("10686083_10686085delATA", "10686083_10686085del"), ("100delA", "100del"),
-    ("100del", "100del"), ("100_101delinsTT", "100_101delinsTT"), ("100A>G", "100A>G")])
+@pytest.mark.parametrize(
+    "change,plain",
+    [
+        ("10686083_10686085delATA", "10686083_10686085del"),
+        ("100delA", "100del"),
+        ("100del", "100del"),
+        ("100_101delinsTT", "100_101delinsTT"),
+        ("100A>G", "100A>G"),
+    ],
+)
 def test_hgvs_deletions_drop_their_bases(change, plain):
     assert _hgvs_plain_deletion(change) == plain
 

@@ -17,10 +17,12 @@ from server.beacon.tables import BeaconLoad, BeaconSample, BeaconVariant
 from server.beacon.vcf import _DiploidTemplate, load_vcf
 from tests.unit.beacon.conftest import add_dataset
 
-HEADER = ("##fileformat=VCFv4.2\n##contig=<ID=chr1,length=248956422>\n"
-          '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
-          '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
-          "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t")
+HEADER = (
+    "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=248956422>\n"
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
+)
 
 
 def _genotypes(rng: random.Random, n_alt: int, kind: str) -> str:
@@ -49,8 +51,9 @@ def write_vcf(path, samples, n_records: int, seed: int) -> list[str]:
         if kind == "with-depth":
             fmt = "GT:DP"
             gts = [f"{g}:{rng.randint(0, 40)}" for g in gts]
-        lines.append(f"chr1\t{1000 + 10 * r}\t.\tA\t{','.join(alts)}\t.\tPASS\t.\t{fmt}\t"
-                     + "\t".join(gts))
+        lines.append(
+            f"chr1\t{1000 + 10 * r}\t.\tA\t{','.join(alts)}\t.\tPASS\t.\t{fmt}\t" + "\t".join(gts)
+        )
     path.write_text(HEADER + "\t".join(samples) + "\n" + "\n".join(lines) + "\n")
     return lines
 
@@ -83,11 +86,22 @@ def expected_counts(lines, sample_idx: list[int]) -> dict:
 
 def stored_counts(db, dataset_id: str, load_id: int) -> dict:
     with db.session() as s:
-        rows = s.execute(sa.select(BeaconVariant).where(BeaconVariant.dataset_id == dataset_id,
-                                                        BeaconVariant.load_id == load_id))
-        return {(r.start + 1, r.alt): (r.ac, r.an, r.hom, r.het, BitMap.deserialize(r.carriers),
-                                       BitMap.deserialize(r.hom_carriers))
-                for r in rows.scalars()}
+        rows = s.execute(
+            sa.select(BeaconVariant).where(
+                BeaconVariant.dataset_id == dataset_id, BeaconVariant.load_id == load_id
+            )
+        )
+        return {
+            (r.start + 1, r.alt): (
+                r.ac,
+                r.an,
+                r.hom,
+                r.het,
+                BitMap.deserialize(r.carriers),
+                BitMap.deserialize(r.hom_carriers),
+            )
+            for r in rows.scalars()
+        }
 
 
 def test_counts_and_carriers_match_a_per_sample_reading(db, tmp_path):
@@ -109,16 +123,28 @@ def test_second_file_with_other_sample_order_maps_carriers(db, tmp_path):
     lines = write_vcf(tmp_path / "b.vcf", others, 40, seed=3)
     result = load_vcf(db, tmp_path / "b.vcf", "gt", progress=False)
     with db.session() as s:
-        index = dict(s.execute(sa.select(BeaconSample.name, BeaconSample.idx)
-                               .where(BeaconSample.dataset_id == "gt")).all())
+        index = dict(
+            s.execute(
+                sa.select(BeaconSample.name, BeaconSample.idx).where(
+                    BeaconSample.dataset_id == "gt"
+                )
+            ).all()
+        )
     assert stored_counts(db, "gt", result.load_id) == expected_counts(
-        lines, [index[name] for name in others])
+        lines, [index[name] for name in others]
+    )
 
 
 def test_template_leaves_uncommon_layouts_untouched():
     template = _DiploidTemplate(3, None)
-    for gts in (b"0|1\t1\t0|0", b"0|1\t0|2\t0|0", b"0|1\t0-1\t0|0", b"0|1/0\t0|1\t0|0",
-                b"0|1\t0|10\t0|0", b"0|1\t0|x\t0|0"):
+    for gts in (
+        b"0|1\t1\t0|0",
+        b"0|1\t0|2\t0|0",
+        b"0|1\t0-1\t0|0",
+        b"0|1/0\t0|1\t0|0",
+        b"0|1\t0|10\t0|0",
+        b"0|1\t0|x\t0|0",
+    ):
         lists = [[], []], [0, 0], [0, 0], [0, 0], [[], []]
         assert template.counts(gts, 1, *lists) is None
         assert lists == ([[], []], [0, 0], [0, 0], [0, 0], [[], []])
@@ -136,14 +162,17 @@ def _bad_vcf(tmp_path, body: bytes):
     return path
 
 
-@pytest.mark.parametrize("record, reason", [
-    (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0-1\n", "separator"),
-    (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0|x\n", "not a number"),
-    (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|2\n", "beyond the 1 ALT"),
-    (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\n", "sample columns"),
-    (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT:DP\t0|1:3\t0|0:\xff\n", "UTF-8"),
-    (b"chr1\t100\t.\tA\tG\t.\tPASS\tX=\xff\tGT\t0|1\t0|0\n", "UTF-8"),
-])
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0-1\n", "separator"),
+        (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t0|x\n", "not a number"),
+        (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|2\n", "beyond the 1 ALT"),
+        (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\n", "sample columns"),
+        (b"chr1\t100\t.\tA\tG\t.\tPASS\t.\tGT:DP\t0|1:3\t0|0:\xff\n", "UTF-8"),
+        (b"chr1\t100\t.\tA\tG\t.\tPASS\tX=\xff\tGT\t0|1\t0|0\n", "UTF-8"),
+    ],
+)
 def test_bad_genotype_rejected_with_line_and_nothing_loaded(db, tmp_path, record, reason):
     add_dataset(db, "gt")
     good = b"chr1\t90\t.\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\n"

@@ -9,25 +9,49 @@ import pytest
 from click.testing import CliRunner
 
 from server import audit
+from server.auth.tokens import caller_from_request
 from server.cli import Ctx, main
 from server.db.tables import AuditEvent
-from server.auth.tokens import caller_from_request
 
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture
 def events(db):
     rows = [
-        dict(caller="https://idp|alice", api="drs", action="get_object", dataset_id="ctl",
-             object_id="a.bam", outcome="granted", status=200, time=NOW - dt.timedelta(hours=3)),
-        dict(caller="anonymous", api="htsget", action="reads", dataset_id="ctl",
-             outcome="denied", status=401, time=NOW - dt.timedelta(hours=1),
-             query={"referenceName": "chr1", "start": 0, "end": 100}),
-        dict(caller="https://idp|bob", api="drs", action="access_url", dataset_id="pub",
-             outcome="granted", status=200, time=NOW,
-             query={"url": "https://x/data/file/1?exp=1&sig=abcdef",
-                    "passports": ["eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"]}),
+        dict(
+            caller="https://idp|alice",
+            api="drs",
+            action="get_object",
+            dataset_id="ctl",
+            object_id="a.bam",
+            outcome="granted",
+            status=200,
+            time=NOW - dt.timedelta(hours=3),
+        ),
+        dict(
+            caller="anonymous",
+            api="htsget",
+            action="reads",
+            dataset_id="ctl",
+            outcome="denied",
+            status=401,
+            time=NOW - dt.timedelta(hours=1),
+            query={"referenceName": "chr1", "start": 0, "end": 100},
+        ),
+        dict(
+            caller="https://idp|bob",
+            api="drs",
+            action="access_url",
+            dataset_id="pub",
+            outcome="granted",
+            status=200,
+            time=NOW,
+            query={
+                "url": "https://x/data/file/1?exp=1&sig=abcdef",
+                "passports": ["eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"],
+            },
+        ),
     ]
     with db.session() as session:
         for row in rows:
@@ -54,8 +78,10 @@ def test_output_never_shows_tokens_or_signatures(events):
 
 def test_summary_counts(events):
     rows = audit.summary(events, audit.AuditFilter(api="drs"))
-    assert rows == [{"api": "drs", "outcome": "granted", "dataset_id": "ctl", "count": 1},
-                    {"api": "drs", "outcome": "granted", "dataset_id": "pub", "count": 1}]
+    assert rows == [
+        {"api": "drs", "outcome": "granted", "dataset_id": "ctl", "count": 1},
+        {"api": "drs", "outcome": "granted", "dataset_id": "pub", "count": 1},
+    ]
 
 
 def test_relative_and_bad_times():
@@ -67,8 +93,9 @@ def test_relative_and_bad_times():
 
 def test_cli_list_json_and_text(settings, events):
     runner = CliRunner()
-    result = runner.invoke(main, ["audit", "list", "--json", "--dataset", "ctl"],
-                           obj=Ctx(settings, events))
+    result = runner.invoke(
+        main, ["audit", "list", "--json", "--dataset", "ctl"], obj=Ctx(settings, events)
+    )
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in result.output.splitlines()]
     assert [x["caller"] for x in lines] == ["anonymous", "https://idp|alice"]
@@ -90,8 +117,21 @@ def test_token_mint_cli_makes_a_token_the_node_accepts(settings, db):
     cfg = runner.invoke(main, ["token", "config"], obj=obj)
     assert cfg.exit_code == 0, cfg.output
     trusting = settings.with_overrides(auth_issuers=tuple(json.loads(cfg.output)))
-    minted = runner.invoke(main, ["token", "mint", "--sub", "alice", "--grant", "ds1",
-                                  "--registered", "--expires-in", "600"], obj=obj)
+    minted = runner.invoke(
+        main,
+        [
+            "token",
+            "mint",
+            "--sub",
+            "alice",
+            "--grant",
+            "ds1",
+            "--registered",
+            "--expires-in",
+            "600",
+        ],
+        obj=obj,
+    )
     assert minted.exit_code == 0, minted.output
     caller = caller_from_request(trusting, "Bearer " + minted.output.strip())
     assert caller.controlled == {"ds1"} and caller.registered, caller.error

@@ -22,19 +22,33 @@ def _pairs() -> dict[str, list[tuple[Path, Path, str]]]:
     variants = sorted((TESTDATA / "variants").glob("*.vcf.gz"))
     return {
         "BAM": [(p, Path(f"{p}.bai"), "BAI") for p in sorted((TESTDATA / "reads").glob("*.bam"))],
-        "CRAM": [(p, Path(f"{p}.crai"), "CRAI") for p in sorted((TESTDATA / "reads").glob("*.cram"))],
-        "VCF": [(p, Path(f"{p}.csi") if Path(f"{p}.csi").exists() else Path(f"{p}.tbi"),
-                 "CSI" if Path(f"{p}.csi").exists() else "TBI") for p in variants],
-        "BCF": [(p, Path(f"{p}.csi"), "CSI") for p in sorted((TESTDATA / "variants").glob("*.bcf"))],
+        "CRAM": [
+            (p, Path(f"{p}.crai"), "CRAI") for p in sorted((TESTDATA / "reads").glob("*.cram"))
+        ],
+        "VCF": [
+            (
+                p,
+                Path(f"{p}.csi") if Path(f"{p}.csi").exists() else Path(f"{p}.tbi"),
+                "CSI" if Path(f"{p}.csi").exists() else "TBI",
+            )
+            for p in variants
+        ],
+        "BCF": [
+            (p, Path(f"{p}.csi"), "CSI") for p in sorted((TESTDATA / "variants").glob("*.bcf"))
+        ],
     }
 
 
-CASES = [(fmt, data, index, kind) for fmt, items in _pairs().items()
-         for (data, _, _), (_, index, kind) in itertools.product(items, items)]
+CASES = [
+    (fmt, data, index, kind)
+    for fmt, items in _pairs().items()
+    for (data, _, _), (_, index, kind) in itertools.product(items, items)
+]
 
 
-@pytest.mark.parametrize("fmt,data,index,kind", CASES,
-                         ids=[f"{d.name}<-{i.name}" for _, d, i, _ in CASES])
+@pytest.mark.parametrize(
+    "fmt,data,index,kind", CASES, ids=[f"{d.name}<-{i.name}" for _, d, i, _ in CASES]
+)
 def test_only_the_files_own_index_is_accepted(fmt, data, index, kind):
     own = Path(str(data) + "." + kind.lower()) == index
     if own:

@@ -23,7 +23,12 @@ SEED = REPO / "seed_data"
 MPILEUP_REF = TESTDATA / "reads" / "mpileup.ref.fa"
 
 FORMAT_BY_SUFFIX = {".bam": "BAM", ".cram": "CRAM", ".bcf": "BCF", ".vcf.gz": "VCF"}
-INDEX_SUFFIXES = {"BAM": (".bai", ".csi"), "CRAM": (".crai",), "VCF": (".tbi", ".csi"), "BCF": (".csi",)}
+INDEX_SUFFIXES = {
+    "BAM": (".bai", ".csi"),
+    "CRAM": (".crai",),
+    "VCF": (".tbi", ".csi"),
+    "BCF": (".csi",),
+}
 
 
 def _format(path: Path) -> str | None:
@@ -69,7 +74,7 @@ def _open(path: Path, fmt: str, reference: str | None):
 def _contigs(path: Path, fmt: str, reference: str | None) -> list[tuple[str, int]]:
     with _open(path, fmt, reference) as fh:
         if fmt in ("BAM", "CRAM"):
-            return list(zip(fh.references, fh.lengths))
+            return list(zip(fh.references, fh.lengths, strict=False))
         return [(name, fh.header.contigs[name].length or 250_000_000) for name in fh.header.contigs]
 
 
@@ -122,7 +127,11 @@ def _regions(path, fmt, index) -> list[list[Region] | None]:
             used = [name for name in fh.references if fh.count(name) > 0][:4]
         else:
             cut = slices.open_indexed(path, fmt, index)
-            used = [n for i, n in enumerate(cut.names) if i < len(cut.index.refs) and cut.index.refs[i].bins][:4]
+            used = [
+                n
+                for i, n in enumerate(cut.names)
+                if i < len(cut.index.refs) and cut.index.refs[i].bins
+            ][:4]
     lengths = dict(contigs)
     rng = random.Random(path.name)
     cases: list[list[Region] | None] = []
@@ -139,8 +148,13 @@ def _regions(path, fmt, index) -> list[list[Region] | None]:
     if len(used) >= 1:
         name = used[0]
         length = lengths[name]
-        cases.append([Region(name, 0, length // 3), Region(name, length // 2, length),
-                      Region(used[-1], 0, lengths[used[-1]] // 4)])
+        cases.append(
+            [
+                Region(name, 0, length // 3),
+                Region(name, length // 2, length),
+                Region(used[-1], 0, lengths[used[-1]] // 4),
+            ]
+        )
     return cases
 
 
@@ -165,8 +179,10 @@ def test_whole_file_is_every_record(tmp_path, path, fmt, index):
 
 def test_unplaced_unmapped_reads(tmp_path):
     path = TESTDATA / "reads" / "htsnexus_test_NA12878.bam"
-    for fmt, p, ix in (("BAM", path, path.with_suffix(".bam.bai")),
-                       ("CRAM", path.with_suffix(".cram"), path.with_suffix(".cram.crai"))):
+    for fmt, p, ix in (
+        ("BAM", path, path.with_suffix(".bam.bai")),
+        ("CRAM", path.with_suffix(".cram"), path.with_suffix(".cram.crai")),
+    ):
         got, want = _check(tmp_path, p, fmt, ix, [Region("*")])
         assert len(want) == 39918 - 27214 - 109 - 120
         assert all(r[2] is None for r in got)
@@ -221,7 +237,7 @@ def test_records_spanning_blocks_are_cut_exactly(tmp_path):
     path = tmp_path / "small-blocks.bam"
     with open(path, "wb") as fh:
         for pos in range(0, len(data), 777):
-            fh.write(bgzf.compress_block(data[pos:pos + 777]))
+            fh.write(bgzf.compress_block(data[pos : pos + 777]))
         fh.write(bgzf.EOF_BLOCK)
     pysam.index(str(path))
     cut = slices.open_indexed(path, "BAM", str(path) + ".bai")
@@ -250,14 +266,21 @@ def test_bam_with_csi_index(tmp_path):
     pysam.index("-c", str(path))
     cut = slices.open_indexed(path, "BAM", str(path) + ".csi")
     assert cut.index_format == "CSI"
-    for regions in ([Region("17", 1000, 2000)], [Region("17", 0, 1)], [Region("17", 4199, 4200)], None):
+    for regions in (
+        [Region("17", 1000, 2000)],
+        [Region("17", 0, 1)],
+        [Region("17", 4199, 4200)],
+        None,
+    ):
         _check(tmp_path, path, "BAM", str(path) + ".csi", regions)
 
 
 def test_index_that_does_not_fit_the_format_is_refused(tmp_path):
     path = TESTDATA / "variants" / "spec-v4.3.vcf.gz"
     with pytest.raises(slices.SliceError):
-        slices.open_indexed(TESTDATA / "reads" / "HG00100.chr17slice.bam", "BAM", str(path) + ".tbi")
+        slices.open_indexed(
+            TESTDATA / "reads" / "HG00100.chr17slice.bam", "BAM", str(path) + ".tbi"
+        )
 
 
 def test_block_aligned_bam_needs_no_inline_blocks():

@@ -20,12 +20,18 @@ def _params(url: str) -> tuple[str, str, dict]:
 
 
 def test_signed_url_verifies_and_carries_extra(tmp_path):
-    settings = Settings(var_dir=str(tmp_path), signing_key="k" * 32, public_url="https://node.example/")
+    settings = Settings(
+        var_dir=str(tmp_path), signing_key="k" * 32, public_url="https://node.example/"
+    )
     url = dataplane.sign_url(settings, "file", "a/b 1", extra={"n": 3})
     assert url.startswith("https://node.example/data/file/a%2Fb%201?")
     kind, ident, params = _params(url)
     assert dataplane.verify(settings, kind, ident, params) == {"n": "3"}
-    for bad in ({**params, "n": "4"}, {**params, "sig": params["sig"][:-2] + "AA"}, {"exp": params["exp"]}):
+    for bad in (
+        {**params, "n": "4"},
+        {**params, "sig": params["sig"][:-2] + "AA"},
+        {"exp": params["exp"]},
+    ):
         with pytest.raises(PermissionDenied):
             dataplane.verify(settings, kind, ident, bad)
     with pytest.raises(PermissionDenied):
@@ -51,17 +57,20 @@ def test_generated_key_is_private_and_stable(tmp_path):
     assert dataplane.signing_key(settings) == first and len(first) >= 32
 
 
-@pytest.mark.parametrize("header,expected", [
-    ("bytes=0-9", (0, 10)),
-    ("bytes=5-", (5, 100)),
-    ("bytes=-10", (90, 100)),
-    ("bytes=90-500", (90, 100)),
-    ("bytes=0-0", (0, 1)),
-    ("items=0-9", None),
-    ("bytes=0-1,5-6", None),
-    ("bytes=9-3", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        ("bytes=0-9", (0, 10)),
+        ("bytes=5-", (5, 100)),
+        ("bytes=-10", (90, 100)),
+        ("bytes=90-500", (90, 100)),
+        ("bytes=0-0", (0, 1)),
+        ("items=0-9", None),
+        ("bytes=0-1,5-6", None),
+        ("bytes=9-3", None),
+        ("", None),
+    ],
+)
 def test_parse_range(header, expected):
     assert dataplane.parse_range(header, 100) == expected
 

@@ -38,10 +38,10 @@ def _join(tk: dict) -> bytes:
     out = []
     for entry in tk["htsget"]["urls"]:
         if entry["url"].startswith("data:;base64,"):
-            out.append(base64.b64decode(entry["url"][len("data:;base64,"):]))
+            out.append(base64.b64decode(entry["url"][len("data:;base64,") :]))
         else:
             first, last = entry["headers"]["Range"].split("=")[1].split("-")
-            out.append(raw[int(first):int(last) + 1])
+            out.append(raw[int(first) : int(last) + 1])
     return b"".join(out)
 
 
@@ -51,7 +51,9 @@ def test_large_ranges_are_split_into_blocks(ctx, tmp_path):
     ranges = [u["headers"]["Range"] for u in tk["htsget"]["urls"] if "headers" in u]
     spans = [tuple(int(x) for x in r.split("=")[1].split("-")) for r in ranges]
     assert len(spans) > 20 and all(b - a + 1 <= 100_000 for a, b in spans)
-    assert all(spans[i][1] + 1 == spans[i + 1][0] for i in range(len(spans) - 1))  # contiguous, in order
+    assert all(
+        spans[i][1] + 1 == spans[i + 1][0] for i in range(len(spans) - 1)
+    )  # contiguous, in order
     data = _join(tk)
     assert data.endswith(bgzf.EOF_BLOCK) and data.count(bgzf.EOF_BLOCK) == 1
     out = tmp_path / "all.bam"
@@ -63,14 +65,19 @@ def test_large_ranges_are_split_into_blocks(ctx, tmp_path):
 
 def test_multi_region_post_is_one_header_one_eof_in_file_order(ctx):
     context, _ = ctx
-    body = b'{"regions":[{"referenceName":"20","start":6000000,"end":6001000},' \
-           b'{"referenceName":"11","start":5000000,"end":5001000}]}'
+    body = (
+        b'{"regions":[{"referenceName":"20","start":6000000,"end":6001000},'
+        b'{"referenceName":"11","start":5000000,"end":5001000}]}'
+    )
     tk = service.ticket(context, service.parse_post("reads", "na", body))
     urls = tk["htsget"]["urls"]
     classes = [u["class"] for u in urls]
     assert classes == sorted(classes, key=lambda c: c != "header")  # header first
-    starts = [int(u["headers"]["Range"].split("=")[1].split("-")[0]) for u in urls
-              if "headers" in u and u["class"] == "body"]
+    starts = [
+        int(u["headers"]["Range"].split("=")[1].split("-")[0])
+        for u in urls
+        if "headers" in u and u["class"] == "body"
+    ]
     assert starts == sorted(starts)
     assert _join(tk).count(bgzf.EOF_BLOCK) == 1
 

@@ -70,8 +70,13 @@ outputs: []
 
 
 def request(name: str, text: str, params: dict | None = None, **extra) -> tuple[dict, list]:
-    form = {"workflow_type": "CWL", "workflow_type_version": "v1.2", "workflow_url": name,
-            "workflow_params": json.dumps(params or {}), **extra}
+    form = {
+        "workflow_type": "CWL",
+        "workflow_type_version": "v1.2",
+        "workflow_url": name,
+        "workflow_params": json.dumps(params or {}),
+        **extra,
+    }
     return form, [(name, io.BytesIO(text.encode()))]
 
 

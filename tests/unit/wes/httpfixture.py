@@ -68,14 +68,19 @@ def make_tls(directory, name: str) -> tuple[str, tuple[str, str]]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
 
     def build(subject, issuer, key, signer, ca: bool, san=None):
-        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-             .public_key(key.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - dt.timedelta(minutes=5))
-             .not_valid_after(now + dt.timedelta(hours=1))
-             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
         if san:
             b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
         return b.sign(signer, hashes.SHA256())
@@ -83,11 +88,18 @@ def make_tls(directory, name: str) -> tuple[str, tuple[str, str]]:
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
     ca = build(ca_name, ca_name, ca_key, ca_key, True)
-    leaf = build(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), ca_name, key, ca_key,
-                 False, san=name)
+    leaf = build(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]),
+        ca_name,
+        key,
+        ca_key,
+        False,
+        san=name,
+    )
     pem = serialization.Encoding.PEM
     (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
     (directory / "cert.pem").write_bytes(leaf.public_bytes(pem))
-    (directory / "key.pem").write_bytes(key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(directory / "ca.pem"), (str(directory / "cert.pem"), str(directory / "key.pem"))

@@ -18,6 +18,7 @@ from tests.unit.wes.httpfixture import Site, make_tls
 
 SECRET = "top-secret-key-material\n"
 
+
 def wf_with_default(location: str, extra: str = "") -> str:
     return f"""\
 cwlVersion: v1.2
@@ -132,7 +133,10 @@ class TestDefaults:
 
     def test_step_default_is_checked(self, run, secret):
         attach(run, "tool.cwl", TOOL)
-        wf = attach(run, "wf.cwl", f"""\
+        wf = attach(
+            run,
+            "wf.cwl",
+            f"""\
 cwlVersion: v1.2
 class: Workflow
 inputs: []
@@ -143,12 +147,16 @@ steps:
     in:
       f: {{default: {{class: File, location: {secret}}}}}
     out: [out]
-""")
+""",
+        )
         with pytest.raises(InvalidInput, match="signing.key"):
             load(run, wf)
 
     def test_initial_workdir_literal_file_is_checked(self, run, secret):
-        wf = attach(run, "wf.cwl", f"""\
+        wf = attach(
+            run,
+            "wf.cwl",
+            f"""\
 cwlVersion: v1.2
 class: CommandLineTool
 baseCommand: [cat, key]
@@ -158,12 +166,14 @@ requirements:
       - {{class: File, location: {secret}, basename: key}}
 inputs: []
 outputs: []
-""")
+""",
+        )
         with pytest.raises(InvalidInput, match="InitialWorkDirRequirement|requirements"):
             load(run, wf)
 
-    @pytest.mark.parametrize("loc", ["https://example.org/x.bam", "drs://127.0.0.1/DK0001.bam",
-                                     "s3://bucket/key"])
+    @pytest.mark.parametrize(
+        "loc", ["https://example.org/x.bam", "drs://127.0.0.1/DK0001.bam", "s3://bucket/key"]
+    )
     def test_remote_locations_in_documents_are_refused(self, run, loc):
         wf = attach(run, "wf.cwl", wf_with_default(loc))
         with pytest.raises(InvalidInput, match="workflow_params|outside|not allowed"):
@@ -213,8 +223,10 @@ class TestReferences:
     def test_import_of_a_server_file_refused_and_read_without(self, run, tmp_path, monkeypatch):
         stolen = tmp_path / "var" / "types.yml"
         stolen.parent.mkdir(exist_ok=True)
-        stolen.write_text("- name: Stolen\n  type: record\n  fields:\n"
-                          "    - {name: secret_field_xyz, type: string}\n")
+        stolen.write_text(
+            "- name: Stolen\n  type: record\n  fields:\n"
+            "    - {name: secret_field_xyz, type: string}\n"
+        )
         text = f"""\
 cwlVersion: v1.2
 class: CommandLineTool
@@ -236,7 +248,10 @@ outputs: []
         elsewhere = tmp_path / "other-run" / "inputs" / "tool.cwl"
         elsewhere.parent.mkdir(parents=True)
         elsewhere.write_text(TOOL.replace("cat", "cat_from_another_run"))
-        wf = attach(run, "wf.cwl", f"""\
+        wf = attach(
+            run,
+            "wf.cwl",
+            f"""\
 cwlVersion: v1.2
 class: Workflow
 inputs: {{f: File}}
@@ -246,7 +261,8 @@ steps:
     run: {elsewhere}
     in: {{f: f}}
     out: [out]
-""")
+""",
+        )
         with pytest.raises(InvalidInput) as exc:
             load(run, wf)
         assert str(elsewhere) in str(exc.value) and "wf.cwl" in str(exc.value)
@@ -255,7 +271,10 @@ steps:
 
     def test_relative_run_reference_inside_the_attachments_is_fine(self, run):
         attach(run, "tools/tool.cwl", TOOL)
-        wf = attach(run, "wf.cwl", """\
+        wf = attach(
+            run,
+            "wf.cwl",
+            """\
 cwlVersion: v1.2
 class: Workflow
 inputs: {f: File}
@@ -265,11 +284,15 @@ steps:
     run: tools/tool.cwl
     in: {f: f}
     out: [out]
-""")
+""",
+        )
         assert load(run, wf).workflow == wf
 
     def test_run_reference_to_a_url_off_the_allow_list_refused(self, run):
-        wf = attach(run, "wf.cwl", """\
+        wf = attach(
+            run,
+            "wf.cwl",
+            """\
 cwlVersion: v1.2
 class: Workflow
 inputs: {f: File}
@@ -279,7 +302,8 @@ steps:
     run: https://not-listed.example/tool.cwl
     in: {f: f}
     out: [out]
-""")
+""",
+        )
         with pytest.raises(InvalidInput, match="not-listed.example"):
             load(run, wf)
 
@@ -318,6 +342,7 @@ def resolver(calls: list | None = None):
         if host not in table:
             raise OSError("unknown host")
         return table[host]
+
     return resolve
 
 
@@ -327,7 +352,9 @@ REMOTE = Settings(wes_url_allowlist=("wf.test", "internal.test"))
 class TestRemote:
     def test_remote_graph_is_fetched_checked_and_packed(self, run, sites):
         public, _ = sites
-        public.serve("/wf/main.cwl", """\
+        public.serve(
+            "/wf/main.cwl",
+            """\
 cwlVersion: v1.2
 class: Workflow
 inputs: {f: File}
@@ -337,7 +364,8 @@ steps:
     run: tools/tool.cwl
     in: {f: f}
     out: [out]
-""")
+""",
+        )
         public.serve("/wf/tools/tool.cwl", TOOL)
         got = load(run, public.url("wf.test", "/wf/main.cwl"), REMOTE, resolve=resolver())
         assert got.workflow == f"{run}/workflow/packed.cwl#main"
@@ -355,8 +383,9 @@ steps:
         assert "other.test" in str(exc.value) and "redirect" in str(exc.value)
         assert public.hits == ["/wf.cwl"]  # the redirect target was never requested
 
-    def test_redirect_to_a_private_address_refused_and_followed_without(self, run, sites,
-                                                                          monkeypatch):
+    def test_redirect_to_a_private_address_refused_and_followed_without(
+        self, run, sites, monkeypatch
+    ):
         public, internal = sites
         internal.serve("/secret.cwl", TOOL.replace("cat", "internal_only_tool"))
         public.redirect("/wf.cwl", internal.url("internal.test", "/secret.cwl"))
@@ -398,9 +427,11 @@ steps:
         def rebinding(host):
             calls.append(host)
             return next(answers)
+
         settings = Settings(wes_url_allowlist=("wf.test",))
-        _, body = remote.fetch(settings, public.url("wf.test", "/f.txt"), what="t", limit=100,
-                               resolve=rebinding)
+        _, body = remote.fetch(
+            settings, public.url("wf.test", "/f.txt"), what="t", limit=100, resolve=rebinding
+        )
         assert body == b"from the checked address" and calls == ["wf.test"]
         assert internal.hits == []
         assert public.hosts == [f"wf.test:{public.port}"]  # the site is still named
@@ -409,9 +440,11 @@ steps:
         public, _ = sites
         public.serve("/big", b"x" * 5000)
         from server.errors import PayloadTooLarge
+
         with pytest.raises(PayloadTooLarge):
-            remote.fetch(REMOTE, public.url("wf.test", "/big"), what="t", limit=1000,
-                         resolve=resolver())
+            remote.fetch(
+                REMOTE, public.url("wf.test", "/big"), what="t", limit=1000, resolve=resolver()
+            )
 
 
 class TestTls:
@@ -427,13 +460,23 @@ class TestTls:
             monkeypatch.setattr(remote, "CA_BUNDLE", ca)
             settings = Settings(wes_url_allowlist=("wf.test", "evil.test"))
             names = {"wf.test": ["127.0.0.1"], "evil.test": ["127.0.0.1"]}
-            _, body = remote.fetch(settings, site.url("wf.test", "/wf.cwl"), what="t",
-                                   limit=10_000, resolve=names.__getitem__)
+            _, body = remote.fetch(
+                settings,
+                site.url("wf.test", "/wf.cwl"),
+                what="t",
+                limit=10_000,
+                resolve=names.__getitem__,
+            )
             assert body == TOOL.encode()
             # the same server under a name its certificate does not carry: refused
             with pytest.raises(InvalidInput, match="could not fetch"):
-                remote.fetch(settings, site.url("evil.test", "/wf.cwl"), what="t",
-                             limit=10_000, resolve=names.__getitem__)
+                remote.fetch(
+                    settings,
+                    site.url("evil.test", "/wf.cwl"),
+                    what="t",
+                    limit=10_000,
+                    resolve=names.__getitem__,
+                )
             assert site.hits == ["/wf.cwl"]
         finally:
             site.close()
@@ -449,18 +492,36 @@ class TestParamsFetchAndReadable:
         public.redirect("/d/moved.bam", internal.url("internal.test", "/x.bam"))
         settings = Settings(wes_url_allowlist=("wf.test", "internal.test"))
         fetch = service.remote_fetcher(settings, run)
-        monkeypatch.setattr(inputs, "_resolve", resolver())  # the service's fetcher resolves as usual
-        job = inputs.check_params(settings, {"f": {
-            "class": "File", "location": public.url("wf.test", "/d/x.bam"),
-            "secondaryFiles": [{"class": "File",
-                                "location": public.url("wf.test", "/d/x.bam.bai")}]}},
-            run / "inputs", fetch_remote=fetch)
+        monkeypatch.setattr(
+            inputs, "_resolve", resolver()
+        )  # the service's fetcher resolves as usual
+        job = inputs.check_params(
+            settings,
+            {
+                "f": {
+                    "class": "File",
+                    "location": public.url("wf.test", "/d/x.bam"),
+                    "secondaryFiles": [
+                        {"class": "File", "location": public.url("wf.test", "/d/x.bam.bai")}
+                    ],
+                }
+            },
+            run / "inputs",
+            fetch_remote=fetch,
+        )
         with pytest.raises(InvalidInput, match="non-public"):
-            inputs.check_params(settings, {"f": {"class": "File", "location": public.url(
-                "wf.test", "/d/moved.bam")}}, run / "inputs", fetch_remote=fetch)
+            inputs.check_params(
+                settings,
+                {"f": {"class": "File", "location": public.url("wf.test", "/d/moved.bam")}},
+                run / "inputs",
+                fetch_remote=fetch,
+            )
         with pytest.raises(InvalidInput, match="not available"):  # no fetcher: refused
-            inputs.check_params(settings, {"f": {"class": "File", "location": public.url(
-                "wf.test", "/d/x.bam")}}, run / "inputs")
+            inputs.check_params(
+                settings,
+                {"f": {"class": "File", "location": public.url("wf.test", "/d/x.bam")}},
+                run / "inputs",
+            )
         local = Path(job["f"]["location"])
         assert local == run / "fetched" / "wf.test" / "d" / "x.bam" and local.read_text() == "bam"
         assert Path(job["f"]["secondaryFiles"][0]["location"]) == local.parent / "x.bam.bai"
@@ -474,10 +535,14 @@ class TestParamsFetchAndReadable:
         for name in ("a.bam", "a.bam.bai", "a.bai", "ab.bam", "ref.fa", "ref.fa.fai", "ref.dict"):
             (data / name).write_text(name)
         (run / "inputs" / "x.txt").write_text("x")
-        target = service.write_readable(run, {str(data / "a.bam"), str(data / "ref.fa"),
-                                              str(run / "inputs" / "x.txt")}, {".bai", "^.dict"})
+        target = service.write_readable(
+            run,
+            {str(data / "a.bam"), str(data / "ref.fa"), str(run / "inputs" / "x.txt")},
+            {".bai", "^.dict"},
+        )
         assert json.loads(target.read_text()) == sorted(
-            str(data / n) for n in ("a.bam", "a.bam.bai", "ref.fa", "ref.fa.fai", "ref.dict"))
+            str(data / n) for n in ("a.bam", "a.bam.bai", "ref.fa", "ref.fa.fai", "ref.dict")
+        )
 
 
 def test_first_submission_while_cwltool_warms_up(tmp_path):
@@ -488,11 +553,18 @@ def test_first_submission_while_cwltool_warms_up(tmp_path):
 
     (tmp_path / "inputs").mkdir()
     (tmp_path / "inputs" / "t.cwl").write_text(TOOL)
-    code = ("import sys; from pathlib import Path; from server.settings import Settings; "
-            "from server.wes import graph; graph.warm_up(); "
-            f"g = graph.load(Settings(), {str(tmp_path / 'inputs' / 't.cwl')!r}, "
-            f"Path({str(tmp_path)!r}), Path({str(tmp_path / 'inputs')!r})); print(g.workflow)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parents[3])
+    code = (
+        "import sys; from pathlib import Path; from server.settings import Settings; "
+        "from server.wes import graph; graph.warm_up(); "
+        f"g = graph.load(Settings(), {str(tmp_path / 'inputs' / 't.cwl')!r}, "
+        f"Path({str(tmp_path)!r}), Path({str(tmp_path / 'inputs')!r})); print(g.workflow)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("t.cwl")

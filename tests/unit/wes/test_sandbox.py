@@ -45,10 +45,15 @@ def test_readable_paths_from_job_and_from_the_services_list(tmp_path):
     data.mkdir()
     (data / "a.bam").write_text("x")
     (data / "a.bam.bai").write_text("x")
-    job = {"bam": {"class": "File", "location": f"file://{data}/a.bam",
-                   "secondaryFiles": [{"class": "File", "path": str(data / "a.bam.bai")}]},
-           "inner": {"class": "File", "path": str(work / "inputs" / "x")},
-           "missing": {"class": "File", "path": str(tmp_path / "nope")}}
+    job = {
+        "bam": {
+            "class": "File",
+            "location": f"file://{data}/a.bam",
+            "secondaryFiles": [{"class": "File", "path": str(data / "a.bam.bai")}],
+        },
+        "inner": {"class": "File", "path": str(work / "inputs" / "x")},
+        "missing": {"class": "File", "path": str(tmp_path / "nope")},
+    }
     (work / "job.json").write_text(json.dumps(job))
     got = sandbox.readable_paths(work)
     assert got == sorted([str(data / "a.bam"), str(data / "a.bam.bai"), str(sandbox.WORKFLOWS)])
@@ -71,9 +76,16 @@ def test_network_access_is_found_in_requirements_not_hints(tmp_path):
 def test_bwrap_command_mounts_no_node_directory(settings, tmp_path):
     work = tmp_path / "var" / "wes" / "run1"
     work.mkdir(parents=True)
-    args = sandbox.bwrap_args(workdir=work, readable=[str(tmp_path)], python=[], network=False,
-                              uid=999, gid=999, env={"PATH": "/usr/bin"},
-                              masks=[str(tmp_path / "var"), str(tmp_path / "var" / "wes")])
+    args = sandbox.bwrap_args(
+        workdir=work,
+        readable=[str(tmp_path)],
+        python=[],
+        network=False,
+        uid=999,
+        gid=999,
+        env={"PATH": "/usr/bin"},
+        masks=[str(tmp_path / "var"), str(tmp_path / "var" / "wes")],
+    )
     assert "--unshare-net" in args and "--die-with-parent" in args and "--clearenv" in args
     # a readable directory that contains var/ gets var/ hidden, then only this run back
     assert args.index(str(tmp_path / "var")) > args.index(str(tmp_path))
@@ -135,8 +147,12 @@ def test_task_streams_are_the_tools_own(wes_settings, db):
     assert task.cmd == ["sh", "-c", "echo to-out; echo to-err >&2"] and task.exit_code == 0
     assert open(task.stdout_path).read() == "to-out\n"
     assert open(task.stderr_path).read() == "to-err\n"
-    assert store.aware(run.start_time) <= store.aware(task.start_time) \
-        <= store.aware(task.end_time) <= store.aware(run.end_time)
+    assert (
+        store.aware(run.start_time)
+        <= store.aware(task.start_time)
+        <= store.aware(task.end_time)
+        <= store.aware(run.end_time)
+    )
 
 
 def test_the_leaders_slurmctld_address_and_its_per_run_conf(tmp_path):
@@ -146,8 +162,10 @@ def test_the_leaders_slurmctld_address_and_its_per_run_conf(tmp_path):
     conf.write_text("ClusterName=c\nSlurmctldHost=vm(127.0.0.1)  # here\nSlurmctldPort=6817\n")
     ctl = slurm_relay.controller(conf)
     assert (ctl.name, ctl.address, ctl.port, ctl.loopback) == ("vm", "127.0.0.1", 6817, True)
-    conf.write_text("SlurmctldHost=ctl(10.1.2.3)\nSlurmctldHost=backup(10.1.2.4)\n"
-                    "SlurmctldPort=6900-6904\nPartitionName=main Nodes=n1\n")
+    conf.write_text(
+        "SlurmctldHost=ctl(10.1.2.3)\nSlurmctldHost=backup(10.1.2.4)\n"
+        "SlurmctldPort=6900-6904\nPartitionName=main Nodes=n1\n"
+    )
     ctl = slurm_relay.controller(conf)
     assert (ctl.address, ctl.port, ctl.loopback) == ("10.1.2.3", 6900, False)
     copy = slurm_relay.leader_conf(conf, tmp_path / "leader.conf", ctl)
@@ -162,7 +180,15 @@ def test_the_leaders_slurmctld_address_and_its_per_run_conf(tmp_path):
 def test_jobs_do_not_see_the_leaders_relay_socket(settings, tmp_path):
     work = tmp_path / "run"
     work.mkdir()
-    args = sandbox.bwrap_args(workdir=work, readable=[], python=[], network=False, uid=999,
-                              gid=999, env=None, privileged=False,
-                              hide=[str(work / sandbox.RELAY_DIR)])
+    args = sandbox.bwrap_args(
+        workdir=work,
+        readable=[],
+        python=[],
+        network=False,
+        uid=999,
+        gid=999,
+        env=None,
+        privileged=False,
+        hide=[str(work / sandbox.RELAY_DIR)],
+    )
     assert args.index(str(work / sandbox.RELAY_DIR)) > args.index("--chdir")  # after the run dir

@@ -3,7 +3,6 @@ import os
 import subprocess
 import threading
 
-
 from server.wes import states, store
 from server.wes.tables import utcnow
 
@@ -11,9 +10,19 @@ from server.wes.tables import utcnow
 def make(db, n=1, owner="alice"):
     runs = []
     for i in range(n):
-        runs.append(store.create_run(db, id=f"run-{owner}-{i}", owner=owner, request={}, tags={},
-                                     engine="cwltool", engine_params={}, workdir="/nonexistent",
-                                     workflow="x.cwl"))
+        runs.append(
+            store.create_run(
+                db,
+                id=f"run-{owner}-{i}",
+                owner=owner,
+                request={},
+                tags={},
+                engine="cwltool",
+                engine_params={},
+                workdir="/nonexistent",
+                workflow="x.cwl",
+            )
+        )
     return runs
 
 

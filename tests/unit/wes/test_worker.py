@@ -8,7 +8,6 @@ import threading
 import time
 from pathlib import Path
 
-
 from server.auth import ANONYMOUS
 from server.wes import service, states, store
 from server.wes.worker import Worker
@@ -110,8 +109,13 @@ def test_killed_worker_is_reconciled_and_leaves_nothing_running(wes_settings, db
     run_id = submit(wes_settings, db, "sleep.cwl", SLEEP)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
     env.update(settings_env(wes_settings))
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "worker", "--max-runs", "1"],
-                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "worker", "--max-runs", "1"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         run = wait_state(db, run_id, {states.RUNNING}, timeout=60)
         while not store.get_run(db, run_id).pgid:

@@ -2,6 +2,7 @@
 
 Revision ID: 0001_core
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
@@ -31,8 +32,13 @@ def upgrade() -> None:
         "data_files",
         sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("object_id", sa.String(256), nullable=False, index=True),
-        sa.Column("dataset_id", sa.String(128), sa.ForeignKey("datasets.id", ondelete="RESTRICT"),
-                  nullable=False, index=True),
+        sa.Column(
+            "dataset_id",
+            sa.String(128),
+            sa.ForeignKey("datasets.id", ondelete="RESTRICT"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("location", sa.Text, nullable=False),
         sa.Column("format", sa.String(8), nullable=False),
         sa.Column("index_location", sa.Text, nullable=False),
@@ -51,8 +57,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "audit_log",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("time", sa.DateTime(timezone=True), nullable=False, index=True),
         sa.Column("caller", sa.String(512), nullable=False, index=True),
         sa.Column("api", sa.String(16), nullable=False, index=True),

@@ -3,6 +3,7 @@
 Revision ID: 0002_beacon
 Revises: 0001_core
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
@@ -35,8 +36,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "beacon_samples",
-        sa.Column("dataset_id", sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "dataset_id",
+            sa.String(128),
+            sa.ForeignKey("datasets.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("name", sa.String(256), nullable=False),
         sa.UniqueConstraint("dataset_id", "name"),
@@ -91,8 +96,12 @@ def upgrade() -> None:
     op.create_index("ix_beacon_genes_symbol", "beacon_genes", ["assembly", "symbol"])
     op.create_table(
         "beacon_records",
-        sa.Column("dataset_id", sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "dataset_id",
+            sa.String(128),
+            sa.ForeignKey("datasets.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("entry_type", sa.String(16), primary_key=True),
         sa.Column("id", sa.String(256), primary_key=True),
         sa.Column("individual_id", sa.String(256), nullable=False),
@@ -100,19 +109,26 @@ def upgrade() -> None:
         sa.Column("load_id", sa.BigInteger, nullable=False),
         sa.Column("document", DOC, nullable=False),
     )
-    op.create_index("ix_beacon_records_individual", "beacon_records",
-                    ["dataset_id", "individual_id"])
+    op.create_index(
+        "ix_beacon_records_individual", "beacon_records", ["dataset_id", "individual_id"]
+    )
     for name, cols in (
-        ("beacon_record_terms", [
-            sa.Column("term", sa.String(256), nullable=False),
-            sa.Column("label", sa.String(512), nullable=False),
-            sa.Column("kind", sa.String(16), nullable=False),
-        ]),
-        ("beacon_record_values", [
-            sa.Column("field", sa.String(256), nullable=False),
-            sa.Column("num", sa.Float, nullable=True),
-            sa.Column("text", sa.String(512), nullable=False),
-        ]),
+        (
+            "beacon_record_terms",
+            [
+                sa.Column("term", sa.String(256), nullable=False),
+                sa.Column("label", sa.String(512), nullable=False),
+                sa.Column("kind", sa.String(16), nullable=False),
+            ],
+        ),
+        (
+            "beacon_record_values",
+            [
+                sa.Column("field", sa.String(256), nullable=False),
+                sa.Column("num", sa.Float, nullable=True),
+                sa.Column("text", sa.String(512), nullable=False),
+            ],
+        ),
     ):
         op.create_table(
             name,
@@ -123,10 +139,14 @@ def upgrade() -> None:
             *cols,
         )
         op.create_index(f"ix_{name}_record", name, ["dataset_id", "entry_type", "record_id"])
-    op.create_index("ix_beacon_record_terms_term", "beacon_record_terms",
-                    ["term", "dataset_id", "entry_type"])
-    op.create_index("ix_beacon_record_values_field", "beacon_record_values",
-                    ["field", "dataset_id", "entry_type"])
+    op.create_index(
+        "ix_beacon_record_terms_term", "beacon_record_terms", ["term", "dataset_id", "entry_type"]
+    )
+    op.create_index(
+        "ix_beacon_record_values_field",
+        "beacon_record_values",
+        ["field", "dataset_id", "entry_type"],
+    )
     op.create_table(
         "beacon_ontology_terms",
         sa.Column("id", sa.String(128), primary_key=True),
@@ -142,7 +162,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("beacon_ontology_closure", "beacon_ontology_terms", "beacon_record_values",
-                 "beacon_record_terms", "beacon_records", "beacon_genes", "beacon_annotations",
-                 "beacon_variants", "beacon_samples", "beacon_loads"):
+    for name in (
+        "beacon_ontology_closure",
+        "beacon_ontology_terms",
+        "beacon_record_values",
+        "beacon_record_terms",
+        "beacon_records",
+        "beacon_genes",
+        "beacon_annotations",
+        "beacon_variants",
+        "beacon_samples",
+        "beacon_loads",
+    ):
         op.drop_table(name)

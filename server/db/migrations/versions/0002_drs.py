@@ -2,6 +2,7 @@
 
 Revision ID: 0002_drs
 """
+
 import sqlalchemy as sa
 from alembic import op
 

@@ -2,6 +2,7 @@
 
 Revision ID: 0002_wes
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
@@ -52,8 +53,13 @@ def upgrade() -> None:
     op.create_table(
         "wes_tasks",
         sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_pk", sa.Integer, sa.ForeignKey("wes_runs.pk", ondelete="CASCADE"),
-                  nullable=False, index=True),
+        sa.Column(
+            "run_pk",
+            sa.Integer,
+            sa.ForeignKey("wes_runs.pk", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("name", sa.String(512), nullable=False),
         sa.Column("cmd", DOC, nullable=False),

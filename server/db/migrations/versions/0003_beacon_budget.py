@@ -3,6 +3,7 @@
 Revision ID: 0003_beacon_budget
 Revises: 0002_beacon
 """
+
 import sqlalchemy as sa
 from alembic import op
 

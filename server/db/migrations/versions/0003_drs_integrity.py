@@ -8,6 +8,7 @@ revision get 0 ("not recorded"): their index is checked by size until
 
 Revision ID: 0003_drs_integrity
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,8 +20,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("data_files") as batch:
-        batch.add_column(sa.Column("index_mtime_ns", sa.BigInteger, nullable=False,
-                                   server_default="0"))
+        batch.add_column(
+            sa.Column("index_mtime_ns", sa.BigInteger, nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:

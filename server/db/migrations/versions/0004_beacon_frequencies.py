@@ -6,6 +6,7 @@ Revises: 0003_beacon_budget
 Rows loaded before this revision keep NULL: their records then carry only the
 whole-dataset frequency until the VCF is loaded again.
 """
+
 import sqlalchemy as sa
 from alembic import op
 
