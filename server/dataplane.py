@@ -56,6 +56,7 @@ from email.utils import formatdate
 from pathlib import Path
 
 from server import errors
+from server.genomics.coords import exclusive_end, inclusive_end
 from server.logging import request_id_var
 from server.settings import Settings
 
@@ -284,7 +285,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
             raise errors.RangeNotSatisfiable("empty suffix range", detail={"size": size})
         return max(0, size - n), size
     start = int(first)
-    end = int(last) + 1 if last else size
+    end = exclusive_end(int(last)) if last else size
     if last and end <= start:
         return None  # syntactically invalid: ignore
     if start >= size:
@@ -428,7 +429,9 @@ class DataPlane:
                 (b"last-modified", formatdate(st.st_mtime, usegmt=True).encode()),
             ]
             if status == 206:
-                out.append((b"content-range", f"bytes {start}-{end - 1}/{size}".encode()))
+                out.append(
+                    (b"content-range", f"bytes {start}-{inclusive_end(end)}/{size}".encode())
+                )
             await send(
                 {"type": "http.response.start", "status": status, "headers": out + CORS_HEADERS}
             )

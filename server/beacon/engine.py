@@ -32,7 +32,7 @@ from server.beacon.tables import (
 from server.beacon.vcf import aa_short
 from server.db.prepared import fetch_all
 from server.errors import InvalidInput
-from server.genomics.coords import anchor_start
+from server.genomics.coords import anchor_start, closed_length
 
 V = BeaconVariant
 
@@ -516,10 +516,10 @@ def _hgvs_plain_deletion(change: str) -> str:
     if not m:
         return change
     first, last, bases = int(m.group(1)), int(m.group(2) or m.group(1)), m.group(3)
-    if last - first + 1 != len(bases):
+    if closed_length(first, last) != len(bases):
         raise InvalidInput(
             f"HGVS deletion {change!r}: {len(bases)} bases deleted over "
-            f"{last - first + 1} positions"
+            f"{closed_length(first, last)} positions"
         )
     return change[: change.lower().rindex("del") + 3]
 

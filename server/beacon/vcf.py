@@ -43,7 +43,14 @@ from server.beacon.refs import (
 from server.beacon.tables import BeaconAnnotation, BeaconLoad, BeaconSample, BeaconVariant
 from server.db.tables import Dataset
 from server.errors import InvalidInput, NotFound
-from server.genomics.coords import pos_to_start, vcf_interval
+from server.genomics.coords import (
+    last_pos,
+    length_after_anchor,
+    pos_before,
+    pos_to_start,
+    start_to_pos,
+    vcf_interval,
+)
 
 _STRIP_FORMAT = re.compile(r":[^\t]*")
 _NONREF = re.compile(r"[^\t]*[1-9][^\t]*")
@@ -99,16 +106,16 @@ def classify(ref: str, alt: str, info: dict[str, str], start: int) -> tuple[str,
         if svtype not in ("DEL", "DUP", "INV", "INS", "CNV", "BND"):
             svtype = inner if inner in ("DEL", "DUP", "INV", "INS", "CNV") else "SV"
         info_end = _int(info.get("END"))
-        interval = vcf_interval(start + 1, ref, info_end)
+        interval = vcf_interval(start_to_pos(start), ref, info_end)
         svlen = _int((info.get("SVLEN") or "").split(",")[0])
         if svlen is not None:
             length = abs(svlen)
         elif svtype == "INS":
             length = 0
         else:
-            length = max(interval.end - interval.start - 1, 1)
+            length = length_after_anchor(interval)
         return svtype, length, interval.end
-    end = vcf_interval(start + 1, ref).end
+    end = vcf_interval(start_to_pos(start), ref).end
     if "[" in alt or "]" in alt:
         return "BND", 0, end
     if len(ref) == 1 and len(alt) == 1:
@@ -148,8 +155,8 @@ def hgvs_genomic(chrom: str, assembly: str, pos: int, ref: str, alt: str) -> str
     if len(r) == 1 and len(a) == 1:
         return f"{acc}:g.{first}{r.upper()}>{a.upper()}"
     if not r:
-        return f"{acc}:g.{first - 1}_{first}ins{a.upper()}"
-    span = f"{first}" if len(r) == 1 else f"{first}_{first + len(r) - 1}"
+        return f"{acc}:g.{pos_before(first)}_{first}ins{a.upper()}"
+    span = f"{first}" if len(r) == 1 else f"{first}_{last_pos(first, len(r))}"
     if not a:
         return f"{acc}:g.{span}del"
     return f"{acc}:g.{span}delins{a.upper()}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from server.genomics.coords import exclusive_end, inclusive_end
+
 
 @dataclass
 class RefIndex:
@@ -87,12 +89,16 @@ def reg2bins(start: int, end: int, min_shift: int = 14, depth: int = 5) -> list[
     """Bins that may hold records overlapping ``[start, end)`` (htslib's hts_reg2bins)."""
     if end <= start:
         return []
-    last = end - 1
+    last = inclusive_end(end)
     bins: list[int] = []
     shift = min_shift + 3 * depth
     first_of_level = 0
     for level in range(depth + 1):
-        bins.extend(range(first_of_level + (start >> shift), first_of_level + (last >> shift) + 1))
+        bins.extend(
+            range(
+                first_of_level + (start >> shift), exclusive_end(first_of_level + (last >> shift))
+            )
+        )
         shift -= 3
         first_of_level += 1 << (3 * level)
     return bins

@@ -1,8 +1,13 @@
-"""The only place where 1-based and 0-based coordinates meet.
+"""The only place where 1-based and 0-based coordinates meet, and where
+half-open ranges turn into closed ones.
 
 ``start``/``end`` are 0-based half-open everywhere in genomeport. ``pos`` is
 1-based and appears only next to a VCF/SAM field. A ``region`` string
-(``chr1:15001-20000``) is 1-based closed, as samtools writes it.
+(``chr1:15001-20000``) is 1-based closed, as samtools writes it. Byte ranges
+are half-open too; HTTP writes them closed (``Range: bytes=0-99`` is the first
+100 bytes), so ``inclusive_end`` and ``exclusive_end`` convert at that edge.
+Keeping every off-by-one in this module means a reader checks each
+convention once, here, and nowhere else.
 """
 
 from __future__ import annotations
@@ -44,6 +49,28 @@ def start_to_pos(start: int) -> int:
     return start + 1
 
 
+def inclusive_end(end: int) -> int:
+    """The last item of the half-open range ending at ``end``: the closed end that
+    HTTP byte ranges (``bytes=a-b``) and binning-scheme bin numbers use."""
+    return end - 1
+
+
+def exclusive_end(last: int) -> int:
+    """The half-open end of a closed range whose last item is ``last``."""
+    return last + 1
+
+
+def range_header(start: int, end: int) -> str:
+    """The HTTP ``Range`` value asking for the bytes ``[start, end)``."""
+    return f"bytes={start}-{inclusive_end(end)}"
+
+
+def nonempty_end(start: int, end: int) -> int:
+    """``end``, or ``start + 1`` when ``[start, end)`` is empty: a record with no
+    span (an insertion, a CRAI slice of span 0) still sits on the base at ``start``."""
+    return max(end, exclusive_end(start))
+
+
 def vcf_interval(pos: int, ref: str, info_end: int | None = None) -> Interval:
     """The reference interval covered by a VCF record.
 
@@ -51,7 +78,29 @@ def vcf_interval(pos: int, ref: str, info_end: int | None = None) -> Interval:
     """
     start = pos_to_start(pos)
     end = info_end if info_end is not None else start + max(len(ref), 1)
-    return Interval(start, max(end, start + 1))
+    return Interval(start, nonempty_end(start, end))
+
+
+def length_after_anchor(interval: Interval) -> int:
+    """Bases a symbolic structural variant covers after its VCF anchor (padding)
+    base: ``INFO/END - POS``, at least 1."""
+    return max(inclusive_end(len(interval)), 1)
+
+
+def last_pos(first: int, length: int) -> int:
+    """1-based position of the last of ``length`` bases starting at 1-based ``first``."""
+    return inclusive_end(first + length)
+
+
+def pos_before(pos: int) -> int:
+    """1-based position of the base before ``pos`` (HGVS names an insertion by the
+    two positions it sits between)."""
+    return pos - 1
+
+
+def closed_length(first: int, last: int) -> int:
+    """How many positions the closed range ``first..last`` holds (HGVS ``first_last``)."""
+    return exclusive_end(last) - first
 
 
 def to_region(reference_name: str, start: int | None = None, end: int | None = None) -> str:

@@ -6,6 +6,8 @@ import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.genomics.coords import nonempty_end, pos_to_start
+
 
 @dataclass(frozen=True)
 class CraiEntry:
@@ -26,8 +28,6 @@ class CraiError(ValueError):
 
 
 def parse(raw: bytes) -> list[CraiEntry]:
-    from server.genomics.coords import pos_to_start
-
     text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     out = []
     for lineno, line in enumerate(text.decode().splitlines(), 1):
@@ -53,6 +53,6 @@ def containers(entries: list[CraiEntry], ref_id: int, start: int, end: int) -> l
     for e in entries:
         if e.ref_id != ref_id:
             continue
-        if ref_id == -1 or (e.start < end and start < max(e.end, e.start + 1)):
+        if ref_id == -1 or (e.start < end and start < nonempty_end(e.start, e.end)):
             found.add(e.container)
     return sorted(found)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from server.genomics import bai, bgzf, crai, cram, csi, tabix
 from server.genomics.binning import BinIndex
+from server.genomics.coords import pos_to_start
 
 SAMPLES = 16
 MAPPED_SLICE = 2  # CRAM block content type of a slice header
@@ -203,8 +204,6 @@ def _record_at(reader: bgzf.BGZFReader, fmt: str, names: list[str]) -> tuple[int
     if len(fields) < 3 or not fields[1].isdigit():
         raise ValueError("not a VCF record line")
     chrom = fields[0].decode("utf-8", "replace")
-    from server.genomics.coords import pos_to_start
-
     return (names.index(chrom) if chrom in names else -1), pos_to_start(int(fields[1]))
 
 
@@ -245,7 +244,8 @@ def _check_cram(path: str, size: int, entries: list[crai.CraiEntry], samples: in
         major, _ = cram.read_definition(fh)
         for e in sorted(picks, key=lambda e: e.container):
             try:
-                ref_id, start, span, data_start = cram.container_header(fh, e.container, major)
+                ref_id, pos, span, data_start = cram.container_header(fh, e.container, major)
+                first = pos_to_start(pos)
                 fh.seek(data_start + e.slice_offset)
                 block = fh.read(2)
             except (cram.CramError, IndexError, struct.error) as exc:
@@ -253,13 +253,13 @@ def _check_cram(path: str, size: int, entries: list[crai.CraiEntry], samples: in
                     f"no CRAM container where the index points (byte {e.container:,}): {exc}"
                 ) from None
             fits = ref_id == -2 or (
-                ref_id == e.ref_id and (e.ref_id == -1 or start - 1 <= e.start <= start - 1 + span)
+                ref_id == e.ref_id and (e.ref_id == -1 or first <= e.start <= first + span)
             )
             if not fits:
                 raise IndexMismatch(
                     f"the index says a slice of reference {e.ref_id} from {e.start:,} is in the "
                     f"container at byte {e.container:,}; that container holds reference {ref_id} "
-                    f"from {max(0, start - 1):,}"
+                    f"from {max(0, first):,}"
                 )
             if len(block) < 2 or block[1] != MAPPED_SLICE:
                 raise IndexMismatch(

@@ -32,6 +32,7 @@ from server.errors import (
     UnsupportedFormat,
 )
 from server.genomics import slices
+from server.genomics.coords import range_header
 from server.genomics.slices import ByteRange, Inline, Region
 from server.settings import Settings
 
@@ -415,7 +416,7 @@ def _build(
             for start in range(piece.start, piece.end, block):
                 end = min(piece.end, start + block)
                 urls.append(
-                    {"url": url, "headers": {"Range": f"bytes={start}-{end - 1}"}, "class": cls}
+                    {"url": url, "headers": {"Range": range_header(start, end)}, "class": cls}
                 )
     return {"htsget": {"format": datafile.format.upper(), "urls": urls}}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from server.errors import NotFound, ServiceError
+from server.genomics.coords import range_header
 from server.settings import Settings
 
 READ_AHEAD = 256 * 1024
@@ -81,7 +82,7 @@ def read_range(settings: Settings, location: str, start: int, length: int) -> by
     bucket, key = parse(location)
     try:
         resp = client(settings).get_object(
-            Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+            Bucket=bucket, Key=key, Range=range_header(start, start + length)
         )
         return resp["Body"].read()
     except Exception as exc:  # noqa: BLE001 - botocore raises many kinds
