@@ -31,8 +31,9 @@ registered ones (one ``fstat`` of the open file) is refused with 503
 What a URL names is found by a resolver ``fn(settings, db, ident)`` per kind
 (``register_resolver``) returning a ``Target`` (or a bare path). The built-in
 kinds ``file`` and ``index`` map a ``DataFile.pk`` to its file or its index,
-with the registered size and mtime. A resolver may return an ``s3://``
-location; the data plane then redirects to a presigned URL.
+with the registered size and mtime. A location the node does not serve
+itself (``server.storage``: an object on S3) is answered with a redirect to
+the store's presigned URL.
 """
 
 from __future__ import annotations
@@ -55,10 +56,11 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 
-from server import errors
+from server import errors, storage
 from server.genomics.coords import exclusive_end, inclusive_end
 from server.logging import request_id_var
 from server.settings import Settings
+from server.storage import Stat
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +245,7 @@ def _datafile_resolver(index: bool) -> Resolver:
             mtime = row.index_mtime_ns if index else row.mtime_ns
             fmt = row.index_format if index else row.format
             return Target(
-                location if location.startswith("s3://") else Path(location),
+                location,
                 object_id=row.object_id,
                 dataset_id=row.dataset_id,
                 size=int(size),
@@ -385,38 +387,33 @@ class DataPlane:
             await asyncio.get_running_loop().run_in_executor(
                 None, check, self.settings, self.db, record.caller, target.dataset_id
             )
-        location = target.location
-        if isinstance(location, str) and location.startswith("s3://"):
-            from server.storage import s3
-
-            url = s3.presign(self.settings, location, ttl=max(1, exp - int(time.time())))
+        store = storage.for_location(
+            target.location, self.settings, registered=Stat(target.size, target.mtime_ns)
+        )
+        url = store.presigned_url(max(1, exp - int(time.time())))
+        if url is not None:  # the store serves the bytes itself
             record.redirect = True
             await self._respond(
                 send, 307, [(b"location", url.encode()), (b"cache-control", b"no-store")]
             )
             return
-        path = Path(location)
         try:
-            fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            fh = store.open()  # the node's own file: read by descriptor below
+        except FileNotFoundError:
             raise errors.NotFound("the data file is missing") from None
         fd = fh.fileno()
         try:
             st = os.fstat(fd)
             size = st.st_size
-            if (target.size is not None and size != target.size) or (
-                target.mtime_ns and st.st_mtime_ns != target.mtime_ns
-            ):
+            try:
+                storage.check_unchanged(store.registered, Stat(size, st.st_mtime_ns))
+            except errors.DataChanged:
                 logger.error(
                     "refusing to serve %s %s: it changed since it was registered",
                     kind,
                     record.object_id,
                 )
-                raise errors.DataChanged(
-                    "the file changed on disk since it was registered (size or modification time "
-                    "differ); the node will not serve it until an operator restores or "
-                    "re-registers it"
-                )
+                raise
             headers = dict((k.lower(), v) for k, v in scope.get("headers", []))
             rng = parse_range(headers.get(b"range", b"").decode("latin-1"), size)
             status, start, end = (200, 0, size) if rng is None else (206, rng[0], rng[1])

@@ -29,6 +29,7 @@ from server.db import Database
 from server.db.tables import DataFile, Dataset
 from server.errors import Conflict, InvalidInput, NotFound
 from server.genomics import indexcheck
+from server.storage import is_local
 
 logger = logging.getLogger(__name__)
 
@@ -338,7 +339,7 @@ def _compare(
     what: str, path: str, size: int, mtime_ns: int, sha256: str, md5: str, bar
 ) -> tuple[list[str], int | None]:
     """Problems with one registered file, and its mtime when its bytes are intact."""
-    if "://" in path:
+    if not is_local(path):
         return [], None  # object storage: not re-hashed here
     try:
         st = os.stat(path)

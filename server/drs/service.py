@@ -36,6 +36,7 @@ from server.errors import (
     ServiceError,
 )
 from server.settings import Settings
+from server.storage import is_local
 
 ACCESS_ID = "https"
 MIME = {
@@ -555,6 +556,6 @@ def resolve_for_wes(
         location = obj.wes.location  # type: ignore[union-attr]
     else:
         location = obj.file.location if obj.kind == "file" else obj.file.index_location  # type: ignore
-    if "://" in location:
+    if not is_local(location):
         raise InvalidInput(f"{uri}: object storage inputs are not supported for workflows")
     return location

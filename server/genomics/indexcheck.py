@@ -29,13 +29,15 @@ parsers (``bai``, ``csi``, ``tabix``, ``crai``) and pysam for header lengths.
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
-from server.genomics import bai, bgzf, crai, cram, csi, tabix
+from server.genomics import bgzf, crai, cram
 from server.genomics.binning import BinIndex
 from server.genomics.coords import pos_to_start
+from server.genomics.slices import INDEXES
+from server.storage import Storage
+from server.storage.local import LocalStorage
 
 SAMPLES = 16
 MAPPED_SLICE = 2  # CRAM block content type of a slice header
@@ -62,17 +64,17 @@ def check(
     path: str | Path, fmt: str, index_path: str | Path, index_format: str, *, samples: int = SAMPLES
 ) -> None:
     """Raise ``IndexMismatch`` unless ``index_path`` indexes ``path``."""
-    path, index_path = str(path), str(index_path)
+    data = LocalStorage(path)
     fmt, index_format = fmt.upper(), index_format.upper()
-    size = os.path.getsize(path)
-    raw = Path(index_path).read_bytes()
+    size = data.stat().size or 0
+    raw = LocalStorage(index_path).read_all()
     try:
+        parsed = INDEXES[index_format](raw)
         if fmt == "CRAM":
-            _check_cram(path, size, crai.parse(raw), samples)
+            _check_cram(data, size, parsed, samples)
             return
-        index = {"BAI": bai.parse, "CSI": csi.parse, "TBI": tabix.parse}[index_format](raw)
-        names, lengths = _header(path, fmt)
-        _check_bgzf(path, fmt, size, index, names, lengths, samples)
+        names, lengths = _header(data.location, fmt)
+        _check_bgzf(data, fmt, size, parsed, names, lengths, samples)
     except IndexMismatch:
         raise
     except (ValueError, struct.error, IndexError, KeyError, OSError) as exc:
@@ -99,7 +101,7 @@ def _header(path: str, fmt: str) -> tuple[list[str], list[int | None]]:
 
 # ------------------------------------------------------- BAM, VCF.gz, BCF
 def _check_bgzf(
-    path: str,
+    data: Storage,
     fmt: str,
     size: int,
     index: BinIndex,
@@ -154,7 +156,7 @@ def _check_bgzf(
             for i in range(min(samples, len(starts)))
         }
     )
-    with open(path, "rb") as fh:
+    with data.open() as fh:
         for vbeg, ref_id, bin_id in picks:
             coffset, uoffset = bgzf.split_voffset(vbeg)
             try:
@@ -208,12 +210,12 @@ def _record_at(reader: bgzf.BGZFReader, fmt: str, names: list[str]) -> tuple[int
 
 
 # ------------------------------------------------------------------- CRAM
-def _check_cram(path: str, size: int, entries: list[crai.CraiEntry], samples: int) -> None:
+def _check_cram(data: Storage, size: int, entries: list[crai.CraiEntry], samples: int) -> None:
     import pysam
 
     save = pysam.set_verbosity(0)
     try:
-        with pysam.AlignmentFile(path, "rc", check_sq=False) as fh:
+        with pysam.AlignmentFile(data.location, "rc", check_sq=False) as fh:
             names, lengths = list(fh.references), list(fh.lengths)
     finally:
         pysam.set_verbosity(save)
@@ -240,7 +242,7 @@ def _check_cram(path: str, size: int, entries: list[crai.CraiEntry], samples: in
         ordered[round(i * (len(ordered) - 1) / max(1, samples - 1))]
         for i in range(min(samples, len(ordered)))
     }
-    with open(path, "rb") as fh:
+    with data.open() as fh:
         major, _ = cram.read_definition(fh)
         for e in sorted(picks, key=lambda e: e.container):
             try:

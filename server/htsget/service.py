@@ -14,17 +14,14 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from server.auth import Caller, access_expires, authorize
 from server.db import Database
 from server.errors import (
-    DataChanged,
     InvalidInput,
     InvalidRange,
     NotFound,
@@ -35,6 +32,7 @@ from server.genomics import slices
 from server.genomics.coords import range_header
 from server.genomics.slices import ByteRange, Inline, Region
 from server.settings import Settings
+from server.storage import Stat, Storage, for_location
 
 MEDIA_TYPE = "application/vnd.ga4gh.htsget.v1.3.0+json"
 ENDPOINT_FORMATS = {"reads": ("BAM", "CRAM"), "variants": ("VCF", "BCF")}
@@ -271,6 +269,8 @@ def _files_query():
             DataFile.index_format,
             DataFile.size,
             DataFile.mtime_ns,
+            DataFile.index_size,
+            DataFile.index_mtime_ns,
             DataFile.dataset_id,
             Dataset.access,
             Dataset.grant_value,
@@ -329,19 +329,17 @@ def ticket(ctx: Context, request: TicketRequest) -> dict:
     return result
 
 
-def _check_unchanged(datafile) -> None:
-    """A ticket is not cut from a file that is no longer the registered one (the data
-    plane would refuse its URLs anyway): size and mtime, one ``stat``."""
-    try:
-        st = os.stat(datafile.location)
-    except FileNotFoundError:
-        raise ServiceError("a registered file or its index is missing") from None
-    if st.st_size != datafile.size or (datafile.mtime_ns and st.st_mtime_ns != datafile.mtime_ns):
-        raise DataChanged(
-            "the file changed on disk since it was registered (size or modification "
-            "time differ); the node will not serve it until an operator restores or "
-            "re-registers it"
-        )
+def _storages(settings: Settings, datafile) -> tuple[Storage, Storage]:
+    """The file and its index, each with the size and mtime on record."""
+    data = for_location(
+        datafile.location, settings, registered=Stat(datafile.size, datafile.mtime_ns)
+    )
+    index = for_location(
+        datafile.index_location,
+        settings,
+        registered=Stat(datafile.index_size, datafile.index_mtime_ns),
+    )
+    return data, index
 
 
 def _build(
@@ -353,39 +351,26 @@ def _build(
     expires: float | None = None,
 ) -> dict:
     """The ticket; its data URL names ``caller`` and dies at ``expires`` (the grant's end)."""
-    from server.dataplane import sign_url
+    from server.dataplane import sign_url, url_expiry
 
-    if datafile.location.startswith("s3://"):
-        from server.storage import s3
+    data, index = _storages(settings, datafile)
+    try:
+        # A ticket is not cut from a file that is no longer the registered one (the
+        # data plane would refuse its URLs anyway).
+        data.unchanged()
+        cut = slices.open_indexed(data, datafile.format, index, datafile.index_format)
+    except FileNotFoundError:
+        raise ServiceError("a registered file or its index is missing") from None
+    except slices.SliceError as exc:
+        raise ServiceError(f"cannot cut the file: {exc}") from None
 
-        cut = s3.open_indexed(settings, datafile)
-        from server.dataplane import url_expiry
-
+    def data_url() -> str:
         ttl = max(1, url_expiry(settings, expires=expires) - int(time.time()))
-        data_url = lambda: s3.presign(settings, datafile.location, ttl=ttl)  # noqa: E731
-    else:
+        return data.url(
+            ttl,
+            lambda: sign_url(settings, "file", str(datafile.pk), caller=caller, expires=expires),
+        )
 
-        def data_url():
-            return sign_url(
-                settings,
-                "file",
-                str(datafile.pk),
-                caller=caller,  # noqa: E731
-                expires=expires,
-            )
-
-        _check_unchanged(datafile)
-        try:
-            cut = slices.open_indexed(
-                Path(datafile.location),
-                datafile.format,
-                Path(datafile.index_location),
-                datafile.index_format,
-            )
-        except FileNotFoundError:
-            raise ServiceError("a registered file or its index is missing") from None
-        except slices.SliceError as exc:
-            raise ServiceError(f"cannot cut the file: {exc}") from None
     header = cut.header()
     if request.class_ == "header":
         parts = [("header", header + [cut.eof_piece()])]

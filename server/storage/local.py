@@ -1,23 +1,39 @@
-"""Files on the node's own file system."""
+"""Files on the node's own file system, served by its data plane.
+
+A stat is free here, so ``version()`` is always the live one: a parsed index
+is re-read as soon as its file changes, and ``unchanged()`` compares what is
+on disk now with the registration before every ticket.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import BinaryIO
 
-from server.errors import NotFound
-
-
-def is_remote(location: str) -> bool:
-    return "://" in location
+from server.storage import Stat, Storage
 
 
-def local_path(location: str) -> Path:
-    """The registered absolute path, refusing anything that is not one."""
-    if is_remote(location):
-        raise ValueError(f"not a local location: {location!r}")
-    path = Path(location)
-    if not path.is_absolute() or ".." in path.parts:
-        raise ValueError("registered locations are absolute paths")
-    if not path.is_file():
-        raise NotFound("a registered file is missing")
-    return path
+class LocalStorage(Storage):
+    def __init__(self, location: str | os.PathLike, registered: Stat | None = None):
+        path = Path(location)
+        if not path.is_absolute() or ".." in path.parts:
+            raise ValueError(f"registered locations are absolute paths, not {str(location)!r}")
+        self.path, self.location, self.registered = path, str(path), registered
+
+    def open(self) -> BinaryIO:
+        """The file, unbuffered (the data plane reads it by file descriptor)."""
+        try:
+            return open(self.path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+        except (IsADirectoryError, NotADirectoryError):
+            raise FileNotFoundError(f"not a file: {self.path}") from None
+
+    def read_all(self) -> bytes:
+        return self.path.read_bytes()
+
+    def stat(self) -> Stat:
+        st = os.stat(self.path)
+        return Stat(st.st_size, st.st_mtime_ns)
+
+    def presigned_url(self, ttl: int) -> str | None:
+        return None  # the node's data plane serves its own files

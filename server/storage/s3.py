@@ -3,8 +3,11 @@
 Bytes are never proxied by the node: tickets and data URLs hand out
 presigned GET URLs (valid for any ``Range``). To compute a ticket the node
 reads the index and a few BGZF blocks (header, chunk boundaries) with ranged
-GETs; the parsed result is cached like a local file's, keyed by the location
-and the size and modification time recorded at registration.
+GETs, through ``RangeFile``, which fetches read-ahead windows.
+
+``version()`` is the size and modification time recorded at registration:
+asking the store (a HEAD request) would cost a round trip on every ticket of
+a warm cache. ``stat()`` asks it.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 import functools
 import io
 import threading
-from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from server.errors import NotFound, ServiceError
+from server.errors import ServiceError
 from server.genomics.coords import range_header
 from server.settings import Settings
+from server.storage import Stat, Storage
 
 READ_AHEAD = 256 * 1024
 
@@ -71,39 +75,58 @@ def presign(settings: Settings, location: str, ttl: int | None = None) -> str:
     )
 
 
-def _error(exc: Exception, location: str) -> Exception:
+def _error(exc: Exception) -> Exception:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
     if code in ("NoSuchKey", "404", "NoSuchBucket", "NotFound"):
-        return NotFound("a registered object is missing from object storage")
+        return FileNotFoundError("a registered object is missing from object storage")
     return ServiceError(f"object storage error ({code or type(exc).__name__})")
 
 
-def read_range(settings: Settings, location: str, start: int, length: int) -> bytes:
-    bucket, key = parse(location)
-    try:
-        resp = client(settings).get_object(
-            Bucket=bucket, Key=key, Range=range_header(start, start + length)
-        )
-        return resp["Body"].read()
-    except Exception as exc:  # noqa: BLE001 - botocore raises many kinds
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") == "InvalidRange":
-            return b""
-        raise _error(exc, location) from None
+class S3Storage(Storage):
+    def __init__(self, settings: Settings, location: str, registered: Stat | None = None):
+        self.bucket, self.key = parse(location)
+        self.settings, self.location, self.registered = settings, location, registered
 
+    def _get(self, **kwargs) -> bytes:
+        try:
+            resp = client(self.settings).get_object(Bucket=self.bucket, Key=self.key, **kwargs)
+            return resp["Body"].read()
+        except Exception as exc:  # noqa: BLE001 - botocore raises many kinds
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "InvalidRange":
+                return b""  # at or past the end
+            raise _error(exc) from None
 
-def read_all(settings: Settings, location: str) -> bytes:
-    bucket, key = parse(location)
-    try:
-        return client(settings).get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:  # noqa: BLE001
-        raise _error(exc, location) from None
+    def read(self, offset: int, length: int) -> bytes:
+        return self._get(Range=range_header(offset, offset + length)) if length > 0 else b""
+
+    def read_all(self) -> bytes:
+        return self._get()
+
+    def open(self) -> BinaryIO:
+        size = self.registered.size if self.registered and self.registered.size else None
+        return RangeFile(self, size if size is not None else self.stat().size)
+
+    def stat(self) -> Stat:
+        try:
+            head = client(self.settings).head_object(Bucket=self.bucket, Key=self.key)
+        except Exception as exc:  # noqa: BLE001
+            raise _error(exc) from None
+        return Stat(int(head["ContentLength"]), int(head["LastModified"].timestamp() * 1e9))
+
+    def version(self) -> Stat:
+        if self.registered is not None and self.registered.size:
+            return self.registered
+        return self.stat()
+
+    def presigned_url(self, ttl: int) -> str:
+        return presign(self.settings, self.location, ttl)
 
 
 class RangeFile(io.RawIOBase):
     """A read-only, seekable view of an object, fetched in read-ahead windows."""
 
-    def __init__(self, settings: Settings, location: str, size: int):
-        self.settings, self.location, self.size = settings, location, size
+    def __init__(self, store: S3Storage, size: int):
+        self.store, self.size = store, size
         self.pos = 0
         self.buf_start = 0
         self.buf = b""
@@ -131,82 +154,7 @@ class RangeFile(io.RawIOBase):
         end = self.pos + n
         if not (self.buf_start <= self.pos and end <= self.buf_start + len(self.buf)):
             self.buf_start = self.pos
-            self.buf = read_range(self.settings, self.location, self.pos, max(n, READ_AHEAD))
+            self.buf = self.store.read(self.pos, max(n, READ_AHEAD))
         out = self.buf[self.pos - self.buf_start : end - self.buf_start]
         self.pos += len(out)
         return out
-
-
-def open_indexed(settings: Settings, datafile):
-    """The ``IndexedFile`` of a registered S3 object (cached like a local one)."""
-    from server.genomics import slices
-
-    location, index_location = datafile.location, datafile.index_location
-    if not index_location.startswith("s3://"):
-        raise ServiceError("an object on S3 needs its index on S3")
-    size = _size(datafile, settings)
-    key = (
-        location,
-        size,
-        getattr(datafile, "mtime_ns", 0),
-        index_location,
-        datafile.format.upper(),
-    )
-
-    def make():
-        names = None
-        if datafile.format.upper() == "CRAM":
-            names = _cram_names(RangeFile(settings, location, size))
-        try:
-            return slices.IndexedFile(
-                location,
-                datafile.format.upper(),
-                index_location,
-                datafile.index_format.upper(),
-                size,
-                opener=lambda: RangeFile(settings, location, size),
-                index_raw=read_all(settings, index_location),
-                names=names,
-            )
-        except slices.SliceError as exc:
-            raise ServiceError(f"cannot cut the file: {exc}") from None
-
-    return slices.open_with(key, make)
-
-
-def _size(datafile, settings: Settings) -> int:
-    size = getattr(datafile, "size", 0) or 0
-    if size:
-        return size
-    bucket, key = parse(datafile.location)
-    try:
-        return int(client(settings).head_object(Bucket=bucket, Key=key)["ContentLength"])
-    except Exception as exc:  # noqa: BLE001
-        raise _error(exc, datafile.location) from None
-
-
-def _cram_names(fh) -> list[str]:
-    """Reference names from a CRAM's header container, read through ``fh``.
-
-    Only the header bytes are fetched; they are parsed from a private temporary
-    file (htslib, given a remote URL, would download the index into the
-    working directory).
-    """
-    import tempfile
-
-    import pysam
-
-    from server.genomics import cram
-
-    major, end = cram.header_end(fh)
-    fh.seek(0)
-    head = fh.read(end)
-    with tempfile.TemporaryDirectory(prefix="genomeport-cram-") as tmp:
-        path = Path(tmp) / "header.cram"
-        path.write_bytes(head + cram.eof_container(major))
-        save = pysam.set_verbosity(0)
-        try:
-            with pysam.AlignmentFile(str(path), "rc", check_sq=False) as cf:
-                return list(cf.references)
-        finally:
-            pysam.set_verbosity(save)

@@ -30,6 +30,7 @@ from server.auth import Caller
 from server.db import Database
 from server.errors import InvalidAuthentication, InvalidInput, NotFound
 from server.settings import Settings
+from server.storage import is_local
 from server.wes import engines, graph, inputs, sandbox, states, store
 from server.wes.tables import WesRun, WesTask
 
@@ -571,9 +572,9 @@ def drs_resolver(
             location = obj.wes.location
         else:
             raise InvalidInput(f"workflow_params: {uri!r} is not a single file")
-        if "://" in location:
+        if not is_local(location):
             raise InvalidInput(f"workflow_params: {uri!r} is not on this node's file system")
-        readable.update([location, *(e for e in extra if "://" not in e)])
+        readable.update([location, *(e for e in extra if is_local(e))])
         return location
 
     return resolve
