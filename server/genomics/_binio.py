@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+from server.genomics import bgzf
 from server.genomics.binning import RefIndex
 
 _I32 = struct.Struct("<i")
@@ -72,23 +73,35 @@ def read_bai_like_ref(cur: Cursor) -> RefIndex:
     return ref
 
 
-def skip_bai_like_ref(buf: memoryview, pos: int) -> int:
-    """Offset just past one BAI/TBI reference, without building it."""
+def _skip_bins(buf: memoryview, pos: int, bin_head: int) -> int:
+    """Offset just past ``n_bin`` and its bins, each ``bin_head`` bytes, then
+    ``n_chunk`` and 16 bytes a chunk."""
     unpack = _I32.unpack_from
     n_bin = unpack(buf, pos)[0]
     pos += 4
     for _ in range(n_bin):
-        pos += 8 + 16 * unpack(buf, pos + 4)[0]
-    return pos + 4 + 8 * unpack(buf, pos)[0]
+        pos += bin_head + 4 + 16 * unpack(buf, pos + bin_head)[0]
+    return pos
+
+
+def skip_bai_like_ref(buf: memoryview, pos: int) -> int:
+    """Offset just past one BAI/TBI reference (bin id; then the linear index), without
+    building it."""
+    pos = _skip_bins(buf, pos, 4)
+    return pos + 4 + 8 * _I32.unpack_from(buf, pos)[0]
 
 
 def skip_csi_ref(buf: memoryview, pos: int) -> int:
-    unpack = _I32.unpack_from
-    n_bin = unpack(buf, pos)[0]
-    pos += 4
-    for _ in range(n_bin):
-        pos += 16 + 16 * unpack(buf, pos + 12)[0]
-    return pos
+    """Offset just past one CSI reference (bin id and loffset per bin)."""
+    return _skip_bins(buf, pos, 12)
+
+
+def bgzf_index(raw: bytes, magic: bytes, what: str) -> Cursor:
+    """A cursor just past the magic of a BGZF-compressed index (TBI, CSI)."""
+    data = bgzf.decompress(raw)
+    if data[:4] != magic:
+        raise IndexError_(f"not a {what} index")
+    return Cursor(data, 4)
 
 
 class LazyRefs(Sequence):

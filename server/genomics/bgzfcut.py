@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from server.genomics import bgzf
-from server.genomics.binning import BinIndex
+from server.genomics.binning import BinIndex, merge_chunks
 from server.genomics.pieces import (
     LRU,
     UNPLACED,
@@ -190,12 +190,4 @@ class BgzfSlicer:
 
 
 def merge_near(chunks: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[list[int]] = []
-    for vbeg, vend in sorted(chunks):
-        if vend <= vbeg:
-            continue
-        if out and (vbeg >> 16) <= (out[-1][1] >> 16) + MERGE_GAP:
-            out[-1][1] = max(out[-1][1], vend)
-        else:
-            out.append([vbeg, vend])
-    return [(a, b) for a, b in out]
+    return merge_chunks(chunks, MERGE_GAP)

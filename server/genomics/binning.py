@@ -104,13 +104,16 @@ def reg2bins(start: int, end: int, min_shift: int = 14, depth: int = 5) -> list[
     return bins
 
 
-def merge_chunks(chunks: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sort and merge overlapping or touching chunks."""
+def merge_chunks(chunks: list[tuple[int, int]], gap: int | None = None) -> list[tuple[int, int]]:
+    """Sort and merge overlapping or touching chunks; with ``gap``, also chunks whose
+    compressed offsets are at most ``gap`` bytes apart."""
     out: list[list[int]] = []
     for vbeg, vend in sorted(chunks):
         if vend <= vbeg:
             continue
-        if out and vbeg <= out[-1][1]:
+        if out and (
+            vbeg <= out[-1][1] if gap is None else (vbeg >> 16) <= (out[-1][1] >> 16) + gap
+        ):
             if vend > out[-1][1]:
                 out[-1][1] = vend
         else:
