@@ -25,77 +25,14 @@ that means for its API (a 404 on a data URL, a 500 for a ticket).
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import BinaryIO, NamedTuple
 
-from server.errors import DataChanged, ServiceError
+from server.errors import ServiceError
+from server.storage.base import CHANGED, Stat, Storage, check_unchanged
+from server.storage.local import LocalStorage
+from server.storage.s3 import S3Storage
 
+__all__ = ["CHANGED", "Stat", "Storage", "check_unchanged", "for_location", "is_local"]
 S3_SCHEME = "s3://"
-CHANGED = (
-    "the file changed since it was registered (size or modification time differ); the node "
-    "will not serve it until an operator restores or re-registers it"
-)
-
-
-class Stat(NamedTuple):
-    size: int | None  # None: not known (not checked)
-    mtime_ns: int | None  # None or 0: not known (not checked)
-
-
-class Storage(ABC):
-    """The bytes at one registered location."""
-
-    location: str
-    registered: Stat | None  # size and mtime recorded at registration, when known
-
-    @abstractmethod
-    def open(self) -> BinaryIO:
-        """A seekable binary reader of the bytes (the caller closes it)."""
-
-    @abstractmethod
-    def stat(self) -> Stat:
-        """Size and modification time, asked of the file system or store now."""
-
-    @abstractmethod
-    def presigned_url(self, ttl: int) -> str | None:
-        """A URL at the store itself, valid ``ttl`` seconds, for bytes the node does
-        not serve; None for a file the node's own data plane serves."""
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Up to ``length`` bytes from ``offset`` (fewer at the end)."""
-        with self.open() as fh:
-            fh.seek(offset)
-            return fh.read(length)
-
-    def read_all(self) -> bytes:
-        with self.open() as fh:
-            return fh.read()
-
-    def version(self) -> Stat:
-        """What identifies the current bytes, for caches keyed by content."""
-        return self.stat()
-
-    def unchanged(self) -> Stat:
-        """``version()``, or ``DataChanged`` when it differs from the registration."""
-        current = self.version()
-        check_unchanged(self.registered, current)
-        return current
-
-    def url(self, ttl: int, node_url: Callable[[], str]) -> str:
-        """Where a client fetches the bytes for the next ``ttl`` seconds."""
-        return self.presigned_url(ttl) or node_url()
-
-
-def check_unchanged(registered: Stat | None, current: Stat) -> None:
-    """Raise ``DataChanged`` when ``current`` is not the ``registered`` stat (an
-    unknown registered size or mtime is not compared)."""
-    if registered is None:
-        return
-    if (registered.size is not None and current.size != registered.size) or (
-        registered.mtime_ns and current.mtime_ns != registered.mtime_ns
-    ):
-        raise DataChanged(CHANGED)
 
 
 def is_local(location: str | os.PathLike) -> bool:
@@ -109,14 +46,10 @@ def for_location(
     """The backend for a registered location (``settings``: the object store's
     endpoint and credentials; ``registered``: the size and mtime on record)."""
     if is_local(location):
-        from server.storage.local import LocalStorage
-
         return LocalStorage(location, registered)
     if str(location).startswith(S3_SCHEME):
         if settings is None:
             raise ServiceError("files on object storage need the node's S3 settings")
-        from server.storage.s3 import S3Storage
-
         return S3Storage(settings, str(location), registered)
     scheme = str(location).partition("://")[0]
     raise ServiceError(f"registered location with an unsupported scheme {scheme!r}://")

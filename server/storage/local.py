@@ -11,15 +11,16 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from server.storage import Stat, Storage
+from server.storage.base import Stat, Storage
 
 
 class LocalStorage(Storage):
     def __init__(self, location: str | os.PathLike, registered: Stat | None = None):
-        path = Path(location)
-        if not path.is_absolute() or ".." in path.parts:
-            raise ValueError(f"registered locations are absolute paths, not {str(location)!r}")
-        self.path, self.location, self.registered = path, str(path), registered
+        path = os.fspath(location)  # os.path, not pathlib: the data plane makes one per request
+        if not os.path.isabs(path) or ".." in path.split(os.sep):
+            raise ValueError(f"registered locations are absolute paths, not {path!r}")
+        self.path = self.location = path
+        self.registered = registered
 
     def open(self) -> BinaryIO:
         """The file, unbuffered (the data plane reads it by file descriptor)."""
@@ -29,7 +30,7 @@ class LocalStorage(Storage):
             raise FileNotFoundError(f"not a file: {self.path}") from None
 
     def read_all(self) -> bytes:
-        return self.path.read_bytes()
+        return Path(self.path).read_bytes()
 
     def stat(self) -> Stat:
         st = os.stat(self.path)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from server.errors import ServiceError
 from server.genomics.coords import range_header
 from server.settings import Settings
-from server.storage import Stat, Storage
+from server.storage.base import Stat, Storage
 
 READ_AHEAD = 256 * 1024
 
