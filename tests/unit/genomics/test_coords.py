@@ -1,5 +1,10 @@
+import ast
+import re
+from pathlib import Path
+
 import pytest
 
+import server
 from server.genomics.coords import (
     Interval,
     anchor_start,
@@ -94,3 +99,38 @@ def test_structural_variant_length_skips_the_anchor_base():
     # POS=1000, INFO/END=2000: the deletion removes bases 1001..2000
     assert length_after_anchor(vcf_interval(1000, "N", info_end=2000)) == 1000
     assert length_after_anchor(Interval(5, 6)) == 1  # never below one base
+
+
+# Where ``pos``/``end`` are cursors into a byte buffer (ITF8/LTF8 and BGZF
+# subfield parsing, newline scanning), not coordinates.
+BYTE_CURSORS = {"genomics/cram.py", "genomics/bgzf.py", "wes/worker.py"}
+_COORD_NAME = re.compile(r"(^|_)(pos|start|end|first|last|stop|begin)s?($|_)", re.IGNORECASE)
+
+
+def plus_minus_one(root: Path) -> list[str]:
+    """``x + 1`` / ``x - 1`` on a coordinate-named ``x`` outside coords.py."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel == "genomics/coords.py" or rel in BYTE_CURSORS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.BinOp) or not isinstance(node.op, (ast.Add, ast.Sub)):
+                continue
+            for operand, other in ((node.left, node.right), (node.right, node.left)):
+                name = getattr(operand, "id", None) or getattr(operand, "attr", "")
+                if (
+                    isinstance(other, ast.Constant)
+                    and other.value == 1
+                    and _COORD_NAME.search(name)
+                ):
+                    found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_off_by_one_outside_coords(tmp_path):
+    assert plus_minus_one(Path(server.__file__).parent) == []
+    # the scan finds what the helpers replaced
+    (tmp_path / "beacon").mkdir()
+    (tmp_path / "beacon" / "vcf.py").write_text("end = vcf_interval(start + 1, ref).end\n")
+    assert plus_minus_one(tmp_path) == ["beacon/vcf.py:1: start + 1"]
