@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 
+import cachetools
+
 from server import errors, storage
 from server.genomics.coords import exclusive_end, inclusive_end
 from server.logging import request_id_var
@@ -316,7 +318,8 @@ class DataPlane:
         self.app = app
         self.settings = settings or Settings.from_env()
         self.db = db
-        self._cache: dict[tuple[str, str], tuple[float, object]] = {}
+        # (kind, ident) -> Target for 10 s; cachetools caches are not thread-safe
+        self._cache = cachetools.TTLCache(maxsize=4096, ttl=10)
         self._cache_lock = threading.Lock()
 
     async def __call__(self, scope, receive, send):
@@ -484,19 +487,16 @@ class DataPlane:
 
     async def _resolve(self, kind: str, ident: str, resolver: Resolver) -> Target:
         key = (kind, ident)
-        now = time.monotonic()
         with self._cache_lock:
             hit = self._cache.get(key)
-        if hit and hit[0] > now:
-            return hit[1]
+        if hit is not None:
+            return hit
         loop = asyncio.get_running_loop()
         target = await loop.run_in_executor(None, resolver, self.settings, self.db, ident)
         if not isinstance(target, Target):
             target = Target(target)
         with self._cache_lock:
-            if len(self._cache) > 4096:
-                self._cache.clear()
-            self._cache[key] = (now + 10, target)
+            self._cache[key] = target
         return target
 
     # ---------------------------------------------------------------- helpers

@@ -10,6 +10,7 @@ error, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tomllib
@@ -171,9 +172,15 @@ def _check_node_callers(settings: Settings) -> None:
             )
 
 
+@functools.cache
+def _field_types() -> dict[str, type]:
+    """Each setting's declared type (the annotations are strings under
+    ``from __future__ import annotations``; ``get_type_hints`` resolves them)."""
+    return typing.get_type_hints(Settings)
+
+
 def _coerce(name: str, value: typing.Any) -> typing.Any:
-    default = next(f for f in dataclasses.fields(Settings) if f.name == name)
-    kind = default.type if isinstance(default.type, type) else eval(default.type)  # noqa: S307
+    kind = _field_types()[name]
     if isinstance(value, str) and kind is not str:
         try:
             if kind is int:

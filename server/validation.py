@@ -23,6 +23,7 @@ import logging
 import math
 import threading
 
+import cachetools
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
 from connexion.utils import is_null, is_nullable
@@ -46,24 +47,16 @@ logger = logging.getLogger(__name__)
 MAX_JSON_DEPTH = 32
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
-_MAX_ENTRIES = 4096
-# id(definition) -> (definition, validator). The definition is kept alive by the
-# entry, so its id cannot be reused by another object while it is cached; the
-# identity check below makes a stale hit impossible.
-_VALIDATORS: dict[int, tuple[dict, Draft4Validator]] = {}
-_LOCK = threading.Lock()
-
 
 def _validator_for(param: dict) -> Draft4Validator:
-    entry = _VALIDATORS.get(id(param))
-    if entry is not None and entry[0] is param:
-        return entry[1]
-    validator = Draft4Validator(param.get("schema", param), format_checker=draft4_format_checker)
-    with _LOCK:
-        if len(_VALIDATORS) >= _MAX_ENTRIES:
-            _VALIDATORS.clear()
-        _VALIDATORS[id(param)] = (param, validator)
-    return validator
+    return _compiled(param)[1]
+
+
+# id(definition) -> (definition, validator). The definition is kept alive by the
+# entry, so its id cannot be reused by another object while it is cached.
+@cachetools.cached(cachetools.LRUCache(4096), key=id, lock=threading.Lock())
+def _compiled(param: dict) -> tuple[dict, Draft4Validator]:
+    return param, Draft4Validator(param.get("schema", param), format_checker=draft4_format_checker)
 
 
 def _outside_int64(value) -> bool:

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-import time
-from collections import OrderedDict
-from typing import Any, Generic, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 TIMEOUT = (3.0, 5.0)  # connect, read
 MAX_BYTES = 512 * 1024
-
-V = TypeVar("V")
 
 
 class FetchError(Exception):
@@ -96,39 +92,3 @@ def _safe(url: str) -> str:
     """The URL without query or fragment, for error messages."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-class TTLCache(Generic[V]):
-    """A bounded, thread-safe LRU map whose entries expire at given times."""
-
-    def __init__(self, maxsize: int = 4096):
-        self.maxsize = maxsize
-        self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str, now: float | None = None) -> V | None:
-        now = time.time() if now is None else now
-        with self._lock:
-            item = self._data.get(key)
-            if item is None:
-                return None
-            expires, value = item
-            if expires <= now:
-                del self._data[key]
-                return None
-            self._data.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: V, expires: float) -> None:
-        with self._lock:
-            self._data[key] = (expires, value)
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)

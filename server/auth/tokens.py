@@ -15,9 +15,9 @@ Trust model
   up from anything a token says about itself.
 * Signatures: ``RS256`` (RSA keys) and ``ES256`` (EC P-256 keys) only; ``none``,
   ``HS*`` and everything else are refused, as are ``crit`` headers.
-* Claims: ``iss`` (exact match), ``sub``, ``exp`` (required), ``nbf`` and
-  ``iat`` (not in the future) with :data:`LEEWAY` seconds of clock skew, and
-  ``aud`` must contain ``settings.audience``.
+* Claims, checked by joserfc's claims registry: ``iss`` (exact match), ``sub``,
+  ``exp`` and ``iat`` required, ``exp``, ``nbf`` and ``iat`` with :data:`LEEWAY`
+  seconds of clock skew, and ``aud`` must contain ``settings.audience``.
 * Passports (``typ: vnd.ga4gh.passport+jwt``) carry their visas in
   ``ga4gh_passport_v1``. A plain access token without that claim has its visas
   fetched from the issuer's userinfo endpoint (configured ``userinfo_endpoint``
@@ -46,7 +46,8 @@ of every visa that contributed a grant or a link.
 
 The validator follows authlib's resource-protector pattern:
 :class:`GA4GHBearerTokenValidator` is a ``BearerTokenValidator`` registered on a
-``ResourceProtector``; JWS/JWT handling is joserfc's.
+``ResourceProtector``; JWS/JWT handling, claim validation included, is joserfc's
+(authlib's own successor to its deprecated ``authlib.jose``).
 """
 
 from __future__ import annotations
@@ -61,15 +62,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+import cachetools
 from authlib.oauth2.rfc6749 import ResourceProtector
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import ClaimError, ExpiredTokenError, JoseError, MissingClaimError
 from joserfc.jwk import KeySet
 
 from server.auth import ANONYMOUS, Caller
-from server.auth.fetch import FetchError, TTLCache, fetch_json, is_allowed_url
+from server.auth.fetch import FetchError, fetch_json, is_allowed_url
 
 logger = logging.getLogger(__name__)
 
@@ -244,8 +246,56 @@ def _number(claims: dict, name: str, required: bool) -> float | None:
     return float(value)
 
 
-def verify_jws(token: str, keys: KeySource, now: float) -> tuple[dict, dict]:
-    """Signature (RS256/ES256 only) and time claims; returns (header, claims)."""
+# the order in which a token's claims are judged: the first failing one is reported
+_CLAIM_ORDER = ("exp", "nbf", "iat", "iss", "sub", "aud")
+
+
+def _check_claims(
+    claims: dict,
+    now: float,
+    *,
+    leeway: int = LEEWAY,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> None:
+    """joserfc's claim validation: ``exp`` and ``iat`` required, ``exp``/``nbf``/``iat``
+    with ``leeway`` seconds of clock skew, ``iss`` and ``sub`` non-empty strings (``iss``
+    equal to ``issuer`` when given), ``aud`` containing ``audience`` when given.
+    Other claims are left to the caller."""
+    options: dict[str, dict] = {name: {"essential": True} for name in ("exp", "iat", "iss", "sub")}
+    if issuer is not None:
+        options["iss"]["value"] = issuer
+    if audience is not None:
+        options["aud"] = {"essential": True, "value": audience}
+    registry = jwt.JWTClaimsRegistry(now=now, leeway=leeway, **options)
+    judged = _CLAIM_ORDER if audience is not None else _CLAIM_ORDER[:-1]
+    try:
+        registry.validate({name: claims[name] for name in judged if name in claims})
+    except ClaimError as exc:
+        raise _claim_error(exc) from None
+
+
+def _claim_error(exc: ClaimError) -> TokenError:
+    claim = min(exc.claim.split(","), key=_CLAIM_ORDER.index)
+    if claim == "aud":
+        return TokenError("token audience does not include this service")
+    if isinstance(exc, ExpiredTokenError):
+        return TokenError("token has expired")
+    if isinstance(exc, MissingClaimError):
+        return TokenError(f"missing '{claim}' claim")
+    return TokenError(exc.description)  # e.g. "The token is not yet valid"
+
+
+def verify_jws(
+    token: str,
+    keys: KeySource,
+    now: float,
+    *,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> tuple[dict, dict]:
+    """Signature (RS256/ES256 only) and claims (:func:`_check_claims`); returns
+    (header, claims)."""
     header, _ = peek(token)
     alg = header.get("alg")
     if alg not in ALGORITHMS:
@@ -260,20 +310,8 @@ def verify_jws(token: str, keys: KeySource, now: float) -> tuple[dict, dict]:
         decoded = jwt.decode(token, key, algorithms=[alg])
     except JoseError:
         raise TokenError("signature verification failed") from None
-    claims = decoded.claims
-    exp = _number(claims, "exp", True)
-    if exp + LEEWAY < now:  # type: ignore[operator]
-        raise TokenError("token has expired")
-    nbf = _number(claims, "nbf", False)
-    if nbf is not None and nbf - LEEWAY > now:
-        raise TokenError("token is not yet valid")
-    iat = _number(claims, "iat", True)
-    if iat - LEEWAY > now:  # type: ignore[operator]
-        raise TokenError("token was issued in the future")
-    for name in ("iss", "sub"):
-        if not isinstance(claims.get(name), str) or not claims[name]:
-            raise TokenError(f"missing '{name}' claim")
-    return dict(decoded.header), claims
+    _check_claims(decoded.claims, now, issuer=issuer, audience=audience)
+    return dict(decoded.header), decoded.claims
 
 
 @dataclass(frozen=True)
@@ -316,6 +354,10 @@ class _Identities:
 
 
 # --------------------------------------------------------------- validator
+def _expires(_key, entry: tuple, _now: float) -> float:
+    return entry[0]
+
+
 class Validator:
     """Validates tokens against one configuration; caches keys and results."""
 
@@ -337,15 +379,27 @@ class Validator:
         }
         self._jku_sources: dict[str, KeySource] = {}
         self._jku_lock = threading.Lock()
-        self.callers: TTLCache[Caller] = TTLCache(CACHE_SIZE)
-        self.userinfo: TTLCache[list] = TTLCache(CACHE_SIZE)
+        # sha256(token) -> (expires, Caller) and (expires, visas), each entry dropped at
+        # its own expiry; shared by request threads (cachetools caches are not thread-safe)
+        self.callers = cachetools.TLRUCache(CACHE_SIZE, _expires, timer=time.time)
+        self.userinfo = cachetools.TLRUCache(CACHE_SIZE, _expires, timer=time.time)
+        self._cache_lock = threading.Lock()
+
+    def _cached(self, cache: cachetools.TLRUCache, digest: str, now: float):
+        with self._cache_lock:
+            entry = cache.get(digest)
+        return entry[1] if entry is not None and entry[0] > now else None
+
+    def _remember(self, cache: cachetools.TLRUCache, digest: str, value, expires: float) -> None:
+        with self._cache_lock:
+            cache[digest] = (expires, value)
 
     # ---- tokens
     def caller_for_token(self, token: str, *, now: float | None = None) -> Caller:
         """Validate one bearer token (access token or passport); raise TokenError."""
         now = time.time() if now is None else now
         digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-        cached = self.callers.get(digest, now)
+        cached = self._cached(self.callers, digest, now)
         if cached is not None:
             return cached
         if self.config_error:
@@ -356,13 +410,9 @@ class Validator:
         trusted = self.issuers.get(unverified.get("iss"))  # type: ignore[arg-type]
         if trusted is None:
             raise TokenError("token issuer is not trusted")
-        header, claims = verify_jws(token, trusted.keys, now)
-        if claims["iss"] != trusted.issuer:  # pragma: no cover - the signature covers it
-            raise TokenError("token issuer changed under the signature")
-        aud = claims.get("aud")
-        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        if self.audience not in auds:
-            raise TokenError("token audience does not include this service")
+        header, claims = verify_jws(
+            token, trusted.keys, now, issuer=trusted.issuer, audience=self.audience
+        )
         is_passport = header.get("typ") == PASSPORT_TYP
         if "ga4gh_passport_v1" in claims:
             visas = claims["ga4gh_passport_v1"]
@@ -377,11 +427,11 @@ class Validator:
             claims["iss"], claims["sub"], float(claims["exp"]) + LEEWAY, visas, now
         )
         if caller.expires is not None and caller.expires > now:
-            self.callers.put(digest, caller, caller.expires)
+            self._remember(self.callers, digest, caller, caller.expires)
         return caller
 
     def _userinfo_visas(self, trusted, token, digest, claims, now) -> list:
-        cached = self.userinfo.get(digest, now)
+        cached = self._cached(self.userinfo, digest, now)
         if cached is not None:
             return cached
         endpoint = trusted.userinfo_endpoint
@@ -396,7 +446,7 @@ class Validator:
         visas = info.get("ga4gh_passport_v1", [])
         if not isinstance(visas, list):
             raise TokenError("userinfo ga4gh_passport_v1 is not a list")
-        self.userinfo.put(digest, visas, float(claims["exp"]))
+        self._remember(self.userinfo, digest, visas, float(claims["exp"]))
         return visas
 
     # ---- visas
@@ -410,18 +460,19 @@ class Validator:
                     source = KeySource(f"jku {jku}", url_fn=lambda: jku)
                     self._jku_sources[jku] = source
             return source
-        trusted = self.issuers.get(iss)  # type: ignore[arg-type]
+        trusted = self.issuers.get(iss) if isinstance(iss, str) else None
         if trusted is None:
             raise TokenError("visa issuer is not trusted")
         return trusted.keys
 
     def verify_visa(self, raw: str, now: float) -> Visa:
         header, unverified = peek(raw)
-        header, claims = verify_jws(raw, self._visa_keys(header, unverified), now)
-        if claims["iss"] != unverified.get("iss"):  # pragma: no cover - the signature covers it
-            raise TokenError("visa issuer changed under the signature")
-        if _number(claims, "exp", True) < now:  # visas: no leeway past exp
-            raise TokenError("visa has expired")
+        keys = self._visa_keys(header, unverified)
+        header, claims = verify_jws(raw, keys, now, issuer=unverified["iss"])
+        try:  # visas: no leeway past exp
+            jwt.JWTClaimsRegistry(now=now).validate_exp(claims["exp"])
+        except ExpiredTokenError:
+            raise TokenError("visa has expired") from None
         obj = claims.get("ga4gh_visa_v1")
         if not isinstance(obj, dict):
             raise TokenError("missing ga4gh_visa_v1")
@@ -532,41 +583,32 @@ class _HeaderRequest:
         self.headers = {"Authorization": authorization}
 
 
-_validators: dict[str, tuple[Validator, ResourceProtector]] = {}
-_validators_lock = threading.Lock()
-
-
-_by_identity: dict[int, tuple[object, tuple[Validator, ResourceProtector]]] = {}
-
-
 def validator_for(settings) -> tuple[Validator, ResourceProtector]:
     """One validator (and its caches) per distinct access-control configuration."""
-    hit = _by_identity.get(id(settings))
-    if hit is not None and hit[0] is settings:
-        return hit[1]
-    found = _validator_for_config(settings)
-    if len(_by_identity) > 256:
-        _by_identity.clear()
-    _by_identity[id(settings)] = (settings, found)
-    return found
+    return _by_identity(settings)[1]
 
 
-def _validator_for_config(settings) -> tuple[Validator, ResourceProtector]:
-    key = json.dumps(
+# id(settings) -> (settings, ...): the entry keeps the settings alive, so its id
+# is not reused by another object while it is cached
+@cachetools.cached(cachetools.LRUCache(256), key=id, lock=threading.Lock())
+def _by_identity(settings) -> tuple[object, tuple[Validator, ResourceProtector]]:
+    return settings, _validator_for_config(settings)
+
+
+def _config_key(settings) -> str:
+    return json.dumps(
         [settings.auth_issuers, settings.audience, settings.visa_jku_allowlist],
         sort_keys=True,
         default=str,
     )
-    with _validators_lock:
-        found = _validators.get(key)
-        if found is None:
-            if len(_validators) > 64:
-                _validators.clear()
-            validator = Validator(settings)
-            protector = ResourceProtector()
-            protector.register_token_validator(GA4GHBearerTokenValidator(validator))
-            found = _validators[key] = (validator, protector)
-        return found
+
+
+@cachetools.cached(cachetools.LRUCache(64), key=_config_key, lock=threading.Lock())
+def _validator_for_config(settings) -> tuple[Validator, ResourceProtector]:
+    validator = Validator(settings)
+    protector = ResourceProtector()
+    protector.register_token_validator(GA4GHBearerTokenValidator(validator))
+    return validator, protector
 
 
 def _merge(callers: list[Caller]) -> Caller:

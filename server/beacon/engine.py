@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import operator
 import re
+import threading
 from collections import namedtuple
 from dataclasses import dataclass, field
 
+import cachetools
 import sqlalchemy as sa
 from pyroaring import BitMap
 
@@ -146,7 +148,18 @@ class SampleMap:
         return out
 
 
-_SAMPLE_CACHE: dict[tuple[str, str, int], SampleMap] = {}
+# Process caches, per database and load generation (a load changes the
+# generation, so nothing stale is ever served). Shared by request threads:
+# cachetools caches are not thread-safe, so each has a lock.
+_SAMPLE_CACHE: cachetools.LRUCache = cachetools.LRUCache(256)
+_RECORD_CACHE: cachetools.LRUCache = cachetools.LRUCache(256)
+_SAMPLE_LOCK, _RECORD_LOCK = threading.Lock(), threading.Lock()
+
+
+def load_key(tag: str):
+    """A cache key function for ``fn(ctx, *args)``: one entry per database,
+    load generation and arguments (``tag`` keeps functions sharing a cache apart)."""
+    return lambda ctx, *args: (tag, ctx.db_key, ctx.generation, *args)
 
 
 @dataclass
@@ -183,11 +196,8 @@ def new_context(session) -> Context:
     return Context(session=session, generation=gen, loads=rows, db_key=str(session.get_bind().url))
 
 
+@cachetools.cached(_SAMPLE_CACHE, key=load_key("samples"), lock=_SAMPLE_LOCK)
 def sample_map(ctx: Context, dataset_id: str) -> SampleMap:
-    key = (ctx.db_key, dataset_id, ctx.generation)
-    cached = _SAMPLE_CACHE.get(key)
-    if cached is not None:
-        return cached
     s = ctx.session
     samples = dict(
         s.execute(
@@ -208,35 +218,22 @@ def sample_map(ctx: Context, dataset_id: str) -> SampleMap:
         ind = bios.get(name) or name
         individual_of[idx] = ind
         by_ind.setdefault(ind, BitMap()).add(idx)
-    sm = SampleMap(samples, {i: n for n, i in samples.items()}, individual_of, by_ind)
-    if len(_SAMPLE_CACHE) > 256:
-        _SAMPLE_CACHE.clear()
-    _SAMPLE_CACHE[key] = sm
-    return sm
+    return SampleMap(samples, {i: n for n, i in samples.items()}, individual_of, by_ind)
 
 
-_RECORD_CACHE: dict[tuple, list] = {}
-
-
+@cachetools.cached(_RECORD_CACHE, key=load_key("records"), lock=_RECORD_LOCK)
 def records_of(ctx: Context, dataset_id: str, entry_type: str) -> list[tuple[str, str, str]]:
     """``(id, individual_id, biosample_id)`` of every record of a type, by id.
 
     Cached per process until the next load (the journal's generation changes)."""
-    key = (ctx.db_key, dataset_id, entry_type, ctx.generation)
-    rows = _RECORD_CACHE.get(key)
-    if rows is None:
-        rows = [
-            tuple(r)
-            for r in ctx.session.execute(
-                sa.select(BeaconRecord.id, BeaconRecord.individual_id, BeaconRecord.biosample_id)
-                .where(BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == entry_type)
-                .order_by(BeaconRecord.id)
-            )
-        ]
-        if len(_RECORD_CACHE) > 256:
-            _RECORD_CACHE.clear()
-        _RECORD_CACHE[key] = rows
-    return rows
+    return [
+        tuple(r)
+        for r in ctx.session.execute(
+            sa.select(BeaconRecord.id, BeaconRecord.individual_id, BeaconRecord.biosample_id)
+            .where(BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == entry_type)
+            .order_by(BeaconRecord.id)
+        )
+    ]
 
 
 # ------------------------------------------------------------------ variants
@@ -592,23 +589,17 @@ def _filter_rows(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str,
     (cached per process until the next load)."""
     if not f.get("_known"):
         return []
-    key = (
-        ctx.db_key,
-        "filter",
-        dataset_id,
-        ctx.generation,
-        tuple(sorted((k, str(v)) for k, v in f.items() if not k.startswith("_"))),
-    )
-    rows = _RECORD_CACHE.get(key)
-    if rows is None:
-        rows = _filter_rows_uncached(ctx, dataset_id, f)
-        if len(_RECORD_CACHE) > 256:
-            _RECORD_CACHE.clear()
-        _RECORD_CACHE[key] = rows
-    return rows
+    return _matching_rows(ctx, dataset_id, f)
 
 
-def _filter_rows_uncached(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str, str]]:
+@cachetools.cached(
+    _RECORD_CACHE,
+    key=lambda ctx, dataset_id, f: load_key("filter")(
+        ctx, dataset_id, tuple(sorted((k, str(v)) for k, v in f.items() if not k.startswith("_")))
+    ),
+    lock=_RECORD_LOCK,
+)
+def _matching_rows(ctx: Context, dataset_id: str, f: dict) -> list[tuple[str, str, str]]:
     scope = SCOPES.get(f.get("scope") or "")
     if "operator" in f:
         T = BeaconRecordValue
@@ -673,13 +664,10 @@ def _filter_rows_uncached(ctx: Context, dataset_id: str, f: dict) -> list[tuple[
     return out
 
 
+@cachetools.cached(_RECORD_CACHE, key=load_key("individuals"), lock=_RECORD_LOCK)
 def _individual_index(ctx, dataset_id, etype) -> dict[str, str]:
     """record id -> individual id for one entry type (cached like ``records_of``)."""
-    key = (ctx.db_key, "ind", dataset_id, etype, ctx.generation)
-    index = _RECORD_CACHE.get(key)
-    if index is None:
-        index = _RECORD_CACHE[key] = {r[0]: r[1] for r in records_of(ctx, dataset_id, etype)}
-    return index
+    return {r[0]: r[1] for r in records_of(ctx, dataset_id, etype)}
 
 
 def filter_constraint(ctx: Context, dataset_id: str, target: str, filters: list[dict]):

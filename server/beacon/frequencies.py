@@ -17,12 +17,14 @@ from the adjusted counts, so nothing finer than the tier allows is shown.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
+import cachetools
 import sqlalchemy as sa
 from pyroaring import BitMap
 
-from server.beacon.engine import Context, sample_map
+from server.beacon.engine import Context, load_key, sample_map
 from server.beacon.tables import BeaconRecord
 
 
@@ -34,16 +36,10 @@ class Subset:
     samples: BitMap
 
 
-_CACHE: dict[tuple, list[Subset]] = {}
-
-
+@cachetools.cached(cachetools.LRUCache(64), key=load_key("subsets"), lock=threading.Lock())
 def subsets(ctx: Context, dataset_id: str) -> list[Subset]:
     """The sex and population subsets of a dataset's samples (cached per process
     until the next load)."""
-    key = (ctx.db_key, dataset_id, ctx.generation)
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
     sm = sample_map(ctx, dataset_id)
     groups: dict[tuple[str, str], tuple[str, set]] = {}
     rows = ctx.session.execute(
@@ -61,14 +57,10 @@ def subsets(ctx: Context, dataset_id: str) -> list[Subset]:
             label = str(term.get("label") or term.get("id"))
             entry = groups.setdefault((kind, label), (str(term.get("id") or ""), set()))
             entry[1].add(ind)
-    out = [
+    return [
         Subset(kind, term, label, sm.samples_for(inds))
         for (kind, label), (term, inds) in sorted(groups.items())
     ]
-    if len(_CACHE) > 64:
-        _CACHE.clear()
-    _CACHE[key] = out
-    return out
 
 
 def _entry(population: str, ac: int, an: int, hom: int, het: int, adjust) -> dict:

@@ -8,7 +8,7 @@ transaction, so a query never sees half an ontology.
 from __future__ import annotations
 
 import gzip
-import sys
+from collections import Counter
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -83,23 +83,35 @@ def parse_obo(p: Path) -> tuple[dict[str, str], dict[str, set[str]]]:
 
 
 def closure(parents: dict[str, set[str]]) -> dict[str, set[str]]:
-    """term -> its ancestors, including itself."""
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
+    """term -> its ancestors, including itself (every parent named is a key too).
+
+    A depth-first walk with its own stack, so an ontology of any depth closes
+    without recursion. An ``is_a`` edge back to a term on the current path (a
+    cycle) is ignored; every finished term's set is reused by later walks."""
     memo: dict[str, set[str]] = {}
-
-    def anc(t: str, stack: frozenset = frozenset()) -> set[str]:
-        if t in memo:
-            return memo[t]
-        out = {t}
-        for p in parents.get(t, ()):
-            if p in stack:
-                continue  # a cycle: ignore the back edge
-            out |= anc(p, stack | {t})
-        memo[t] = out
-        return out
-
-    for t in parents:
-        anc(t)
+    for root in parents:
+        if root in memo:
+            continue
+        # one frame per term being walked: (term, its parents left to visit, ancestors so far)
+        path = [(root, iter(parents.get(root, ())), {root})]
+        on_path = Counter([root])
+        while path:
+            term, todo, out = path[-1]
+            for p in todo:
+                if on_path[p] - (p == term) > 0:
+                    continue  # a cycle: ignore the back edge
+                if p in memo:
+                    out |= memo[p]
+                    continue
+                path.append((p, iter(parents.get(p, ())), {p}))
+                on_path[p] += 1
+                break
+            else:
+                path.pop()
+                on_path[term] -= 1
+                memo[term] = out
+                if path:
+                    path[-1][2].update(out)
     return memo
 
 

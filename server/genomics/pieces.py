@@ -12,11 +12,12 @@ lists them); what it opens is a ``Slicer``.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
+
+import cachetools
 
 UNPLACED = "*"
 
@@ -125,26 +126,19 @@ def read_pieces(path: str | Path, pieces: list[Piece]) -> bytes:
 
 
 class LRU:
-    """A small thread-safe least-recently-used map (parsed files, block boundaries)."""
+    """A cachetools LRU behind a lock (cachetools caches are not thread-safe)."""
 
     def __init__(self, size: int):
-        self.size = size
-        self.data: OrderedDict = OrderedDict()
+        self.data = cachetools.LRUCache(size)
         self.lock = threading.Lock()
 
     def get(self, key):
         with self.lock:
-            value = self.data.get(key)
-            if value is not None:
-                self.data.move_to_end(key)
-            return value
+            return self.data.get(key)
 
     def put(self, key, value):
         with self.lock:
             self.data[key] = value
-            self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
 
     def clear(self):
         with self.lock:

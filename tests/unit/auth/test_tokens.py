@@ -9,7 +9,7 @@ import pytest
 from server.auth import authorize, can_read
 from server.auth.tokens import REGISTERED_ACCESS_VALUE, caller_from_request, validator_for
 from server.errors import InvalidAuthentication, PermissionDenied
-from tests.unit.auth.tokenkit import forged_same_kid_key, unsigned
+from tests.unit.auth.tokenkit import AUDIENCE, forged_same_kid_key, unsigned
 
 
 def bearer(token: str) -> str:
@@ -80,6 +80,20 @@ class TestValidTokens:
         validator, _ = validator_for(auth_settings)
         assert len(validator.callers) >= 1
         assert caller_from_request(auth_settings, bearer(token)) is first
+
+    def test_cached_caller_is_not_used_past_its_expiry(self, auth_settings, kit):
+        validator, _ = validator_for(auth_settings)
+        token = kit.passport("alice", [kit.issuer.grant_visa("alice", "ds1", expires_in=120)])
+        first = validator.caller_for_token(token)
+        assert first.controlled == {"ds1"} and validator.caller_for_token(token) is first
+        later = validator.caller_for_token(token, now=first.expires + 1)
+        assert later is not first and later.controlled == frozenset()  # the grant has expired
+
+    def test_one_validator_per_configuration(self, auth_settings, kit):
+        same = auth_settings.with_overrides(var_dir=auth_settings.var_dir + "-copy")
+        assert validator_for(same)[0] is validator_for(auth_settings)[0]
+        other = auth_settings.with_overrides(auth_audience="https://other.example")
+        assert validator_for(other)[0] is not validator_for(auth_settings)[0]
 
 
 class TestRejectedTokens:
@@ -187,6 +201,62 @@ class TestRejectedTokens:
     def test_token_signed_by_stranger_with_trusted_iss_is_refused(self, auth_settings, kit):
         forged = kit.stranger.sign(kit.claims())  # claims our issuer, signed by another key
         assert caller_from_request(auth_settings, bearer(forged)).error
+
+
+DROP = object()  # a claim left out of the token
+
+
+class TestClaims:
+    """The claim rules, as joserfc's claims registry applies them with our leeway."""
+
+    @staticmethod
+    def error(auth_settings, kit, **changes) -> str | None:
+        claims = {k: v for k, v in (kit.claims() | changes).items() if v is not DROP}
+        return caller_from_request(auth_settings, bearer(kit.issuer.sign(claims))).error
+
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"exp": -30},  # expired, but within the clock-skew leeway
+            {"nbf": 30},
+            {"iat": 30},
+            {"aud": ["https://other.example", AUDIENCE]},
+            {"jti": 7},  # claims outside the rules are left alone
+            {"scope": "", "azp": "x"},
+        ],
+        ids=["exp-leeway", "nbf-leeway", "iat-leeway", "aud-list", "jti-number", "extra"],
+    )
+    def test_accepted(self, auth_settings, kit, changes):
+        now = int(time.time())
+        times = {k: now + v for k, v in changes.items() if k in ("exp", "nbf", "iat")}
+        assert self.error(auth_settings, kit, **(changes | times)) is None
+
+    @pytest.mark.parametrize(
+        ("changes", "message"),
+        [
+            ({"exp": -120}, "token has expired"),
+            ({"nbf": 3600}, "not yet valid"),
+            ({"iat": 3600}, "issued in the future"),
+            ({"exp": DROP}, "missing 'exp' claim"),
+            ({"exp": DROP, "iat": DROP}, "missing 'exp' claim"),  # the first in claim order
+            ({"iat": DROP}, "missing 'iat' claim"),
+            ({"sub": DROP}, "missing 'sub' claim"),
+            ({"sub": ""}, "'sub'"),
+            ({"exp": True}, "'exp'"),  # a boolean is not a NumericDate
+            ({"exp": float("nan")}, "'exp'"),  # NaN never compares as expired
+            ({"exp": "9999999999"}, "'exp'"),
+            ({"aud": DROP}, "audience does not include this service"),
+            ({"aud": "https://other.example"}, "audience does not include this service"),
+            ({"aud": []}, "audience does not include this service"),
+        ],
+    )
+    def test_rejected(self, auth_settings, kit, changes, message):
+        now = int(time.time())
+        times = {
+            k: now + v for k, v in changes.items() if k in ("exp", "nbf", "iat") and type(v) is int
+        }
+        error = self.error(auth_settings, kit, **(changes | times))
+        assert error and message in error
 
 
 class TestPassportsInBody:
