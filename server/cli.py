@@ -274,7 +274,7 @@ def run_node(obj: Ctx, settings: Settings, *, workers: int | None = None) -> Non
     """Migrate, then run gunicorn in this process until SIGTERM or SIGINT."""
     from server.web.serve import run
 
-    obj.db.dispose()  # migrated; no pooled connection may be shared with forked workers
+    obj.db.dispose()  # first use migrates; no pooled connection may reach the forked workers
     obj._db = None
     run(settings, workers=workers)
 

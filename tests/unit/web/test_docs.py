@@ -2,23 +2,10 @@
 
 import json
 import re
-from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 from server.app import APIS
-
-BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-
-
-class Assets(HTMLParser):
-    """Every URL the page makes a browser load or offers as a link."""
-
-    def __init__(self):
-        super().__init__()
-        self.urls: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.urls += [v for k, v in attrs if k in ("src", "href") and v]
+from tests.unit.web.pages import BROWSER, links
 
 
 def local(url: str) -> str:
@@ -33,16 +20,15 @@ def test_docs_loads_only_the_nodes_own_assets(client):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     csp = r.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "script-src" not in csp  # no inline or remote script
-    parser = Assets()
-    parser.feed(r.text)
-    scripts = [u for u in parser.urls if u.endswith(".js")]
-    assert len(scripts) == 3 and any(u.endswith("swagger-ui.css") for u in parser.urls)
+    urls = links(r.text)
+    scripts = [u for u in urls if u.endswith(".js")]
+    assert len(scripts) == 3 and any(u.endswith("swagger-ui.css") for u in urls)
     assert "<script>" not in r.text  # every script is a file the CSP allows
-    for url in parser.urls:
+    for url in urls:
         asset = client.get(local(url))
         assert asset.status_code == 200 and asset.content, url
     # nothing in the start-up script or the styles names another host
-    for url in scripts[-1:] + [u for u in parser.urls if u.endswith(".css")]:
+    for url in scripts[-1:] + [u for u in urls if u.endswith(".css")]:
         body = client.get(local(url)).text
         assert not re.findall(r"https?://(?!www\.w3\.org/2000/svg)", body), url
     init = client.get(local(scripts[-1])).text
@@ -50,9 +36,8 @@ def test_docs_loads_only_the_nodes_own_assets(client):
 
 
 def test_the_selector_lists_every_api_document(client):
-    parser = Assets()
-    parser.feed(client.get("/docs").text)
-    init = client.get(local(next(u for u in parser.urls if u.endswith("init.js")))).text
+    init_js = next(u for u in links(client.get("/docs").text) if u.endswith("init.js"))
+    init = client.get(local(init_js)).text
     urls = json.loads(re.search(r"urls: (\[.*?\]),\n", init).group(1))
     assert [u["name"] for u in urls] == [document.removesuffix(".yaml") for document, _, _ in APIS]
     for entry in urls:

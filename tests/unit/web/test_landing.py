@@ -1,22 +1,11 @@
 """``/``: an HTML page for a browser, JSON for a program, both from the database."""
 
-from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
 
 from server.web.landing import wants_html
-
-BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
-
-
-class Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.links += [v for k, v in attrs if k in ("href", "src") and v]
+from tests.unit.web.pages import BROWSER, links
 
 
 @pytest.mark.parametrize(
@@ -96,12 +85,11 @@ def test_a_browser_gets_an_escaped_html_page_whose_links_work(client, registered
     for text in ("open1", "closed1", "empty1", "controlled", "GRCh38", "not public"):
         assert text in page
     assert "/beacon/v2" in page and "/ga4gh/wes/v1" in page and "/ga4gh/drs/v1" in page
-    parser = Links()
-    parser.feed(page)
-    targets = {urlsplit(link).path for link in parser.links}
+    urls = links(page)
+    targets = {urlsplit(link).path for link in urls}
     assert {"/docs", "/service-info", "/health/ready", "/openapi.json"} <= targets
     assert "/ga4gh/drs/v1/openapi.json" in targets and "/beacon/v2/service-info" in targets
-    for link in parser.links:
+    for link in urls:
         assert urlsplit(link).netloc in ("", "127.0.0.1:8080"), link  # nothing remote
         assert client.get(urlsplit(link).path).status_code == 200, link
 
