@@ -16,6 +16,8 @@ the WES ``auth_instructions_url`` points.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 
 from swagger_ui_bundle import swagger_ui_path
@@ -106,24 +108,29 @@ class Docs:
 
 
 class Pages:
-    """The node's pages for people, beside its APIs: ``/`` and ``/docs``."""
+    """The node's pages for people, beside its APIs: ``/`` and ``/docs``.
+
+    The documents behind ``/docs`` are read on its first request (in a thread),
+    not when the app is built: parsing them takes about a second.
+    """
 
     def __init__(self, settings, db):
-        from server.app import OPENAPI_DIR, available_apis
+        from server.app import available_apis
+
+        self.settings = settings
+        self.apis = available_apis()
+        self.landing = Landing(settings, db, {document: base for document, base, _ in self.apis})
+
+    @functools.cached_property
+    def docs(self) -> Docs:
+        from server.app import OPENAPI_DIR
         from server.asgi import openapi_documents
 
-        apis = available_apis()
-        self.landing = Landing(settings, db, {document: base for document, base, _ in apis})
-        self.docs = Docs(
-            settings,
-            {
-                document.rsplit(".", 1)[0]: next(
-                    iter(openapi_documents([api], OPENAPI_DIR).values())
-                )
-                for api in apis
-                for document in (api[0],)
-            },
-        )
+        documents = {}
+        for api in self.apis:
+            (body,) = openapi_documents([api], OPENAPI_DIR).values()
+            documents[api[0].rsplit(".", 1)[0]] = body
+        return Docs(self.settings, documents)
 
     def app_for(self, scope):
         """The ASGI app of the page ``scope`` asks for, or None (not a page)."""
@@ -133,5 +140,9 @@ class Pages:
         if path == "/":
             return self.landing
         if path == PREFIX or path.startswith(PREFIX + "/"):
-            return self.docs
+            return self.serve_docs
         return None
+
+    async def serve_docs(self, scope, receive, send) -> None:
+        docs = await asyncio.to_thread(lambda: self.docs)  # the first call parses, off the loop
+        await docs(scope, receive, send)
