@@ -104,3 +104,20 @@ def test_an_empty_node_says_how_to_add_data(client):
     r = client.get("/", headers={"Accept": "text/html"})
     assert r.status_code == 200 and "genomeport dataset add" in r.text
     assert client.get("/").json()["datasets"] == []
+
+
+def test_without_its_database_the_page_is_a_503_to_retry(tmp_path):
+    from server.app import create_app
+    from server.settings import Settings
+
+    settings = Settings(
+        var_dir=str(tmp_path / "var"),
+        database_url="postgresql://postgres@127.0.0.1:1/none",  # nothing listens on port 1
+        signing_key="k",
+    )
+    cx = create_app(settings, migrate=False)
+    with cx.test_client() as c:
+        for accept in (BROWSER, "application/json"):
+            r = c.get("/", headers={"Accept": accept})
+            assert r.status_code == 503 and r.headers["retry-after"], r.text
+    cx.app.extensions["genomeport"].db.dispose()
