@@ -83,6 +83,9 @@ class OpsMiddleware:
         self.settings = settings
         self.db = db
         self.documents = documents or {}
+        from server.web.docs import Pages
+
+        self.pages = Pages(settings, db)  # / and /docs
 
     def body_limit(self, path: str) -> int:
         if path.startswith("/ga4gh/wes"):
@@ -192,7 +195,10 @@ class OpsMiddleware:
             await send(message)
 
         try:
-            await self._guarded(scope, receive, tracking_send, headers, path)
+            if page := self.pages.app_for(scope):
+                await page(scope, receive, tracking_send)
+            else:
+                await self._guarded(scope, receive, tracking_send, headers, path)
         except Exception as exc:
             if started:
                 raise

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,25 +270,13 @@ def files_list(obj: Ctx, dataset_id, as_json) -> None:
 
 
 # ---------------------------------------------------------------- serving
-def gunicorn_argv(
-    settings: Settings, *, workers: int | None = None, bind: str | None = None
-) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--worker-class",
-        "server.serving.Worker",  # uvicorn, asyncio loop, zero-copy sends
-        "--workers",
-        str(workers or settings.workers),
-        "--bind",
-        bind or f"{settings.host}:{settings.port}",
-        "--graceful-timeout",
-        "20",
-        "--timeout",
-        "120",
-        "server.app:asgi_from_env()",
-    ]
+def run_node(obj: Ctx, settings: Settings, *, workers: int | None = None) -> None:
+    """Migrate, then run gunicorn in this process until SIGTERM or SIGINT."""
+    from server.web.serve import run
+
+    obj.db.dispose()  # first use migrates; no pooled connection may reach the forked workers
+    obj._db = None
+    run(settings, workers=workers)
 
 
 @main.command()
@@ -301,14 +287,16 @@ def gunicorn_argv(
 def serve(obj: Ctx, host, port, workers) -> None:
     """Run the node under gunicorn with uvicorn workers.
 
-    Migrations are applied once before the workers start.
+    Migrations are applied once before the workers start. Without
+    GENOMEPORT_PUBLIC_URL, the URLs the node hands out name the address it
+    binds (http://HOST:PORT); behind a proxy or on 0.0.0.0, set it to the
+    address clients use. SIGTERM stops the node gracefully, SIGINT (Ctrl-C) at
+    once; the command returns when every worker has stopped.
     """
-    obj.db  # noqa: B018 - migrate before forking workers
-    settings = obj.settings
-    argv = gunicorn_argv(
-        settings, workers=workers, bind=f"{host or settings.host}:{port or settings.port}"
+    settings = obj.settings.with_overrides(
+        host=host or obj.settings.host, port=port or obj.settings.port
     )
-    os.execv(argv[0], argv)
+    run_node(obj, settings, workers=workers)
 
 
 def _register_api_commands() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
 
@@ -95,14 +94,10 @@ def demo(obj, port, seed_dir, no_serve) -> None:
     seed_data/, loads the cohort into the Beacon, prints example requests that
     work, then runs the node (Ctrl-C stops it). Safe to run again.
     """
-    from server.cli import gunicorn_argv
+    from server.cli import run_node
 
-    settings = obj.settings
-    port = port or settings.port
-    if settings.public_url == "http://127.0.0.1:8080" and port != 8080:
-        settings = settings.with_overrides(public_url=f"http://127.0.0.1:{port}")
-        os.environ["GENOMEPORT_PUBLIC_URL"] = settings.public_url
-        obj.settings = settings
+    settings = obj.settings.with_overrides(host="127.0.0.1", port=port or obj.settings.port)
+    obj.settings = settings
     results = load_seed(obj, Path(seed_dir))
     base = settings.public_url.rstrip("/")
     click.echo(f"Loaded {len(results)} files into dataset '{DEMO_DATASET}'. Try:")
@@ -111,7 +106,6 @@ def demo(obj, port, seed_dir, no_serve) -> None:
     sys.stdout.flush()
     if no_serve:
         return
-    argv = gunicorn_argv(settings, bind=f"127.0.0.1:{port}")
     click.echo(f"Serving on {base} (Ctrl-C to stop)")
     sys.stdout.flush()
-    os.execv(argv[0], argv)
+    run_node(obj, settings)

@@ -104,6 +104,14 @@ def list_datasets(session: Session) -> list[Dataset]:
     return list(session.scalars(sa.select(Dataset).order_by(Dataset.id)))
 
 
+def file_counts(session: Session) -> dict[str, tuple[int, int]]:
+    """``{dataset id: (object ids, files)}`` for every dataset with files."""
+    query = sa.select(
+        DataFile.dataset_id, sa.func.count(sa.distinct(DataFile.object_id)), sa.func.count()
+    ).group_by(DataFile.dataset_id)
+    return {dataset: (objects, n) for dataset, objects, n in session.execute(query)}
+
+
 # ---------------------------------------------------------------- files
 def files_for_object(session: Session, object_id: str) -> list[DataFile]:
     return list(

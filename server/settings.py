@@ -30,7 +30,7 @@ class Settings:
     # Storage and serving
     var_dir: str = "var"
     database_url: str = ""  # empty: sqlite:///<var_dir>/genomeport.db
-    public_url: str = "http://127.0.0.1:8080"  # base of every URL handed out
+    public_url: str = ""  # base of every URL handed out; empty: http://<host>:<port>
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 2
@@ -87,6 +87,11 @@ class Settings:
     drs_max_bulk: int = 100
 
     def __post_init__(self) -> None:
+        # Without a public URL the node names the address it binds, so the
+        # tickets of `genomeport serve --port 9000` point at port 9000.
+        object.__setattr__(self, "_public_url_derived", not self.public_url)
+        if not self.public_url:
+            object.__setattr__(self, "public_url", bound_url(self.host, self.port))
         _check_node_callers(self)
 
     # ----------------------------------------------------------------- derived
@@ -105,6 +110,8 @@ class Settings:
         return self.auth_audience or self.public_url
 
     def with_overrides(self, **kw: typing.Any) -> Settings:
+        if self._public_url_derived and "public_url" not in kw:
+            kw["public_url"] = ""  # derived again from the new host and port
         return dataclasses.replace(self, **kw)
 
     # ----------------------------------------------------------------- loading
@@ -136,6 +143,18 @@ class Settings:
                 )
             values[name] = _coerce(name, raw)
         return cls(**values)
+
+
+def bound_url(host: str, port: int) -> str:
+    """The URL of ``host:port`` as a client on this machine reaches it: a wildcard
+    address (all interfaces) is reached through the loopback interface."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _check_node_callers(settings: Settings) -> None:

@@ -43,14 +43,13 @@ def test_gunicorn_serves_data_ranges_byte_for_byte_through_the_zero_copy_worker(
     live_server, db, testdata
 ):
     """``genomeport serve`` runs ``server.serving.Worker``: data bodies go out with sendfile."""
-    from server.cli import gunicorn_argv
     from server.registry import add_dataset, add_files
     from server.serving import Worker
     from server.settings import Settings
+    from server.web.serve import NodeServer
     from server.zerocopy import ZeroCopyHttpToolsProtocol
 
-    argv = gunicorn_argv(Settings())
-    assert argv[argv.index("--worker-class") + 1] == "server.serving.Worker"
+    assert NodeServer(Settings()).cfg.worker_class is Worker
     assert {"loop": "asyncio", "http": ZeroCopyHttpToolsProtocol} == Worker.CONFIG_KWARGS
 
     bam = testdata / "reads/htsnexus_test_NA12878.bam"

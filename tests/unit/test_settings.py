@@ -99,3 +99,33 @@ def test_malformed_node_caller_stops_the_node_at_start_up(tmp_path):
             "configuration error" in proc.stderr and "'alice' is not a caller label" in proc.stderr
         )
         assert "<issuer>|<sub>" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "url"),
+    [
+        ({}, "http://127.0.0.1:8080"),
+        ({"GENOMEPORT_PORT": "9000"}, "http://127.0.0.1:9000"),
+        ({"GENOMEPORT_HOST": "10.1.2.3", "GENOMEPORT_PORT": "9001"}, "http://10.1.2.3:9001"),
+        ({"GENOMEPORT_HOST": "0.0.0.0"}, "http://127.0.0.1:8080"),  # all interfaces
+        ({"GENOMEPORT_HOST": "::"}, "http://[::1]:8080"),
+        ({"GENOMEPORT_HOST": "fd00::7"}, "http://[fd00::7]:8080"),
+        ({"GENOMEPORT_PORT": "9000", "GENOMEPORT_PUBLIC_URL": "https://g.example.dk"}, None),
+    ],
+)
+def test_public_url_is_the_bound_address_unless_set(environ, url):
+    s = Settings.from_env(environ)
+    assert s.public_url == (url or "https://g.example.dk")
+    assert s.audience == s.public_url
+
+
+def test_a_derived_public_url_follows_host_and_port_overrides():
+    """`genomeport serve --port 9000` overrides the port after the settings are read."""
+    derived = Settings.from_env({}).with_overrides(port=9000, host="127.0.0.2")
+    assert derived.public_url == "http://127.0.0.2:9000"
+    assert derived.with_overrides(workers=4).public_url == "http://127.0.0.2:9000"
+    explicit = Settings(public_url="https://g.example.dk").with_overrides(port=9000)
+    assert explicit.public_url == "https://g.example.dk"
+    assert Settings().with_overrides(public_url="https://x.example").public_url == (
+        "https://x.example"
+    )

@@ -1,0 +1,1 @@
+"""The web layer: everything that speaks HTTP (pages, documentation, the gunicorn server)."""
