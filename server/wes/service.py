@@ -57,12 +57,27 @@ def _owned_run(settings: Settings, db: Database, caller: Caller, run_id: str) ->
     return run
 
 
-def _decision(db: Database, caller: Caller, action: str, run_id: str = "", **kw) -> Decision:
+def _decision(
+    db: Database,
+    caller: Caller,
+    action: str,
+    run_id: str = "",
+    *,
+    query: dict | None = None,
+    record_grant: bool = False,
+) -> Decision:
     """The audit row of one operation. A run of another caller answers 404, as a
     missing one does: that 404 is a refusal too. Reads are recorded when refused
     or failed; submissions and cancellations always (``record_grant=True``)."""
     return Decision(
-        db, caller, api="wes", action=action, object_id=run_id, refusals=(401, 403, 404), **kw
+        db,
+        caller,
+        api="wes",
+        action=action,
+        object_id=run_id,
+        query=query or {},
+        refusals=(401, 403, 404),
+        record_grant=record_grant,
     )
 
 
