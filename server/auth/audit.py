@@ -181,15 +181,12 @@ class Decision:
         for name, value in fields.items():
             setattr(self, name, value)
         self.written = True
+        about = {k: getattr(self, k) for k in ("api", "action", "dataset_id", "object_id", "query")}
         append(
             self.db,
             caller=self.caller.label,
-            api=self.api,
-            action=self.action,
             outcome=outcome,
             status=status,
-            dataset_id=self.dataset_id,
-            object_id=self.object_id,
-            query=self.query,
             connection=connection,
+            **about,
         )
