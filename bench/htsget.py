@@ -568,7 +568,7 @@ def main() -> None:
         plane_db.dispose()
 
         # The data plane's audit row alone, in-process on the same database.
-        from server import audit
+        from server.auth import audit
 
         audit_db = Database(f"sqlite:///{var / 'genomeport.db'}")
         audit_t = []

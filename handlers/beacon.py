@@ -9,8 +9,8 @@ from __future__ import annotations
 import flask
 
 import server.beacon.errors  # noqa: F401 - registers the beaconErrorResponse renderer
-from server.beacon import budget, service
 from server.beacon import request as breq
+from server.beacon import service
 from server.invocation import reads_request
 from server.routing import current_caller, node
 
@@ -76,46 +76,7 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
         req = breq.from_post(answer_entry, body, **kw)
     else:
         req = breq.from_get(answer_entry, _args(), **kw)
-    # One session and connection: the query, then its audit row, committed
-    # before the response is sent. On PostgreSQL (READ COMMITTED: every statement
-    # reads its own snapshot anyway) the statements run in autocommit mode, which
-    # spares the BEGIN and COMMIT round trips.
-    with n.db.session() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-
-        def spend(tiers):  # the caller's budget for these datasets, before any is read
-            budget.spend(session, settings, key, tiers)
-
-        try:
-            response, audit = service.query(session, settings, caller, req, spend=spend)
-        except Exception as exc:
-            session.rollback()
-            refused = isinstance(exc, budget.BudgetExhausted)
-            query = {"entry": answer_entry, "params": req.params}
-            if refused:
-                query["budget"] = exc.detail
-            n.audit(
-                api="beacon",
-                action=f"{method} {answer_entry}",
-                outcome="refused" if refused else "error",
-                status=getattr(exc, "status", 500),
-                query=query,
-                caller=caller,
-                dataset_id=exc.detail["dataset"] if refused else "",
-            )
-            raise
-        n.audit(
-            api="beacon",
-            action=f"{method} {answer_entry}",
-            outcome="granted",
-            status=200,
-            dataset_id=",".join(audit["datasets"])[:128],
-            query=audit,
-            caller=caller,
-            connection=session.connection(),
-        )
-    return response
+    return service.answer(n.db, settings, caller, req, method=method, budget_key=key)
 
 
 def _make(entry, kind, target, method):

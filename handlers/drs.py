@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from server.drs import service
 from server.errors import InvalidInput
 from server.routing import current_caller, node
@@ -14,9 +12,7 @@ def _ctx(passports=None) -> service.DrsContext:
         raise InvalidInput("passports must be a list of JWT strings")
     n = node()
     caller = current_caller(passports=passports or None)
-    return service.DrsContext(
-        n.settings, n.db, caller, functools.partial(n.audit, api="drs", caller=caller)
-    )
+    return service.DrsContext(n.settings, n.db, caller)
 
 
 def _body(body) -> dict:

@@ -13,7 +13,7 @@ from server.routing import current_caller, node
 
 def _context() -> service.Context:
     n = node()
-    return service.Context(settings=n.settings, db=n.db, caller=current_caller(), audit=n.audit)
+    return service.Context(settings=n.settings, db=n.db, caller=current_caller())
 
 
 def _ticket(request: service.TicketRequest) -> flask.Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import flask
 
-from server.errors import ServiceError
 from server.routing import current_caller, node
 from server.wes import graph, service
 
@@ -23,32 +22,9 @@ FIELDS = (
 MAX_FIELD = 4 * 1024 * 1024
 
 
-def _audited(action: str, fn, *args, run_id: str = "", query: dict | None = None):
+def _call(fn, *args):
     n = node()
-    caller = current_caller()
-    try:
-        result = fn(n.settings, n.db, caller, *args)
-    except ServiceError as exc:
-        n.audit(
-            api="wes",
-            action=action,
-            object_id=run_id,
-            query=query or {},
-            outcome="denied" if exc.status in (401, 403, 404) else "error",
-            status=exc.status,
-            caller=caller,
-        )
-        raise
-    if action in ("submit", "cancel"):
-        n.audit(
-            api="wes",
-            action=action,
-            object_id=run_id or result.get("run_id", ""),
-            query=query or {},
-            outcome="granted",
-            caller=caller,
-        )
-    return result
+    return fn(n.settings, n.db, current_caller(), *args)
 
 
 def get_service_info():
@@ -57,7 +33,7 @@ def get_service_info():
 
 
 def list_runs(page_size=None, page_token=None, state=None, tags=None):
-    return _audited("list", service.list_runs, page_size, page_token, state, tags)
+    return _call(service.list_runs, page_size, page_token, state, tags)
 
 
 def _form() -> dict:
@@ -81,30 +57,24 @@ def run_workflow(body=None, **_kwargs):
     files = [
         (f.filename or "", f.stream) for f in flask.request.files.getlist("workflow_attachment")
     ]
-    query = {
-        k: form.get(k)
-        for k in ("workflow_type", "workflow_type_version", "workflow_url", "workflow_engine")
-        if form.get(k)
-    }
-    query["attachments"] = len(files)
-    return _audited("submit", service.submit_run, form, files, query=query)
+    return _call(service.submit_run, form, files)
 
 
 def get_run_log(run_id):
-    return _audited("get", service.get_run_log, run_id, run_id=run_id)
+    return _call(service.get_run_log, run_id)
 
 
 def get_run_status(run_id):
-    return _audited("status", service.get_run_status, run_id, run_id=run_id)
+    return _call(service.get_run_status, run_id)
 
 
 def cancel_run(run_id):
-    return _audited("cancel", service.cancel_run, run_id, run_id=run_id)
+    return _call(service.cancel_run, run_id)
 
 
 def list_tasks(run_id, page_size=None, page_token=None):
-    return _audited("tasks", service.list_tasks, run_id, page_size, page_token, run_id=run_id)
+    return _call(service.list_tasks, run_id, page_size, page_token)
 
 
 def get_task(run_id, task_id):
-    return _audited("task", service.get_task, run_id, task_id, run_id=run_id)
+    return _call(service.get_task, run_id, task_id)

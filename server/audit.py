@@ -1,4 +1,4 @@
-"""Queries over the append-only audit log (the node writes it: ``Node.audit``).
+"""Queries over the append-only audit log (written by ``server.auth.audit``).
 
 Rows record who (``Caller.label``), when, which API and action, which dataset
 and object, the region or query parameters, the outcome (granted, denied,
@@ -10,7 +10,6 @@ out as a second line of defence.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 from dataclasses import dataclass
 
@@ -139,55 +138,3 @@ def as_dict(row: AuditEvent) -> dict:
         "status": row.status,
         "request_id": row.request_id,
     }
-
-
-# ---------------------------------------------------------------- writing
-@functools.lru_cache(maxsize=1)
-def insert_statement():
-    """One row per decision or download: compiled once, run on the DBAPI cursor."""
-    from server.db.prepared import PreparedInsert
-
-    return PreparedInsert(AuditEvent.__table__)
-
-
-def outcome_for(status: int) -> str:
-    if status in (401, 403):
-        return "denied"
-    return "granted" if status < 400 else "error"
-
-
-def append(
-    db: Database,
-    *,
-    caller: str,
-    api: str,
-    action: str,
-    outcome: str,
-    status: int,
-    dataset_id: str = "",
-    object_id: str = "",
-    query: dict | None = None,
-    request_id: str = "",
-) -> None:
-    """Append and commit one row (framework-free: the data plane writes here).
-
-    On PostgreSQL the commit does not wait for the WAL flush
-    (``synchronous_commit=off`` for this transaction only), as ``Node.audit``.
-    """
-    from server.db.tables import utcnow
-
-    row = {
-        "time": utcnow(),
-        "caller": caller,
-        "api": api,
-        "action": action,
-        "dataset_id": dataset_id or "",
-        "object_id": object_id or "",
-        "query": query or {},
-        "outcome": outcome,
-        "status": status,
-        "request_id": request_id,
-    }
-    engine = db.engine
-    setup = ("SET LOCAL synchronous_commit TO OFF",) if engine.dialect.name == "postgresql" else ()
-    insert_statement().run(engine, row, setup=setup)

@@ -569,7 +569,7 @@ class _Download:
             query["short"] = True
         if self.error:
             query["error"] = self.error
-        from server.audit import outcome_for
+        from server.auth.audit import outcome_for
 
         return {
             "caller": self.caller,
@@ -585,6 +585,6 @@ class _Download:
 
 
 def _append(db, row: dict) -> None:
-    from server.audit import append
+    from server.auth.audit import append
 
     append(db, **row)

@@ -35,13 +35,19 @@ WINDOWS = {"minute": 60, "day": 86400}
 
 
 class BudgetExhausted(TooManyRequests):
-    """429 with ``Retry-After``; ``detail`` goes to the audit trail."""
+    """429 with ``Retry-After``; ``detail`` goes to the audit trail: the query
+    is recorded as ``refused`` (``server.auth.audit.Decision``)."""
 
     def __init__(self, message: str, retry_after: int, detail: dict):
         super().__init__(message)
         self.retry_after = max(math.ceil(retry_after), 1)
         self.headers = {"Retry-After": str(self.retry_after)}
         self.detail = detail
+        self.audit = {
+            "outcome": "refused",
+            "dataset_id": detail["dataset"],
+            "query": {"budget": detail},
+        }
 
 
 def limits(settings: Settings, tier: str) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 Every function takes the settings, a database session and the ``Caller``; none
 touches the web framework. Access is decided per dataset by
-``server.auth.beacon_granularity`` (record / count / boolean), and each dataset
+``server.auth.beacon_tier`` (record / count / boolean), and each dataset
 is answered at its own tier in one response:
 
 * a dataset at the record or count tier gets a ``resultSet`` (with
@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from server.auth import Caller, beacon_granularity, beacon_resolves_people
-from server.beacon import collection, engine
+from server.auth import Caller, beacon_resolves_people, beacon_tier
+from server.auth.audit import Decision
+from server.beacon import budget, collection, engine
 from server.beacon.budget import limits as budget_limits
 from server.beacon.engine import ENTRY_TYPES, variant_id
 from server.beacon.frequencies import frequencies
@@ -611,7 +612,7 @@ def query(
     for text in req.warnings:
         ctx.warn(text)
     datasets = _datasets(session, req, ctx)
-    tiers = {d.id: beacon_granularity(caller, d) for d in datasets}
+    tiers = {d.id: beacon_tier(caller, d) for d in datasets}
     if spend is not None:
         spend(tiers)
     requested = ORDER[req.granularity]
@@ -718,6 +719,43 @@ def query(
         },
     }
     return body, audit
+
+
+def answer(
+    db, settings: Settings, caller: Caller, req: BeaconRequest, *, method: str, budget_key: str
+) -> dict:
+    """``query`` in a session of its own, charged to ``budget_key``'s budget,
+    with its one audit row: written on the query's connection and committed
+    with it, before the response is sent. A failed query is recorded as an
+    ``error``, one refused by the budget as ``refused``.
+
+    On PostgreSQL (READ COMMITTED: every statement reads its own snapshot
+    anyway) the statements run in autocommit mode, which spares the BEGIN and
+    COMMIT round trips.
+    """
+    decision = Decision(
+        db,
+        caller,
+        api="beacon",
+        action=f"{method} {req.entry_type}",
+        query={"entry": req.entry_type, "params": req.params},
+        refusals=(),
+        failures=Exception,
+    )
+    with decision, db.session() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+        def spend(tiers):  # the caller's budget for these datasets, before any is read
+            budget.spend(session, settings, budget_key, tiers)
+
+        response, audit = query(session, settings, caller, req, spend=spend)
+        decision.grant(
+            dataset_id=",".join(audit["datasets"])[:128],
+            query=audit,
+            connection=session.connection(),
+        )
+    return response
 
 
 # ------------------------------------------------------------------ filtering terms

@@ -1,7 +1,7 @@
 """What a caller below the record tier may learn: the rules of the count and
 boolean tiers, in one place.
 
-A caller's tier for a dataset comes from ``server.auth.beacon_granularity``
+A caller's tier for a dataset comes from ``server.auth.beacon_tier``
 (record / count / boolean). Below the record tier:
 
 * **An allele is visible only if enough people carry it.** Its carriers in the
@@ -30,9 +30,9 @@ VCF but has no individual or biosample record is never addressable by name.
 
 from __future__ import annotations
 
+from server.auth import BOOLEAN, COUNT, RECORD
 from server.settings import Settings
 
-RECORD, COUNT, BOOLEAN = "record", "count", "boolean"
 ORDER = {BOOLEAN: 0, COUNT: 1, RECORD: 2}
 NAMES = {v: k for k, v in ORDER.items()}
 

@@ -1,13 +1,14 @@
 """DRS 1.5 logic: objects, bundles, access URLs, bulk requests, authorizations.
 
 Framework-free: handlers build a :class:`DrsContext` (settings, database,
-caller, audit callback) and call these functions; errors are raised from
+caller) and call these functions; errors are raised from
 ``server.errors`` and rendered by the routing layer as ``{msg, status_code}``.
 
 Access rules: a file's objects (blob, index, bundle) are readable by whoever
 may read its dataset (``server.auth.authorize``); metadata is guarded like the
 bytes. A WES output is readable by its run's owner only (others get 404, so
-its existence is not revealed). Every decision is written to the audit log.
+its existence is not revealed). The rules are ``server.auth``'s; every decision
+is written to the audit log (``server.auth.audit.Decision``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from server.auth import ANONYMOUS, Caller, access_expires, authorize_dataset
+from server.auth import Caller, access_expires, authorize_dataset, check_token, owner_access
+from server.auth.audit import Decision
 from server.db import Database
 from server.db.tables import DataFile, Dataset
 from server.drs import ids
@@ -69,7 +70,6 @@ class DrsContext:
     settings: Settings
     db: Database
     caller: Caller
-    audit: Callable[..., None] = field(default=lambda **kw: None)
 
 
 # ------------------------------------------------------------ resolution
@@ -113,47 +113,30 @@ def _lookup(session, drs_id: str) -> Resolved:
 def _check(ctx: DrsContext, obj: Resolved) -> None:
     """Authorise the caller for one resolved object (raises 401/403/404)."""
     if obj.kind == "wes":
-        if ctx.caller.error is not None:
-            raise InvalidAuthentication(f"invalid bearer token: {ctx.caller.error}")
-        owner = obj.wes.owner  # type: ignore[union-attr]
-        # A development node (no issuer configured) runs WES for anonymous
-        # callers, who share the owner "anonymous"; anywhere else a token is needed.
-        if not ctx.caller.authenticated and not (
-            owner == ANONYMOUS.label and not ctx.settings.auth_issuers
-        ):
-            raise InvalidAuthentication("this object requires authentication (a bearer token)")
-        if ctx.caller.label != owner:  # type: ignore[union-attr]
-            raise NotFound(f"no DRS object {obj.drs_id!r}")
+        owner_access(
+            ctx.caller,
+            obj.wes.owner,  # type: ignore[union-attr]
+            ctx.settings,
+            NotFound(f"no DRS object {obj.drs_id!r}"),
+            what="this object",
+        )
         return
     authorize_dataset(ctx.caller, obj.dataset, what="object")
 
 
-def _audit_ids(obj: Resolved) -> dict:
-    if obj.kind == "wes":
-        return {"dataset_id": "", "object_id": obj.drs_id}
-    return {"dataset_id": obj.dataset.id, "object_id": obj.drs_id}  # type: ignore[union-attr]
+def _decision(ctx: DrsContext, action: str, **fields) -> Decision:
+    return Decision(ctx.db, ctx.caller, api="drs", action=action, **fields)
 
 
 def resolve(ctx: DrsContext, drs_id: str, *, action: str) -> Resolved:
     """Look up and authorise one object, auditing the decision either way."""
-    where = {"dataset_id": "", "object_id": drs_id[:256]}
-    try:
-        if ctx.caller.error is not None:  # a rejected token learns nothing, not even existence
-            raise InvalidAuthentication(f"invalid bearer token: {ctx.caller.error}")
+    with _decision(ctx, action, object_id=drs_id[:256], query={"drs_id": drs_id[:300]}) as decision:
+        check_token(ctx.caller)  # a rejected token learns nothing, not even existence
         with ctx.db.session() as session:
             obj = _lookup(session, drs_id)
-            where = _audit_ids(obj)
+            if obj.dataset is not None:
+                decision.dataset_id = obj.dataset.id
             _check(ctx, obj)
-    except ServiceError as exc:
-        ctx.audit(
-            action=action,
-            outcome="denied" if exc.status in (401, 403) else "error",
-            status=exc.status,
-            query={"drs_id": drs_id[:300]},
-            **where,
-        )
-        raise
-    ctx.audit(action=action, outcome="granted", status=200, query={"drs_id": drs_id}, **where)
     return obj
 
 
@@ -327,9 +310,8 @@ def _unresolved(failures: dict[int, list[str]]) -> list[dict]:
 
 
 def _fail_on_bad_token(ctx: DrsContext) -> None:
-    if ctx.caller.error is not None:
-        ctx.audit(action="bulk", outcome="denied", status=401, query={})
-        raise InvalidAuthentication(f"invalid bearer token: {ctx.caller.error}")
+    with _decision(ctx, "bulk", record_grant=False):
+        check_token(ctx.caller)
 
 
 def bulk_objects(ctx: DrsContext, object_ids, expand: bool = False) -> dict:
@@ -535,7 +517,6 @@ def resolve_for_wes(
     db: Database,
     caller: Caller,
     uri: str,
-    audit: Callable[..., None] | None = None,
 ) -> str:
     """A ``drs://`` URI of this node -> local path, with the submitter's own rights.
 
@@ -548,7 +529,7 @@ def resolve_for_wes(
     if parts.hostname != public_host(settings):
         raise InvalidInput(f"drs:// URI of another host ({parts.hostname}) is not supported")
     drs_id = parts.path.lstrip("/")
-    ctx = DrsContext(settings, db, caller, audit or (lambda **kw: None))
+    ctx = DrsContext(settings, db, caller)
     obj = resolve(ctx, drs_id, action="wes_input")
     if obj.kind == "bundle":
         raise InvalidInput(f"{uri}: a bundle cannot be a workflow input file")

@@ -16,10 +16,10 @@ import functools
 import json
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from server.auth import Caller, access_expires, authorize
+from server.auth import Caller, authorize
+from server.auth.audit import Decision
 from server.db import Database
 from server.errors import (
     InvalidInput,
@@ -233,7 +233,6 @@ class Context:
     settings: Settings
     db: Database
     caller: Caller
-    audit: Callable[..., None] = field(default=lambda **kw: None)
 
 
 def _choose_file(request: TicketRequest, files: list) -> object:
@@ -289,44 +288,30 @@ def _files(db: Database, object_id: str) -> list:
 
 def ticket(ctx: Context, request: TicketRequest) -> dict:
     """Authorise, then build the ticket. Every decision is audited."""
-    audit_common = {
-        "api": "htsget",
-        "action": f"ticket.{request.endpoint}",
-        "object_id": request.object_id,
-        "query": request.audit_query(),
-    }
     files = _files(ctx.db, request.object_id)
     datasets = {f.dataset_id for f in files}
     if len(datasets) > 1:  # the formats of one object always live in one dataset
         raise ServiceError("object spans several datasets")
-    access = (
-        (files[0].access, files[0].grant_value or files[0].dataset_id, files[0].dataset_id)
-        if files
-        else None
-    )
-    if access is None or not any(
-        f.format.upper() in ENDPOINT_FORMATS[request.endpoint] for f in files
-    ):
-        ctx.audit(**audit_common, outcome="error", status=404)
-        raise NotFound(f"no {request.endpoint} object {request.object_id!r}")
-    try:
-        authorize(ctx.caller, access[0], access[1], what="dataset")
-    except ServiceError as exc:
-        ctx.audit(**audit_common, dataset_id=access[2], outcome="denied", status=exc.status)
-        raise
-    try:
-        result = _build(
+    with Decision(
+        ctx.db,
+        ctx.caller,
+        api="htsget",
+        action=f"ticket.{request.endpoint}",
+        object_id=request.object_id,
+        query=request.audit_query(),
+    ) as decision:
+        if not any(f.format.upper() in ENDPOINT_FORMATS[request.endpoint] for f in files):
+            raise NotFound(f"no {request.endpoint} object {request.object_id!r}")
+        first = files[0]
+        decision.dataset_id = first.dataset_id
+        expires = authorize(ctx.caller, first.access, first.grant_value or first.dataset_id)
+        return _build(
             ctx.settings,
             request,
             _choose_file(request, files),
             caller=ctx.caller.label,
-            expires=access_expires(ctx.caller, access[0]),
+            expires=expires,
         )
-    except ServiceError as exc:
-        ctx.audit(**audit_common, dataset_id=access[2], outcome="error", status=exc.status)
-        raise
-    ctx.audit(**audit_common, dataset_id=access[2], outcome="granted", status=200)
-    return result
 
 
 def _storages(settings: Settings, datafile) -> tuple[Storage, Storage]:

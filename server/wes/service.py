@@ -5,7 +5,9 @@ Who may use WES: when an issuer is configured (``auth_issuers``), only
 authenticated callers; with no issuer (a development node) anonymous callers
 too, all under the one owner ``anonymous``. A run belongs to the caller that
 submitted it (``Caller.label``); any other caller gets 404 for it, exactly as
-for a run that does not exist.
+for a run that does not exist. Both rules are ``server.auth``'s
+(``require_caller``, ``owner_access``); each operation writes its audit row
+through ``server.auth.audit.Decision``.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
-from server.auth import Caller
+from server.auth import Caller, anonymous_allowed, owner_access, require_caller
+from server.auth.audit import Decision
 from server.db import Database
-from server.errors import InvalidAuthentication, InvalidInput, NotFound
+from server.errors import InvalidInput, NotFound
 from server.settings import Settings
 from server.storage import is_local
 from server.wes import engines, graph, inputs, sandbox, states, store
@@ -41,22 +44,42 @@ DEFAULT_PAGE = 100
 
 
 # ---------------------------------------------------------------- access
-def require_caller(settings: Settings, caller: Caller) -> str:
+def _caller(settings: Settings, caller: Caller) -> str:
     """The owner label of a caller allowed to use WES, or 401."""
-    if caller.error is not None:
-        raise InvalidAuthentication(f"invalid bearer token: {caller.error}")
-    if settings.auth_issuers and not caller.authenticated:
-        raise InvalidAuthentication("WES requires authentication (a bearer token)")
-    return caller.label
+    return require_caller(caller, "WES", anonymous=anonymous_allowed(settings))
 
 
-def _owned_run(settings: Settings, db: Database, owner: str, run_id: str) -> WesRun:
+def _owned_run(settings: Settings, db: Database, caller: Caller, run_id: str) -> WesRun:
     run = store.get_run(db, run_id) if isinstance(run_id, str) and len(run_id) <= 64 else None
-    if run is None or run.owner != owner:
-        raise NotFound(f"run {run_id!r} not found")
+    missing = NotFound(f"run {run_id!r} not found")
+    owner_access(caller, run.owner if run else None, settings, missing, what="WES")
     if run.state in states.ACTIVE:
         run = _reconcile_one(settings, db, run)
     return run
+
+
+def _decision(
+    db: Database,
+    caller: Caller,
+    action: str,
+    run_id: str = "",
+    *,
+    query: dict | None = None,
+    record_grant: bool = False,
+) -> Decision:
+    """The audit row of one operation. A run of another caller answers 404, as a
+    missing one does: that 404 is a refusal too. Reads are recorded when refused
+    or failed; submissions and cancellations always (``record_grant=True``)."""
+    return Decision(
+        db,
+        caller,
+        api="wes",
+        action=action,
+        object_id=run_id,
+        query=query or {},
+        refusals=(401, 403, 404),
+        record_grant=record_grant,
+    )
 
 
 def _reconcile_one(settings: Settings, db: Database, run: WesRun) -> WesRun:
@@ -320,49 +343,50 @@ def list_runs(
     """The caller's runs, newest first; optionally only those in ``state`` (one
     or several) and carrying every tag of ``tags`` (``key:value`` or ``key``).
     A page token belongs to its caller and its filters."""
-    owner = require_caller(settings, caller)
-    size = DEFAULT_PAGE if page_size is None else int(page_size)
-    if not 1 <= size <= MAX_PAGE:
-        raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE}")
-    wanted_states = sorted(set([state] if isinstance(state, str) else list(state or [])))
-    unknown = [s for s in wanted_states if s not in states.ALL and s != states.UNKNOWN]
-    if unknown:
-        raise InvalidInput(f"state: unknown state {unknown[0]!r}")
-    wanted_tags = _tag_filter(tags)
-    scope = owner
-    if wanted_states or wanted_tags:
-        filters = json.dumps([wanted_states, sorted(wanted_tags.items())]).encode()
-        scope = owner + "\x00" + hashlib.sha256(filters).hexdigest()[:16]  # tokens stay short
-    last = read_token(settings, scope, page_token) if page_token else None
+    with _decision(db, caller, "list"):
+        owner = _caller(settings, caller)
+        size = DEFAULT_PAGE if page_size is None else int(page_size)
+        if not 1 <= size <= MAX_PAGE:
+            raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE}")
+        wanted_states = sorted(set([state] if isinstance(state, str) else list(state or [])))
+        unknown = [s for s in wanted_states if s not in states.ALL and s != states.UNKNOWN]
+        if unknown:
+            raise InvalidInput(f"state: unknown state {unknown[0]!r}")
+        wanted_tags = _tag_filter(tags)
+        scope = owner
+        if wanted_states or wanted_tags:
+            filters = json.dumps([wanted_states, sorted(wanted_tags.items())]).encode()
+            scope = owner + "\x00" + hashlib.sha256(filters).hexdigest()[:16]  # tokens stay short
+        last = read_token(settings, scope, page_token) if page_token else None
 
-    def matches(run: WesRun) -> bool:
-        have = run.tags or {}
-        return all(k in have and (v is None or have[k] == v) for k, v in wanted_tags.items())
+        def matches(run: WesRun) -> bool:
+            have = run.tags or {}
+            return all(k in have and (v is None or have[k] == v) for k, v in wanted_tags.items())
 
-    found: list[WesRun] = []
-    batch_size = LIST_SCAN if wanted_tags else size + 1
-    while len(found) <= size:
-        q = sa.select(WesRun).where(WesRun.owner == owner)
-        if wanted_states:
-            q = q.where(WesRun.state.in_(wanted_states))
-        if last is not None:
-            q = q.where(WesRun.pk < last)
-        with db.session() as s:
-            batch = list(s.scalars(q.order_by(WesRun.pk.desc()).limit(batch_size)))
-        for run in batch:
-            last = run.pk
-            if matches(run):
-                found.append(run)
-                if len(found) > size:
-                    break
-        if len(batch) < batch_size:
-            break
-    more = len(found) > size
-    found = found[:size]
-    return {
-        "runs": [run_summary(r) for r in found],
-        "next_page_token": make_token(settings, scope, found[-1].pk) if more else "",
-    }
+        found: list[WesRun] = []
+        batch_size = LIST_SCAN if wanted_tags else size + 1
+        while len(found) <= size:
+            q = sa.select(WesRun).where(WesRun.owner == owner)
+            if wanted_states:
+                q = q.where(WesRun.state.in_(wanted_states))
+            if last is not None:
+                q = q.where(WesRun.pk < last)
+            with db.session() as s:
+                batch = list(s.scalars(q.order_by(WesRun.pk.desc()).limit(batch_size)))
+            for run in batch:
+                last = run.pk
+                if matches(run):
+                    found.append(run)
+                    if len(found) > size:
+                        break
+            if len(batch) < batch_size:
+                break
+        more = len(found) > size
+        found = found[:size]
+        return {
+            "runs": [run_summary(r) for r in found],
+            "next_page_token": make_token(settings, scope, found[-1].pk) if more else "",
+        }
 
 
 def _json_field(form: dict, name: str, default: Any, kind: type) -> Any:
@@ -386,89 +410,100 @@ def submit_run(
     db: Database,
     caller: Caller,
     form: dict,
-    attachments: Iterable[tuple[str, BinaryIO]] = (),
+    attachments: Sequence[tuple[str, BinaryIO]] = (),
     resolve_drs=None,
 ) -> dict:
     """Validate a RunRequest, store its files and record it QUEUED.
 
     Nothing is recorded, and no file is left behind, unless every check passes."""
-    owner = require_caller(settings, caller)
-    wtype = form.get("workflow_type")
-    version = form.get("workflow_type_version")
-    if not wtype or not version:
-        raise InvalidInput("workflow_type and workflow_type_version are required")
-    wtype = str(wtype).upper()
-    if wtype not in engines.WORKFLOW_TYPE_VERSIONS:
-        raise InvalidInput(f"workflow_type {wtype!r} is not supported (CWL)")
-    if version not in engines.WORKFLOW_TYPE_VERSIONS[wtype]:
-        raise InvalidInput(f"workflow_type_version {version!r} is not supported for {wtype}")
-    params = _json_field(form, "workflow_params", {}, dict)
-    tags = _json_field(form, "tags", {}, dict)
-    if not all(
-        isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in tags.items()
-    ):
-        raise InvalidInput("tags must map strings to strings")
-    tags = {k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()}
-    engine = engines.get_engine(settings, form.get("workflow_engine") or None)
-    if not engine.available():
-        raise InvalidInput(f"workflow_engine {engine.name!r} is not installed on this node")
-    engine_params = engine.check_params(_json_field(form, "workflow_engine_parameters", {}, dict))
-    workflow_url = form.get("workflow_url")
-    engine_version = form.get("workflow_engine_version")
-    if engine_version not in (None, ""):
-        have = engine.version()
-        if str(engine_version) != have:
-            raise InvalidInput(
-                f"workflow_engine_version {engine_version!r} is not available "
-                f"for {engine.name} (this node runs {have})"
-            )
+    query = _submit_query(form, attachments)
+    with _decision(db, caller, "submit", query=query, record_grant=True) as decision:
+        owner = _caller(settings, caller)
+        wtype = form.get("workflow_type")
+        version = form.get("workflow_type_version")
+        if not wtype or not version:
+            raise InvalidInput("workflow_type and workflow_type_version are required")
+        wtype = str(wtype).upper()
+        if wtype not in engines.WORKFLOW_TYPE_VERSIONS:
+            raise InvalidInput(f"workflow_type {wtype!r} is not supported (CWL)")
+        if version not in engines.WORKFLOW_TYPE_VERSIONS[wtype]:
+            raise InvalidInput(f"workflow_type_version {version!r} is not supported for {wtype}")
+        params = _json_field(form, "workflow_params", {}, dict)
+        tags = _json_field(form, "tags", {}, dict)
+        if not all(
+            isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in tags.items()
+        ):
+            raise InvalidInput("tags must map strings to strings")
+        tags = {k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()}
+        engine = engines.get_engine(settings, form.get("workflow_engine") or None)
+        if not engine.available():
+            raise InvalidInput(f"workflow_engine {engine.name!r} is not installed on this node")
+        engine_params = engine.check_params(
+            _json_field(form, "workflow_engine_parameters", {}, dict)
+        )
+        workflow_url = form.get("workflow_url")
+        engine_version = form.get("workflow_engine_version")
+        if engine_version not in (None, ""):
+            have = engine.version()
+            if str(engine_version) != have:
+                raise InvalidInput(
+                    f"workflow_engine_version {engine_version!r} is not available "
+                    f"for {engine.name} (this node runs {have})"
+                )
 
-    run_id = str(uuid.uuid4())
-    workdir = settings.effective_wes_work_dir / run_id
-    inputs_dir = workdir / "inputs"
-    inputs_dir.mkdir(parents=True)
-    try:
-        names = inputs.save_attachments(settings, inputs_dir, attachments)
-        workflow = inputs.resolve_workflow(settings, workflow_url, inputs_dir, names)
-        loaded = graph.load(settings, workflow, workdir, inputs_dir)
-        readable = set(loaded.readable)
-        job = inputs.check_params(
-            settings,
-            params,
-            inputs_dir,
-            resolve_drs=resolve_drs or drs_resolver(settings, db, caller, readable),
-            attachments=names,
-            fetch_remote=remote_fetcher(settings, workdir),
-            readable=readable,
-        )
-        (workdir / "job.json").write_text(json.dumps(job), "utf-8")
-        write_readable(workdir, readable, loaded.patterns)
-        request = {
-            "workflow_params": params,
-            "workflow_type": wtype,
-            "workflow_type_version": version,
-            "tags": tags,
-            "workflow_engine": engine.name,
-            "workflow_engine_parameters": {k: _text(v) for k, v in engine_params.items()},
-            "workflow_url": workflow_url,
-        }
-        if engine_version:
-            request["workflow_engine_version"] = str(engine_version)
-        store.create_run(
-            db,
-            id=run_id,
-            owner=owner,
-            request=request,
-            tags=tags,
-            engine=engine.name,
-            engine_params=engine_params,
-            workdir=str(workdir),
-            workflow=loaded.workflow,
-        )
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return {"run_id": run_id}
+        run_id = str(uuid.uuid4())
+        workdir = settings.effective_wes_work_dir / run_id
+        inputs_dir = workdir / "inputs"
+        inputs_dir.mkdir(parents=True)
+        try:
+            names = inputs.save_attachments(settings, inputs_dir, attachments)
+            workflow = inputs.resolve_workflow(settings, workflow_url, inputs_dir, names)
+            loaded = graph.load(settings, workflow, workdir, inputs_dir)
+            readable = set(loaded.readable)
+            job = inputs.check_params(
+                settings,
+                params,
+                inputs_dir,
+                resolve_drs=resolve_drs or drs_resolver(settings, db, caller, readable),
+                attachments=names,
+                fetch_remote=remote_fetcher(settings, workdir),
+                readable=readable,
+            )
+            (workdir / "job.json").write_text(json.dumps(job), "utf-8")
+            write_readable(workdir, readable, loaded.patterns)
+            request = {
+                "workflow_params": params,
+                "workflow_type": wtype,
+                "workflow_type_version": version,
+                "tags": tags,
+                "workflow_engine": engine.name,
+                "workflow_engine_parameters": {k: _text(v) for k, v in engine_params.items()},
+                "workflow_url": workflow_url,
+            }
+            if engine_version:
+                request["workflow_engine_version"] = str(engine_version)
+            store.create_run(
+                db,
+                id=run_id,
+                owner=owner,
+                request=request,
+                tags=tags,
+                engine=engine.name,
+                engine_params=engine_params,
+                workdir=str(workdir),
+                workflow=loaded.workflow,
+            )
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        decision.object_id = run_id
+        return {"run_id": run_id}
+
+
+def _submit_query(form: dict, attachments: Sequence) -> dict:
+    """What the audit row of a submission says about it (no parameter values)."""
+    fields = ("workflow_type", "workflow_type_version", "workflow_url", "workflow_engine")
+    return {k: form.get(k) for k in fields if form.get(k)} | {"attachments": len(attachments)}
 
 
 def _text(value: Any) -> str:
@@ -581,19 +616,21 @@ def drs_resolver(
 
 
 def get_run_log(settings: Settings, db: Database, caller: Caller, run_id: str) -> dict:
-    run = _owned_run(settings, db, require_caller(settings, caller), run_id)
-    return run_log(settings, db, run, caller)
+    with _decision(db, caller, "get", run_id):
+        return run_log(settings, db, _owned_run(settings, db, caller, run_id), caller)
 
 
 def get_run_status(settings: Settings, db: Database, caller: Caller, run_id: str) -> dict:
-    run = _owned_run(settings, db, require_caller(settings, caller), run_id)
-    return {"run_id": run.id, "state": run.state}
+    with _decision(db, caller, "status", run_id):
+        run = _owned_run(settings, db, caller, run_id)
+        return {"run_id": run.id, "state": run.state}
 
 
 def cancel_run(settings: Settings, db: Database, caller: Caller, run_id: str) -> dict:
-    run = _owned_run(settings, db, require_caller(settings, caller), run_id)
-    store.request_cancel(db, run.id)
-    return {"run_id": run.id}
+    with _decision(db, caller, "cancel", run_id, record_grant=True):
+        run = _owned_run(settings, db, caller, run_id)
+        store.request_cancel(db, run.id)
+        return {"run_id": run.id}
 
 
 def list_tasks(
@@ -604,31 +641,31 @@ def list_tasks(
     page_size: int | None = None,
     page_token: str | None = None,
 ) -> dict:
-    owner = require_caller(settings, caller)
-    run = _owned_run(settings, db, owner, run_id)
-    size = DEFAULT_PAGE if page_size is None else int(page_size)
-    if not 1 <= size <= MAX_PAGE:
-        raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE}")
-    after = read_token(settings, f"{owner}\x00{run.id}", page_token) if page_token else 0
-    tasks = store.get_tasks(db, run.pk, after_seq=after, limit=size + 1)
-    more = len(tasks) > size
-    tasks = tasks[:size]
-    return {
-        "task_logs": [task_log(settings, run, t, caller) for t in tasks],
-        "next_page_token": (
-            make_token(settings, f"{owner}\x00{run.id}", tasks[-1].seq) if more else ""
-        ),
-    }
+    with _decision(db, caller, "tasks", run_id):
+        run = _owned_run(settings, db, caller, run_id)
+        scope = f"{caller.label}\x00{run.id}"
+        size = DEFAULT_PAGE if page_size is None else int(page_size)
+        if not 1 <= size <= MAX_PAGE:
+            raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE}")
+        after = read_token(settings, scope, page_token) if page_token else 0
+        tasks = store.get_tasks(db, run.pk, after_seq=after, limit=size + 1)
+        more = len(tasks) > size
+        tasks = tasks[:size]
+        return {
+            "task_logs": [task_log(settings, run, t, caller) for t in tasks],
+            "next_page_token": make_token(settings, scope, tasks[-1].seq) if more else "",
+        }
 
 
 def get_task(settings: Settings, db: Database, caller: Caller, run_id: str, task_id: str) -> dict:
-    run = _owned_run(settings, db, require_caller(settings, caller), run_id)
-    if not (isinstance(task_id, str) and task_id.isdigit() and len(task_id) < 10):
-        raise NotFound(f"task {task_id!r} not found")
-    tasks = store.get_tasks(db, run.pk, seq=int(task_id))
-    if not tasks:
-        raise NotFound(f"task {task_id!r} not found")
-    return task_log(settings, run, tasks[0], caller)
+    with _decision(db, caller, "task", run_id):
+        run = _owned_run(settings, db, caller, run_id)
+        if not (isinstance(task_id, str) and task_id.isdigit() and len(task_id) < 10):
+            raise NotFound(f"task {task_id!r} not found")
+        tasks = store.get_tasks(db, run.pk, seq=int(task_id))
+        if not tasks:
+            raise NotFound(f"task {task_id!r} not found")
+        return task_log(settings, run, tasks[0], caller)
 
 
 # ------------------------------------------------------------- files (data plane)

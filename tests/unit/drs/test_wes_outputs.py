@@ -58,8 +58,13 @@ def test_others_cannot_see_output(settings, db, output):
     drs_id, _ = output
     with pytest.raises(NotFound):
         service.get_object(ctx(settings, db, OTHER), drs_id)
-    with pytest.raises(InvalidAuthentication):
+    # a node with no issuer serves anonymous callers their own outputs only:
+    # another caller's answers as a missing one
+    with pytest.raises(NotFound):
         service.get_object(ctx(settings, db, ANONYMOUS), drs_id)
+    issuing = settings.with_overrides(auth_issuers=({"issuer": "iss"},))
+    with pytest.raises(InvalidAuthentication):
+        service.get_object(ctx(issuing, db, ANONYMOUS), drs_id)
 
 
 def test_register_again_keeps_id(db, output):
