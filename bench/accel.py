@@ -103,6 +103,16 @@ def start_node(tmp: Path, name: str, off: tuple[str, ...], db_file: Path) -> tup
     return base, proc
 
 
+def worker_cpu(master_pid: int) -> float:
+    """CPU seconds (user + system) used so far by the gunicorn master's workers."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    total = 0
+    for pid in children:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def gain(with_: float, without: float) -> float:
     return 1 - with_ / without
 
@@ -137,11 +147,11 @@ def main() -> None:
         add_files(db, [bam], "bench", object_id="bench", progress=False)
         db.dispose()
 
-        bases = {}
+        bases, pids = {}, {}
         for name, off in NODES.items():
             base, proc = start_node(tmp, name, off, db_file)
             procs.append(proc)
-            bases[name] = base
+            bases[name], pids[name] = base, proc.pid
         clients = {name: KeepAliveClient(base) for name, base in bases.items()}
         start_load = os.getloadavg()[0]
         try:
@@ -172,10 +182,13 @@ def main() -> None:
         offset = 1 << 20
         cached: dict[str, list[float]] = {name: [] for name in urls}
         disk: dict[str, list[float]] = {name: [] for name in urls}
+        cpu: dict[str, list[float]] = {name: [] for name in urls}  # worker CPU s per range
         curl_rate(urls["all on"], offset, length)  # page cache warm
         for r in range(args.rounds):
             for name in urls if r % 2 == 0 else reversed(urls):
+                before = worker_cpu(pids[name])
                 cached[name].append(curl_rate(urls[name], offset, length))
+                cpu[name].append(worker_cpu(pids[name]) - before)
         for r in range(args.rounds):
             for name in urls if r % 2 == 0 else reversed(urls):
                 evict(bam)
@@ -215,6 +228,15 @@ def main() -> None:
                 gain(1 / on, 1 / off),  # time per byte
             )
         )
+    on, off = statistics.median(cpu["all on"]), statistics.median(cpu["zerocopy off"])
+    rows.append(
+        (
+            "zerocopy (worker CPU)",
+            f"worker CPU per {args.range_mb} MiB range from the page cache: "
+            f"{on * ms:.0f} ms with, {off * ms:.0f} ms without",
+            gain(on, off),
+        )
+    )
     print()
     print(
         f"accelerations, one run: {args.requests} tickets per node (interleaved, p50), "
