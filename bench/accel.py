@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.accel_hook import ACCELERATIONS  # noqa: E402
+from bench.compare import write_readme  # noqa: E402
 from bench.htsget import (  # noqa: E402
     CONTIG_LEN,
     KeepAliveClient,
@@ -54,6 +55,7 @@ from bench.htsget import (  # noqa: E402
 
 TICKET_PATH = ("bridge", "invocation", "validators")
 THRESHOLD = 0.20
+START, END = "<!-- accel-bench:start -->", "<!-- accel-bench:end -->"
 
 # node name -> accelerations switched off
 NODES = {
@@ -117,6 +119,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="tickets per node")
     parser.add_argument("--range-mb", type=int, default=128, help="size of the data-plane range")
     parser.add_argument("--rounds", type=int, default=5, help="large ranges per node and source")
+    parser.add_argument(
+        "--readme", action="store_true", help=f"write the table into README.md at {START}"
+    )
     args = parser.parse_args()
 
     import json
@@ -240,19 +245,24 @@ def main() -> None:
             gain(on, off),
         )
     )
-    print()
-    print(
-        f"accelerations, one run: {args.requests} tickets per node (interleaved, p50), "
-        f"{args.rounds} rounds of one {args.range_mb} MiB range per source; "
-        f"load average {start_load:.1f} at the start of the measurements, {end_load:.1f} at the end"
-    )
-    print("gain = 1 - with/without: the share of its path's cost the acceleration removes")
-    print(f"{'acceleration (cost)':<28} {'gain':>6}  {'verdict':<20} measurement")
+    block = [
+        f"One run: {args.requests} tickets per node (interleaved, p50), {args.rounds} rounds of "
+        f"one {args.range_mb} MiB range per source; load average {start_load:.1f} at the start "
+        f"of the measurements, {end_load:.1f} at the end. Gain = 1 - with / without.",
+        "",
+        "| acceleration (cost measured) | gain | verdict | measurement |",
+        "|---|---:|---|---|",
+    ]
     for name, what, g in rows:
-        verdict = "keep" if g >= THRESHOLD else f"UNDER {THRESHOLD:.0%}: remove"
+        verdict = "keep" if g >= THRESHOLD else f"under {THRESHOLD:.0%}"
         if name.startswith("the three"):
-            verdict = "(combined)"
-        print(f"{name:<28} {g:>6.1%}  {verdict:<20} {what}")
+            verdict = "(together)"
+        block.append(f"| {name} | {g:.1%} | {verdict} | {what} |")
+    print()
+    print("\n".join(block))
+    if args.readme:
+        write_readme(block, START, END)
+        print(f"\nwritten into README.md at {START}")
 
 
 if __name__ == "__main__":

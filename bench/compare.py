@@ -308,14 +308,15 @@ def table(results: dict, names: list[tuple[str, str]]) -> list[str]:
     return lines
 
 
-def write_readme(block: list[str]) -> None:
+def write_readme(block: list[str], start: str = START, end: str = END) -> None:
+    """Replace what README.md holds between the markers ``start`` and ``end``."""
     readme = REPO / "README.md"
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"README.md has no {START} ... {END} block to replace")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(head + START + "\n" + "\n".join(block) + "\n" + END + tail)
+    if start not in text or end not in text:
+        raise SystemExit(f"README.md has no {start} ... {end} block to replace")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(head + start + "\n" + "\n".join(block) + "\n" + end + tail)
 
 
 def main() -> None:
