@@ -75,3 +75,10 @@ def test_readme_has_the_blocks_the_benchmarks_write():
         ("<!-- accel-bench:start -->", "<!-- accel-bench:end -->"),
     ):
         assert re.search(re.escape(start) + r".*?" + re.escape(end), README, re.DOTALL)
+
+
+def test_a_difference_inside_the_noise_of_the_rounds_is_inconclusive():
+    noise = compare.spread([10.0, 13.0])  # the same revision, two rounds: 30% apart
+    assert compare.verdict(1.2, compare.LOW, noise).startswith("inconclusive")
+    assert compare.verdict(1.4, compare.LOW, noise) == "OUTSIDE: head worse"
+    assert compare.verdict(1 / 1.4, compare.HIGH, noise) == "OUTSIDE: head worse"
