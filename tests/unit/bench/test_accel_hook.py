@@ -35,18 +35,13 @@ print(json.dumps({{
 
 
 def probe(tmp_path: Path, off: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
-    env.update(BENCH_ACCEL_OFF=off, GENOMEPORT_VAR_DIR=str(tmp_path / off.replace(",", "-")))
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE.format(repo=str(REPO))],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """What the app gets with ``off`` switched off (tests/conftest.py clears GENOMEPORT_*)."""
+    var = tmp_path / (off.replace(",", "-") or "none")
+    code = PROBE.format(repo=str(REPO))
+    env = {**os.environ, "BENCH_ACCEL_OFF": off, "GENOMEPORT_VAR_DIR": str(var)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.splitlines()[-1])
 
 
 def test_all_on_is_the_node_as_it_runs(tmp_path):
