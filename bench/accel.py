@@ -20,7 +20,7 @@ the time per byte): the share of its path's cost it removes. A gain under 20%
 is flagged: such an acceleration does not pay for the dependency internals it
 touches. Only the ratios mean anything; the machine is shared.
 
-    python bench/accel.py [--requests 400] [--range-mb 128] [--rounds 5]
+    python bench/accel.py [--requests 1000] [--range-mb 128] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def gain(with_: float, without: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=400, help="tickets per node")
+    parser.add_argument("--requests", type=int, default=1000, help="tickets per node")
     parser.add_argument("--range-mb", type=int, default=128, help="size of the data-plane range")
     parser.add_argument("--rounds", type=int, default=5, help="large ranges per node and source")
     parser.add_argument(
