@@ -149,6 +149,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def node_env(var: Path, port: int) -> dict[str, str]:
+    """The environment of a one-worker node on ``port`` with its state in ``var``.
+
+    Only this environment's ``GENOMEPORT_*`` settings apply; one range is one
+    piece (no split at the block size), so large ranges measure the data plane.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+    env.update(
+        GENOMEPORT_VAR_DIR=str(var),
+        GENOMEPORT_PORT=str(port),
+        GENOMEPORT_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        GENOMEPORT_WORKERS="1",
+        GENOMEPORT_LOG_LEVEL="WARNING",
+        GENOMEPORT_LOG_FORMAT="text",
+        GENOMEPORT_HTSGET_BLOCK_SIZE=str(1 << 30),
+    )
+    return env
+
+
 def wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
     import httpx
 
@@ -363,16 +382,7 @@ def main() -> None:
         var = tmp / "var"
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
-        env.update(
-            GENOMEPORT_VAR_DIR=str(var),
-            GENOMEPORT_PORT=str(port),
-            GENOMEPORT_PUBLIC_URL=base,
-            GENOMEPORT_WORKERS="1",
-            GENOMEPORT_LOG_LEVEL="WARNING",
-            GENOMEPORT_LOG_FORMAT="text",
-            GENOMEPORT_HTSGET_BLOCK_SIZE=str(1 << 30),
-        )
+        env = node_env(var, port)
         var.mkdir()
         db = Database(f"sqlite:///{var / 'genomeport.db'}")
         db.upgrade()
