@@ -280,7 +280,7 @@ def gunicorn_argv(
         "-m",
         "gunicorn",
         "--worker-class",
-        "server.serving.Worker",  # uvicorn, asyncio loop, zero-copy sends
+        "server.web.worker.Worker",  # uvicorn, asyncio loop, zero-copy sends
         "--workers",
         str(workers or settings.workers),
         "--bind",
@@ -289,7 +289,7 @@ def gunicorn_argv(
         "20",
         "--timeout",
         "120",
-        "server.app:asgi_from_env()",
+        "server.web.app:asgi_from_env()",
     ]
 
 
@@ -313,12 +313,7 @@ def serve(obj: Ctx, host, port, workers) -> None:
 
 def _register_api_commands() -> None:
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
-                continue
-            raise
+        module = importlib.import_module(module_name)
         for command in getattr(module, "commands", []):
             main.add_command(command)
 

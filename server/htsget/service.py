@@ -352,13 +352,13 @@ def _build(
     expires: float | None = None,
 ) -> dict:
     """The ticket; its data URL names ``caller`` and dies at ``expires`` (the grant's end)."""
-    from server.dataplane import sign_url
+    from server.auth.urls import sign_url
 
     if datafile.location.startswith("s3://"):
         from server.storage import s3
 
         cut = s3.open_indexed(settings, datafile)
-        from server.dataplane import url_expiry
+        from server.auth.urls import url_expiry
 
         ttl = max(1, url_expiry(settings, expires=expires) - int(time.time()))
         data_url = lambda: s3.presign(settings, datafile.location, ttl=ttl)  # noqa: E731

@@ -42,16 +42,17 @@ def test_logs_are_json_with_request_ids_and_no_secrets(live_server, db):
 def test_gunicorn_serves_data_ranges_byte_for_byte_through_the_zero_copy_worker(
     live_server, db, testdata
 ):
-    """``genomeport serve`` runs ``server.serving.Worker``: data bodies go out with sendfile."""
+    """``genomeport serve`` runs ``server.web.worker.Worker``: data bodies go out with sendfile."""
     from server.cli import gunicorn_argv
     from server.registry import add_dataset, add_files
-    from server.serving import Worker
     from server.settings import Settings
-    from server.zerocopy import ZeroCopyHttpToolsProtocol
+    from server.web.accel.zerocopy import ZeroCopyHttpToolsProtocol
+    from server.web.worker import config_kwargs
 
     argv = gunicorn_argv(Settings())
-    assert argv[argv.index("--worker-class") + 1] == "server.serving.Worker"
-    assert {"loop": "asyncio", "http": ZeroCopyHttpToolsProtocol} == Worker.CONFIG_KWARGS
+    assert argv[argv.index("--worker-class") + 1] == "server.web.worker.Worker"
+    assert config_kwargs(Settings()) == {"loop": "asyncio", "http": ZeroCopyHttpToolsProtocol}
+    assert config_kwargs(Settings(accel="none")) == {"loop": "asyncio", "http": "httptools"}
 
     bam = testdata / "reads/htsnexus_test_NA12878.bam"
     add_dataset(db, "zc", access="public")

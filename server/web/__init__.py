@@ -1,0 +1,8 @@
+"""The node's HTTP layer: the only package (with ``handlers``) that knows a web framework.
+
+``app`` builds the node, ``apis`` is the table of served APIs, ``ops`` the
+outermost middleware, ``dataplane`` the signed-URL byte server, ``context``
+the request context handlers read, ``errors`` the error shape of each API,
+``validation`` the request guards, ``worker`` the gunicorn worker, and
+``accel`` the switchable fast paths that use dependencies' internals.
+"""
