@@ -65,7 +65,9 @@ def test_without_accelerations_the_node_answers_the_same(settings, db):
                 ]
                 lean = [v for v in cx.app.view_functions.values() if isinstance(v, LeanOperation)]
                 bridged = isinstance(cx._middleware_app.asgi_app, OneHopWSGI)
-                assert (bool(lean), bridged) == ((True, True) if accel != "none" else (False, False))
+                assert (bool(lean), bridged) == (
+                    (True, True) if accel != "none" else (False, False)
+                )
         finally:
             cx.app.extensions["genomeport"].db.dispose()
     fast, plain = answers[settings.accel], answers["none"]
