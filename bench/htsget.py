@@ -527,8 +527,8 @@ def main() -> None:
         import asyncio
         import urllib.parse as up
 
-        from server.dataplane import DataPlane
         from server.settings import Settings as _Settings
+        from server.web.dataplane import DataPlane
 
         plane_settings = _Settings(var_dir=str(var), public_url=base)
         plane_db = Database(f"sqlite:///{var / 'genomeport.db'}")
@@ -538,8 +538,8 @@ def main() -> None:
                 return None
 
         audited, unaudited = (
-            DataPlane(None, plane_settings, plane_db),
-            Unaudited(None, plane_settings, plane_db),
+            DataPlane(plane_settings, plane_db),
+            Unaudited(plane_settings, plane_db),
         )
         parts = up.urlsplit(data_url)
 

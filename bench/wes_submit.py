@@ -34,8 +34,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
 
-    from server.app import create_app
     from server.settings import Settings
+    from server.web.app import create_app
     from server.wes import graph
 
     var = Path(tempfile.mkdtemp(prefix="wes-submit-bench-"))

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import flask
 
-import server.beacon.errors  # noqa: F401 - registers the beaconErrorResponse renderer
 from server.beacon import request as breq
 from server.beacon import service
-from server.invocation import reads_request
-from server.routing import current_caller, node
+from server.web.accel.invocation import reads_request
+from server.web.context import current_caller, node
 
 # (operationId stem, entry endpoint, kind, target endpoint)
 #   kind: "list" /{entry}, "one" /{entry}/{id}, "link" /{entry}/{id}/{target}
@@ -84,7 +83,7 @@ def _make(entry, kind, target, method):
     # server.beacon.request), after Connexion has checked them against the
     # OpenAPI document; they are called with their path parameter only.
     @reads_request
-    def handler(id_=None):
+    def handler(id_=None, **_):  # the arguments Connexion passes without the accel
         body = flask.request.get_json(silent=True) if method == "POST" else None
         return _run(entry, kind, target, id_, body, method)
 

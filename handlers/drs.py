@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from server.drs import service
 from server.errors import InvalidInput
-from server.routing import current_caller, node
+from server.web.context import current_caller, node
 
 
 def _ctx(passports=None) -> service.DrsContext:

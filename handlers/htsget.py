@@ -7,8 +7,8 @@ import json
 import flask
 
 from server.htsget import service
-from server.invocation import reads_request
-from server.routing import current_caller, node
+from server.web.accel.invocation import reads_request
+from server.web.context import current_caller, node
 
 
 def _context() -> service.Context:
@@ -42,22 +42,23 @@ def variants_service_info():
 
 # The ticket handlers read the query or body themselves (server.htsget.service
 # validates it as the specification words it); Connexion has already checked it
-# against the OpenAPI document. They are called with their path parameter only.
+# against the OpenAPI document. They are called with their path parameter only
+# (server.web.accel.invocation; without it Connexion passes the rest too, ignored).
 @reads_request
-def search_read_id(id_):
+def search_read_id(id_, **_):
     return _get("reads", id_)
 
 
 @reads_request
-def search_variant_id(id_):
+def search_variant_id(id_, **_):
     return _get("variants", id_)
 
 
 @reads_request
-def search_read_id_post(id_):
+def search_read_id_post(id_, **_):
     return _post("reads", id_)
 
 
 @reads_request
-def search_variant_id_post(id_):
+def search_variant_id_post(id_, **_):
     return _post("variants", id_)

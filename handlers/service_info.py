@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from server import service_info
-from server.app import available_apis
 from server.errors import NotFound
-from server.routing import node
+from server.web.apis import APIS
+from server.web.context import node
 
 
 def _served() -> list[str]:
-    return service_info.served_apis({doc for doc, _, _ in available_apis()})
+    return service_info.served_apis({api.document for api in APIS})
 
 
 def get_service_info():

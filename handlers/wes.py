@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import flask
 
-from server.routing import current_caller, node
+from server.web.context import current_caller, node
 from server.wes import graph, service
 
 graph.warm_up()  # cwltool's loader checks every submission; load it before the first

@@ -11,8 +11,8 @@ __version__ = "0.1.0"
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 
-def create_app(settings):
-    """Build the node (see ``server.app.create_app``)."""
-    from server.app import create_app as _create_app
+def create_app(settings, **kwargs):
+    """Build the node (see ``server.web.app.create_app``)."""
+    from server.web.app import create_app as _create_app
 
-    return _create_app(settings)
+    return _create_app(settings, **kwargs)

@@ -301,12 +301,7 @@ def serve(obj: Ctx, host, port, workers) -> None:
 
 def _register_api_commands() -> None:
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
-                continue
-            raise
+        module = importlib.import_module(module_name)
         for command in getattr(module, "commands", []):
             main.add_command(command)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ def seed_files(seed_dir: Path) -> list[Path]:
 
 def load_seed(obj, seed_dir: Path, *, progress: bool = True) -> list:
     """Register the seed cohort (idempotent) and load it into the Beacon if present."""
+    from server.beacon.demo import load_demo
     from server.registry import add_dataset, add_files
 
     add_dataset(
@@ -37,12 +37,7 @@ def load_seed(obj, seed_dir: Path, *, progress: bool = True) -> list:
         reference=str(reference) if reference.exists() else None,
         progress=progress,
     )
-    try:
-        beacon_loader = importlib.import_module("server.beacon.demo")
-    except ModuleNotFoundError:
-        beacon_loader = None
-    if beacon_loader is not None:
-        beacon_loader.load_demo(obj.db, obj.settings, seed_dir, DEMO_DATASET, progress=progress)
+    load_demo(obj.db, obj.settings, seed_dir, DEMO_DATASET, progress=progress)
     return results
 
 
@@ -51,26 +46,23 @@ def examples(base: str, results) -> list[str]:
     lines = [f"curl -s {base}/service-info", f"curl -s {base}/services"]
     bams = sorted({r.object_id for r in results if r.format == "BAM"})
     vcfs = sorted({r.object_id for r in results if r.format in ("VCF", "BCF")})
-    if (SEED_DIR.parent / "openapi" / "htsget.yaml").exists():
-        if bams:
-            lines.append(f"curl -s '{base}/reads/{bams[0]}?referenceName=chr1&start=0&end=5000'")
-            lines.append(
-                f"samtools view -c '{base}/reads/{bams[0]}?referenceName=chr1&start=0&end=5000'"
-            )
-        if vcfs:
-            lines.append(
-                f"bcftools view -H '{base}/variants/{vcfs[0]}"
-                "?referenceName=chr1&start=0&end=1000' | cut -f1-8"
-            )
-    if (SEED_DIR.parent / "openapi" / "drs.yaml").exists() and bams:
-        lines.append(f"curl -s {base}/ga4gh/drs/v1/objects/{bams[0]}.bam")
-    if (SEED_DIR.parent / "openapi" / "beacon.yaml").exists():
+    if bams:
+        lines.append(f"curl -s '{base}/reads/{bams[0]}?referenceName=chr1&start=0&end=5000'")
         lines.append(
-            f"curl -s '{base}/beacon/v2/g_variants?referenceName=chr1&start=0&end=100000"
-            "&limit=1&requestedGranularity=record'"
+            f"samtools view -c '{base}/reads/{bams[0]}?referenceName=chr1&start=0&end=5000'"
         )
-    if (SEED_DIR.parent / "openapi" / "wes.yaml").exists():
-        lines.append(f"curl -s {base}/ga4gh/wes/v1/service-info")
+    if vcfs:
+        lines.append(
+            f"bcftools view -H '{base}/variants/{vcfs[0]}"
+            "?referenceName=chr1&start=0&end=1000' | cut -f1-8"
+        )
+    if bams:
+        lines.append(f"curl -s {base}/ga4gh/drs/v1/objects/{bams[0]}.bam")
+    lines.append(
+        f"curl -s '{base}/beacon/v2/g_variants?referenceName=chr1&start=0&end=100000"
+        "&limit=1&requestedGranularity=record'"
+    )
+    lines.append(f"curl -s {base}/ga4gh/wes/v1/service-info")
     return lines
 
 

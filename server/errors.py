@@ -16,7 +16,7 @@
     ├── ServiceUnavailable       503  (with Retry-After: the database is unreachable)
     └── DataChanged              503  (a registered file changed on disk)
 
-The logic raises these; ``server.routing`` renders them in each API's own error
+The logic raises these; ``server.web.errors`` renders them in each API's own error
 shape. ``error`` is the htsget error name, which the other APIs ignore.
 """
 

@@ -112,7 +112,7 @@ def db(settings):
 
 @pytest.fixture
 def app(settings, db):
-    from server.app import create_app
+    from server.web.app import create_app
 
     cx = create_app(settings)
     yield cx

@@ -126,7 +126,7 @@ def access_expires(caller: Caller, access: str) -> float | None:
 
     Public data needs no credential, so its access does not end; any other
     level ends at the caller's ``expires``: the earliest expiry of the token
-    and the visas used. Signed data URLs (``server.dataplane.sign_url``)
+    and the visas used. Signed data URLs (``server.auth.urls.sign_url``)
     expire no later than this, so a URL dies with the grant behind it.
     """
     if access == "public":

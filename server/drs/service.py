@@ -34,7 +34,6 @@ from server.errors import (
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
-    ServiceError,
 )
 from server.settings import Settings
 from server.storage import is_local
@@ -259,10 +258,8 @@ def get_object(ctx: DrsContext, drs_id: str, expand: bool = False) -> dict:
 
 def _sign(settings: Settings, kind: str, key: str, caller: Caller, expires: float | None) -> str:
     """A data URL for ``caller`` that dies with the grant (``expires``)."""
-    try:
-        from server.dataplane import sign_url
-    except ImportError:
-        raise ServiceError("the data plane is not available on this node") from None
+    from server.auth.urls import sign_url
+
     url = sign_url(settings, kind, key, caller=caller.label, expires=expires)
     if url.startswith("/"):
         url = settings.public_url.rstrip("/") + url
@@ -467,7 +464,7 @@ def register_wes_output(
     """Publish one WES output file as a DRS object; returns its DRS id.
 
     ``owner`` is the submitting caller's ``label``: only that caller can read
-    it. ``url_key`` is what ``server.dataplane.sign_url(settings, "wes", key)``
+    it. ``url_key`` is what ``server.auth.urls.sign_url(settings, "wes", key)``
     serves the bytes under. Registering the same (run_id, name) again returns
     the existing id (updated to the file's current bytes).
     """

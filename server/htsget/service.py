@@ -336,7 +336,7 @@ def _build(
     expires: float | None = None,
 ) -> dict:
     """The ticket; its data URL names ``caller`` and dies at ``expires`` (the grant's end)."""
-    from server.dataplane import sign_url, url_expiry
+    from server.auth.urls import sign_url, url_expiry
 
     data, index = _storages(settings, datafile)
     try:

@@ -23,7 +23,7 @@ import json
 from swagger_ui_bundle import swagger_ui_path
 
 from server import errors
-from server.routing import error_body
+from server.web.errors import error_body
 from server.web.landing import TEMPLATES, Landing, respond
 
 PREFIX = "/docs"
@@ -114,22 +114,19 @@ class Pages:
     not when the app is built: parsing them takes about a second.
     """
 
-    def __init__(self, settings, db):
-        from server.app import available_apis
-
+    def __init__(self, settings, db, apis, openapi_dir):
         self.settings = settings
-        self.apis = available_apis()
-        self.landing = Landing(settings, db, {document: base for document, base, _ in self.apis})
+        self.apis, self.openapi_dir = apis, openapi_dir
+        self.landing = Landing(settings, db, {api.document: api.base_path for api in apis})
 
     @functools.cached_property
     def docs(self) -> Docs:
-        from server.app import OPENAPI_DIR
-        from server.asgi import openapi_documents
+        from server.web.ops import openapi_documents
 
         documents = {}
         for api in self.apis:
-            (body,) = openapi_documents([api], OPENAPI_DIR).values()
-            documents[api[0].rsplit(".", 1)[0]] = body
+            (body,) = openapi_documents([api], self.openapi_dir).values()
+            documents[api.document.rsplit(".", 1)[0]] = body
         return Docs(self.settings, documents)
 
     def app_for(self, scope):

@@ -21,7 +21,7 @@ from gunicorn.app.base import BaseApplication
 
 from server.settings import Settings
 
-WORKER_CLASS = "server.serving.Worker"  # uvicorn, asyncio loop, zero-copy sends
+WORKER_CLASS = "server.web.worker.Worker"  # uvicorn, asyncio loop, zero-copy sends
 
 
 def log_config(level: str, fmt: str) -> dict:
@@ -74,8 +74,8 @@ class NodeServer(BaseApplication):
 
     def load(self):
         """Build the app in each worker, after the fork."""
-        from server.app import create_app
         from server.logging import configure
+        from server.web.app import create_app
 
         configure(self.settings.log_level, self.settings.log_format)
         logging.captureWarnings(True)  # a library's warning is a log line too

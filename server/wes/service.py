@@ -106,10 +106,8 @@ def iso(value: dt.datetime | None) -> str | None:
 def _url(settings: Settings, ident: str, caller: Caller | None = None) -> str:
     """A signed, short-lived URL for a run's log or output file, naming its
     owner and dying with the owner's token (and visas)."""
-    try:
-        from server.dataplane import sign_url
-    except ImportError:
-        return ""
+    from server.auth.urls import sign_url
+
     return sign_url(
         settings,
         "wes",
@@ -220,7 +218,7 @@ def run_log(settings: Settings, db: Database, run: WesRun, caller: Caller | None
 
 # ---------------------------------------------------------------- pagination
 def _page_key(settings: Settings) -> bytes:
-    from server.dataplane import signing_key
+    from server.auth.urls import signing_key
 
     return hmac.new(signing_key(settings), b"genomeport wes page token", hashlib.sha256).digest()
 
@@ -586,11 +584,9 @@ def drs_resolver(
     readable = set() if readable is None else readable
 
     def resolve(uri: str) -> str:
-        try:
-            from server.drs.service import DrsContext, public_host
-            from server.drs.service import resolve as drs_resolve
-        except ImportError:  # pragma: no cover - DRS not installed
-            raise InvalidInput("drs:// inputs are not available on this node") from None
+        from server.drs.service import DrsContext, public_host
+        from server.drs.service import resolve as drs_resolve
+
         parts = urlsplit(uri)
         if (parts.hostname or "") != public_host(settings):
             raise InvalidInput(f"workflow_params: {uri!r} is not an object of this node")

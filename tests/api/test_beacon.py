@@ -863,7 +863,7 @@ class TestPrivacy:
 
 
 def test_budget_exhausted_returns_429(settings, db):
-    from server.app import create_app
+    from server.web.app import create_app
 
     app = create_app(settings.with_overrides(beacon_rate_per_minute=2))
     with app.test_client() as c:

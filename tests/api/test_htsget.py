@@ -66,7 +66,7 @@ def db(settings):
 
 @pytest.fixture(scope="module")
 def app(settings, db):
-    from server.app import create_app
+    from server.web.app import create_app
 
     cx = create_app(settings)
     yield cx
@@ -410,7 +410,7 @@ class TestDataUrl:
         assert resp.headers["content-range"] == f"bytes */{size}"
 
     def test_tampered_or_expired_signature_returns_403(self, client, data, settings):
-        from server.dataplane import sign_url
+        from server.auth.urls import sign_url
 
         url, _ = self._url(client)
         parts = urllib.parse.urlsplit(url)

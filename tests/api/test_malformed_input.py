@@ -213,8 +213,8 @@ def test_recursive_drs_schema_keeps_its_ref(client):
 @pytest.fixture
 def unprotected(tmp_path, monkeypatch):
     """Build a node (SQLite) with one protection switched off; returns its client."""
-    from server.app import create_app
     from server.settings import Settings
+    from server.web.app import create_app
 
     clients = []
 
@@ -242,17 +242,19 @@ def unprotected(tmp_path, monkeypatch):
 def _stock_validators(monkeypatch):
     from connexion.validators import VALIDATOR_MAP as stock
 
-    import server.validation as validation
+    import server.web.validation as validation
 
     monkeypatch.setattr(
-        validation, "VALIDATOR_MAP", {**stock, "parameter": validation.CachedParameterValidator}
+        validation,
+        "validator_map",
+        lambda cached: {**stock, "parameter": validation.Int64ParameterValidator},
     )
 
 
 def _no_control_check(monkeypatch):
     import re
 
-    import server.asgi as asgi
+    import server.web.ops as asgi
 
     monkeypatch.setattr(asgi, "_CONTROL", re.compile(r"(?!)"))
 
@@ -294,8 +296,8 @@ OUTAGE_REQUESTS = [
 @pytest.fixture
 def dead_database_client(tmp_path):
     """A node whose PostgreSQL server does not exist (nothing listens on its port)."""
-    from server.app import create_app
     from server.settings import Settings
+    from server.web.app import create_app
 
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/none"
     settings = Settings(
@@ -324,7 +326,7 @@ def test_unreachable_database_readiness_returns_503(dead_database_client):
 
 
 def test_without_outage_classification_it_is_500(dead_database_client, monkeypatch):
-    import server.routing as routing
+    import server.web.errors as routing
 
     monkeypatch.setattr(routing, "database_unavailable", lambda exc: False)
     assert dead_database_client.get("/ga4gh/drs/v1/objects/DK0001.bam").status_code == 500

@@ -23,12 +23,12 @@ class TestGetServiceInfo:
 
 class TestGetServices:
     def test_registry_lists_served_apis_returns_200(self, client):
-        from server.app import available_apis
+        from server.web.apis import APIS
 
         r = client.get("/services")
         assert r.status_code == 200
         artifacts = {s["type"]["artifact"] for s in r.json()}
-        docs = {d for d, _, _ in available_apis()}
+        docs = {api.document for api in APIS}
         assert ("htsget" in artifacts) == ("htsget.yaml" in docs)
         assert ("drs" in artifacts) == ("drs.yaml" in docs)
         for service in r.json():

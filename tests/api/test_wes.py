@@ -359,7 +359,7 @@ class TestGetRunLog:
 
 class TestAnonymousDevelopmentNode:
     def test_without_issuer_anonymous_may_submit(self, settings, db):
-        from server.app import create_app
+        from server.web.app import create_app
 
         cx = create_app(settings.with_overrides(auth_issuers=()))
         with cx.test_client() as c:
@@ -579,7 +579,7 @@ class TestReadable:
 
         seed = Path(__file__).resolve().parents[2] / "seed_data"
         app_settings = settings.with_overrides(wes_input_roots=(str(seed),))
-        from server.app import create_app
+        from server.web.app import create_app
 
         with create_app(app_settings, migrate=False).test_client() as c:
             params = json.dumps({"alignments": {"class": "File", "path": str(seed / "DK0001.bam")}})

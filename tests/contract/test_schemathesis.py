@@ -32,13 +32,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from server.app import APIS, OPENAPI_DIR
+from server.web.apis import APIS
+from server.web.app import OPENAPI_DIR
 from tests.api.test_beacon import MINI_HPO
 
 MAX_EXAMPLES = 8
 REQUEST_TIMEOUT = 30  # seconds, per request
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
-BASES = {document: base for document, base, _ in APIS}
+BASES = {api.document: api.base_path for api in APIS}
 
 HYPOTHESIS = settings(
     max_examples=MAX_EXAMPLES,

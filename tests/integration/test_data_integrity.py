@@ -118,7 +118,7 @@ def test_with_the_ttl_alone_the_same_url_outlives_the_visa(trusted, db, kit, tes
     """The protection switched off (URLs expire by the TTL only, the old behaviour):
     the URL issued before the visa expired still serves bytes after it."""
     import server.htsget.service as htsget_service
-    from server.app import create_app
+    from server.web.app import create_app
 
     add_dataset(db, "ctl", access="controlled", grant_value=GRANT)
     add_files(
@@ -270,8 +270,8 @@ def test_without_the_size_and_mtime_check_a_changed_file_is_served(
 ):
     """The protection switched off (the registered size and mtime not compared): the
     appended bytes go out under the registered checksum."""
-    from server import dataplane
-    from server.app import create_app
+    from server.web import dataplane
+    from server.web.app import create_app
 
     src = testdata / "reads/HG00100.chr17slice.bam"
     bam = tmp_path / "changed.bam"
@@ -286,13 +286,13 @@ def test_without_the_size_and_mtime_check_a_changed_file_is_served(
             with open(bam, "ab") as fh:
                 fh.write(b"tampered")
             assert client.get(url).status_code == 503
-            original = dataplane._RESOLVERS["file"]
+            original = dataplane.RESOLVERS["file"]
 
             def unchecked(settings_, db_, ident):
                 target = original(settings_, db_, ident)
                 return dataplane.Target(target.location, target.object_id, target.dataset_id)
 
-            monkeypatch.setitem(dataplane._RESOLVERS, "file", unchecked)
+            monkeypatch.setitem(dataplane.RESOLVERS, "file", unchecked)
             app2 = create_app(settings)  # a fresh data plane (no cached target)
             with app2.test_client() as client2:
                 served = client2.get(url)
@@ -308,9 +308,9 @@ def test_a_registered_grant_check_closes_urls_already_issued(
 ):
     """The revocation hook: a check run at serve time with the URL's caller and dataset
     closes a URL issued before the grant was withdrawn; without it the URL serves."""
-    from server import dataplane
-    from server.app import create_app
     from server.errors import PermissionDenied
+    from server.web import dataplane
+    from server.web.app import create_app
 
     add_dataset(db, "ctl", access="controlled", grant_value=GRANT)
     add_files(
@@ -322,7 +322,7 @@ def test_a_registered_grant_check_closes_urls_already_issued(
         if (caller, dataset_id) in revoked:
             raise PermissionDenied("the grant behind this URL was revoked")
 
-    monkeypatch.setattr(dataplane, "_GRANT_CHECKS", [check])
+    monkeypatch.setattr(dataplane, "GRANT_CHECKS", (check,))
     app = create_app(trusted)
     try:
         with app.test_client() as client:
@@ -332,7 +332,7 @@ def test_a_registered_grant_check_closes_urls_already_issued(
             revoked.add((f"{kit.issuer.issuer}|alice", "ctl"))
             refused = client.get(url, headers={"Range": "bytes=0-9"})
             assert refused.status_code == 403 and "revoked" in refused.text
-            monkeypatch.setattr(dataplane, "_GRANT_CHECKS", [])
+            monkeypatch.setattr(dataplane, "GRANT_CHECKS", ())
             assert client.get(url, headers={"Range": "bytes=0-9"}).status_code == 206
     finally:
         app.app.extensions["genomeport"].db.dispose()

@@ -42,15 +42,16 @@ def test_logs_are_json_with_request_ids_and_no_secrets(live_server, db):
 def test_gunicorn_serves_data_ranges_byte_for_byte_through_the_zero_copy_worker(
     live_server, db, testdata
 ):
-    """``genomeport serve`` runs ``server.serving.Worker``: data bodies go out with sendfile."""
+    """``genomeport serve`` runs ``server.web.worker.Worker``: data bodies go out with sendfile."""
     from server.registry import add_dataset, add_files
-    from server.serving import Worker
     from server.settings import Settings
+    from server.web.accel.zerocopy import ZeroCopyHttpToolsProtocol
     from server.web.serve import NodeServer
-    from server.zerocopy import ZeroCopyHttpToolsProtocol
+    from server.web.worker import Worker, config_kwargs
 
     assert NodeServer(Settings()).cfg.worker_class is Worker
-    assert {"loop": "asyncio", "http": ZeroCopyHttpToolsProtocol} == Worker.CONFIG_KWARGS
+    assert config_kwargs(Settings()) == {"loop": "asyncio", "http": ZeroCopyHttpToolsProtocol}
+    assert config_kwargs(Settings(accel="none")) == {"loop": "asyncio", "http": "httptools"}
 
     bam = testdata / "reads/htsnexus_test_NA12878.bam"
     add_dataset(db, "zc", access="public")

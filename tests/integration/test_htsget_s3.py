@@ -168,7 +168,7 @@ def test_tickets_for_s3_objects_hold_every_record(client, data, tmp_path):
 
 
 def test_data_url_for_s3_object_redirects_to_presigned_url(client, data, settings, db):
-    from server.dataplane import sign_url
+    from server.auth.urls import sign_url
 
     with db.session() as s:
         pk = (

@@ -148,7 +148,7 @@ def live_node(settings, issuer, userinfo):
 @pytest.fixture(params=["bwrap", "none"])
 def node(request, settings, db):
     """A node with an issuer (callers have no grant) and the sandbox on or off."""
-    from server.dataplane import signing_key
+    from server.auth.urls import signing_key
 
     issuer, userinfo = dev_issuer(settings)
     settings = settings.with_overrides(

@@ -146,7 +146,7 @@ def test_slurm_jobs_run_in_the_sandbox(slurm, settings, db, sandbox):
     without the node's var/; with the sandbox off it is root with both."""
     import pwd
 
-    from server.dataplane import signing_key
+    from server.auth.urls import signing_key
     from tests.conftest import start_server, stop_server
 
     settings = settings.with_overrides(signing_key="", wes_sandbox=sandbox)

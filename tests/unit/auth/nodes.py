@@ -26,7 +26,7 @@ def module_node(request, tmp_path_factory, configure, populate):
 
     ``configure(settings) -> settings`` adjusts settings; ``populate(db)`` registers data.
     """
-    from server.app import create_app
+    from server.web.app import create_app
     from tests.conftest import fresh_database
 
     var = tmp_path_factory.mktemp(f"node-{request.param}")

@@ -107,8 +107,8 @@ def test_an_empty_node_says_how_to_add_data(client):
 
 
 def test_without_its_database_the_page_is_a_503_to_retry(tmp_path):
-    from server.app import create_app
     from server.settings import Settings
+    from server.web.app import create_app
 
     settings = Settings(
         var_dir=str(tmp_path / "var"),

@@ -29,7 +29,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from server import errors
 from server.logging import request_id_var
-from server.routing import api_for_path, as_service_error, error_body
+from server.web.apis import api_for_path
+from server.web.docs import Pages
+from server.web.errors import as_service_error, error_body
 
 logger = logging.getLogger("genomeport.access")
 
@@ -40,7 +42,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def openapi_documents(apis, openapi_dir) -> dict[str, bytes]:
-    """``{"<base>/openapi.json": JSON bytes}`` for each (document, base path, module).
+    """``{"<base>/openapi.json": JSON bytes}`` for each ``server.web.apis.Api``.
 
     The node's service-info document shares the root base path with htsget;
     ``/openapi.json`` is htsget's, as it was when Connexion served the documents.
@@ -48,7 +50,8 @@ def openapi_documents(apis, openapi_dir) -> dict[str, bytes]:
     import yaml
 
     chosen: dict[str, tuple[str, str]] = {}
-    for document, base_path, _module in apis:
+    for api in apis:
+        document, base_path = api.document, api.base_path
         path = f"{base_path}/openapi.json"
         if path not in chosen or chosen[path][0] == "service-info.yaml":
             chosen[path] = (document, base_path)
@@ -78,14 +81,12 @@ async def _send_json(send, status: int, body: dict | list, headers: list | None 
 
 
 class OpsMiddleware:
-    def __init__(self, app, settings, db, documents: dict[str, bytes] | None = None):
+    def __init__(self, app, settings, db, apis, openapi_dir):
         self.app = app
         self.settings = settings
         self.db = db
-        self.documents = documents or {}
-        from server.web.docs import Pages
-
-        self.pages = Pages(settings, db)  # / and /docs
+        self.documents = openapi_documents(apis, openapi_dir)
+        self.pages = Pages(settings, db, apis, openapi_dir)  # / and /docs
 
     def body_limit(self, path: str) -> int:
         if path.startswith("/ga4gh/wes"):
@@ -105,7 +106,7 @@ class OpsMiddleware:
         token = request_id_var.set(rid)
         path = scope.get("path", "")
         method = scope.get("method", "")
-        api = api_for_path(path)
+        api = api_for_path(path).name
         status_holder = {"status": 500}
         started = time.perf_counter()
 

@@ -7,7 +7,7 @@ import contextvars
 
 import pytest
 
-from server.wsgi_bridge import OneHopWSGI
+from server.web.accel.wsgi_bridge import OneHopWSGI
 
 VAR = contextvars.ContextVar("bridge_test_var", default="unset")
 
@@ -120,6 +120,6 @@ def test_start_response_with_exc_info_replaces_the_headers():
 
 
 def test_the_app_uses_the_bridge(app):
-    from server.wsgi_bridge import OneHopWSGI as Bridge
+    from server.web.accel.wsgi_bridge import OneHopWSGI as Bridge
 
     assert isinstance(app._middleware_app.asgi_app, Bridge)

@@ -1,73 +1,67 @@
-"""Request context for handlers, and the one place error bodies are built.
+"""The one place error bodies are built: one renderer per API.
 
-``node()`` is the running node (settings, database, audit), ``current_caller()``
-the authenticated caller of this request. ``render_error`` picks the API a path
-belongs to and renders any exception in that API's own error shape; every
-Connexion validation problem, unknown route and unexpected exception goes
-through it, so no API ever answers ``application/problem+json``.
+Each API of ``server.web.apis.APIS`` names its renderer here: ``render_htsget``
+(``{"htsget": {"error", "message"}}``), ``render_beacon`` (a schema-valid
+``beaconErrorResponse``), ``render_status`` (``{"msg", "status_code"}``: WES,
+DRS and the node's own endpoints). ``error_body`` picks the API a path belongs
+to and renders any ``ServiceError`` in that API's shape; every Connexion
+validation problem, unknown route and unexpected exception goes through
+``handle_exception``, so no API ever answers ``application/problem+json``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import sqlite3
 
 import flask
+import psycopg
+import sqlalchemy.exc as sa_exc
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from server import errors
-from server.auth import ANONYMOUS, Caller
-from server.auth.audit import append
-from server.db import Database
-from server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# (path prefix, api) — first match wins
-API_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("/reads", "htsget"),
-    ("/variants", "htsget"),
-    ("/data/", "htsget"),
-    ("/beacon", "beacon"),
-    ("/ga4gh/wes", "wes"),
-    ("/ga4gh/drs", "drs"),
-)
 
-ERROR_MEDIA_TYPES = {"htsget": "application/json", "beacon": "application/json"}
-
-
-def api_for_path(path: str) -> str:
-    for prefix, api in API_PREFIXES:
-        if path.startswith(prefix):
-            return api
-    return "node"
-
-
-def _msg_status(exc: errors.ServiceError, path: str) -> dict:
+def render_status(exc: errors.ServiceError, path: str) -> dict:
+    """WES, DRS and the node: ``{"msg": ..., "status_code": ...}``."""
     return {"msg": str(exc), "status_code": exc.status}
 
 
-RENDERERS: dict[str, Callable[[errors.ServiceError, str], dict]] = {
-    "htsget": lambda exc, path: {"htsget": {"error": exc.error, "message": str(exc)}},
-    "wes": _msg_status,
-    "drs": _msg_status,
-    "node": _msg_status,
-    # "beacon" is registered by server.beacon (beaconErrorResponse)
-}
+def render_htsget(exc: errors.ServiceError, path: str) -> dict:
+    """htsget: ``{"htsget": {"error": <name>, "message": ...}}``."""
+    return {"htsget": {"error": exc.error, "message": str(exc)}}
+
+
+def render_beacon(exc: errors.ServiceError, path: str) -> dict:
+    """Beacon v2: a ``beaconErrorResponse`` naming this node's beacon id."""
+    from server.beacon.service import error_document
+
+    # inside a request the node's own settings; outside one the default beacon id
+    settings = None
+    if flask.has_app_context():
+        from server.web.context import node
+
+        settings = node().settings
+    # 503 (database unavailable) says so; other server errors reveal nothing
+    message = str(exc) if exc.status < 500 or exc.status == 503 else "internal error"
+    return error_document(settings, exc.status, message)
 
 
 def error_body(exc: errors.ServiceError, path: str) -> tuple[dict, int]:
+    """``(body, status)`` of ``exc`` in the error shape of the API ``path`` belongs to."""
+    from server.web.apis import api_for_path
+
     api = api_for_path(path)
-    renderer = RENDERERS.get(api, _msg_status)
     try:
-        return renderer(exc, path), exc.status
+        return api.render(exc, path), exc.status
     except Exception:  # noqa: BLE001 - a renderer must never turn an error into a 500 page
-        logger.exception("error renderer for %s failed", api)
-        return _msg_status(exc, path), exc.status
+        logger.exception("error renderer for %s failed", api.name)
+        return render_status(exc, path), exc.status
 
 
 def error_response(
@@ -107,22 +101,14 @@ def database_unavailable(exc: BaseException) -> bool:
     classes 08, 53, 57, 58: connection, resources, operator intervention,
     system); SQLAlchemy wraps it, or raises its own pool and disconnect errors.
     """
-    import sqlalchemy.exc as sa_exc
-
     if isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError)):
         return True
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True
         exc = exc.orig
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        psycopg = None
-    if psycopg is not None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
         return True
-    import sqlite3
-
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc).lower()
         return "locked" in text or "busy" in text or "unable to open" in text
@@ -203,48 +189,3 @@ def register_error_handlers(cx_app) -> None:
     for status in (400, 401, 403, 404, 405, 406, 413, 415, 500, 503):
         cx_app.add_error_handler(status, handle_exception)
     cx_app.add_error_handler(Exception, handle_exception)
-
-
-# ---------------------------------------------------------------- the node
-@dataclass
-class Node:
-    settings: Settings
-    db: Database
-
-    def audit(self, *, caller: Caller | None = None, **row) -> None:
-        """Append one audit row for this request's caller (``server.auth.audit.append``)."""
-        if caller is None:
-            caller = current_caller() if flask.has_request_context() else ANONYMOUS
-        append(self.db, caller=caller.label, **row)
-
-
-def node() -> Node:
-    return flask.current_app.extensions["genomeport"]
-
-
-def current_caller(passports: list[str] | None = None) -> Caller:
-    """The caller of this request, validated once and cached on ``flask.g``.
-
-    ``passports`` (DRS POST bodies) are validated in addition to the header.
-    """
-    if passports is None and "genomeport_caller" in flask.g:
-        return flask.g.genomeport_caller
-    header = flask.request.headers.get("Authorization")
-    caller = caller_from_header(node().settings, header, passports=passports)
-    if passports is None:
-        flask.g.genomeport_caller = caller
-    return caller
-
-
-def caller_from_header(settings: Settings, header: str | None, *, passports=None) -> Caller:
-    if not header and not passports:
-        return ANONYMOUS
-    try:
-        from server.auth.tokens import caller_from_request
-    except ImportError:  # pragma: no cover - token validation not installed
-        return Caller(error="token validation is not available")
-    try:
-        return caller_from_request(settings, header, passports=passports)
-    except Exception as exc:  # noqa: BLE001 - fail closed
-        logger.warning("token validation failed: %s", type(exc).__name__)
-        return Caller(error="token could not be validated")

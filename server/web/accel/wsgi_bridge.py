@@ -16,16 +16,23 @@ database calls or long queries do not stall other connections (the data
 plane in particular).
 
 The request body is read lazily through ``a2wsgi``'s ``Body``, as before.
+This relies on Connexion keeping its Flask bridge at
+``FlaskApp._middleware_app.asgi_app`` and on ``a2wsgi.wsgi``'s ``Body`` and
+``build_environ`` (``check_layout``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from a2wsgi.wsgi import Body, build_environ
+from connexion.apps.flask import FlaskASGIApp
+
+from server.web.accel import require
 
 logger = logging.getLogger(__name__)
 
@@ -156,16 +163,45 @@ class OneHopWSGI:
                 await loop.run_in_executor(self.executor, exchange.close)
 
 
+def check_layout() -> None:
+    """a2wsgi still builds an environ from (scope, body); Connexion still bridges
+    its Flask app through ``FlaskASGIApp.asgi_app``."""
+    require(
+        "wsgi_bridge",
+        "a2wsgi",
+        list(inspect.signature(build_environ).parameters) == ["scope", "body"],
+        "a2wsgi.wsgi.build_environ no longer takes (scope, body)",
+    )
+    require(
+        "wsgi_bridge",
+        "a2wsgi",
+        list(inspect.signature(Body).parameters)[:2] == ["loop", "receive"],
+        "a2wsgi.wsgi.Body no longer takes (loop, receive)",
+    )
+    require(
+        "wsgi_bridge",
+        "connexion",
+        "self.asgi_app = " in inspect.getsource(FlaskASGIApp.__init__)
+        and "self.asgi_app(" in inspect.getsource(FlaskASGIApp.__call__),
+        "FlaskASGIApp no longer serves its Flask app through self.asgi_app",
+    )
+
+
 def install(cx_app, **kwargs) -> OneHopWSGI:
     """Put ``OneHopWSGI`` in place of a2wsgi inside a Connexion ``FlaskApp``.
 
     Connexion keeps its Flask bridge at ``_middleware_app.asgi_app``; if a new
     Connexion release moves it, this fails at start-up instead of silently
-    keeping the slower bridge (``tests/unit/test_wsgi_bridge.py`` checks it).
+    keeping the slower bridge.
     """
+    check_layout()
     inner = cx_app._middleware_app
-    if not hasattr(inner, "asgi_app") or not hasattr(inner, "app"):
-        raise RuntimeError("unexpected Connexion FlaskApp layout: cannot install the WSGI bridge")
+    require(
+        "wsgi_bridge",
+        "connexion",
+        isinstance(inner, FlaskASGIApp),
+        "FlaskApp._middleware_app is not a FlaskASGIApp",
+    )
     bridge = OneHopWSGI(inner.app.wsgi_app, **kwargs)
     inner.asgi_app = bridge
     return bridge

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask
 import pytest
 
-from server.invocation import LeanOperation, reads_request
+from server.web.accel.invocation import LeanOperation, reads_request
 
 
 def test_ticket_and_beacon_entry_handlers_use_lean_invocation(app, client):

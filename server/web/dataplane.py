@@ -1,15 +1,16 @@
 """The data plane: bytes of registered files behind short-lived signed URLs.
 
-``DataPlane`` is a raw ASGI middleware in front of Connexion. It answers
-``GET``/``HEAD``/``OPTIONS`` under ``/data/`` and passes every other request
-on, so bulk data never goes through the Flask adapter. A URL is
-``/data/<kind>/<ident>?who=<caller>&exp=<unix time>&sig=<HMAC>``; ``sign_url``
-makes one and only the holder of the URL can read it until it expires (never
-the caller's bearer token). ``Range`` is honoured (206 with an exact
-Content-Length, 416 out of range) and bodies are streamed in bounded chunks, or
-handed to the kernel (``sendfile``) when the server offers the ASGI
+``DataPlane`` is a plain ASGI app mounted beside Connexion (``server.web.app``
+sends every path under ``/data/`` to it), so bulk data never goes through the
+Flask adapter. It answers ``GET``/``HEAD``/``OPTIONS``. A URL is
+``/data/<kind>/<ident>?who=<caller>&exp=<unix time>&sig=<HMAC>``, made by
+``server.auth.urls.sign_url``; only the holder of the URL can read it until it
+expires (never the caller's bearer token). ``Range`` is honoured (206 with an
+exact Content-Length, 416 out of range) and bodies are streamed in bounded
+chunks, or handed to the kernel (``sendfile``) when the server offers the ASGI
 ``http.response.zerocopysend`` extension, as ``genomeport serve`` does
-(``server.zerocopy``).
+(``server.web.accel.zerocopy``; ``GENOMEPORT_ACCEL`` without ``zerocopy``
+turns it off).
 
 A URL lives as long as the grant behind it, never longer: ``exp`` is the
 earliest of ``GENOMEPORT_DATA_URL_TTL`` and the ``expires`` the API passes
@@ -17,9 +18,9 @@ earliest of ``GENOMEPORT_DATA_URL_TTL`` and the ``expires`` the API passes
 ``who`` is the caller's label (``issuer|sub``, not a credential), covered by the
 signature, so each download is audited under the caller the grant was
 decided for. Revocation: a grant revoked before its visa expires is closed
-by the checks registered with ``register_grant_check``, run at serve time with
-the caller's label and the dataset (none are registered yet: without them a
-URL stays valid until its ``exp``, at most the TTL).
+by the checks in ``GRANT_CHECKS``, run at serve time with the caller's label
+and the dataset (there are none yet: without them a URL stays valid until its
+``exp``, at most the TTL).
 
 Every ``GET``/``HEAD`` is audited after the response (api ``data``): caller,
 object, byte range, status and bytes handed to the server, refusals too (bad
@@ -28,26 +29,21 @@ the signature. A file whose size or modification time differ from the
 registered ones (one ``fstat`` of the open file) is refused with 503
 ``DataChanged``.
 
-What a URL names is found by a resolver ``fn(settings, db, ident)`` per kind
-(``register_resolver``) returning a ``Target`` (or a bare path). The built-in
-kinds ``file`` and ``index`` map a ``DataFile.pk`` to its file or its index,
-with the registered size and mtime. A location the node does not serve
-itself (``server.storage``: an object on S3) is answered with a redirect to
-the store's presigned URL.
+What a URL names is found by the resolver of its kind in ``RESOLVERS``, one
+table: ``fn(settings, db, ident)`` returning a ``Target`` (or a bare path).
+``file`` and ``index`` map a ``DataFile.pk`` to its file or its index, with the
+registered size and mtime; ``wes`` maps a run's log or output to its file. A
+location the node does not serve itself (``server.storage``: an object on S3)
+is answered with a redirect to the store's presigned URL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import hashlib
-import hmac
 import json
 import logging
-import math
 import os
-import re
 import threading
 import time
 import urllib.parse
@@ -59,19 +55,17 @@ from pathlib import Path
 import cachetools
 
 from server import errors, storage
+from server.auth.urls import ANONYMOUS, PREFIX, WHO, check_expiry, check_kind, check_signature
 from server.genomics.coords import exclusive_end, inclusive_end
 from server.logging import request_id_var
 from server.settings import Settings
 from server.storage import Stat
+from server.web.errors import error_body
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "/data/"
 CHUNK = 4 << 20  # bytes per read and per ASGI message
-ZEROCOPY = "http.response.zerocopysend"  # ASGI extension (server.zerocopy under genomeport serve)
-WHO = "who"  # the query parameter naming the caller (inside the signature)
-ANONYMOUS = "anonymous"
-_RESERVED = {"exp", "sig", WHO}
+ZEROCOPY = "http.response.zerocopysend"  # ASGI extension (server.web.accel.zerocopy)
 
 
 @dataclass(frozen=True)
@@ -88,9 +82,6 @@ class Target:
 
 Resolver = Callable[[Settings, object, str], "Target | Path | str"]
 GrantCheck = Callable[[Settings, object, str, str], None]
-_RESOLVERS: dict[str, Resolver] = {}
-_GRANT_CHECKS: list[GrantCheck] = []
-_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (
@@ -103,128 +94,6 @@ PREFLIGHT_HEADERS = [
     (b"access-control-allow-headers", b"Range, Authorization, Content-Type, X-Request-ID"),
     (b"access-control-max-age", b"600"),
 ]
-
-
-def register_resolver(kind: str, fn: Resolver) -> None:
-    """Serve ``/data/<kind>/<ident>`` with the file ``fn(settings, db, ident)``."""
-    if not _KIND.match(kind):
-        raise ValueError(f"invalid data-plane kind {kind!r}")
-    _RESOLVERS[kind] = fn
-
-
-def register_grant_check(fn: GrantCheck) -> None:
-    """Run ``fn(settings, db, caller_label, dataset_id)`` before serving each URL;
-    it raises ``PermissionDenied`` to close URLs of a revoked grant."""
-    _GRANT_CHECKS.append(fn)
-
-
-# ------------------------------------------------------------------ signing
-_KEYS: dict[str, bytes] = {}
-_KEY_LOCK = threading.Lock()
-
-
-def signing_key(settings: Settings) -> bytes:
-    """``settings.signing_key``, or a key generated once into ``<var_dir>/signing.key`` (0600)."""
-    if settings.signing_key:
-        return settings.signing_key.encode()
-    # Every ticket signs a URL: skip resolving the path once the key is known
-    # (absolute directories only; a relative one depends on the working directory).
-    absolute = os.path.isabs(settings.var_dir)
-    cached = _KEYS.get(settings.var_dir) if absolute else None
-    if cached:
-        return cached
-    path = Path(settings.var_dir).resolve() / "signing.key"
-    with _KEY_LOCK:
-        cached = _KEYS.get(str(path))
-        if cached:
-            return cached
-        try:
-            key = path.read_bytes().strip()
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                key = path.read_bytes().strip()
-            else:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(os.urandom(32).hex())
-                key = path.read_bytes().strip()
-        if not key:
-            raise errors.ServiceError("the signing key file is empty")
-        _KEYS[str(path)] = key
-        if absolute:
-            _KEYS[settings.var_dir] = key
-        return key
-
-
-def _signature(key: bytes, kind: str, ident: str, exp: int, extra: dict[str, str]) -> str:
-    message = json.dumps([kind, ident, exp, sorted(extra.items())], separators=(",", ":"))
-    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def url_expiry(settings: Settings, *, ttl: int | None = None, expires: float | None = None) -> int:
-    """``exp`` of a URL signed now: the TTL, cut to ``expires`` (the grant's end)."""
-    exp = int(time.time()) + (settings.data_url_ttl if ttl is None else ttl)
-    if expires is not None:
-        exp = min(exp, math.floor(expires))
-    return exp
-
-
-def sign_url(
-    settings: Settings,
-    kind: str,
-    ident: str,
-    *,
-    ttl: int | None = None,
-    extra: dict | None = None,
-    caller: str | None = None,
-    expires: float | None = None,
-) -> str:
-    """An absolute URL that serves ``ident`` of ``kind`` to ``caller`` (a label,
-    audited with every download) for ``ttl`` seconds, and never past ``expires``
-    (unix time: when the grant behind the URL ends)."""
-    if not _KIND.match(kind):
-        raise ValueError(f"invalid data-plane kind {kind!r}")
-    exp = url_expiry(settings, ttl=ttl, expires=expires)
-    extra = {str(k): str(v) for k, v in (extra or {}).items()}
-    if _RESERVED & set(extra):
-        raise ValueError("extra may not use the names exp, sig or who")
-    extra[WHO] = caller or ANONYMOUS
-    sig = _signature(signing_key(settings), kind, ident, exp, extra)
-    query = urllib.parse.urlencode({**extra, "exp": exp, "sig": sig})
-    path = f"{PREFIX}{kind}/{urllib.parse.quote(ident, safe='')}"
-    return f"{settings.public_url.rstrip('/')}{path}?{query}"
-
-
-def check_signature(
-    settings: Settings, kind: str, ident: str, params: dict[str, str]
-) -> tuple[int, dict[str, str]]:
-    """``(exp, signed values)`` of a URL whose signature is valid, or raise 403."""
-    params = dict(params)
-    sig = params.pop("sig", "")
-    try:
-        exp = int(params.pop("exp", ""))
-    except ValueError:
-        raise errors.PermissionDenied("the data URL is not signed") from None
-    want = _signature(signing_key(settings), kind, ident, exp, params)
-    if not sig or not hmac.compare_digest(sig, want):
-        raise errors.PermissionDenied("the data URL signature is not valid")
-    return exp, params
-
-
-def check_expiry(exp: int) -> None:
-    if exp < time.time():
-        raise errors.PermissionDenied("the data URL has expired")
-
-
-def verify(settings: Settings, kind: str, ident: str, params: dict[str, str]) -> dict[str, str]:
-    """Check a URL's signature and expiry; returns its ``extra`` values (without ``who``)."""
-    exp, values = check_signature(settings, kind, ident, params)
-    check_expiry(exp)
-    values.pop(WHO, None)
-    return values
 
 
 # ---------------------------------------------------------------- resolvers
@@ -258,8 +127,26 @@ def _datafile_resolver(index: bool) -> Resolver:
     return resolve
 
 
-register_resolver("file", _datafile_resolver(False))
-register_resolver("index", _datafile_resolver(True))
+def _wes_file(settings: Settings, db, ident: str) -> Path:
+    from server.wes.service import resolve_file
+
+    return resolve_file(settings, db, ident)
+
+
+# Checks run before serving each URL, ``fn(settings, db, caller_label, dataset_id)``;
+# one raises ``PermissionDenied`` to close the URLs of a revoked grant. None yet:
+# without one a URL stays valid until its ``exp``, at most the TTL.
+GRANT_CHECKS: tuple[GrantCheck, ...] = ()
+
+# kind -> resolver: what /data/<kind>/<ident> serves. A kind signed by an API
+# (server.auth.urls.sign_url) and missing here is a 404, never a guess.
+RESOLVERS: dict[str, Resolver] = {
+    "file": _datafile_resolver(False),
+    "index": _datafile_resolver(True),
+    "wes": _wes_file,  # WES run logs and outputs, handed only to the run's owner
+}
+for _kind in RESOLVERS:
+    check_kind(_kind)
 
 
 # -------------------------------------------------------------- range logic
@@ -312,20 +199,23 @@ def _advise(fd: int, offset: int, length: int, *, sequential: bool = False) -> N
 
 # -------------------------------------------------------------- middleware
 class DataPlane:
-    """ASGI middleware serving ``/data/...``; everything else goes to ``app``."""
+    """The ASGI app serving ``/data/...`` (mounted beside Connexion by ``server.web.app``).
 
-    def __init__(self, app, settings: Settings | None = None, db=None, **_: object):
-        self.app = app
-        self.settings = settings or Settings.from_env()
+    ``zerocopy=False`` streams every body even where the server offers
+    ``http.response.zerocopysend`` (``GENOMEPORT_ACCEL`` without ``zerocopy``).
+    """
+
+    def __init__(self, settings: Settings, db=None, *, zerocopy: bool = True):
+        self.settings = settings
         self.db = db
+        self.zerocopy = zerocopy
         # (kind, ident) -> Target for 10 s; cachetools caches are not thread-safe
         self._cache = cachetools.TTLCache(maxsize=4096, ttl=10)
         self._cache_lock = threading.Lock()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope.get("path", "").startswith(PREFIX):
-            await self.app(scope, receive, send)
-            return
+        if scope["type"] != "http":
+            return  # lifespan and websockets are the outer app's business
         method = scope.get("method", "GET")
         record = _Download(method, request_id_var.get())
         started = False
@@ -371,7 +261,7 @@ class DataPlane:
         rest = scope["path"][len(PREFIX) :]
         kind, _, ident = rest.partition("/")  # the ASGI path is already percent-decoded
         record.kind, record.object_id = kind[:32], ident[:256]
-        resolver = _RESOLVERS.get(kind)
+        resolver = RESOLVERS.get(kind)
         if resolver is None or not ident:
             raise errors.NotFound("no such data URL")
         params = dict(
@@ -386,7 +276,7 @@ class DataPlane:
         record.object_id = target.object_id or record.object_id
         record.dataset_id = target.dataset_id
         record.extra = target.audit
-        for check in _GRANT_CHECKS:  # off the event loop: a check may ask the database
+        for check in GRANT_CHECKS:  # off the event loop: a check may ask the database
             await asyncio.get_running_loop().run_in_executor(
                 None, check, self.settings, self.db, record.caller, target.dataset_id
             )
@@ -438,7 +328,7 @@ class DataPlane:
             if head:
                 await send({"type": "http.response.body", "body": b""})
                 return
-            if ZEROCOPY in scope.get("extensions", {}):
+            if self.zerocopy and ZEROCOPY in scope.get("extensions", {}):
                 # The server hands the file to the kernel (sendfile): no copies here.
                 _advise(fd, start, end - start, sequential=True)
                 await send(
@@ -511,8 +401,6 @@ class DataPlane:
         await send({"type": "http.response.body", "body": body})
 
     async def _error(self, scope, send, exc: errors.ServiceError) -> None:
-        from server.routing import error_body
-
         body, status = error_body(exc, scope.get("path", PREFIX))
         payload = json.dumps(body).encode()
         headers = [(b"content-type", b"application/json")]

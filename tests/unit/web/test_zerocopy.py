@@ -18,8 +18,8 @@ import uuid
 import pytest
 import uvicorn
 
-from server import zerocopy
-from server.zerocopy import EXTENSION, ZeroCopyHttpToolsProtocol
+from server.web.accel import zerocopy
+from server.web.accel.zerocopy import EXTENSION, ZeroCopyHttpToolsProtocol
 from tests.conftest import free_port
 
 BAM = "reads/htsnexus_test_NA12878.bam"
@@ -111,9 +111,9 @@ def test_zerocopysend_sends_exactly_the_file_slice(tmp_path):
 
 @pytest.fixture
 def node(tmp_path, testdata):
-    from server.app import create_app
     from server.registry import add_dataset, add_files
     from server.settings import Settings
+    from server.web.app import create_app
 
     settings = Settings(
         var_dir=str(tmp_path / "var"),

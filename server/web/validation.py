@@ -1,12 +1,8 @@
-"""Connexion request validation with compiled parameter schemas.
+"""Guards on request parameters and bodies, run by Connexion's validation.
 
-Connexion's ``ParameterValidator`` deep-copies each parameter's definition and
-builds a new JSON-schema validator for it on every request. An htsget ticket
-has nine parameters, so that rebuilding cost more than computing the ticket.
-``CachedParameterValidator`` checks exactly the same schemas with the same
-draft-4 format checker, but builds each validator once per parameter
-definition and reuses it (validators are stateless between ``iter_errors``
-calls). Integer parameters must also fit in a signed 64-bit integer.
+Integer parameters must fit in a signed 64-bit integer (the widest integer
+any API stores or compares): ``Int64ParameterValidator`` reports one outside
+that range as a 400 before the parameter's schema is checked.
 
 The request-body validators are Connexion's own, with parsing that turns
 every malformed body into a 400 in the API's error shape instead of an
@@ -14,6 +10,10 @@ exception: JSON that is not valid in its declared charset, nests deeper than
 ``MAX_JSON_DEPTH`` or holds integers outside int64 (``parse_json_body``), and
 form or multipart bodies that cannot be parsed (no boundary, truncated parts).
 A NUL character in a JSON string or a form text field is a 400 too.
+
+``validator_map`` hands Connexion these validators; with the ``validators``
+acceleration the parameter validator is ``server.web.accel.validators``'
+``CachedParameterValidator``, which checks the same schemas faster.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 
-import cachetools
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
 from connexion.utils import is_null, is_nullable
@@ -33,8 +31,6 @@ from connexion.validators import (
     MultiPartFormDataValidator,
     ParameterValidator,
 )
-from connexion.validators.parameter import draft4_format_checker
-from jsonschema import Draft4Validator, ValidationError
 from starlette.formparsers import MultiPartException
 
 logger = logging.getLogger(__name__)
@@ -48,17 +44,6 @@ MAX_JSON_DEPTH = 32
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
-def _validator_for(param: dict) -> Draft4Validator:
-    return _compiled(param)[1]
-
-
-# id(definition) -> (definition, validator). The definition is kept alive by the
-# entry, so its id cannot be reused by another object while it is cached.
-@cachetools.cached(cachetools.LRUCache(4096), key=id, lock=threading.Lock())
-def _compiled(param: dict) -> tuple[dict, Draft4Validator]:
-    return param, Draft4Validator(param.get("schema", param), format_checker=draft4_format_checker)
-
-
 def _outside_int64(value) -> bool:
     return (
         isinstance(value, int)
@@ -67,23 +52,18 @@ def _outside_int64(value) -> bool:
     )
 
 
-class CachedParameterValidator(ParameterValidator):
-    """``ParameterValidator`` with one compiled validator per parameter definition."""
+class Int64ParameterValidator(ParameterValidator):
+    """Connexion's ``ParameterValidator``; integers must also fit in int64."""
 
     def validate_parameter(self, parameter_type, value, param, param_name=None):
-        if is_nullable(param) and is_null(value):
-            return None
-        if value is not None:
-            if any(_outside_int64(v) for v in (value if isinstance(value, list) else [value])):
-                return f"{param_name or param.get('name')}: integer outside the signed 64-bit range"
-            try:
-                _validator_for(param).validate(value)
-            except ValidationError as exc:  # the same first error Connexion reports
-                return str(exc)
-            return None
-        if param.get("required"):
-            return f"Missing {parameter_type} parameter '{param['name']}'"
-        return None
+        values = value if isinstance(value, list) else [value]
+        if not (is_nullable(param) and is_null(value)) and any(map(_outside_int64, values)):
+            return f"{param_name or param.get('name')}: integer outside the signed 64-bit range"
+        return self.check_schema(parameter_type, value, param, param_name)
+
+    def check_schema(self, parameter_type, value, param, param_name=None):
+        """The parameter's own schema, as Connexion checks it."""
+        return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
 
 
 # ---------------------------------------------------------------- request bodies
@@ -213,13 +193,22 @@ class GuardedMultiPartFormDataValidator(_FormErrorsAre400, MultiPartFormDataVali
     """``multipart/form-data``: a missing boundary, truncated parts or bad headers are a 400."""
 
 
-VALIDATOR_MAP = {
-    "parameter": CachedParameterValidator,
-    "body": MediaTypeDict(
-        {
-            "*/*json": GuardedJSONBodyValidator,
-            "application/x-www-form-urlencoded": GuardedFormDataValidator,
-            "multipart/form-data": GuardedMultiPartFormDataValidator,
-        }
-    ),
-}
+def validator_map(*, cached: bool) -> dict:
+    """Connexion's ``validator_map``: these guards, with compiled parameter
+    schemas when ``cached`` (the ``validators`` acceleration)."""
+    parameter = Int64ParameterValidator
+    if cached:
+        from server.web.accel.validators import CachedParameterValidator, check_layout
+
+        check_layout()
+        parameter = CachedParameterValidator
+    return {
+        "parameter": parameter,
+        "body": MediaTypeDict(
+            {
+                "*/*json": GuardedJSONBodyValidator,
+                "application/x-www-form-urlencoded": GuardedFormDataValidator,
+                "multipart/form-data": GuardedMultiPartFormDataValidator,
+            }
+        ),
+    }

@@ -15,17 +15,26 @@ its path parameters (Pythonic names, as Connexion would pass them) and
 returns a ``flask.Response``, or a JSON object or array, which is serialised
 exactly as Connexion serialises a handler's answer (the operation's own
 jsonifier) and sent with status 200.
+
+This relies on Connexion's ``FlaskOperation`` keeping the handler at ``_fn``
+and its ``jsonifier``, and on registering Flask views in
+``FlaskASGIApp.add_api`` (``check_layout``). Without the ``invocation``
+acceleration, a marked handler is called by Connexion as any other: it
+receives the marshalled arguments too, and ignores them.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 
 import flask
-from connexion.apps.flask import FlaskOperation
+from connexion.apps.flask import FlaskASGIApp, FlaskOperation
 from connexion.decorators.parameter import pythonic
+
+from server.web.accel import require
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +42,31 @@ _MARK = "__genomeport_reads_request__"
 
 
 def reads_request(fn: Callable) -> Callable:
-    """Mark a handler that takes only its path parameters and returns a Flask response."""
+    """Mark a handler that takes only its path parameters and returns a Flask response.
+
+    Such a handler reads its query and body itself; it must accept (and ignore)
+    the keyword arguments Connexion passes when this acceleration is off.
+    """
     setattr(fn, _MARK, True)
     return fn
+
+
+def check_layout() -> None:
+    """Connexion still keeps the handler at ``FlaskOperation._fn`` and registers
+    the Flask views in ``FlaskASGIApp.add_api``."""
+    init = inspect.getsource(FlaskOperation.__init__)
+    require(
+        "invocation",
+        "connexion",
+        "self._fn = fn" in init and "self.jsonifier = " in init,
+        "FlaskOperation no longer keeps the handler at _fn and its jsonifier",
+    )
+    require(
+        "invocation",
+        "connexion",
+        "add_api" in vars(FlaskASGIApp) and "add_url_rule" in inspect.getsource(FlaskASGIApp),
+        "FlaskASGIApp no longer registers the Flask views in add_api",
+    )
 
 
 class LeanOperation:
@@ -82,6 +113,7 @@ def install(cx_app) -> None:
     stack (at start-up or on the first request), through the Flask side's
     ``add_api``; the views are replaced right after each such registration.
     """
+    check_layout()
     inner = cx_app._middleware_app
     register = inner.add_api
 

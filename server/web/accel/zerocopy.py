@@ -10,21 +10,68 @@ The extension is advertised in ``scope["extensions"]`` only when the running
 event loop implements ``loop.sendfile`` natively for sockets (the asyncio
 selector loop does; uvloop does not), and only for responses with a
 Content-Length. Applications must keep a plain streaming path for servers
-that do not advertise it (``server.dataplane`` does).
+that do not advertise it (``server.web.dataplane`` does).
+
+This relies on uvicorn's httptools protocol building one
+``RequestResponseCycle`` per request in ``on_headers_complete`` (whose class
+is swapped for ``ZeroCopyCycle`` before the ASGI task first runs), on that
+cycle's bookkeeping attributes, and on asyncio's ``_sendfile_native``
+(``check_layout``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
+import re
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.utils import is_ssl
 
+from server.web.accel import require
+
 logger = logging.getLogger(__name__)
 
 EXTENSION = "http.response.zerocopysend"
+
+# what ZeroCopyCycle reads and writes of uvicorn's cycle
+CYCLE_ATTRIBUTES = (
+    "scope",
+    "transport",
+    "flow",
+    "disconnected",
+    "response_started",
+    "response_complete",
+    "chunked_encoding",
+    "expected_content_length",
+)
+
+
+def check_layout() -> None:
+    """uvicorn's cycle still has the attributes ``ZeroCopyCycle`` uses, the protocol
+    still makes it in ``on_headers_complete``, and asyncio still sends files natively."""
+    assigned = set(re.findall(r"self\.(\w+)\s*[:=]", inspect.getsource(RequestResponseCycle)))
+    missing = [name for name in CYCLE_ATTRIBUTES if name not in assigned]
+    require(
+        "zerocopy",
+        "uvicorn",
+        not missing,
+        f"httptools_impl.RequestResponseCycle no longer sets {', '.join(missing)}",
+    )
+    require(
+        "zerocopy",
+        "uvicorn",
+        "self.cycle = RequestResponseCycle(" in inspect.getsource(HttpToolsProtocol),
+        "HttpToolsProtocol no longer builds its RequestResponseCycle as self.cycle",
+    )
+    require(
+        "zerocopy",
+        "uvicorn",
+        "on_headers_complete" in vars(HttpToolsProtocol),
+        "HttpToolsProtocol has no on_headers_complete",
+    )
 
 
 def loop_supports_sendfile(loop: asyncio.AbstractEventLoop) -> bool:

@@ -7,12 +7,12 @@ import pytest
 from connexion.validators import ParameterValidator
 
 from server import errors
-from server.validation import (
+from server.web.accel.validators import CachedParameterValidator, _validator_for
+from server.web.validation import (
     INT64_MAX,
     INT64_MIN,
     MAX_JSON_DEPTH,
-    CachedParameterValidator,
-    _validator_for,
+    Int64ParameterValidator,
     json_depth_exceeds,
     parse_json_body,
 )
@@ -84,10 +84,13 @@ def test_malformed_bodies_are_invalid_input(raw):
         parse_json_body(raw)
 
 
-def test_integer_parameter_outside_int64_is_reported():
-    ours = CachedParameterValidator(PARAMS, uri_parser=None)
+@pytest.mark.parametrize("validator", [CachedParameterValidator, Int64ParameterValidator])
+def test_integer_parameter_outside_int64_is_reported(validator):
+    ours = validator(PARAMS, uri_parser=None)
     assert "64-bit" in ours.validate_parameter("query", INT64_MAX + 1, PARAMS[0])
     assert ours.validate_parameter("query", INT64_MAX, PARAMS[0]) is None
+    # Connexion's own validator lets it through (the guard is ours)
+    assert ParameterValidator.validate_parameter("query", INT64_MAX + 1, PARAMS[0]) is None
 
 
 def test_database_outage_errors_are_classified():
@@ -96,7 +99,7 @@ def test_database_outage_errors_are_classified():
     import psycopg
     import sqlalchemy.exc as sa_exc
 
-    from server.routing import as_service_error, database_unavailable
+    from server.web.errors import as_service_error, database_unavailable
 
     refused = psycopg.OperationalError("connection refused")
     assert database_unavailable(refused)

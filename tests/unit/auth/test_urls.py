@@ -1,4 +1,4 @@
-"""Signed data URLs and Range parsing."""
+"""Signed data URLs: what they cover, when they die, whom they name."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import urllib.parse
 
 import pytest
 
-from server import dataplane
-from server.errors import PermissionDenied, RangeNotSatisfiable
+from server.auth import urls
+from server.errors import PermissionDenied
 from server.settings import Settings
 
 
@@ -23,67 +23,38 @@ def test_signed_url_verifies_and_carries_extra(tmp_path):
     settings = Settings(
         var_dir=str(tmp_path), signing_key="k" * 32, public_url="https://node.example/"
     )
-    url = dataplane.sign_url(settings, "file", "a/b 1", extra={"n": 3})
+    url = urls.sign_url(settings, "file", "a/b 1", extra={"n": 3})
     assert url.startswith("https://node.example/data/file/a%2Fb%201?")
     kind, ident, params = _params(url)
-    assert dataplane.verify(settings, kind, ident, params) == {"n": "3"}
+    assert urls.verify(settings, kind, ident, params) == {"n": "3"}
     for bad in (
         {**params, "n": "4"},
         {**params, "sig": params["sig"][:-2] + "AA"},
         {"exp": params["exp"]},
     ):
         with pytest.raises(PermissionDenied):
-            dataplane.verify(settings, kind, ident, bad)
+            urls.verify(settings, kind, ident, bad)
     with pytest.raises(PermissionDenied):
-        dataplane.verify(settings, "index", ident, params)
+        urls.verify(settings, "index", ident, params)
     other = settings.with_overrides(signing_key="z" * 32)
     with pytest.raises(PermissionDenied):
-        dataplane.verify(other, kind, ident, params)
+        urls.verify(other, kind, ident, params)
 
 
 def test_expired_url_is_refused(tmp_path):
     settings = Settings(var_dir=str(tmp_path), signing_key="k" * 32)
-    kind, ident, params = _params(dataplane.sign_url(settings, "file", "1", ttl=-5))
+    kind, ident, params = _params(urls.sign_url(settings, "file", "1", ttl=-5))
     with pytest.raises(PermissionDenied):
-        dataplane.verify(settings, kind, ident, params)
+        urls.verify(settings, kind, ident, params)
 
 
 def test_generated_key_is_private_and_stable(tmp_path):
     settings = Settings(var_dir=str(tmp_path / "var"))
-    first = dataplane.signing_key(settings)
+    first = urls.signing_key(settings)
     path = tmp_path / "var" / "signing.key"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    dataplane._KEYS.clear()
-    assert dataplane.signing_key(settings) == first and len(first) >= 32
-
-
-@pytest.mark.parametrize(
-    "header,expected",
-    [
-        ("bytes=0-9", (0, 10)),
-        ("bytes=5-", (5, 100)),
-        ("bytes=-10", (90, 100)),
-        ("bytes=90-500", (90, 100)),
-        ("bytes=0-0", (0, 1)),
-        ("items=0-9", None),
-        ("bytes=0-1,5-6", None),
-        ("bytes=9-3", None),
-        ("", None),
-    ],
-)
-def test_parse_range(header, expected):
-    assert dataplane.parse_range(header, 100) == expected
-
-
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=250-300", "bytes=-0"])
-def test_unsatisfiable_range(header):
-    with pytest.raises(RangeNotSatisfiable):
-        dataplane.parse_range(header, 100)
-
-
-def test_resolver_kinds_are_checked():
-    with pytest.raises(ValueError):
-        dataplane.register_resolver("../x", lambda *a: None)
+    urls._KEYS.clear()
+    assert urls.signing_key(settings) == first and len(first) >= 32
 
 
 def test_url_expiry_is_cut_to_the_grant_and_names_the_caller(tmp_path):
@@ -91,19 +62,19 @@ def test_url_expiry_is_cut_to_the_grant_and_names_the_caller(tmp_path):
 
     settings = Settings(var_dir=str(tmp_path), signing_key="k" * 32, data_url_ttl=300)
     soon = time.time() + 5.7
-    url = dataplane.sign_url(settings, "file", "1", caller="https://iss|alice", expires=soon)
+    url = urls.sign_url(settings, "file", "1", caller="https://iss|alice", expires=soon)
     kind, ident, params = _params(url)
     assert int(params["exp"]) == int(soon)  # never past the grant, rounded down
     assert params["who"] == "https://iss|alice"
-    exp, values = dataplane.check_signature(settings, kind, ident, params)
+    exp, values = urls.check_signature(settings, kind, ident, params)
     assert values["who"] == "https://iss|alice"
-    later = dataplane.sign_url(settings, "file", "1", expires=time.time() + 10_000)
+    later = urls.sign_url(settings, "file", "1", expires=time.time() + 10_000)
     assert int(_params(later)[2]["exp"]) <= int(time.time()) + 300  # the TTL still caps it
     assert _params(later)[2]["who"] == "anonymous"
     with pytest.raises(PermissionDenied):  # the caller cannot be swapped under the signature
-        dataplane.check_signature(settings, kind, ident, {**params, "who": "https://iss|bob"})
+        urls.check_signature(settings, kind, ident, {**params, "who": "https://iss|bob"})
     with pytest.raises(ValueError):
-        dataplane.sign_url(settings, "file", "1", extra={"who": "x"})
+        urls.sign_url(settings, "file", "1", extra={"who": "x"})
 
 
 def test_access_expires_only_for_non_public_data():
