@@ -26,7 +26,6 @@ import argparse
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from tests.support.processes import clean_env, spawn, stop, wait_ready  # noqa: E402
+
 TESTDATA = REPO.parent / "shared" / "testdata"
 VCF = TESTDATA / "variants" / "test_1000G_hg38.vcf.gz"
 PG_URL = os.environ.get("GENOMEPORT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -466,9 +467,8 @@ def build_store(
 
 # ---------------------------------------------------------------- HTTP
 def start_server(url_db: str, var: Path, port: int) -> subprocess.Popen:
-    import httpx
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+    env = clean_env()
     env.update(
         {
             "GENOMEPORT_DATABASE_URL": url_db,
@@ -482,27 +482,14 @@ def start_server(url_db: str, var: Path, port: int) -> subprocess.Popen:
             "GENOMEPORT_LOG_LEVEL": "WARNING",
         }
     )
-    log = open(var / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve"],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit((var / "server.log").read_text()[-2000:])
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/beacon/v2/info", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGTERM)
-    raise SystemExit("server did not start")
+    log = var / "server.log"
+    proc = spawn([sys.executable, "-m", "server.cli", "serve"], log, env=env, cwd=REPO)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/beacon/v2/info", proc, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc
 
 
 def time_requests(client, make, n: int) -> list[float]:
@@ -618,8 +605,7 @@ def main() -> None:
             rows.append((kind, parse_rate, load_rate, lat, load_average()))
         finally:
             if proc is not None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
+                stop(proc, timeout=30)
             if args.keep:
                 print(f"[{kind}] store kept: {url}")
             else:

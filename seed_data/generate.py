@@ -344,7 +344,7 @@ def _genotype(sites: list[Site], r: random.Random) -> None:
         freqs = [r.uniform(0.05, 0.5) if common else r.uniform(0.01, 0.08) for _ in range(n_alt)]
         sv = s.kind in ("DEL", "DUP", "INV")
         gts = []
-        for j, name in enumerate(samples):
+        for name in samples:
             in_reads = name in READ_SAMPLES
             if sv and in_reads:
                 gts.append((0, 0))  # the simulated reads carry no structural variants
@@ -502,7 +502,7 @@ def simulate_reads(sample: str, seqs: dict[str, str], sites: list[Site]) -> list
             ]
             haps.append(haplotype(ref, events))
 
-        def fragment() -> tuple[str, list[int], int]:
+        def fragment(haps=haps, gap=gap) -> tuple[str, list[int], int]:
             for _ in range(1000):
                 hseq, hpos = haps[r.randrange(2)]
                 flen = max(FRAGMENT_MIN, int(r.gauss(FRAGMENT_MEAN, FRAGMENT_SD)))
@@ -964,11 +964,12 @@ def write_readme(out: Path, files: list[Path], counts: dict) -> Path:
             (f"{s}.cram.crai", "`pysam.index`", "CRAI"),
         ]
     kinds = ", ".join(f"{k} {n}" for k, n in vc["kinds"].items() if k != "sv")
+    per_contig = ", ".join(f"{c} {n}" for c, n in vc["per_contig"].items())
     rows += [
         (
             "cohort.vcf.gz",
             "`make_sites` + `write_variants` (pysam.VariantFile `wz`, BGZF)",
-            f"{vc['records']} records ({', '.join(f'{c} {n}' for c, n in vc['per_contig'].items())});"
+            f"{vc['records']} records ({per_contig});"
             f" {kinds}, sv {vc['kinds']['sv']}; {vc['multiallelic']} multi-allelic;"
             f" {vc['samples']} samples",
         ),

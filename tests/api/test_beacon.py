@@ -63,7 +63,8 @@ ANN_FORMAT = (
 )
 ANNOTATED_VCF = (
     "##fileformat=VCFv4.2\n##reference=GRCh38\n##contig=<ID=chr7,length=159345973>\n"
-    f"##INFO=<ID=ANN,Number=.,Type=String,Description=\"Functional annotations: '{ANN_FORMAT}' \">\n"
+    "##INFO=<ID=ANN,Number=.,Type=String,"
+    f"Description=\"Functional annotations: '{ANN_FORMAT}' \">\n"
     '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tP1\tP2\tP3\n"
     "chr7\t140753336\trs113488022\tA\tT\t.\tPASS\tANN=T|missense_variant|MODERATE|BRAF|"

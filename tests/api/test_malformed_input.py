@@ -88,7 +88,8 @@ def test_malformed_json_body_returns_400(client, api, path, name):
 
 
 def test_int64_edges_are_accepted(client):
-    # the largest int64 is a well-formed request (an empty or out-of-range slice, not a 400 for JSON)
+    # the largest int64 is a well-formed request: an empty or out-of-range slice,
+    # not a 400 for JSON
     r = client.post(
         "/reads/DK0001",
         content=b'{"format": "BAM", "regions": '

@@ -52,8 +52,11 @@ for drs_id in ids:
     sha = next(c.checksum for c in obj.checksums if c.type == "sha-256")
     url = client.get_access_url(drs_id, obj.access_methods[0].access_id).url
     data = requests.get(url, timeout=30).content
-    out[drs_id] = {"size_ok": len(data) == obj.size, "sha_ok": hashlib.sha256(data).hexdigest() == sha,
-                   "self_uri": obj.self_uri}
+    out[drs_id] = {
+        "size_ok": len(data) == obj.size,
+        "sha_ok": hashlib.sha256(data).hexdigest() == sha,
+        "self_uri": obj.self_uri,
+    }
 print(json.dumps(out))
 """
 

@@ -37,7 +37,7 @@ def test_demo_examples_answer(tmp_path, pg_available):
             lines.append(line.rstrip("\n"))
             if line.startswith("Serving on"):
                 break
-        assert any(l.startswith("Serving on") for l in lines), "\n".join(lines)
+        assert any(line.startswith("Serving on") for line in lines), "\n".join(lines)
         base = f"http://127.0.0.1:{port}"
         while time.monotonic() < deadline:
             try:
@@ -45,7 +45,7 @@ def test_demo_examples_answer(tmp_path, pg_available):
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        examples = [l[4:] for l in lines if l.startswith("  $ ")]
+        examples = [line[4:] for line in lines if line.startswith("  $ ")]
         assert len(examples) >= 2
         for example in examples:
             out = subprocess.run(

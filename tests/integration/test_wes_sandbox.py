@@ -252,7 +252,10 @@ def test_a_tool_cannot_reach_any_address(node):
 
 # ------------------------------------------------------------------ limits
 SLEEP_TOOL = "sleep 300 & sleep 301; wait\n"
-BIG = "/usr/bin/python3 -c 'x = bytearray(3 * 1024 ** 3); print(\"ALLOCATED\", len(x))' 2>&1\nexit 0\n"
+BIG = (
+    "/usr/bin/python3 -c 'x = bytearray(3 * 1024 ** 3); print(\"ALLOCATED\", len(x))' 2>&1\n"
+    "exit 0\n"
+)
 
 
 @pytest.fixture

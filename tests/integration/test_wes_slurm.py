@@ -131,7 +131,10 @@ arguments:
   - |
     echo -n "uid "; id -u
     cat "$0" 2>&1 | head -c 200
-    if timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432' 2>/dev/null; then echo CONNECTED; else echo REFUSED; fi
+    if timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432' 2>/dev/null
+    then echo CONNECTED
+    else echo REFUSED
+    fi
 inputs:
   secret: {type: string, inputBinding: {position: 1}}
 outputs:

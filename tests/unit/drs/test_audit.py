@@ -12,6 +12,7 @@ from server import audit
 from server.auth.tokens import caller_from_request
 from server.cli import Ctx, main
 from server.db.tables import AuditEvent
+from server.errors import InvalidInput
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -87,7 +88,7 @@ def test_summary_counts(events):
 def test_relative_and_bad_times():
     assert audit.parse_time("-2h") < NOW
     assert audit.parse_time("2026-01-02").tzinfo is not None
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidInput, match="yesterday-ish"):
         audit.parse_time("yesterday-ish")
 
 

@@ -5,6 +5,7 @@ import json
 import shutil
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -145,8 +146,8 @@ def test_task_streams_are_the_tools_own(wes_settings, db):
     assert run.state == states.COMPLETE, run.system_logs
     (task,) = store.get_tasks(db, run.pk)
     assert task.cmd == ["sh", "-c", "echo to-out; echo to-err >&2"] and task.exit_code == 0
-    assert open(task.stdout_path).read() == "to-out\n"
-    assert open(task.stderr_path).read() == "to-err\n"
+    assert Path(task.stdout_path).read_text() == "to-out\n"
+    assert Path(task.stderr_path).read_text() == "to-err\n"
     assert (
         store.aware(run.start_time)
         <= store.aware(task.start_time)
