@@ -36,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from server.beacon.tables import BeaconVariant  # noqa: E402
 from tests.support.processes import clean_env, spawn, stop, wait_ready  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata"
@@ -148,27 +149,8 @@ GRCH38 = {
     "22": 50_818_468,
 }
 CARRIER_POOL = 4096  # distinct carrier bitmaps, drawn at random for each variant
-VARIANT_COLUMNS = (
-    "pk",
-    "load_id",
-    "dataset_id",
-    "assembly",
-    "chrom",
-    "start",
-    "end",
-    "ref",
-    "alt",
-    "variant_type",
-    "length",
-    "vcf_id",
-    "hgvs_g",
-    "ac",
-    "an",
-    "hom",
-    "het",
-    "af",
-    "carriers",
-)
+# Every beacon_variants column but hom_carriers, which the synthetic rows leave NULL.
+VARIANT_COLUMNS = tuple(c.name for c in BeaconVariant.__table__.columns if c.name != "hom_carriers")
 
 
 class Progress:
@@ -366,6 +348,28 @@ def _insert_variants(db, rows, n_variants: int) -> None:
     print(f" {time.perf_counter() - t:.0f} s")
 
 
+def _add_load(
+    s, kind: str, path: str, status: str, records: int, assembly: str, max_span: int
+) -> int:
+    """A beacon_loads row of the synthetic dataset, checkpointed at ``records``; its id."""
+    from server.beacon.tables import BeaconLoad
+
+    load = BeaconLoad(
+        kind=kind,
+        dataset_id="synth",
+        path=path,
+        sha256="synthetic",
+        status=status,
+        checkpoint=records,
+        records=records,
+        assembly=assembly,
+        max_span=max_span,
+    )
+    s.add(load)
+    s.flush()
+    return load.id
+
+
 def build_store(
     db, n_variants: int, n_samples: int, rng: random.Random, access: str = "controlled"
 ) -> list[tuple]:
@@ -384,37 +388,12 @@ def build_store(
     add_dataset(db, "synth", access=access, assembly="GRCh38")
     names = [f"S{i:06d}" for i in range(n_samples)]
     with db.session() as s:
-        load = BeaconLoad(
-            kind="vcf",
-            dataset_id="synth",
-            path="synthetic",
-            sha256="synthetic",
-            status="loading",
-            checkpoint=0,
-            records=0,
-            assembly="GRCh38",
-            max_span=1,
-        )
-        s.add(load)
-        s.flush()
-        load_id = load.id
+        load_id = _add_load(s, "vcf", "synthetic", "loading", 0, "GRCh38", 1)
         s.execute(
             sa.insert(BeaconSample),
             [{"dataset_id": "synth", "idx": i, "name": n} for i, n in enumerate(names)],
         )
-        meta = BeaconLoad(
-            kind="metadata",
-            dataset_id="synth",
-            path="synthetic-metadata",
-            sha256="synthetic",
-            status="done",
-            checkpoint=n_samples,
-            records=n_samples,
-            assembly="",
-            max_span=0,
-        )
-        s.add(meta)
-        s.flush()
+        meta_id = _add_load(s, "metadata", "synthetic-metadata", "done", n_samples, "", 0)
         recs, terms = [], []
         for n in names:
             sex = rng.choice([("NCIT:C20197", "male"), ("NCIT:C16576", "female")])
@@ -426,7 +405,7 @@ def build_store(
                     "id": n,
                     "individual_id": n,
                     "biosample_id": "",
-                    "load_id": meta.id,
+                    "load_id": meta_id,
                     "document": {
                         "id": n,
                         "sex": {"id": sex[0], "label": sex[1]},

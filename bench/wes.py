@@ -22,7 +22,6 @@ Usage: .venv/bin/python bench/wes.py [--repeat 5] [--concurrent 20]
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 import signal
@@ -39,6 +38,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tests.support.processes import clean_env, free_port, spawn, stop, wait_ready  # noqa: E402
+from tests.support.wes import attachments, run_form  # noqa: E402
 from tests.unit.wes.conftest import TWO_STEP  # noqa: E402
 
 DONE = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
@@ -48,13 +48,8 @@ PARAMS = {"msg": "hello"}
 def submit(client: httpx.Client, base: str, msg: str = "hello") -> str:
     resp = client.post(
         f"{base}/runs",
-        data={
-            "workflow_type": "CWL",
-            "workflow_type_version": "v1.2",
-            "workflow_url": "two.cwl",
-            "workflow_params": json.dumps({"msg": msg}),
-        },
-        files=[("workflow_attachment", ("two.cwl", io.BytesIO(TWO_STEP.encode())))],
+        data=run_form("two.cwl", {"msg": msg}),
+        files=attachments(("two.cwl", TWO_STEP)),
     )
     resp.raise_for_status()
     return resp.json()["run_id"]

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from server.registry import add_dataset, add_files
+from tests.support.wes import run_form
 from tests.unit.auth.nodes import module_node
 from tests.unit.auth.tokenkit import make_kit
 
@@ -164,12 +165,7 @@ class TestWes:
         resp = client.post(
             "/ga4gh/wes/v1/runs",
             headers=alice,
-            data={
-                "workflow_type": "CWL",
-                "workflow_type_version": "v1.2",
-                "workflow_url": "wf.cwl",
-                "workflow_params": "{}",
-            },
+            data=run_form("wf.cwl"),
             files={
                 "workflow_attachment": (
                     "wf.cwl",
@@ -237,12 +233,7 @@ class TestWesDrsInputs:
         return client.post(
             "/ga4gh/wes/v1/runs",
             headers=headers(token),
-            data={
-                "workflow_type": "CWL",
-                "workflow_type_version": "v1.2",
-                "workflow_url": "wf.cwl",
-                "workflow_params": json.dumps(params),
-            },
+            data=run_form("wf.cwl", params),
             files={
                 "workflow_attachment": (
                     "wf.cwl",
@@ -276,12 +267,7 @@ class TestWesDrsInputs:
         resp = client.post(
             "/ga4gh/wes/v1/runs",
             headers=headers(token),
-            data={
-                "workflow_type": "CWL",
-                "workflow_type_version": "v1.2",
-                "workflow_url": "wc.cwl",
-                "workflow_params": json.dumps(params),
-            },
+            data=run_form("wc.cwl", params),
             files={"workflow_attachment": ("wc.cwl", tool)},
         )
         assert resp.status_code == 200, resp.text

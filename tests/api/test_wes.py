@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from server.wes.worker import Worker
+from tests.support.wes import run_form
 from tests.unit.auth.tokenkit import make_kit
 from tests.unit.wes.conftest import CAT, FAIL, TWO_STEP
 
@@ -43,13 +44,7 @@ def bob(kit):
 
 
 def form(**kw):
-    data = {
-        "workflow_type": "CWL",
-        "workflow_type_version": "v1.2",
-        "workflow_url": "two.cwl",
-        "workflow_params": json.dumps({"msg": "hello"}),
-    }
-    data.update(kw)
+    data = {**run_form("two.cwl", {"msg": "hello"}), **kw}
     return {k: v for k, v in data.items() if v is not None}
 
 

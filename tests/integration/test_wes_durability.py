@@ -4,8 +4,6 @@ cancel that must leave no process behind, and concurrent submissions."""
 
 from __future__ import annotations
 
-import io
-import json
 import signal
 import subprocess
 import time
@@ -17,6 +15,7 @@ import pytest
 from server.wes import store
 from tests.conftest import start_server, stop_server
 from tests.integration.test_wes_workflows import BASE, start_worker, stop, wait_done
+from tests.support.wes import attachments, run_form
 from tests.unit.wes.conftest import SLEEP, TWO_STEP
 from tests.unit.wes.test_worker import group_alive
 
@@ -33,13 +32,8 @@ def submit(
 ) -> str:
     resp = client.post(
         f"{BASE}/runs",
-        data={
-            "workflow_type": "CWL",
-            "workflow_type_version": "v1.2",
-            "workflow_url": name,
-            "workflow_params": json.dumps(params or {}),
-        },
-        files=[("workflow_attachment", (name, io.BytesIO(text.encode())))],
+        data=run_form(name, params),
+        files=attachments((name, text)),
     )
     assert resp.status_code == 200, resp.text
     return resp.json()["run_id"]

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
+
+from tests.support.wes import run_form
 
 # A tool that copies its one File input to its stdout (``out``).
 CAT = """\
@@ -70,14 +71,7 @@ outputs: []
 
 
 def request(name: str, text: str, params: dict | None = None, **extra) -> tuple[dict, list]:
-    form = {
-        "workflow_type": "CWL",
-        "workflow_type_version": "v1.2",
-        "workflow_url": name,
-        "workflow_params": json.dumps(params or {}),
-        **extra,
-    }
-    return form, [(name, io.BytesIO(text.encode()))]
+    return run_form(name, params, **extra), [(name, io.BytesIO(text.encode()))]
 
 
 @pytest.fixture
