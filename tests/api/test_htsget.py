@@ -21,6 +21,7 @@ from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
 from server.settings import Settings
 from tests.conftest import fresh_database
+from tests.support.data import add_formats
 from tests.unit.auth.tokenkit import make_kit
 
 MEDIA = "application/vnd.ga4gh.htsget.v1.3.0+json"
@@ -83,20 +84,8 @@ def client(app):
 def data(db, testdata):
     add_dataset(db, "pub", access="public")
     add_dataset(db, "ctl", access="controlled", grant_value="urn:ds:ctl")
-    add_files(
-        db,
-        [testdata / (NA12878 + ".bam"), testdata / (NA12878 + ".cram")],
-        "pub",
-        object_id="htsnexus_test_NA12878",
-        progress=False,
-    )
-    add_files(
-        db,
-        [testdata / (SPEC + ".vcf.gz"), testdata / (SPEC + ".bcf")],
-        "pub",
-        object_id="spec-v4.3",
-        progress=False,
-    )
+    add_formats(db, testdata, NA12878, (".bam", ".cram"), "pub", "htsnexus_test_NA12878")
+    add_formats(db, testdata, SPEC, (".vcf.gz", ".bcf"), "pub", "spec-v4.3")
     add_files(db, [testdata / GIAB], "ctl", object_id="giab", progress=False)
     return testdata
 
