@@ -560,42 +560,15 @@ def simulate_reads(sample: str, seqs: dict[str, str], sites: list[Site]) -> list
             s = sequence(list(fseq[:READ_LENGTH]), q)
             start, cigar, nm = align(ref, list(s), fpos[:READ_LENGTH])
             mapped_r1 = r.random() < 0.5
-            reads.append(
-                Read(
-                    name=qname,
-                    flag=0x1 | 0x8 | (0x40 if mapped_r1 else 0x80),
-                    tid=tid,
-                    start=start,
-                    mapq=60,
-                    cigar=cigar,
-                    mtid=tid,
-                    mstart=start,
-                    tlen=0,
-                    seq=s,
-                    qual=q,
-                    nm=nm,
-                    rg=rg,
-                    mcigar=None,
-                )
-            )
+            # both mates at the mapped one's position; a field left out is None
+            pair = dict(name=qname, tid=tid, start=start, mtid=tid, mstart=start, tlen=0, rg=rg)
+            mapped_flag = 0x1 | 0x8 | (0x40 if mapped_r1 else 0x80)
+            reads.append(Read(**pair, flag=mapped_flag, mapq=60, cigar=cigar, seq=s, qual=q, nm=nm))
             junk = "".join(r.choice(BASES) for _ in range(READ_LENGTH))
+            junk_q = _quals(r, READ_LENGTH)
+            unmapped_flag = 0x1 | 0x4 | (0x80 if mapped_r1 else 0x40)
             reads.append(
-                Read(
-                    name=qname,
-                    flag=0x1 | 0x4 | (0x80 if mapped_r1 else 0x40),
-                    tid=tid,
-                    start=start,
-                    mapq=0,
-                    cigar=None,
-                    mtid=tid,
-                    mstart=start,
-                    tlen=0,
-                    seq=junk,
-                    qual=_quals(r, READ_LENGTH),
-                    nm=None,
-                    rg=rg,
-                    mcigar=cigar,
-                )
+                Read(**pair, flag=unmapped_flag, mapq=0, seq=junk, qual=junk_q, mcigar=cigar)
             )
 
     reads.sort(key=lambda x: (x.tid, x.start, x.name, x.flag))

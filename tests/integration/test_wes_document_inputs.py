@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import REPO, start_server, stop_server
 from tests.integration.test_wes_workflows import start_worker, stop, wait_done
+from tests.support.cwl import STEP_OUT, import_tool, one_step
 from tests.support.wes import run_form
 from tests.unit.auth.tokenkit import make_kit
 from tests.unit.wes.conftest import CAT as TOOL
@@ -57,32 +58,8 @@ outputs:
 """
 
 
-def import_tool(path: Path) -> str:
-    return f"""\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: echo
-requirements:
-  SchemaDefRequirement:
-    types:
-      - $import: {path}
-inputs: []
-outputs: []
-"""
-
-
 def run_ref(path: Path | str) -> str:
-    return f"""\
-cwlVersion: v1.2
-class: Workflow
-inputs: {{f: File}}
-outputs: {{out: {{type: File, outputSource: s/out}}}}
-steps:
-  s:
-    run: {path}
-    in: {{f: f}}
-    out: [out]
-"""
+    return one_step(path, outputs=STEP_OUT)
 
 
 @pytest.fixture(scope="module")
