@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import signal
 import statistics
 import subprocess
@@ -37,7 +36,14 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.support.processes import clean_env, free_port, spawn, stop, wait_ready  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    clean_env,
+    free_port,
+    spawn,
+    stop,
+    stop_all,
+    wait_ready,
+)
 from tests.support.wes import attachments, run_form  # noqa: E402
 from tests.unit.wes.conftest import TWO_STEP  # noqa: E402
 
@@ -231,9 +237,7 @@ def main() -> int:
         )
         return 0 if complete == args.concurrent and lost == 0 else 1
     finally:
-        for p in procs:
-            stop(p)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, remove=work)
 
 
 if __name__ == "__main__":

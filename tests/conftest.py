@@ -81,6 +81,15 @@ def fresh_database(kind: str, directory: Path):
         engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    """Signed tokens for this module's tests: a trusted issuer and an untrusted one
+    (``kit.trusting(settings)`` makes a node trust the first)."""
+    from tests.unit.auth.tokenkit import make_kit
+
+    return make_kit(tmp_path_factory.mktemp("kit"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
     """A fresh, empty database of each kind."""

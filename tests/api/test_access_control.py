@@ -15,29 +15,10 @@ import pytest
 from server.registry import add_dataset, add_files
 from tests.support.wes import run_form
 from tests.unit.auth.nodes import module_node
-from tests.unit.auth.tokenkit import make_kit
+from tests.unit.auth.tokenkit import TOKEN_FAILURES, VISA_FAILURES
 
 GRANT = "urn:ds:ctl"
-CASES = [
-    "no token",
-    "expired token",
-    "alg none",
-    "hs256 with public key",
-    "untrusted issuer",
-    "same kid forged key",
-    "wrong audience",
-    "expired visa",
-    "visa for another dataset",
-    "visa with bad signature",
-    "visa forged with same kid",
-    "unlinked sub",
-    "conditions present",
-]
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("ac-kit"))
+CASES = ["no token", *TOKEN_FAILURES, *VISA_FAILURES]
 
 
 @pytest.fixture(scope="module")

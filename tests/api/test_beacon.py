@@ -21,7 +21,6 @@ from server.beacon.vcf import load_vcf
 from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
 from tests.unit.auth.nodes import module_node
-from tests.unit.auth.tokenkit import make_kit
 from tests.unit.beacon.schemas import (
     ENTITY_DIRS,
     validate_document,
@@ -73,11 +72,6 @@ ANNOTATED_VCF = (
     "chr7\t140753400\t.\tG\tC\t.\tPASS\tANN=C|synonymous_variant|LOW|BRAF|ENSG00000157764|"
     "transcript|ENST00000646891.2|protein_coding|15/18|c.1735C>G|p.Leu579Leu|||||\tGT\t0/0\t0/1\t0/0\n"
 )
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("beacon-kit"))
 
 
 def populate(db, tmp: Path) -> None:

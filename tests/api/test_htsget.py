@@ -22,17 +22,11 @@ from server.registry import add_dataset, add_files
 from server.settings import Settings
 from tests.conftest import fresh_database
 from tests.support.data import add_formats
-from tests.unit.auth.tokenkit import make_kit
 
 MEDIA = "application/vnd.ga4gh.htsget.v1.3.0+json"
 NA12878 = "reads/htsnexus_test_NA12878"
 SPEC = "variants/spec-v4.3"
 GIAB = "variants/HG002_GIAB.filtered.vcf.gz"
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("htsget-kit"))
 
 
 # One node per database kind for the whole module: every test here only reads

@@ -12,15 +12,9 @@ import pytest
 
 from server.wes.worker import Worker
 from tests.support.wes import run_form
-from tests.unit.auth.tokenkit import make_kit
 from tests.unit.wes.conftest import CAT, FAIL, TWO_STEP
 
 BASE = "/ga4gh/wes/v1"
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("wes-kit"))
 
 
 @pytest.fixture

@@ -39,7 +39,6 @@ from server.db.tables import AuditEvent
 from server.registry import add_dataset
 from server.settings import Settings
 from tests.conftest import SHARED, fresh_database, start_server, stop_server
-from tests.unit.auth.tokenkit import make_kit
 
 KG_VCF = SHARED / "testdata" / "beacon" / "test_1000G_hg38.annotated.vcf.gz"
 BFF = SHARED / "testdata" / "beacon" / "bff"
@@ -164,11 +163,6 @@ class Node:
     held: list
     members: list
     kit: object
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("attack-kit"))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

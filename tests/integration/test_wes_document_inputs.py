@@ -24,7 +24,6 @@ from tests.conftest import REPO, start_server, stop_server
 from tests.integration.test_wes_workflows import start_worker, stop, wait_done
 from tests.support.cwl import STEP_OUT, import_tool, one_step
 from tests.support.wes import run_form
-from tests.unit.auth.tokenkit import make_kit
 from tests.unit.wes.conftest import CAT as TOOL
 from tests.unit.wes.httpfixture import Site
 
@@ -60,11 +59,6 @@ outputs:
 
 def run_ref(path: Path | str) -> str:
     return one_step(path, outputs=STEP_OUT)
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("wes-doc-kit"))
 
 
 @pytest.fixture

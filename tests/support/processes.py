@@ -9,6 +9,7 @@ same stop and readiness rules, and the same log tail when a server fails.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,3 +94,11 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def stop_all(procs: list[subprocess.Popen], *, remove: Path | None = None) -> None:
+    """``stop`` each of ``procs``, then delete ``remove`` (their work directory)."""
+    for proc in procs:
+        stop(proc)
+    if remove is not None:
+        shutil.rmtree(remove, ignore_errors=True)
