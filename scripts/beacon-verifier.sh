@@ -22,10 +22,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${BEACON_VERIFIER_WORK:-$ROOT/var/beacon-verifier}"
-. "$ROOT/scripts/lib/snapshot.sh"
-. "$ROOT/scripts/lib/node.sh"
-TESTDATA="${GENOMEPORT_TESTDATA:-$ROOT/../shared/testdata}"
-PY="$ROOT/.venv/bin/python"
+. "$ROOT/scripts/lib/suite.sh"
 SRC="$(suite_src BEACON_VERIFIER_SRC "$WORK" EGA-archive+beacon-verifier-v2 verifier.py beacon-verifier)"
 if [ ! -x "$WORK/venv/bin/python" ] || ! "$WORK/venv/bin/python" -c "import jsonschema, requests, loguru" 2>/dev/null; then
     python3 -m venv "$WORK/venv"

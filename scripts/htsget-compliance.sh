@@ -14,10 +14,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${HTSGET_COMPLIANCE_WORK:-$ROOT/var/htsget-compliance}"
-. "$ROOT/scripts/lib/snapshot.sh"
-. "$ROOT/scripts/lib/node.sh"
-TESTDATA="${GENOMEPORT_TESTDATA:-$ROOT/../shared/testdata}"
-PY="$ROOT/.venv/bin/python"
+. "$ROOT/scripts/lib/suite.sh"
 SRC="$(suite_src HTSGET_COMPLIANCE_SRC "$WORK" ga4gh+htsget-compliance setup.py htsget-compliance)"
 if [ ! -x "$WORK/venv/bin/htsget-compliance" ]; then
     python3 -m venv "$WORK/venv"

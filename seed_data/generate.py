@@ -735,15 +735,8 @@ def write_variants(
             pysam.VariantFile(bcf.name, "wb", header=header) as fbcf,
         ):
             for s in sites:
-                rec = fv.new_record(
-                    contig=s.contig,
-                    start=s.start,
-                    stop=s.end,
-                    alleles=s.alleles,
-                    id=s.vid,
-                    qual=s.qual,
-                    filter="PASS",
-                )
+                where = dict(contig=s.contig, start=s.start, stop=s.end, alleles=s.alleles)
+                rec = fv.new_record(**where, id=s.vid, qual=s.qual, filter="PASS")
                 called = [a for gt in s.gts for a in gt if a is not None]
                 an = len(called)
                 ac = [called.count(a) for a in range(1, len(s.alleles))]

@@ -20,7 +20,16 @@ import sqlalchemy as sa
 
 from tests.support.processes import clean_env, free_port, spawn, stop, wait_ready
 
-__all__ = ["REPO", "free_port", "fresh_database", "settings_env", "start_server", "stop_server"]
+__all__ = [
+    "REPO",
+    "free_port",
+    "fresh_database",
+    "migrated",
+    "node_settings",
+    "settings_env",
+    "start_server",
+    "stop_server",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -99,24 +108,35 @@ def db_url(request, tmp_path):
         yield url
 
 
-@pytest.fixture
-def settings(tmp_path, db_url):
+def node_settings(var_dir: Path, database_url: str, **overrides):
+    """Settings of a test node: its own var dir and database, a signing key of its own."""
     from server.settings import Settings
 
     return Settings(
-        var_dir=str(tmp_path / "var"),
-        database_url=db_url,
+        var_dir=str(var_dir),
+        database_url=database_url,
         signing_key="test-signing-key-" + uuid.uuid4().hex,
-        log_format="text",
+        **overrides,
     )
 
 
-@pytest.fixture
-def db(settings):
+def migrated(settings):
+    """The node's database, migrated to the latest revision (``dispose`` it after)."""
     from server.db import Database
 
     database = Database(settings.effective_database_url)
     database.upgrade()
+    return database
+
+
+@pytest.fixture
+def settings(tmp_path, db_url):
+    return node_settings(tmp_path / "var", db_url, log_format="text")
+
+
+@pytest.fixture
+def db(settings):
+    database = migrated(settings)
     yield database
     database.dispose()
 

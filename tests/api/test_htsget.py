@@ -10,17 +10,14 @@ from __future__ import annotations
 import base64
 import time
 import urllib.parse
-import uuid
 
 import pysam
 import pytest
 import sqlalchemy as sa
 
-from server.db import Database
 from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
-from server.settings import Settings
-from tests.conftest import fresh_database
+from tests.conftest import fresh_database, migrated, node_settings
 from tests.support.data import add_formats
 
 MEDIA = "application/vnd.ga4gh.htsget.v1.3.0+json"
@@ -41,20 +38,13 @@ def db_url(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def settings(db_url, kit, tmp_path_factory):
-    base = Settings(
-        var_dir=str(tmp_path_factory.mktemp("htsget-var")),
-        database_url=db_url,
-        signing_key="test-signing-key-" + uuid.uuid4().hex,
-        log_format="text",
-        max_body_bytes=4096,
-    )
-    return kit.trusting(base)
+    var = tmp_path_factory.mktemp("htsget-var")
+    return kit.trusting(node_settings(var, db_url, log_format="text", max_body_bytes=4096))
 
 
 @pytest.fixture(scope="module")
 def db(settings):
-    database = Database(settings.effective_database_url)
-    database.upgrade()
+    database = migrated(settings)
     yield database
     database.dispose()
 

@@ -58,3 +58,14 @@ def run_script(script: str, variables: dict[str, str], timeout: float):
         text=True,
         timeout=timeout,
     )
+
+
+def run_suite(snapshot: tuple[str, str, str], timeout: float, work: Path | None = None):
+    """``scripts/<name>.sh`` on the suite's snapshot (``snapshot`` as for
+    ``find_snapshot``); ``work``, if given, is its work directory (``<X>_WORK`` beside
+    ``<X>_SRC``), with the virtualenv of an earlier run linked in."""
+    variable, name, _ = snapshot
+    variables = {variable: str(find_snapshot(*snapshot))}
+    if work is not None:
+        variables[variable.removesuffix("_SRC") + "_WORK"] = str(reuse_venv(work, name))
+    return run_script(f"{name}.sh", variables, timeout)

@@ -23,7 +23,7 @@ import re
 
 import pytest
 
-from tests.integration.snapshots import find_snapshot, needs_snapshot, reuse_venv, run_script
+from tests.integration.snapshots import needs_snapshot, run_suite
 from tests.unit.beacon.schemas import ROOT
 
 pytestmark = pytest.mark.slow
@@ -36,12 +36,8 @@ SNAPSHOT = ("BEACON_VERIFIER_SRC", "beacon-verifier", "EGA-archive+beacon-verifi
 
 @needs_snapshot(*SNAPSHOT)
 def test_verifier_reports_only_its_own_errors(tmp_path):
-    work = reuse_venv(tmp_path / "work", "beacon-verifier")
-    out = run_script(
-        "beacon-verifier.sh",
-        {"BEACON_VERIFIER_SRC": str(find_snapshot(*SNAPSHOT)), "BEACON_VERIFIER_WORK": str(work)},
-        timeout=900,
-    )
+    work = tmp_path / "work"
+    out = run_suite(SNAPSHOT, timeout=900, work=work)
     print(out.stdout)
     assert (work / "report.json").exists(), out.stdout + out.stderr[-3000:]
     report = json.loads((work / "report.json").read_text())

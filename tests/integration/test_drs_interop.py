@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.snapshots import find_snapshot, needs_snapshot, run_script
+from tests.integration.snapshots import needs_snapshot, run_suite
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,7 @@ SNAPSHOT = ("DRS_COMPLIANCE_SRC", "drs-compliance", "ga4gh+drs-compliance-suite"
 
 @needs_snapshot(*SNAPSHOT)
 def test_compliance_suite_and_drs_cli_report_no_failures():
-    out = run_script(
-        "drs-compliance.sh", {"DRS_COMPLIANCE_SRC": str(find_snapshot(*SNAPSHOT))}, timeout=540
-    )
+    out = run_suite(SNAPSHOT, timeout=540)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines()[-1] == "0 failure(s)"
     for kind in ("none", "bearer", "passport"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.snapshots import find_snapshot, needs_snapshot, reuse_venv, run_script
+from tests.integration.snapshots import needs_snapshot, run_suite
 
 pytestmark = pytest.mark.slow
 SNAPSHOT = ("HTSGET_COMPLIANCE_SRC", "htsget-compliance", "ga4gh+htsget-compliance")
@@ -19,14 +19,6 @@ SNAPSHOT = ("HTSGET_COMPLIANCE_SRC", "htsget-compliance", "ga4gh+htsget-complian
 
 @needs_snapshot(*SNAPSHOT)
 def test_compliance_suite_passes_every_case(tmp_path):
-    work = reuse_venv(tmp_path / "work", "htsget-compliance")
-    out = run_script(
-        "htsget-compliance.sh",
-        {
-            "HTSGET_COMPLIANCE_SRC": str(find_snapshot(*SNAPSHOT)),
-            "HTSGET_COMPLIANCE_WORK": str(work),
-        },
-        timeout=600,
-    )
+    out = run_suite(SNAPSHOT, timeout=600, work=tmp_path / "work")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "htsget compliance: 12/12" in out.stdout
