@@ -53,10 +53,8 @@ cwlVersion: v1.2
 class: CommandLineTool
 baseCommand: [wc, -l]
 stdin: $(inputs.f.path)
-inputs:
-  f: File
-outputs:
-  out: stdout
+inputs: {f: File}
+outputs: {out: stdout}
 stdout: count.txt
 """
 

@@ -38,3 +38,14 @@ requirements:
 inputs: []
 outputs: []
 """
+
+
+def sh_tool(script: str) -> str:
+    """A CommandLineTool that runs ``script`` with ``sh -c``; no inputs, no outputs."""
+    return f"""\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c, "{script}"]
+inputs: []
+outputs: []
+"""

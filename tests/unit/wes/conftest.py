@@ -4,6 +4,7 @@ import io
 
 import pytest
 
+from tests.support.cwl import sh_tool
 from tests.support.wes import run_form
 
 # A tool that copies its one File input to its stdout (``out``).
@@ -61,13 +62,7 @@ inputs: []
 outputs: []
 """
 
-FAIL = """\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: [sh, -c, "exit 3"]
-inputs: []
-outputs: []
-"""
+FAIL = sh_tool("exit 3")
 
 
 def request(name: str, text: str, params: dict | None = None, **extra) -> tuple[dict, list]:

@@ -154,21 +154,7 @@ steps:
             load(run, wf)
 
     def test_initial_workdir_literal_file_is_checked(self, run, secret):
-        wf = attach(
-            run,
-            "wf.cwl",
-            f"""\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: [cat, key]
-requirements:
-  InitialWorkDirRequirement:
-    listing:
-      - {{class: File, location: {secret}, basename: key}}
-inputs: []
-outputs: []
-""",
-        )
+        wf = attach(run, "wf.cwl", key_tool(f"{{class: File, location: {secret}, basename: key}}"))
         with pytest.raises(InvalidInput, match="InitialWorkDirRequirement|requirements"):
             load(run, wf)
 
@@ -191,8 +177,9 @@ outputs: []
         assert messages[0] == messages[1]
 
 
-def including(secret) -> str:
-    """A tool whose working directory holds ``secret`` through ``$include``."""
+def key_tool(entry: str) -> str:
+    """A tool that prints ``key``, the file its InitialWorkDirRequirement stages
+    from ``entry`` (the listing's one item, YAML)."""
     return f"""\
 cwlVersion: v1.2
 class: CommandLineTool
@@ -200,12 +187,15 @@ baseCommand: [cat, key]
 requirements:
   InitialWorkDirRequirement:
     listing:
-      - entryname: key
-        entry:
-          $include: {secret}
+      - {entry}
 inputs: []
 outputs: []
 """
+
+
+def including(secret) -> str:
+    """A tool whose working directory holds ``secret`` through ``$include``."""
+    return key_tool(f"entryname: key\n        entry:\n          $include: {secret}")
 
 
 # ------------------------------------------------------- document references

@@ -11,6 +11,7 @@ import pytest
 
 from server.wes import sandbox, states, store
 from server.wes.worker import Worker
+from tests.support.cwl import sh_tool
 
 from .test_worker import submit
 
@@ -130,13 +131,7 @@ def test_the_worker_fails_closed_without_bwrap(wes_settings, db, monkeypatch):
     sandbox.check(wes_settings.with_overrides(wes_sandbox="none"))  # a container's node may opt out
 
 
-STREAMS = """\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: [sh, -c, "echo to-out; echo to-err >&2"]
-inputs: []
-outputs: []
-"""
+STREAMS = sh_tool("echo to-out; echo to-err >&2")
 
 
 def test_task_streams_are_the_tools_own(wes_settings, db):
