@@ -26,7 +26,6 @@ import argparse
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from server.beacon.tables import BeaconVariant  # noqa: E402
+from tests.support.processes import clean_env, spawn, stop, wait_ready  # noqa: E402
+
 TESTDATA = REPO.parent / "shared" / "testdata"
 VCF = TESTDATA / "variants" / "test_1000G_hg38.vcf.gz"
 PG_URL = os.environ.get("GENOMEPORT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -147,27 +149,8 @@ GRCH38 = {
     "22": 50_818_468,
 }
 CARRIER_POOL = 4096  # distinct carrier bitmaps, drawn at random for each variant
-VARIANT_COLUMNS = (
-    "pk",
-    "load_id",
-    "dataset_id",
-    "assembly",
-    "chrom",
-    "start",
-    "end",
-    "ref",
-    "alt",
-    "variant_type",
-    "length",
-    "vcf_id",
-    "hgvs_g",
-    "ac",
-    "an",
-    "hom",
-    "het",
-    "af",
-    "carriers",
-)
+# Every beacon_variants column but hom_carriers, which the synthetic rows leave NULL.
+VARIANT_COLUMNS = tuple(c.name for c in BeaconVariant.__table__.columns if c.name != "hom_carriers")
 
 
 class Progress:
@@ -365,6 +348,28 @@ def _insert_variants(db, rows, n_variants: int) -> None:
     print(f" {time.perf_counter() - t:.0f} s")
 
 
+def _add_load(
+    s, kind: str, path: str, status: str, records: int, assembly: str, max_span: int
+) -> int:
+    """A beacon_loads row of the synthetic dataset, checkpointed at ``records``; its id."""
+    from server.beacon.tables import BeaconLoad
+
+    load = BeaconLoad(
+        kind=kind,
+        dataset_id="synth",
+        path=path,
+        sha256="synthetic",
+        status=status,
+        checkpoint=records,
+        records=records,
+        assembly=assembly,
+        max_span=max_span,
+    )
+    s.add(load)
+    s.flush()
+    return load.id
+
+
 def build_store(
     db, n_variants: int, n_samples: int, rng: random.Random, access: str = "controlled"
 ) -> list[tuple]:
@@ -383,37 +388,12 @@ def build_store(
     add_dataset(db, "synth", access=access, assembly="GRCh38")
     names = [f"S{i:06d}" for i in range(n_samples)]
     with db.session() as s:
-        load = BeaconLoad(
-            kind="vcf",
-            dataset_id="synth",
-            path="synthetic",
-            sha256="synthetic",
-            status="loading",
-            checkpoint=0,
-            records=0,
-            assembly="GRCh38",
-            max_span=1,
-        )
-        s.add(load)
-        s.flush()
-        load_id = load.id
+        load_id = _add_load(s, "vcf", "synthetic", "loading", 0, "GRCh38", 1)
         s.execute(
             sa.insert(BeaconSample),
             [{"dataset_id": "synth", "idx": i, "name": n} for i, n in enumerate(names)],
         )
-        meta = BeaconLoad(
-            kind="metadata",
-            dataset_id="synth",
-            path="synthetic-metadata",
-            sha256="synthetic",
-            status="done",
-            checkpoint=n_samples,
-            records=n_samples,
-            assembly="",
-            max_span=0,
-        )
-        s.add(meta)
-        s.flush()
+        meta_id = _add_load(s, "metadata", "synthetic-metadata", "done", n_samples, "", 0)
         recs, terms = [], []
         for n in names:
             sex = rng.choice([("NCIT:C20197", "male"), ("NCIT:C16576", "female")])
@@ -425,7 +405,7 @@ def build_store(
                     "id": n,
                     "individual_id": n,
                     "biosample_id": "",
-                    "load_id": meta.id,
+                    "load_id": meta_id,
                     "document": {
                         "id": n,
                         "sex": {"id": sex[0], "label": sex[1]},
@@ -466,9 +446,8 @@ def build_store(
 
 # ---------------------------------------------------------------- HTTP
 def start_server(url_db: str, var: Path, port: int) -> subprocess.Popen:
-    import httpx
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+    env = clean_env()
     env.update(
         {
             "GENOMEPORT_DATABASE_URL": url_db,
@@ -482,27 +461,14 @@ def start_server(url_db: str, var: Path, port: int) -> subprocess.Popen:
             "GENOMEPORT_LOG_LEVEL": "WARNING",
         }
     )
-    log = open(var / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve"],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit((var / "server.log").read_text()[-2000:])
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/beacon/v2/info", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGTERM)
-    raise SystemExit("server did not start")
+    log = var / "server.log"
+    proc = spawn([sys.executable, "-m", "server.cli", "serve"], log, env=env, cwd=REPO)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/beacon/v2/info", proc, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc
 
 
 def time_requests(client, make, n: int) -> list[float]:
@@ -618,8 +584,7 @@ def main() -> None:
             rows.append((kind, parse_rate, load_rate, lat, load_average()))
         finally:
             if proc is not None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
+                stop(proc, timeout=30)
             if args.keep:
                 print(f"[{kind}] store kept: {url}")
             else:

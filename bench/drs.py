@@ -43,21 +43,21 @@ def main() -> None:
     logging.disable(logging.WARNING)
     import httpx
 
-    from server.auth.issuer import LocalIssuer
     from server.auth.tokens import caller_from_request
     from server.registry import add_dataset, add_files
     from server.settings import Settings
+    from tests.unit.auth.tokenkit import make_kit
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-drs-"))
-    issuer = LocalIssuer(tmp / "issuer")
-    audience = "https://bench.genomeport"
-    settings = Settings(
-        var_dir=str(tmp / "var"),
-        signing_key=uuid.uuid4().hex,
-        auth_issuers=(issuer.settings_entry(),),
-        auth_audience=audience,
-        log_format="text",
-        log_level="WARNING",
+    kit = make_kit(tmp)
+    issuer = kit.issuer
+    settings = kit.trusting(
+        Settings(
+            var_dir=str(tmp / "var"),
+            signing_key=uuid.uuid4().hex,
+            log_format="text",
+            log_level="WARNING",
+        )
     )
     from server.db import Database
     from tests.conftest import start_server, stop_server
@@ -71,10 +71,8 @@ def main() -> None:
     add_files(db, [vcf], "ctl", object_id="ctlobj", progress=False)
 
     def passport() -> str:
-        return issuer.passport(
-            "alice",
-            [issuer.grant_visa("alice", "ctl")] + issuer.registered_visas("alice"),
-            audience=audience,
+        return kit.passport(
+            "alice", [issuer.grant_visa("alice", "ctl")] + issuer.registered_visas("alice")
         )
 
     token = passport()

@@ -33,7 +33,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import struct
 import subprocess
@@ -44,6 +43,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from tests.support.processes import clean_env, free_port, spawn, stop, wait_ready  # noqa: E402
 
 READ_LEN = 10_000
 CONTIG_LEN = 200_000_000
@@ -141,21 +141,13 @@ def make_wgs_bai(bam: Path) -> int:
     return len(data)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def node_env(var: Path, port: int) -> dict[str, str]:
     """The environment of a one-worker node on ``port`` with its state in ``var``.
 
     Only this environment's ``GENOMEPORT_*`` settings apply; one range is one
     piece (no split at the block size), so large ranges measure the data plane.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+    env = clean_env()
     env.update(
         GENOMEPORT_VAR_DIR=str(var),
         GENOMEPORT_PORT=str(port),
@@ -166,31 +158,6 @@ def node_env(var: Path, port: int) -> dict[str, str]:
         GENOMEPORT_HTSGET_BLOCK_SIZE=str(1 << 30),
     )
     return env
-
-
-def wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"server not ready:\n{log.read_text()[-2000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -428,13 +395,8 @@ def main() -> None:
         local_db.dispose()
 
         log = tmp / "node.log"
-        node = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--workers", "1"],
-            env=env,
-            cwd=REPO,
-            stdout=open(log, "wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        node = spawn(
+            [sys.executable, "-m", "server.cli", "serve", "--workers", "1"], log, env=env, cwd=REPO
         )
         procs.append(node)
         wait_ready(base + "/health/ready", node, log)
@@ -442,7 +404,7 @@ def main() -> None:
         flask_port = free_port()
         (tmp / "bench_flask_app.py").write_text(FLASK_APP)
         flask_log = tmp / "flask.log"
-        flask = subprocess.Popen(
+        flask = spawn(
             [
                 sys.executable,
                 "-m",
@@ -455,14 +417,12 @@ def main() -> None:
                 f"127.0.0.1:{flask_port}",
                 "bench_flask_app:cx",
             ],
+            flask_log,
             env={**env, "BENCH_FILE": str(bam), "PYTHONPATH": str(tmp)},
             cwd=tmp,
-            stdout=open(flask_log, "wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
         procs.append(flask)
-        wait_ready(f"http://127.0.0.1:{flask_port}/file", flask, flask_log)
+        wait_ready(f"http://127.0.0.1:{flask_port}/file", flask, flask_log, ready=lambda s: s < 500)
 
         client = KeepAliveClient(base)
         try:
@@ -645,7 +605,8 @@ def main() -> None:
         print("htsget benchmark (one run, same machine; ratios are what matter)")
         print(
             f"  warm ticket        p50 {statistics.median(tickets) * ms:7.2f} ms  "
-            f"p99 {percentile(tickets, 0.99) * ms:7.2f} ms   ({args.requests} random 10 kbp regions)"
+            f"p99 {percentile(tickets, 0.99) * ms:7.2f} ms   "
+            f"({args.requests} random 10 kbp regions)"
         )
         print(
             f"  trivial endpoint   p50 {statistics.median(trivial) * ms:7.2f} ms  "
@@ -653,15 +614,18 @@ def main() -> None:
         )
         print("  (latencies: one keep-alive http.client connection for both, requests interleaved)")
         print(
-            f"  ticket / trivial   p50 x{statistics.median(tickets) / statistics.median(trivial):.2f}"
+            "  ticket / trivial   p50 "
+            f"x{statistics.median(tickets) / statistics.median(trivial):.2f}"
         )
         print(
             f"  ticket logic alone p50 {statistics.median(inproc) * ms:7.2f} ms  "
-            f"p99 {percentile(inproc, 0.99) * ms:7.2f} ms   (in-process: lookup, slice, sign; no HTTP, no audit)"
+            f"p99 {percentile(inproc, 0.99) * ms:7.2f} ms   "
+            "(in-process: lookup, slice, sign; no HTTP, no audit)"
         )
         print(
             f"  WGS-scale BAI ({bai_size / mib:.1f} MiB): cold ticket {cold * ms:.0f} ms "
-            f"(in-process parse {parse_cold * ms:.0f} ms), warm p50 {statistics.median(wgs_warm) * ms:.2f} ms"
+            f"(in-process parse {parse_cold * ms:.0f} ms), "
+            f"warm p50 {statistics.median(wgs_warm) * ms:.2f} ms"
         )
         print(
             f"  4 KiB data range   p50 {statistics.median(small) * ms:7.2f} ms  "
@@ -672,7 +636,8 @@ def main() -> None:
             f"p99 {percentile(trivial2, 0.99) * ms:7.2f} ms   (interleaved with the ranges)"
         )
         print(
-            f"  4 KiB range / trivial p50 x{statistics.median(small) / statistics.median(trivial2):.2f}"
+            "  4 KiB range / trivial p50 "
+            f"x{statistics.median(small) / statistics.median(trivial2):.2f}"
         )
         print(
             f"  in-process 4 KiB range: audited p50 {statistics.median(with_audit) * ms:.3f} ms, "
@@ -688,7 +653,8 @@ def main() -> None:
         print(f"  data plane         : {statistics.median(plane_cold) / mib:8.0f} MiB/s")
         print(f"  disk (os.pread)    : {statistics.median(disk_cold) / mib:8.0f} MiB/s")
         print(
-            f"  data plane / disk   x{statistics.median(plane_cold) / statistics.median(disk_cold):.2f}"
+            "  data plane / disk   "
+            f"x{statistics.median(plane_cold) / statistics.median(disk_cold):.2f}"
         )
         print(f"  from the page cache, {args.range_mb} MiB range:")
         print(f"  data plane         : {statistics.median(plane) / mib:8.0f} MiB/s")
@@ -704,7 +670,8 @@ def main() -> None:
         )
         print(f"  data plane / bare   x{statistics.median(plane) / statistics.median(bare):.2f}")
         print(
-            f"  1 Mbp slice with pysam: htsget {statistics.median(remote_t) * ms:.0f} ms ({n_remote} reads) "
+            f"  1 Mbp slice with pysam: htsget {statistics.median(remote_t) * ms:.0f} ms "
+            f"({n_remote} reads) "
             f"vs local {statistics.median(local_t) * ms:.0f} ms ({n_local} reads): "
             f"x{statistics.median(remote_t) / statistics.median(local_t):.2f}"
         )

@@ -22,12 +22,8 @@ Usage: .venv/bin/python bench/wes.py [--repeat 5] [--concurrent 20]
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,52 +36,26 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from tests.support.processes import (  # noqa: E402
+    clean_env,
+    free_port,
+    spawn,
+    stop,
+    stop_all,
+    wait_ready,
+)
+from tests.support.wes import attachments, run_form  # noqa: E402
 from tests.unit.wes.conftest import TWO_STEP  # noqa: E402
 
 DONE = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 PARAMS = {"msg": "hello"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, proc: subprocess.Popen, path: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            if httpx.get(url + path, timeout=15).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not become ready")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def submit(client: httpx.Client, base: str, msg: str = "hello") -> str:
     resp = client.post(
         f"{base}/runs",
-        data={
-            "workflow_type": "CWL",
-            "workflow_type_version": "v1.2",
-            "workflow_url": "two.cwl",
-            "workflow_params": json.dumps({"msg": msg}),
-        },
-        files=[("workflow_attachment", ("two.cwl", io.BytesIO(TWO_STEP.encode())))],
+        data=run_form("two.cwl", {"msg": msg}),
+        files=attachments(("two.cwl", TWO_STEP)),
     )
     resp.raise_for_status()
     return resp.json()["run_id"]
@@ -140,7 +110,7 @@ def node(work: Path, sandbox: str = "bwrap"):
     work.mkdir()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+    env = clean_env()
     env.update(
         GENOMEPORT_VAR_DIR=str(work / "var"),
         GENOMEPORT_PUBLIC_URL=url,
@@ -152,27 +122,15 @@ def node(work: Path, sandbox: str = "bwrap"):
         GENOMEPORT_WES_CONTAINER="none",
         GENOMEPORT_WES_SANDBOX=sandbox,
     )
-    log = open(work / "node.log", "wb")
-    api = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = work / "node.log"
+    api = spawn([sys.executable, "-m", "server.cli", "serve"], log, env=env, cwd=REPO)
     try:
-        wait_ready(url, api, "/health/ready")
+        wait_ready(url + "/health/ready", api, log, request_timeout=15)
     except BaseException:
         stop(api)
         raise
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "worker"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    worker = spawn(
+        [sys.executable, "-m", "server.cli", "worker"], log, env=env, cwd=REPO, append=True
     )
     return url + "/ga4gh/wes/v1", [api, worker]
 
@@ -184,7 +142,7 @@ def reference(work: Path):
     port = free_port()
     cwd = work / "wes-service"
     cwd.mkdir()
-    proc = subprocess.Popen(
+    proc = spawn(
         [
             str(server),
             f"--port={port}",
@@ -193,14 +151,12 @@ def reference(work: Path):
             "--opt",
             "extra=--no-container",
         ],
+        work / "ref.log",
         cwd=cwd,
-        stdout=open(work / "ref.log", "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, proc, "/ga4gh/wes/v1/service-info")
+        wait_ready(url + "/ga4gh/wes/v1/service-info", proc, work / "ref.log", request_timeout=15)
     except BaseException:
         stop(proc)
         raise
@@ -281,9 +237,7 @@ def main() -> int:
         )
         return 0 if complete == args.concurrent and lost == 0 else 1
     finally:
-        for p in procs:
-            stop(p)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, remove=work)
 
 
 if __name__ == "__main__":

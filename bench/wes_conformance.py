@@ -24,7 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.wes import exit_on_sigterm, node, reference, stop  # noqa: E402
+from bench.wes import exit_on_sigterm, node, reference  # noqa: E402
+from tests.support.processes import stop_all  # noqa: E402
 
 TOIL = REPO / "var" / "venvs" / "toil" / "bin"
 
@@ -104,9 +105,7 @@ def main() -> int:
         print(f"  (cwltest logs in {keep})")
         return 0
     finally:
-        for p in procs:
-            stop(p)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, remove=work)
 
 
 if __name__ == "__main__":

@@ -22,46 +22,22 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${BEACON_VERIFIER_WORK:-$ROOT/var/beacon-verifier}"
-. "$ROOT/scripts/lib/snapshot.sh"
-SRC="$(snapshot_dir BEACON_VERIFIER_SRC "$WORK" EGA-archive+beacon-verifier-v2)"
-TESTDATA="${GENOMEPORT_TESTDATA:-$ROOT/../shared/testdata}"
-PY="$ROOT/.venv/bin/python"
-mkdir -p "$WORK"
-
-SRC="$(snapshot_tree "$SRC" "$WORK" verifier.py)"
-if [ ! -f "$SRC/verifier.py" ]; then
-    echo "beacon-verifier: no snapshot of beacon-verifier-v2 at $SRC (set BEACON_VERIFIER_SRC)" >&2
-    exit 3
-fi
+. "$ROOT/scripts/lib/suite.sh"
+SRC="$(suite_src BEACON_VERIFIER_SRC "$WORK" EGA-archive+beacon-verifier-v2 verifier.py beacon-verifier)"
 if [ ! -x "$WORK/venv/bin/python" ] || ! "$WORK/venv/bin/python" -c "import jsonschema, requests, loguru" 2>/dev/null; then
     python3 -m venv "$WORK/venv"
     "$WORK/venv/bin/pip" install -q jsonschema requests loguru
 fi
 
 # A node of its own: temporary var dir, SQLite (or GENOMEPORT_DATABASE_URL), a free port.
-NODE="$(mktemp -d)"
-PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-export GENOMEPORT_VAR_DIR="$NODE/var" GENOMEPORT_PORT="$PORT" GENOMEPORT_HOST=127.0.0.1 \
-       GENOMEPORT_PUBLIC_URL="http://127.0.0.1:$PORT" GENOMEPORT_WORKERS=2 GENOMEPORT_LOG_FORMAT=text \
-       GENOMEPORT_BEACON_DEFAULT_GRANULARITY=record GENOMEPORT_BEACON_RATE_PER_MINUTE=0
+node_env
+export GENOMEPORT_BEACON_DEFAULT_GRANULARITY=record GENOMEPORT_BEACON_RATE_PER_MINUTE=0
 G="$ROOT/.venv/bin/genomeport"
 "$G" dataset add kg --access public --assembly GRCh38 >/dev/null
 "$G" beacon load-vcf "$TESTDATA/beacon/test_1000G_hg38.annotated.vcf.gz" --dataset kg --quiet >/dev/null
 "$G" beacon load-metadata "$TESTDATA"/beacon/bff/*.json --dataset kg --quiet >/dev/null
 
-setsid "$G" serve >"$NODE/server.log" 2>&1 &
-SERVER=$!
-cleanup() {
-    kill -TERM -- "-$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
-    rm -rf "$NODE"
-}
-trap cleanup EXIT
-for _ in $(seq 1 150); do
-    curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break
-    sleep 0.2
-done
-curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null || { tail -30 "$NODE/server.log" >&2; exit 1; }
+node_start
 
 cd "$SRC"
 "$WORK/venv/bin/python" - "$SRC" "http://127.0.0.1:$PORT/beacon/v2" "$WORK/report.json" <<'EOF' 2>"$WORK/verifier.log"

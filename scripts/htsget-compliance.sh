@@ -14,17 +14,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${HTSGET_COMPLIANCE_WORK:-$ROOT/var/htsget-compliance}"
-. "$ROOT/scripts/lib/snapshot.sh"
-SRC="$(snapshot_dir HTSGET_COMPLIANCE_SRC "$WORK" ga4gh+htsget-compliance)"
-TESTDATA="${GENOMEPORT_TESTDATA:-$ROOT/../shared/testdata}"
-PY="$ROOT/.venv/bin/python"
-mkdir -p "$WORK"
-
-SRC="$(snapshot_tree "$SRC" "$WORK" setup.py)"
-if [ ! -f "$SRC/setup.py" ]; then
-    echo "htsget-compliance: no snapshot of the suite at $SRC (set HTSGET_COMPLIANCE_SRC)" >&2
-    exit 3
-fi
+. "$ROOT/scripts/lib/suite.sh"
+SRC="$(suite_src HTSGET_COMPLIANCE_SRC "$WORK" ga4gh+htsget-compliance setup.py htsget-compliance)"
 if [ ! -x "$WORK/venv/bin/htsget-compliance" ]; then
     python3 -m venv "$WORK/venv"
     "$WORK/venv/bin/pip" install -q --upgrade pip
@@ -32,10 +23,7 @@ if [ ! -x "$WORK/venv/bin/htsget-compliance" ]; then
 fi
 
 # A node of its own: temporary var dir, SQLite, a free port.
-NODE="$(mktemp -d)"
-PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-export GENOMEPORT_VAR_DIR="$NODE/var" GENOMEPORT_PORT="$PORT" GENOMEPORT_HOST=127.0.0.1 \
-       GENOMEPORT_PUBLIC_URL="http://127.0.0.1:$PORT" GENOMEPORT_WORKERS=2 GENOMEPORT_LOG_FORMAT=text
+node_env
 G="$ROOT/.venv/bin/genomeport"
 "$G" dataset add compliance --access public >/dev/null
 "$G" files add --dataset compliance --quiet --id htsnexus_test_NA12878 \
@@ -43,19 +31,7 @@ G="$ROOT/.venv/bin/genomeport"
 "$G" files add --dataset compliance --quiet --id spec-v4.3 \
     "$TESTDATA/variants/spec-v4.3.vcf.gz" "$TESTDATA/variants/spec-v4.3.bcf" >/dev/null
 
-setsid "$G" serve >"$NODE/server.log" 2>&1 &
-SERVER=$!
-cleanup() {
-    kill -TERM -- "-$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
-    rm -rf "$NODE"
-}
-trap cleanup EXIT
-for _ in $(seq 1 150); do
-    curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break
-    sleep 0.2
-done
-curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null || { tail -30 "$NODE/server.log" >&2; exit 1; }
+node_start
 
 # The suite writes its downloaded parts under ./.fileparts
 RUN="$WORK/run" && rm -rf "$RUN" && mkdir -p "$RUN" && cd "$RUN"

@@ -344,7 +344,7 @@ def _genotype(sites: list[Site], r: random.Random) -> None:
         freqs = [r.uniform(0.05, 0.5) if common else r.uniform(0.01, 0.08) for _ in range(n_alt)]
         sv = s.kind in ("DEL", "DUP", "INV")
         gts = []
-        for j, name in enumerate(samples):
+        for name in samples:
             in_reads = name in READ_SAMPLES
             if sv and in_reads:
                 gts.append((0, 0))  # the simulated reads carry no structural variants
@@ -502,7 +502,7 @@ def simulate_reads(sample: str, seqs: dict[str, str], sites: list[Site]) -> list
             ]
             haps.append(haplotype(ref, events))
 
-        def fragment() -> tuple[str, list[int], int]:
+        def fragment(haps=haps, gap=gap) -> tuple[str, list[int], int]:
             for _ in range(1000):
                 hseq, hpos = haps[r.randrange(2)]
                 flen = max(FRAGMENT_MIN, int(r.gauss(FRAGMENT_MEAN, FRAGMENT_SD)))
@@ -560,42 +560,15 @@ def simulate_reads(sample: str, seqs: dict[str, str], sites: list[Site]) -> list
             s = sequence(list(fseq[:READ_LENGTH]), q)
             start, cigar, nm = align(ref, list(s), fpos[:READ_LENGTH])
             mapped_r1 = r.random() < 0.5
-            reads.append(
-                Read(
-                    name=qname,
-                    flag=0x1 | 0x8 | (0x40 if mapped_r1 else 0x80),
-                    tid=tid,
-                    start=start,
-                    mapq=60,
-                    cigar=cigar,
-                    mtid=tid,
-                    mstart=start,
-                    tlen=0,
-                    seq=s,
-                    qual=q,
-                    nm=nm,
-                    rg=rg,
-                    mcigar=None,
-                )
-            )
+            # both mates at the mapped one's position; a field left out is None
+            pair = dict(name=qname, tid=tid, start=start, mtid=tid, mstart=start, tlen=0, rg=rg)
+            mapped_flag = 0x1 | 0x8 | (0x40 if mapped_r1 else 0x80)
+            reads.append(Read(**pair, flag=mapped_flag, mapq=60, cigar=cigar, seq=s, qual=q, nm=nm))
             junk = "".join(r.choice(BASES) for _ in range(READ_LENGTH))
+            junk_q = _quals(r, READ_LENGTH)
+            unmapped_flag = 0x1 | 0x4 | (0x80 if mapped_r1 else 0x40)
             reads.append(
-                Read(
-                    name=qname,
-                    flag=0x1 | 0x4 | (0x80 if mapped_r1 else 0x40),
-                    tid=tid,
-                    start=start,
-                    mapq=0,
-                    cigar=None,
-                    mtid=tid,
-                    mstart=start,
-                    tlen=0,
-                    seq=junk,
-                    qual=_quals(r, READ_LENGTH),
-                    nm=None,
-                    rg=rg,
-                    mcigar=cigar,
-                )
+                Read(**pair, flag=unmapped_flag, mapq=0, seq=junk, qual=junk_q, mcigar=cigar)
             )
 
     reads.sort(key=lambda x: (x.tid, x.start, x.name, x.flag))
@@ -762,15 +735,8 @@ def write_variants(
             pysam.VariantFile(bcf.name, "wb", header=header) as fbcf,
         ):
             for s in sites:
-                rec = fv.new_record(
-                    contig=s.contig,
-                    start=s.start,
-                    stop=s.end,
-                    alleles=s.alleles,
-                    id=s.vid,
-                    qual=s.qual,
-                    filter="PASS",
-                )
+                where = dict(contig=s.contig, start=s.start, stop=s.end, alleles=s.alleles)
+                rec = fv.new_record(**where, id=s.vid, qual=s.qual, filter="PASS")
                 called = [a for gt in s.gts for a in gt if a is not None]
                 an = len(called)
                 ac = [called.count(a) for a in range(1, len(s.alleles))]
@@ -964,11 +930,12 @@ def write_readme(out: Path, files: list[Path], counts: dict) -> Path:
             (f"{s}.cram.crai", "`pysam.index`", "CRAI"),
         ]
     kinds = ", ".join(f"{k} {n}" for k, n in vc["kinds"].items() if k != "sv")
+    per_contig = ", ".join(f"{c} {n}" for c, n in vc["per_contig"].items())
     rows += [
         (
             "cohort.vcf.gz",
             "`make_sites` + `write_variants` (pysam.VariantFile `wz`, BGZF)",
-            f"{vc['records']} records ({', '.join(f'{c} {n}' for c, n in vc['per_contig'].items())});"
+            f"{vc['records']} records ({per_contig});"
             f" {kinds}, sv {vc['kinds']['sv']}; {vc['multiallelic']} multi-allelic;"
             f" {vc['samples']} samples",
         ),

@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from tests.support.processes import clean_env, free_port, spawn, stop, wait_ready
+
+__all__ = [
+    "REPO",
+    "free_port",
+    "fresh_database",
+    "migrated",
+    "node_settings",
+    "settings_env",
+    "start_server",
+    "stop_server",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -79,6 +90,15 @@ def fresh_database(kind: str, directory: Path):
         engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    """Signed tokens for this module's tests: a trusted issuer and an untrusted one
+    (``kit.trusting(settings)`` makes a node trust the first)."""
+    from tests.unit.auth.tokenkit import make_kit
+
+    return make_kit(tmp_path_factory.mktemp("kit"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
     """A fresh, empty database of each kind."""
@@ -88,24 +108,35 @@ def db_url(request, tmp_path):
         yield url
 
 
-@pytest.fixture
-def settings(tmp_path, db_url):
+def node_settings(var_dir: Path, database_url: str, **overrides):
+    """Settings of a test node: its own var dir and database, a signing key of its own."""
     from server.settings import Settings
 
     return Settings(
-        var_dir=str(tmp_path / "var"),
-        database_url=db_url,
+        var_dir=str(var_dir),
+        database_url=database_url,
         signing_key="test-signing-key-" + uuid.uuid4().hex,
-        log_format="text",
+        **overrides,
     )
 
 
-@pytest.fixture
-def db(settings):
+def migrated(settings):
+    """The node's database, migrated to the latest revision (``dispose`` it after)."""
     from server.db import Database
 
     database = Database(settings.effective_database_url)
     database.upgrade()
+    return database
+
+
+@pytest.fixture
+def settings(tmp_path, db_url):
+    return node_settings(tmp_path / "var", db_url, log_format="text")
+
+
+@pytest.fixture
+def db(settings):
+    database = migrated(settings)
     yield database
     database.dispose()
 
@@ -123,12 +154,6 @@ def app(settings, db):
 def client(app):
     with app.test_client() as c:
         yield c
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settings_env(settings) -> dict[str, str]:
@@ -159,51 +184,26 @@ def start_server(
     settings, *, workers: int = 2, port: int | None = None, env_extra=None
 ) -> LiveServer:
     """Run ``genomeport serve`` (gunicorn + uvicorn workers) and wait until it is ready."""
-    import httpx
-
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     settings = settings.with_overrides(
         public_url=url, port=port, host="127.0.0.1", workers=workers, log_format="json"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+    env = clean_env()
     env.update(settings_env(settings))
     env.update(env_extra or {})
     log = Path(settings.var_dir) / f"server-{port}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(log, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve"],
-        env=env,
-        cwd=REPO,
-        stdout=fh,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                return LiveServer(url, proc, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop_server(LiveServer(url, proc, log))
-    raise RuntimeError(f"server did not become ready:\n{log.read_text()[-3000:]}")
+    proc = spawn([sys.executable, "-m", "server.cli", "serve"], log, env=env, cwd=REPO)
+    try:
+        wait_ready(url + "/health/ready", proc, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return LiveServer(url, proc, log)
 
 
 def stop_server(server: LiveServer) -> None:
-    import signal
-
-    if server.proc.poll() is None:
-        os.killpg(server.proc.pid, signal.SIGTERM)
-        try:
-            server.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.proc.pid, signal.SIGKILL)
-            server.proc.wait()
+    stop(server.proc)
 
 
 @pytest.fixture
@@ -231,6 +231,5 @@ def pytest_terminal_summary(terminalreporter):
                     counts[kind][outcome] += 1
     for kind, by in sorted(counts.items()):
         detail = ", ".join(f"{n} {o}" for o, n in sorted(by.items()))
-        terminalreporter.write_line(
-            f"database {kind}: {detail} (against {PG_URL if kind == 'postgresql' else 'a SQLite file'})"
-        )
+        against = PG_URL if kind == "postgresql" else "a SQLite file"
+        terminalreporter.write_line(f"database {kind}: {detail} (against {against})")

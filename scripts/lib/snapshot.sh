@@ -27,3 +27,18 @@ snapshot_tree() {
     fi
     printf '%s\n' "$src"
 }
+
+# suite_src VARIABLE WORK MIRROR_NAME MARKER LABEL prints the suite's source tree
+# (snapshot_dir, then snapshot_tree). When MARKER is not in it, it says so on
+# stderr and returns 3, which the caller's `set -e` turns into its exit status
+# (the tests skip a suite that has no snapshot before they run its script).
+suite_src() {
+    local variable="$1" work="$2" mirror_name="$3" marker="$4" label="$5" src
+    mkdir -p "$work"
+    src="$(snapshot_tree "$(snapshot_dir "$variable" "$work" "$mirror_name")" "$work" "$marker")"
+    if [ ! -f "$src/$marker" ]; then
+        echo "$label: no snapshot of the suite at $src (set $variable)" >&2
+        return 3
+    fi
+    printf '%s\n' "$src"
+}

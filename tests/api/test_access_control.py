@@ -13,30 +13,12 @@ import json
 import pytest
 
 from server.registry import add_dataset, add_files
+from tests.support.wes import run_form
 from tests.unit.auth.nodes import module_node
-from tests.unit.auth.tokenkit import make_kit
+from tests.unit.auth.tokenkit import TOKEN_FAILURES, VISA_FAILURES
 
 GRANT = "urn:ds:ctl"
-CASES = [
-    "no token",
-    "expired token",
-    "alg none",
-    "hs256 with public key",
-    "untrusted issuer",
-    "same kid forged key",
-    "wrong audience",
-    "expired visa",
-    "visa for another dataset",
-    "visa with bad signature",
-    "visa forged with same kid",
-    "unlinked sub",
-    "conditions present",
-]
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("ac-kit"))
+CASES = ["no token", *TOKEN_FAILURES, *VISA_FAILURES]
 
 
 @pytest.fixture(scope="module")
@@ -164,12 +146,7 @@ class TestWes:
         resp = client.post(
             "/ga4gh/wes/v1/runs",
             headers=alice,
-            data={
-                "workflow_type": "CWL",
-                "workflow_type_version": "v1.2",
-                "workflow_url": "wf.cwl",
-                "workflow_params": "{}",
-            },
+            data=run_form("wf.cwl"),
             files={
                 "workflow_attachment": (
                     "wf.cwl",
@@ -237,12 +214,7 @@ class TestWesDrsInputs:
         return client.post(
             "/ga4gh/wes/v1/runs",
             headers=headers(token),
-            data={
-                "workflow_type": "CWL",
-                "workflow_type_version": "v1.2",
-                "workflow_url": "wf.cwl",
-                "workflow_params": json.dumps(params),
-            },
+            data=run_form("wf.cwl", params),
             files={
                 "workflow_attachment": (
                     "wf.cwl",
@@ -276,12 +248,7 @@ class TestWesDrsInputs:
         resp = client.post(
             "/ga4gh/wes/v1/runs",
             headers=headers(token),
-            data={
-                "workflow_type": "CWL",
-                "workflow_type_version": "v1.2",
-                "workflow_url": "wc.cwl",
-                "workflow_params": json.dumps(params),
-            },
+            data=run_form("wc.cwl", params),
             files={"workflow_attachment": ("wc.cwl", tool)},
         )
         assert resp.status_code == 200, resp.text

@@ -5,8 +5,8 @@ with real signed tokens, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import os
 import random
-import subprocess
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,14 +14,15 @@ import pysam
 import pytest
 import sqlalchemy as sa
 
+from server.beacon.demo import METADATA
 from server.beacon.genes import load_genes
 from server.beacon.metadata import load_metadata
 from server.beacon.ontology import load_ontology
 from server.beacon.vcf import load_vcf
 from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
+from tests.support.data import HPO_ROOT, bcftools_query
 from tests.unit.auth.nodes import module_node
-from tests.unit.auth.tokenkit import make_kit
 from tests.unit.beacon.schemas import (
     ENTITY_DIRS,
     validate_document,
@@ -33,17 +34,9 @@ BASE = "/beacon/v2"
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
 KG_VCF = SHARED / "beacon" / "test_1000G_hg38.annotated.vcf.gz"
 SEED = Path(__file__).resolve().parents[2] / "seed_data"
-MINI_HPO = """format-version: 1.2
-
-[Term]
-id: HP:0000001
-name: All
-
-[Term]
-id: HP:0000118
-name: Phenotypic abnormality
-is_a: HP:0000001
-
+MINI_HPO = (
+    HPO_ROOT
+    + """
 [Term]
 id: HP:0000598
 name: Abnormality of the ear
@@ -54,6 +47,7 @@ id: HP:0000365
 name: Hearing impairment
 is_a: HP:0000598
 """
+)
 
 
 ANN_FORMAT = (
@@ -63,7 +57,8 @@ ANN_FORMAT = (
 )
 ANNOTATED_VCF = (
     "##fileformat=VCFv4.2\n##reference=GRCh38\n##contig=<ID=chr7,length=159345973>\n"
-    f"##INFO=<ID=ANN,Number=.,Type=String,Description=\"Functional annotations: '{ANN_FORMAT}' \">\n"
+    "##INFO=<ID=ANN,Number=.,Type=String,"
+    f"Description=\"Functional annotations: '{ANN_FORMAT}' \">\n"
     '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tP1\tP2\tP3\n"
     "chr7\t140753336\trs113488022\tA\tT\t.\tPASS\tANN=T|missense_variant|MODERATE|BRAF|"
@@ -74,11 +69,6 @@ ANNOTATED_VCF = (
 )
 
 
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("beacon-kit"))
-
-
 def populate(db, tmp: Path) -> None:
     add_dataset(db, "kg", access="public", assembly="GRCh38")
     add_dataset(db, "demo", access="public", assembly="GPDEMO1")
@@ -87,20 +77,7 @@ def populate(db, tmp: Path) -> None:
     load_metadata(db, sorted((SHARED / "beacon" / "bff").glob("*.json")), "kg", progress=False)
     for ds in ("demo", "ctl"):
         load_vcf(db, SEED / "cohort.vcf.gz", ds, progress=False)
-        load_metadata(
-            db,
-            [
-                SEED / f
-                for f in (
-                    "individuals.bff.json",
-                    "biosamples.bff.json",
-                    "cohorts.bff.json",
-                    "datasets.bff.json",
-                )
-            ],
-            ds,
-            progress=False,
-        )
+        load_metadata(db, [SEED / f for f in METADATA], ds, progress=False)
     add_dataset(db, "ann", access="public", assembly="GRCh38")
     (tmp / "braf.vcf").write_text(ANNOTATED_VCF)
     load_vcf(db, tmp / "braf.vcf", "ann", progress=False)
@@ -143,12 +120,7 @@ def variants_of(path: Path) -> tuple[list[str], list[tuple]]:
     """bcftools: (samples, [(chrom, start, end, ref, alt, carriers)]) one row per ALT."""
     samples = pysam.VariantFile(str(path)).header.samples
     names = list(samples)
-    out = subprocess.run(
-        ["bcftools", "query", "-f", "%CHROM\t%POS0\t%END\t%REF\t%ALT[\t%GT]\n", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    out = bcftools_query(path, "-f", "%CHROM\t%POS0\t%END\t%REF\t%ALT[\t%GT]\n")
     rows = []
     for line in out.splitlines():
         chrom, pos0, end, ref, alts, *gts = line.split("\t")
@@ -422,29 +394,17 @@ class TestGetGVariants:
         body = get_and_post(client, "/g_variants", {"aminoacidChange": "V600K"}, datasetIds="ann")
         assert count(body) == 0
 
-    def test_wrong_assembly_returns_400(self, client):
-        r = client.get(
-            BASE + "/g_variants",
-            params={
-                "referenceName": "22",
-                "start": "100",
-                "end": "200",
-                "assemblyId": "GRCh37",
-                "datasetIds": "kg",
-            },
-        )
+    @pytest.mark.parametrize(
+        "query",
+        [
+            {"referenceName": "22", "assemblyId": "GRCh37", "datasetIds": "kg"},
+            {"referenceName": "NC_000022.10", "assemblyId": "GRCh38"},  # a GRCh37 accession
+        ],
+    )
+    def test_wrong_assembly_returns_400(self, client, query):
+        r = client.get(BASE + "/g_variants", params={"start": "100", "end": "200", **query})
         assert r.status_code == 400
         validate_error(r.json())
-        r = client.get(
-            BASE + "/g_variants",
-            params={
-                "referenceName": "NC_000022.10",
-                "start": "100",
-                "end": "200",
-                "assemblyId": "GRCh38",
-            },
-        )
-        assert r.status_code == 400
 
     @pytest.mark.parametrize(
         "params",
@@ -483,12 +443,12 @@ class TestGetGVariants:
 
 
 def _trim(ref: str, alt: str) -> tuple[str, str]:
-    """The allele change without the bases REF and ALT share at either end."""
-    while ref and alt and ref[-1] == alt[-1]:
-        ref, alt = ref[:-1], alt[:-1]
-    while ref and alt and ref[0] == alt[0]:
-        ref, alt = ref[1:], alt[1:]
-    return ref, alt
+    """The allele change without the bases REF and ALT share at either end (the
+    shared suffix first, as the VCF loader does, computed here independently)."""
+    suffix = len(os.path.commonprefix([ref[::-1], alt[::-1]]))
+    ref, alt = ref[: len(ref) - suffix], alt[: len(alt) - suffix]
+    prefix = len(os.path.commonprefix([ref, alt]))
+    return ref[prefix:], alt[prefix:]
 
 
 def _bff_ids() -> set[str]:

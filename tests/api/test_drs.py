@@ -15,17 +15,11 @@ import sqlalchemy as sa
 from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
 from tests.unit.auth.nodes import module_node
-from tests.unit.auth.tokenkit import make_kit
 
 BASE = "/ga4gh/drs/v1"
 BAM = "reads/HG00100.chr17slice.bam"
 VCF = "variants/spec-v4.3.vcf.gz"
 BCF = "variants/sample1-bcbio-cancer.bcf"
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("drs-kit"))
 
 
 def populate(db, testdata) -> None:

@@ -10,28 +10,20 @@ from __future__ import annotations
 import base64
 import time
 import urllib.parse
-import uuid
 
 import pysam
 import pytest
 import sqlalchemy as sa
 
-from server.db import Database
 from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
-from server.settings import Settings
-from tests.conftest import fresh_database
-from tests.unit.auth.tokenkit import make_kit
+from tests.conftest import fresh_database, migrated, node_settings
+from tests.support.data import add_formats
 
 MEDIA = "application/vnd.ga4gh.htsget.v1.3.0+json"
 NA12878 = "reads/htsnexus_test_NA12878"
 SPEC = "variants/spec-v4.3"
 GIAB = "variants/HG002_GIAB.filtered.vcf.gz"
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("htsget-kit"))
 
 
 # One node per database kind for the whole module: every test here only reads
@@ -46,20 +38,13 @@ def db_url(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def settings(db_url, kit, tmp_path_factory):
-    base = Settings(
-        var_dir=str(tmp_path_factory.mktemp("htsget-var")),
-        database_url=db_url,
-        signing_key="test-signing-key-" + uuid.uuid4().hex,
-        log_format="text",
-        max_body_bytes=4096,
-    )
-    return kit.trusting(base)
+    var = tmp_path_factory.mktemp("htsget-var")
+    return kit.trusting(node_settings(var, db_url, log_format="text", max_body_bytes=4096))
 
 
 @pytest.fixture(scope="module")
 def db(settings):
-    database = Database(settings.effective_database_url)
-    database.upgrade()
+    database = migrated(settings)
     yield database
     database.dispose()
 
@@ -83,20 +68,8 @@ def client(app):
 def data(db, testdata):
     add_dataset(db, "pub", access="public")
     add_dataset(db, "ctl", access="controlled", grant_value="urn:ds:ctl")
-    add_files(
-        db,
-        [testdata / (NA12878 + ".bam"), testdata / (NA12878 + ".cram")],
-        "pub",
-        object_id="htsnexus_test_NA12878",
-        progress=False,
-    )
-    add_files(
-        db,
-        [testdata / (SPEC + ".vcf.gz"), testdata / (SPEC + ".bcf")],
-        "pub",
-        object_id="spec-v4.3",
-        progress=False,
-    )
+    add_formats(db, testdata, NA12878, (".bam", ".cram"), "pub", "htsnexus_test_NA12878")
+    add_formats(db, testdata, SPEC, (".vcf.gz", ".bcf"), "pub", "spec-v4.3")
     add_files(db, [testdata / GIAB], "ctl", object_id="giab", progress=False)
     return testdata
 

@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 
 from server.wes.worker import Worker
-from tests.unit.auth.tokenkit import make_kit
+from tests.support.wes import run_form
 from tests.unit.wes.conftest import CAT, FAIL, TWO_STEP
 
 BASE = "/ga4gh/wes/v1"
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("wes-kit"))
 
 
 @pytest.fixture
@@ -43,13 +38,7 @@ def bob(kit):
 
 
 def form(**kw):
-    data = {
-        "workflow_type": "CWL",
-        "workflow_type_version": "v1.2",
-        "workflow_url": "two.cwl",
-        "workflow_params": json.dumps({"msg": "hello"}),
-    }
-    data.update(kw)
+    data = {**run_form("two.cwl", {"msg": "hello"}), **kw}
     return {k: v for k, v in data.items() if v is not None}
 
 
@@ -60,6 +49,13 @@ def attach(name="two.cwl", text=TWO_STEP):
 def submit(client, headers, files=None, **kw):
     return client.post(
         f"{BASE}/runs", data=form(**kw), files=attach() if files is None else files, headers=headers
+    )
+
+
+def submit_tool(client, headers, name, text, params="{}"):
+    """Submit the one attached document ``name`` as the workflow."""
+    return submit(
+        client, headers, files=attach(name, text), workflow_url=name, workflow_params=params
     )
 
 
@@ -338,13 +334,7 @@ class TestGetRunLog:
         assert counts["COMPLETE"] == 1
 
     def test_failed_run_is_executor_error(self, client, alice, settings, db):
-        run_id = submit(
-            client,
-            alice,
-            files=attach("fail.cwl", FAIL),
-            workflow_url="fail.cwl",
-            workflow_params="{}",
-        ).json()["run_id"]
+        run_id = submit_tool(client, alice, "fail.cwl", FAIL).json()["run_id"]
         Worker(settings, db).run_forever(max_runs=1)
         log = client.get(f"{BASE}/runs/{run_id}", headers=alice).json()
         assert log["state"] == "EXECUTOR_ERROR" and log["task_logs"][0]["exit_code"] == 3
@@ -541,23 +531,11 @@ class TestOwnOutputsAsInputs:
         params = json.dumps({"f": {"class": "File", "location": out["drs_uri"]}})
         # another caller may not use it: 404 as for DRS itself, and no run
         assert_error(
-            submit(
-                client,
-                bob,
-                files=attach("cat.cwl", CAT),
-                workflow_url="cat.cwl",
-                workflow_params=params,
-            ),
+            submit_tool(client, bob, "cat.cwl", CAT, params),
             404,
         )
         assert run_count(client, bob) == 0
-        resp = submit(
-            client,
-            alice,
-            files=attach("cat.cwl", CAT),
-            workflow_url="cat.cwl",
-            workflow_params=params,
-        )
+        resp = submit_tool(client, alice, "cat.cwl", CAT, params)
         assert resp.status_code == 200, resp.text
         second = resp.json()["run_id"]
         workdir = settings.effective_wes_work_dir / second
@@ -618,13 +596,7 @@ class TestDocumentInputs:
             f"inputs:\n  f:\n    type: File\n    inputBinding: {{position: 1}}\n"
             f"    default: {{class: File, location: {key}}}",
         )
-        resp = submit(
-            client,
-            alice,
-            files=attach("cat.cwl", text),
-            workflow_url="cat.cwl",
-            workflow_params="{}",
-        )
+        resp = submit_tool(client, alice, "cat.cwl", text)
         assert_error(resp, 400)
         assert str(key) in resp.json()["msg"] and "cat.cwl" in resp.json()["msg"]
         assert run_count(client, alice) == 0 and workdirs(settings) == []
@@ -645,13 +617,7 @@ class TestDocumentInputs:
             f"    default: {{class: File, location: {key}}}",
         )
         monkeypatch.setattr(graph, "check_literals", lambda *a, **k: None)
-        resp = submit(
-            client,
-            alice,
-            files=attach("cat.cwl", text),
-            workflow_url="cat.cwl",
-            workflow_params="{}",
-        )
+        resp = submit_tool(client, alice, "cat.cwl", text)
         assert resp.status_code == 200, resp.text
         Worker(dataclasses.replace(settings, wes_sandbox="none"), db).run_forever(max_runs=1)
         log = client.get(f"{BASE}/runs/{resp.json()['run_id']}", headers=alice).json()

@@ -53,6 +53,7 @@ HYPOTHESIS = settings(
 
 def populate(db, tmp) -> None:
     """The demo cohort: every seed file, its variants and BFF metadata in the Beacon."""
+    from server.beacon.demo import METADATA
     from server.beacon.metadata import load_metadata
     from server.beacon.ontology import load_ontology
     from server.beacon.vcf import load_vcf
@@ -72,20 +73,7 @@ def populate(db, tmp) -> None:
     load_ontology(db, tmp / "mini-hp.obo", progress=False)
     for dataset in (DEMO_DATASET, "ctl"):
         load_vcf(db, SEED_DIR / "cohort.vcf.gz", dataset, progress=False)
-        load_metadata(
-            db,
-            [
-                SEED_DIR / f
-                for f in (
-                    "individuals.bff.json",
-                    "biosamples.bff.json",
-                    "cohorts.bff.json",
-                    "datasets.bff.json",
-                )
-            ],
-            dataset,
-            progress=False,
-        )
+        load_metadata(db, [SEED_DIR / f for f in METADATA], dataset, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -95,26 +83,15 @@ def node(tmp_path_factory, pg_available):
     Requests carry a valid passport (registered-access visas) so that the
     authenticated paths of every API are exercised, not only their 401s.
     """
-    import uuid
 
-    from server.db import Database
-    from server.settings import Settings
-    from tests.conftest import fresh_database, start_server, stop_server
+    from tests.conftest import fresh_database, migrated, node_settings, start_server, stop_server
     from tests.unit.auth.tokenkit import make_kit
 
     var = tmp_path_factory.mktemp("schemathesis")
     kit = make_kit(var / "kit")
     with fresh_database("postgresql", var) as url:
-        settings = kit.trusting(
-            Settings(
-                var_dir=str(var / "var"),
-                database_url=url,
-                signing_key="test-signing-key-" + uuid.uuid4().hex,
-                beacon_rate_per_minute=0,
-            )
-        )
-        db = Database(settings.effective_database_url)
-        db.upgrade()
+        settings = kit.trusting(node_settings(var / "var", url, beacon_rate_per_minute=0))
+        db = migrated(settings)
         populate(db, var)
         server = start_server(settings)
         session = requests.Session()

@@ -52,8 +52,11 @@ for drs_id in ids:
     sha = next(c.checksum for c in obj.checksums if c.type == "sha-256")
     url = client.get_access_url(drs_id, obj.access_methods[0].access_id).url
     data = requests.get(url, timeout=30).content
-    out[drs_id] = {"size_ok": len(data) == obj.size, "sha_ok": hashlib.sha256(data).hexdigest() == sha,
-                   "self_uri": obj.self_uri}
+    out[drs_id] = {
+        "size_ok": len(data) == obj.size,
+        "sha_ok": hashlib.sha256(data).hexdigest() == sha,
+        "self_uri": obj.self_uri,
+    }
 print(json.dumps(out))
 """
 
@@ -65,21 +68,15 @@ def main() -> int:
     parser.add_argument("--drs-cli-python", required=True, help="python with drs-cli installed")
     args = parser.parse_args()
 
-    from server.auth.issuer import LocalIssuer
     from server.db import Database
     from server.registry import add_dataset, add_files
     from server.settings import Settings
     from tests.conftest import start_server, stop_server
+    from tests.unit.auth.tokenkit import make_kit
 
     work = Path(tempfile.mkdtemp(prefix="drs-interop-"))
-    issuer = LocalIssuer(work / "issuer")
-    audience = "https://drs.genomeport.test"
-    settings = Settings(
-        var_dir=str(work / "var"),
-        signing_key=uuid.uuid4().hex,
-        auth_issuers=(issuer.settings_entry(),),
-        auth_audience=audience,
-    )
+    kit = make_kit(work)
+    settings = kit.trusting(Settings(var_dir=str(work / "var"), signing_key=uuid.uuid4().hex))
     db = Database(settings.effective_database_url)
     db.upgrade()
     add_dataset(db, "pub", access="public")
@@ -94,7 +91,7 @@ def main() -> int:
     server = start_server(settings, workers=1)
     try:
         base = server.url + "/ga4gh/drs/v1"
-        token = issuer.passport("alice", [issuer.grant_visa("alice", "ctl")], audience=audience)
+        token = kit.grant("ctl")
         plans = {
             "none": (
                 "",

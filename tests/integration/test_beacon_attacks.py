@@ -22,7 +22,6 @@ import math
 import random
 import subprocess
 import threading
-import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -38,8 +37,15 @@ from server.db import Database
 from server.db.tables import AuditEvent
 from server.registry import add_dataset
 from server.settings import Settings
-from tests.conftest import SHARED, fresh_database, start_server, stop_server
-from tests.unit.auth.tokenkit import make_kit
+from tests.conftest import (
+    SHARED,
+    fresh_database,
+    migrated,
+    node_settings,
+    start_server,
+    stop_server,
+)
+from tests.support.data import bcftools_query
 
 KG_VCF = SHARED / "testdata" / "beacon" / "test_1000G_hg38.annotated.vcf.gz"
 BFF = SHARED / "testdata" / "beacon" / "bff"
@@ -68,21 +74,8 @@ class Allele:
 @lru_cache(maxsize=1)
 def full_vcf() -> tuple[list[str], list[Allele]]:
     """Every ALT allele of the whole file, with its carriers (bcftools)."""
-    names = subprocess.run(
-        ["bcftools", "query", "-l", str(KG_VCF)], check=True, capture_output=True, text=True
-    ).stdout.split()
-    out = subprocess.run(
-        [
-            "bcftools",
-            "query",
-            "-f",
-            "%CHROM\t%POS0\t%END\t%REF\t%ALT\t%AC\t%AN[\t%GT]\n",
-            str(KG_VCF),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    names = bcftools_query(KG_VCF, "-l").split()
+    out = bcftools_query(KG_VCF, "-f", "%CHROM\t%POS0\t%END\t%REF\t%ALT\t%AC\t%AN[\t%GT]\n")
     alleles = []
     for line in out.splitlines():
         chrom, pos0, end, ref, alts, acs, an, section = line.split("\t", 7)
@@ -166,11 +159,6 @@ class Node:
     kit: object
 
 
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("attack-kit"))
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def node(request, tmp_path_factory, kit):
     if request.param == "postgresql":
@@ -179,17 +167,11 @@ def node(request, tmp_path_factory, kit):
     held, members = split_samples()
     with fresh_database(request.param, tmp) as url:
         settings = kit.trusting(
-            Settings(
-                var_dir=str(tmp / "var"),
-                database_url=url,
-                log_format="text",
-                signing_key="test-signing-key-" + uuid.uuid4().hex,
-                beacon_rate_per_minute=0,
-                beacon_rate_per_day=0,
+            node_settings(
+                tmp / "var", url, log_format="text", beacon_rate_per_minute=0, beacon_rate_per_day=0
             )
         )
-        db = Database(url)
-        db.upgrade()
+        db = migrated(settings)
         populate(db, tmp, held)
         on = start_server(settings)
         try:
@@ -203,19 +185,15 @@ def node(request, tmp_path_factory, kit):
             db.dispose()
 
 
+def allele_query(allele: Allele, **params) -> dict:
+    """The query parameters naming ``allele`` in the attacked dataset."""
+    where = {"referenceName": allele.chrom, "start": str(allele.start)}
+    return {**where, "alternateBases": allele.alt, "datasetIds": DATASET, **params}
+
+
 def exists(client: httpx.Client, allele: Allele, **params) -> bool:
-    r = client.get(
-        BASE + "/g_variants",
-        params={
-            "referenceName": allele.chrom,
-            "start": str(allele.start),
-            "referenceBases": allele.ref,
-            "alternateBases": allele.alt,
-            "assemblyId": "GRCh38",
-            "datasetIds": DATASET,
-            **params,
-        },
-    )
+    query = allele_query(allele, referenceBases=allele.ref, assemblyId="GRCh38", **params)
+    r = client.get(BASE + "/g_variants", params=query)
     assert r.status_code == 200, r.text
     return r.json()["responseSummary"]["exists"]
 
@@ -261,13 +239,7 @@ def test_common_alleles_exist_and_singletons_do_not(node):
         a = common[0]
         r = client.get(
             BASE + "/individuals",
-            params={
-                "referenceName": a.chrom,
-                "start": str(a.start),
-                "alternateBases": a.alt,
-                "datasetIds": DATASET,
-                "requestedGranularity": "count",
-            },
+            params=allele_query(a, requestedGranularity="count"),
             headers={"Authorization": f"Bearer {token}"},
         ).json()
         assert r["meta"]["returnedGranularity"] == "count"

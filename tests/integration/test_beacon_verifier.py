@@ -19,47 +19,25 @@ boolean response.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.integration.snapshots import find_snapshot
+from tests.integration.snapshots import needs_snapshot, run_suite
 from tests.unit.beacon.schemas import ROOT
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 VERIFIERS_OWN = re.compile(r"/beacon/v2/g_variants/\{id\}/(analyses|biosamples|individuals|runs)$")
 
 
-def _snapshot() -> Path | None:
-    return find_snapshot("BEACON_VERIFIER_SRC", "beacon-verifier", "EGA-archive+beacon-verifier-v2")
+SNAPSHOT = ("BEACON_VERIFIER_SRC", "beacon-verifier", "EGA-archive+beacon-verifier-v2")
 
 
-@pytest.mark.skipif(
-    _snapshot() is None, reason="no beacon-verifier-v2 snapshot (set BEACON_VERIFIER_SRC)"
-)
+@needs_snapshot(*SNAPSHOT)
 def test_verifier_reports_only_its_own_errors(tmp_path):
     work = tmp_path / "work"
-    work.mkdir()
-    venv = REPO / "var" / "beacon-verifier" / "venv"
-    if venv.exists():  # reuse the verifier's installed dependencies
-        (work / "venv").symlink_to(venv)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")},
-        "BEACON_VERIFIER_SRC": str(_snapshot()),
-        "BEACON_VERIFIER_WORK": str(work),
-    }
-    out = subprocess.run(
-        ["bash", str(REPO / "scripts" / "beacon-verifier.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    out = run_suite(SNAPSHOT, timeout=900, work=work)
     print(out.stdout)
     assert (work / "report.json").exists(), out.stdout + out.stderr[-3000:]
     report = json.loads((work / "report.json").read_text())

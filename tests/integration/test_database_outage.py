@@ -15,13 +15,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, start_server, stop_server
+from tests.conftest import REPO, free_port, migrated, node_settings, start_server, stop_server
 
 SCRIPT = REPO / "scripts" / "pg-throwaway.sh"
 SEED = REPO / "seed_data"
@@ -58,23 +57,13 @@ def cluster():
 
 @pytest.fixture
 def node(cluster, tmp_path):
-    from server.db import Database
     from server.registry import add_dataset, add_files
-    from server.settings import Settings
     from tests.unit.auth.tokenkit import make_kit
 
     url, stop, start = cluster
     kit = make_kit(tmp_path / "kit")
-    settings = kit.trusting(
-        Settings(
-            var_dir=str(tmp_path / "var"),
-            database_url=url,
-            signing_key="test-signing-key-" + uuid.uuid4().hex,
-            beacon_rate_per_minute=0,
-        )
-    )
-    db = Database(settings.effective_database_url)
-    db.upgrade()
+    settings = kit.trusting(node_settings(tmp_path / "var", url, beacon_rate_per_minute=0))
+    db = migrated(settings)
     add_dataset(db, "demo", access="public", assembly="GPDEMO1")
     add_files(db, [SEED / "DK0001.bam", SEED / "cohort.vcf.gz"], "demo", progress=False)
     db.dispose()

@@ -2,30 +2,26 @@
 example it prints answers correctly."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
 
-import httpx
-
 from tests.conftest import REPO, free_port
+from tests.support.processes import clean_env, stop, wait_ready
 
 
 def test_demo_examples_answer(tmp_path, pg_available):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
-    env["GENOMEPORT_VAR_DIR"] = str(tmp_path / "var")
-    env["GENOMEPORT_LOG_FORMAT"] = "text"
+    env = {
+        **clean_env(),
+        "GENOMEPORT_VAR_DIR": str(tmp_path / "var"),
+        "GENOMEPORT_LOG_FORMAT": "text",
+    }
+    demo = [sys.executable, "-m", "server.cli", "demo"]
+    # its output is read line by line: it prints the examples to run
+    pipe = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "demo", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        demo + ["--port", str(port)], cwd=REPO, env=env, **pipe, start_new_session=True
     )
     lines = []
     try:
@@ -37,15 +33,10 @@ def test_demo_examples_answer(tmp_path, pg_available):
             lines.append(line.rstrip("\n"))
             if line.startswith("Serving on"):
                 break
-        assert any(l.startswith("Serving on") for l in lines), "\n".join(lines)
+        assert any(line.startswith("Serving on") for line in lines), "\n".join(lines)
         base = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        examples = [l[4:] for l in lines if l.startswith("  $ ")]
+        wait_ready(base + "/health/ready", proc, timeout=max(1, deadline - time.monotonic()))
+        examples = [line[4:] for line in lines if line.startswith("  $ ")]
         assert len(examples) >= 2
         for example in examples:
             out = subprocess.run(
@@ -65,14 +56,8 @@ def test_demo_examples_answer(tmp_path, pg_available):
                 assert int(out.stdout.strip()) > 0
         # running it again is idempotent
         again = subprocess.run(
-            [sys.executable, "-m", "server.cli", "demo", "--no-serve"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
+            demo + ["--no-serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
         )
         assert again.returncode == 0, again.stdout + again.stderr
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop(proc, timeout=30)

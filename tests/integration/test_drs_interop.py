@@ -12,38 +12,19 @@ Without a snapshot this test is skipped.
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 
-from tests.integration.snapshots import find_snapshot
+from tests.integration.snapshots import needs_snapshot, run_suite
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
+
+SNAPSHOT = ("DRS_COMPLIANCE_SRC", "drs-compliance", "ga4gh+drs-compliance-suite")
 
 
-def _snapshot() -> Path | None:
-    return find_snapshot("DRS_COMPLIANCE_SRC", "drs-compliance", "ga4gh+drs-compliance-suite")
-
-
-@pytest.mark.skipif(
-    _snapshot() is None, reason="no drs-compliance-suite snapshot (set DRS_COMPLIANCE_SRC)"
-)
+@needs_snapshot(*SNAPSHOT)
 def test_compliance_suite_and_drs_cli_report_no_failures():
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")},
-        "DRS_COMPLIANCE_SRC": str(_snapshot()),
-    }
-    out = subprocess.run(
-        ["bash", str(REPO / "scripts" / "drs-compliance.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
+    out = run_suite(SNAPSHOT, timeout=540)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines()[-1] == "0 failure(s)"
     for kind in ("none", "bearer", "passport"):

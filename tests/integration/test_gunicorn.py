@@ -28,8 +28,8 @@ def test_logs_are_json_with_request_ids_and_no_secrets(live_server, db):
 
     deadline = time.monotonic() + 10
     while True:  # the access line is written just after the response is sent
-        lines = [l for l in live_server.log.read_text().splitlines() if l.startswith("{")]
-        access = [json.loads(l) for l in lines if "trace-42" in l]
+        lines = [line for line in live_server.log.read_text().splitlines() if line.startswith("{")]
+        access = [json.loads(line) for line in lines if "trace-42" in line]
         if access or time.monotonic() > deadline:
             break
         time.sleep(0.1)

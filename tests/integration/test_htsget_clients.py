@@ -16,8 +16,9 @@ import pysam
 import pytest
 
 from server.registry import add_dataset, add_files
-from tests.api.test_htsget import db, db_url, kit, settings  # noqa: F401 - module-scoped node fixtures
+from tests.api.test_htsget import db, db_url, settings  # noqa: F401 - module-scoped node fixtures
 from tests.conftest import start_server, stop_server
+from tests.support.data import add_formats
 
 pytestmark = pytest.mark.slow
 
@@ -29,21 +30,9 @@ HG00100 = "reads/HG00100.chr17slice"
 def served(db, testdata, settings):  # noqa: F811
     """One real gunicorn node per database kind for the whole module."""
     add_dataset(db, "pub", access="public")
-    add_files(
-        db,
-        [testdata / (NA12878 + ".bam"), testdata / (NA12878 + ".cram")],
-        "pub",
-        object_id="NA12878",
-        progress=False,
-    )
-    add_files(
-        db,
-        [testdata / (HG00100 + ".bam"), testdata / (HG00100 + ".cram")],
-        "pub",
-        object_id="HG00100",
-        reference=testdata / "reads" / "mpileup.ref.fa",
-        progress=False,
-    )
+    add_formats(db, testdata, NA12878, (".bam", ".cram"), "pub", "NA12878")
+    reference = testdata / "reads" / "mpileup.ref.fa"
+    add_formats(db, testdata, HG00100, (".bam", ".cram"), "pub", "HG00100", reference=reference)
     add_files(
         db,
         [testdata / "variants/test_1000G_hg38.vcf.gz", testdata / "variants/test_1000G_hg38.bcf"],

@@ -9,42 +9,16 @@ of public repositories (PUBLIC_MIRROR_DIR, default /work/.mirror, as
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 
-from tests.integration.snapshots import find_snapshot
+from tests.integration.snapshots import needs_snapshot, run_suite
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _snapshot() -> Path | None:
-    return find_snapshot("HTSGET_COMPLIANCE_SRC", "htsget-compliance", "ga4gh+htsget-compliance")
+SNAPSHOT = ("HTSGET_COMPLIANCE_SRC", "htsget-compliance", "ga4gh+htsget-compliance")
 
 
-@pytest.mark.skipif(
-    _snapshot() is None, reason="no htsget-compliance snapshot (set HTSGET_COMPLIANCE_SRC)"
-)
+@needs_snapshot(*SNAPSHOT)
 def test_compliance_suite_passes_every_case(tmp_path):
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")},
-        "HTSGET_COMPLIANCE_SRC": str(_snapshot()),
-        "HTSGET_COMPLIANCE_WORK": str(tmp_path / "work"),
-    }
-    venv = REPO / "var" / "htsget-compliance" / "venv"
-    if venv.exists():  # reuse an installed suite
-        (tmp_path / "work").mkdir()
-        (tmp_path / "work" / "venv").symlink_to(venv)
-    out = subprocess.run(
-        ["bash", str(REPO / "scripts" / "htsget-compliance.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = run_suite(SNAPSHOT, timeout=600, work=tmp_path / "work")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "htsget compliance: 12/12" in out.stdout

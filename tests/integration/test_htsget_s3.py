@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import subprocess
 import sys
-import time
 
 import httpx
 import pysam
@@ -19,7 +17,7 @@ import pytest
 
 from server.db.tables import DataFile
 from server.registry import add_dataset
-from tests.conftest import free_port
+from tests.support.processes import free_port, spawn, stop, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -35,35 +33,17 @@ FILES = {
 def s3_server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from moto.server import main; main()",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    proc = spawn(
+        [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1"]
+        + ["-p", str(port)],
+        log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError(log.read_text())
+        wait_ready(url, proc, log, timeout=30, ready=lambda status: True)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc, timeout=10)
 
 
 @pytest.fixture(scope="module")

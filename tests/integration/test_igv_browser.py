@@ -42,7 +42,9 @@ PAGE = """<!doctype html>
                                          url: "%(node)s/variants/cohort", name: "cohort"});
     const reads = await bam.getFeatures("%(chrom)s", %(start)d, %(end)d, 1);
     const names = new Set();
-    for (const a of reads.alignments ? reads.alignments() : (reads.allAlignments ? reads.allAlignments() : [])) {
+    const all = reads.alignments ? reads.alignments()
+              : (reads.allAlignments ? reads.allAlignments() : []);
+    for (const a of all) {
       if (a.readName) names.add(a.readName + "/" + (a.isFirstOfPair ? a.isFirstOfPair() : ""));
     }
     const variants = await vcf.getFeatures("%(chrom)s", %(start)d, %(end)d, 1);

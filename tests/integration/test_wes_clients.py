@@ -20,6 +20,16 @@ from tests.integration.test_wes_workflows import start_worker, stop, wait_done
 pytestmark = pytest.mark.slow
 VENVS = REPO / "var" / "venvs"
 
+WC_TOOL = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [wc, -l]
+stdin: $(inputs.f.path)
+inputs: {f: File}
+outputs: {out: stdout}
+stdout: count.txt
+"""
+
 COUNT_WF = """\
 cwlVersion: v1.2
 class: Workflow
@@ -35,10 +45,8 @@ steps:
       class: CommandLineTool
       baseCommand: [tr, a-z, A-Z]
       stdin: $(inputs.f.path)
-      inputs:
-        f: File
-      outputs:
-        out: stdout
+      inputs: {f: File}
+      outputs: {out: stdout}
       stdout: upper.txt
     in: {f: infile}
     out: [out]
@@ -46,18 +54,6 @@ steps:
     run: tools/wc.cwl
     in: {f: upper/out}
     out: [out]
-"""
-
-WC_TOOL = """\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: [wc, -l]
-stdin: $(inputs.f.path)
-inputs:
-  f: File
-outputs:
-  out: stdout
-stdout: count.txt
 """
 
 

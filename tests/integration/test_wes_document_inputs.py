@@ -22,7 +22,8 @@ import pytest
 
 from tests.conftest import REPO, start_server, stop_server
 from tests.integration.test_wes_workflows import start_worker, stop, wait_done
-from tests.unit.auth.tokenkit import make_kit
+from tests.support.cwl import STEP_OUT, import_tool, one_step
+from tests.support.wes import run_form
 from tests.unit.wes.conftest import CAT as TOOL
 from tests.unit.wes.httpfixture import Site
 
@@ -56,37 +57,8 @@ outputs:
 """
 
 
-def import_tool(path: Path) -> str:
-    return f"""\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: echo
-requirements:
-  SchemaDefRequirement:
-    types:
-      - $import: {path}
-inputs: []
-outputs: []
-"""
-
-
 def run_ref(path: Path | str) -> str:
-    return f"""\
-cwlVersion: v1.2
-class: Workflow
-inputs: {{f: File}}
-outputs: {{out: {{type: File, outputSource: s/out}}}}
-steps:
-  s:
-    run: {path}
-    in: {{f: f}}
-    out: [out]
-"""
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return make_kit(tmp_path_factory.mktemp("wes-doc-kit"))
+    return one_step(path, outputs=STEP_OUT)
 
 
 @pytest.fixture
@@ -163,12 +135,7 @@ def test_document_attacks_are_refused_and_nothing_runs(settings, kit, node, site
 
         def submit(**fields):
             files = list(fields.pop("files", []))
-            data = {
-                "workflow_type": "CWL",
-                "workflow_type_version": "v1.2",
-                "workflow_params": "{}",
-                **fields,
-            }
+            data = run_form(**fields)
             return client.post(
                 f"{BASE}/runs", files=files + [(k, (None, v)) for k, v in data.items()]
             )
@@ -230,12 +197,7 @@ def test_attached_workflow_with_allowed_defaults_completes(settings, kit, node):
     with httpx.Client(base_url=node.url, timeout=60, headers=alice) as client:
         resp = client.post(
             f"{BASE}/runs",
-            data={
-                "workflow_type": "CWL",
-                "workflow_type_version": "v1.2",
-                "workflow_url": "wf.cwl",
-                "workflow_params": "{}",
-            },
+            data=run_form("wf.cwl"),
             files=[
                 ("workflow_attachment", ("wf.cwl", default_tool("data/in.txt").encode())),
                 ("workflow_attachment", ("data/in.txt", b"attached default\n")),

@@ -4,8 +4,6 @@ cancel that must leave no process behind, and concurrent submissions."""
 
 from __future__ import annotations
 
-import io
-import json
 import signal
 import subprocess
 import time
@@ -17,6 +15,7 @@ import pytest
 from server.wes import store
 from tests.conftest import start_server, stop_server
 from tests.integration.test_wes_workflows import BASE, start_worker, stop, wait_done
+from tests.support.wes import attachments, run_form
 from tests.unit.wes.conftest import SLEEP, TWO_STEP
 from tests.unit.wes.test_worker import group_alive
 
@@ -33,13 +32,8 @@ def submit(
 ) -> str:
     resp = client.post(
         f"{BASE}/runs",
-        data={
-            "workflow_type": "CWL",
-            "workflow_type_version": "v1.2",
-            "workflow_url": name,
-            "workflow_params": json.dumps(params or {}),
-        },
-        files=[("workflow_attachment", (name, io.BytesIO(text.encode())))],
+        data=run_form(name, params),
+        files=attachments((name, text)),
     )
     assert resp.status_code == 200, resp.text
     return resp.json()["run_id"]
@@ -52,6 +46,17 @@ def wait_state(client: httpx.Client, run_id: str, wanted: str, timeout: float = 
             return
         time.sleep(0.1)
     raise AssertionError(f"run {run_id} never reached {wanted}")
+
+
+def start_sleeper(client: httpx.Client, db) -> tuple[str, int]:
+    """Submit the sleeping tool; once its task runs, its run id and process group."""
+    run_id = submit(client, SLEEP, name="sleep.cwl")
+    wait_state(client, run_id, "RUNNING")
+    deadline = time.monotonic() + 30
+    while not store.get_tasks(db, store.get_run(db, run_id).pk):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return run_id, store.get_run(db, run_id).pgid
 
 
 def no_sleepers() -> bool:
@@ -68,13 +73,7 @@ def test_killed_worker_and_api_restart_are_reconciled(settings, db):
     worker = start_worker(settings, server.url)
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            run_id = submit(client, SLEEP, name="sleep.cwl")
-            wait_state(client, run_id, "RUNNING")
-            deadline = time.monotonic() + 30
-            while not store.get_tasks(db, store.get_run(db, run_id).pk):
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-            pgid = store.get_run(db, run_id).pgid
+            run_id, pgid = start_sleeper(client, db)
             worker.send_signal(signal.SIGKILL)  # the worker dies mid-run
             worker.wait(10)
             # the sandbox (bwrap --die-with-parent) ends the engine's whole tree with its worker
@@ -101,13 +100,7 @@ def test_cancel_of_long_run_leaves_no_process_and_concurrent_runs_all_complete(s
     workers = [start_worker(settings, server.url) for _ in range(2)]
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            long_run = submit(client, SLEEP, name="sleep.cwl")
-            wait_state(client, long_run, "RUNNING")
-            deadline = time.monotonic() + 30
-            while not store.get_tasks(db, store.get_run(db, long_run).pk):
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-            pgid = store.get_run(db, long_run).pgid
+            long_run, pgid = start_sleeper(client, db)
             assert client.post(f"{BASE}/runs/{long_run}/cancel").status_code == 200
             assert client.get(f"{BASE}/runs/{long_run}/status").json()["state"] in (
                 "CANCELING",

@@ -11,7 +11,6 @@ the same attack gets it, which proves the test can see the hole.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 
 from tests.conftest import start_server, stop_server
 from tests.integration.test_wes_workflows import BASE, start_worker, stop, wait_done
+from tests.support.wes import attachments, run_form
 
 pytestmark = pytest.mark.slow
 
@@ -80,18 +80,10 @@ class Node:
         resp = self.client.post(
             f"{BASE}/runs",
             headers=self.token(sub),
-            data={
-                "workflow_type": "CWL",
-                "workflow_type_version": "v1.2",
-                "workflow_url": "attack.cwl",
-                "workflow_params": json.dumps(
-                    {"script": {"class": "File", "location": "attack.sh"}, "args": args}
-                ),
-            },
-            files=[
-                ("workflow_attachment", ("attack.cwl", io.BytesIO(workflow.encode()))),
-                ("workflow_attachment", ("attack.sh", io.BytesIO(script.encode()))),
-            ],
+            data=run_form(
+                "attack.cwl", {"script": {"class": "File", "location": "attack.sh"}, "args": args}
+            ),
+            files=attachments(("attack.cwl", workflow), ("attack.sh", script)),
         )
         assert resp.status_code == 200, resp.text
         return resp.json()["run_id"]
@@ -252,7 +244,10 @@ def test_a_tool_cannot_reach_any_address(node):
 
 # ------------------------------------------------------------------ limits
 SLEEP_TOOL = "sleep 300 & sleep 301; wait\n"
-BIG = "/usr/bin/python3 -c 'x = bytearray(3 * 1024 ** 3); print(\"ALLOCATED\", len(x))' 2>&1\nexit 0\n"
+BIG = (
+    "/usr/bin/python3 -c 'x = bytearray(3 * 1024 ** 3); print(\"ALLOCATED\", len(x))' 2>&1\n"
+    "exit 0\n"
+)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ scripts/start-slurm.sh), driven through the node's WES API and a real worker."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 from server.wes import store
 from tests.conftest import REPO
 from tests.integration.test_wes_workflows import BASE, start_worker, stop, wait_done
+from tests.support.wes import attachments, run_form
 from tests.unit.wes.conftest import TWO_STEP
 
 pytestmark = pytest.mark.slow
@@ -72,15 +72,13 @@ def tagged_jobs(run_id: str) -> list[str]:
 def submit(client, text, params, name="wf.cwl"):
     resp = client.post(
         f"{BASE}/runs",
-        data={
-            "workflow_type": "CWL",
-            "workflow_type_version": "v1.2",
-            "workflow_url": name,
-            "workflow_params": json.dumps(params),
-            "workflow_engine": "toil",
-            "workflow_engine_parameters": json.dumps({"batchSystem": "slurm", "maxCores": 2}),
-        },
-        files=[("workflow_attachment", (name, io.BytesIO(text.encode())))],
+        data=run_form(
+            name,
+            params,
+            workflow_engine="toil",
+            workflow_engine_parameters=json.dumps({"batchSystem": "slurm", "maxCores": 2}),
+        ),
+        files=attachments((name, text)),
     )
     assert resp.status_code == 200, resp.text
     return resp.json()["run_id"]
@@ -131,7 +129,10 @@ arguments:
   - |
     echo -n "uid "; id -u
     cat "$0" 2>&1 | head -c 200
-    if timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432' 2>/dev/null; then echo CONNECTED; else echo REFUSED; fi
+    if timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432' 2>/dev/null
+    then echo CONNECTED
+    else echo REFUSED
+    fi
 inputs:
   secret: {type: string, inputBinding: {position: 1}}
 outputs:

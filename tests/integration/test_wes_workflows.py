@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, settings_env
+from tests.support.processes import clean_env, spawn
 
 SEED = REPO / "seed_data"
 BASE = "/ga4gh/wes/v1"
@@ -33,16 +34,11 @@ def settings(settings):
 
 
 def start_worker(settings, url: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENOMEPORT_")}
+    env = clean_env()
     env.update(settings_env(settings.with_overrides(public_url=url)))
-    log = open(Path(settings.var_dir) / "worker.log", "ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "worker"],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    log = Path(settings.var_dir) / "worker.log"
+    return spawn(
+        [sys.executable, "-m", "server.cli", "worker"], log, env=env, cwd=REPO, append=True
     )
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -46,7 +47,7 @@ def test_unknown_toml_key_is_an_error(tmp_path):
 
 def test_settings_are_frozen():
     s = Settings()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.port = 1  # type: ignore[misc]
 
 

@@ -1,18 +1,11 @@
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from server.auth.issuer import LocalIssuer
 from server.settings import Settings
+from tests.support.processes import free_port
 from tests.unit.auth.tokenkit import AUDIENCE, TokenKit, make_kit
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +21,7 @@ def auth_settings(tmp_path, kit) -> Settings:
 @pytest.fixture(scope="session")
 def served_issuer(tmp_path_factory):
     """A development issuer really listening on a loopback port."""
-    port = _free_port()
+    port = free_port()
     issuer = LocalIssuer(tmp_path_factory.mktemp("served") / "issuer", f"http://127.0.0.1:{port}")
     server = issuer.start(port=port)
     try:

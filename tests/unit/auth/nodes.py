@@ -7,7 +7,6 @@ that only read, or that look only at rows they created themselves.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from server.db import Database
@@ -27,20 +26,13 @@ def module_node(request, tmp_path_factory, configure, populate):
     ``configure(settings) -> settings`` adjusts settings; ``populate(db)`` registers data.
     """
     from server.web.app import create_app
-    from tests.conftest import fresh_database
+    from tests.conftest import fresh_database, node_settings
 
     var = tmp_path_factory.mktemp(f"node-{request.param}")
     if request.param == "postgresql":
         request.getfixturevalue("pg_available")
     with fresh_database(request.param, var) as url:
-        settings = configure(
-            Settings(
-                var_dir=str(var / "var"),
-                database_url=url,
-                signing_key="test-signing-key-" + uuid.uuid4().hex,
-                log_format="text",
-            )
-        )
+        settings = configure(node_settings(var / "var", url, log_format="text"))
         app = create_app(settings)
         db = app.app.extensions["genomeport"].db
         populate(db)

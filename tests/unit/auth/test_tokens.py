@@ -9,7 +9,13 @@ import pytest
 from server.auth import authorize, can_read
 from server.auth.tokens import REGISTERED_ACCESS_VALUE, caller_from_request, validator_for
 from server.errors import InvalidAuthentication, PermissionDenied
-from tests.unit.auth.tokenkit import AUDIENCE, forged_same_kid_key, unsigned
+from tests.unit.auth.tokenkit import (
+    AUDIENCE,
+    TOKEN_FAILURES,
+    VISA_FAILURES,
+    forged_same_kid_key,
+    unsigned,
+)
 
 
 def bearer(token: str) -> str:
@@ -97,17 +103,7 @@ class TestValidTokens:
 
 
 class TestRejectedTokens:
-    @pytest.mark.parametrize(
-        "case",
-        [
-            "expired token",
-            "alg none",
-            "hs256 with public key",
-            "untrusted issuer",
-            "same kid forged key",
-            "wrong audience",
-        ],
-    )
+    @pytest.mark.parametrize("case", TOKEN_FAILURES)
     def test_bad_token_fails_closed_with_401(self, auth_settings, kit, case):
         token, status = kit.failure_cases("ds1")[case]
         assert status == 401
@@ -118,17 +114,7 @@ class TestRejectedTokens:
             authorize(caller, "public", "ds1")  # a rejected token never becomes anonymous
         assert not can_read(caller, "controlled", "ds1")
 
-    @pytest.mark.parametrize(
-        "case",
-        [
-            "expired visa",
-            "visa for another dataset",
-            "visa with bad signature",
-            "visa forged with same kid",
-            "unlinked sub",
-            "conditions present",
-        ],
-    )
+    @pytest.mark.parametrize("case", VISA_FAILURES)
     def test_unusable_visa_gives_403(self, auth_settings, kit, case):
         token, status = kit.failure_cases("ds1")[case]
         assert status == 403

@@ -19,6 +19,24 @@ from joserfc.jwk import RSAKey
 from server.auth.issuer import LocalIssuer
 
 AUDIENCE = "https://genomeport.test"
+# The cases of ``TokenKit.failure_cases``: tokens that are not acceptable (401) ...
+TOKEN_FAILURES = (
+    "expired token",
+    "alg none",
+    "hs256 with public key",
+    "untrusted issuer",
+    "same kid forged key",
+    "wrong audience",
+)
+# ... and valid tokens whose visas grant nothing (403).
+VISA_FAILURES = (
+    "expired visa",
+    "visa for another dataset",
+    "visa with bad signature",
+    "visa forged with same kid",
+    "unlinked sub",
+    "conditions present",
+)
 
 
 def b64(data: bytes) -> str:

@@ -27,6 +27,7 @@ from server.beacon.tables import (
     BeaconVariant,
 )
 from server.beacon.vcf import aa_short, classify, hgvs_genomic, load_vcf
+from tests.support.data import HPO_ROOT
 from tests.unit.beacon.conftest import add_dataset
 
 
@@ -292,18 +293,9 @@ def test_genes_load(db, testdata):
     )
 
 
-MINI_OBO = """format-version: 1.2
-ontology: hp
-
-[Term]
-id: HP:0000001
-name: All
-
-[Term]
-id: HP:0000118
-name: Phenotypic abnormality
-is_a: HP:0000001 ! All
-
+MINI_OBO = (
+    HPO_ROOT
+    + """
 [Term]
 id: HP:0000707
 name: Abnormality of the nervous system
@@ -320,6 +312,7 @@ id: HP:0009999
 name: Gone
 is_obsolete: true
 """
+)
 
 
 def test_ontology_closure(db, tmp_path):

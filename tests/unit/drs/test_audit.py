@@ -12,46 +12,32 @@ from server import audit
 from server.auth.tokens import caller_from_request
 from server.cli import Ctx, main
 from server.db.tables import AuditEvent
+from server.errors import InvalidInput
 
 NOW = dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture
 def events(db):
+    hour = dt.timedelta(hours=1)
+    columns = ("caller", "api", "action", "dataset_id", "outcome", "status", "time")
     rows = [
-        dict(
-            caller="https://idp|alice",
-            api="drs",
-            action="get_object",
-            dataset_id="ctl",
-            object_id="a.bam",
-            outcome="granted",
-            status=200,
-            time=NOW - dt.timedelta(hours=3),
-        ),
-        dict(
-            caller="anonymous",
-            api="htsget",
-            action="reads",
-            dataset_id="ctl",
-            outcome="denied",
-            status=401,
-            time=NOW - dt.timedelta(hours=1),
-            query={"referenceName": "chr1", "start": 0, "end": 100},
-        ),
-        dict(
-            caller="https://idp|bob",
-            api="drs",
-            action="access_url",
-            dataset_id="pub",
-            outcome="granted",
-            status=200,
-            time=NOW,
-            query={
+        ("https://idp|alice", "drs", "get_object", "ctl", "granted", 200, NOW - 3 * hour),
+        ("anonymous", "htsget", "reads", "ctl", "denied", 401, NOW - hour),
+        ("https://idp|bob", "drs", "access_url", "pub", "granted", 200, NOW),
+    ]
+    more = [
+        {"object_id": "a.bam"},
+        {"query": {"referenceName": "chr1", "start": 0, "end": 100}},
+        {
+            "query": {
                 "url": "https://x/data/file/1?exp=1&sig=abcdef",
                 "passports": ["eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"],
-            },
-        ),
+            }
+        },
+    ]
+    rows = [
+        dict(zip(columns, row, strict=True), **extra) for row, extra in zip(rows, more, strict=True)
     ]
     with db.session() as session:
         for row in rows:
@@ -87,7 +73,7 @@ def test_summary_counts(events):
 def test_relative_and_bad_times():
     assert audit.parse_time("-2h") < NOW
     assert audit.parse_time("2026-01-02").tzinfo is not None
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidInput, match="yesterday-ish"):
         audit.parse_time("yesterday-ish")
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
+
+from tests.support.cwl import sh_tool
+from tests.support.wes import run_form
 
 # A tool that copies its one File input to its stdout (``out``).
 CAT = """\
@@ -60,24 +62,11 @@ inputs: []
 outputs: []
 """
 
-FAIL = """\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: [sh, -c, "exit 3"]
-inputs: []
-outputs: []
-"""
+FAIL = sh_tool("exit 3")
 
 
 def request(name: str, text: str, params: dict | None = None, **extra) -> tuple[dict, list]:
-    form = {
-        "workflow_type": "CWL",
-        "workflow_type_version": "v1.2",
-        "workflow_url": name,
-        "workflow_params": json.dumps(params or {}),
-        **extra,
-    }
-    return form, [(name, io.BytesIO(text.encode()))]
+    return run_form(name, params, **extra), [(name, io.BytesIO(text.encode()))]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 from server.errors import InvalidInput
 from server.settings import Settings
 from server.wes import graph, inputs, remote
+from tests.support.cwl import STEP_OUT, import_tool, one_step
 from tests.unit.wes.conftest import CAT as TOOL
 from tests.unit.wes.httpfixture import Site, make_tls
 
@@ -153,21 +154,7 @@ steps:
             load(run, wf)
 
     def test_initial_workdir_literal_file_is_checked(self, run, secret):
-        wf = attach(
-            run,
-            "wf.cwl",
-            f"""\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: [cat, key]
-requirements:
-  InitialWorkDirRequirement:
-    listing:
-      - {{class: File, location: {secret}, basename: key}}
-inputs: []
-outputs: []
-""",
-        )
+        wf = attach(run, "wf.cwl", key_tool(f"{{class: File, location: {secret}, basename: key}}"))
         with pytest.raises(InvalidInput, match="InitialWorkDirRequirement|requirements"):
             load(run, wf)
 
@@ -190,8 +177,9 @@ outputs: []
         assert messages[0] == messages[1]
 
 
-def including(secret) -> str:
-    """A tool whose working directory holds ``secret`` through ``$include``."""
+def key_tool(entry: str) -> str:
+    """A tool that prints ``key``, the file its InitialWorkDirRequirement stages
+    from ``entry`` (the listing's one item, YAML)."""
     return f"""\
 cwlVersion: v1.2
 class: CommandLineTool
@@ -199,12 +187,15 @@ baseCommand: [cat, key]
 requirements:
   InitialWorkDirRequirement:
     listing:
-      - entryname: key
-        entry:
-          $include: {secret}
+      - {entry}
 inputs: []
 outputs: []
 """
+
+
+def including(secret) -> str:
+    """A tool whose working directory holds ``secret`` through ``$include``."""
+    return key_tool(f"entryname: key\n        entry:\n          $include: {secret}")
 
 
 # ------------------------------------------------------- document references
@@ -227,18 +218,7 @@ class TestReferences:
             "- name: Stolen\n  type: record\n  fields:\n"
             "    - {name: secret_field_xyz, type: string}\n"
         )
-        text = f"""\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: echo
-requirements:
-  SchemaDefRequirement:
-    types:
-      - $import: {stolen}
-inputs: []
-outputs: []
-"""
-        wf = attach(run, "wf.cwl", text)
+        wf = attach(run, "wf.cwl", import_tool(stolen))
         with pytest.raises(InvalidInput, match="types.yml"):
             load(run, wf)
         unguarded(monkeypatch)
@@ -248,21 +228,7 @@ outputs: []
         elsewhere = tmp_path / "other-run" / "inputs" / "tool.cwl"
         elsewhere.parent.mkdir(parents=True)
         elsewhere.write_text(TOOL.replace("cat", "cat_from_another_run"))
-        wf = attach(
-            run,
-            "wf.cwl",
-            f"""\
-cwlVersion: v1.2
-class: Workflow
-inputs: {{f: File}}
-outputs: []
-steps:
-  s:
-    run: {elsewhere}
-    in: {{f: f}}
-    out: [out]
-""",
-        )
+        wf = attach(run, "wf.cwl", one_step(elsewhere))
         with pytest.raises(InvalidInput) as exc:
             load(run, wf)
         assert str(elsewhere) in str(exc.value) and "wf.cwl" in str(exc.value)
@@ -271,39 +237,11 @@ steps:
 
     def test_relative_run_reference_inside_the_attachments_is_fine(self, run):
         attach(run, "tools/tool.cwl", TOOL)
-        wf = attach(
-            run,
-            "wf.cwl",
-            """\
-cwlVersion: v1.2
-class: Workflow
-inputs: {f: File}
-outputs: []
-steps:
-  s:
-    run: tools/tool.cwl
-    in: {f: f}
-    out: [out]
-""",
-        )
+        wf = attach(run, "wf.cwl", one_step("tools/tool.cwl"))
         assert load(run, wf).workflow == wf
 
     def test_run_reference_to_a_url_off_the_allow_list_refused(self, run):
-        wf = attach(
-            run,
-            "wf.cwl",
-            """\
-cwlVersion: v1.2
-class: Workflow
-inputs: {f: File}
-outputs: []
-steps:
-  s:
-    run: https://not-listed.example/tool.cwl
-    in: {f: f}
-    out: [out]
-""",
-        )
+        wf = attach(run, "wf.cwl", one_step("https://not-listed.example/tool.cwl"))
         with pytest.raises(InvalidInput, match="not-listed.example"):
             load(run, wf)
 
@@ -352,20 +290,7 @@ REMOTE = Settings(wes_url_allowlist=("wf.test", "internal.test"))
 class TestRemote:
     def test_remote_graph_is_fetched_checked_and_packed(self, run, sites):
         public, _ = sites
-        public.serve(
-            "/wf/main.cwl",
-            """\
-cwlVersion: v1.2
-class: Workflow
-inputs: {f: File}
-outputs: {out: {type: File, outputSource: s/out}}
-steps:
-  s:
-    run: tools/tool.cwl
-    in: {f: f}
-    out: [out]
-""",
-        )
+        public.serve("/wf/main.cwl", one_step("tools/tool.cwl", outputs=STEP_OUT))
         public.serve("/wf/tools/tool.cwl", TOOL)
         got = load(run, public.url("wf.test", "/wf/main.cwl"), REMOTE, resolve=resolver())
         assert got.workflow == f"{run}/workflow/packed.cwl#main"

@@ -5,11 +5,13 @@ import json
 import shutil
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
 from server.wes import sandbox, states, store
 from server.wes.worker import Worker
+from tests.support.cwl import sh_tool
 
 from .test_worker import submit
 
@@ -129,13 +131,7 @@ def test_the_worker_fails_closed_without_bwrap(wes_settings, db, monkeypatch):
     sandbox.check(wes_settings.with_overrides(wes_sandbox="none"))  # a container's node may opt out
 
 
-STREAMS = """\
-cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: [sh, -c, "echo to-out; echo to-err >&2"]
-inputs: []
-outputs: []
-"""
+STREAMS = sh_tool("echo to-out; echo to-err >&2")
 
 
 def test_task_streams_are_the_tools_own(wes_settings, db):
@@ -145,8 +141,8 @@ def test_task_streams_are_the_tools_own(wes_settings, db):
     assert run.state == states.COMPLETE, run.system_logs
     (task,) = store.get_tasks(db, run.pk)
     assert task.cmd == ["sh", "-c", "echo to-out; echo to-err >&2"] and task.exit_code == 0
-    assert open(task.stdout_path).read() == "to-out\n"
-    assert open(task.stderr_path).read() == "to-err\n"
+    assert Path(task.stdout_path).read_text() == "to-out\n"
+    assert Path(task.stderr_path).read_text() == "to-err\n"
     assert (
         store.aware(run.start_time)
         <= store.aware(task.start_time)

@@ -6,20 +6,15 @@ import sqlalchemy as sa
 
 from server.db.prepared import PreparedSelect
 from server.db.tables import DataFile, Dataset
-from server.registry import add_dataset, add_files
+from server.registry import add_dataset
+from tests.support.data import add_formats
 
 BAM = "reads/htsnexus_test_NA12878"
 
 
 def _register(db, testdata):
     add_dataset(db, "pub", access="public")
-    add_files(
-        db,
-        [testdata / (BAM + ".bam"), testdata / (BAM + ".cram")],
-        "pub",
-        object_id="na12878",
-        progress=False,
-    )
+    add_formats(db, testdata, BAM, (".bam", ".cram"), "pub", "na12878")
 
 
 def test_plain_columns_take_the_direct_path_with_the_same_rows(db, testdata):
