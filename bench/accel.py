@@ -1,17 +1,17 @@
 """What each acceleration saves on its own path, measured with and without it in one run.
 
-The node carries four accelerations that replace a dependency's own code path
-with a faster one: the WSGI bridge (``server.wsgi_bridge``), lean invocation
-(``server.invocation``), cached parameter validators (``server.validation``)
-and zero-copy sends (``server.zerocopy``). Each is worth its upkeep only if it
-saves a real share of its path's cost, so this starts, on the same generated
-BAM, one node with every acceleration on, one with each switched off alone,
-and one with all off (``bench/accel_hook.py`` does the switching), then
-measures, interleaved over the nodes so all share the machine's load:
+The node's accelerations (``server/web/accel/``) replace a dependency's own
+code path with a faster one. Each is worth its upkeep only if it saves a real
+share of its path's cost, so this starts, on the same generated BAM, one node
+with every acceleration on, one with each switched off alone, and one with
+all off (``GENOMEPORT_ACCEL``), then measures, interleaved over the nodes so
+all share the machine's load:
 
 * a warm htsget ticket (``GET /reads/{id}`` for a random 10 kbp region), one
-  keep-alive ``http.client`` connection per node: the path of the bridge, the
-  invocation and the validators;
+  keep-alive ``http.client`` connection per node: the path of an acceleration
+  of the request path (none is left: a WSGI bridge, a lean invocation and
+  compiled validators each removed under 20% of it, and went; the tickets
+  also feed the data-plane rows their URLs);
 * one large ``Range`` of the same file through the data plane with curl, from
   the page cache and straight from disk: the path of zero-copy sends.
 
@@ -39,7 +39,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.accel_hook import ACCELERATIONS  # noqa: E402
 from bench.compare import write_readme  # noqa: E402
 from bench.htsget import (  # noqa: E402
     CONTIG_LEN,
@@ -52,8 +51,9 @@ from bench.htsget import (  # noqa: E402
     stop,
     wait_ready,
 )
+from server.web.accel import NAMES as ACCELERATIONS  # noqa: E402
 
-TICKET_PATH = ("bridge", "invocation", "validators")
+TICKET_PATH = tuple(name for name in ACCELERATIONS if name != "zerocopy")
 THRESHOLD = 0.20
 START, END = "<!-- accel-bench:start -->", "<!-- accel-bench:end -->"
 
@@ -61,7 +61,7 @@ START, END = "<!-- accel-bench:start -->", "<!-- accel-bench:end -->"
 NODES = {
     "all on": (),
     **{f"{name} off": (name,) for name in ACCELERATIONS},
-    "all off": ACCELERATIONS,
+    **({"all off": ACCELERATIONS} if len(ACCELERATIONS) > 1 else {}),
 }
 
 
@@ -73,7 +73,7 @@ def start_node(tmp: Path, name: str, off: tuple[str, ...], db_file: Path) -> tup
     base = f"http://127.0.0.1:{port}"
     env = node_env(var, port)
     env.update(
-        BENCH_ACCEL_OFF=",".join(off),
+        GENOMEPORT_ACCEL=",".join(a for a in ACCELERATIONS if a not in off) or "none",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     )
     with open(var / "node.log", "wb") as log:
@@ -83,12 +83,12 @@ def start_node(tmp: Path, name: str, off: tuple[str, ...], db_file: Path) -> tup
                 "-m",
                 "gunicorn",
                 "--worker-class",
-                "bench.accel_hook.Worker",
+                "server.web.worker.Worker",
                 "--workers",
                 "1",
                 "--bind",
                 f"127.0.0.1:{port}",
-                "bench.accel_hook:asgi_from_env()",
+                "server.web.app:asgi_from_env()",
             ],
             env=env,
             cwd=REPO,
@@ -209,7 +209,8 @@ def main() -> None:
     p50 = {name: statistics.median(v) * ms for name, v in tickets.items()}
     cpu_ms = {name: v * ms for name, v in ticket_cpu.items()}
     rows = []
-    for label, off in (*((name, name + " off") for name in TICKET_PATH), ("the three", "all off")):
+    together = (("together", "all off"),) if len(TICKET_PATH) > 1 else ()
+    for label, off in (*((name, name + " off") for name in TICKET_PATH), *together):
         rows.append(
             (
                 f"{label} (latency)",
@@ -255,7 +256,7 @@ def main() -> None:
     ]
     for name, what, g in rows:
         verdict = "keep" if g >= THRESHOLD else f"under {THRESHOLD:.0%}"
-        if name.startswith("the three"):
+        if name.startswith("together"):
             verdict = "(together)"
         block.append(f"| {name} | {g:.1%} | {verdict} | {what} |")
     print()

@@ -10,7 +10,6 @@ import flask
 
 from server.beacon import request as breq
 from server.beacon import service
-from server.web.accel.invocation import reads_request
 from server.web.context import current_caller, node
 
 # (operationId stem, entry endpoint, kind, target endpoint)
@@ -81,9 +80,8 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
 def _make(entry, kind, target, method):
     # The entry handlers read the query string or body themselves (both through
     # server.beacon.request), after Connexion has checked them against the
-    # OpenAPI document; they are called with their path parameter only.
-    @reads_request
-    def handler(id_=None, **_):  # the arguments Connexion passes without the accel
+    # OpenAPI document; they take their path parameter and ignore the others.
+    def handler(id_=None, **_):
         body = flask.request.get_json(silent=True) if method == "POST" else None
         return _run(entry, kind, target, id_, body, method)
 

@@ -7,7 +7,6 @@ import json
 import flask
 
 from server.htsget import service
-from server.web.accel.invocation import reads_request
 from server.web.context import current_caller, node
 
 
@@ -41,24 +40,20 @@ def variants_service_info():
 
 
 # The ticket handlers read the query or body themselves (server.htsget.service
-# validates it as the specification words it); Connexion has already checked it
-# against the OpenAPI document. They are called with their path parameter only
-# (server.web.accel.invocation; without it Connexion passes the rest too, ignored).
-@reads_request
+# parses it as the specification words it); Connexion has already checked it
+# against the OpenAPI document. They take their path parameter and ignore the
+# others Connexion passes.
 def search_read_id(id_, **_):
     return _get("reads", id_)
 
 
-@reads_request
 def search_variant_id(id_, **_):
     return _get("variants", id_)
 
 
-@reads_request
 def search_read_id_post(id_, **_):
     return _post("reads", id_)
 
 
-@reads_request
 def search_variant_id_post(id_, **_):
     return _post("variants", id_)

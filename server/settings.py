@@ -37,8 +37,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
     max_body_bytes: int = 1_048_576
-    # fast paths on (comma list of wsgi_bridge, invocation, validators, zerocopy; "none": all off)
-    accel: str = "wsgi_bridge,invocation,validators,zerocopy"
+    # fast paths on (comma list of: zerocopy; "none": all off)
+    accel: str = "zerocopy"
     # Signed data URLs (htsget data plane, DRS access URLs, WES logs)
     signing_key: str = ""  # empty: generated once and kept in <var_dir>/signing.key
     data_url_ttl: int = 300

@@ -137,14 +137,9 @@ def create_app(
     # A path with "//" names no route (404 in the API's own error shape); Werkzeug
     # would otherwise answer it with a redirect that no API documents.
     cx.app.url_map.merge_slashes = False
-    if "wsgi_bridge" in accels:
-        from server.web.accel import wsgi_bridge
-
-        wsgi_bridge.install(cx)  # one thread hop per response instead of a2wsgi's three
     cx.app.extensions["genomeport"] = Node(settings=settings, db=db)
     cx.app.config["MAX_CONTENT_LENGTH"] = None  # enforced by OpsMiddleware per API
 
-    validators = validation.validator_map(cached="validators" in accels)
     for api in APIS:
         cx.add_api(
             api.document,
@@ -154,15 +149,11 @@ def create_app(
             pythonic_params=True,
             strict_validation=False,
             validate_responses=False,
-            validator_map=validators,
+            validator_map=validation.VALIDATOR_MAP,
             # no bundled Swagger UI; server.web.ops serves the documents as JSON
             swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),
         )
     register_error_handlers(cx)
-    if "invocation" in accels:
-        from server.web.accel import invocation
-
-        invocation.install(cx)  # handlers marked reads_request skip argument marshalling
 
     # Outermost first: ops (ids, logs, metrics, caps), CORS, then the data plane.
     cx.add_middleware(

@@ -11,9 +11,7 @@ exception: JSON that is not valid in its declared charset, nests deeper than
 form or multipart bodies that cannot be parsed (no boundary, truncated parts).
 A NUL character in a JSON string or a form text field is a 400 too.
 
-``validator_map`` hands Connexion these validators; with the ``validators``
-acceleration the parameter validator is ``server.web.accel.validators``'
-``CachedParameterValidator``, which checks the same schemas faster.
+``VALIDATOR_MAP`` hands Connexion these validators.
 """
 
 from __future__ import annotations
@@ -193,22 +191,14 @@ class GuardedMultiPartFormDataValidator(_FormErrorsAre400, MultiPartFormDataVali
     """``multipart/form-data``: a missing boundary, truncated parts or bad headers are a 400."""
 
 
-def validator_map(*, cached: bool) -> dict:
-    """Connexion's ``validator_map``: these guards, with compiled parameter
-    schemas when ``cached`` (the ``validators`` acceleration)."""
-    parameter = Int64ParameterValidator
-    if cached:
-        from server.web.accel.validators import CachedParameterValidator, check_layout
-
-        check_layout()
-        parameter = CachedParameterValidator
-    return {
-        "parameter": parameter,
-        "body": MediaTypeDict(
-            {
-                "*/*json": GuardedJSONBodyValidator,
-                "application/x-www-form-urlencoded": GuardedFormDataValidator,
-                "multipart/form-data": GuardedMultiPartFormDataValidator,
-            }
-        ),
-    }
+# Connexion's validator_map: the guards above in place of its own validators
+VALIDATOR_MAP = {
+    "parameter": Int64ParameterValidator,
+    "body": MediaTypeDict(
+        {
+            "*/*json": GuardedJSONBodyValidator,
+            "application/x-www-form-urlencoded": GuardedFormDataValidator,
+            "multipart/form-data": GuardedMultiPartFormDataValidator,
+        }
+    ),
+}

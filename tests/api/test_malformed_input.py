@@ -236,8 +236,8 @@ def _stock_validators(monkeypatch):
 
     monkeypatch.setattr(
         validation,
-        "validator_map",
-        lambda cached: {**stock, "parameter": validation.Int64ParameterValidator},
+        "VALIDATOR_MAP",
+        {**stock, "parameter": validation.Int64ParameterValidator},
     )
 
 

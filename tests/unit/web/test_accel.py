@@ -13,23 +13,13 @@ from packaging.requirements import Requirement
 
 from server.settings import Settings, SettingsError
 from server.web import accel
-from server.web.accel import LayoutChanged, invocation, validators, wsgi_bridge, zerocopy
+from server.web.accel import LayoutChanged, zerocopy
 
 SETUP_CFG = Path(__file__).resolve().parents[3] / "setup.cfg"
 
 # acceleration -> the distributions whose internals it uses
-TOUCHES = {
-    "wsgi_bridge": ("connexion", "a2wsgi"),
-    "invocation": ("connexion",),
-    "validators": ("connexion",),
-    "zerocopy": ("uvicorn",),
-}
-CHECKS = {
-    "wsgi_bridge": wsgi_bridge.check_layout,
-    "invocation": invocation.check_layout,
-    "validators": validators.check_layout,
-    "zerocopy": zerocopy.check_layout,
-}
+TOUCHES = {"zerocopy": ("uvicorn",)}
+CHECKS = {"zerocopy": zerocopy.check_layout}
 
 
 def pinned() -> dict[str, Requirement]:
@@ -62,32 +52,13 @@ def test_every_web_dependency_is_pinned_to_a_range():
     requirements = pinned()
     for dist in ("connexion", "flask", "werkzeug", "starlette", "uvicorn", "gunicorn"):
         assert any(s.operator == "<" for s in requirements[dist].specifier), dist
-    for dist in ("a2wsgi", "uvicorn-worker", "httptools"):
+    for dist in ("uvicorn-worker", "httptools"):
         assert any(s.operator == "<" for s in requirements[dist].specifier), dist
 
 
 @pytest.mark.parametrize(
     "name,dist,break_it",
     [
-        (
-            "wsgi_bridge",
-            "a2wsgi",
-            lambda mp: mp.setattr(wsgi_bridge, "build_environ", lambda scope, receive, extra: {}),
-        ),
-        (
-            "invocation",
-            "connexion",
-            lambda mp: mp.setattr(invocation.FlaskOperation, "__init__", lambda self, fn: None),
-        ),
-        (
-            "validators",
-            "connexion",
-            lambda mp: mp.setattr(
-                validators.ParameterValidator,
-                "validate_parameter",
-                staticmethod(lambda kind, value, param: None),
-            ),
-        ),
         (
             "zerocopy",
             "uvicorn",
@@ -109,8 +80,8 @@ def test_a_changed_layout_fails_loudly_naming_the_dependency(monkeypatch, name, 
 def test_the_switch_names_accelerations():
     assert accel.enabled(Settings()) == frozenset(accel.NAMES)
     assert accel.enabled(Settings(accel="none")) == frozenset()
-    assert accel.enabled(Settings(accel="zerocopy, validators")) == {"zerocopy", "validators"}
-    with pytest.raises(SettingsError, match="known: wsgi_bridge, invocation"):
+    assert accel.enabled(Settings(accel=" zerocopy ")) == {"zerocopy"}
+    with pytest.raises(SettingsError, match="known: zerocopy"):
         accel.enabled(Settings(accel="turbo"))
     assert Settings.from_env({"GENOMEPORT_ACCEL": "none"}).accel == "none"
 
