@@ -23,15 +23,6 @@ ENTRY_NAMES = {
     "cohorts": "Cohorts",
     "datasets": "Datasets",
 }
-SOURCE_TYPE = {
-    "g_variants": "g_variant",
-    "individuals": "individual",
-    "biosamples": "biosample",
-    "runs": "run",
-    "analyses": "analysis",
-    "cohorts": "cohort",
-    "datasets": "dataset",
-}
 
 
 def _operations():
@@ -67,7 +58,7 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
     }
     answer_entry = target if kind == "link" else entry
     if kind == "link":
-        kw.update(source_type=SOURCE_TYPE[entry], source_id=entry_id)
+        kw.update(source_type=breq.ENTRY_TYPES[entry], source_id=entry_id)
     elif kind == "one":
         kw["entry_id"] = entry_id
     if method == "POST":
@@ -101,28 +92,26 @@ for _stem, _path, _entry, _kind, _target in _operations():
 
 
 # ---------------------------------------------------------------- framework
-def get_beacon_root():
-    return service.info(node().settings)
+# operationId -> the document it answers, built from the node's settings alone
+FRAMEWORK = {
+    "get_beacon_root": service.info,
+    "get_beacon_info": service.info,
+    "get_beacon_service_info": service.service_info,
+    "get_configuration": service.configuration,
+    "get_beacon_map": service.beacon_map,
+    "get_entry_types": service.entry_types,
+}
 
 
-def get_beacon_info():
-    return service.info(node().settings)
+def _framework(document):
+    def handler():
+        return document(node().settings)
+
+    return handler
 
 
-def get_beacon_service_info():
-    return service.service_info(node().settings)
-
-
-def get_configuration():
-    return service.configuration(node().settings)
-
-
-def get_beacon_map():
-    return service.beacon_map(node().settings)
-
-
-def get_entry_types():
-    return service.entry_types(node().settings)
+for _operation, _document in FRAMEWORK.items():
+    globals()[_operation] = _framework(_document)
 
 
 def _terms(**kw):

@@ -20,7 +20,7 @@ from pyroaring import BitMap
 
 from server.beacon.metadata import duration_days
 from server.beacon.refs import canonical_chrom, normalize_assembly, refseq_accession
-from server.beacon.request import BeaconRequest
+from server.beacon.request import ENTRY_TYPES, BeaconRequest
 from server.beacon.tables import (
     BeaconAnnotation,
     BeaconGene,
@@ -38,16 +38,7 @@ from server.genomics.coords import anchor_start, closed_length
 
 V = BeaconVariant
 
-# endpoint name -> stored entry type, and back
-ENTRY_TYPES = {
-    "g_variants": "g_variant",
-    "individuals": "individual",
-    "biosamples": "biosample",
-    "runs": "run",
-    "analyses": "analysis",
-    "cohorts": "cohort",
-    "datasets": "dataset",
-}
+# a filter's scope: an endpoint name or a stored entry type -> stored entry type
 SCOPES = {
     **ENTRY_TYPES,
     **{v: v for v in ENTRY_TYPES.values()},
@@ -87,19 +78,6 @@ TERM_ALIASES = {
     "PATO:0000384": "NCIT:C20197",
 }  # male
 EMPTY_BASES = ("", "-", ".")
-
-SO_TYPE = {
-    "SNP": ("SO:0001483", "SNV"),
-    "MNP": ("SO:0002007", "MNV"),
-    "INS": ("SO:0000667", "insertion"),
-    "DEL": ("SO:0000159", "deletion"),
-    "INDEL": ("SO:1000032", "delins"),
-    "DUP": ("SO:1000035", "duplication"),
-    "INV": ("SO:1000036", "inversion"),
-    "CNV": ("SO:0001019", "copy number variation"),
-    "BND": ("SO:0000199", "translocation"),
-    "SV": ("SO:0001537", "structural variant"),
-}
 
 
 @dataclass
@@ -436,22 +414,19 @@ def _trimmed_conditions(g: Genomic, ref: str | None, alt: str | None) -> None:
         raise InvalidInput("only one of referenceBases and alternateBases may be empty")
     if not ref and not alt and alt is not None and ref is not None:
         raise InvalidInput("referenceBases and alternateBases are both empty")
+    # the anchor column holds the base before the indel alone; the other column
+    # holds that base and then the deleted (REF) or inserted (ALT) bases
     if alt == "":  # deletion: REF = anchor + deleted bases, ALT = anchor
-        g.extra += [sa.func.length(V.alt) == 1, sa.func.substr(V.ref, 1, 1) == V.alt]
-        if ref and "N" not in ref:
-            g.extra.append(V.ref == V.alt + ref)
-        elif ref:
-            g.extra.append(V.ref.like(V.alt + ref.replace("N", "_")))
-        else:
-            g.extra.append(sa.func.length(V.ref) > 1)
+        anchor, longer, bases = V.alt, V.ref, ref
     else:  # insertion: REF = anchor, ALT = anchor + inserted bases
-        g.extra += [sa.func.length(V.ref) == 1, sa.func.substr(V.alt, 1, 1) == V.ref]
-        if alt and "N" not in alt:
-            g.extra.append(V.alt == V.ref + alt)
-        elif alt:
-            g.extra.append(V.alt.like(V.ref + alt.replace("N", "_")))
-        else:
-            g.extra.append(sa.func.length(V.alt) > 1)
+        anchor, longer, bases = V.ref, V.alt, alt
+    g.extra += [sa.func.length(anchor) == 1, sa.func.substr(longer, 1, 1) == anchor]
+    if bases and "N" not in bases:
+        g.extra.append(longer == anchor + bases)
+    elif bases:
+        g.extra.append(longer.like(anchor + bases.replace("N", "_")))
+    else:
+        g.extra.append(sa.func.length(longer) > 1)
 
 
 def max_span(ctx: Context, dataset_ids) -> int:

@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 
 from server.errors import InvalidInput
 
+# entry endpoint (``BeaconRequest.entry_type``) -> the entry type its records are stored as
+ENTRY_TYPES = {
+    "g_variants": "g_variant",
+    "individuals": "individual",
+    "biosamples": "biosample",
+    "runs": "run",
+    "analyses": "analysis",
+    "cohorts": "cohort",
+    "datasets": "dataset",
+}
 GRANULARITIES = ("boolean", "count", "record")
 INCLUDE = ("HIT", "MISS", "ALL", "NONE")
 GENOMIC_KEYS = (
@@ -303,18 +313,29 @@ def build(
     return req
 
 
+# build() argument -> its name in a GET query string and in a POST body's ``query``
+_QUERY_FIELDS = {
+    "filters": "filters",
+    "granularity": "requestedGranularity",
+    "include": "includeResultsetResponses",
+    "test_mode": "testMode",
+}
+
+
+def _query_fields(query: dict, pagination: dict) -> dict:
+    """The build() arguments a GET query string and a POST body name alike: GET
+    has all of them in one place, POST has skip and limit in ``query.pagination``."""
+    fields = {arg: query.get(name) for arg, name in _QUERY_FIELDS.items()}
+    return fields | {"skip": pagination.get("skip"), "limit": pagination.get("limit")}
+
+
 def from_get(entry_type: str, args: dict, **kw) -> BeaconRequest:
     params = {k: args.get(k) for k in GENOMIC_KEYS if args.get(k) is not None}
     req = build(
         entry_type,
         params=params,
-        filters=args.get("filters"),
-        skip=args.get("skip"),
-        limit=args.get("limit"),
-        granularity=args.get("requestedGranularity"),
-        include=args.get("includeResultsetResponses"),
-        test_mode=args.get("testMode"),
         dataset_ids=args.get("datasetIds") or args.get("datasets"),
+        **_query_fields(args, args),
         **kw,
     )
     for text in _unknown(args, GET_KEYS, "request parameter"):
@@ -353,13 +374,8 @@ def from_post(entry_type: str, body: dict | None, **kw) -> BeaconRequest:
     req = build(
         entry_type,
         params={k: params[k] for k in params if k in GENOMIC_KEYS},
-        filters=query.get("filters"),
-        skip=pagination.get("skip"),
-        limit=pagination.get("limit"),
-        granularity=query.get("requestedGranularity"),
-        include=query.get("includeResultsetResponses"),
-        test_mode=query.get("testMode"),
         dataset_ids=dataset_ids,
+        **_query_fields(query, pagination),
         api_version=meta.get("apiVersion"),
         requested_schemas=meta.get("requestedSchemas"),
         **kw,

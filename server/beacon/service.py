@@ -27,10 +27,10 @@ from server.auth import Caller, beacon_resolves_people, beacon_tier
 from server.auth.audit import Decision
 from server.beacon import budget, collection, engine
 from server.beacon.budget import limits as budget_limits
-from server.beacon.engine import ENTRY_TYPES, variant_id
+from server.beacon.engine import variant_id
 from server.beacon.frequencies import frequencies
 from server.beacon.refs import refseq_accession
-from server.beacon.request import API_VERSION, BeaconRequest
+from server.beacon.request import API_VERSION, ENTRY_TYPES, BeaconRequest
 from server.beacon.tables import (
     BeaconAnnotation,
     BeaconOntologyTerm,
@@ -759,6 +759,18 @@ def answer(
 
 
 # ------------------------------------------------------------------ filtering terms
+def _narrowed(q, table, dataset_id: str | None, entry: str | None, record_id: str | None):
+    """``q`` on ``table`` (terms or values) kept to one dataset, entry endpoint and
+    record, each where given."""
+    if dataset_id:
+        q = q.where(table.dataset_id == dataset_id)
+    if entry:
+        q = q.where(table.entry_type == ENTRY_TYPES[entry])
+    if record_id:
+        q = q.where(table.record_id == record_id)
+    return q
+
+
 def filtering_terms(
     session,
     settings: Settings,
@@ -773,12 +785,7 @@ def filtering_terms(
     q = sa.select(T.term, T.kind, T.entry_type, sa.func.max(T.label)).group_by(
         T.term, T.kind, T.entry_type
     )
-    if dataset_id:
-        q = q.where(T.dataset_id == dataset_id)
-    if entry:
-        q = q.where(T.entry_type == ENTRY_TYPES[entry])
-    if record_id:
-        q = q.where(T.record_id == record_id)
+    q = _narrowed(q, T, dataset_id, entry, record_id)
     plural = {v: k for k, v in ENTRY_TYPES.items()}
     terms: dict[str, dict] = {}
     labels = {}
@@ -803,12 +810,7 @@ def filtering_terms(
         if term in terms:
             terms[term]["label"] = label
     vq = sa.select(BeaconRecordValue.field, BeaconRecordValue.entry_type).distinct()
-    if dataset_id:
-        vq = vq.where(BeaconRecordValue.dataset_id == dataset_id)
-    if entry:
-        vq = vq.where(BeaconRecordValue.entry_type == ENTRY_TYPES[entry])
-    if record_id:
-        vq = vq.where(BeaconRecordValue.record_id == record_id)
+    vq = _narrowed(vq, BeaconRecordValue, dataset_id, entry, record_id)
     for field, etype in session.execute(vq):
         key = "alphanumeric:" + field
         t = terms.setdefault(key, {"type": "alphanumeric", "id": field, "scopes": []})

@@ -31,6 +31,7 @@ VCF but has no individual or biosample record is never addressable by name.
 from __future__ import annotations
 
 from server.auth import BOOLEAN, COUNT, RECORD
+from server.beacon.request import ENTRY_TYPES
 from server.settings import Settings
 
 ORDER = {BOOLEAN: 0, COUNT: 1, RECORD: 2}
@@ -38,22 +39,13 @@ NAMES = {v: k for k, v in ORDER.items()}
 
 # stored entry types whose single-record endpoints describe one person
 PERSON_SCOPED = frozenset({"individual", "biosample", "run", "analysis"})
-_STORED = {
-    "g_variants": "g_variant",
-    "individuals": "individual",
-    "biosamples": "biosample",
-    "runs": "run",
-    "analyses": "analysis",
-    "cohorts": "cohort",
-    "datasets": "dataset",
-}
 
 
 def person_scoped(req) -> bool:
     """Whether ``req`` is about one named individual, biosample, run or analysis."""
     if req.source_type is not None and req.source_type in PERSON_SCOPED:
         return True
-    return req.entry_id is not None and _STORED.get(req.entry_type) in PERSON_SCOPED
+    return req.entry_id is not None and ENTRY_TYPES.get(req.entry_type) in PERSON_SCOPED
 
 
 def min_people(settings: Settings, tier: str) -> int:

@@ -305,11 +305,12 @@ def _positions(mask: bytes):
 _ONE_ALLELE = {a: bytes(1 if c == ord(str(a)) else 0 for c in range(256)) for a in range(1, 10)}
 
 
-def _diploid_counts(gts, nsamples, n_alt, carriers, ac, hom, het, idx, p, where, homs) -> int:
+def _diploid_counts(gts, nsamples, idx, p, where, n_alt, tallies) -> int:
     """Counts for the common case: every genotype is ``a|b`` or ``a/b`` with
     one-character alleles, so allele k of sample i sits at ``4*i + 2*k``. Per
     ALT allele, each haplotype becomes a 0/1 byte mask read as a big integer:
     carriers are ``first | second``, homozygotes ``first & second``."""
+    carriers, ac, hom, het, homs = tallies
     first, second = gts[0::4], gts[2::4]
     seps = gts[1::4]
     if seps.count("|") + seps.count("/") != nsamples:
@@ -673,6 +674,8 @@ def _load_records(
             ac = [0] * (n_alt + 1)
             hom = [0] * (n_alt + 1)
             het = [0] * (n_alt + 1)
+            # per allele (0 = REF), filled in place by the genotype counters
+            tallies = (carriers, ac, hom, het, homs)
             an = 0
             if section is not None and nsamples:
                 fmt = fields[8]
@@ -680,23 +683,11 @@ def _load_records(
                 if fmt.startswith("GT"):
                     # the common layout also proves the number of sample columns
                     gts = section if fmt == "GT" else _STRIP_FORMAT_BYTES.sub(b"", section)
-                    an = template.counts(gts, n_alt, carriers, ac, hom, het, homs)
+                    an = template.counts(gts, n_alt, *tallies)
                 if an is None:
                     # anything else the general (text) way, which words the errors
                     an = _general_counts(
-                        p,
-                        where,
-                        section.decode(),
-                        fmt,
-                        nsamples,
-                        n_alt,
-                        carriers,
-                        ac,
-                        hom,
-                        het,
-                        idx,
-                        identity,
-                        homs,
+                        p, where, section.decode(), fmt, nsamples, idx, identity, n_alt, tallies
                     )
             else:
                 an = _int(info.get("AN")) or 0
@@ -774,10 +765,11 @@ def _load_records(
 
 
 def _general_counts(
-    p, where, section: str, fmt: str, nsamples, n_alt, carriers, ac, hom, het, idx, identity, homs
+    p, where, section: str, fmt: str, nsamples, idx, identity, n_alt, tallies
 ) -> int:
     """Counts of any genotype layout (haploid, polyploid, multi-digit alleles),
     with an error naming the sample for anything that does not parse."""
+    carriers, ac, hom, het, homs = tallies
     an = 0
     if section.count("\t") + 1 != nsamples:
         raise LoadError(
@@ -787,19 +779,7 @@ def _general_counts(
         gts = section if fmt == "GT" else _STRIP_FORMAT.sub("", section)
         # (the sample columns were counted above: nsamples - 1 tabs)
         if n_alt <= 9 and len(gts) == 4 * nsamples - 1 and gts[3::4].count("\t") == nsamples - 1:
-            an = _diploid_counts(
-                gts,
-                nsamples,
-                n_alt,
-                carriers,
-                ac,
-                hom,
-                het,
-                None if identity else idx,
-                p,
-                where,
-                homs,
-            )
+            an = _diploid_counts(gts, nsamples, None if identity else idx, p, where, n_alt, tallies)
             gts = ""  # done: skip the general path below
         else:
             seps = gts.count("|") + gts.count("/")
