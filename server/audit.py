@@ -2,7 +2,8 @@
 
 Rows record who (``Caller.label``), when, which API and action, which dataset
 and object, the region or query parameters, the outcome (granted, denied,
-error) and the HTTP status. They never contain tokens, signed URLs or
+error, or refused: a Beacon query over its caller's budget) and the HTTP
+status. They never contain tokens, signed URLs or
 genotypes; :func:`scrub` is applied to every ``query`` document on the way
 out as a second line of defence.
 """
@@ -19,7 +20,7 @@ from server.db import Database
 from server.db.tables import AuditEvent
 from server.errors import InvalidInput
 
-OUTCOMES = ("granted", "denied", "error")
+OUTCOMES = ("granted", "denied", "error", "refused")
 APIS = ("htsget", "beacon", "wes", "drs", "data")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _SIG = re.compile(r"([?&](?:sig|signature|X-Amz-Signature|token)=)[^&\s]+", re.IGNORECASE)

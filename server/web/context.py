@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import flask
 
-from server.auth import ANONYMOUS, Caller
+from server.auth import Caller
+from server.auth.tokens import caller_from_request
 from server.db import Database
 from server.settings import Settings
 
@@ -38,19 +39,8 @@ def current_caller(passports: list[str] | None = None) -> Caller:
     if passports is None and "genomeport_caller" in flask.g:
         return flask.g.genomeport_caller
     header = flask.request.headers.get("Authorization")
-    caller = caller_from_header(node().settings, header, passports=passports)
+    # server.auth decides: never raises, a rejected token is a caller with an error
+    caller = caller_from_request(node().settings, header, passports=passports)
     if passports is None:
         flask.g.genomeport_caller = caller
     return caller
-
-
-def caller_from_header(settings: Settings, header: str | None, *, passports=None) -> Caller:
-    if not header and not passports:
-        return ANONYMOUS
-    from server.auth.tokens import caller_from_request
-
-    try:
-        return caller_from_request(settings, header, passports=passports)
-    except Exception as exc:  # noqa: BLE001 - fail closed
-        logger.warning("token validation failed: %s", type(exc).__name__)
-        return Caller(error="token could not be validated")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from server import audit as audit_log
 from server.auth import ANONYMOUS, Caller, authorize, check_token
 from server.auth.audit import Decision, append, outcome_for
 from server.db.tables import AuditEvent
@@ -111,6 +112,9 @@ def test_an_error_may_carry_its_audit_fields(db):
     [row] = rows(db)
     assert (row.outcome, row.status, row.dataset_id) == ("refused", 429, "kg")
     assert row.query == {"entry": "x", "budget": {"window": "day"}}
+    # `genomeport audit list --outcome refused` finds it
+    listed = audit_log.query(db, audit_log.AuditFilter(outcome="refused"))
+    assert [r["outcome"] for r in listed] == ["refused"]
 
 
 def test_grant_on_a_connection_is_part_of_its_transaction_and_written_once(db):
