@@ -150,10 +150,10 @@ def _checksums(sha256: str, md5: str) -> list[dict]:
 def _blob(
     settings: Settings,
     drs_id: str,
-    *,
     size: int,
     sha256: str,
     md5: str,
+    *,
     created,
     updated,
     mime: str,
@@ -195,9 +195,9 @@ def _file_blob(settings: Settings, f: DataFile, ds: Dataset, *, index: bool) -> 
     return _blob(
         settings,
         drs_id,
-        size=size,
-        sha256=sha256,
-        md5=md5,
+        size,
+        sha256,
+        md5,
         created=f.created,
         updated=f.updated,
         mime=mime,
@@ -213,9 +213,9 @@ def render(settings: Settings, obj: Resolved, expand: bool = False) -> dict:
         return _blob(
             settings,
             obj.drs_id,
-            size=w.size,
-            sha256=w.sha256,
-            md5=w.md5,  # type: ignore
+            w.size,
+            w.sha256,
+            w.md5,  # type: ignore
             created=w.created,
             updated=w.created,
             mime="application/octet-stream",

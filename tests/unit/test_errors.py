@@ -1,44 +1,41 @@
-"""The error kinds: each has the status and htsget ``error`` name the APIs
-render, and a kind declared outside ``server.errors`` keeps its parent's."""
+"""The error kinds are the tree the module's docstring draws: each kind's parent,
+status and htsget ``error`` name; a kind declared outside ``server.errors``
+keeps its parent's name."""
 
 from __future__ import annotations
 
-import pytest
+import re
 
 from server import errors
 from server.beacon.budget import BudgetExhausted
 from server.beacon.journal import LoadError
 
-KINDS = [
-    ("ServiceError", None, 500, "InternalError"),
-    ("InvalidInput", "ServiceError", 400, "InvalidInput"),
-    ("InvalidRange", "InvalidInput", 400, "InvalidRange"),
-    ("UnsupportedFormat", "InvalidInput", 400, "UnsupportedFormat"),
-    ("InvalidAuthentication", "ServiceError", 401, "InvalidAuthentication"),
-    ("PermissionDenied", "ServiceError", 403, "PermissionDenied"),
-    ("NotFound", "ServiceError", 404, "NotFound"),
-    ("Conflict", "ServiceError", 409, "Conflict"),
-    ("PayloadTooLarge", "ServiceError", 413, "PayloadTooLarge"),
-    ("RangeNotSatisfiable", "ServiceError", 416, "RangeNotSatisfiable"),
-    ("TooManyRequests", "ServiceError", 429, "TooManyRequests"),
-    ("ServiceUnavailable", "ServiceError", 503, "ServiceUnavailable"),
-    ("DataChanged", "ServiceError", 503, "DataChanged"),
-]
+ROW = re.compile(r"^(?P<lead>[ │├└─]*)(?P<name>\w+) +(?P<status>\d{3})(?: (?P<error>[A-Z]\w+))?")
 
 
-@pytest.mark.parametrize(("name", "parent", "status", "error"), KINDS)
-def test_kind(name, parent, status, error):
-    kind = getattr(errors, name)
-    assert kind.__module__ == "server.errors" and kind.__qualname__ == name
-    assert kind.__bases__ == ((Exception,) if parent is None else (getattr(errors, parent),))
-    assert (kind.status, kind.error) == (status, error)
-    raised = kind("boom", detail={"x": 1})
-    assert (str(raised), raised.detail, raised.status) == ("boom", {"x": 1}, status)
+def documented() -> dict[str, tuple[str | None, int, str]]:
+    """name -> (parent, status, error) for each row of the docstring's tree."""
+    found, path = {}, []
+    for line in errors.__doc__.splitlines():
+        if m := ROW.match(line):
+            depth = len(m["lead"]) // 4
+            path[depth - 1 :] = [m["name"]]
+            parent = path[depth - 2] if depth > 1 else None
+            found[m["name"]] = (parent, int(m["status"]), m["error"] or m["name"])
+    return found
 
 
-def test_every_kind_is_listed():
-    declared = {n for n, v in vars(errors).items() if isinstance(v, type)}
-    assert declared == {k[0] for k in KINDS}
+def test_the_kinds_are_the_documented_tree():
+    tree = documented()
+    declared = {n: v for n, v in vars(errors).items() if isinstance(v, type)}
+    assert len(tree) == 13 and set(tree) == set(declared)
+    for name, (parent, status, error) in tree.items():
+        kind = declared[name]
+        assert (kind.__module__, kind.__qualname__) == ("server.errors", name)
+        assert kind.__bases__ == ((declared[parent],) if parent else (Exception,))
+        assert (kind.status, kind.error) == (status, error)
+        raised = kind("boom", detail={"x": 1})
+        assert (str(raised), raised.detail, raised.status) == ("boom", {"x": 1}, status)
 
 
 def test_kinds_declared_elsewhere_keep_their_parents_name():
