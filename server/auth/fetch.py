@@ -10,6 +10,7 @@ own discovery document), never from a token.
 from __future__ import annotations
 
 import ipaddress
+import json
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,14 +79,12 @@ def fetch_json(url: str, *, bearer: str | None = None) -> dict[str, Any]:
     except requests.RequestException as exc:
         raise FetchError(f"{_safe(url)}: {type(exc).__name__}") from None
     try:
-        import json
-
         data = json.loads(body)
     except ValueError:
         raise FetchError(f"{_safe(url)}: not JSON") from None
-    if not isinstance(data, dict):
-        raise FetchError(f"{_safe(url)}: not a JSON object")
-    return data
+    if isinstance(data, dict):
+        return data
+    raise FetchError(f"{_safe(url)}: not a JSON object")
 
 
 def _safe(url: str) -> str:

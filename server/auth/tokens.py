@@ -287,15 +287,10 @@ def _claim_error(exc: ClaimError) -> TokenError:
 
 
 def verify_jws(
-    token: str,
-    keys: KeySource,
-    now: float,
-    *,
-    issuer: str | None = None,
-    audience: str | None = None,
+    token: str, keys: KeySource, now: float, **expected: str | None
 ) -> tuple[dict, dict]:
-    """Signature (RS256/ES256 only) and claims (:func:`_check_claims`); returns
-    (header, claims)."""
+    """Signature (RS256/ES256 only) and claims (:func:`_check_claims`, with the
+    ``issuer`` and ``audience`` ``expected``, when given); returns (header, claims)."""
     header, _ = peek(token)
     alg = header.get("alg")
     if alg not in ALGORITHMS:
@@ -310,7 +305,7 @@ def verify_jws(
         decoded = jwt.decode(token, key, algorithms=[alg])
     except JoseError:
         raise TokenError("signature verification failed") from None
-    _check_claims(decoded.claims, now, issuer=issuer, audience=audience)
+    _check_claims(decoded.claims, now, **expected)
     return dict(decoded.header), decoded.claims
 
 

@@ -87,21 +87,13 @@ def _signature(key: bytes, kind: str, ident: str, exp: int, extra: dict[str, str
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def url_expiry(settings: Settings, *, ttl: int | None = None, expires: float | None = None) -> int:
-    """``exp`` of a URL signed now: the TTL, cut to ``expires`` (the grant's end)."""
-    exp = int(time.time()) + (settings.data_url_ttl if ttl is None else ttl)
-    if expires is not None:
-        exp = min(exp, math.floor(expires))
-    return exp
-
-
 def sign_url(
     settings: Settings,
     kind: str,
     ident: str,
     *,
     ttl: int | None = None,
-    extra: dict | None = None,
+    extra: dict[str, object] | None = None,
     caller: str | None = None,
     expires: float | None = None,
 ) -> str:
@@ -134,6 +126,14 @@ def check_signature(
     if not sig or not hmac.compare_digest(sig, want):
         raise errors.PermissionDenied("the data URL signature is not valid")
     return exp, params
+
+
+def url_expiry(settings: Settings, *, ttl: int | None = None, expires: float | None = None) -> int:
+    """``exp`` of a URL signed now: the TTL, cut to ``expires`` (the grant's end)."""
+    exp = int(time.time()) + (settings.data_url_ttl if ttl is None else ttl)
+    if expires is not None:
+        exp = min(exp, math.floor(expires))
+    return exp
 
 
 def check_expiry(exp: int) -> None:

@@ -270,13 +270,7 @@ def build(
             if not isinstance(value, str):
                 raise InvalidInput(f"{key} must be a string")
             clean[key] = value.strip()
-    req = BeaconRequest(
-        entry_type=entry_type,
-        entry_id=entry_id,
-        source_type=source_type,
-        source_id=source_id,
-        params=clean,
-    )
+    req = BeaconRequest(entry_type, entry_id, source_type, source_id, params=clean)
     if dataset_ids:
         ids = dataset_ids if isinstance(dataset_ids, list) else str(dataset_ids).split(",")
         req.dataset_ids = [str(i).strip() for i in ids if str(i).strip()]

@@ -150,10 +150,10 @@ def _checksums(sha256: str, md5: str) -> list[dict]:
 def _blob(
     settings: Settings,
     drs_id: str,
-    *,
     size: int,
     sha256: str,
     md5: str,
+    *,
     created,
     updated,
     mime: str,
@@ -180,6 +180,32 @@ def _bundle_checksum(algo: str, values: list[str]) -> str:
     return hashlib.new(algo, "".join(sorted(values)).encode()).hexdigest()
 
 
+def _file_blob(settings: Settings, f: DataFile, ds: Dataset, *, index: bool) -> dict:
+    """The blob of a registered file or (``index``) of its index."""
+    fid = ids.file_id(f.object_id, f.format)
+    if index:
+        drs_id = ids.index_id(f.object_id, f.format, f.index_format)
+        size, sha256, md5 = f.index_size, f.index_sha256, f.index_md5
+        mime = "application/octet-stream"
+        description, aliases = f"{f.index_format} index of {fid}", []
+    else:
+        drs_id, size, sha256, md5 = fid, f.size, f.sha256, f.md5
+        mime = MIME.get(f.format, "application/octet-stream")
+        description, aliases = f"{f.format} {f.object_id} of dataset {ds.id}", [f.object_id]
+    return _blob(
+        settings,
+        drs_id,
+        size,
+        sha256,
+        md5,
+        created=f.created,
+        updated=f.updated,
+        mime=mime,
+        description=description,
+        aliases=aliases,
+    )
+
+
 def render(settings: Settings, obj: Resolved, expand: bool = False) -> dict:
     """The DrsObject JSON for an (authorised) object."""
     if obj.kind == "wes":
@@ -187,44 +213,20 @@ def render(settings: Settings, obj: Resolved, expand: bool = False) -> dict:
         return _blob(
             settings,
             obj.drs_id,
-            size=w.size,
-            sha256=w.sha256,
-            md5=w.md5,  # type: ignore
+            w.size,
+            w.sha256,
+            w.md5,  # type: ignore
             created=w.created,
             updated=w.created,
             mime="application/octet-stream",
             description=f"output {w.name} of WES run {w.run_id}",
             aliases=[f"{w.run_id}/{w.name}"],
         )
-    f, ds = obj.file, obj.dataset
+    f = obj.file
+    if obj.kind in ("file", "index"):
+        return _file_blob(settings, f, obj.dataset, index=obj.kind == "index")
     fid = ids.file_id(f.object_id, f.format)
-    if obj.kind == "file":
-        return _blob(
-            settings,
-            fid,
-            size=f.size,
-            sha256=f.sha256,
-            md5=f.md5,
-            created=f.created,
-            updated=f.updated,
-            mime=MIME.get(f.format, "application/octet-stream"),
-            description=f"{f.format} {f.object_id} of dataset {ds.id}",
-            aliases=[f.object_id],
-        )
     iid = ids.index_id(f.object_id, f.format, f.index_format)
-    if obj.kind == "index":
-        return _blob(
-            settings,
-            iid,
-            size=f.index_size,
-            sha256=f.index_sha256,
-            md5=f.index_md5,
-            created=f.created,
-            updated=f.updated,
-            mime="application/octet-stream",
-            description=f"{f.index_format} index of {fid}",
-            aliases=[],
-        )
     # bundle: the file and its index
     contents = [
         {"name": fid, "id": fid, "drs_uri": [self_uri(settings, fid)]},

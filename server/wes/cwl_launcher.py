@@ -17,6 +17,7 @@ nothing of the node: the sandbox mounts this file alone.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import itertools
 import json
 import os
@@ -41,21 +42,14 @@ def install(tasks_dir: str) -> None:
         with lock, open(events, "a", encoding="utf-8") as fh:
             fh.write(line)
 
-    def traced(
-        commands,
-        stdin_path,
-        stdout_path,
-        stderr_path,
-        env,
-        cwd,
-        make_job_dir,
-        job_script_contents=None,
-        timelimit=None,
-        name=None,
-        monitor_function=None,
-        default_stdout=None,
-        default_stderr=None,
-    ):
+    signature = inspect.signature(real)
+
+    def traced(*args, **kwargs):
+        """``real`` with the tool's own streams; its arguments as cwltool gives them."""
+        call = signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        given = call.arguments
+        commands, name = given["commands"], given["name"]
         seq = next(counter)
         base = os.path.join(tasks_dir, f"tool-{seq}")
         # closed in the finally below, once the tool has exited
@@ -72,26 +66,15 @@ def install(tasks_dir: str) -> None:
         )
         code = None
         try:
-            code = real(
-                commands,
-                stdin_path,
-                stdout_path,
-                stderr_path,
-                env,
-                cwd,
-                make_job_dir,
-                job_script_contents=job_script_contents,
-                timelimit=timelimit,
-                name=name,
-                monitor_function=monitor_function,
-                default_stdout=out,
-                default_stderr=err,
-            )
+            code = real(**{**given, "default_stdout": out, "default_stderr": err})
             return code
         finally:
             out.close()
             err.close()
-            for own, stream in ((stdout_path, ".stdout"), (stderr_path, ".stderr")):
+            for own, stream in (
+                (given["stdout_path"], ".stdout"),
+                (given["stderr_path"], ".stderr"),
+            ):
                 if own and os.path.isfile(own):  # the tool's declared stdout/stderr file
                     try:
                         os.unlink(base + stream)

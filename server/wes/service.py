@@ -148,18 +148,19 @@ def task_log(settings: Settings, run: WesRun, task: WesTask, caller: Caller | No
 
 
 def _outputs(
-    settings: Settings,
-    run: WesRun,
-    value: Any,
-    drs_ids: dict | None = None,
-    caller: Caller | None = None,
+    settings: Settings, run: WesRun, value: Any, drs_ids: dict | None, caller: Caller | None
 ) -> Any:
     """Output file locations become signed URLs served by the node; ``path``
     stays the file on the node's (cluster-shared) file system, for clients that
     run beside it (cwltest, toil-wes-cwl-runner on the cluster)."""
     outdir = str(Path(run.workdir) / "outputs")
-    if isinstance(value, dict):
-        out = {k: _outputs(settings, run, v, drs_ids, caller) for k, v in value.items()}
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        out = {k: walk(v) for k, v in value.items()}
         if value.get("class") in ("File", "Directory"):
             loc = str(value.get("location") or value.get("path") or "")
             local = loc.removeprefix("file://")
@@ -178,9 +179,8 @@ def _outputs(
             else:
                 out.pop("path", None)
         return out
-    if isinstance(value, list):
-        return [_outputs(settings, run, v, drs_ids, caller) for v in value]
-    return value
+
+    return walk(value)
 
 
 def _drs_ids(db: Database, run: WesRun) -> dict:

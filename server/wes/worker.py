@@ -261,32 +261,23 @@ class Execution:
             self.cluster_ids += found
             store.update_run(self.db, self.run.id, cluster_job_ids=list(self.cluster_ids))
 
-    def stop_canceled(self, engine) -> None:
+    def _stop(self, state: str, expect: str, log: str) -> int | None:
+        """Kill the engine, close its tasks and move the run from ``expect`` to
+        ``state``; the engine's exit code."""
         self.kill()
         self.close_tasks(None, canceled=True)
         code = self.proc.returncode if self.proc else None
-        store.transition(
-            self.db,
-            self.run.id,
-            states.CANCELED,
-            expect=(states.CANCELING,),
-            exit_code=code,
-            log="canceled: the engine's process group was killed",
+        store.transition(self.db, self.run.id, state, expect=(expect,), exit_code=code, log=log)
+        return code
+
+    def stop_canceled(self, engine) -> None:
+        self._stop(
+            states.CANCELED, states.CANCELING, "canceled: the engine's process group was killed"
         )
 
     def stop_limit(self, reason: str) -> None:
         logger.warning("wes run %s: %s", self.run.id, reason)
-        self.kill()
-        self.close_tasks(None, canceled=True)
-        code = self.proc.returncode if self.proc else None
-        store.transition(
-            self.db,
-            self.run.id,
-            states.EXECUTOR_ERROR,
-            expect=(states.RUNNING,),
-            exit_code=code,
-            log=reason,
-        )
+        code = self._stop(states.EXECUTOR_ERROR, states.RUNNING, reason)
         store.transition(
             self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,), exit_code=code
         )
