@@ -117,7 +117,7 @@ def test_signed_url_stops_working_when_the_visa_behind_it_expires(trusted, db, k
 def test_with_the_ttl_alone_the_same_url_outlives_the_visa(trusted, db, kit, testdata, monkeypatch):
     """The protection switched off (URLs expire by the TTL only, the old behaviour):
     the URL issued before the visa expired still serves bytes after it."""
-    import server.htsget.service as htsget_service
+    import server.auth
     from server.web.app import create_app
 
     add_dataset(db, "ctl", access="controlled", grant_value=GRANT)
@@ -136,7 +136,7 @@ def test_with_the_ttl_alone_the_same_url_outlives_the_visa(trusted, db, kit, tes
                 return _data_url(r.json())
 
             url_on = protected()
-            monkeypatch.setattr(htsget_service, "access_expires", lambda caller, access: None)
+            monkeypatch.setattr(server.auth, "access_expires", lambda caller, access: None)
             url_off = protected()
             while time.time() <= grant_end + 1:
                 time.sleep(0.25)
