@@ -160,6 +160,73 @@ def dataset_list(obj: Ctx, as_json: bool) -> None:
         click.echo(f"{r['id']:<24} {r['access']:<11} {r['assembly']:<10} {r['name']}")
 
 
+# ------------------------------------------------------- roles on datasets
+ROLE_HELP = {
+    "dac": "Members of a dataset's data access committee: they review and decide "
+    "the dataset's access applications.",
+    "submitter": "Submitters of a dataset: they may upload files into it through the inbox.",
+}
+
+
+def _role_group(role: str) -> click.Group:
+    @click.group(role, help=ROLE_HELP[role])
+    def group() -> None:
+        pass
+
+    issuer_option = click.option(
+        "--issuer",
+        default="",
+        help="Only tokens from this issuer (its 'iss') match; default: any trusted issuer.",
+    )
+
+    @group.command("add")
+    @click.argument("dataset_id")
+    @click.argument("subject")
+    @issuer_option
+    @click.pass_obj
+    def add(obj: Ctx, dataset_id, subject, issuer) -> None:
+        """Give SUBJECT (a token's 'sub') the role on DATASET_ID (idempotent, audited)."""
+        from server.auth.roles import add_role
+
+        outcome = add_role(obj.db, dataset_id, role, subject, issuer)
+        click.echo(f"{outcome}: {subject} is {role} of {dataset_id}")
+
+    @group.command("remove")
+    @click.argument("dataset_id")
+    @click.argument("subject")
+    @issuer_option
+    @click.pass_obj
+    def remove(obj: Ctx, dataset_id, subject, issuer) -> None:
+        """Take the role on DATASET_ID away from SUBJECT (audited)."""
+        from server.auth.roles import remove_role
+
+        outcome = remove_role(obj.db, dataset_id, role, subject, issuer)
+        if outcome == "absent":
+            raise click.ClickException(f"{subject} is not {role} of {dataset_id}")
+        click.echo(f"{outcome}: {subject} is no longer {role} of {dataset_id}")
+
+    @group.command("list")
+    @click.argument("dataset_id", required=False)
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+    @click.pass_obj
+    def list_(obj: Ctx, dataset_id, as_json) -> None:
+        """List who holds the role (on DATASET_ID, or on every dataset)."""
+        from server.auth.roles import list_roles
+
+        holders = list_roles(obj.db, dataset_id, role)
+        if as_json:
+            click.echo(json.dumps([h.__dict__ for h in holders], indent=2))
+            return
+        for h in holders:
+            click.echo(f"{h.dataset_id:<24} {h.subject:<40} {h.issuer or '(any trusted issuer)'}")
+
+    return group
+
+
+for _role in ROLE_HELP:
+    dataset.add_command(_role_group(_role))
+
+
 # ---------------------------------------------------------------- files
 @main.group()
 def files() -> None:
