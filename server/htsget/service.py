@@ -287,11 +287,7 @@ def _files(db: Database, object_id: str) -> list:
 
 
 def ticket(ctx: Context, request: TicketRequest) -> dict:
-    """Authorise, then build the ticket. Every decision is audited."""
-    files = _files(ctx.db, request.object_id)
-    datasets = {f.dataset_id for f in files}
-    if len(datasets) > 1:  # the formats of one object always live in one dataset
-        raise ServiceError("object spans several datasets")
+    """Authorise, then build the ticket: ``plan`` with its decision audited."""
     with Decision(
         ctx.db,
         ctx.caller,
@@ -300,18 +296,33 @@ def ticket(ctx: Context, request: TicketRequest) -> dict:
         object_id=request.object_id,
         query=request.audit_query(),
     ) as decision:
-        if not any(f.format.upper() in ENDPOINT_FORMATS[request.endpoint] for f in files):
-            raise NotFound(f"no {request.endpoint} object {request.object_id!r}")
-        first = files[0]
+        return plan(ctx, request, decision)
+
+
+def plan(ctx: Context, request: TicketRequest, decision: Decision | None = None) -> dict:
+    """The ticket the caller may have: lookup, access decision, slice, sign.
+
+    ``ticket`` wraps it in the decision's audit row; ``decision`` learns the
+    dataset once it is known. Alone (without a decision) it writes nothing,
+    which is what ``bench/htsget.py`` measures as the ticket logic.
+    """
+    files = _files(ctx.db, request.object_id)
+    datasets = {f.dataset_id for f in files}
+    if len(datasets) > 1:  # the formats of one object always live in one dataset
+        raise ServiceError("object spans several datasets")
+    if not any(f.format.upper() in ENDPOINT_FORMATS[request.endpoint] for f in files):
+        raise NotFound(f"no {request.endpoint} object {request.object_id!r}")
+    first = files[0]
+    if decision is not None:
         decision.dataset_id = first.dataset_id
-        expires = authorize(ctx.caller, first.access, first.grant_value or first.dataset_id)
-        return _build(
-            ctx.settings,
-            request,
-            _choose_file(request, files),
-            caller=ctx.caller.label,
-            expires=expires,
-        )
+    expires = authorize(ctx.caller, first.access, first.grant_value or first.dataset_id)
+    return _build(
+        ctx.settings,
+        request,
+        _choose_file(request, files),
+        caller=ctx.caller.label,
+        expires=expires,
+    )
 
 
 def _storages(settings: Settings, datafile) -> tuple[Storage, Storage]:
