@@ -35,6 +35,7 @@ def test_same_answers_as_connexion():
         ("path", None, PARAMS[2]),
         ("query", None, PARAMS[3]),
         ("query", None, PARAMS[0]),
+        ("query", -1, dict(PARAMS[0])),  # not one of the operation's own: Connexion's path
     ]
     ours = Int64ParameterValidator(PARAMS, uri_parser=None)
     for kind, value, param in cases:
