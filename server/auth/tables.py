@@ -19,6 +19,7 @@ class DatasetRole(Base):
     """
 
     __tablename__ = "dataset_roles"
+    __table_args__ = (sa.Index("ix_dataset_roles_subject", "subject", "role"),)
 
     dataset_id: Mapped[str] = mapped_column(
         sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
