@@ -192,7 +192,7 @@ def test_apply_approve_open_visa_revoke_close(node, tmp_path):
 
     # the data-use conditions are shown and must be accepted
     shown = node.get("/access/datasets").json()["datasets"]
-    assert {"id": "ctl", "duo": DUO_TERMS} == {k: shown[0][k] for k in ("id", "duo")}
+    assert {k: shown[0][k] for k in ("id", "duo")} == {"id": "ctl", "duo": DUO_TERMS}
     missing = node.post(
         "/access/applications", researcher, json=APPLICATION | {"accepted_terms": DUO_TERMS[:1]}
     )

@@ -7,6 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from server.audit import AuditFilter, query
 from server.auth import Caller
 from server.auth.roles import (
     ROLES,
@@ -17,7 +18,6 @@ from server.auth.roles import (
     remove_role,
     token_subject,
 )
-from server.audit import AuditFilter, query
 from server.cli import ROLE_HELP, Ctx, main
 from server.errors import InvalidInput, NotFound
 from server.registry import add_dataset
