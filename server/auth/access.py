@@ -62,6 +62,24 @@ STATES = ("submitted", "approved", "rejected", "returned")
 DECISIONS = {"approve": "approved", "reject": "rejected", "return": "returned"}
 DUO = re.compile(r"^DUO:\d{7}$")
 MAX_TEXT = 4000
+# Labels of the Data Use Ontology terms the pages show (others by their id).
+DUO_LABELS = {
+    "DUO:0000004": "no restriction",
+    "DUO:0000042": "general research use",
+    "DUO:0000006": "health or medical or biomedical research",
+    "DUO:0000007": "disease specific research",
+    "DUO:0000011": "population origins or ancestry research only",
+    "DUO:0000015": "no general methods research",
+    "DUO:0000016": "genetic studies only",
+    "DUO:0000018": "not for profit, non commercial use only",
+    "DUO:0000019": "publication required",
+    "DUO:0000021": "ethics approval required",
+    "DUO:0000024": "publication moratorium",
+    "DUO:0000026": "user specific restriction",
+    "DUO:0000028": "institution specific restriction",
+    "DUO:0000029": "return to database or resource",
+}
+PURPOSES = ("DUO:0000042", "DUO:0000006", "DUO:0000007", "DUO:0000011")
 
 
 # ------------------------------------------------------------------ helpers
