@@ -14,6 +14,7 @@ step are tested on the same node.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pysam
@@ -148,6 +149,27 @@ def beacon_granularity(node, token) -> str:
     return resp.json()["meta"]["returnedGranularity"]
 
 
+WORKFLOW = b"cwlVersion: v1.2\nclass: Workflow\ninputs:\n  reads: File\noutputs: []\nsteps: []\n"
+
+
+def wes_submit(node, token):
+    """A WES run whose input is the controlled VCF, as a drs:// object of this node."""
+    host = requests.utils.urlparse(node.url).hostname
+    params = {"reads": {"class": "File", "location": f"drs://{host}/ctlvars.vcf.gz"}}
+    return requests.post(
+        node.url + "/ga4gh/wes/v1/runs",
+        headers=_auth(token),
+        data={
+            "workflow_type": "CWL",
+            "workflow_type_version": "v1.2",
+            "workflow_url": "wf.cwl",
+            "workflow_params": json.dumps(params),
+        },
+        files={"workflow_attachment": ("wf.cwl", WORKFLOW)},
+        timeout=60,
+    )
+
+
 def joined_reads(node, ticket: dict, tmp_path) -> int:
     """Fetch a ticket's blocks, join them and count the records with pysam."""
     import base64
@@ -189,6 +211,7 @@ def test_apply_approve_open_visa_revoke_close(node, tmp_path):
     assert drs_access(node, researcher).status_code == 403
     assert node.get("/ga4gh/drs/v1/objects/ctlreads.bam", researcher).status_code == 403
     assert beacon_granularity(node, researcher) == "count"
+    assert wes_submit(node, researcher).status_code == 403
 
     # the data-use conditions are shown and must be accepted
     shown = node.get("/access/datasets").json()["datasets"]
@@ -245,6 +268,10 @@ def test_apply_approve_open_visa_revoke_close(node, tmp_path):
     drs_url = drs.json()["url"]
     assert requests.get(drs_url, headers={"Range": "bytes=0-99"}, timeout=30).status_code == 206
     assert beacon_granularity(node, researcher) == "record"
+    run = wes_submit(node, researcher)
+    assert run.status_code == 200, run.text
+    cancel = node.post(f"/ga4gh/wes/v1/runs/{run.json()['run_id']}/cancel", researcher)
+    assert cancel.status_code == 200
     # another dataset stays closed
     assert (
         node.get("/ga4gh/drs/v1/objects/ctlvars.vcf.gz", node.token("someone")).status_code == 403
@@ -285,6 +312,7 @@ def test_apply_approve_open_visa_revoke_close(node, tmp_path):
     print(f"revocation closed every API and {len(handed_out)} signed URLs in {elapsed:.1f} s")
     for _ in range(4):  # and stays closed on both workers
         assert closed()
+    assert wes_submit(node, researcher).status_code == 403
     assert node.get("/access/visas", researcher).json() == {"ga4gh_passport_v1": []}
     assert node.post(f"/access/grants/{grant['id']}/revoke", dac1, json={}).status_code == 409
 
