@@ -202,6 +202,41 @@ class TestGrantsInDecisions:
             settings.with_overrides(access_cache_seconds=61)
 
 
+class TestGrantLists:
+    def test_dac_sees_its_datasets_operator_sees_all_others_their_own(self, node):
+        settings, db = node
+        approved(settings, db, "alice")
+        other = acc.apply(
+            db, settings, who("carol"), BODY | {"dataset": "ctl2", "accepted_terms": []}
+        )
+        acc.decide(
+            db, settings, who("dac2"), other["id"], {"decision": "approve", "expires_in_days": 3}
+        )
+        operator = settings.with_overrides(access_operators=(who("op").label,))
+
+        def seen(s, caller):
+            return sorted(g["dataset"] for g in acc.list_grants(db, s, caller)["grants"])
+
+        assert seen(settings, who("dac1")) == ["ctl"]
+        assert seen(settings, who("dac2")) == ["ctl2"]
+        assert seen(settings, who("alice")) == ["ctl"]
+        assert seen(settings, who("op")) == []  # not an operator on this node
+        assert seen(operator, who("op")) == ["ctl", "ctl2"]
+        with pytest.raises(PermissionDenied):
+            acc.list_grants(db, settings, who("dac1"), dataset="ctl2")
+
+    def test_only_its_dac_or_an_operator_revokes(self, node):
+        settings, db = node
+        grant = approved(settings, db, "alice")["grant"]
+        for caller in (who("alice"), who("dac2"), who("bound", OTHER)):
+            with pytest.raises(NotFound):
+                acc.revoke(db, settings, caller, grant["id"])
+        operator = settings.with_overrides(access_operators=(who("op").label,))
+        assert acc.revoke(db, operator, who("op"), grant["id"])["state"] == "revoked"
+        with pytest.raises(Conflict):
+            acc.revoke(db, operator, who("op"), grant["id"])
+
+
 class TestVisas:
     def test_visa_is_signed_by_the_node_and_ends_with_its_grant(self, node):
         settings, db = node
