@@ -351,3 +351,28 @@ def _dataset(db, dataset_id):
 
     with db.session() as s:
         return s.get(Dataset, dataset_id)
+
+
+def test_cli_sets_terms_lists_and_revokes_grants(node):
+    import json
+
+    from click.testing import CliRunner
+
+    from server.cli import Ctx, main
+
+    settings, db = node
+    grant = approved(settings, db, "alice")["grant"]
+    runner, obj = CliRunner(), Ctx(settings)
+    r = runner.invoke(main, ["access", "terms", "ctl2", "DUO:0000042", "--text", "any"], obj=obj)
+    assert r.exit_code == 0 and json.loads(r.output)["duo"] == ["DUO:0000042"], r.output
+    r = runner.invoke(main, ["access", "terms", "ctl2", "GRU"], obj=obj)
+    assert r.exit_code == 1 and "not a DUO term" in r.output
+    r = runner.invoke(main, ["access", "grants", "--json"], obj=obj)
+    assert [g["state"] for g in json.loads(r.output)] == ["active"]
+    r = runner.invoke(main, ["access", "revoke", str(grant["id"]), "--comment", "ended"], obj=obj)
+    assert r.exit_code == 0 and "revoked: grant" in r.output, r.output
+    r = runner.invoke(main, ["access", "revoke", str(grant["id"])], obj=obj)
+    assert r.exit_code == 1 and "already revoked" in r.output
+    history = acc.get_application(db, settings, who("alice"), grant["application"])["history"]
+    assert history[-1]["action"] == "revoke" and history[-1]["actor"].startswith("operator:")
+    obj.db.dispose()
