@@ -227,7 +227,8 @@ def _fields(session, body, dataset_id: str) -> dict:
 def apply(db, settings, caller: Caller, body) -> dict:
     """Submit an application for a controlled dataset; returns it (state ``submitted``)."""
     dataset_id = body.get("dataset") if isinstance(body, dict) else None
-    with Decision(db, caller, "access", "application.submit", dataset_id=str(dataset_id)[:128]):
+    named = dataset_id[:128] if isinstance(dataset_id, str) else ""
+    with Decision(db, caller, "access", "application.submit", dataset_id=named):
         label = _authenticated(caller, "applying for access")
         if not isinstance(dataset_id, str) or not dataset_id:
             raise InvalidInput("'dataset' is required")
