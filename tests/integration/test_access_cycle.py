@@ -28,6 +28,8 @@ from server.auth.issuer import LocalIssuer
 from server.registry import add_dataset, add_files
 from tests.conftest import fresh_database, migrated, node_settings, start_server, stop_server
 
+pytestmark = pytest.mark.slow
+
 AUDIENCE = "https://genomeport.test"
 CACHE_SECONDS = 2
 DUO_TERMS = ["DUO:0000007", "DUO:0000019"]  # disease-specific research; publication required

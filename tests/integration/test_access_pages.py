@@ -19,6 +19,8 @@ import requests
 from server.auth.issuer import LocalIssuer
 from tests.conftest import REPO, migrated, node_settings, start_server, stop_server
 
+pytestmark = pytest.mark.slow
+
 ISSUER_PORT, NODE_PORT = 18163, 18164
 DUO_TERMS = ["DUO:0000007", "DUO:0000019"]
 
