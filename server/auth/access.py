@@ -241,6 +241,15 @@ def apply(db, settings, caller: Caller, body) -> dict:
                     f"dataset {dataset_id!r} is not controlled: nothing to apply for"
                 )
             fields = _fields(session, body, dataset_id)
+            pending = session.scalar(
+                sa.select(AccessApplication.id).where(
+                    AccessApplication.caller == label,
+                    AccessApplication.dataset_id == dataset_id,
+                    AccessApplication.state.in_(("submitted", "returned")),
+                )
+            )
+            if pending is not None:
+                raise Conflict(f"application {pending} for this dataset is still open")
             now = _now()
             app = AccessApplication(
                 dataset_id=dataset_id,

@@ -77,6 +77,14 @@ class TestApply:
         with pytest.raises(InvalidInput, match=error):
             acc.apply(db, settings, who("alice"), BODY | change)
 
+    def test_one_open_application_per_dataset(self, node):
+        settings, db = node
+        first = acc.apply(db, settings, who("alice"), BODY)
+        with pytest.raises(Conflict, match="still open"):
+            acc.apply(db, settings, who("alice"), BODY)
+        acc.decide(db, settings, who("dac1"), first["id"], {"decision": "reject", "comment": "no"})
+        assert acc.apply(db, settings, who("alice"), BODY)["state"] == "submitted"
+
     def test_unknown_dataset_is_not_found(self, node):
         settings, db = node
         with pytest.raises(NotFound):

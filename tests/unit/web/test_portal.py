@@ -73,11 +73,11 @@ def test_forms_need_the_sessions_csrf_token(node, kit):
 def test_what_applicants_write_is_escaped_for_the_dac(node, kit):
     from server.auth.tokens import caller_from_request
 
-    alice = caller_from_request(node.settings, f"Bearer {kit.registered('alice')}")
+    carol = caller_from_request(node.settings, f"Bearer {kit.registered('carol')}")
     app = apply(
         node.db,
         node.settings,
-        alice,
+        carol,
         {
             "dataset": "ctl",
             "title": HOSTILE,
@@ -93,7 +93,7 @@ def test_what_applicants_write_is_escaped_for_the_dac(node, kit):
     assert HOSTILE not in page.text and "&lt;script&gt;" in page.text
     assert 'id="decide"' in page.text  # the DAC member may decide it
     own = node.client.get(
-        f"/portal/applications/{app['id']}", headers=session_cookie(node, kit.registered("alice"))
+        f"/portal/applications/{app['id']}", headers=session_cookie(node, kit.registered("carol"))
     )
     assert 'id="decide"' not in own.text
     other = node.client.get(
