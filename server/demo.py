@@ -90,7 +90,8 @@ def demo(obj, port, seed_dir, no_serve) -> None:
     behind a data access committee, with DUO data-use conditions), runs the
     development issuer on 127.0.0.1:8400 and trusts it, names `dac` its DAC
     member and files a pending application by `applicant`: sign in on
-    /portal as `researcher` to apply, or as `dac` to decide.
+    /portal as `researcher` to apply, as `dac` to decide, or as `operator`
+    to see every grant.
     """
     from server.auth import demo as access_demo
     from server.cli import run_node
@@ -98,7 +99,10 @@ def demo(obj, port, seed_dir, no_serve) -> None:
     settings = obj.settings.with_overrides(host="127.0.0.1", port=port or obj.settings.port)
     issuer, issuer_server = access_demo.start_issuer(settings)
     if issuer_server is not None and not settings.auth_issuers:
-        settings = settings.with_overrides(auth_issuers=(issuer.settings_entry("jwks"),))
+        settings = settings.with_overrides(
+            auth_issuers=(issuer.settings_entry("jwks"),),
+            access_operators=settings.access_operators or access_demo.operators(issuer),
+        )
     obj.settings = settings
     results = load_seed(obj, Path(seed_dir))
     bams = [r.path for r in results if r.format == "BAM"]

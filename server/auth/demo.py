@@ -21,7 +21,12 @@ logger = logging.getLogger(__name__)
 
 DATASET = "demo-controlled"
 TERMS = ["DUO:0000007", "DUO:0000019"]
-DAC, RESEARCHER, APPLICANT = "dac", "researcher", "applicant"
+DAC, RESEARCHER, APPLICANT, OPERATOR = "dac", "researcher", "applicant", "operator"
+
+
+def operators(issuer: LocalIssuer) -> tuple[str, ...]:
+    """The demo's operator, who sees every grant on the pages."""
+    return (f"{issuer.issuer}|{OPERATOR}",)
 
 
 def start_issuer(settings):
@@ -64,7 +69,7 @@ def setup(db, issuer: LocalIssuer, bam) -> None:
     if not has_terms:
         set_terms(db, DATASET, TERMS, "Disease-specific research only; results must be published.")
     add_role(db, DATASET, "dac", DAC, issuer.issuer)
-    for user in (DAC, RESEARCHER, APPLICANT):
+    for user in (DAC, RESEARCHER, APPLICANT, OPERATOR):
         issuer.set_user(user, registered=True)
     if not pending:
         applicant = Caller(
@@ -90,5 +95,6 @@ def lines(base: str, issuer: LocalIssuer, serving: bool) -> list[str]:
     return [
         f"Data access: open {base}/portal and sign in (development issuer, no password) as",
         f"  '{RESEARCHER}' to apply for '{DATASET}', or as '{DAC}', its data access committee,",
-        f"  to decide the pending application of '{APPLICANT}'.",
+        f"  to decide the pending application of '{APPLICANT}', or as '{OPERATOR}' to see"
+        " every grant.",
     ]
