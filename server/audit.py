@@ -21,7 +21,7 @@ from server.db.tables import AuditEvent
 from server.errors import InvalidInput
 
 OUTCOMES = ("granted", "denied", "error", "refused")
-APIS = ("htsget", "beacon", "wes", "drs", "data")
+APIS = ("htsget", "beacon", "wes", "drs", "data", "access")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _SIG = re.compile(r"([?&](?:sig|signature|X-Amz-Signature|token)=)[^&\s]+", re.IGNORECASE)
 SENSITIVE_KEYS = {"authorization", "token", "passports", "passport", "access_token", "sig"}

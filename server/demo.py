@@ -85,16 +85,34 @@ def demo(obj, port, seed_dir, no_serve) -> None:
     Registers a public dataset `demo` with every BAM, CRAM, VCF and BCF in
     seed_data/, loads the cohort into the Beacon, prints example requests that
     work, then runs the node (Ctrl-C stops it). Safe to run again.
+
+    For data access management it also registers `demo-controlled` (one BAM
+    behind a data access committee, with DUO data-use conditions), runs the
+    development issuer on 127.0.0.1:8400 and trusts it, names `dac` its DAC
+    member and files a pending application by `applicant`: sign in on
+    /portal as `researcher` to apply, as `dac` to decide, or as `operator`
+    to see every grant.
     """
+    from server.auth import demo as access_demo
     from server.cli import run_node
 
     settings = obj.settings.with_overrides(host="127.0.0.1", port=port or obj.settings.port)
+    issuer, issuer_server = access_demo.start_issuer(settings)
+    if issuer_server is not None and not settings.auth_issuers:
+        settings = settings.with_overrides(
+            auth_issuers=(issuer.settings_entry("jwks"),),
+            access_operators=settings.access_operators or access_demo.operators(issuer),
+        )
     obj.settings = settings
     results = load_seed(obj, Path(seed_dir))
+    bams = [r.path for r in results if r.format == "BAM"]
+    access_demo.setup(obj.db, issuer, Path(bams[0]) if bams else None)
     base = settings.public_url.rstrip("/")
     click.echo(f"Loaded {len(results)} files into dataset '{DEMO_DATASET}'. Try:")
     for line in examples(base, results):
         click.echo(f"  $ {line}")
+    for line in access_demo.lines(base, issuer, issuer_server is not None):
+        click.echo(line)
     sys.stdout.flush()
     if no_serve:
         return

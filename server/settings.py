@@ -87,6 +87,14 @@ class Settings:
     wes_run_memory_mb: int = 16384  # address space per process of a run, MiB (RLIMIT_AS; 0: none)
     wes_run_processes: int = 4096  # processes of the run user at once (RLIMIT_NPROC; 0: none)
     drs_max_bulk: int = 100
+    # Data access management (server/auth/access.py)
+    access_cache_seconds: int = 30  # how long a grant lookup is reused (0-60: revocation closes)
+    access_max_days: int = 730  # the longest grant a DAC may give
+    access_visa_ttl: int = 3600  # lifetime of a visa from /access/visas (cut to the grant's end)
+    access_operators: tuple = ()  # caller labels <issuer>|<sub> who see and revoke every grant
+    # Pages (/portal): OIDC authorization code + PKCE against this issuer
+    oidc_issuer: str = ""  # empty: the first of auth_issuers
+    oidc_client_id: str = "genomeport"
 
     def __post_init__(self) -> None:
         # Without a public URL the node names the address it binds, so the
@@ -95,6 +103,11 @@ class Settings:
         if not self.public_url:
             object.__setattr__(self, "public_url", bound_url(self.host, self.port))
         _check_node_callers(self)
+        if not 0 <= self.access_cache_seconds <= 60:
+            raise SettingsError(
+                f"{PREFIX}ACCESS_CACHE_SECONDS must be 0-60 (a revoked grant must close "
+                "within 60 s)"
+            )
 
     # ----------------------------------------------------------------- derived
     @property

@@ -1,4 +1,5 @@
-"""``genomeport token ...``: run a local development issuer and mint tokens."""
+"""``genomeport token ...``: run a local development issuer and mint tokens;
+``genomeport access ...``: data-use terms, applications and grants."""
 
 from __future__ import annotations
 
@@ -135,4 +136,80 @@ def mint(
         click.echo(issuer.access_token(sub, audience=audience, expires_in=expires_in, alg=alg))
 
 
-commands = [token]
+# ------------------------------------------------------------ access
+@click.group("access")
+def access_group() -> None:
+    """Data access management: data-use terms, applications, grants.
+
+    Researchers apply and DAC members decide through the /access API or the
+    pages under /portal; name DAC members with `genomeport dataset dac add`.
+    Operators set each dataset's data-use conditions, follow the
+    applications and may revoke any grant here. Every change is audited
+    (`genomeport audit list --api access`).
+    """
+
+
+def _db():
+    obj = click.get_current_context().obj
+    return obj.db
+
+
+def _fail(exc) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@access_group.command("terms")
+@click.argument("dataset_id")
+@click.argument("duo_terms", nargs=-1)
+@click.option("--text", default="", help="The conditions in words, shown to applicants.")
+def access_terms(dataset_id: str, duo_terms: tuple[str, ...], text: str) -> None:
+    """Set the data-use conditions (DUO term ids such as DUO:0000007) that
+    applicants for DATASET_ID must accept. Without terms, shows the current ones."""
+    from server.auth import access
+    from server.errors import ServiceError
+
+    db = _db()
+    try:
+        if duo_terms:
+            result = access.set_terms(db, dataset_id, list(duo_terms), text)
+        else:
+            with db.session() as session:
+                duo, words = access.terms_of(session, dataset_id)
+            result = {"dataset": dataset_id, "duo": duo, "text": words}
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    click.echo(json.dumps(result, indent=2))
+
+
+@access_group.command("grants")
+@click.option("--dataset", "dataset_id", default=None, help="Only grants on this dataset.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def access_grants(dataset_id: str | None, as_json: bool) -> None:
+    """List every grant: active, expired and revoked."""
+    from server.auth import access
+
+    grants = [g for g in access.all_grants(_db()) if dataset_id in (None, g["dataset"])]
+    if as_json:
+        click.echo(json.dumps(grants, indent=2))
+        return
+    for g in grants:
+        click.echo(f"{g['id']:>5} {g['dataset']:<20} {g['state']:<8} {g['expires']} {g['subject']}")
+
+
+@access_group.command("revoke")
+@click.argument("grant_id", type=int)
+@click.option("--comment", default="", help="Why (kept with the application's history).")
+def access_revoke(grant_id: int, comment: str) -> None:
+    """Revoke a grant now: every API, and the URLs already handed out, close
+    within GENOMEPORT_ACCESS_CACHE_SECONDS."""
+    from server.auth import access
+    from server.errors import ServiceError
+
+    try:
+        grant = access.revoke_as_operator(_db(), grant_id, comment)
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    click.echo(f"revoked: grant {grant['id']} of {grant['subject']} on {grant['dataset']}")
+
+
+commands = [token, access_group]

@@ -58,16 +58,28 @@ def _session() -> requests.Session:
     return session
 
 
-def fetch_json(url: str, *, bearer: str | None = None) -> dict[str, Any]:
-    """GET a JSON object from an allowed URL (no redirects, bounded size)."""
+def fetch_json(
+    url: str, *, bearer: str | None = None, form: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """GET a JSON object from an allowed URL (no redirects, bounded size); with
+    ``form``, POST it form-encoded instead (an OAuth token endpoint)."""
     if not is_allowed_url(url):
-        raise FetchError(f"refusing to fetch {url!r}: only https or loopback http is allowed")
+        raise FetchError(
+            f"refusing to fetch {_safe(url)!r}: only https or loopback http is allowed"
+        )
     headers = {"Accept": "application/json"}
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
+    method = "GET" if form is None else "POST"
     try:
-        with _session().get(
-            url, headers=headers, timeout=TIMEOUT, allow_redirects=False, stream=True
+        with _session().request(
+            method,
+            url,
+            headers=headers,
+            data=form,
+            timeout=TIMEOUT,
+            allow_redirects=False,
+            stream=True,
         ) as resp:
             if resp.status_code != 200:
                 raise FetchError(f"{_safe(url)} answered HTTP {resp.status_code}")

@@ -12,27 +12,40 @@ Served endpoints (``genomeport token serve``)::
     GET /jwks                               public keys
     GET /userinfo                           {"sub", "ga4gh_passport_v1": [visas]}
                                             for a valid access token of this issuer
+    GET /authorize                          OIDC authorization code flow with PKCE
+    POST /authorize                         (S256 only): a page asks whom to sign
+                                            in as, then redirects with a code
+    POST /token                             the code and its verifier -> an
+                                            access token (``aud``: the request's
+                                            ``resource``, RFC 8707, else client_id)
 
-This is a development tool: it has no login, anyone who can run the CLI can
-mint any token. Production nodes configure their real brokers in
-``auth_issuers`` instead.
+This is a development tool: its login page has no password, and anyone who
+can run the CLI can mint any token. Production nodes configure their real
+brokers in ``auth_issuers`` instead. Codes live in the serving process for
+60 s and are used once; redirect URIs must be https or loopback http.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import html
 import json
 import os
+import secrets
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
+from server.auth.fetch import is_allowed_url
 from server.auth.tokens import (
     PASSPORT_TYP,
     REGISTERED_ACCESS_VALUE,
@@ -93,7 +106,12 @@ class LocalIssuer:
             "jwks_uri": self.jwks_uri,
             "userinfo_endpoint": f"{self.issuer}/userinfo",
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-            "response_types_supported": ["token"],
+            "authorization_endpoint": f"{self.issuer}/authorize",
+            "token_endpoint": f"{self.issuer}/token",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none"],
             "subject_types_supported": ["public"],
             "scopes_supported": ["openid", "ga4gh_passport_v1"],
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "ga4gh_passport_v1"],
@@ -264,6 +282,88 @@ class LocalIssuer:
             visas += self.registered_visas(sub, expires_in=ttl)
         return {"sub": sub, "ga4gh_passport_v1": visas}
 
+    # ------------------------------------------------------------ login (PKCE)
+    CODE_TTL = 60
+
+    def _codes(self) -> dict:
+        if not hasattr(self, "_code_store"):
+            self._code_store: dict[str, dict] = {}
+        return self._code_store
+
+    def authorization_request(self, params: dict[str, str]) -> str | None:
+        """Why an authorization request is refused, or None when it is acceptable."""
+        if params.get("response_type") != "code":
+            return "response_type must be code"
+        if not params.get("client_id"):
+            return "client_id is required"
+        if not is_allowed_url(params.get("redirect_uri", "")):
+            return "redirect_uri must be https, or http to a loopback address"
+        if params.get("code_challenge_method") != "S256" or not params.get("code_challenge"):
+            return "PKCE is required: code_challenge with code_challenge_method S256"
+        return None
+
+    def login_page(self, params: dict[str, str]) -> str:
+        hidden = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, v in params.items()
+        )
+        return (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            "<title>Development issuer: sign in</title>"
+            "<style>body{font-family:sans-serif;max-width:32rem;margin:3rem auto}"
+            "input,button{font-size:1rem;padding:.4rem}</style></head><body>"
+            "<h1>Development issuer</h1>"
+            f"<p>Sign in to <b>{html.escape(params.get('client_id', ''))}</b>. "
+            "This issuer is for development: it asks for no password.</p>"
+            f'<form method="post" action="/authorize">{hidden}'
+            '<label>User (sub) <input name="sub" id="sub" required pattern="[A-Za-z0-9._@-]{1,64}">'
+            '</label> <button type="submit" id="signin">Sign in</button></form></body></html>'
+        )
+
+    def authorize(self, params: dict[str, str], sub: str) -> str:
+        """The redirect (with a one-time code) after ``sub`` signed in."""
+        code = secrets.token_urlsafe(32)
+        with self._lock:
+            now = time.time()
+            codes = self._codes()
+            for old in [c for c, v in codes.items() if v["expires"] < now]:
+                codes.pop(old, None)
+            codes[code] = {
+                "sub": sub,
+                "client_id": params["client_id"],
+                "redirect_uri": params["redirect_uri"],
+                "challenge": params["code_challenge"],
+                "audience": params.get("resource") or params["client_id"],
+                "expires": now + self.CODE_TTL,
+            }
+        query = {"code": code}
+        if params.get("state"):
+            query["state"] = params["state"]
+        sep = "&" if "?" in params["redirect_uri"] else "?"
+        return f"{params['redirect_uri']}{sep}{urlencode(query)}"
+
+    def token(self, form: dict[str, str]) -> tuple[int, dict]:
+        """The token endpoint: a code and its PKCE verifier for an access token."""
+        if form.get("grant_type") != "authorization_code":
+            return 400, {"error": "unsupported_grant_type"}
+        with self._lock:
+            entry = self._codes().pop(form.get("code", ""), None)  # used once, even on failure
+        if entry is None or entry["expires"] < time.time():
+            return 400, {"error": "invalid_grant"}
+        if (
+            form.get("client_id") != entry["client_id"]
+            or form.get("redirect_uri") != entry["redirect_uri"]
+        ):
+            return 400, {"error": "invalid_grant"}
+        verifier = form.get("code_verifier", "")
+        digest = hashlib.sha256(verifier.encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        if not verifier or not hmac.compare_digest(challenge, entry["challenge"]):
+            return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
+        expires_in = 3600
+        token = self.access_token(entry["sub"], audience=entry["audience"], expires_in=expires_in)
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
+
     # ------------------------------------------------------------ serving
     def make_server(self, host: str = "127.0.0.1", port: int | None = None) -> ThreadingHTTPServer:
         if port is None:
@@ -278,12 +378,44 @@ class LocalIssuer:
 
             def _send(self, status: int, body: dict) -> None:
                 data = json.dumps(body).encode()
+                self._raw(status, data, "application/json")
+
+            def _raw(self, status: int, data: bytes, kind: str, headers=()) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Cache-Control", "no-store")
+                for name, value in headers:
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _form(self) -> dict[str, str]:
+                length = min(int(self.headers.get("Content-Length") or 0), 64 * 1024)
+                raw = self.rfile.read(length).decode("utf-8", "replace")
+                return {k: v[0] for k, v in parse_qs(raw).items()}
+
+            def _authorize(self, params: dict[str, str], sub: str | None) -> None:
+                problem = issuer.authorization_request(params)
+                if problem is not None:
+                    return self._raw(400, html.escape(problem).encode(), "text/plain")
+                if sub is None:
+                    page = issuer.login_page(params).encode()
+                    return self._raw(200, page, "text/html; charset=utf-8")
+                target = issuer.authorize(params, sub)
+                return self._raw(303, b"", "text/plain", [("Location", target)])
+
+            def do_POST(self):  # noqa: N802 - http.server naming
+                path = urlsplit(self.path).path.rstrip("/")
+                form = self._form()
+                if path == "/token":
+                    return self._send(*issuer.token(form))
+                if path == "/authorize":
+                    sub = form.pop("sub", "")
+                    if not sub or len(sub) > 64:
+                        return self._raw(400, b"sub is required", "text/plain")
+                    return self._authorize(form, sub)
+                return self._send(404, {"error": "not_found"})
 
             def do_GET(self):  # noqa: N802 - http.server naming
                 path = urlsplit(self.path).path.rstrip("/")
@@ -291,6 +423,9 @@ class LocalIssuer:
                     return self._send(200, issuer.discovery())
                 if path == "/jwks":
                     return self._send(200, issuer.jwks())
+                if path == "/authorize":
+                    query = urlsplit(self.path).query
+                    return self._authorize({k: v[0] for k, v in parse_qs(query).items()}, None)
                 if path == "/userinfo":
                     auth = self.headers.get("Authorization", "")
                     scheme, _, token = auth.partition(" ")

@@ -621,9 +621,29 @@ def _merge(callers: list[Caller]) -> Caller:
 
 
 def caller_from_request(
-    settings, authorization_header: str | None, *, passports: list[str] | None = None
+    settings,
+    authorization_header: str | None,
+    *,
+    passports: list[str] | None = None,
+    db=None,
 ) -> Caller:
-    """The Caller for one request; never raises, fails closed with ``error``."""
+    """The Caller for one request; never raises, fails closed with ``error``.
+
+    With the node's ``db``, the grants its DACs gave the caller are added
+    (``server.auth.access.with_grants``)."""
+    caller = _caller_from_tokens(settings, authorization_header, passports)
+    if db is None or not caller.authenticated:
+        return caller
+    from server.auth.access import with_grants
+
+    try:
+        return with_grants(settings, db, caller)
+    except Exception:  # noqa: BLE001 - the database decides nothing here: no grants added
+        logger.exception("looking up the caller's access grants failed")
+        return caller
+
+
+def _caller_from_tokens(settings, authorization_header, passports) -> Caller:
     try:
         validator, protector = validator_for(settings)
         callers: list[Caller] = []

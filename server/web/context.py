@@ -40,7 +40,8 @@ def current_caller(passports: list[str] | None = None) -> Caller:
         return flask.g.genomeport_caller
     header = flask.request.headers.get("Authorization")
     # server.auth decides: never raises, a rejected token is a caller with an error
-    caller = caller_from_request(node().settings, header, passports=passports)
+    n = node()
+    caller = caller_from_request(n.settings, header, passports=passports, db=n.db)
     if passports is None:
         flask.g.genomeport_caller = caller
     return caller

@@ -19,8 +19,9 @@ earliest of ``GENOMEPORT_DATA_URL_TTL`` and the ``expires`` the API passes
 signature, so each download is audited under the caller the grant was
 decided for. Revocation: a grant revoked before its visa expires is closed
 by the checks in ``GRANT_CHECKS``, run at serve time with the caller's label
-and the dataset (there are none yet: without them a URL stays valid until its
-``exp``, at most the TTL).
+and the dataset: ``server.auth.access.grant_check`` refuses the URLs of a
+caller whose DAC grants on the dataset were all revoked or have expired
+(cached at most ``GENOMEPORT_ACCESS_CACHE_SECONDS``).
 
 Every ``GET``/``HEAD`` is audited after the response (api ``data``): caller,
 object, byte range, status and bytes handed to the server, refusals too (bad
@@ -55,6 +56,7 @@ from pathlib import Path
 import cachetools
 
 from server import errors, storage
+from server.auth.access import grant_check
 from server.auth.urls import ANONYMOUS, PREFIX, WHO, check_expiry, check_kind, check_signature
 from server.genomics.coords import exclusive_end, inclusive_end
 from server.logging import request_id_var
@@ -134,9 +136,9 @@ def _wes_file(settings: Settings, db, ident: str) -> Path:
 
 
 # Checks run before serving each URL, ``fn(settings, db, caller_label, dataset_id)``;
-# one raises ``PermissionDenied`` to close the URLs of a revoked grant. None yet:
-# without one a URL stays valid until its ``exp``, at most the TTL.
-GRANT_CHECKS: tuple[GrantCheck, ...] = ()
+# one raises ``PermissionDenied`` to close the URLs of a revoked grant:
+# ``server.auth.access.grant_check`` closes those of a revoked or expired DAC grant.
+GRANT_CHECKS: tuple[GrantCheck, ...] = (grant_check,)
 
 # kind -> resolver: what /data/<kind>/<ident> serves. A kind signed by an API
 # (server.auth.urls.sign_url) and missing here is a 404, never a guess.

@@ -25,6 +25,8 @@ from swagger_ui_bundle import swagger_ui_path
 from server import errors
 from server.web.errors import error_body
 from server.web.landing import TEMPLATES, Landing, respond
+from server.web.portal import PREFIX as PORTAL
+from server.web.portal import Portal
 
 PREFIX = "/docs"
 # the Swagger UI files the page loads, and the source maps they name
@@ -108,7 +110,8 @@ class Docs:
 
 
 class Pages:
-    """The node's pages for people, beside its APIs: ``/`` and ``/docs``.
+    """The node's pages for people, beside its APIs: ``/``, ``/docs`` and the
+    data access pages under ``/portal`` (``server.web.portal``).
 
     The documents behind ``/docs`` are read on its first request (in a thread),
     not when the app is built: parsing them takes about a second.
@@ -118,6 +121,7 @@ class Pages:
         self.settings = settings
         self.apis, self.openapi_dir = apis, openapi_dir
         self.landing = Landing(settings, db, {api.document: api.base_path for api in apis})
+        self.portal = Portal(settings, db)
 
     @functools.cached_property
     def docs(self) -> Docs:
@@ -132,6 +136,8 @@ class Pages:
     def app_for(self, scope):
         """The ASGI app of the page ``scope`` asks for, or None (not a page)."""
         path = scope["path"]
+        if path == PORTAL or path.startswith(PORTAL + "/"):
+            return self.portal if scope["method"] in ("GET", "HEAD", "POST") else None
         if scope["method"] not in ("GET", "HEAD"):
             return None
         if path == "/":

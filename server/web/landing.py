@@ -81,6 +81,7 @@ def describe(settings, db, documents) -> dict:
         "datasets": datasets,
         "links": {
             "docs": f"{base}/docs",
+            "dataAccess": f"{base}/portal",
             "serviceInfo": f"{base}/service-info",
             "ready": f"{base}/health/ready",
         },

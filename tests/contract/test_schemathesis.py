@@ -124,6 +124,7 @@ test_beacon = _document_test("beacon.yaml")
 test_wes = _document_test("wes.yaml")
 test_drs = _document_test("drs.yaml")
 test_service_info = _document_test("service-info.yaml")
+test_access = _document_test("access.yaml")
 
 
 # Requests that hit the seeded data (generated ones rarely name an existing id):
