@@ -18,7 +18,11 @@ JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
 def _dataset(ondelete: str) -> sa.Column:
     return sa.Column(
-        "dataset_id", sa.String(128), sa.ForeignKey("datasets.id", ondelete=ondelete), index=True
+        "dataset_id",
+        sa.String(128),
+        sa.ForeignKey("datasets.id", ondelete=ondelete),
+        index=True,
+        nullable=False,
     )
 
 
@@ -58,6 +62,7 @@ def upgrade() -> None:
             sa.Integer,
             sa.ForeignKey("access_applications.id", ondelete="CASCADE"),
             index=True,
+            nullable=False,
         ),
         sa.Column("time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(800), nullable=False),
@@ -73,6 +78,7 @@ def upgrade() -> None:
             sa.Integer,
             sa.ForeignKey("access_applications.id", ondelete="RESTRICT"),
             unique=True,
+            nullable=False,
         ),
         _dataset("RESTRICT"),
         sa.Column("subject", sa.String(256), nullable=False),
