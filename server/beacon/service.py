@@ -50,6 +50,7 @@ from server.beacon.tiers import (
     rule_text,
     shown_count,
 )
+from server.catalogue import metadata as catalogue_metadata
 from server.db.prepared import fetch_all
 from server.db.tables import DataFile
 from server.errors import NotFound
@@ -474,7 +475,7 @@ def _variant_docs(
     return docs
 
 
-def _dataset_doc(session, ds) -> dict:
+def _dataset_doc(session, ds, settings: Settings | None = None) -> dict:
     bff = session.execute(
         sa.select(BeaconRecord.document)
         .where(BeaconRecord.dataset_id == ds.id, BeaconRecord.entry_type == "dataset")
@@ -487,6 +488,13 @@ def _dataset_doc(session, ds) -> dict:
     if ds.description and not doc.get("description"):
         doc["description"] = ds.description
     info = dict(doc.get("info") or {})
+    if settings is not None:  # the catalogue metadata, the same the FAIR Data Point gives
+        fields = catalogue_metadata.beacon_fields(
+            catalogue_metadata.of_dataset(session, settings, ds.id)
+        )
+        if catalogue_metadata.has_document(session, ds.id) or not bff:
+            info.update(fields.pop("info"))
+            doc.update(fields)
     info.update({"accessLevel": ds.access, "assembly": ds.assembly})
     doc["info"] = info
     return doc
@@ -582,7 +590,7 @@ def _result_sets(
                     session, settings, m.page, d.id, ctx, exact=tiers[d.id] == RECORD
                 )
             elif req.entry_type == "datasets":
-                rs["results"] = [_dataset_doc(session, d)] if m.page else []
+                rs["results"] = [_dataset_doc(session, d, settings)] if m.page else []
             else:
                 rs["results"] = _record_docs(session, d.id, req.entry_type, m.page)
             if req.entry_type in ("runs", "analyses", "datasets") and hit:
@@ -690,7 +698,7 @@ def query(
             results,
             tiers,
             ctx,
-            _dataset_doc,
+            lambda session, ds: _dataset_doc(session, ds, settings),
             _record_docs,
             lambda *a: _handovers(session, settings, *a[1:]),
         )

@@ -82,6 +82,7 @@ def describe(settings, db, documents) -> dict:
         "links": {
             "docs": f"{base}/docs",
             "serviceInfo": f"{base}/service-info",
+            "fairDataPoint": f"{base}/fdp",
             "ready": f"{base}/health/ready",
         },
     }
