@@ -18,6 +18,7 @@ What the count and boolean tiers show is decided in ``server.beacon.tiers``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import namedtuple
 from urllib.parse import urlsplit
 
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 
 from server.auth import Caller, beacon_resolves_people, beacon_tier
 from server.auth.audit import Decision
-from server.beacon import budget, collection, engine
+from server.beacon import budget, collection, engine, populations
 from server.beacon.budget import limits as budget_limits
 from server.beacon.engine import variant_id
 from server.beacon.frequencies import frequencies
@@ -471,6 +472,18 @@ def _variant_docs(
                 ),
             }
         ]
+        by_country = populations.country_frequencies(
+            ctx or engine.new_context(session), dataset_id, r, lambda n: adjust(n, settings, exact)
+        )
+        if by_country:
+            doc["frequencyInPopulations"].append(
+                {
+                    "source": f"{settings.beacon_name} dataset {dataset_id}, "
+                    "by country of birth and sex",
+                    "sourceReference": f"{_base(settings)}/datasets/{dataset_id}",
+                    "frequencies": by_country,
+                }
+            )
         docs.append(doc)
     return docs
 
@@ -619,6 +632,9 @@ def query(
     ctx = engine.new_context(session)
     for text in req.warnings:
         ctx.warn(text)
+    other_filters, wanted_population = populations.split_filters(req.filters)
+    if len(other_filters) != len(req.filters):  # the GDI portal's sex and country filters
+        req = dataclasses.replace(req, filters=other_filters)
     datasets = _datasets(session, req, ctx)
     tiers = {d.id: beacon_tier(caller, d) for d in datasets}
     if spend is not None:
@@ -704,6 +720,9 @@ def query(
         )
     else:
         sets, boolean_sets = _result_sets(session, settings, req, results, tiers, shown, ctx)
+        if wanted_population and req.entry_type == "g_variants":
+            for rs in sets:
+                populations.keep_matching(rs["results"], wanted_population)
         if req.include == "NONE":
             body["response"] = {"resultSets": []}  # the schema wants the section, even empty
         elif sets or returned >= ORDER[COUNT]:
