@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from server.auth import Caller, beacon_resolves_people, beacon_tier
 from server.auth.audit import Decision
-from server.beacon import budget, collection, engine, populations
+from server.beacon import af, budget, collection, engine, populations
 from server.beacon.budget import limits as budget_limits
 from server.beacon.engine import variant_id
 from server.beacon.frequencies import frequencies
@@ -383,7 +383,8 @@ def _datasets(session, req: BeaconRequest, ctx: engine.Context) -> list:
         return [by_id[d] for d in req.dataset_ids if d in by_id]
     if req.entry_type == "datasets":
         return rows
-    with_data = {r.dataset_id for r in ctx.loads if r.kind in ("vcf", "metadata")}
+    kinds = ("vcf", "metadata", af.KIND) if req.entry_type == "g_variants" else ("vcf", "metadata")
+    with_data = {r.dataset_id for r in ctx.loads if r.kind in kinds}
     return [d for d in rows if d.id in with_data]
 
 
@@ -598,7 +599,12 @@ def _result_sets(
             },
         }
         if granularity == ORDER[RECORD]:
-            if req.entry_type == "g_variants":
+            if isinstance(m, af.Matches):
+                exact = tiers[d.id] == RECORD
+                rs["results"] = m.documents(
+                    settings, d.id, lambda n, exact=exact: adjust(n, settings, exact)
+                )
+            elif req.entry_type == "g_variants":
                 rs["results"] = _variant_docs(
                     session, settings, m.page, d.id, ctx, exact=tiers[d.id] == RECORD
                 )
@@ -655,11 +661,21 @@ def query(
         else engine.Genomic()
     )
     scoped = person_scoped(req)
+    frequency_only = af.frequency_datasets(ctx)
     results, total, any_adjusted = [], 0, False
     for d in datasets:
         tier = tiers[d.id]
         if scoped and not beacon_resolves_people(tier):
             m = engine.Matches(0, [])  # as if the id did not exist (no per-person oracle)
+        elif d.id in frequency_only:  # aggregate counts only (server.beacon.af)
+            m = af.evaluate(
+                ctx,
+                req,
+                d.id,
+                genomic,
+                want_page=shown[d.id] == ORDER[RECORD],
+                min_people=min_people(settings, tier),
+            )
         else:
             m = engine.evaluate(
                 ctx,
