@@ -6,6 +6,7 @@ import flask
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
+from server import service_info
 from server.catalogue import service
 from server.web.context import node
 
@@ -33,6 +34,10 @@ def _answer(kind: str, *args: str, format_: str | None = None):
     with n.db.session() as session:
         body, content_type = service.respond(session, n.settings, kind, args, _media(format_))
     return flask.Response(body, status=200, content_type=content_type, headers={"Vary": "Accept"})
+
+
+def get_service_info():
+    return service_info.api_info(node().settings, "fdp")
 
 
 def get_root(format_=None):
