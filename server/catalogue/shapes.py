@@ -110,7 +110,8 @@ gps:Dataset a sh:NodeShape ; sh:targetClass dcat:Dataset ;
                   sh:class dcat:Distribution ] .
 {_AGENT}
 gps:Contact a sh:NodeShape ;
-    sh:property [ sh:path vcard:fn ; sh:minCount 1 ; sh:minLength 1 ] ;
+    sh:property [ sh:path vcard:fn ; sh:minCount 1 ; sh:minLength 1 ;
+                  sh:message "the contact needs a name" ] ;
     sh:property [ sh:path vcard:hasEmail ; sh:minCount 1 ; sh:nodeKind sh:IRI ;
                   sh:pattern "^mailto:[^@\\\\s]+@[^@\\\\s]+$" ;
                   sh:message "the contact e-mail must be an address (name@host)" ] ;

@@ -135,6 +135,11 @@ class TestGetRoot:
                 p = get(c, str(profile))
                 artifact = URIRef("http://www.w3.org/ns/dx/prof/hasArtifact")
                 assert URIRef(f"{base}/fdp/shapes/{level}") in set(p.objects(None, artifact))
+        # the profiles and shapes too, in both serializations
+        for level in shapes.LEVELS:
+            for kind in ("profile", "shapes"):
+                url = f"{base}/fdp/{kind}/{level}"
+                assert isomorphic(get(c, url), get(c, url, "json-ld")), url
         datasets = {u.rsplit("/", 1)[1] for u in kinds["dataset"]}
         assert datasets == {"demo", "ctl"}  # "bad" does not conform
         assert len(kinds["catalog"]) == 2  # the node's and dk-national
