@@ -21,9 +21,12 @@ record is the same graph, and its validation is cached.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import threading
 from dataclasses import dataclass
 
+import cachetools
 import sqlalchemy as sa
 from rdflib import RDF, RDFS, XSD, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF
@@ -238,14 +241,43 @@ def load(session, settings: Settings) -> Node:
     for did, fmt in session.execute(sa.select(DataFile.dataset_id, DataFile.format).distinct()):
         formats.setdefault(did, set()).add(fmt)
     node = Node(settings, metas, formats, {}, {})
-    for did in metas:
-        g = dataset_graph(node, did)
-        found = shapes.problems("dataset", g)
+    for did, meta in metas.items():
+        g, found = _checked_dataset(node, did, meta)
         if found:
             node.problems[did] = found
         else:
             node.datasets[did] = g
     return node
+
+
+_DATASETS: cachetools.LRUCache = cachetools.LRUCache(1024)
+_LOCK = threading.Lock()
+
+
+def _checked_dataset(node: Node, did: str, meta: Metadata) -> tuple[Graph, list[str]]:
+    """A dataset's record and its problems, built and validated once per content
+    of everything it is built from (its metadata, its files' formats, the
+    node's address and name)."""
+    key = json.dumps(
+        [
+            did,
+            meta.access,
+            meta.values,
+            sorted(node.formats.get(did, ())),
+            node.u.base,
+            node.settings.beacon_name,
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    with _LOCK:
+        hit = _DATASETS.get(key)
+    if hit is None:
+        g = dataset_graph(node, did)
+        hit = (g, shapes.problems("dataset", g))
+        with _LOCK:
+            _DATASETS[key] = hit
+    return hit
 
 
 # ---------------------------------------------------------------- records

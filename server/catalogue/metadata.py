@@ -183,20 +183,19 @@ def store(db, dataset_id: str, path: str | Path) -> str:
         return "updated"
 
 
-def _individuals(session, dataset_id: str) -> int | None:
+def individual_counts(session, dataset_ids=None) -> dict[str, int]:
+    """``{dataset id: individual records}`` of done metadata loads, in one query."""
     from server.beacon.tables import BeaconLoad, BeaconRecord
 
-    n = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(BeaconRecord)
+    q = (
+        sa.select(BeaconRecord.dataset_id, sa.func.count())
         .join(BeaconLoad, BeaconLoad.id == BeaconRecord.load_id)
-        .where(
-            BeaconRecord.dataset_id == dataset_id,
-            BeaconRecord.entry_type == "individual",
-            BeaconLoad.status == "done",
-        )
+        .where(BeaconRecord.entry_type == "individual", BeaconLoad.status == "done")
+        .group_by(BeaconRecord.dataset_id)
     )
-    return int(n) if n else None
+    if dataset_ids is not None:
+        q = q.where(BeaconRecord.dataset_id.in_(list(dataset_ids)))
+    return {did: int(n) for did, n in session.execute(q)}
 
 
 def _date(value) -> str:
@@ -212,8 +211,11 @@ def node_agent(settings: Settings) -> dict:
     return {"name": settings.beacon_name, "email": "dataops@localhost", "url": settings.public_url}
 
 
-def resolve(session, settings: Settings, dataset: Dataset, document: dict | None) -> Metadata:
-    """The published metadata of ``dataset``: ``document`` over the defaults."""
+def resolve(
+    session, settings: Settings, dataset: Dataset, document: dict | None, individuals=None
+) -> Metadata:
+    """The published metadata of ``dataset``: ``document`` over the defaults
+    (``individuals``: its number of individual records, read when not given)."""
     given = dict(document or {})
     values = {
         "title": dataset.name or dataset.id,
@@ -229,7 +231,9 @@ def resolve(session, settings: Settings, dataset: Dataset, document: dict | None
         "modified": _date(dataset.updated),
         "catalogue": DEFAULT_CATALOGUE,
     }
-    n = _individuals(session, dataset.id)
+    if individuals is None:
+        individuals = individual_counts(session, [dataset.id])
+    n = individuals.get(dataset.id)
     if n is not None:
         if dataset.access != "public":  # as the Beacon's count tier would show it
             from server.beacon.tiers import adjust
@@ -266,8 +270,9 @@ def of_dataset(session, settings: Settings, dataset_id: str) -> Metadata:
 
 def all_metadata(session, settings: Settings) -> list[Metadata]:
     docs = documents(session)
+    counts = individual_counts(session)
     rows = session.scalars(sa.select(Dataset).order_by(Dataset.id))
-    return [resolve(session, settings, d, docs.get(d.id)) for d in rows]
+    return [resolve(session, settings, d, docs.get(d.id), counts) for d in rows]
 
 
 def duo_terms(meta: Metadata) -> list[dict]:

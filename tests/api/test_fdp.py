@@ -210,6 +210,7 @@ class TestInvalidMetadata:
         conforms, _, _ = validate(g, shacl_graph=served_shapes(node.client, "dataset"))
         assert not conforms
         monkeypatch.setattr(shapes, "problems", lambda level, data: [])
+        monkeypatch.setattr(fdp, "_DATASETS", {})  # no verdict kept from before
         assert node.client.get("/fdp/dataset/bad").status_code == 200
 
 
