@@ -589,6 +589,7 @@ def _result_sets(
             continue
         rs = {
             "id": d.id,
+            "beaconId": settings.beacon_id,  # as networks tag each set (the GDI portal reads it)
             "setType": "dataset",
             "exists": hit,
             "resultsCount": count,

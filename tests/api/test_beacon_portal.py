@@ -107,9 +107,11 @@ def portal_counts(body: dict) -> dict[str, int]:
 
 
 def portal_frequencies(body: dict) -> dict[tuple[str, str], dict]:
-    """What the g_variants mapper flattens: {(dataset, population): frequency}."""
+    """What the g_variants mapper flattens: {(dataset, population): frequency}
+    (each row also names the set's beaconId)."""
     out = {}
     for rs in (body.get("response") or {}).get("resultSets") or []:
+        assert rs["beaconId"] == body["meta"]["beaconId"]
         for result in rs.get("results") or []:
             for item in result.get("frequencyInPopulations") or []:
                 for f in item.get("frequencies") or []:
