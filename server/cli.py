@@ -106,29 +106,59 @@ def dataset() -> None:
     """Datasets: the unit of access control (public, registered or controlled)."""
 
 
-@dataset.command("add")
-@click.argument("dataset_id")
-@click.option(
-    "--access",
-    required=True,
-    type=click.Choice(["public", "registered", "controlled"]),
-    help="public: anyone; registered: any caller with a ResearcherStatus or "
-    "AcceptedTermsAndPolicies visa; controlled: only holders of a "
-    "ControlledAccessGrants visa for this dataset.",
+_METADATA_HELP = (
+    "YAML or JSON file of the dataset's catalogue metadata (title, description, "
+    "keywords, themes, publisher, contact, licence, access_rights, data_use as DUO "
+    "terms, population_coverage, number_of_individuals, issued, modified, catalogue); "
+    "it answers Beacon /datasets and the FAIR Data Point. See the README."
 )
-@click.option("--name", default="", help="Human-readable name (default: the id).")
-@click.option("--assembly", default="", help="Reference assembly, e.g. GRCh38.")
-@click.option("--description", default="", help="Free text shown in Beacon and service-info.")
-@click.option(
-    "--grant-value",
-    default="",
-    help="The ControlledAccessGrants visa value that grants access (default: the dataset id).",
-)
-@click.pass_obj
-def dataset_add(obj: Ctx, dataset_id, access, name, assembly, description, grant_value) -> None:
-    """Create DATASET_ID, or update its settings if it exists (idempotent)."""
+
+
+def _dataset_options(required_access: bool):
+    def wrap(fn):
+        for option in reversed(
+            [
+                click.option(
+                    "--access",
+                    required=required_access,
+                    default=None,
+                    type=click.Choice(["public", "registered", "controlled"]),
+                    help="public: anyone; registered: any caller with a ResearcherStatus or "
+                    "AcceptedTermsAndPolicies visa; controlled: only holders of a "
+                    "ControlledAccessGrants visa for this dataset.",
+                ),
+                click.option("--name", default="", help="Human-readable name (default: the id)."),
+                click.option("--assembly", default="", help="Reference assembly, e.g. GRCh38."),
+                click.option(
+                    "--description", default="", help="Free text shown in Beacon and service-info."
+                ),
+                click.option(
+                    "--grant-value",
+                    default="",
+                    help="The ControlledAccessGrants visa value that grants access "
+                    "(default: the dataset id).",
+                ),
+                click.option(
+                    "--metadata",
+                    "metadata_file",
+                    default=None,
+                    type=click.Path(exists=True, dir_okay=False),
+                    help=_METADATA_HELP,
+                ),
+            ]
+        ):
+            fn = option(fn)
+        return fn
+
+    return wrap
+
+
+def _save_dataset(obj: Ctx, dataset_id, access, name, assembly, description, grant_value, path):
+    from server.catalogue import metadata
     from server.registry import add_dataset
 
+    if path:
+        metadata.read_file(path)  # a bad file is refused before anything is written
     row, outcome = add_dataset(
         obj.db,
         dataset_id,
@@ -139,6 +169,71 @@ def dataset_add(obj: Ctx, dataset_id, access, name, assembly, description, grant
         grant_value=grant_value,
     )
     click.echo(f"{outcome}: dataset {row.id} ({row.access})")
+    if path:
+        click.echo(f"{metadata.store(obj.db, dataset_id, path)}: metadata of {row.id} from {path}")
+        _report_check(obj, [dataset_id])
+
+
+def _report_check(obj: Ctx, dataset_ids) -> bool:
+    """Print whether each dataset's FAIR Data Point record is published; True if all are."""
+    from server.catalogue import fdp
+
+    ok = True
+    with obj.db.session() as session:
+        node = fdp.load(session, obj.settings)
+        for did in dataset_ids or sorted(node.metadata):
+            if did not in node.metadata:
+                raise click.ClickException(f"no dataset {did!r}")
+            found = node.problems.get(did, [])
+            if not found:
+                click.echo(f"{did}: published in the FAIR Data Point")
+                continue
+            ok = False
+            click.echo(f"{did}: NOT published; its metadata does not conform to the shapes:")
+            for text in found:
+                click.echo(f"  - {text}")
+    return ok
+
+
+@dataset.command("add")
+@click.argument("dataset_id")
+@_dataset_options(required_access=True)
+@click.pass_obj
+def dataset_add(
+    obj: Ctx, dataset_id, access, name, assembly, description, grant_value, metadata_file
+) -> None:
+    """Create DATASET_ID, or update its settings if it exists (idempotent); with
+    --metadata, keep its catalogue metadata too."""
+    _save_dataset(obj, dataset_id, access, name, assembly, description, grant_value, metadata_file)
+
+
+@dataset.command("update")
+@click.argument("dataset_id")
+@_dataset_options(required_access=False)
+@click.pass_obj
+def dataset_update(
+    obj: Ctx, dataset_id, access, name, assembly, description, grant_value, metadata_file
+) -> None:
+    """Change an existing DATASET_ID: only the options given (its metadata with
+    --metadata FILE, which replaces the earlier file)."""
+    from server.registry import get_dataset
+
+    with obj.db.session() as session:
+        row = get_dataset(session, dataset_id)
+        access = access or row.access
+        grant_value = grant_value or row.grant_value
+    _save_dataset(obj, dataset_id, access, name, assembly, description, grant_value, metadata_file)
+
+
+@dataset.command("check")
+@click.argument("dataset_ids", nargs=-1)
+@click.pass_obj
+def dataset_check(obj: Ctx, dataset_ids) -> None:
+    """Validate each dataset's FAIR Data Point record (default: every dataset)
+    against the SHACL shapes the FDP serves, and say why one is not published.
+    Exits 1 when any is not."""
+    if not _report_check(obj, list(dataset_ids)):
+        raise SystemExit(1)
 
 
 @dataset.command("list")

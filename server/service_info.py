@@ -17,7 +17,10 @@ SERVICES: dict[str, tuple[str, str, str, str]] = {
     "beacon": ("beacon", "2.0.0", "/beacon/v2", "genomeport Beacon v2"),
     "wes": ("wes", "1.1.0", "/ga4gh/wes/v1", "genomeport WES"),
     "drs": ("drs", "1.5.0", "/ga4gh/drs/v1", "genomeport DRS"),
+    "fdp": ("fdp", "1.2.0", "/fdp", "genomeport FAIR Data Point"),
 }
+# the group of each artifact that is not a GA4GH standard
+GROUPS = {"fdp": "org.fairdatapoint"}
 # which OpenAPI document serves each
 DOCUMENTS = {
     "htsget-reads": "htsget.yaml",
@@ -25,6 +28,7 @@ DOCUMENTS = {
     "beacon": "beacon.yaml",
     "wes": "wes.yaml",
     "drs": "drs.yaml",
+    "fdp": "fdp.yaml",
 }
 
 
@@ -62,7 +66,11 @@ def api_info(settings: Settings, api: str) -> dict:
     return {
         "id": f"{node_id(settings)}.{api}",
         "name": name,
-        "type": {"group": "org.ga4gh", "artifact": artifact, "version": version},
+        "type": {
+            "group": GROUPS.get(api, "org.ga4gh"),
+            "artifact": artifact,
+            "version": version,
+        },
         "description": f"{name} served by this node.",
         "url": settings.public_url.rstrip("/") + path,
         **_common(settings),

@@ -48,6 +48,40 @@ def load_vcf_cmd(file, dataset_id, assembly, batch_size, quiet) -> None:
     click.echo(result.describe())
 
 
+@beacon.command("load-frequencies")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--dataset", "dataset_id", required=True, help="Registered dataset id (frequencies only)."
+)
+@click.option(
+    "--mapping",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML/JSON {population label: {AC: field, AN: field, AF: field, nhomalt: field, "
+    "AC_Hom: field, AC_Het: field, AC_Hemi: field}} for INFO fields not named "
+    "AC_<pop>, AN_<pop>, ...",
+)
+@click.option(
+    "--assembly",
+    default=None,
+    help="GRCh38 or GRCh37 (default: the dataset's, else guessed from the header).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def load_frequencies_cmd(file, dataset_id, mapping, assembly, quiet) -> None:
+    """Load aggregate allele frequencies per population from a (sites-only) VCF:
+    AC/AN/AF, homozygous, heterozygous and hemizygous counts per population as
+    bcftools +fill-tags -S or gnomAD-style files write them (AC_DK, AN_DK_F,
+    AC_Hom_DK, nhomalt_DK). No genotypes or individuals are read or stored;
+    the dataset answers g_variants with frequencyInPopulations. One
+    transaction: all of the file or nothing."""
+    from server.beacon.af import load_frequencies
+
+    result = load_frequencies(
+        _obj().db, file, dataset_id, mapping=mapping, assembly=assembly, progress=not quiet
+    )
+    click.echo(result.describe())
+
+
 @beacon.command("load-metadata")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--dataset", "dataset_id", required=True, help="Registered dataset id to load into.")

@@ -63,8 +63,8 @@ def subsets(ctx: Context, dataset_id: str) -> list[Subset]:
     ]
 
 
-def _entry(population: str, ac: int, an: int, hom: int, het: int, adjust) -> dict:
-    ac, an, hom, het = adjust(ac), adjust(an), adjust(hom), adjust(het)
+def _entry(population: str, ac: int, an: int, hom: int, het: int, adjust, hemi: int = 0) -> dict:
+    ac, an, hom, het, hemi = adjust(ac), adjust(an), adjust(hom), adjust(het), adjust(hemi)
     return {
         "population": population,
         "alleleFrequency": (ac / an) if an else 0.0,
@@ -72,13 +72,16 @@ def _entry(population: str, ac: int, an: int, hom: int, het: int, adjust) -> dic
         "alleleNumber": an,
         "alleleCountHomozygous": hom,
         "alleleCountHeterozygous": het,
+        "alleleCountHemizygous": hemi,
     }
 
 
 def frequencies(ctx: Context, dataset_id: str, row, adjust) -> list[dict]:
     """The ``frequencies`` list of one variant row; ``adjust(count)`` applies the
     caller's tier rule to every count."""
-    out = [_entry(dataset_id, row.ac, row.an, row.hom, row.het, adjust)]
+    # alleles of haploid calls (AC less those of diploid carriers) are hemizygous
+    hemi = max(row.ac - row.het - 2 * row.hom, 0)
+    out = [_entry(dataset_id, row.ac, row.an, row.hom, row.het, adjust, hemi)]
     hom_bytes = getattr(row, "hom_carriers", None)
     if hom_bytes is None:
         return out

@@ -18,6 +18,7 @@ What the count and boolean tiers show is decided in ``server.beacon.tiers``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import namedtuple
 from urllib.parse import urlsplit
 
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 
 from server.auth import Caller, beacon_resolves_people, beacon_tier
 from server.auth.audit import Decision
-from server.beacon import budget, collection, engine
+from server.beacon import af, budget, collection, engine, populations
 from server.beacon.budget import limits as budget_limits
 from server.beacon.engine import variant_id
 from server.beacon.frequencies import frequencies
@@ -50,6 +51,7 @@ from server.beacon.tiers import (
     rule_text,
     shown_count,
 )
+from server.catalogue import metadata as catalogue_metadata
 from server.db.prepared import fetch_all
 from server.db.tables import DataFile
 from server.errors import NotFound
@@ -381,7 +383,8 @@ def _datasets(session, req: BeaconRequest, ctx: engine.Context) -> list:
         return [by_id[d] for d in req.dataset_ids if d in by_id]
     if req.entry_type == "datasets":
         return rows
-    with_data = {r.dataset_id for r in ctx.loads if r.kind in ("vcf", "metadata")}
+    kinds = ("vcf", "metadata", af.KIND) if req.entry_type == "g_variants" else ("vcf", "metadata")
+    with_data = {r.dataset_id for r in ctx.loads if r.kind in kinds}
     return [d for d in rows if d.id in with_data]
 
 
@@ -470,11 +473,23 @@ def _variant_docs(
                 ),
             }
         ]
+        by_country = populations.country_frequencies(
+            ctx or engine.new_context(session), dataset_id, r, lambda n: adjust(n, settings, exact)
+        )
+        if by_country:
+            doc["frequencyInPopulations"].append(
+                {
+                    "source": f"{settings.beacon_name} dataset {dataset_id}, "
+                    "by country of birth and sex",
+                    "sourceReference": f"{_base(settings)}/datasets/{dataset_id}",
+                    "frequencies": by_country,
+                }
+            )
         docs.append(doc)
     return docs
 
 
-def _dataset_doc(session, ds) -> dict:
+def _dataset_doc(session, ds, settings: Settings | None = None) -> dict:
     bff = session.execute(
         sa.select(BeaconRecord.document)
         .where(BeaconRecord.dataset_id == ds.id, BeaconRecord.entry_type == "dataset")
@@ -487,6 +502,13 @@ def _dataset_doc(session, ds) -> dict:
     if ds.description and not doc.get("description"):
         doc["description"] = ds.description
     info = dict(doc.get("info") or {})
+    if settings is not None:  # the catalogue metadata, the same the FAIR Data Point gives
+        fields = catalogue_metadata.beacon_fields(
+            catalogue_metadata.of_dataset(session, settings, ds.id)
+        )
+        if catalogue_metadata.has_document(session, ds.id) or not bff:
+            info.update(fields.pop("info"))
+            doc.update(fields)
     info.update({"accessLevel": ds.access, "assembly": ds.assembly})
     doc["info"] = info
     return doc
@@ -567,6 +589,7 @@ def _result_sets(
             continue
         rs = {
             "id": d.id,
+            "beaconId": settings.beacon_id,  # as networks tag each set (the GDI portal reads it)
             "setType": "dataset",
             "exists": hit,
             "resultsCount": count,
@@ -577,12 +600,17 @@ def _result_sets(
             },
         }
         if granularity == ORDER[RECORD]:
-            if req.entry_type == "g_variants":
+            if isinstance(m, af.Matches):
+                exact = tiers[d.id] == RECORD
+                rs["results"] = m.documents(
+                    settings, d.id, lambda n, exact=exact: adjust(n, settings, exact)
+                )
+            elif req.entry_type == "g_variants":
                 rs["results"] = _variant_docs(
                     session, settings, m.page, d.id, ctx, exact=tiers[d.id] == RECORD
                 )
             elif req.entry_type == "datasets":
-                rs["results"] = [_dataset_doc(session, d)] if m.page else []
+                rs["results"] = [_dataset_doc(session, d, settings)] if m.page else []
             else:
                 rs["results"] = _record_docs(session, d.id, req.entry_type, m.page)
             if req.entry_type in ("runs", "analyses", "datasets") and hit:
@@ -611,6 +639,9 @@ def query(
     ctx = engine.new_context(session)
     for text in req.warnings:
         ctx.warn(text)
+    other_filters, wanted_population = populations.split_filters(req.filters)
+    if len(other_filters) != len(req.filters):  # the GDI portal's sex and country filters
+        req = dataclasses.replace(req, filters=other_filters)
     datasets = _datasets(session, req, ctx)
     tiers = {d.id: beacon_tier(caller, d) for d in datasets}
     if spend is not None:
@@ -631,11 +662,21 @@ def query(
         else engine.Genomic()
     )
     scoped = person_scoped(req)
+    frequency_only = af.frequency_datasets(ctx)
     results, total, any_adjusted = [], 0, False
     for d in datasets:
         tier = tiers[d.id]
         if scoped and not beacon_resolves_people(tier):
             m = engine.Matches(0, [])  # as if the id did not exist (no per-person oracle)
+        elif d.id in frequency_only:  # aggregate counts only (server.beacon.af)
+            m = af.evaluate(
+                ctx,
+                req,
+                d.id,
+                genomic,
+                want_page=shown[d.id] == ORDER[RECORD],
+                min_people=min_people(settings, tier),
+            )
         else:
             m = engine.evaluate(
                 ctx,
@@ -690,12 +731,15 @@ def query(
             results,
             tiers,
             ctx,
-            _dataset_doc,
+            lambda session, ds: _dataset_doc(session, ds, settings),
             _record_docs,
             lambda *a: _handovers(session, settings, *a[1:]),
         )
     else:
         sets, boolean_sets = _result_sets(session, settings, req, results, tiers, shown, ctx)
+        if wanted_population and req.entry_type == "g_variants":
+            for rs in sets:
+                populations.keep_matching(rs["results"], wanted_population)
         if req.include == "NONE":
             body["response"] = {"resultSets": []}  # the schema wants the section, even empty
         elif sets or returned >= ORDER[COUNT]:

@@ -201,3 +201,29 @@ class BeaconBudget(Base):
     minute_n: Mapped[int] = mapped_column(sa.Integer)
     day: Mapped[int] = mapped_column(sa.Integer, index=True)  # UTC days since the epoch
     day_n: Mapped[int] = mapped_column(sa.Integer)
+
+
+class BeaconFrequency(Base):
+    """One ALT allele of a frequency-only dataset (``genomeport beacon
+    load-frequencies``): its aggregate counts per population, and nothing about
+    any person (no genotypes, samples or carriers). ``populations`` maps a
+    population label (the dataset id for the whole cohort) to
+    ``[AC, AN, homozygous, heterozygous, hemizygous]``; a count the file did not
+    give is null."""
+
+    __tablename__ = "beacon_af_variants"
+    __table_args__ = (sa.Index("ix_beacon_af_variants_locus", "dataset_id", "chrom", "start"),)
+
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    load_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    dataset_id: Mapped[str] = mapped_column(sa.String(128))
+    assembly: Mapped[str] = mapped_column(sa.String(32))
+    chrom: Mapped[str] = mapped_column(sa.String(64))
+    start: Mapped[int] = mapped_column(sa.BigInteger)  # 0-based
+    end: Mapped[int] = mapped_column(sa.BigInteger)  # 0-based, exclusive
+    ref: Mapped[str] = mapped_column(sa.Text)
+    alt: Mapped[str] = mapped_column(sa.Text)
+    variant_type: Mapped[str] = mapped_column(sa.String(16))
+    length: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    vcf_id: Mapped[str] = mapped_column(sa.Text, default="")
+    populations: Mapped[dict] = mapped_column(Document, default=dict)

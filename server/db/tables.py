@@ -84,3 +84,22 @@ class AuditEvent(Base):
     )  # granted | denied | refused (budget) | error
     status: Mapped[int] = mapped_column(sa.Integer, default=200)
     request_id: Mapped[str] = mapped_column(sa.String(64), default="")
+
+
+class DatasetMetadata(Base):
+    """A dataset's catalogue metadata (``genomeport dataset add|update --metadata``):
+    the document as given (YAML or JSON, parsed), answered by Beacon ``/datasets``
+    and the FAIR Data Point. A dataset without a row gets defaults
+    (``server.catalogue.metadata``)."""
+
+    __tablename__ = "dataset_metadata"
+
+    dataset_id: Mapped[str] = mapped_column(
+        sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    document: Mapped[dict] = mapped_column(Document, default=dict)
+    source: Mapped[str] = mapped_column(sa.Text, default="")  # the file it came from
+    sha256: Mapped[str] = mapped_column(sa.String(64), default="")
+    updated: Mapped[dt.datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

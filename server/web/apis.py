@@ -41,6 +41,7 @@ APIS: tuple[Api, ...] = (
     Api("wes", "wes.yaml", "/ga4gh/wes/v1", "handlers.wes", ("/ga4gh/wes",), render_status),
     Api("drs", "drs.yaml", "/ga4gh/drs/v1", "handlers.drs", ("/ga4gh/drs",), render_status),
     Api("access", "access.yaml", "/access", "handlers.access", ("/access",), render_status),
+    Api("fdp", "fdp.yaml", "/fdp", "handlers.fdp", ("/fdp",), render_status),
 )
 
 NODE = APIS[0]  # paths of no API (health, metrics, unknown) are the node's own

@@ -100,8 +100,14 @@ class HandlerResolver(Resolver):
         return f"{self.module}.{snake_case(operation.operation_id)}"
 
 
+# APIs whose root record is addressed without a trailing slash (the FAIR Data
+# Point's root is ``/fdp``, the IRI its records name): served as ``<base>/``
+BARE_ROOTS = frozenset({"/fdp"})
+
+
 class DataPlaneMount:
-    """Sends ``/data/...`` to the data plane, every other request to ``app``."""
+    """Sends ``/data/...`` to the data plane, every other request to ``app``
+    (a bare API root of ``BARE_ROOTS`` as its ``/`` path)."""
 
     def __init__(self, app, dataplane: DataPlane):
         self.app = app
@@ -111,6 +117,8 @@ class DataPlaneMount:
         if scope["type"] == "http" and scope.get("path", "").startswith("/data/"):
             await self.dataplane(scope, receive, send)
         else:
+            if scope["type"] == "http" and scope.get("path") in BARE_ROOTS:
+                scope = {**scope, "path": scope["path"] + "/", "raw_path": None}
             await self.app(scope, receive, send)
 
 

@@ -83,6 +83,7 @@ def describe(settings, db, documents) -> dict:
             "docs": f"{base}/docs",
             "dataAccess": f"{base}/portal",
             "serviceInfo": f"{base}/service-info",
+            "fairDataPoint": f"{base}/fdp",
             "ready": f"{base}/health/ready",
         },
     }

@@ -60,6 +60,7 @@ def test_every_api_document_is_served():
         "wes.yaml",
         "drs.yaml",
         "access.yaml",
+        "fdp.yaml",
     }
     assert {api.document for api in APIS} == expected
     assert {path.name for path in OPENAPI_DIR.glob("*.yaml")} >= expected

@@ -125,6 +125,7 @@ test_wes = _document_test("wes.yaml")
 test_drs = _document_test("drs.yaml")
 test_service_info = _document_test("service-info.yaml")
 test_access = _document_test("access.yaml")
+test_fdp = _document_test("fdp.yaml")
 
 
 # Requests that hit the seeded data (generated ones rarely name an existing id):
@@ -188,6 +189,17 @@ SEEDED = [
     ("beacon.yaml", "/filtering_terms", "GET", {}, None, None),
     ("wes.yaml", "/runs", "GET", {}, {"page_size": 5}, None),
     ("service-info.yaml", "/services", "GET", {}, None, None),
+    ("fdp.yaml", "/", "GET", {}, None, None),
+    ("fdp.yaml", "/dataset/{datasetId}", "GET", {"datasetId": "demo"}, None, None),
+    ("fdp.yaml", "/dataset/{datasetId}", "GET", {"datasetId": "demo"}, {"format": "jsonld"}, None),
+    (
+        "fdp.yaml",
+        "/distribution/{datasetId}/{api}",
+        "GET",
+        {"datasetId": "demo", "api": "drs"},
+        None,
+        None,
+    ),
 ]
 
 

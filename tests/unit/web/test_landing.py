@@ -60,7 +60,7 @@ def test_api_clients_get_json_from_the_database(client, registered):
     assert datasets["closed1"]["access"] == "controlled"
     assert datasets["closed1"]["objects"] is None and datasets["closed1"]["files"] is None
     ids = [a["id"] for a in body["apis"]]
-    assert ids == ["htsget-reads", "htsget-variants", "beacon", "wes", "drs"]
+    assert ids == ["htsget-reads", "htsget-variants", "beacon", "wes", "drs", "fdp"]
     base = body["url"]
     assert base == "http://127.0.0.1:8080"
     for api in body["apis"]:
