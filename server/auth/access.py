@@ -38,7 +38,6 @@ import datetime as dt
 import getpass
 import json
 import os
-import re
 import threading
 import time
 import uuid
@@ -50,35 +49,19 @@ import sqlalchemy as sa
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
+from server import duo
 from server.auth import Caller, check_token, grant_value_of
 from server.auth.audit import Decision, append
 from server.auth.roles import datasets_with_role, token_subject
 from server.auth.tables import AccessApplication, AccessEvent, AccessGrant, AccessTerms
+from server.catalogue import metadata
 from server.db.tables import Dataset, utcnow
 from server.errors import Conflict, InvalidAuthentication, InvalidInput, NotFound, PermissionDenied
 
 VISA_TYP = "vnd.ga4gh.visa+jwt"
 STATES = ("submitted", "approved", "rejected", "returned")
 DECISIONS = {"approve": "approved", "reject": "rejected", "return": "returned"}
-DUO = re.compile(r"^DUO:\d{7}$")
 MAX_TEXT = 4000
-# Labels of the Data Use Ontology terms the pages show (others by their id).
-DUO_LABELS = {
-    "DUO:0000004": "no restriction",
-    "DUO:0000042": "general research use",
-    "DUO:0000006": "health or medical or biomedical research",
-    "DUO:0000007": "disease specific research",
-    "DUO:0000011": "population origins or ancestry research only",
-    "DUO:0000015": "no general methods research",
-    "DUO:0000016": "genetic studies only",
-    "DUO:0000018": "not for profit, non commercial use only",
-    "DUO:0000019": "publication required",
-    "DUO:0000021": "ethics approval required",
-    "DUO:0000024": "publication moratorium",
-    "DUO:0000026": "user specific restriction",
-    "DUO:0000028": "institution specific restriction",
-    "DUO:0000029": "return to database or resource",
-}
 PURPOSES = ("DUO:0000042", "DUO:0000006", "DUO:0000007", "DUO:0000011")
 
 
@@ -109,7 +92,7 @@ def _text(body: dict, name: str, *, limit: int = 512, required: bool = True) -> 
 def _terms(value, name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise InvalidInput(f"'{name}' must be a list of DUO term ids (DUO:0000007)")
-    bad = [t for t in value if not DUO.match(t)]
+    bad = [t for t in value if not duo.TERM.match(t)]
     if bad:
         raise InvalidInput(f"'{name}': not a DUO term id: {bad[0][:40]!r}")
     if len(value) > 64:
@@ -129,17 +112,18 @@ def is_operator(settings, caller: Caller) -> bool:
 
 
 # ------------------------------------------------------------------ terms
-def set_terms(db, dataset_id: str, duo: list[str], text: str = "") -> dict:
+def set_terms(db, dataset_id: str, terms: list[str], text: str = "") -> dict:
     """The data-use conditions applicants of ``dataset_id`` must accept (operator)."""
-    duo = _terms(list(duo), "duo")
+    terms = _terms(list(terms), "duo")
     with db.session() as session:
         if session.get(Dataset, dataset_id) is None:
             raise NotFound(f"no dataset {dataset_id!r}")
+        metadata.set_data_use(session, dataset_id, terms)
         row = session.get(AccessTerms, dataset_id)
         if row is None:
-            session.add(AccessTerms(dataset_id=dataset_id, duo=duo, text=text, updated=_now()))
+            session.add(AccessTerms(dataset_id=dataset_id, text=text, updated=_now()))
         else:
-            row.duo, row.text, row.updated = duo, text, _now()
+            row.text, row.updated = text, _now()
     append(
         db,
         caller=f"operator:{getpass.getuser()}",
@@ -147,14 +131,16 @@ def set_terms(db, dataset_id: str, duo: list[str], text: str = "") -> dict:
         action="terms.set",
         outcome="granted",
         dataset_id=dataset_id,
-        query={"duo": duo},
+        query={"duo": terms},
     )
-    return {"dataset": dataset_id, "duo": duo, "text": text}
+    return {"dataset": dataset_id, "duo": terms, "text": text}
 
 
 def terms_of(session, dataset_id: str) -> tuple[list[str], str]:
+    """The DUO terms applicants accept (the ``data_use`` of the dataset's
+    catalogue metadata, the one place they are kept) and the terms in words."""
     row = session.get(AccessTerms, dataset_id)
-    return (list(row.duo or []), row.text or "") if row is not None else ([], "")
+    return metadata.data_use(session, dataset_id), (row.text if row is not None else "")
 
 
 def datasets_open_for_application(db) -> list[dict]:

@@ -32,14 +32,14 @@ class DatasetRole(Base):
 
 
 class AccessTerms(Base):
-    """A dataset's data-use conditions (DUO term ids) that applicants must accept."""
+    """The terms in words that applicants of a dataset must accept, beside its
+    data-use conditions (the DUO terms of its catalogue metadata, ``data_use``)."""
 
     __tablename__ = "access_terms"
 
     dataset_id: Mapped[str] = mapped_column(
         sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
     )
-    duo: Mapped[list] = mapped_column(Document, default=list)  # ["DUO:0000007", ...]
     text: Mapped[str] = mapped_column(sa.Text, default="")  # the terms in words
     updated: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 

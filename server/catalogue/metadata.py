@@ -40,6 +40,7 @@ from pathlib import Path
 import sqlalchemy as sa
 import yaml
 
+from server import duo
 from server.db.tables import Dataset, DatasetMetadata
 from server.errors import InvalidInput, NotFound
 from server.settings import Settings
@@ -53,32 +54,8 @@ ACCESS_RIGHTS = {  # the EU access-right vocabulary
 }
 # a dataset's access level -> its default access rights
 ACCESS_OF_LEVEL = {"public": "public", "registered": "restricted", "controlled": "non_public"}
-# DUO terms the node labels (others are published with their id only)
-DUO_LABELS = {
-    "DUO:0000004": "no restriction",
-    "DUO:0000042": "general research use",
-    "DUO:0000006": "health or medical or biomedical research",
-    "DUO:0000007": "disease specific research",
-    "DUO:0000011": "population origins or ancestry research only",
-    "DUO:0000012": "research specific restrictions",
-    "DUO:0000015": "no general methods research",
-    "DUO:0000016": "genetic studies only",
-    "DUO:0000018": "not for profit, non commercial use only",
-    "DUO:0000019": "publication required",
-    "DUO:0000020": "collaboration required",
-    "DUO:0000021": "ethics approval required",
-    "DUO:0000022": "geographical restriction",
-    "DUO:0000024": "publication moratorium",
-    "DUO:0000026": "user specific restriction",
-    "DUO:0000027": "project specific restriction",
-    "DUO:0000028": "institution specific restriction",
-    "DUO:0000029": "return to database or resource",
-    "DUO:0000043": "clinical care use",
-    "DUO:0000044": "population origins or ancestry research prohibited",
-    "DUO:0000045": "not for profit organisation use only",
-    "DUO:0000046": "non-commercial use only",
-}
-DUO_IRI = "http://purl.obolibrary.org/obo/DUO_"
+DUO_IRI = duo.IRI
+DUO_LABELS = duo.LABELS
 
 _TEXT = ("title", "description", "licence", "access_rights", "population_coverage")
 _TEXT += ("catalogue", "catalogue_title", "issued", "modified")
@@ -181,6 +158,26 @@ def store(db, dataset_id: str, path: str | Path) -> str:
             return "unchanged"
         row.document, row.source, row.sha256 = document, str(path), sha
         return "updated"
+
+
+def data_use(session, dataset_id: str) -> list[str]:
+    """The dataset's data-use conditions (DUO term ids) from its metadata."""
+    row = session.get(DatasetMetadata, dataset_id)
+    return list((row.document or {}).get("data_use") or []) if row is not None else []
+
+
+def set_data_use(session, dataset_id: str, terms: list[str]) -> None:
+    """Replace the ``data_use`` of the dataset's metadata (the rest of the document
+    stays; a dataset without one gets a document holding only these terms)."""
+    row = session.get(DatasetMetadata, dataset_id)
+    if row is None:
+        session.add(
+            DatasetMetadata(
+                dataset_id=dataset_id, document={"data_use": list(terms)}, source="", sha256=""
+            )
+        )
+    else:
+        row.document = {**(row.document or {}), "data_use": list(terms)}
 
 
 def individual_counts(session, dataset_ids=None) -> dict[str, int]:

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from server import errors
+from server import duo, errors
 from server.auth import Caller, access, oidc
 from server.auth.roles import datasets_with_role, token_subject
 from server.auth.tokens import caller_from_request
@@ -150,7 +150,7 @@ class Portal:
         return caller if caller.authenticated else None
 
     def _render(self, template: str, status: int = 200, **context) -> Page:
-        page = TEMPLATES.get_template(template).render(labels=access.DUO_LABELS, **context)
+        page = TEMPLATES.get_template(template).render(labels=duo.LABELS, **context)
         return Page(status, page.encode())
 
     # ------------------------------------------------------------ routes

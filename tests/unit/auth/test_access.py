@@ -384,3 +384,24 @@ def test_cli_sets_terms_lists_and_revokes_grants(node):
     history = acc.get_application(db, settings, who("alice"), grant["application"])["history"]
     assert history[-1]["action"] == "revoke" and history[-1]["actor"].startswith("operator:")
     obj.db.dispose()
+
+
+def test_data_use_conditions_are_the_catalogue_metadata(node, tmp_path):
+    """One place for a dataset's DUO terms: what applicants must accept is what
+    Beacon /datasets and the FAIR Data Point publish, whichever command set it."""
+    from server.catalogue import metadata
+
+    settings, db = node
+    with db.session() as session:
+        assert metadata.of_dataset(session, settings, "ctl")["data_use"] == TERMS
+    document = tmp_path / "ctl.yaml"
+    document.write_text("title: Controlled cohort\ndata_use: [DUO:0000042]\n")
+    metadata.store(db, "ctl", document)
+    with db.session() as session:
+        assert acc.terms_of(session, "ctl") == (["DUO:0000042"], "words")
+    with pytest.raises(InvalidInput):  # the terms of the metadata must now be accepted
+        acc.apply(db, settings, who("alice"), BODY)
+    acc.set_terms(db, "ctl", TERMS, "words")
+    with db.session() as session:
+        meta = metadata.of_dataset(session, settings, "ctl")
+        assert meta["data_use"] == TERMS and meta["title"] == "Controlled cohort"

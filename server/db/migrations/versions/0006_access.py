@@ -35,7 +35,6 @@ def upgrade() -> None:
             sa.ForeignKey("datasets.id", ondelete="CASCADE"),
             primary_key=True,
         ),
-        sa.Column("duo", JSON, nullable=False),
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("updated", sa.DateTime(timezone=True), nullable=False),
     )
