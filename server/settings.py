@@ -87,6 +87,15 @@ class Settings:
     wes_run_memory_mb: int = 16384  # address space per process of a run, MiB (RLIMIT_AS; 0: none)
     wes_run_processes: int = 4096  # processes of the run user at once (RLIMIT_NPROC; 0: none)
     drs_max_bulk: int = 100
+    # Crypt4GH: the node's key pair, the submitters' inbox, the encrypted archive
+    c4gh_key_dir: str = ""  # empty: <var_dir>/keys
+    c4gh_passphrase: str = field(default="", repr=False)  # the secret key's passphrase
+    c4gh_passphrase_file: str = ""  # or a file holding it, readable by the node only (600)
+    inbox_dir: str = ""  # empty: <var_dir>/inbox
+    archive_dir: str = ""  # empty: <var_dir>/archive
+    inbox_max_chunk_bytes: int = 16 * 1024 * 1024  # largest chunk of one PUT
+    inbox_max_upload_bytes: int = 1 << 40  # largest declared upload
+    ingest_lease_seconds: int = 120  # an ingest claimed longer ago without progress is resumed
 
     def __post_init__(self) -> None:
         # Without a public URL the node names the address it binds, so the
@@ -106,6 +115,20 @@ class Settings:
     @property
     def effective_wes_work_dir(self) -> Path:
         return Path(self.wes_work_dir or Path(self.var_dir) / "wes").resolve()
+
+    @property
+    def effective_key_dir(self) -> Path:
+        return Path(self.c4gh_key_dir or Path(self.var_dir) / "keys").resolve()
+
+    @property
+    def effective_inbox_dir(self) -> str:
+        if self.inbox_dir.startswith("s3://"):
+            return self.inbox_dir.rstrip("/")
+        return str(Path(self.inbox_dir or Path(self.var_dir) / "inbox").resolve())
+
+    @property
+    def effective_archive_dir(self) -> Path:
+        return Path(self.archive_dir or Path(self.var_dir) / "archive").resolve()
 
     @property
     def audience(self) -> str:

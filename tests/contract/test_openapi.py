@@ -53,7 +53,14 @@ def test_document_loads_offline_and_resolves(api):
 
 
 def test_every_api_document_is_served():
-    expected = {"service-info.yaml", "htsget.yaml", "beacon.yaml", "wes.yaml", "drs.yaml"}
+    expected = {
+        "service-info.yaml",
+        "htsget.yaml",
+        "beacon.yaml",
+        "wes.yaml",
+        "drs.yaml",
+        "inbox.yaml",
+    }
     assert {api.document for api in APIS} == expected
     assert {path.name for path in OPENAPI_DIR.glob("*.yaml")} >= expected
 
