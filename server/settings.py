@@ -122,8 +122,6 @@ class Settings:
 
     @property
     def effective_inbox_dir(self) -> str:
-        if self.inbox_dir.startswith("s3://"):
-            return self.inbox_dir.rstrip("/")
         return str(Path(self.inbox_dir or Path(self.var_dir) / "inbox").resolve())
 
     @property

@@ -68,6 +68,7 @@ class TicketRequest:
     tags: list[str] | None = None
     notags: list[str] | None = None
     method: str = "GET"
+    encryption: str | None = None  # "C4GH": a Crypt4GH ticket for the client's key
 
     def audit_query(self) -> dict:
         query: dict = {"method": self.method}
@@ -75,6 +76,8 @@ class TicketRequest:
             query["format"] = self.format
         if self.class_:
             query["class"] = self.class_
+        if self.encryption:
+            query["encryptionScheme"] = self.encryption
         if self.regions is not None:
             query["regions"] = [
                 {"referenceName": r.reference_name, "start": r.start, "end": r.end}
@@ -96,6 +99,14 @@ def _format(endpoint: str, value) -> str | None:
             f"(supported: {', '.join(ENDPOINT_FORMATS[endpoint])})"
         )
     return fmt
+
+
+def _encryption(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.strip().upper() != "C4GH":
+        raise InvalidInput("encryptionScheme must be C4GH")
+    return "C4GH"
 
 
 def _class(value) -> str | None:
@@ -174,7 +185,18 @@ def parse_get(endpoint: str, object_id: str, params: dict) -> TicketRequest:
         raise InvalidInput("start and end require referenceName")
     if cls == "header" and regions is not None:
         raise InvalidInput("class=header cannot be combined with a region")
-    return TicketRequest(endpoint, object_id, fmt, cls, regions, fields, tags, notags, "GET")
+    return TicketRequest(
+        endpoint,
+        object_id,
+        fmt,
+        cls,
+        regions,
+        fields,
+        tags,
+        notags,
+        "GET",
+        _encryption(params.get("encryptionScheme")),
+    )
 
 
 def parse_post(endpoint: str, object_id: str, body, query: dict | None = None) -> TicketRequest:
@@ -224,7 +246,18 @@ def parse_post(endpoint: str, object_id: str, body, query: dict | None = None) -
             regions.append(Region(name, start, end))
     if cls == "header" and regions is not None:
         raise InvalidInput("class=header cannot be combined with regions")
-    return TicketRequest(endpoint, object_id, fmt, cls, regions, fields, tags, notags, "POST")
+    return TicketRequest(
+        endpoint,
+        object_id,
+        fmt,
+        cls,
+        regions,
+        fields,
+        tags,
+        notags,
+        "POST",
+        _encryption(body.get("encryptionScheme")),
+    )
 
 
 # ------------------------------------------------------------------ tickets
@@ -286,8 +319,10 @@ def _files(db: Database, object_id: str) -> list:
     return _files_query().rows(db.engine, {"object_id": object_id})
 
 
-def ticket(ctx: Context, request: TicketRequest) -> dict:
-    """Authorise, then build the ticket. Every decision is audited."""
+def ticket(ctx: Context, request: TicketRequest, client_key: str | None = None) -> dict:
+    """Authorise, then build the ticket. Every decision is audited.
+
+    ``client_key``: the ``client-public-key`` header, for ``encryptionScheme=C4GH``."""
     files = _files(ctx.db, request.object_id)
     datasets = {f.dataset_id for f in files}
     if len(datasets) > 1:  # the formats of one object always live in one dataset
@@ -305,10 +340,24 @@ def ticket(ctx: Context, request: TicketRequest) -> dict:
         first = files[0]
         decision.dataset_id = first.dataset_id
         expires = authorize(ctx.caller, first.access, first.grant_value or first.dataset_id)
+        chosen = _choose_file(request, files)
+        from server.htsget import crypt4gh
+
+        if request.encryption or crypt4gh.is_encrypted(chosen):
+            crypt4gh.check_transfer(ctx.db, chosen, request.encryption)
+        if request.encryption:
+            return crypt4gh.ticket(
+                ctx.settings,
+                request,
+                chosen,
+                client_key,
+                caller=ctx.caller.label,
+                expires=expires,
+            )
         return _build(
             ctx.settings,
             request,
-            _choose_file(request, files),
+            chosen,
             caller=ctx.caller.label,
             expires=expires,
         )

@@ -270,6 +270,42 @@ def archive(settings: Settings, path: Path, result: Scan, target: Path) -> None:
         raise RuntimeError("the archive copy differs from the inbox copy")
 
 
+def cram_names(fh) -> list[str]:
+    """A CRAM's ``@SQ`` names: its header container piped to ``samtools view -H``."""
+    from server.genomics import cram
+
+    major, header_end = cram.header_end(fh)
+    fh.seek(0)
+    head = fh.read(header_end) + cram.eof_container(major)
+    done = subprocess.run(  # noqa: S603 - fixed argument list
+        ["samtools", "view", "-H", "--no-PG", "-"], input=head, capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        raise Rejected("the CRAM header cannot be read")
+    return [
+        field[3:]
+        for line in done.stdout.decode("utf-8", "replace").splitlines()
+        if line.startswith("@SQ")
+        for field in line.split("\t")
+        if field.startswith("SN:")
+    ]
+
+
+def compute_layout(settings: Settings, target: Path, result: Scan, kind: str, index: bytes):
+    """Where the blocks, records and containers are (``server.genomics.layout``),
+    read from the archived copy through its plaintext view, in memory."""
+    from server.genomics import layout
+    from server.genomics.slices import INDEXES
+    from server.storage import for_location
+
+    plain = for_location(str(target), settings)
+    parsed = INDEXES[kind](index)
+    with plain.open() as fh:
+        names = cram_names(fh) if result.format == "CRAM" else None
+        fh.seek(0)
+        return layout.compute(fh, result.size, result.format, parsed, names)
+
+
 # ---------------------------------------------------------------- one upload
 class Ingest:
     """One worker: claims uploads and runs the pipeline on each."""
@@ -421,6 +457,8 @@ class Ingest:
         archive(settings, path, result, target)
         encrypted_index = encrypt_small(settings, index_bytes)
         _write_atomic(index_target, lambda fh: fh.write(encrypted_index))
+        lay = compute_layout(settings, target, result, kind, index_bytes)
+        _write_atomic(Path(str(base) + ".layout"), lambda fh: fh.write(lay.dumps()))
         self.renew(row.pk)
         self._register(
             row, result, object_id, accession, target, index_target, index_bytes, index_row

@@ -54,11 +54,16 @@ def is_local(location: str | os.PathLike) -> bool:
 
 
 def for_location(
-    location: str | os.PathLike, settings=None, *, registered: Stat | None = None
+    location: str | os.PathLike,
+    settings=None,
+    *,
+    registered: Stat | None = None,
+    raw: bool = False,
 ) -> Storage:
     """The backend for a registered location (``settings``: the object store's
-    endpoint and credentials; ``registered``: the size and mtime on record)."""
-    if is_crypt4gh(str(location)):
+    endpoint and credentials; ``registered``: the size and mtime on record;
+    ``raw``: a Crypt4GH file's ciphertext as stored, not its plaintext)."""
+    if is_crypt4gh(str(location)) and not raw:
         if settings is None:
             raise ServiceError("Crypt4GH files need the node's settings (its key)")
         return Crypt4GHStorage(_plain_backend(location, settings, None), settings, registered)

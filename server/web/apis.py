@@ -40,7 +40,7 @@ APIS: tuple[Api, ...] = (
     Api("beacon", "beacon.yaml", "/beacon/v2", "handlers.beacon", ("/beacon",), render_beacon),
     Api("wes", "wes.yaml", "/ga4gh/wes/v1", "handlers.wes", ("/ga4gh/wes",), render_status),
     Api("drs", "drs.yaml", "/ga4gh/drs/v1", "handlers.drs", ("/ga4gh/drs",), render_status),
-    Api("inbox", "inbox.yaml", "", "handlers.inbox", ("/inbox",), render_status),
+    Api("inbox", "inbox.yaml", "/inbox", "handlers.inbox", ("/inbox",), render_status),
 )
 
 NODE = APIS[0]  # paths of no API (health, metrics, unknown) are the node's own
