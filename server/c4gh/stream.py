@@ -155,7 +155,7 @@ def region_edit_list(ranges: list[tuple[int, int]]) -> tuple[list[int], list[tup
     """
     runs: list[tuple[int, int]] = []
     for start, end in ranges:
-        first, last = start // SEGMENT, (end - 1) // SEGMENT + 1
+        first, last = start // SEGMENT, -(-end // SEGMENT)  # last: exclusive (ceiling)
         if runs and first <= runs[-1][1]:
             runs[-1] = (runs[-1][0], max(runs[-1][1], last))
         else:

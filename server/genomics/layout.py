@@ -90,7 +90,7 @@ def _blocks(fh: BinaryIO, fmt: str, header_end: int, data_end: int):
             if coffset < first_block:
                 last_byte = data[-1:] or last_byte
                 continue
-            last_byte = data[first_u - 1 : first_u]
+            last_byte = data[:first_u][-1:]
             data, need, partial = data[first_u:], 0, b""
         elif fmt == "VCF":
             clean.append(last_byte == b"\n")

@@ -271,24 +271,15 @@ def archive(settings: Settings, path: Path, result: Scan, target: Path) -> None:
 
 
 def cram_names(fh) -> list[str]:
-    """A CRAM's ``@SQ`` names: its header container piped to ``samtools view -H``."""
+    """A CRAM's ``@SQ`` names (``server.genomics.format_cram``), read in memory."""
     from server.genomics import cram
+    from server.genomics.format_cram import reference_names
 
     major, header_end = cram.header_end(fh)
-    fh.seek(0)
-    head = fh.read(header_end) + cram.eof_container(major)
-    done = subprocess.run(  # noqa: S603 - fixed argument list
-        ["samtools", "view", "-H", "--no-PG", "-"], input=head, capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        raise Rejected("the CRAM header cannot be read")
-    return [
-        field[3:]
-        for line in done.stdout.decode("utf-8", "replace").splitlines()
-        if line.startswith("@SQ")
-        for field in line.split("\t")
-        if field.startswith("SN:")
-    ]
+    try:
+        return reference_names(fh, major, header_end)
+    except ValueError as exc:
+        raise Rejected(str(exc)) from None
 
 
 def compute_layout(settings: Settings, target: Path, result: Scan, kind: str, index: bytes):
