@@ -63,6 +63,21 @@ def rotate(obj, quiet) -> None:
     click.echo(f"rotated {count} archived file(s) from key {old} to key {new}")
 
 
+@crypt4gh.command("require-encryption")
+@click.argument("dataset_id")
+@click.option("--off", is_flag=True, help="Allow plaintext transfer again.")
+@click.pass_obj
+def require_encryption(obj, dataset_id, off) -> None:
+    """Serve DATASET's archived files encrypted only: plaintext htsget tickets and
+    plaintext data URLs are refused; C4GH tickets (encryptionScheme=C4GH with the
+    caller's client-public-key) are the way out. Audited."""
+    from server.inbox.policy import set_encrypted_only
+
+    outcome = set_encrypted_only(obj.db, dataset_id, not off)
+    state = "plaintext allowed" if off else "encrypted transfer required"
+    click.echo(f"{outcome}: dataset {dataset_id}: {state}")
+
+
 @click.group("ingest")
 def ingest() -> None:
     """The ingest pipeline: uploads in the inbox checked, archived and registered."""

@@ -229,3 +229,22 @@ class TestPlaintextThroughTheDataPlane:
         index(out, fmt)
         region = to_region(ref, start, end)
         assert view(out, fmt, region) == view(testdata / rel, fmt, region)
+
+
+class TestEncryptedOnlyDataset:
+    def test_plaintext_ticket_refused_c4gh_served_returns_403(self, node, kit, researcher):
+        from server.inbox.policy import set_encrypted_only
+
+        client, db = node
+        read = {"Authorization": f"Bearer {kit.grant('urn:ds:ctl')}"}
+        region = {"referenceName": "11", "start": 5_000_000, "end": 5_001_000}
+        assert set_encrypted_only(db, "ctl", True) == "changed"
+        try:
+            resp = client.get("/reads/na-bam", params=region, headers=read)
+            assert resp.status_code == 403
+            assert "encryptionScheme=C4GH" in resp.json()["htsget"]["message"]
+            tk = c4gh_ticket(client, kit, researcher, "na-bam", "reads", **region)
+            assert c4gh.decrypt(fetch(client, tk), researcher[0])
+        finally:
+            assert set_encrypted_only(db, "ctl", False) == "changed"
+        assert client.get("/reads/na-bam", params=region, headers=read).status_code == 200
