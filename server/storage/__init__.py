@@ -31,13 +31,14 @@ import os
 
 from server.errors import ServiceError
 from server.storage.base import CHANGED, Stat, Storage, check_unchanged
-from server.storage.crypt4gh import Crypt4GHStorage, is_crypt4gh
+from server.storage.crypt4gh import Crypt4GHStorage, ReheaderedStorage, is_crypt4gh
 from server.storage.local import LocalStorage
 from server.storage.s3 import S3Storage
 
 __all__ = [
     "CHANGED",
     "Crypt4GHStorage",
+    "ReheaderedStorage",
     "Stat",
     "Storage",
     "check_unchanged",

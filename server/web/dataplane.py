@@ -79,6 +79,7 @@ class Target:
     mtime_ns: int | None = None  # registered mtime; None or 0: not checked
     audit: dict = field(default_factory=dict)  # extra fields for the audit row
     raw: bool = False  # a Crypt4GH file's ciphertext as stored (kind c4gh)
+    header: bytes = b""  # kind c4ghkey: a header for the client replacing the archived one
 
 
 Resolver = Callable[[Settings, object, str], "Target | Path | str"]
@@ -143,6 +144,30 @@ def _c4gh_resolver(settings: Settings, db, ident: str) -> Target:
     )
 
 
+def _c4gh_for_client(settings: Settings, db, ident: str) -> Target:
+    """``<pk>.<header>``: an archived file behind a header made for a client's key
+    (DRS with ``client-public-key``); the header is in the signed URL itself, so
+    every ranged request of one URL sees the same bytes."""
+    import base64
+    import binascii
+
+    pk, _, encoded = ident.partition(".")
+    try:
+        header = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (ValueError, binascii.Error):
+        raise errors.NotFound("no such data file") from None
+    target = _c4gh_resolver(settings, db, pk)
+    return Target(
+        target.location,
+        object_id=target.object_id,
+        dataset_id=target.dataset_id,
+        mtime_ns=target.mtime_ns,
+        audit={**target.audit, "client_key": True},
+        raw=True,
+        header=header,
+    )
+
+
 def _plaintext_resolver(index: bool) -> Resolver:
     """``file``/``index``: refused for a dataset that requires encrypted transfer."""
     inner = _datafile_resolver(index)
@@ -176,6 +201,7 @@ RESOLVERS: dict[str, Resolver] = {
     "file": _plaintext_resolver(False),
     "index": _plaintext_resolver(True),
     "c4gh": _c4gh_resolver,  # Crypt4GH ciphertext as archived (C4GH tickets)
+    "c4ghkey": _c4gh_for_client,  # the same behind a client's header (DRS)
     "wes": _wes_file,  # WES run logs and outputs, handed only to the run's owner
 }
 for _kind in RESOLVERS:
@@ -319,6 +345,15 @@ class DataPlane:
             registered=Stat(target.size, target.mtime_ns),
             raw=target.raw,
         )
+        if target.header:
+            from server.c4gh.stream import read_header
+
+            def archived_length() -> int:
+                with store.open() as fh:
+                    return read_header(fh).length
+
+            length = await asyncio.get_running_loop().run_in_executor(None, archived_length)
+            store = storage.ReheaderedStorage(store, target.header, length)
         if store.streamed:  # plaintext decrypted in memory: no descriptor to send
             await self._stream(scope, send, record, store, head=head)
             return

@@ -248,3 +248,35 @@ class TestEncryptedOnlyDataset:
         finally:
             assert set_encrypted_only(db, "ctl", False) == "changed"
         assert client.get("/reads/na-bam", params=region, headers=read).status_code == 200
+
+
+class TestDrsClientPublicKey:
+    def test_access_url_serves_a_stream_for_the_client_key_returns_200(
+        self, node, kit, researcher, testdata
+    ):
+        import hashlib
+
+        client, _ = node
+        headers = {
+            "Authorization": f"Bearer {kit.grant('urn:ds:ctl')}",
+            "client-public-key": c4gh.client_key_header(researcher[1]),
+        }
+        resp = client.get("/ga4gh/drs/v1/objects/na-bam.bam/access/https", headers=headers)
+        assert resp.status_code == 200, resp.text
+        url = resp.json()["url"]
+        whole = client.get(url)
+        assert whole.status_code == 200 and whole.content.startswith(b"crypt4gh")
+        plain = c4gh.decrypt(whole.content, researcher[0])
+        original = (testdata / FILES["na-bam"][0]).read_bytes()
+        assert hashlib.sha256(plain).digest() == hashlib.sha256(original).digest()
+        # ranged reads of the same URL are slices of the same bytes
+        part = client.get(url, headers={"Range": "bytes=100-70099"})
+        assert part.status_code == 206 and part.content == whole.content[100:70100]
+
+    def test_access_url_without_key_serves_plaintext_returns_200(self, node, kit, testdata):
+        client, _ = node
+        headers = {"Authorization": f"Bearer {kit.grant('urn:ds:ctl')}"}
+        resp = client.get("/ga4gh/drs/v1/objects/na-cram.cram/access/https", headers=headers)
+        assert resp.status_code == 200, resp.text
+        body = client.get(resp.json()["url"]).content
+        assert body == (testdata / FILES["na-cram"][0]).read_bytes()
