@@ -90,9 +90,16 @@ def node(tmp_path_factory, pg_available):
     var = tmp_path_factory.mktemp("schemathesis")
     kit = make_kit(var / "kit")
     with fresh_database("postgresql", var) as url:
-        settings = kit.trusting(node_settings(var / "var", url, beacon_rate_per_minute=0))
+        settings = kit.trusting(
+            node_settings(
+                var / "var", url, beacon_rate_per_minute=0, c4gh_passphrase="schemathesis-pass"
+            )
+        )
         db = migrated(settings)
         populate(db, var)
+        from server.c4gh.keys import keygen
+
+        keygen(settings)
         server = start_server(settings)
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {kit.registered()}"
@@ -124,6 +131,7 @@ test_beacon = _document_test("beacon.yaml")
 test_wes = _document_test("wes.yaml")
 test_drs = _document_test("drs.yaml")
 test_service_info = _document_test("service-info.yaml")
+test_inbox = _document_test("inbox.yaml")
 
 
 # Requests that hit the seeded data (generated ones rarely name an existing id):
