@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -50,6 +51,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import sqlalchemy as sa
 
@@ -58,6 +60,7 @@ from server.c4gh import keys as node_keys
 from server.c4gh import stream
 from server.db import Database
 from server.db.tables import DataFile
+from server.inbox.service import remove_bytes
 from server.inbox.tables import InboxUpload
 from server.settings import Settings
 
@@ -150,9 +153,28 @@ def _keys(settings: Settings) -> list[tuple]:
     return out
 
 
-def scan(settings: Settings, path: Path, renew: Callable[[], None] = lambda: None) -> Scan:
+def open_inbox(settings: Settings, location) -> BinaryIO:
+    """The uploaded bytes: a file of the node's inbox, or an object of an S3 inbox."""
+    from server.storage import for_location, is_local
+
+    if is_local(str(location)):
+        return open(location, "rb")  # noqa: SIM115 - the caller closes it
+    return io.BufferedReader(for_location(str(location), settings, raw=True).open(), 1 << 20)
+
+
+def inbox_size(settings: Settings, location) -> int | None:
+    """Bytes of the upload, None when they are gone."""
+    from server.storage import for_location
+
+    try:
+        return for_location(str(location), settings, raw=True).stat().size
+    except FileNotFoundError:
+        return None
+
+
+def scan(settings: Settings, path, renew: Callable[[], None] = lambda: None) -> Scan:
     """Steps 1-2: open the header, stream-decrypt through the index builder."""
-    with open(path, "rb") as fh:
+    with open_inbox(settings, path) as fh:
         try:
             header = stream.read_header(fh)
             data_keys = stream.session_keys(header, _keys(settings))
@@ -206,11 +228,14 @@ def scan(settings: Settings, path: Path, renew: Callable[[], None] = lambda: Non
     return Scan(fmt, size, sha.hexdigest(), md5.hexdigest(), index, header, data_keys)
 
 
-def decrypt_small(settings: Settings, path: Path) -> bytes:
+def decrypt_small(settings: Settings, path) -> bytes:
     """A small Crypt4GH file (a submitted index), decrypted in memory."""
-    if path.stat().st_size > MAX_INDEX_BYTES:
+    size = inbox_size(settings, path)
+    if size is None:
+        raise Rejected("the submitted index is no longer in the inbox")
+    if size > MAX_INDEX_BYTES:
         raise Rejected("the submitted index is larger than 1 GiB")
-    with open(path, "rb") as fh:
+    with open_inbox(settings, path) as fh:
         try:
             header = stream.read_header(fh)
             data_keys = stream.session_keys(header, _keys(settings))
@@ -245,7 +270,7 @@ def _write_atomic(target: Path, parts: Callable[[object], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def archive(settings: Settings, path: Path, result: Scan, target: Path) -> None:
+def archive(settings: Settings, path, result: Scan, target: Path) -> None:
     """Step 5: header re-encrypted for the node key, data segments copied untouched."""
     key = node_keys.node_key(settings)
     new_header = stream.reencrypt(result.header, _keys(settings), key.recipients(key.public))
@@ -253,7 +278,7 @@ def archive(settings: Settings, path: Path, result: Scan, target: Path) -> None:
 
     def write(out) -> None:
         out.write(new_header)
-        with open(path, "rb") as src:
+        with open_inbox(settings, path) as src:
             src.seek(result.header.length)
             while chunk := src.read(1 << 20):
                 copied.update(chunk)
@@ -261,7 +286,7 @@ def archive(settings: Settings, path: Path, result: Scan, target: Path) -> None:
 
     _write_atomic(target, write)
     original = hashlib.sha256()
-    with open(path, "rb") as src:
+    with open_inbox(settings, path) as src:
         src.seek(result.header.length)
         while chunk := src.read(1 << 20):
             original.update(chunk)
@@ -394,8 +419,8 @@ class Ingest:
 
     def _pipeline(self, row: InboxUpload) -> None:
         settings = self.settings
-        path = Path(row.location)
-        if not path.is_file():
+        path = row.location
+        if inbox_size(settings, path) is None:
             raise Rejected("the uploaded bytes are no longer in the inbox")
         result = scan(settings, path, renew=lambda: self.renew(row.pk))
         self.renew(row.pk)
@@ -408,7 +433,7 @@ class Ingest:
                     sa.select(InboxUpload).where(InboxUpload.id == row.index_upload)
                 )
                 session.expunge(index_row)
-            submitted = decrypt_small(settings, Path(index_row.location))
+            submitted = decrypt_small(settings, index_row.location)
             if not same_index(kind, result.index, submitted):
                 raise Rejected(
                     f"the submitted index ({index_row.filename}) does not describe this "
@@ -454,9 +479,9 @@ class Ingest:
         self._register(
             row, result, object_id, accession, target, index_target, index_bytes, index_row
         )
-        path.unlink(missing_ok=True)
+        remove_bytes(settings, row)
         if index_row is not None:
-            Path(index_row.location).unlink(missing_ok=True)
+            remove_bytes(settings, index_row)
 
     def _register(
         self,
@@ -543,7 +568,7 @@ class Ingest:
                 for found in settings_archive(self.settings, row.dataset_id, accession):
                     found.unlink(missing_ok=True)
             current.state, current.reason, current.lease = "rejected", reason, None
-        Path(row.location).unlink(missing_ok=True)
+        remove_bytes(self.settings, row)
         append(
             self.db,
             caller=row.submitter,

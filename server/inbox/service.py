@@ -110,8 +110,52 @@ def render(row: InboxUpload) -> dict:
     return out
 
 
+PART_URL_TTL = 3600  # seconds a presigned part URL stays valid (GET the upload for new ones)
+
+
+def on_object_storage(settings: Settings) -> bool:
+    from server.storage import is_local
+
+    return bool(settings.inbox_dir) and not is_local(settings.inbox_dir)
+
+
 def inbox_path(settings: Settings, dataset_id: str, upload_id: str) -> Path:
     return Path(settings.effective_inbox_dir) / dataset_id / f"{upload_id}.c4gh"
+
+
+def inbox_location(settings: Settings, dataset_id: str, upload_id: str) -> str:
+    if on_object_storage(settings):
+        return f"{settings.inbox_dir.rstrip('/')}/{dataset_id}/{upload_id}.c4gh"
+    return str(inbox_path(settings, dataset_id, upload_id))
+
+
+def _multipart(settings: Settings, row: InboxUpload, out: dict) -> dict:
+    """An S3 inbox upload: parts received, and presigned URLs for the missing ones."""
+    from server.storage import s3
+
+    size = int(row.declared_size)
+    count = max(1, -(-size // s3.PART_SIZE))
+    have = {}
+    if row.state == "uploading":
+        have = {
+            p["PartNumber"]: int(p["Size"])
+            for p in s3.multipart_parts(settings, row.location, row.multipart_id)
+        }
+        out["received"] = sum(have.values())
+    out["multipart"] = {
+        "part_size": s3.PART_SIZE,
+        "parts": [
+            {
+                "part_number": n,
+                "url": s3.multipart_part_url(
+                    settings, row.location, row.multipart_id, n, PART_URL_TTL
+                ),
+            }
+            for n in range(1, count + 1)
+            if n not in have and row.state == "uploading"
+        ],
+    }
+    return out
 
 
 # ---------------------------------------------------------------- create
@@ -160,7 +204,12 @@ def create_upload(ctx: Context, body: dict) -> dict:
                 or index.dataset_id != dataset_id
             ):
                 raise InvalidInput(f"no index upload {index_id!r} of yours in this dataset")
-        path = inbox_path(ctx.settings, dataset_id, upload_id)
+        path = inbox_location(ctx.settings, dataset_id, upload_id)
+        multipart = ""
+        if on_object_storage(ctx.settings):
+            from server.storage import s3
+
+            multipart = s3.multipart_start(ctx.settings, path)
         row = InboxUpload(
             id=upload_id,
             dataset_id=dataset_id,
@@ -173,15 +222,20 @@ def create_upload(ctx: Context, body: dict) -> dict:
             declared_size=size,
             declared_sha256=sha.lower(),
             received=0,
-            location=str(path),
+            location=path,
+            multipart_id=multipart,
             state="uploading",
         )
         session.add(row)
         session.flush()
         out = render(row)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    os.close(fd)
+        if multipart:
+            out = _multipart(ctx.settings, row, out)
+    if not multipart:
+        local = Path(path)
+        local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
     _audit(ctx, "upload.create", row, filename=filename, size=size, kind=kind)
     return out
 
@@ -197,7 +251,11 @@ def _own(ctx: Context, session, upload_id: str) -> InboxUpload:
 
 def get_upload(ctx: Context, upload_id: str) -> dict:
     with ctx.db.session() as session:
-        return render(_own(ctx, session, upload_id))
+        row = _own(ctx, session, upload_id)
+        out = render(row)
+        if row.multipart_id:
+            out = _multipart(ctx.settings, row, out)
+        return out
 
 
 def list_uploads(ctx: Context) -> list[dict]:
@@ -226,6 +284,11 @@ def put_chunk(ctx: Context, upload_id: str, offset: int, data: bytes) -> dict:
         row = _own(ctx, session, upload_id)
         if row.state != "uploading":
             raise Conflict(f"upload {upload_id} is {row.state}, not uploading")
+        if row.multipart_id:
+            raise Conflict(
+                "this upload goes straight to object storage: PUT its parts to the presigned "
+                "URLs of GET /inbox/uploads/{id}"
+            )
         if not has_role(ctx.db, ctx.caller, row.dataset_id, "submitter"):
             raise PermissionDenied(f"you are no longer a submitter of {row.dataset_id!r}")
         path, declared = Path(row.location), int(row.declared_size)
@@ -271,12 +334,50 @@ def file_sha256(path: Path) -> str:
     return sha.hexdigest()
 
 
+def _complete_multipart(ctx: Context, row: InboxUpload) -> None:
+    from server.storage import s3
+
+    parts = s3.multipart_parts(ctx.settings, row.location, row.multipart_id)
+    received = sum(int(p["Size"]) for p in parts)
+    if received != int(row.declared_size):
+        raise InvalidInput(
+            f"object storage has {received} of {row.declared_size} bytes; send the missing parts"
+        )
+    s3.multipart_complete(ctx.settings, row.location, row.multipart_id, parts)
+    row.received = received
+
+
+def _hash_location(settings: Settings, location: str) -> str:
+    from server.storage import for_location, is_local
+
+    if is_local(location):
+        return file_sha256(Path(location))
+    sha = hashlib.sha256()
+    with for_location(location, settings, raw=True).open() as fh:
+        while chunk := fh.read(4 << 20):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def remove_bytes(settings: Settings, row: InboxUpload) -> None:
+    from server.storage import is_local
+
+    if is_local(row.location):
+        Path(row.location).unlink(missing_ok=True)
+    else:
+        from server.storage import s3
+
+        s3.delete(settings, row.location, row.multipart_id if row.state == "uploading" else "")
+
+
 def complete(ctx: Context, upload_id: str) -> dict:
     """Check size and checksum; queue the upload (or reject it and drop its bytes)."""
     with ctx.db.session() as session:
         row = _own(ctx, session, upload_id)
         if row.state != "uploading":
             raise Conflict(f"upload {upload_id} is {row.state}, not uploading")
+        if row.multipart_id:
+            _complete_multipart(ctx, row)
         if int(row.received) != int(row.declared_size):
             raise InvalidInput(
                 f"the node has {row.received} of {row.declared_size} bytes; send the rest first"
@@ -285,8 +386,8 @@ def complete(ctx: Context, upload_id: str) -> dict:
             index = session.scalar(sa.select(InboxUpload).where(InboxUpload.id == row.index_upload))
             if index is None or index.state != "received":
                 raise InvalidInput("complete the index upload first")
-        path, declared = Path(row.location), row.declared_sha256
-    actual = file_sha256(path)
+        declared = row.declared_sha256
+    actual = _hash_location(ctx.settings, row.location)
     with ctx.db.session() as session:
         row = session.scalar(
             sa.select(InboxUpload).where(InboxUpload.id == upload_id).with_for_update()
@@ -303,7 +404,7 @@ def complete(ctx: Context, upload_id: str) -> dict:
             row.state = "queued" if row.kind == "data" else "received"
         out = render(row)
     if out["state"] == "rejected":
-        path.unlink(missing_ok=True)
+        remove_bytes(ctx.settings, row)
         _audit(ctx, "upload.complete", row, "error", status=400, reason="checksum mismatch")
         err = InvalidInput(out["reason"])
         raise err
