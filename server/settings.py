@@ -91,7 +91,7 @@ class Settings:
     c4gh_key_dir: str = ""  # empty: <var_dir>/keys
     c4gh_passphrase: str = field(default="", repr=False)  # the secret key's passphrase
     c4gh_passphrase_file: str = ""  # or a file holding it, readable by the node only (600)
-    inbox_dir: str = ""  # empty: <var_dir>/inbox
+    inbox_dir: str = ""  # empty: <var_dir>/inbox; s3://bucket/prefix: presigned multipart uploads
     archive_dir: str = ""  # empty: <var_dir>/archive
     inbox_max_chunk_bytes: int = 16 * 1024 * 1024  # largest chunk of one PUT
     inbox_max_upload_bytes: int = 1 << 40  # largest declared upload

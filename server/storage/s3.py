@@ -145,6 +145,11 @@ class RangeFile(io.RawIOBase):
     def tell(self) -> int:
         return self.pos
 
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = self.size - self.pos
