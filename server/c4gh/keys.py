@@ -12,7 +12,8 @@ The passphrase comes from ``GENOMEPORT_C4GH_PASSPHRASE`` or from the file
 named by ``GENOMEPORT_C4GH_PASSPHRASE_FILE``, which must not be readable by
 group or others. It is never logged, never written to the database, never
 shown by a settings dump (the field is ``repr=False``). The ``crypt4gh``
-package logs key material at DEBUG level; its logger is held at WARNING here.
+package logs key material at DEBUG level; its logger is held at WARNING
+(``server.c4gh``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from pathlib import Path
 from server.errors import InvalidInput, ServiceError
 from server.settings import Settings
 
-logging.getLogger("crypt4gh").setLevel(logging.WARNING)  # it logs keys at DEBUG
 logger = logging.getLogger(__name__)
 
 SECRET, PUBLIC = "node.sec", "node.pub"
