@@ -51,6 +51,28 @@ def node_pub(settings, db, client):
     return key_paths(settings)[1]
 
 
+def with_edit_list(src, node_pub) -> bytes:
+    """``src`` encrypted for the node key with an edit list in the header that
+    shows only its first bytes, written with the crypt4gh package's own
+    primitives (as a submitter's tool could)."""
+    import os
+
+    from crypt4gh import CIPHER_SEGMENT_SIZE, SEGMENT_SIZE, sodium
+    from crypt4gh.keys import get_public_key
+
+    from server.c4gh.stream import header_for
+
+    session = os.urandom(32)
+    sender = os.urandom(32)
+    header = header_for([session], [(0, sender, get_public_key(str(node_pub)))], [0, 1000])
+    plain, out = src.read_bytes(), [header]
+    for i in range(0, len(plain), SEGMENT_SIZE):
+        cipher = bytearray(CIPHER_SEGMENT_SIZE)
+        n = sodium.chacha20poly1305_encrypt(cipher, plain[i : i + SEGMENT_SIZE], session)
+        out.append(bytes(cipher[:n]))
+    return b"".join(out)
+
+
 def auth(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
@@ -173,6 +195,20 @@ class TestPutChunk:
         assert state["state"] == "ingested" and state["accession"] == done.accession
         assert not (tmp_path / "var" / "inbox" / "ctl" / f"{up['id']}.c4gh").exists()
 
+    def test_revoked_submitter_cannot_go_on_returns_403(self, client, node_pub, kit, db):
+        from server.auth.roles import remove_role
+
+        headers = auth(kit.registered("alice"))
+        body = {"dataset": "ctl", "filename": "x.bam.c4gh", "size": 10, "sha256": "0" * 64}
+        up = client.post("/inbox/uploads", json=body, headers=headers).json()
+        remove_role(db, "ctl", "submitter", "alice")
+        resp = client.put(
+            f"/inbox/uploads/{up['id']}?offset=0",
+            content=b"x" * 5,
+            headers=headers | {"Content-Type": "application/octet-stream"},
+        )
+        assert resp.status_code == 403
+
     def test_chunk_past_declared_size_returns_400(self, client, node_pub, kit):
         headers = auth(kit.registered("alice"))
         body = {"dataset": "ctl", "filename": "x.bam.c4gh", "size": 10, "sha256": "0" * 64}
@@ -271,7 +307,9 @@ class TestCompleteUpload:
 
 
 class TestIngestRejects:
-    @pytest.mark.parametrize("case", ["other key", "not genomics", "truncated", "wrong index"])
+    @pytest.mark.parametrize(
+        "case", ["other key", "not genomics", "truncated", "wrong index", "edit list"]
+    )
     def test_bad_upload_is_rejected_and_nothing_registered(
         self, case, client, node_pub, kit, db, settings, testdata, tmp_path
     ):
@@ -294,6 +332,8 @@ class TestIngestRejects:
             complete(client, headers, idx)
             extra = {"index": idx["id"]}
         enc = c4gh.encrypt(src, recipient, tmp_path / "sub.c4gh")
+        if case == "edit list":  # a header that shows only part of the file
+            enc.write_bytes(with_edit_list(src, node_pub))
         up = upload(client, headers, enc, **extra)
         assert complete(client, headers, up)[0] == 200
         done = Ingest(settings, db).run_once()
@@ -303,6 +343,7 @@ class TestIngestRejects:
             "not genomics": "not a BAM",
             "truncated": "truncated",
             "wrong index": "does not describe",
+            "edit list": "edit list",
         }[case]
         assert expected in done.reason
         state = client.get(f"/inbox/uploads/{up['id']}", headers=headers).json()
