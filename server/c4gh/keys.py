@@ -36,7 +36,7 @@ SECRET, PUBLIC = "node.sec", "node.pub"
 METHOD = 0  # X25519 + ChaCha20-Poly1305, the only method of Crypt4GH v1
 
 
-class KeyError_(ServiceError):
+class NodeKeyError(ServiceError):
     """The node's key pair is missing, locked or unreadable (a 500: the operator's to fix)."""
 
 
@@ -74,16 +74,16 @@ def passphrase(settings: Settings) -> str:
         try:
             st = path.stat()
         except OSError:
-            raise KeyError_(f"the passphrase file {path} cannot be read") from None
+            raise NodeKeyError(f"the passphrase file {path} cannot be read") from None
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyError_(
+            raise NodeKeyError(
                 f"the passphrase file {path} is readable by others (mode "
                 f"{stat.S_IMODE(st.st_mode):o}); make it readable by the node only (chmod 600)"
             )
         value = path.read_text().rstrip("\n")
         if value:
             return value
-    raise KeyError_(
+    raise NodeKeyError(
         "no passphrase for the node's Crypt4GH key: set GENOMEPORT_C4GH_PASSPHRASE or "
         "GENOMEPORT_C4GH_PASSPHRASE_FILE"
     )
@@ -117,7 +117,7 @@ def public_key_pem(settings: Settings) -> str:
     try:
         return public_path.read_text()
     except FileNotFoundError:
-        raise KeyError_(
+        raise NodeKeyError(
             "the node has no Crypt4GH key pair yet: run `genomeport crypt4gh keygen`"
         ) from None
 
@@ -138,13 +138,13 @@ def unlock(secret_path: Path, phrase: str) -> bytes:
     try:
         return bytes(get_private_key(str(secret_path), lambda: phrase))
     except SystemExit:  # the package exits on a wrong passphrase
-        raise KeyError_(f"the passphrase does not unlock {secret_path}") from None
+        raise NodeKeyError(f"the passphrase does not unlock {secret_path}") from None
     except FileNotFoundError:
-        raise KeyError_(
+        raise NodeKeyError(
             "the node has no Crypt4GH key pair yet: run `genomeport crypt4gh keygen`"
         ) from None
     except (ValueError, OSError) as exc:
-        raise KeyError_(f"{secret_path} is not a Crypt4GH secret key ({exc})") from None
+        raise NodeKeyError(f"{secret_path} is not a Crypt4GH secret key ({exc})") from None
 
 
 _CACHE: dict[tuple, NodeKey] = {}
@@ -158,7 +158,7 @@ def node_key(settings: Settings) -> NodeKey:
     try:
         st = secret_path.stat()
     except FileNotFoundError:
-        raise KeyError_(
+        raise NodeKeyError(
             "the node has no Crypt4GH key pair yet: run `genomeport crypt4gh keygen`"
         ) from None
     cache_key = (str(secret_path), st.st_mtime_ns, st.st_ino)
@@ -171,7 +171,7 @@ def node_key(settings: Settings) -> NodeKey:
     from crypt4gh import sodium
 
     if bytes(sodium.derive_pk(secret)) != public:
-        raise KeyError_(f"{public_path} is not the public key of {secret_path}")
+        raise NodeKeyError(f"{public_path} is not the public key of {secret_path}")
     key = NodeKey(secret, public, key_id(public))
     with _LOCK:
         _CACHE.clear()
@@ -229,7 +229,31 @@ def retired_keys(settings: Settings) -> list[NodeKey]:
         try:
             secret = unlock(sec, passphrase(settings))
             public = read_public(sec.with_suffix(".pub"))
-        except (KeyError_, OSError, ValueError):
+        except (NodeKeyError, OSError, ValueError):
             continue
         out.append(NodeKey(secret, public, key_id(public)))
+    return out
+
+
+def serving_keys(settings: Settings) -> list[tuple]:
+    """Keys that open archived headers: the node key, and during a rotation the
+    new key some files already use (``node.sec.new``), so serving never stops."""
+    out = list(node_key(settings).decryption_keys)
+    sec, pub = key_paths(settings)
+    pending = sec.with_name(sec.name + ".new")
+    if pending.exists():
+        try:
+            st = pending.stat()
+            cache_key = ("pending", str(pending), st.st_mtime_ns, st.st_ino)
+            with _LOCK:
+                hit = _CACHE.get(cache_key)
+            if hit is None:
+                secret = unlock(pending, passphrase(settings))
+                public = read_public(pub.with_name(pub.name + ".new"))
+                hit = NodeKey(secret, public, key_id(public))
+                with _LOCK:
+                    _CACHE[cache_key] = hit
+            out = hit.decryption_keys + out
+        except (NodeKeyError, OSError, ValueError):
+            pass  # the rotation is writing it: the current key still opens every file
     return out

@@ -323,7 +323,7 @@ def _client_header(settings: Settings, datafile, client_key: str) -> str:
     with for_location(datafile.location, settings, raw=True).open() as fh:
         head = stream.read_header(fh)
     node = keys.node_key(settings)
-    data_keys = stream.session_keys(head, node.decryption_keys)
+    data_keys = stream.session_keys(head, keys.serving_keys(settings))
     header = stream.header_for(data_keys, node.recipients(public))
     return base64.urlsafe_b64encode(header).decode().rstrip("=")
 

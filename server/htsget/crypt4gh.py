@@ -88,7 +88,7 @@ def archived(settings: Settings, datafile):
     def header():
         with data.open() as fh:
             head = stream.read_header(fh)
-        keys = stream.session_keys(head, node_keys.node_key(settings).decryption_keys)
+        keys = stream.session_keys(head, node_keys.serving_keys(settings))
         return head, keys
 
     head, keys = _cached(("header", datafile.location, st), header)

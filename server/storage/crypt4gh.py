@@ -38,14 +38,14 @@ class Crypt4GHStorage(Storage):
         self._opened: tuple | None = None
 
     def _open_header(self) -> tuple[stream.Header, list[bytes], Stat]:
-        from server.c4gh.keys import node_key
+        from server.c4gh.keys import serving_keys
 
         raw = self.inner.stat()
         if self._opened is not None and self._opened[2] == raw:
             return self._opened[0], self._opened[1], raw
         with self.inner.open() as fh:
             header = stream.read_header(fh)
-        keys = stream.session_keys(header, node_key(self.settings).decryption_keys)
+        keys = stream.session_keys(header, serving_keys(self.settings))
         self._opened = (header, keys, raw)
         return header, keys, raw
 

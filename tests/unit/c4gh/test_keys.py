@@ -28,7 +28,7 @@ def test_keygen_locks_the_secret_key_and_refuses_to_replace_it(tmp_path):
         keys.keygen(settings)
     wrong = node(tmp_path, c4gh_passphrase="wrong")
     keys.clear_cache()
-    with pytest.raises(keys.KeyError_):
+    with pytest.raises(keys.NodeKeyError):
         keys.node_key(wrong)
     assert keys.node_key(settings).public == keys.read_public(pub)
 
@@ -37,11 +37,11 @@ def test_passphrase_file_must_be_private(tmp_path):
     phrase = tmp_path / "phrase"
     phrase.write_text("from a file\n")
     os.chmod(phrase, 0o644)
-    with pytest.raises(keys.KeyError_, match="readable by others"):
+    with pytest.raises(keys.NodeKeyError, match="readable by others"):
         keys.passphrase(node(tmp_path, c4gh_passphrase_file=str(phrase)))
     os.chmod(phrase, 0o600)
     assert keys.passphrase(node(tmp_path, c4gh_passphrase_file=str(phrase))) == "from a file"
-    with pytest.raises(keys.KeyError_, match="no passphrase"):
+    with pytest.raises(keys.NodeKeyError, match="no passphrase"):
         keys.passphrase(node(tmp_path))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -85,3 +86,34 @@ def test_rotate_moves_every_header_and_everything_still_decrypts(settings, db, t
             env=dict(os.environ, C4GH_PASSPHRASE=PASSPHRASE),
         )
         assert hashlib.sha256(done.stdout).hexdigest() == sha
+
+
+def test_interrupted_rotation_keeps_serving_and_finishes_when_run_again(
+    settings, db, testdata, tmp_path
+):
+    from server.inbox import rotation
+
+    keys.keygen(settings)
+    add_dataset(db, "ds", access="controlled")
+    enc = c4gh.encrypt(testdata / FILES[0], keys.key_paths(settings)[1], tmp_path / "x.c4gh")
+    enqueue_local(settings, db, enc, "ds", operator="centre")
+    assert Ingest(settings, db).work(once=True) == 1
+    with db.session() as s:
+        row = s.scalar(sa.select(DataFile))
+        location, sha = row.location, row.sha256
+    # a rotation died after moving this file to the new key, before swapping the keys
+    sec, pub = keys.key_paths(settings)
+    new_sec, new_pub = sec.with_name("node.sec.new"), pub.with_name("node.pub.new")
+    keys.generate(new_sec, new_pub, PASSPHRASE, "next")
+    new = keys.NodeKey(keys.unlock(new_sec, PASSPHRASE), keys.read_public(new_pub), "")
+    old = keys.node_key(settings)
+    rotation.rewrite_header(Path(location), old.decryption_keys, new.recipients(new.public))
+    plain = for_location(location, settings)
+    assert hashlib.sha256(plain.read_all()).hexdigest() == sha  # still served
+    rotation.rotate(settings, db)
+    keys.clear_cache()
+    assert keys.node_key(settings).public == new.public  # the pending key was kept
+    with open(location, "rb") as fh:
+        head = stream.read_header(fh)
+    assert stream.session_keys(head, keys.node_key(settings).decryption_keys)
+    assert hashlib.sha256(for_location(location, settings).read_all()).hexdigest() == sha
