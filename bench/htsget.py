@@ -19,7 +19,13 @@ measures, on the same machine in the same run:
   bare socket answering with os.sendfile (what loopback TCP and curl carry
   without any HTTP framework);
 * streaming a 1 Mbp region of a 30x BAM with pysam through htsget against
-  pysam on the local file.
+  pysam on the local file;
+* Crypt4GH: the same 30x BAM ingested encrypted (``genomeport`` inbox
+  pipeline), ``encryptionScheme=C4GH`` tickets for random 10 kbp regions
+  against plaintext tickets on the plaintext copy, interleaved, and the bytes
+  of a 1 Mbp region's C4GH ticket (header and archived segments) fetched
+  against the plaintext ticket's data-plane bytes for the same region, and
+  the plaintext of the archived file (decrypted by the node as it streams).
 
 Only the ratios are meaningful; absolute numbers depend on the machine.
 
@@ -141,6 +147,47 @@ def make_wgs_bai(bam: Path) -> int:
     return len(data)
 
 
+C4GH_PASSPHRASE = "bench-passphrase"
+
+
+def ingest_encrypted(var: Path, db, bam: Path, tmp: Path) -> str:
+    """``bam`` encrypted for a new node key and ingested as ``dense-c4gh``; returns the
+    ``client-public-key`` header of a researcher key pair."""
+    import base64
+
+    from crypt4gh import lib
+    from crypt4gh.keys import c4gh, get_public_key
+
+    from server.c4gh.keys import key_paths, keygen, node_key
+    from server.inbox.ingest import Ingest, enqueue_local
+    from server.settings import Settings
+
+    settings = Settings(var_dir=str(var), c4gh_passphrase=C4GH_PASSPHRASE)
+    keygen(settings)
+    node = get_public_key(str(key_paths(settings)[1]))
+    enc = tmp / "dense.bam.c4gh"
+    with open(bam, "rb") as fin, open(enc, "wb") as fout:
+        lib.encrypt([(0, node_key(settings).secret, node)], fin, fout)
+    enqueue_local(settings, db, enc, "bench", object_id="dense-c4gh", operator="bench")
+    assert Ingest(settings, db).work(once=True) == 1
+    c4gh.generate(str(tmp / "r.sec"), str(tmp / "r.pub"), b"", b"bench researcher")
+    return base64.b64encode((tmp / "r.pub").read_bytes()).decode()
+
+
+def fetch_rate(client, tk: dict) -> tuple[float, int]:
+    """Seconds and bytes to fetch a ticket's URLs (inline parts decoded, not timed)."""
+    total, elapsed = 0, 0.0
+    for entry in tk["htsget"]["urls"]:
+        if entry["url"].startswith("data:"):
+            continue
+        t = time.perf_counter()
+        status, body = client.get(entry["url"], headers=entry.get("headers", {}))
+        elapsed += time.perf_counter() - t
+        assert status in (200, 206), status
+        total += len(body)
+    return elapsed, total
+
+
 def node_env(var: Path, port: int) -> dict[str, str]:
     """The environment of a one-worker node on ``port`` with its state in ``var``.
 
@@ -156,6 +203,7 @@ def node_env(var: Path, port: int) -> dict[str, str]:
         GENOMEPORT_LOG_LEVEL="WARNING",
         GENOMEPORT_LOG_FORMAT="text",
         GENOMEPORT_HTSGET_BLOCK_SIZE=str(1 << 30),
+        GENOMEPORT_C4GH_PASSPHRASE=C4GH_PASSPHRASE,
     )
     return env
 
@@ -366,6 +414,7 @@ def main() -> None:
         finally:
             registry.check_index = check_index
         add_files(db, [dense], "bench", object_id="dense", progress=False)
+        client_key = ingest_encrypted(var, db, dense, tmp)
         db.dispose()
 
         # The ticket computation alone, in-process (no HTTP, no audit row: the
@@ -460,6 +509,50 @@ def main() -> None:
                     params={"referenceName": "chr1", "start": start, "end": start + 10_000},
                 )
                 trivial += timed_get(client, f"{base}/service-info", 1)
+
+            # Crypt4GH tickets vs plaintext tickets on the same 30x BAM, interleaved.
+            c4gh_headers = {"client-public-key": client_key}
+            for oid, extra, hdrs in (
+                ("dense", {}, {}),
+                ("dense-c4gh", {"encryptionScheme": "C4GH"}, c4gh_headers),
+            ):
+                timed_get(
+                    client,
+                    f"{base}/reads/{oid}",
+                    5,
+                    params={"referenceName": "chr1", "start": 1, "end": 2} | extra,
+                    headers=hdrs,
+                )
+            plain_t, c4gh_t = [], []
+            for _ in range(args.requests):
+                start = rng.randrange(0, 2_400_000)
+                region = {"referenceName": "chr1", "start": start, "end": start + 10_000}
+                plain_t += timed_get(client, f"{base}/reads/dense", 1, params=region)
+                c4gh_t += timed_get(
+                    client,
+                    f"{base}/reads/dense-c4gh",
+                    1,
+                    params=region | {"encryptionScheme": "C4GH"},
+                    headers=c4gh_headers,
+                )
+            mbp = {"referenceName": "chr1", "start": 1_000_000, "end": 2_000_000}
+            plain_rate, c4gh_rate, archived_rate = [], [], []
+            for _ in range(3):
+                tk = json.loads(client.get(f"{base}/reads/dense-c4gh", params=mbp)[1])
+                sec, n_archived = fetch_rate(client, tk)
+                archived_rate.append(n_archived / sec)
+                tk = json.loads(client.get(f"{base}/reads/dense", params=mbp)[1])
+                sec, n = fetch_rate(client, tk)
+                plain_rate.append(n / sec)
+                tk = json.loads(
+                    client.get(
+                        f"{base}/reads/dense-c4gh",
+                        params=mbp | {"encryptionScheme": "C4GH"},
+                        headers=c4gh_headers,
+                    )[1]
+                )
+                sec, n_c4gh = fetch_rate(client, tk)
+                c4gh_rate.append(n_c4gh / sec)
 
             # Data plane: a signed URL for the whole BAM from a ticket.
             tk = json.loads(client.get(f"{base}/reads/bench")[1])
@@ -675,6 +768,30 @@ def main() -> None:
             f"({n_remote} reads) "
             f"vs local {statistics.median(local_t) * ms:.0f} ms ({n_local} reads): "
             f"x{statistics.median(remote_t) / statistics.median(local_t):.2f}"
+        )
+        print(
+            f"  C4GH ticket        p50 {statistics.median(c4gh_t) * ms:7.2f} ms  "
+            f"p99 {percentile(c4gh_t, 0.99) * ms:7.2f} ms   (encryptionScheme=C4GH, 30x BAM)"
+        )
+        print(
+            f"  plaintext ticket   p50 {statistics.median(plain_t) * ms:7.2f} ms  "
+            f"p99 {percentile(plain_t, 0.99) * ms:7.2f} ms   (same regions, plaintext copy)"
+        )
+        print(
+            "  C4GH / plaintext ticket p50 "
+            f"x{statistics.median(c4gh_t) / statistics.median(plain_t):.2f}"
+        )
+        print(
+            f"  1 Mbp region bytes: C4GH {statistics.median(c4gh_rate) / mib:.0f} MiB/s "
+            f"({n_c4gh / mib:.1f} MiB of segments) vs plaintext data plane "
+            f"{statistics.median(plain_rate) / mib:.0f} MiB/s ({n / mib:.1f} MiB): "
+            f"x{statistics.median(c4gh_rate) / statistics.median(plain_rate):.2f}"
+        )
+        print(
+            f"  1 Mbp region, plaintext of the archived file (decrypted as it streams): "
+            f"{statistics.median(archived_rate) / mib:.0f} MiB/s ({n_archived / mib:.1f} MiB): "
+            f"x{statistics.median(archived_rate) / statistics.median(plain_rate):.2f} "
+            "of the plaintext copy"
         )
     finally:
         for proc in procs:

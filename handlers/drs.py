@@ -41,13 +41,19 @@ def options_object(object_id: str):
     return service.options_object(_ctx(), object_id)
 
 
+def _client_key() -> str | None:
+    import flask
+
+    return flask.request.headers.get("client-public-key")
+
+
 def get_access_url(object_id: str, access_id: str):
-    return service.access_url(_ctx(), object_id, access_id)
+    return service.access_url(_ctx(), object_id, access_id, _client_key())
 
 
 def post_access_url(object_id: str, access_id: str, body=None):
     body = _body(body)
-    return service.access_url(_ctx(body.get("passports")), object_id, access_id)
+    return service.access_url(_ctx(body.get("passports")), object_id, access_id, _client_key())
 
 
 def get_bulk_objects(body=None, expand: bool = False):

@@ -16,7 +16,7 @@ def _context() -> service.Context:
 
 
 def _ticket(request: service.TicketRequest) -> flask.Response:
-    body = service.ticket(_context(), request)
+    body = service.ticket(_context(), request, flask.request.headers.get("client-public-key"))
     return flask.Response(
         json.dumps(body, separators=(",", ":")), status=200, mimetype=service.MEDIA_TYPE
     )

@@ -17,7 +17,13 @@ from server.errors import ServiceError
 from server.settings import Settings, SettingsError
 
 # API packages contribute their own commands through server.<api>.cli.commands
-COMMAND_MODULES = ("server.beacon.cli", "server.wes.cli", "server.auth.cli", "server.drs.cli")
+COMMAND_MODULES = (
+    "server.beacon.cli",
+    "server.wes.cli",
+    "server.auth.cli",
+    "server.drs.cli",
+    "server.inbox.cli",
+)
 
 
 @dataclass
@@ -355,8 +361,22 @@ def files_add(obj: Ctx, paths, dataset_id, object_id, reference, update, verify,
     Each file is written in its own transaction only after every check passed,
     so an interrupted run leaves nothing half-written. Adding the same file
     twice changes nothing; a file whose bytes changed is refused without --update.
+
+    A Crypt4GH file (FILE.c4gh, encrypted for the node's key) goes through the
+    ingest pipeline instead, as an inbox upload would: checked, archived under
+    an accession and registered (its index: FILE.bai.c4gh, .crai, .tbi or .csi
+    beside it, or one is built).
     """
     from server.registry import add_files
+
+    encrypted = [p for p in paths if str(p).endswith(".c4gh")]
+    if encrypted:
+        from server.inbox.cli import add_encrypted
+
+        add_encrypted(obj, encrypted, dataset_id, object_id)
+        paths = [p for p in paths if not str(p).endswith(".c4gh")]
+        if not paths:
+            return
 
     for result in add_files(
         obj.db,

@@ -95,6 +95,15 @@ class Settings:
     # Pages (/portal): OIDC authorization code + PKCE against this issuer
     oidc_issuer: str = ""  # empty: the first of auth_issuers
     oidc_client_id: str = "genomeport"
+    # Crypt4GH: the node's key pair, the submitters' inbox, the encrypted archive
+    c4gh_key_dir: str = ""  # empty: <var_dir>/keys
+    c4gh_passphrase: str = field(default="", repr=False)  # the secret key's passphrase
+    c4gh_passphrase_file: str = ""  # or a file holding it, readable by the node only (600)
+    inbox_dir: str = ""  # empty: <var_dir>/inbox; s3://bucket/prefix: presigned multipart uploads
+    archive_dir: str = ""  # empty: <var_dir>/archive
+    inbox_max_chunk_bytes: int = 16 * 1024 * 1024  # largest chunk of one PUT
+    inbox_max_upload_bytes: int = 1 << 40  # largest declared upload
+    ingest_lease_seconds: int = 120  # an ingest claimed longer ago without progress is resumed
 
     def __post_init__(self) -> None:
         # Without a public URL the node names the address it binds, so the
@@ -119,6 +128,18 @@ class Settings:
     @property
     def effective_wes_work_dir(self) -> Path:
         return Path(self.wes_work_dir or Path(self.var_dir) / "wes").resolve()
+
+    @property
+    def effective_key_dir(self) -> Path:
+        return Path(self.c4gh_key_dir or Path(self.var_dir) / "keys").resolve()
+
+    @property
+    def effective_inbox_dir(self) -> str:
+        return str(Path(self.inbox_dir or Path(self.var_dir) / "inbox").resolve())
+
+    @property
+    def effective_archive_dir(self) -> Path:
+        return Path(self.archive_dir or Path(self.var_dir) / "archive").resolve()
 
     @property
     def audience(self) -> str:

@@ -268,8 +268,10 @@ def _sign(settings: Settings, kind: str, key: str, caller: Caller, expires: floa
     return url
 
 
-def access_url(ctx: DrsContext, drs_id: str, access_id: str) -> dict:
-    """A short-lived URL for the object's bytes (blobs only)."""
+def access_url(ctx: DrsContext, drs_id: str, access_id: str, client_key: str | None = None) -> dict:
+    """A short-lived URL for the object's bytes (blobs only). ``client_key`` (the
+    ``client-public-key`` header): for a Crypt4GH-archived file, its Crypt4GH
+    stream re-headered for that key; without it, its plaintext."""
     obj = resolve(ctx, drs_id, action="access_url")
     if access_id != ACCESS_ID or obj.kind == "bundle":
         raise NotFound(f"object {drs_id!r} has no access method {access_id!r}")
@@ -284,15 +286,46 @@ def access_url(ctx: DrsContext, drs_id: str, access_id: str) -> dict:
             )
         }
     kind = "file" if obj.kind == "file" else "index"
+    ident = str(obj.file.pk)  # type: ignore[union-attr]
+    from server.storage import is_crypt4gh
+
+    location = obj.file.location if kind == "file" else obj.file.index_location  # type: ignore
+    if client_key and kind == "file" and is_crypt4gh(location):
+        kind, ident = "c4ghkey", f"{ident}.{_client_header(ctx.settings, obj.file, client_key)}"
+    elif is_crypt4gh(location):
+        from server.htsget.crypt4gh import requires_encryption
+
+        if requires_encryption(ctx.db, obj.dataset.id):  # type: ignore[union-attr]
+            raise PermissionDenied(
+                "this dataset is served encrypted only: send your Crypt4GH public key in "
+                "the client-public-key header"
+            )
     return {
         "url": _sign(
             ctx.settings,
             kind,
-            str(obj.file.pk),
+            ident,
             ctx.caller,  # type: ignore[union-attr]
             access_expires(ctx.caller, obj.dataset.access),
         )
     }  # type: ignore[union-attr]
+
+
+def _client_header(settings: Settings, datafile, client_key: str) -> str:
+    """A Crypt4GH header giving the client's key the archived file's data key
+    (url-safe base64, unpadded: it travels in the signed URL)."""
+    import base64
+
+    from server.c4gh import keys, stream
+    from server.storage import for_location
+
+    public = keys.parse_client_key(client_key)
+    with for_location(datafile.location, settings, raw=True).open() as fh:
+        head = stream.read_header(fh)
+    node = keys.node_key(settings)
+    data_keys = stream.session_keys(head, keys.serving_keys(settings))
+    header = stream.header_for(data_keys, node.recipients(public))
+    return base64.urlsafe_b64encode(header).decode().rstrip("=")
 
 
 def _check_bulk(settings: Settings, items) -> None:

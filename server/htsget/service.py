@@ -31,6 +31,7 @@ from server.errors import (
 from server.genomics import slices
 from server.genomics.coords import range_header
 from server.genomics.slices import ByteRange, Inline, Region
+from server.htsget import crypt4gh
 from server.settings import Settings
 from server.storage import Stat, Storage, for_location
 
@@ -68,6 +69,7 @@ class TicketRequest:
     tags: list[str] | None = None
     notags: list[str] | None = None
     method: str = "GET"
+    encryption: str | None = None  # "C4GH": a Crypt4GH ticket for the client's key
 
     def audit_query(self) -> dict:
         query: dict = {"method": self.method}
@@ -75,6 +77,8 @@ class TicketRequest:
             query["format"] = self.format
         if self.class_:
             query["class"] = self.class_
+        if self.encryption:
+            query["encryptionScheme"] = self.encryption
         if self.regions is not None:
             query["regions"] = [
                 {"referenceName": r.reference_name, "start": r.start, "end": r.end}
@@ -96,6 +100,14 @@ def _format(endpoint: str, value) -> str | None:
             f"(supported: {', '.join(ENDPOINT_FORMATS[endpoint])})"
         )
     return fmt
+
+
+def _encryption(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.strip().upper() != "C4GH":
+        raise InvalidInput("encryptionScheme must be C4GH")
+    return "C4GH"
 
 
 def _class(value) -> str | None:
@@ -174,7 +186,18 @@ def parse_get(endpoint: str, object_id: str, params: dict) -> TicketRequest:
         raise InvalidInput("start and end require referenceName")
     if cls == "header" and regions is not None:
         raise InvalidInput("class=header cannot be combined with a region")
-    return TicketRequest(endpoint, object_id, fmt, cls, regions, fields, tags, notags, "GET")
+    return TicketRequest(
+        endpoint,
+        object_id,
+        fmt,
+        cls,
+        regions,
+        fields,
+        tags,
+        notags,
+        "GET",
+        _encryption(params.get("encryptionScheme")),
+    )
 
 
 def parse_post(endpoint: str, object_id: str, body, query: dict | None = None) -> TicketRequest:
@@ -224,7 +247,18 @@ def parse_post(endpoint: str, object_id: str, body, query: dict | None = None) -
             regions.append(Region(name, start, end))
     if cls == "header" and regions is not None:
         raise InvalidInput("class=header cannot be combined with regions")
-    return TicketRequest(endpoint, object_id, fmt, cls, regions, fields, tags, notags, "POST")
+    return TicketRequest(
+        endpoint,
+        object_id,
+        fmt,
+        cls,
+        regions,
+        fields,
+        tags,
+        notags,
+        "POST",
+        _encryption(body.get("encryptionScheme")),
+    )
 
 
 # ------------------------------------------------------------------ tickets
@@ -286,8 +320,10 @@ def _files(db: Database, object_id: str) -> list:
     return _files_query().rows(db.engine, {"object_id": object_id})
 
 
-def ticket(ctx: Context, request: TicketRequest) -> dict:
-    """Authorise, then build the ticket: ``plan`` with its decision audited."""
+def ticket(ctx: Context, request: TicketRequest, client_key: str | None = None) -> dict:
+    """Authorise, then build the ticket: ``plan`` with its decision audited.
+
+    ``client_key``: the ``client-public-key`` header, for ``encryptionScheme=C4GH``."""
     with Decision(
         ctx.db,
         ctx.caller,
@@ -296,10 +332,15 @@ def ticket(ctx: Context, request: TicketRequest) -> dict:
         object_id=request.object_id,
         query=request.audit_query(),
     ) as decision:
-        return plan(ctx, request, decision)
+        return plan(ctx, request, decision, client_key)
 
 
-def plan(ctx: Context, request: TicketRequest, decision: Decision | None = None) -> dict:
+def plan(
+    ctx: Context,
+    request: TicketRequest,
+    decision: Decision | None = None,
+    client_key: str | None = None,
+) -> dict:
     """The ticket the caller may have: lookup, access decision, slice, sign.
 
     ``ticket`` wraps it in the decision's audit row; ``decision`` learns the
@@ -316,13 +357,14 @@ def plan(ctx: Context, request: TicketRequest, decision: Decision | None = None)
     if decision is not None:
         decision.dataset_id = first.dataset_id
     expires = authorize(ctx.caller, first.access, first.grant_value or first.dataset_id)
-    return _build(
-        ctx.settings,
-        request,
-        _choose_file(request, files),
-        caller=ctx.caller.label,
-        expires=expires,
-    )
+    chosen = _choose_file(request, files)
+    if request.encryption or crypt4gh.is_encrypted(chosen):
+        crypt4gh.check_transfer(ctx.db, chosen, request.encryption)
+    if request.encryption:
+        build = functools.partial(crypt4gh.ticket, client_key=client_key)
+    else:
+        build = _build
+    return build(ctx.settings, request, chosen, caller=ctx.caller.label, expires=expires)
 
 
 def _storages(settings: Settings, datafile) -> tuple[Storage, Storage]:

@@ -18,6 +18,9 @@ a new backend here and nothing else changes:
   of the store, or ``node_url()`` (the node's own signed data-plane URL) for
   a file the node serves itself.
 
+A location ending in ``.c4gh`` is an archived Crypt4GH file: its backend
+(``crypt4gh.py``) shows the plaintext it holds, decrypted in memory.
+
 A missing file or object is a ``FileNotFoundError``; each caller says what
 that means for its API (a 404 on a data URL, a 500 for a ticket).
 """
@@ -28,10 +31,21 @@ import os
 
 from server.errors import ServiceError
 from server.storage.base import CHANGED, Stat, Storage, check_unchanged
+from server.storage.crypt4gh import Crypt4GHStorage, ReheaderedStorage, is_crypt4gh
 from server.storage.local import LocalStorage
 from server.storage.s3 import S3Storage
 
-__all__ = ["CHANGED", "Stat", "Storage", "check_unchanged", "for_location", "is_local"]
+__all__ = [
+    "CHANGED",
+    "Crypt4GHStorage",
+    "ReheaderedStorage",
+    "Stat",
+    "Storage",
+    "check_unchanged",
+    "for_location",
+    "is_crypt4gh",
+    "is_local",
+]
 S3_SCHEME = "s3://"
 
 
@@ -41,10 +55,23 @@ def is_local(location: str | os.PathLike) -> bool:
 
 
 def for_location(
-    location: str | os.PathLike, settings=None, *, registered: Stat | None = None
+    location: str | os.PathLike,
+    settings=None,
+    *,
+    registered: Stat | None = None,
+    raw: bool = False,
 ) -> Storage:
     """The backend for a registered location (``settings``: the object store's
-    endpoint and credentials; ``registered``: the size and mtime on record)."""
+    endpoint and credentials; ``registered``: the size and mtime on record;
+    ``raw``: a Crypt4GH file's ciphertext as stored, not its plaintext)."""
+    if is_crypt4gh(str(location)) and not raw:
+        if settings is None:
+            raise ServiceError("Crypt4GH files need the node's settings (its key)")
+        return Crypt4GHStorage(_plain_backend(location, settings, None), settings, registered)
+    return _plain_backend(location, settings, registered)
+
+
+def _plain_backend(location, settings, registered: Stat | None) -> Storage:
     if is_local(location):
         return LocalStorage(location, registered)
     if str(location).startswith(S3_SCHEME):

@@ -24,6 +24,7 @@ class Storage(ABC):
 
     location: str
     registered: Stat | None  # size and mtime recorded at registration, when known
+    streamed = False  # True: no file descriptor to hand the kernel; read() in chunks
 
     @abstractmethod
     def open(self) -> BinaryIO:

@@ -42,6 +42,7 @@ APIS: tuple[Api, ...] = (
     Api("drs", "drs.yaml", "/ga4gh/drs/v1", "handlers.drs", ("/ga4gh/drs",), render_status),
     Api("access", "access.yaml", "/access", "handlers.access", ("/access",), render_status),
     Api("fdp", "fdp.yaml", "/fdp", "handlers.fdp", ("/fdp",), render_status),
+    Api("inbox", "inbox.yaml", "/inbox", "handlers.inbox", ("/inbox",), render_status),
 )
 
 NODE = APIS[0]  # paths of no API (health, metrics, unknown) are the node's own

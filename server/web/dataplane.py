@@ -80,6 +80,8 @@ class Target:
     size: int | None = None  # registered size; None: not checked (e.g. a growing log)
     mtime_ns: int | None = None  # registered mtime; None or 0: not checked
     audit: dict = field(default_factory=dict)  # extra fields for the audit row
+    raw: bool = False  # a Crypt4GH file's ciphertext as stored (kind c4gh)
+    header: bytes = b""  # kind c4ghkey: a header for the client replacing the archived one
 
 
 Resolver = Callable[[Settings, object, str], "Target | Path | str"]
@@ -129,6 +131,61 @@ def _datafile_resolver(index: bool) -> Resolver:
     return resolve
 
 
+def _c4gh_resolver(settings: Settings, db, ident: str) -> Target:
+    """An archived Crypt4GH file's ciphertext, for C4GH tickets (never its plaintext)."""
+    target = _datafile_resolver(False)(settings, db, ident)
+    if not storage.is_crypt4gh(str(target.location)):
+        raise errors.NotFound("no such data file")
+    return Target(
+        target.location,
+        object_id=target.object_id,
+        dataset_id=target.dataset_id,
+        mtime_ns=target.mtime_ns,
+        audit={**target.audit, "encryption": "C4GH"},
+        raw=True,
+    )
+
+
+def _c4gh_for_client(settings: Settings, db, ident: str) -> Target:
+    """``<pk>.<header>``: an archived file behind a header made for a client's key
+    (DRS with ``client-public-key``); the header is in the signed URL itself, so
+    every ranged request of one URL sees the same bytes."""
+    import base64
+    import binascii
+
+    pk, _, encoded = ident.partition(".")
+    try:
+        header = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (ValueError, binascii.Error):
+        raise errors.NotFound("no such data file") from None
+    target = _c4gh_resolver(settings, db, pk)
+    return Target(
+        target.location,
+        object_id=target.object_id,
+        dataset_id=target.dataset_id,
+        mtime_ns=target.mtime_ns,
+        audit={**target.audit, "client_key": True},
+        raw=True,
+        header=header,
+    )
+
+
+def _plaintext_resolver(index: bool) -> Resolver:
+    """``file``/``index``: refused for a dataset that requires encrypted transfer."""
+    inner = _datafile_resolver(index)
+
+    def resolve(settings: Settings, db, ident: str) -> Target:
+        target = inner(settings, db, ident)
+        if storage.is_crypt4gh(str(target.location)):
+            from server.htsget.crypt4gh import requires_encryption
+
+            if requires_encryption(db, target.dataset_id):
+                raise errors.PermissionDenied("this dataset is served encrypted only")
+        return target
+
+    return resolve
+
+
 def _wes_file(settings: Settings, db, ident: str) -> Path:
     from server.wes.service import resolve_file
 
@@ -143,8 +200,10 @@ GRANT_CHECKS: tuple[GrantCheck, ...] = (grant_check,)
 # kind -> resolver: what /data/<kind>/<ident> serves. A kind signed by an API
 # (server.auth.urls.sign_url) and missing here is a 404, never a guess.
 RESOLVERS: dict[str, Resolver] = {
-    "file": _datafile_resolver(False),
-    "index": _datafile_resolver(True),
+    "file": _plaintext_resolver(False),
+    "index": _plaintext_resolver(True),
+    "c4gh": _c4gh_resolver,  # Crypt4GH ciphertext as archived (C4GH tickets)
+    "c4ghkey": _c4gh_for_client,  # the same behind a client's header (DRS)
     "wes": _wes_file,  # WES run logs and outputs, handed only to the run's owner
 }
 for _kind in RESOLVERS:
@@ -283,8 +342,23 @@ class DataPlane:
                 None, check, self.settings, self.db, record.caller, target.dataset_id
             )
         store = storage.for_location(
-            target.location, self.settings, registered=Stat(target.size, target.mtime_ns)
+            target.location,
+            self.settings,
+            registered=Stat(target.size, target.mtime_ns),
+            raw=target.raw,
         )
+        if target.header:
+            from server.c4gh.stream import read_header
+
+            def archived_length() -> int:
+                with store.open() as fh:
+                    return read_header(fh).length
+
+            length = await asyncio.get_running_loop().run_in_executor(None, archived_length)
+            store = storage.ReheaderedStorage(store, target.header, length)
+        if store.streamed:  # plaintext decrypted in memory: no descriptor to send
+            await self._stream(scope, send, record, store, head=head)
+            return
         url = store.presigned_url(max(1, exp - int(time.time())))
         if url is not None:  # the store serves the bytes itself
             record.redirect = True
@@ -360,6 +434,51 @@ class DataPlane:
                 record.sent += len(chunk)
             if pos < end:  # the file shrank: end the response short rather than pad it
                 logger.warning("data file shorter than expected while streaming")
+                record.short = True
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            fh.close()
+
+    async def _stream(self, scope, send, record: _Download, store, *, head: bool) -> None:
+        """Serve a backend's bytes read in chunks off the event loop (a Crypt4GH
+        file's plaintext: each chunk decrypted in memory, never written anywhere)."""
+        loop = asyncio.get_running_loop()
+        try:
+            current = await loop.run_in_executor(None, store.stat)
+        except FileNotFoundError:
+            raise errors.NotFound("the data file is missing") from None
+        storage.check_unchanged(store.registered, current)
+        size = current.size or 0
+        headers = dict((k.lower(), v) for k, v in scope.get("headers", []))
+        rng = parse_range(headers.get(b"range", b"").decode("latin-1"), size)
+        status, start, end = (200, 0, size) if rng is None else (206, rng[0], rng[1])
+        record.start, record.end = start, end
+        out = [
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(end - start).encode()),
+            (b"accept-ranges", b"bytes"),
+            (b"cache-control", b"private, no-store"),
+        ]
+        if status == 206:
+            out.append((b"content-range", f"bytes {start}-{inclusive_end(end)}/{size}".encode()))
+        fh = await loop.run_in_executor(None, store.open)
+        try:
+            await send(
+                {"type": "http.response.start", "status": status, "headers": out + CORS_HEADERS}
+            )
+            if head:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            fh.seek(start)
+            pos = start
+            while pos < end:
+                chunk = await loop.run_in_executor(None, fh.read, min(CHUNK, end - pos))
+                if not chunk:
+                    break
+                pos += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": pos < end})
+                record.sent += len(chunk)
+            if pos < end:
                 record.short = True
                 await send({"type": "http.response.body", "body": b""})
         finally:

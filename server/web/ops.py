@@ -93,6 +93,8 @@ class OpsMiddleware:
             return self.settings.wes_max_attachments * self.settings.wes_max_attachment_bytes + (
                 1 << 20
             )
+        if path.startswith("/inbox/uploads/"):
+            return self.settings.inbox_max_chunk_bytes + (1 << 10)
         return self.settings.max_body_bytes
 
     async def __call__(self, scope, receive, send):

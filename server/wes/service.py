@@ -458,16 +458,21 @@ def submit_run(
             workflow = inputs.resolve_workflow(settings, workflow_url, inputs_dir, names)
             loaded = graph.load(settings, workflow, workdir, inputs_dir)
             readable = set(loaded.readable)
+            staged: dict[str, str] = {}
             job = inputs.check_params(
                 settings,
                 params,
                 inputs_dir,
-                resolve_drs=resolve_drs or drs_resolver(settings, db, caller, readable),
+                resolve_drs=resolve_drs
+                or drs_resolver(settings, db, caller, readable, workdir=workdir, staged=staged),
                 attachments=names,
                 fetch_remote=remote_fetcher(settings, workdir),
                 readable=readable,
             )
             (workdir / "job.json").write_text(json.dumps(job), "utf-8")
+            from server.wes import decrypted
+
+            decrypted.record(workdir, staged)
             write_readable(workdir, readable, loaded.patterns)
             request = {
                 "workflow_params": params,
@@ -573,12 +578,22 @@ def write_readable(workdir: Path, paths: set[str], patterns: set[str] = frozense
 
 
 def drs_resolver(
-    settings: Settings, db: Database, caller: Caller, readable: set[str] | None = None
+    settings: Settings,
+    db: Database,
+    caller: Caller,
+    readable: set[str] | None = None,
+    *,
+    workdir: Path | None = None,
+    staged: dict[str, str] | None = None,
 ):
     """``drs://<this node>/<id>`` -> the local path of a registered file or of
     one of the caller's own WES outputs (``wes~<hex>``), for a caller allowed to
     read it (401/403 otherwise, audited by DRS; 404 for an object that does not
-    exist or is another caller's). The file and its index join ``readable``."""
+    exist or is another caller's). The file and its index join ``readable``.
+
+    A Crypt4GH-archived file maps to a path in the run's ``workdir``, recorded in
+    ``staged`` (target -> archive location), where the worker decrypts it for
+    the run alone (``server.wes.decrypted``)."""
     from urllib.parse import urlsplit
 
     readable = set() if readable is None else readable
@@ -605,6 +620,17 @@ def drs_resolver(
             raise InvalidInput(f"workflow_params: {uri!r} is not a single file")
         if not is_local(location):
             raise InvalidInput(f"workflow_params: {uri!r} is not on this node's file system")
+        from server.storage import is_crypt4gh
+
+        if is_crypt4gh(location):
+            if workdir is None or staged is None:
+                raise InvalidInput(f"workflow_params: {uri!r} is encrypted; not available here")
+            from server.wes import decrypted
+
+            for archived in (location, *extra):
+                if is_crypt4gh(archived):
+                    staged[str(decrypted.target_for(workdir, archived))] = archived
+            return str(decrypted.target_for(workdir, location))
         readable.update([location, *(e for e in extra if is_local(e))])
         return location
 

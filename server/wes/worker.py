@@ -71,6 +71,9 @@ class Execution:
             )
             store.transition(self.db, self.run.id, states.CANCELED, expect=(states.CANCELING,))
         finally:
+            from server.wes import decrypted
+
+            decrypted.remove(self.workdir)  # encrypted inputs: plaintext only while it runs
             for fh in (self.stdout, self.stderr):
                 if fh is not None:
                     fh.close()
@@ -106,6 +109,9 @@ class Execution:
             run.engine == "toil" and (run.engine_params or {}).get("batchSystem") == "slurm"
         )
         base = engine.base_command()
+        from server.wes import decrypted
+
+        decrypted.stage(self.settings, self.workdir)  # before the sandbox takes the directory
         try:
             launch = sandbox.wrap(
                 self.settings,

@@ -186,9 +186,12 @@ class TestSearchReadId:
         assert records(tmp_path, download(client, tk), "BAM") == []
 
     def test_unknown_params_are_ignored_returns_200(self, client, data):
-        ticket(
-            client, "/reads/htsnexus_test_NA12878", params={"encryptionScheme": "c4gh", "x": "1"}
-        )
+        ticket(client, "/reads/htsnexus_test_NA12878", params={"x": "1", "y": ""})
+
+    def test_c4gh_for_a_plaintext_object_returns_400(self, client, data):
+        # a file stored unencrypted is never handed out as if it were encrypted
+        resp = client.get("/reads/htsnexus_test_NA12878", params={"encryptionScheme": "c4gh"})
+        assert_error(resp, 400, "UnsupportedFormat")
 
     def test_variant_format_on_reads_returns_400(self, client, data):
         resp = client.get("/reads/htsnexus_test_NA12878", params={"format": "VCF"})

@@ -61,6 +61,7 @@ def test_every_api_document_is_served():
         "drs.yaml",
         "access.yaml",
         "fdp.yaml",
+        "inbox.yaml",
     }
     assert {api.document for api in APIS} == expected
     assert {path.name for path in OPENAPI_DIR.glob("*.yaml")} >= expected

@@ -90,9 +90,16 @@ def node(tmp_path_factory, pg_available):
     var = tmp_path_factory.mktemp("schemathesis")
     kit = make_kit(var / "kit")
     with fresh_database("postgresql", var) as url:
-        settings = kit.trusting(node_settings(var / "var", url, beacon_rate_per_minute=0))
+        settings = kit.trusting(
+            node_settings(
+                var / "var", url, beacon_rate_per_minute=0, c4gh_passphrase="schemathesis-pass"
+            )
+        )
         db = migrated(settings)
         populate(db, var)
+        from server.c4gh.keys import keygen
+
+        keygen(settings)
         server = start_server(settings)
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {kit.registered()}"
@@ -126,6 +133,7 @@ test_drs = _document_test("drs.yaml")
 test_service_info = _document_test("service-info.yaml")
 test_access = _document_test("access.yaml")
 test_fdp = _document_test("fdp.yaml")
+test_inbox = _document_test("inbox.yaml")
 
 
 # Requests that hit the seeded data (generated ones rarely name an existing id):

@@ -5,7 +5,7 @@ resolution for any name but the node's address fails, so a page that needed a
 CDN would neither render nor go unnoticed: every request the page makes must
 go to the node. The rendered DOM must show the
 operations of the document Swagger UI opens first, and the selector must list
-all seven documents.
+all eight documents.
 """
 
 from __future__ import annotations

@@ -74,18 +74,48 @@ def static_server(directory: Path):
 
 
 def test_igv_reads_bam_and_vcf_over_htsget(igv_installed, seed_dir, tmp_path):
+    from server.registry import add_files
+
+    def register(settings, db):
+        files = [seed_dir / "DK0001.bam", seed_dir / "cohort.vcf.gz"]
+        add_files(db, files, "demo", progress=False)
+
+    igv_reads_the_seed_files(seed_dir, tmp_path, register)
+
+
+def test_igv_reads_crypt4gh_archived_files_as_plaintext(igv_installed, seed_dir, tmp_path):
+    """The same files delivered encrypted through the inbox: igv.js reads their
+    plaintext, decrypted by the node in memory as the data plane streams it."""
+    from server.c4gh.keys import key_paths, keygen
+    from server.inbox.ingest import Ingest, enqueue_local
+    from tests.support import c4gh
+
+    def register(settings, db):
+        keygen(settings)
+        for name, object_id in (("DK0001.bam", "DK0001"), ("cohort.vcf.gz", "cohort")):
+            enc = c4gh.encrypt(seed_dir / name, key_paths(settings)[1], tmp_path / f"{name}.c4gh")
+            enqueue_local(settings, db, enc, "demo", object_id=object_id, operator="centre")
+        assert Ingest(settings, db).work(once=True) == 2
+
+    igv_reads_the_seed_files(seed_dir, tmp_path, register, c4gh_passphrase="igv-passphrase")
+
+
+def igv_reads_the_seed_files(seed_dir, tmp_path, register, **overrides):
     from server.db import Database
-    from server.registry import add_dataset, add_files
+    from server.registry import add_dataset
     from server.settings import Settings
     from tests.conftest import start_server, stop_server
 
     settings = Settings(
-        var_dir=str(tmp_path / "var"), signing_key="browser-test-key", log_format="text"
+        var_dir=str(tmp_path / "var"),
+        signing_key="browser-test-key",
+        log_format="text",
+        **overrides,
     )
     db = Database(settings.effective_database_url)
     db.upgrade()
     add_dataset(db, "demo", access="public")
-    add_files(db, [seed_dir / "DK0001.bam", seed_dir / "cohort.vcf.gz"], "demo", progress=False)
+    register(settings, db)
     node = start_server(settings)
     site = tmp_path / "site"
     site.mkdir()

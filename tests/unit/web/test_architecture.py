@@ -23,4 +23,4 @@ def test_every_path_it_names_exists():
 def test_it_lists_every_acceleration_and_the_api_table():
     for name in accel.NAMES:
         assert f"`{name}`" in TEXT
-    assert "server/web/apis.py" in TEXT and len(APIS) == 7
+    assert "server/web/apis.py" in TEXT and len(APIS) == 8

@@ -1,0 +1,216 @@
+"""A sequencing centre and a researcher against a real two-worker node, then a
+scan of everything the node wrote for plaintext genomic data.
+
+The centre encrypts BAM, CRAM and VCF files with the ``crypt4gh`` CLI for
+the key at ``/inbox/public-key`` and uploads them over HTTP; ``genomeport
+ingest work`` (a child process) ingests them; the researcher asks for
+C4GH tickets and for plaintext tickets and reads both. Then every file under
+the node's ``var/`` (archive, inbox, keys, database, logs) and its temporary
+directory is scanned: none may hold BAM, CRAM, VCF or BCF content, compressed
+or not, nor any sample of the original files' bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+import requests
+
+from server.auth.roles import add_role
+from server.genomics.coords import to_region
+from server.registry import add_dataset
+from tests.conftest import REPO, node_settings, settings_env, start_server, stop_server
+from tests.support import c4gh
+from tests.support.processes import clean_env
+
+pytestmark = pytest.mark.slow
+
+FILES = {
+    "bam": ("reads/htsnexus_test_NA12878.bam", "BAM", "reads", ("11", 5_000_000, 5_010_000)),
+    "cram": ("reads/htsnexus_test_NA12878.cram", "CRAM", "reads", ("11", 5_000_000, 5_010_000)),
+    "vcf": ("variants/NA20787.vcf.gz", "VCF", "variants", ("21", 16_000_000, 16_100_000)),
+}
+PASSPHRASE = "integration-passphrase"
+MAGICS = (b"BAM\x01", b"BCF\x02", b"##fileformat=VCF", b"@HD\t", b"@SQ\tSN:")
+
+
+@pytest.fixture
+def settings(tmp_path, db_url, kit):
+    base = node_settings(
+        tmp_path / "node" / "var", db_url, c4gh_passphrase=PASSPHRASE, inbox_max_chunk_bytes=1 << 20
+    )
+    return kit.trusting(base)
+
+
+def plaintext_problems(path: Path, samples: list[bytes]) -> list[str]:
+    """Why ``path`` holds plaintext genomic data (empty: it does not)."""
+    raw = path.read_bytes()
+    views = [raw]
+    if raw[:2] == b"\x1f\x8b":  # gzip or BGZF: look inside every member
+        with contextlib.suppress(OSError, EOFError, zlib.error):
+            views.append(gzip.decompress(raw))
+    found = []
+    for view in views:
+        if view.startswith(b"CRAM"):
+            found.append("a CRAM file")
+        for magic in MAGICS:
+            if magic in view:
+                found.append(f"contains {magic!r}")
+    for sample in samples:
+        if sample in raw:
+            found.append("contains bytes of an original file")
+            break
+    return found
+
+
+def scan(roots: list[Path], samples: list[bytes]) -> dict[str, list[str]]:
+    bad = {}
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                problems = plaintext_problems(path, samples)
+                if problems:
+                    bad[str(path)] = problems
+    return bad
+
+
+def fetch(tk: dict) -> bytes:
+    out = []
+    for entry in tk["htsget"]["urls"]:
+        if entry["url"].startswith("data:;base64,"):
+            out.append(base64.b64decode(entry["url"][len("data:;base64,") :]))
+            continue
+        resp = requests.get(entry["url"], headers=entry.get("headers", {}), timeout=60)
+        assert resp.status_code in (200, 206), resp.text
+        out.append(resp.content)
+    return b"".join(out)
+
+
+def records(path: Path, fmt: str, region: str) -> list[str]:
+    if fmt in ("BAM", "CRAM"):
+        subprocess.run(["samtools", "index", str(path)], check=True, capture_output=True)
+        cmd = ["samtools", "view", str(path), region]
+    else:
+        subprocess.run(["bcftools", "index", "-f", str(path)], check=True, capture_output=True)
+        cmd = ["bcftools", "view", "-H", "-r", region, str(path)]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
+
+
+def test_centre_to_researcher_leaves_no_plaintext_at_rest(settings, db, kit, testdata, tmp_path):
+    from server.c4gh.keys import keygen
+
+    keygen(settings)
+    add_dataset(db, "ctl", access="controlled", grant_value="urn:ds:ctl")
+    add_role(db, "ctl", "submitter", "centre-bot")
+    node_tmp = tmp_path / "node" / "tmp"
+    node_tmp.mkdir(parents=True)
+    env_extra = {"TMPDIR": str(node_tmp), "GENOMEPORT_C4GH_PASSPHRASE": PASSPHRASE}
+    server = start_server(settings, port=18141, env_extra=env_extra)
+    try:
+        base = server.url
+        centre = tmp_path / "centre"
+        centre.mkdir()
+        pub = centre / "node.pub"
+        pub.write_bytes(requests.get(f"{base}/inbox/public-key", timeout=10).content)
+        submit = {"Authorization": f"Bearer {kit.registered('centre-bot')}"}
+        for name, (rel, _, _, _) in FILES.items():
+            enc = c4gh.encrypt(testdata / rel, pub, centre / f"{name}.c4gh")
+            data = enc.read_bytes()
+            resp = requests.post(
+                f"{base}/inbox/uploads",
+                json={
+                    "dataset": "ctl",
+                    "filename": enc.name,
+                    "size": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "object_id": name,
+                },
+                headers=submit,
+                timeout=10,
+            )
+            assert resp.status_code == 201, resp.text
+            up = resp.json()
+            for off in range(0, len(data), 1 << 20):
+                resp = requests.put(
+                    f"{base}/inbox/uploads/{up['id']}",
+                    params={"offset": off},
+                    data=data[off : off + (1 << 20)],
+                    headers=submit | {"Content-Type": "application/octet-stream"},
+                    timeout=30,
+                )
+                assert resp.status_code == 200, resp.text
+            resp = requests.post(f"{base}/inbox/uploads/{up['id']}/complete", headers=submit)
+            assert resp.json()["state"] == "queued", resp.text
+
+        env = clean_env() | settings_env(settings) | env_extra
+        done = subprocess.run(
+            [sys.executable, "-m", "server.cli", "ingest", "work", "--once"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "processed 3 upload(s)" in done.stdout
+        listed = subprocess.run(
+            [sys.executable, "-m", "server.cli", "ingest", "list"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert listed.count(" ingested ") == 3, listed
+
+        researcher = tmp_path / "researcher"
+        sec, rpub = c4gh.keygen(researcher)
+        read = {"Authorization": f"Bearer {kit.grant('urn:ds:ctl')}"}
+        for name, (rel, fmt, endpoint, (ref, start, end)) in FILES.items():
+            region = to_region(ref, start, end)
+            params = {"referenceName": ref, "start": start, "end": end}
+            ext = {"BAM": "bam", "CRAM": "cram", "VCF": "vcf.gz"}[fmt]
+            resp = requests.get(
+                f"{base}/{endpoint}/{name}",
+                params=params | {"encryptionScheme": "C4GH"},
+                headers=read | {"client-public-key": c4gh.client_key_header(rpub)},
+                timeout=30,
+            )
+            assert resp.status_code == 200, resp.text
+            decrypted = researcher / f"{name}.c4gh-slice.{ext}"
+            decrypted.write_bytes(c4gh.decrypt(fetch(resp.json()), sec))
+            resp = requests.get(f"{base}/{endpoint}/{name}", params=params, headers=read)
+            assert resp.status_code == 200, resp.text
+            plain = researcher / f"{name}.plain-slice.{ext}"
+            plain.write_bytes(fetch(resp.json()))
+            original = researcher / f"{name}.orig.{ext}"
+            original.write_bytes((testdata / rel).read_bytes())
+            expected = records(original, fmt, region)
+            assert expected
+            assert records(decrypted, fmt, region) == expected
+            assert records(plain, fmt, region) == expected
+    finally:
+        stop_server(server)
+
+    rng = random.Random(14)
+    samples = []
+    for rel, _, _, _ in FILES.values():
+        raw = (testdata / rel).read_bytes()
+        samples += [raw[o : o + 48] for o in (rng.randrange(0, len(raw) - 48) for _ in range(20))]
+    roots = [Path(settings.var_dir), node_tmp]
+    assert any(Path(settings.var_dir, "archive").rglob("*.c4gh"))
+    bad = scan(roots, samples)
+    assert not bad, bad
+    # the scan itself finds plaintext where there is some
+    assert scan([researcher], samples)
+    assert os.listdir(Path(settings.var_dir) / "inbox" / "ctl") == []
