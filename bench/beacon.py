@@ -149,8 +149,13 @@ GRCH38 = {
     "22": 50_818_468,
 }
 CARRIER_POOL = 4096  # distinct carrier bitmaps, drawn at random for each variant
-# Every beacon_variants column but hom_carriers, which the synthetic rows leave NULL.
-VARIANT_COLUMNS = tuple(c.name for c in BeaconVariant.__table__.columns if c.name != "hom_carriers")
+# Every beacon_variants column but hom_carriers, an_gap and gaps, which the
+# synthetic rows leave NULL (their AN is then the stored one).
+VARIANT_COLUMNS = tuple(
+    c.name
+    for c in BeaconVariant.__table__.columns
+    if c.name not in ("hom_carriers", "an_gap", "gaps")
+)
 
 
 class Progress:

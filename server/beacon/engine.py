@@ -144,7 +144,7 @@ def load_key(tag: str):
 class Context:
     session: object
     warnings: list[str] = field(default_factory=list)
-    generation: int = 0
+    generation: object = 0
     db_key: str = ""  # which database (process caches are per database)
     loads: list = field(default_factory=list)  # done journal rows
     _records: dict = field(default_factory=dict)
@@ -161,16 +161,23 @@ class Context:
             self.warnings.append(text)
 
 
-LoadRow = namedtuple("LoadRow", "id dataset_id kind assembly max_span")
+LoadRow = namedtuple("LoadRow", "id dataset_id kind assembly max_span checkpoint")
+# the files merged into a store (vcf-file, genome) are not read: one row per genome
 _DONE_LOADS = (
-    "SELECT id, dataset_id, kind, assembly, max_span FROM beacon_loads WHERE status = 'done'"
+    "SELECT id, dataset_id, kind, assembly, max_span, checkpoint FROM beacon_loads "
+    "WHERE status = 'done' AND kind IN ('vcf', 'metadata', 'genes', 'ontology')"
 )
 
 
 def new_context(session) -> Context:
-    """One query of the (small) load journal serves the whole request."""
+    """One query of the (small) load journal serves the whole request. The
+    generation changes with every load and with every merge into or
+    withdrawal from a store (its row's ``checkpoint`` counts them)."""
     rows = [LoadRow(*r) for r in fetch_all(session, _DONE_LOADS)]
-    gen = max((r.id for r in rows), default=0)
+    gen = (
+        max((r.id for r in rows), default=0),
+        sum(r.checkpoint or 0 for r in rows if r.kind == "vcf"),
+    )
     return Context(session=session, generation=gen, loads=rows, db_key=str(session.get_bind().url))
 
 
