@@ -258,7 +258,9 @@ def _secondary_indexes(conn, dialect: str) -> list[tuple[str, str]]:
             "'beacon_variants' AND i.schemaname = current_schema() AND i.indexname NOT IN "
             "(SELECT conname FROM pg_constraint)"
         )
-    return [tuple(r) for r in conn.execute(sa.text(q))]
+    # a partitioned table's index is listed as "ON ONLY" (the parent alone, left
+    # invalid); rebuilt without ONLY it is built on every partition again
+    return [(n, ddl.replace(" ON ONLY ", " ON ", 1)) for n, ddl in conn.execute(sa.text(q))]
 
 
 def _insert_variants(db, rows, n_variants: int) -> None:

@@ -161,6 +161,9 @@ def _update_rows(session, rows: list[tuple]) -> None:
             with cur.copy("COPY gp_merge FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            # row counts for the planner: a probe per row into the pk indexes of
+            # the partitions, not a scan of the store
+            cur.execute("ANALYZE gp_merge")
             sets = ", ".join(f"{c} = m.{c}" for c in _UPDATE_COLUMNS)
             cur.execute(f"UPDATE beacon_variants v SET {sets} FROM gp_merge m WHERE v.pk = m.pk")
         return
