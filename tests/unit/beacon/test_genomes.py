@@ -388,3 +388,31 @@ def test_add_genome_takes_single_sample_files_only(db, split):
     with pytest.raises(InvalidInput, match="single-sample files"):
         load_vcf(db, split["joint"], "one", progress=False, single=True)
     assert snapshot(db, "one") == {}
+
+
+def test_gvcf_reference_blocks_are_not_records(db, tmp_path):
+    """A gVCF: reference blocks (<NON_REF>) are reference calls, not records; its
+    variant calls count like a VCF's, with the <NON_REF> allele dropped."""
+    head = (
+        "##fileformat=VCFv4.2\n##reference=GRCh38\n##contig=<ID=chr22,length=50818468>\n"
+        '##ALT=<ID=NON_REF,Description="Any other allele">\n'
+        '##INFO=<ID=END,Number=1,Type=Integer,Description="End of the block">\n'
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t{name}\n"
+    )
+    gvcf = tmp_path / "G1.g.vcf"
+    gvcf.write_text(
+        head.format(name="G1")
+        + "chr22\t1000\t.\tA\t<NON_REF>\t.\tPASS\tEND=1999\tGT\t0/0\n"
+        + "chr22\t2000\t.\tC\tT,<NON_REF>\t50\tPASS\t.\tGT\t0/1\n"
+        + "chr22\t2001\t.\tG\t<NON_REF>\t.\tPASS\tEND=3000\tGT\t0/0\n"
+        + "chr22\t3001\t.\tA\tG,<NON_REF>\t50\tPASS\t.\tGT\t1/1\n"
+    )
+    plain = tmp_path / "G2.vcf"
+    plain.write_text(head.format(name="G2") + "chr22\t2000\t.\tC\tT\t50\tPASS\t.\tGT\t1|1\n")
+    add_dataset(db, "gv")
+    add_singles(db, "gv", [gvcf, plain])
+    snap = snapshot(db, "gv")
+    assert set(snap) == {("22", 1999, "C", "T"), ("22", 3000, "A", "G")}
+    assert snap[("22", 1999, "C", "T")][:6] == (3, 4, 1, 1, {"G1", "G2"}, {"G2"})
+    assert snap[("22", 3000, "A", "G")][:6] == (2, 4, 1, 0, {"G1"}, {"G1"})
