@@ -378,6 +378,8 @@ def merge(
                 withdraw_first.append(name)
         for name in withdraw_first:
             _withdraw(s, store, present[name], keep_sample=name in by_idx)
+        if withdraw_first:
+            _drop_empty_loads(s, dataset_id)
         n_before = genome_count(s, dataset_id)
         new_names = [n for n, i in samples if i not in skip and n not in present]
         n_after = n_before + len(new_names)
@@ -508,6 +510,32 @@ def _matches(session, store_id: int, load_id: int, lo: int, hi: int) -> dict[int
 
 
 # ------------------------------------------------------------------ withdrawal
+def _pk_in(session, pks: list[int]):
+    """``pk IN (...)``: one array parameter on PostgreSQL (planned once for every
+    partition, not once per value), a list elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return V.pk == sa.any_(sa.bindparam("pks", list(pks), type_=ARRAY(sa.BigInteger)))
+    return V.pk.in_(pks)
+
+
+def _drop_empty_loads(session, dataset_id: str) -> None:
+    """Journal rows of files none of whose genomes is left (all replaced or
+    withdrawn): loading such a file again is a new report, not a repeat."""
+    left = sa.select(BeaconGenome.load_id).where(BeaconGenome.dataset_id == dataset_id)
+    session.execute(
+        sa.delete(BeaconLoad)
+        .where(
+            BeaconLoad.dataset_id == dataset_id,
+            BeaconLoad.kind.in_(("genome", "vcf-file")),
+            BeaconLoad.status == "done",
+            BeaconLoad.id.not_in(left),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _withdraw(session, store: BeaconLoad, genome: BeaconGenome, keep_sample: bool) -> int:
     """Subtract one genome from every record it contributes to; delete the
     records nobody else carries. Returns the records changed or deleted."""
@@ -516,7 +544,7 @@ def _withdraw(session, store: BeaconLoad, genome: BeaconGenome, keep_sample: boo
     done = 0
     for i in range(0, len(pks), CHUNK):
         chunk = pks[i : i + CHUNK]
-        rows = session.execute(sa.select(*_REC_COLUMNS).where(V.pk.in_(chunk))).all()
+        rows = session.execute(sa.select(*_REC_COLUMNS).where(_pk_in(session, chunk))).all()
         updates, deletes = [], []
         for r in rows:
             rec = Rec.of(*r)
@@ -566,7 +594,6 @@ def withdraw(db, dataset_id: str, sample: str, *, caller: str = "cli") -> Withdr
         if genome is None or genome.status != "present":
             raise NotFound(f"dataset {dataset_id!r} has no genome {sample!r}")
         store = store_row(s, dataset_id)
-        load_id = genome.load_id
         records = _withdraw(s, store, genome, keep_sample=False)
         # the individual the sample belongs to (a biosample record may name it)
         individual = (
@@ -607,17 +634,7 @@ def withdraw(db, dataset_id: str, sample: str, *, caller: str = "cli") -> Withdr
                     BeaconRecord.id == rid,
                 )
             )
-        others = s.execute(
-            sa.select(sa.func.count())
-            .select_from(BeaconGenome)
-            .where(BeaconGenome.load_id == load_id)
-        ).scalar_one()
-        if not others:
-            s.execute(
-                sa.delete(BeaconLoad).where(
-                    BeaconLoad.id == load_id, BeaconLoad.kind.in_(("genome", "vcf-file"))
-                )
-            )
+        _drop_empty_loads(s, dataset_id)
         append(
             db,
             caller=caller,

@@ -377,6 +377,9 @@ def test_changed_genome_refused_unless_replaced(db, split, tmp_path):
     assert snapshot(db, "chg") == snap
     replaced = add_singles(db, "chg", [changed], replace=True)
     assert replaced[0].replaced == [target]
+    # the first file again is a change now, not a repeat
+    with pytest.raises(InvalidInput, match="with other calls"):
+        add_singles(db, "chg", [split["singles"][target]])
 
     add_dataset(db, "fresh")
     add_singles(db, "fresh", [split["singles"][names[0]], changed, split["singles"][names[2]]])
