@@ -78,10 +78,15 @@ def unpack_gaps(blob: bytes | None) -> tuple[BitMap, BitMap]:
     return BitMap.deserialize(blob[4 : 4 + n]), BitMap.deserialize(blob[4 + n :])
 
 
+def sorted_unique(pks) -> np.ndarray:
+    arr = np.sort(np.asarray(pks, dtype=np.int64))
+    return arr[np.r_[True, arr[1:] != arr[:-1]]] if len(arr) else arr
+
+
 def pack_pks(pks) -> bytes:
-    """Sorted record pks, delta-encoded and compressed."""
-    arr = np.unique(np.asarray(pks, dtype=np.int64))
-    return zlib.compress(np.diff(arr, prepend=np.int64(0)).tobytes(), 6)
+    """Record pks, sorted, delta-encoded and compressed."""
+    arr = sorted_unique(pks)
+    return zlib.compress(np.diff(arr, prepend=np.int64(0)).tobytes(), 1)
 
 
 def unpack_pks(blob: bytes | None) -> list[int]:
@@ -283,8 +288,70 @@ _REC_COLUMNS = (V.pk, V.ac, V.hom, V.het, V.an_gap, V.carriers, V.hom_carriers, 
 _KEY_COLUMNS = (V.chrom, V.start, V.end, V.ref, V.alt)
 
 
-def _digest_line(key, call) -> bytes:
-    return ("\t".join(map(str, (*key, *call))) + "\n").encode()
+class _Calls:
+    """Per-genome digests and record lists of a file's genomes, accumulated
+    with numpy over the samples of each record (not sample by sample).
+
+    A genome's digest is order-independent: two 64-bit sums, over its calls,
+    of a hash of (allele, copies, gap, homozygous), and the number of calls. A
+    record's genomes fall in at most seven such classes, each hashed once."""
+
+    def __init__(self, samples, with_records: bool = True):
+        size = max(samples, default=-1) + 1
+        self.wanted = np.zeros(size, dtype=bool)
+        self.wanted[list(samples)] = True
+        self.sums = np.zeros((2, size), dtype=np.uint64)
+        self.count = np.zeros(size, dtype=np.int64)
+        self.with_records = with_records
+        self.who: list[np.ndarray] = []
+        self.pks: list[np.ndarray] = []
+
+    def add(self, key: tuple, rec: Rec, pk: int | None) -> None:
+        c, h = rec.carriers, rec.homs
+        g = rec.one | rec.two
+        classes = (
+            ((c & h) - g, 2, 0, True),
+            (c & h & rec.one, 1, 1, True),
+            (c & h & rec.two, 1, 2, True),
+            (c - h - g, 1, 0, False),
+            ((c - h) & rec.one, 1, 1, False),
+            ((c - h) & rec.two, 1, 2, False),
+            (rec.one - c, 0, 1, False),
+            (rec.two - c, 0, 2, False),
+        )
+        everyone = []
+        for bm, copies, gap, hom in classes:
+            if not bm:
+                continue
+            who = np.frombuffer(bm.to_array(), dtype=np.uint32)
+            who = who[who < len(self.wanted)]
+            who = who[self.wanted[who]]
+            if not len(who):
+                continue
+            line = "\t".join(map(str, (*key, copies, gap, hom))).encode()
+            digest = hashlib.blake2b(line, digest_size=16).digest()
+            for k in (0, 1):
+                self.sums[k, who] += np.uint64(int.from_bytes(digest[8 * k : 8 * k + 8], "big"))
+            self.count[who] += 1
+            everyone.append(who)
+        if self.with_records and pk is not None and everyone:
+            who = np.concatenate(everyone)
+            self.who.append(who)
+            self.pks.append(np.full(len(who), pk, dtype=np.int64))
+
+    def digest(self, sample: int) -> str:
+        return f"{self.sums[0, sample]:016x}{self.sums[1, sample]:016x}{self.count[sample]:x}"
+
+    def records(self) -> dict[int, np.ndarray]:
+        """sample -> the pks of the records it contributes to."""
+        if not self.who:
+            return {}
+        who, pks = np.concatenate(self.who), np.concatenate(self.pks)
+        order = np.argsort(who, kind="stable")
+        who, pks = who[order], pks[order]
+        starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
+        ends = np.r_[starts[1:], len(who)]
+        return {int(who[a]): pks[a:b] for a, b in zip(starts, ends, strict=True)}
 
 
 # ------------------------------------------------------------------ merge
@@ -314,14 +381,11 @@ def _staged_chunks(session, load_id: int):
 
 
 def _digests(session, load_id: int, samples: dict[int, str]) -> dict[int, str]:
-    hashers = {i: hashlib.sha256() for i in samples}
+    calls = _Calls(samples, with_records=False)
     for chunk in _staged_chunks(session, load_id):
         for key, rec in chunk:
-            for i in rec.samples():
-                h = hashers.get(i)
-                if h is not None:
-                    h.update(_digest_line(key, rec.call(i)))
-    return {i: h.hexdigest() for i, h in hashers.items()}
+            calls.add(key, rec, None)
+    return {i: calls.digest(i) for i in samples}
 
 
 def merge(
@@ -383,8 +447,7 @@ def merge(
         n_before = genome_count(s, dataset_id)
         new_names = [n for n, i in samples if i not in skip and n not in present]
         n_after = n_before + len(new_names)
-        hashers = {i: hashlib.sha256() for i in by_idx if i not in skip}
-        targets: dict[int, list[int]] = {i: [] for i in hashers}
+        calls = _Calls([i for i in by_idx if i not in skip])
         drop_bits = BitMap(skip)
         bar = tqdm(desc="merge", unit=" rec", disable=not progress)
         for chunk in _staged_chunks(s, load_id):
@@ -396,9 +459,6 @@ def merge(
                     for i in rec.samples() & drop_bits:
                         rec.remove(i)
                     changed = True
-                for i in rec.samples():
-                    if i in hashers:
-                        hashers[i].update(_digest_line(key, rec.call(i)))
                 target = matched.get(rec.pk)
                 if target is not None:
                     target.add(rec)
@@ -407,16 +467,14 @@ def merge(
                     pk = target.pk
                 elif samples and not rec.carriers:
                     # nobody (left) in the file carries it: not a record of this dataset
+                    calls.add(key, rec, None)
                     deletes.append(rec.pk)
                     continue
                 else:
                     pk = rec.pk
                     if changed:
                         updates.append(rec)
-                for i in rec.samples():
-                    t = targets.get(i)
-                    if t is not None:
-                        t.append(pk)
+                calls.add(key, rec, pk)
             _delete_rows(s, deletes)
             rows = {r.pk: r.row(n_after) for r in updates}  # one row per record
             _update_rows(s, list(rows.values()))
@@ -449,31 +507,35 @@ def merge(
                 sa.select(BeaconSample.name).where(BeaconSample.dataset_id == dataset_id)
             ).scalars()
         )
+        targets = calls.records()
+        empty = np.zeros(0, dtype=np.int64)
+        new_samples, genomes, now = [], [], utcnow()
         for name, i in samples:
             if i in skip:
                 continue
             if name not in have:
-                s.add(BeaconSample(dataset_id=dataset_id, idx=i, name=name))
-            old = s.get(BeaconGenome, (dataset_id, name))
-            if old is not None:
-                s.delete(old)
-                s.flush()
-            pks = targets[i]
-            s.add(
-                BeaconGenome(
-                    dataset_id=dataset_id,
-                    name=name,
-                    idx=i,
-                    status="present",
-                    load_id=load_id,
-                    digest=hashers[i].hexdigest(),
-                    n_records=len(set(pks)),
-                    records=pack_pks(pks),
-                    added=utcnow(),
-                )
+                new_samples.append({"dataset_id": dataset_id, "idx": i, "name": name})
+            pks = sorted_unique(targets.get(i, empty))
+            genomes.append(
+                {
+                    "dataset_id": dataset_id,
+                    "name": name,
+                    "idx": i,
+                    "status": "present",
+                    "load_id": load_id,
+                    "digest": calls.digest(i),
+                    "n_records": len(pks),
+                    "records": pack_pks(pks),
+                    "added": now,
+                }
             )
             if name not in present:
                 result.added.append(name)
+        # (a replaced genome's row went with its withdrawal above)
+        if new_samples:
+            s.execute(sa.insert(BeaconSample), new_samples)
+        if genomes:
+            s.execute(sa.insert(BeaconGenome), genomes)
         store.checkpoint = (store.checkpoint or 0) + 1
         store.max_span = max(store.max_span or 0, max_span)
         store.assembly = store.assembly or assembly

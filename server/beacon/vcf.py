@@ -274,7 +274,7 @@ def _reserve_samples(session, dataset_id: str, names: list[str], load_id: int) -
         ).scalars()
     }
     nxt = max([*rows.values(), *(g.idx for g in genomes.values())], default=-1) + 1
-    out = []
+    out, staged = [], []
     for name in names:
         g = genomes.get(name)
         if name in rows:
@@ -287,20 +287,22 @@ def _reserve_samples(session, dataset_id: str, names: list[str], load_id: int) -
         elif g is not None:
             out.append(g.idx)
         else:
-            session.add(
-                BeaconGenome(
-                    dataset_id=dataset_id,
-                    name=name,
-                    idx=nxt,
-                    status="staged",
-                    load_id=load_id,
-                    digest="",
-                    n_records=0,
-                )
+            staged.append(
+                {
+                    "dataset_id": dataset_id,
+                    "name": name,
+                    "idx": nxt,
+                    "status": "staged",
+                    "load_id": load_id,
+                    "digest": "",
+                    "n_records": 0,
+                    "added": journal.utcnow(),
+                }
             )
             out.append(nxt)
             nxt += 1
-    session.flush()
+    if staged:
+        session.execute(sa.insert(BeaconGenome), staged)
     return out
 
 
