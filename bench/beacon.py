@@ -149,8 +149,13 @@ GRCH38 = {
     "22": 50_818_468,
 }
 CARRIER_POOL = 4096  # distinct carrier bitmaps, drawn at random for each variant
-# Every beacon_variants column but hom_carriers, which the synthetic rows leave NULL.
-VARIANT_COLUMNS = tuple(c.name for c in BeaconVariant.__table__.columns if c.name != "hom_carriers")
+# Every beacon_variants column but hom_carriers, an_gap and gaps, which the
+# synthetic rows leave NULL (their AN is then the stored one).
+VARIANT_COLUMNS = tuple(
+    c.name
+    for c in BeaconVariant.__table__.columns
+    if c.name not in ("hom_carriers", "an_gap", "gaps")
+)
 
 
 class Progress:
@@ -253,7 +258,9 @@ def _secondary_indexes(conn, dialect: str) -> list[tuple[str, str]]:
             "'beacon_variants' AND i.schemaname = current_schema() AND i.indexname NOT IN "
             "(SELECT conname FROM pg_constraint)"
         )
-    return [tuple(r) for r in conn.execute(sa.text(q))]
+    # a partitioned table's index is listed as "ON ONLY" (the parent alone, left
+    # invalid); rebuilt without ONLY it is built on every partition again
+    return [(n, ddl.replace(" ON ONLY ", " ON ", 1)) for n, ddl in conn.execute(sa.text(q))]
 
 
 def _insert_variants(db, rows, n_variants: int) -> None:

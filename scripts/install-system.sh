@@ -11,6 +11,11 @@ command -v slurmctld >/dev/null || need+=(slurm-wlm)  # WES cluster tests (scrip
 command -v munged >/dev/null || need+=(munge)
 # server binaries for the throwaway cluster of the database-outage test (scripts/pg-throwaway.sh)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+# postgres_fdw, for the partitions moved to a second cluster (tests/integration/
+# test_beacon_partitions.py); Debian ships it in postgresql-NN, postgresql-contrib
+# names it on other layouts
+compgen -G "/usr/share/postgresql/*/extension/postgres_fdw.control" >/dev/null ||
+    need+=(postgresql-contrib)
 command -v bwrap >/dev/null || need+=(bubblewrap)  # the WES sandbox (server/wes/sandbox.py)
 command -v prlimit >/dev/null || need+=(util-linux)
 command -v setfacl >/dev/null || need+=(acl)

@@ -14,8 +14,9 @@ def beacon() -> None:
     """Beacon v2 store: load the data that /beacon/v2 answers from.
 
     Typical order: `genomeport dataset add ID --access ...`, then
-    `genomeport beacon load-ontology` (HPO), `load-genes`, `load-vcf`,
-    `load-metadata`. Every load is idempotent (the same file twice changes
+    `genomeport beacon load-ontology` (HPO), `load-genes`, `load-vcf` (or
+    `add-genome`, one genome at a time), `load-metadata`; `withdraw` removes
+    one genome. Every load is idempotent (the same file twice changes
     nothing), resumable (run the same command again after an interruption)
     and all-or-nothing (bad input is rejected with file, line and reason).
     """
@@ -35,15 +36,28 @@ def beacon() -> None:
     show_default=True,
     help="Variants per committed batch (the resume checkpoint).",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace samples already in the dataset with other calls (else refused).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def load_vcf_cmd(file, dataset_id, assembly, batch_size, quiet) -> None:
-    """Load a multi-sample VCF/BCF: one variant per ALT allele with AC, AN,
-    hom/het counts, frequency and carrier bitmaps; gene, HGVS and effects from
-    SnpEff ANN or VEP CSQ annotations."""
+def load_vcf_cmd(file, dataset_id, assembly, batch_size, replace, quiet) -> None:
+    """Load a multi-sample VCF/BCF, merged into the dataset's records: one
+    variant per ALT allele with AC, AN, hom/het counts, frequency and carrier
+    bitmaps, whichever files its genomes came in; gene, HGVS and effects from
+    SnpEff ANN or VEP CSQ annotations. Loading a changed file from the same
+    path replaces its genomes."""
     from server.beacon.vcf import load_vcf
 
     result = load_vcf(
-        _obj().db, file, dataset_id, assembly=assembly, batch_size=batch_size, progress=not quiet
+        _obj().db,
+        file,
+        dataset_id,
+        assembly=assembly,
+        batch_size=batch_size,
+        progress=not quiet,
+        replace=replace,
     )
     click.echo(result.describe())
 
@@ -79,6 +93,76 @@ def load_frequencies_cmd(file, dataset_id, mapping, assembly, quiet) -> None:
     result = load_frequencies(
         _obj().db, file, dataset_id, mapping=mapping, assembly=assembly, progress=not quiet
     )
+    click.echo(result.describe())
+
+
+@beacon.command("add-genome")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--dataset", "dataset_id", required=True, help="Registered dataset id to add to.")
+@click.option(
+    "--assembly",
+    default=None,
+    help="GRCh38 or GRCh37 (default: the dataset's, else guessed from the header).",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace a genome already in the dataset with other calls (else refused).",
+)
+@click.option(
+    "--batch-size",
+    default=20000,
+    show_default=True,
+    help="Variants per committed batch (the resume checkpoint).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def add_genome_cmd(files, dataset_id, assembly, replace, batch_size, quiet) -> None:
+    """Add single-sample VCF/BCF (or gVCF) files, one genome each, to a
+    dataset's merged records: counts, carriers and frequencies come out the
+    same whatever the order or grouping in which genomes arrive.
+
+    Each file is all-or-nothing and resumable (run the same command again
+    after an interruption); a genome already there with the same calls
+    changes nothing; one with other calls is refused unless --replace. A
+    genome is counted as called (two alleles) wherever its file has no
+    record: the dataset declares its genomes covered (see the README)."""
+    from tqdm import tqdm
+
+    from server.beacon.vcf import load_vcf
+
+    db = _obj().db
+    many = len(files) > 1
+    for file in tqdm(files, desc="add-genome", unit=" genome", disable=quiet or not many):
+        result = load_vcf(
+            db,
+            file,
+            dataset_id,
+            assembly=assembly,
+            batch_size=batch_size,
+            progress=not quiet and not many,
+            replace=replace,
+            single=True,
+        )
+        click.echo(result.describe())
+
+
+@beacon.command("withdraw")
+@click.argument("sample")
+@click.option("--dataset", "dataset_id", required=True, help="Dataset the genome is in.")
+@click.option("--yes", is_flag=True, help="Confirm: the withdrawal cannot be undone.")
+def withdraw_cmd(sample, dataset_id, yes) -> None:
+    """Withdraw one genome (consent withdrawn): remove SAMPLE from every count,
+    carrier set and frequency of the dataset, delete its stored genotypes,
+    its sample index entry and its individual, biosample, run and analysis
+    records. Audited. Afterwards the dataset answers exactly as if the genome
+    had never been added."""
+    import getpass
+
+    from server.beacon.store import withdraw
+
+    if not yes:
+        raise click.UsageError("withdrawal cannot be undone; pass --yes to confirm")
+    result = withdraw(_obj().db, dataset_id, sample, caller=f"operator:{getpass.getuser()}")
     click.echo(result.describe())
 
 

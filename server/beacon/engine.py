@@ -144,7 +144,7 @@ def load_key(tag: str):
 class Context:
     session: object
     warnings: list[str] = field(default_factory=list)
-    generation: int = 0
+    generation: object = 0
     db_key: str = ""  # which database (process caches are per database)
     loads: list = field(default_factory=list)  # done journal rows
     _records: dict = field(default_factory=dict)
@@ -161,16 +161,23 @@ class Context:
             self.warnings.append(text)
 
 
-LoadRow = namedtuple("LoadRow", "id dataset_id kind assembly max_span")
+LoadRow = namedtuple("LoadRow", "id dataset_id kind assembly max_span checkpoint")
+# the files merged into a store (vcf-file, genome) are not read: one row per genome
 _DONE_LOADS = (
-    "SELECT id, dataset_id, kind, assembly, max_span FROM beacon_loads WHERE status = 'done'"
+    "SELECT id, dataset_id, kind, assembly, max_span, checkpoint FROM beacon_loads "
+    "WHERE status = 'done' AND kind IN ('vcf', 'metadata', 'genes', 'ontology')"
 )
 
 
 def new_context(session) -> Context:
-    """One query of the (small) load journal serves the whole request."""
+    """One query of the (small) load journal serves the whole request. The
+    generation changes with every load and with every merge into or
+    withdrawal from a store (its row's ``checkpoint`` counts them)."""
     rows = [LoadRow(*r) for r in fetch_all(session, _DONE_LOADS)]
-    gen = max((r.id for r in rows), default=0)
+    gen = (
+        max((r.id for r in rows), default=0),
+        sum(r.checkpoint or 0 for r in rows if r.kind == "vcf"),
+    )
     return Context(session=session, generation=gen, loads=rows, db_key=str(session.get_bind().url))
 
 
@@ -645,18 +652,50 @@ def _individual_index(ctx, dataset_id, etype) -> dict[str, str]:
     return {r[0]: r[1] for r in records_of(ctx, dataset_id, etype)}
 
 
+def _filter_key(f: dict) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in f.items() if not k.startswith("_")))
+
+
+@cachetools.cached(
+    _RECORD_CACHE,
+    key=lambda ctx, dataset_id, f: load_key("filter-samples")(ctx, dataset_id, _filter_key(f)),
+    lock=_RECORD_LOCK,
+)
+def _filter_samples(ctx: Context, dataset_id: str, f: dict) -> BitMap:
+    """The samples of the individuals one filter matches (cached per process
+    until the next load: built once, not per request)."""
+    rows = _filter_rows(ctx, dataset_id, f)
+    inds = {ind or rid for etype, rid, ind in rows if etype != "g_variant"}
+    return sample_map(ctx, dataset_id).samples_for(inds)
+
+
+@cachetools.cached(
+    _RECORD_CACHE,
+    key=lambda ctx, dataset_id, filters: load_key("individual-samples")(
+        ctx, dataset_id, tuple(_filter_key(f) for f in filters)
+    ),
+    lock=_RECORD_LOCK,
+)
+def _individual_samples(ctx: Context, dataset_id: str, filters: list[dict]) -> BitMap:
+    """The samples of the individual records that match ``filters``."""
+    ids = {r[0] for r in records_of(ctx, dataset_id, "individual")}
+    constraint = filter_constraint(ctx, dataset_id, "individual", filters)
+    if constraint is not None:
+        ids &= constraint
+    return sample_map(ctx, dataset_id).samples_for(ids)
+
+
 def filter_constraint(ctx: Context, dataset_id: str, target: str, filters: list[dict]):
     """For a record target: the set of matching record ids (None: no filters).
     For g_variant: the matching individuals' sample bitmap."""
     result = None
     for f in filters:
-        rows = _filter_rows(ctx, dataset_id, f)
-        scope = SCOPES.get(f.get("scope") or "")
         if target == "g_variant":
-            inds = {ind or rid for etype, rid, ind in rows if etype != "g_variant"}
-            bm = sample_map(ctx, dataset_id).samples_for(inds)
+            bm = _filter_samples(ctx, dataset_id, f)
             result = bm if result is None else result & bm
             continue
+        rows = _filter_rows(ctx, dataset_id, f)
+        scope = SCOPES.get(f.get("scope") or "")
         direct = {rid for etype, rid, _ in rows if etype == target}
         if target in ("cohort", "dataset") or scope == target:
             ids = direct
@@ -776,6 +815,17 @@ def evaluate(
     if req.genomic:
         carriers = _visible_carriers(ctx, dataset_id, loads, genomic, req.filters, min_people)
         sm = sample_map(ctx, dataset_id)
+        if (
+            target == "individual"
+            and not want_page
+            and not anchors
+            and req.entry_id is None
+            and sm.one_to_one
+        ):
+            # a count of carriers among the filtered individuals: one bitmap
+            # intersection, whatever the cohort size (people = samples here)
+            within = _individual_samples(ctx, dataset_id, req.filters)
+            return Matches(carriers.intersection_cardinality(within), [])
         anchors.append(Anchor(carriers, sm.individuals(carriers), sm.names(carriers)))
     constraint = filter_constraint(ctx, dataset_id, target, req.filters)
     rows = records_of(ctx, dataset_id, target)

@@ -1,7 +1,8 @@
 """``frequencyInPopulations`` of a g_variants record (Beacon v2.2 allele frequencies).
 
-One entry for the whole dataset (the allele's stored AC, AN, homozygous and
-heterozygous counts), then one per sex and one per population (the
+One entry for the whole dataset (the allele's stored AC, homozygous and
+heterozygous counts, and its allele number from
+``server.beacon.store.allele_number``), then one per sex and one per population (the
 individuals' ``ethnicity``) among the dataset's individuals that have samples
 in the VCF. Counts by subset come from set algebra on Roaring bitmaps over the
 dataset's sample index: the allele's carriers and homozygous carriers, each
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 from pyroaring import BitMap
 
 from server.beacon.engine import Context, load_key, sample_map
+from server.beacon.store import allele_number
 from server.beacon.tables import BeaconRecord
 
 
@@ -79,17 +81,18 @@ def _entry(population: str, ac: int, an: int, hom: int, het: int, adjust, hemi: 
 def frequencies(ctx: Context, dataset_id: str, row, adjust) -> list[dict]:
     """The ``frequencies`` list of one variant row; ``adjust(count)`` applies the
     caller's tier rule to every count."""
+    n_samples = len(sample_map(ctx, dataset_id).by_name)
+    an = allele_number(row, n_samples)
     # alleles of haploid calls (AC less those of diploid carriers) are hemizygous
     hemi = max(row.ac - row.het - 2 * row.hom, 0)
-    out = [_entry(dataset_id, row.ac, row.an, row.hom, row.het, adjust, hemi)]
+    out = [_entry(dataset_id, row.ac, an, row.hom, row.het, adjust, hemi)]
     hom_bytes = getattr(row, "hom_carriers", None)
     if hom_bytes is None:
         return out
     groups = subsets(ctx, dataset_id)
     if not groups:
         return out
-    n_samples = len(sample_map(ctx, dataset_id).by_name)
-    if row.an != 2 * n_samples or row.ac != row.het + 2 * row.hom:
+    if an != 2 * n_samples or row.ac != row.het + 2 * row.hom:
         return out  # haploid or missing calls: no per-subset allele number
     carriers = BitMap.deserialize(row.carriers)
     homs = BitMap.deserialize(hom_bytes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -43,15 +43,27 @@ class LoadResult:
     load_id: int
     records: int = 0
     items: int = 0  # variants, records, genes or terms written
+    replaced: list[str] = field(default_factory=list)  # genomes replaced
 
     def describe(self) -> str:
         if self.status == "unchanged":
             return f"{self.path}: already loaded (load {self.load_id}), nothing changed"
-        unit = {"vcf": "variants", "genes": "genes", "ontology": "terms"}.get(self.kind, "records")
-        return (
+        if self.status == "interrupted":
+            return f"{self.path}: interrupted (load {self.load_id}); run again to resume"
+        unit = {
+            "vcf": "variants",
+            "vcf-file": "variant records merged",
+            "genome": "variant records merged",
+            "genes": "genes",
+            "ontology": "terms",
+        }.get(self.kind, "records")
+        text = (
             f"{self.path}: {self.status} {self.records} records -> {self.items} {unit}"
             f" (load {self.load_id})"
         )
+        if self.replaced:
+            text += f"; replaced {', '.join(self.replaced)}"
+        return text
 
 
 def file_sha256(path: str | Path) -> str:

@@ -1,10 +1,14 @@
 """Beacon store: variants with carrier bitmaps, metadata records, genes, ontologies.
 
-Variants are kept per dataset, one row per ALT allele, with allele counts and
-the carriers as a serialized Roaring bitmap over the dataset's sample index
-(``beacon_samples``: sample name -> small int). A load writes rows tagged with
-its ``load_id`` and becomes visible in one step when its journal row
-(``beacon_loads``) turns ``done``; queries only read rows of done loads.
+Variants are kept per dataset, one merged record per ALT allele, with allele
+counts and the carriers as a serialized Roaring bitmap over the dataset's
+sample index (``beacon_samples``: sample name -> small int). A dataset's
+records carry the ``load_id`` of its store row in the journal (kind ``vcf``);
+a file being loaded first stages its rows under its own journal row (kind
+``vcf-file`` or ``genome``, never read by queries) and then merges them into
+the store in one transaction (``server.beacon.store``). ``beacon_genomes``
+records, per genome, which records it contributes to, so that it can be
+withdrawn exactly.
 """
 
 from __future__ import annotations
@@ -30,12 +34,16 @@ class BeaconLoad(Base):
     __table_args__ = (sa.UniqueConstraint("kind", "dataset_id", "sha256"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(sa.String(16))  # vcf | metadata | genes | ontology
+    # vcf (a dataset's merged variant store) | vcf-file | genome (files merged
+    # into it) | metadata | genes | ontology | withdrawal
+    kind: Mapped[str] = mapped_column(sa.String(16))
     dataset_id: Mapped[str] = mapped_column(sa.String(128), default="")
     path: Mapped[str] = mapped_column(sa.Text)
     sha256: Mapped[str] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(16))  # loading | done | superseded
-    checkpoint: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # records committed
+    # records committed; for a store row (kind vcf): how many merges and
+    # withdrawals changed it (part of the query caches' generation)
+    checkpoint: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     records: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     assembly: Mapped[str] = mapped_column(sa.String(32), default="")
     max_span: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # longest variant
@@ -59,6 +67,7 @@ class BeaconVariant(Base):
     __table_args__ = (
         sa.Index("ix_beacon_variants_locus", "chrom", "start", "load_id"),
         sa.Index("ix_beacon_variants_hgvs", "hgvs_g"),
+        sa.Index("ix_beacon_variants_allele", "load_id", "chrom", "start", "ref"),
     )
 
     # (load_id << 32) + ordinal in the file: deterministic, so a resumed load
@@ -77,6 +86,8 @@ class BeaconVariant(Base):
     vcf_id: Mapped[str] = mapped_column(sa.Text, default="")
     hgvs_g: Mapped[str] = mapped_column(sa.String(512), default="")
     ac: Mapped[int] = mapped_column(sa.Integer)
+    # AN as of the last write of the row; the allele number of a store record is
+    # ``2 * genomes of the dataset - an_gap`` (``server.beacon.store.allele_number``)
     an: Mapped[int] = mapped_column(sa.Integer)
     hom: Mapped[int] = mapped_column(sa.Integer)
     het: Mapped[int] = mapped_column(sa.Integer)
@@ -85,6 +96,33 @@ class BeaconVariant(Base):
     # the carriers homozygous for the allele (same index); NULL in rows loaded
     # before revision 0004_beacon_frequencies
     hom_carriers: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    # alleles short of two per genome at this site: missing or haploid calls
+    # (negative for the AN a sites-only VCF declares); NULL in rows loaded
+    # before revision 0005_beacon_national, whose ``an`` is exact
+    an_gap: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    # the genomes with one / two alleles short (``store.pack_gaps``); NULL: none
+    gaps: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+
+
+class BeaconGenome(Base):
+    """One genome (sample) of a dataset: where it came from, a digest of its
+    calls (to tell a repeated report from a changed one) and the store records
+    it contributes to (sorted 64-bit pks, zlib-compressed), for withdrawal."""
+
+    __tablename__ = "beacon_genomes"
+    __table_args__ = (sa.UniqueConstraint("dataset_id", "idx"),)
+
+    dataset_id: Mapped[str] = mapped_column(
+        sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(256), primary_key=True)
+    idx: Mapped[int] = mapped_column(sa.Integer)
+    status: Mapped[str] = mapped_column(sa.String(16))  # staged | present
+    load_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)  # the file's journal row
+    digest: Mapped[str] = mapped_column(sa.String(64), default="")
+    n_records: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    records: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    added: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
 class BeaconAnnotation(Base):

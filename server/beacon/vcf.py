@@ -40,7 +40,14 @@ from server.beacon.refs import (
     normalize_assembly,
     refseq_accession,
 )
-from server.beacon.tables import BeaconAnnotation, BeaconLoad, BeaconSample, BeaconVariant
+from server.beacon.store import merge, pack_gaps
+from server.beacon.tables import (
+    BeaconAnnotation,
+    BeaconGenome,
+    BeaconLoad,
+    BeaconSample,
+    BeaconVariant,
+)
 from server.db.tables import Dataset
 from server.errors import InvalidInput, NotFound
 from server.genomics.coords import (
@@ -248,7 +255,11 @@ def _parse_annotations(fmt: _AnnFormat, value: str, alts: list[str], ref: str):
             yield item
 
 
-def _sample_index(session, dataset_id: str, names: list[str]) -> list[int]:
+def _reserve_samples(session, dataset_id: str, names: list[str], load_id: int) -> list[int]:
+    """The dataset's sample index of each name: an existing sample keeps its
+    index; a new one gets the next free index, reserved for this load by a
+    ``staged`` genome row (it joins ``beacon_samples`` only when the file is
+    merged, so a load in progress counts no genome)."""
     rows = dict(
         session.execute(
             sa.select(BeaconSample.name, BeaconSample.idx).where(
@@ -256,15 +267,43 @@ def _sample_index(session, dataset_id: str, names: list[str]) -> list[int]:
             )
         ).all()
     )
-    nxt = max(rows.values(), default=-1) + 1
-    new = []
+    genomes = {
+        g.name: g
+        for g in session.execute(
+            sa.select(BeaconGenome).where(BeaconGenome.dataset_id == dataset_id)
+        ).scalars()
+    }
+    nxt = max([*rows.values(), *(g.idx for g in genomes.values())], default=-1) + 1
+    out, staged = [], []
     for name in names:
-        if name not in rows:
-            rows[name] = nxt
-            new.append((dataset_id, nxt, name))
+        g = genomes.get(name)
+        if name in rows:
+            out.append(rows[name])
+        elif g is not None and g.status == "staged" and g.load_id != load_id:
+            raise InvalidInput(
+                f"sample {name!r} is being loaded into dataset {dataset_id} by load "
+                f"{g.load_id}; finish that load first (run its command again)"
+            )
+        elif g is not None:
+            out.append(g.idx)
+        else:
+            staged.append(
+                {
+                    "dataset_id": dataset_id,
+                    "name": name,
+                    "idx": nxt,
+                    "status": "staged",
+                    "load_id": load_id,
+                    "digest": "",
+                    "n_records": 0,
+                    "added": journal.utcnow(),
+                }
+            )
+            out.append(nxt)
             nxt += 1
-    insert_rows(session, BeaconSample.__table__, ("dataset_id", "idx", "name"), new)
-    return [rows[n] for n in names]
+    if staged:
+        session.execute(sa.insert(BeaconGenome), staged)
+    return out
 
 
 def _text_lines(path: Path):
@@ -442,9 +481,16 @@ def load_vcf(
     batch_size: int = 5000,
     progress: bool = True,
     stop_after: int | None = None,
+    replace: bool = False,
+    single: bool = False,
 ) -> LoadResult:
-    """Load ``path`` into ``dataset_id``. ``stop_after`` (records) simulates an
+    """Load ``path`` into ``dataset_id``: stage its rows (in committed batches,
+    resumable), then merge them into the dataset's records in one transaction
+    (``server.beacon.store.merge``). ``single``: ``add-genome``, which takes
+    single-sample files only. ``replace``: samples already present with other
+    calls are replaced (else refused). ``stop_after`` (records) simulates an
     interruption after that many committed records (for tests)."""
+    kind = "genome" if single else "vcf-file"
     p = journal.check_file(path)
     sha = journal.file_sha256(p)
     try:
@@ -454,6 +500,13 @@ def load_vcf(
     with vf:
         header = vf.header
         samples = list(header.samples)
+        if single and len(samples) != 1:
+            raise LoadError(
+                p,
+                "header",
+                f"add-genome takes single-sample files; this one has {len(samples)} samples "
+                "(load multi-sample files with load-vcf)",
+            )
         for i, name in enumerate(samples):
             if looks_like_cpr(name):
                 raise LoadError(
@@ -475,12 +528,12 @@ def load_vcf(
                 raise InvalidInput(
                     f"{p}: assembly {asm} differs from dataset {dataset_id}'s {ds.assembly}"
                 )
-            row, done = journal.begin(s, "vcf", dataset_id, p, sha)
+            row, done = journal.begin(s, kind, dataset_id, p, sha)
             if done:
-                return LoadResult("vcf", str(p), dataset_id, "unchanged", row.id, row.records)
+                return LoadResult(kind, str(p), dataset_id, "unchanged", row.id, row.records)
             load_id, checkpoint = row.id, row.checkpoint
             row.assembly = asm
-            idx = _sample_index(s, dataset_id, samples)
+            idx = _reserve_samples(s, dataset_id, samples, load_id)
             boundary = (load_id << PK_LOAD_SHIFT) | (checkpoint << PK_RECORD_SHIFT)
             s.execute(
                 sa.delete(BeaconVariant).where(
@@ -510,6 +563,7 @@ def load_vcf(
                 progress=progress,
                 stop_after=stop_after,
                 line_based=vf.format == "VCF",
+                desc=f"{'add-genome' if single else 'load-vcf'} {p.name}",
             )
         except LoadError:
             _discard(db, load_id)
@@ -518,24 +572,47 @@ def load_vcf(
             _discard(db, load_id)
             raise LoadError(p, "record", str(exc)) from None
     if stop_after is not None and items is None:
-        return LoadResult("vcf", str(p), dataset_id, "interrupted", load_id)
+        return LoadResult(kind, str(p), dataset_id, "interrupted", load_id)
+    with db.session() as s:
+        row = s.get(BeaconLoad, load_id)
+        earlier = journal.earlier_loads(s, row)
+        max_span = max(row.max_span or 0, max_span)
+    try:
+        merged = merge(
+            db,
+            load_id,
+            dataset_id,
+            asm,
+            list(zip(samples, idx, strict=True)),
+            replace=replace,
+            replaces_loads={o.id for o in earlier},
+            max_span=max_span,
+            progress=progress and len(samples) > 1,
+        )
+    except InvalidInput:
+        _discard(db, load_id)
+        raise
     with db.session() as s:
         row = s.get(BeaconLoad, load_id)
         for old in journal.earlier_loads(s, row):
-            s.execute(sa.delete(BeaconAnnotation).where(BeaconAnnotation.load_id == old.id))
-            s.execute(sa.delete(BeaconVariant).where(BeaconVariant.load_id == old.id))
             old.status = "superseded"
-        total = s.execute(
-            sa.select(sa.func.count())
-            .select_from(BeaconVariant)
-            .where(BeaconVariant.load_id == load_id)
-        ).scalar_one()
+        if samples and not merged.added and not merged.replaced:
+            # every genome was already there with the same calls: nothing changed
+            s.delete(row)
+            return LoadResult(kind, str(p), dataset_id, "unchanged", load_id, row.checkpoint)
         row.status = "done"
         row.records = row.checkpoint
         row.finished = journal.utcnow()
         records = row.records
     return LoadResult(
-        "vcf", str(p), dataset_id, "resumed" if checkpoint else "loaded", load_id, records, total
+        kind,
+        str(p),
+        dataset_id,
+        "resumed" if checkpoint else "loaded",
+        load_id,
+        records,
+        merged.records,
+        replaced=merged.replaced,
     )
 
 
@@ -543,6 +620,11 @@ def _discard(db, load_id: int) -> None:
     with db.session() as s:
         s.execute(sa.delete(BeaconAnnotation).where(BeaconAnnotation.load_id == load_id))
         s.execute(sa.delete(BeaconVariant).where(BeaconVariant.load_id == load_id))
+        s.execute(
+            sa.delete(BeaconGenome).where(
+                BeaconGenome.load_id == load_id, BeaconGenome.status == "staged"
+            )
+        )
         s.execute(sa.delete(BeaconLoad).where(BeaconLoad.id == load_id))
 
 
@@ -567,6 +649,8 @@ _VARIANT_COLUMNS = (
     "af",
     "carriers",
     "hom_carriers",
+    "an_gap",
+    "gaps",
 )
 _ANNOTATION_COLUMNS = (
     "variant_pk",
@@ -580,6 +664,28 @@ _ANNOTATION_COLUMNS = (
     "aa_change",
 )
 _STRIP_FORMAT_BYTES = re.compile(rb":[^\t]*")
+# ALT values that are not alleles of a record: a spanning deletion, no ALT, and
+# the gVCF "any other allele" of reference blocks
+_NOT_ALLELES = frozenset({"*", ".", "<NON_REF>", "<*>"})
+
+
+def _gap_sets(section: bytes, fmt: str, idx, identity) -> tuple[BitMap, BitMap]:
+    """The samples one and two alleles short of a diploid call at a site
+    (haploid, half-missing or missing genotypes); only run when AN shows some."""
+    one, two = BitMap(), BitMap()
+    tokens = section.decode().split("\t")
+    for col, token in enumerate(tokens):
+        sample = col if identity else idx[col]
+        if not fmt.startswith("GT"):
+            two.add(sample)
+            continue
+        gt = token.split(":", 1)[0]
+        gap = 2 - (len(_ALLELE_SPLIT.split(gt)) - gt.count("."))
+        if gap == 1:
+            one.add(sample)
+        elif gap >= 2:
+            two.add(sample)
+    return one, two
 
 
 def _load_records(
@@ -598,12 +704,13 @@ def _load_records(
     progress,
     stop_after,
     line_based,
+    desc,
 ):
     variants: list[tuple] = []
     annotations: list[tuple] = []
     rec_no = 0
     max_span = 0
-    bar = tqdm(desc=f"load-vcf {p.name}", unit=" rec", disable=not progress, initial=checkpoint)
+    bar = tqdm(desc=desc, unit=" rec", disable=not progress, initial=checkpoint)
     chrom_cache: dict[str, str] = {}
     identity = idx == list(range(len(idx)))
     template = _DiploidTemplate(nsamples, None if identity else idx) if nsamples else None
@@ -694,6 +801,11 @@ def _load_records(
                 for i, v in enumerate((info.get("AC") or "").split(",")):
                     if i < n_alt and _int(v) is not None:
                         ac[i + 1] = _int(v)
+            if section is not None and nsamples:
+                an_gap = 2 * nsamples - an
+                gaps = pack_gaps(*_gap_sets(section, fields[8], idx, identity)) if an_gap else None
+            else:  # a sites-only VCF: the AN it declares, as a negative gap
+                an_gap, gaps = -an, None
             ann_items = (
                 list(_parse_annotations(ann, info[ann.key], alts, ref))
                 if ann is not None and ann.key in info
@@ -703,7 +815,7 @@ def _load_records(
             ref_upper = ref.upper()
             vcf_id = "" if vid == "." else vid
             for i, alt in enumerate(alts):
-                if alt in ("*", ".") or i >= 255:
+                if alt in _NOT_ALLELES or i >= 255:
                     continue
                 a = i + 1
                 vtype, length, end = classify(ref, alt, info, start)
@@ -736,6 +848,8 @@ def _load_records(
                         (
                             hom_bits if isinstance(hom_bits, BitMap) else BitMap(hom_bits)
                         ).serialize(),
+                        an_gap,
+                        gaps,
                     )
                 )
                 for ai, gene, effect, impact, feature, hgvs_c, hgvs_p in ann_items:

@@ -117,7 +117,8 @@ def client(node):
 # ---------------------------------------------------------------- reference answers
 @lru_cache(maxsize=4)
 def variants_of(path: Path) -> tuple[list[str], list[tuple]]:
-    """bcftools: (samples, [(chrom, start, end, ref, alt, carriers)]) one row per ALT."""
+    """bcftools: (samples, [(chrom, start, end, ref, alt, carriers)]) one row per
+    carried ALT allele."""
     samples = pysam.VariantFile(str(path)).header.samples
     names = list(samples)
     out = bcftools_query(path, "-f", "%CHROM\t%POS0\t%END\t%REF\t%ALT[\t%GT]\n")
@@ -128,7 +129,8 @@ def variants_of(path: Path) -> tuple[list[str], list[tuple]]:
         for i, alt in enumerate(alts.split(",")):
             a = str(i + 1)
             carriers = frozenset(names[j] for j, g in enumerate(split) if a in g)
-            rows.append((chrom, int(pos0), int(end), ref, alt, carriers))
+            if carriers:  # an allele nobody carries is not a record of the dataset
+                rows.append((chrom, int(pos0), int(end), ref, alt, carriers))
     return names, rows
 
 

@@ -13,8 +13,10 @@ import sqlalchemy as sa
 from pyroaring import BitMap
 
 from server.beacon.journal import LoadError
+from server.beacon.store import allele_number, genome_count
 from server.beacon.tables import BeaconLoad, BeaconSample, BeaconVariant
 from server.beacon.vcf import _DiploidTemplate, load_vcf
+from server.errors import InvalidInput
 from tests.unit.beacon.conftest import add_dataset
 
 HEADER = (
@@ -84,17 +86,20 @@ def expected_counts(lines, sample_idx: list[int]) -> dict:
     return out
 
 
-def stored_counts(db, dataset_id: str, load_id: int) -> dict:
+def carried(counts: dict) -> dict:
+    """The alleles some sample carries (the others are not records)."""
+    return {k: v for k, v in counts.items() if v[0]}
+
+
+def stored_counts(db, dataset_id: str) -> dict:
+    """The dataset's merged records, with their allele numbers."""
     with db.session() as s:
-        rows = s.execute(
-            sa.select(BeaconVariant).where(
-                BeaconVariant.dataset_id == dataset_id, BeaconVariant.load_id == load_id
-            )
-        )
+        n = genome_count(s, dataset_id)
+        rows = s.execute(sa.select(BeaconVariant).where(BeaconVariant.dataset_id == dataset_id))
         return {
             (r.start + 1, r.alt): (
                 r.ac,
-                r.an,
+                allele_number(r, n),
                 r.hom,
                 r.het,
                 BitMap.deserialize(r.carriers),
@@ -110,7 +115,7 @@ def test_counts_and_carriers_match_a_per_sample_reading(db, tmp_path):
     lines = write_vcf(tmp_path / "a.vcf", samples, 60, seed=1)
     result = load_vcf(db, tmp_path / "a.vcf", "gt", progress=False)
     assert result.records == 60
-    assert stored_counts(db, "gt", result.load_id) == expected_counts(lines, list(range(120)))
+    assert stored_counts(db, "gt") == carried(expected_counts(lines, list(range(120))))
 
 
 def test_second_file_with_other_sample_order_maps_carriers(db, tmp_path):
@@ -118,10 +123,14 @@ def test_second_file_with_other_sample_order_maps_carriers(db, tmp_path):
     samples = [f"S{i}" for i in range(120)]
     write_vcf(tmp_path / "a.vcf", samples, 5, seed=2)
     load_vcf(db, tmp_path / "a.vcf", "gt", progress=False)
-    # reversed order plus two new samples: the file's columns are not the dataset's indexes
+    # reversed order plus two new samples: the file's columns are not the dataset's
+    # indexes; its genomes replace those of a.vcf (refused without replace)
     others = ["N1"] + samples[::-1] + ["N2"]
     lines = write_vcf(tmp_path / "b.vcf", others, 40, seed=3)
-    result = load_vcf(db, tmp_path / "b.vcf", "gt", progress=False)
+    with pytest.raises(InvalidInput, match="already in dataset gt with other calls"):
+        load_vcf(db, tmp_path / "b.vcf", "gt", progress=False)
+    result = load_vcf(db, tmp_path / "b.vcf", "gt", progress=False, replace=True)
+    assert sorted(result.replaced) == sorted(samples)
     with db.session() as s:
         index = dict(
             s.execute(
@@ -130,8 +139,8 @@ def test_second_file_with_other_sample_order_maps_carriers(db, tmp_path):
                 )
             ).all()
         )
-    assert stored_counts(db, "gt", result.load_id) == expected_counts(
-        lines, [index[name] for name in others]
+    assert stored_counts(db, "gt") == carried(
+        expected_counts(lines, [index[name] for name in others])
     )
 
 
