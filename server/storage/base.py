@@ -14,6 +14,12 @@ CHANGED = (
 )
 
 
+# A presigned URL cannot be revoked: it lives at most this long, the bound within
+# which a revoked or expired grant closes every URL (the data plane re-checks the
+# grant behind its own URLs at each request instead).
+PRESIGNED_MAX_TTL = 60
+
+
 class Stat(NamedTuple):
     size: int | None  # None: not known (not checked)
     mtime_ns: int | None  # None or 0: not known (not checked)
@@ -60,8 +66,9 @@ class Storage(ABC):
         return current
 
     def url(self, ttl: int, node_url: Callable[[], str]) -> str:
-        """Where a client fetches the bytes for the next ``ttl`` seconds."""
-        return self.presigned_url(ttl) or node_url()
+        """Where a client fetches the bytes for the next ``ttl`` seconds (a
+        presigned URL: at most ``PRESIGNED_MAX_TTL``)."""
+        return self.presigned_url(min(ttl, PRESIGNED_MAX_TTL)) or node_url()
 
 
 def check_unchanged(registered: Stat | None, current: Stat) -> None:
