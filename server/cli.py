@@ -120,8 +120,11 @@ _METADATA_HELP = (
 )
 
 
-def _dataset_options(required_access: bool):
+def _dataset_command(name: str, *, required_access: bool):
+    """``genomeport dataset NAME DATASET_ID`` with the options of a dataset's settings."""
+
     def wrap(fn):
+        fn = click.pass_obj(fn)
         for option in reversed(
             [
                 click.option(
@@ -154,7 +157,7 @@ def _dataset_options(required_access: bool):
             ]
         ):
             fn = option(fn)
-        return fn
+        return dataset.command(name)(click.argument("dataset_id")(fn))
 
     return wrap
 
@@ -201,10 +204,7 @@ def _report_check(obj: Ctx, dataset_ids) -> bool:
     return ok
 
 
-@dataset.command("add")
-@click.argument("dataset_id")
-@_dataset_options(required_access=True)
-@click.pass_obj
+@_dataset_command("add", required_access=True)
 def dataset_add(
     obj: Ctx, dataset_id, access, name, assembly, description, grant_value, metadata_file
 ) -> None:
@@ -213,10 +213,7 @@ def dataset_add(
     _save_dataset(obj, dataset_id, access, name, assembly, description, grant_value, metadata_file)
 
 
-@dataset.command("update")
-@click.argument("dataset_id")
-@_dataset_options(required_access=False)
-@click.pass_obj
+@_dataset_command("update", required_access=False)
 def dataset_update(
     obj: Ctx, dataset_id, access, name, assembly, description, grant_value, metadata_file
 ) -> None:
@@ -280,11 +277,17 @@ def _role_group(role: str) -> click.Group:
         help="Only tokens from this issuer (its 'iss') match; default: any trusted issuer.",
     )
 
-    @group.command("add")
-    @click.argument("dataset_id")
-    @click.argument("subject")
-    @issuer_option
-    @click.pass_obj
+    def holder_command(name: str):
+        """A command on one holder of the role: DATASET_ID SUBJECT [--issuer]."""
+
+        def decorate(f):
+            f = issuer_option(click.pass_obj(f))
+            f = click.argument("dataset_id")(click.argument("subject")(f))
+            return group.command(name)(f)
+
+        return decorate
+
+    @holder_command("add")
     def add(obj: Ctx, dataset_id, subject, issuer) -> None:
         """Give SUBJECT (a token's 'sub') the role on DATASET_ID (idempotent, audited)."""
         from server.auth.roles import add_role
@@ -292,11 +295,7 @@ def _role_group(role: str) -> click.Group:
         outcome = add_role(obj.db, dataset_id, role, subject, issuer)
         click.echo(f"{outcome}: {subject} is {role} of {dataset_id}")
 
-    @group.command("remove")
-    @click.argument("dataset_id")
-    @click.argument("subject")
-    @issuer_option
-    @click.pass_obj
+    @holder_command("remove")
     def remove(obj: Ctx, dataset_id, subject, issuer) -> None:
         """Take the role on DATASET_ID away from SUBJECT (audited)."""
         from server.auth.roles import remove_role

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import getpass
 import json
 import os
 import threading
@@ -51,7 +50,7 @@ from joserfc.jwk import KeySet, RSAKey
 
 from server import duo
 from server.auth import Caller, check_token, grant_value_of
-from server.auth.audit import Decision, append
+from server.auth.audit import Decision, append_operator, operator_label
 from server.auth.roles import datasets_with_role, token_subject
 from server.auth.tables import AccessApplication, AccessEvent, AccessGrant, AccessTerms
 from server.catalogue import metadata
@@ -77,6 +76,20 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else _aware(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event(session, application_id: int, time, actor: str, *, action: str, state: str, comment=""):
+    """Keep one step of an application (an ``AccessEvent``); ``state`` is the state after it."""
+    session.add(
+        AccessEvent(
+            application_id=application_id,
+            time=time,
+            actor=actor,
+            action=action,
+            comment=comment,
+            state=state,
+        )
+    )
 
 
 def _text(body: dict, name: str, *, limit: int = 512, required: bool = True) -> str:
@@ -124,14 +137,8 @@ def set_terms(db, dataset_id: str, terms: list[str], text: str = "") -> dict:
             session.add(AccessTerms(dataset_id=dataset_id, text=text, updated=_now()))
         else:
             row.text, row.updated = text, _now()
-    append(
-        db,
-        caller=f"operator:{getpass.getuser()}",
-        api="access",
-        action="terms.set",
-        outcome="granted",
-        dataset_id=dataset_id,
-        query={"duo": terms},
+    append_operator(
+        db, api="access", action="terms.set", dataset_id=dataset_id, query={"duo": terms}
     )
     return {"dataset": dataset_id, "duo": terms, "text": text}
 
@@ -249,16 +256,7 @@ def apply(db, settings, caller: Caller, body) -> dict:
             )
             session.add(app)
             session.flush()
-            session.add(
-                AccessEvent(
-                    application_id=app.id,
-                    time=now,
-                    actor=label,
-                    action="submit",
-                    comment="",
-                    state="submitted",
-                )
-            )
+            _event(session, app.id, now, label, action="submit", state="submitted")
             session.flush()
             result = _application_json(session, app)
         return result
@@ -277,16 +275,7 @@ def update(db, settings, caller: Caller, application_id: int, body) -> dict:
             for name, value in _fields(session, body, app.dataset_id).items():
                 setattr(app, name, value)
             app.state, app.updated = "submitted", _now()
-            session.add(
-                AccessEvent(
-                    application_id=app.id,
-                    time=app.updated,
-                    actor=label,
-                    action="resubmit",
-                    comment="",
-                    state="submitted",
-                )
-            )
+            _event(session, app.id, app.updated, label, action="resubmit", state="submitted")
             session.flush()
             return _application_json(session, app)
 
@@ -363,16 +352,7 @@ def decide(db, settings, caller: Caller, application_id: int, body) -> dict:
                 raise Conflict(f"application {application_id} is {app.state}, not submitted")
             now = _now()
             app.state, app.updated = DECISIONS[decision], now
-            session.add(
-                AccessEvent(
-                    application_id=app.id,
-                    time=now,
-                    actor=label,
-                    action=decision,
-                    comment=comment,
-                    state=app.state,
-                )
-            )
+            _event(session, app.id, now, label, action=decision, state=app.state, comment=comment)
             if decision == "approve":
                 expires = now + dt.timedelta(days=days)
                 session.add(
@@ -440,6 +420,24 @@ def list_grants(db, settings, caller: Caller, *, dataset: str | None = None) -> 
             return {"grants": [_grant_json(g) for g in rows]}
 
 
+def _end_grant(session, grant: AccessGrant, actor: str, comment: str) -> dict:
+    """Revoke ``grant`` now, by ``actor``, with the event that records it; the grant's JSON."""
+    if grant.revoked is not None:
+        raise Conflict(f"grant {grant.id} was already revoked")
+    grant.revoked, grant.revoked_by = _now(), actor
+    _event(
+        session,
+        grant.application_id,
+        grant.revoked,
+        actor,
+        action="revoke",
+        state="approved",
+        comment=comment,
+    )
+    session.flush()
+    return _grant_json(grant)
+
+
 def revoke(db, settings, caller: Caller, grant_id: int, body=None) -> dict:
     """End a grant now (a DAC member of its dataset, or an operator)."""
     body = body if isinstance(body, dict) else {}
@@ -451,54 +449,22 @@ def revoke(db, settings, caller: Caller, grant_id: int, body=None) -> dict:
             if grant is None or not (operator or grant.dataset_id in dac):
                 raise NotFound(f"no grant {grant_id}")
             audit.dataset_id = grant.dataset_id
-            if grant.revoked is not None:
-                raise Conflict(f"grant {grant_id} was already revoked")
-            now = _now()
-            grant.revoked, grant.revoked_by = now, label
-            session.add(
-                AccessEvent(
-                    application_id=grant.application_id,
-                    time=now,
-                    actor=label,
-                    action="revoke",
-                    comment=comment,
-                    state="approved",
-                )
-            )
-            session.flush()
-            result = _grant_json(grant)
+            result = _end_grant(session, grant, label, comment)
     forget(result["subject"])
     return result
 
 
 def revoke_as_operator(db, grant_id: int, comment: str = "") -> dict:
     """``genomeport access revoke``: the operator's revocation on the command line."""
-    actor = f"operator:{getpass.getuser()}"
     with db.session() as session:
         grant = session.get(AccessGrant, grant_id)
         if grant is None:
             raise NotFound(f"no grant {grant_id}")
-        if grant.revoked is not None:
-            raise Conflict(f"grant {grant_id} was already revoked")
-        grant.revoked, grant.revoked_by = _now(), actor
-        session.add(
-            AccessEvent(
-                application_id=grant.application_id,
-                time=grant.revoked,
-                actor=actor,
-                action="revoke",
-                comment=comment,
-                state="approved",
-            )
-        )
-        session.flush()
-        result = _grant_json(grant)
-    append(
+        result = _end_grant(session, grant, operator_label(), comment)
+    append_operator(
         db,
-        caller=actor,
         api="access",
         action="grant.revoke",
-        outcome="granted",
         dataset_id=result["dataset"],
         object_id=str(grant_id),
     )

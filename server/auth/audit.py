@@ -22,6 +22,7 @@ is applied again when they are read.
 from __future__ import annotations
 
 import functools
+import getpass
 from dataclasses import dataclass, field
 
 from server.auth import Caller
@@ -130,6 +131,18 @@ def append(
     engine = db.engine
     setup = ("SET LOCAL synchronous_commit TO OFF",) if engine.dialect.name == "postgresql" else ()
     insert_statement().run(engine, row, setup=setup)
+
+
+def operator_label() -> str:
+    """The caller of a command an operator runs on the node: ``operator:<login>``."""
+    return f"operator:{getpass.getuser()}"
+
+
+def append_operator(db, **fields) -> None:
+    """Append the row of an operator's command: ``fields`` as :func:`append`
+    takes them, without ``caller`` (the operator) and ``outcome``
+    (``granted``: a command that refuses raises before it is audited)."""
+    append(db, caller=operator_label(), outcome="granted", **fields)
 
 
 @dataclass

@@ -10,13 +10,12 @@ add|remove|list``), and every change is audited.
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from server.auth import Caller
-from server.auth.audit import append
+from server.auth.audit import append_operator
 from server.auth.tables import DatasetRole
 from server.db import Database
 from server.errors import InvalidInput, NotFound
@@ -124,12 +123,5 @@ def datasets_with_role(db: Database, caller: Caller, role: str) -> frozenset[str
 
 
 def _audit(db: Database, action: str, dataset_id: str, role: str, subject: str, issuer: str):
-    append(
-        db,
-        caller=f"operator:{getpass.getuser()}",
-        api="access",
-        action=action,
-        outcome="granted",
-        dataset_id=dataset_id,
-        query={"role": role, "subject": subject, "issuer": issuer},
-    )
+    query = {"role": role, "subject": subject, "issuer": issuer}
+    append_operator(db, api="access", action=action, dataset_id=dataset_id, query=query)

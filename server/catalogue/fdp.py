@@ -167,14 +167,21 @@ def _record(g: Graph, subject: URIRef, u: Urls, level: str, title: str, issued, 
     g.add((subject, DCTERMS.conformsTo, u.profile(level)))
 
 
-def _agent(g: Graph, node: URIRef, agent: dict) -> None:
-    g.add((node, RDF.type, FOAF.Agent))
+# How an agent is said: its class, then the properties of its name, e-mail and
+# web page. A publisher is a FOAF agent, a contact point a vCard.
+FOAF_AGENT = (FOAF.Agent, FOAF.name, FOAF.mbox, FOAF.homepage)
+VCARD_KIND = (VCARD.Kind, VCARD.fn, VCARD.hasEmail, VCARD.hasURL)
+
+
+def _agent(g: Graph, node: URIRef, agent: dict, vocabulary=FOAF_AGENT) -> None:
+    kind, name, email, url = vocabulary
+    g.add((node, RDF.type, kind))
     if agent.get("name"):
-        g.add((node, FOAF.name, Literal(agent["name"])))
+        g.add((node, name, Literal(agent["name"])))
     if agent.get("email"):
-        g.add((node, FOAF.mbox, _email(agent["email"])))
+        g.add((node, email, _email(agent["email"])))
     if agent.get("url"):
-        g.add((node, FOAF.homepage, _iri_or_text(agent["url"])))
+        g.add((node, url, _iri_or_text(agent["url"])))
 
 
 def _node_agent(settings: Settings) -> dict:
@@ -372,16 +379,9 @@ def dataset_graph(node: Node, did: str) -> Graph:
     pub = URIRef(f"{d}#publisher")
     g.add((d, DCTERMS.publisher, pub))
     _agent(g, pub, m["publisher"] or {})
-    contact = m["contact"] or {}
     cp = URIRef(f"{d}#contact")
     g.add((d, DCAT.contactPoint, cp))
-    g.add((cp, RDF.type, VCARD.Kind))
-    if contact.get("name"):
-        g.add((cp, VCARD.fn, Literal(contact["name"])))
-    if contact.get("email"):
-        g.add((cp, VCARD.hasEmail, _email(contact["email"])))
-    if contact.get("url"):
-        g.add((cp, VCARD.hasURL, _iri_or_text(contact["url"])))
+    _agent(g, cp, m["contact"] or {}, VCARD_KIND)
     if m["data_use"]:
         ru = URIRef(f"{d}#data-use")
         g.add((d, DCTERMS.rights, ru))

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from server.registry import add_dataset, add_files
+from tests.support.data import add_controlled
 from tests.support.wes import run_form
 from tests.unit.auth.nodes import module_node
 from tests.unit.auth.tokenkit import TOKEN_FAILURES, VISA_FAILURES
@@ -30,21 +31,8 @@ def cases(kit):
 
 
 def populate(db, testdata) -> None:
-    from server.beacon.vcf import load_vcf
-
-    add_dataset(db, "ctl", access="controlled", grant_value=GRANT)
-    add_dataset(db, "ctl2", access="controlled")
+    add_controlled(db, testdata, GRANT)
     add_dataset(db, "pub", access="public")
-    add_files(
-        db, [testdata / "reads/HG00100.chr17slice.bam"], "ctl", object_id="ctlreads", progress=False
-    )
-    add_files(
-        db,
-        [testdata / "variants/sample1-bcbio-cancer.vcf.gz"],
-        "ctl",
-        object_id="ctlvars",
-        progress=False,
-    )
     add_files(
         db,
         [testdata / "reads/HG00100.chr17slice.cram"],
@@ -56,7 +44,6 @@ def populate(db, testdata) -> None:
     add_files(
         db, [testdata / "variants/spec-v4.3.vcf.gz"], "pub", object_id="pubvars", progress=False
     )
-    load_vcf(db, testdata / "variants/sample1-bcbio-cancer.vcf.gz", "ctl", progress=False)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -126,14 +126,10 @@ def _document_test(document: str):
     return test
 
 
-test_htsget = _document_test("htsget.yaml")
-test_beacon = _document_test("beacon.yaml")
-test_wes = _document_test("wes.yaml")
-test_drs = _document_test("drs.yaml")
-test_service_info = _document_test("service-info.yaml")
-test_access = _document_test("access.yaml")
-test_fdp = _document_test("fdp.yaml")
-test_inbox = _document_test("inbox.yaml")
+# One test a document the node serves, named after it: test_htsget, test_service_info, ...
+for _api in APIS:
+    _name = "test_" + _api.document.removesuffix(".yaml").replace("-", "_")
+    globals()[_name] = _document_test(_api.document)
 
 
 # Requests that hit the seeded data (generated ones rarely name an existing id):

@@ -25,8 +25,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from server.auth.issuer import LocalIssuer
-from server.registry import add_dataset, add_files
 from tests.conftest import fresh_database, migrated, node_settings, start_server, stop_server
+from tests.support.data import add_controlled
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,6 @@ APPLICATION = {
 def node(request, tmp_path_factory, testdata):
     from server.auth.access import set_terms
     from server.auth.roles import add_role
-    from server.beacon.vcf import load_vcf
 
     if request.param == "postgresql":
         request.getfixturevalue("pg_available")
@@ -69,23 +68,7 @@ def node(request, tmp_path_factory, testdata):
             access_cache_seconds=CACHE_SECONDS,
         )
         db = migrated(settings)
-        add_dataset(db, "ctl", access="controlled", grant_value="urn:ds:ctl")
-        add_dataset(db, "ctl2", access="controlled")
-        add_files(
-            db,
-            [testdata / "reads/HG00100.chr17slice.bam"],
-            "ctl",
-            object_id="ctlreads",
-            progress=False,
-        )
-        add_files(
-            db,
-            [testdata / "variants/sample1-bcbio-cancer.vcf.gz"],
-            "ctl",
-            object_id="ctlvars",
-            progress=False,
-        )
-        load_vcf(db, testdata / "variants/sample1-bcbio-cancer.vcf.gz", "ctl", progress=False)
+        add_controlled(db, testdata, "urn:ds:ctl")
         set_terms(db, "ctl", DUO_TERMS, "Disease-specific research; results must be published.")
         add_role(db, "ctl", "dac", "dac1")
         add_role(db, "ctl", "dac", "dac-researcher")  # a DAC member who also applies

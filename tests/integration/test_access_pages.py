@@ -9,28 +9,18 @@ or the issuer, and each screenshot is checked not to be blank.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from server.auth.issuer import LocalIssuer
-from tests.conftest import REPO, migrated, node_settings, start_server, stop_server
+from tests.conftest import migrated, node_settings, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
 ISSUER_PORT, NODE_PORT = 18163, 18164
 DUO_TERMS = ["DUO:0000007", "DUO:0000019"]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not shutil.which("chromium"):
-        subprocess.run(["bash", str(REPO / "scripts" / "install-browser.sh")], check=True)
-    assert shutil.which("chromium")
-    return shutil.which("chromium")
 
 
 @pytest.fixture

@@ -12,21 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from urllib.parse import urlsplit
-
-import pytest
-
-from tests.conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not shutil.which("chromium"):
-        subprocess.run(["bash", str(REPO / "scripts" / "install-browser.sh")], check=True)
-    assert shutil.which("chromium")
-    return shutil.which("chromium")
 
 
 def requested_urls(net_log, origin: str) -> set[str]:

@@ -27,13 +27,9 @@ import pytest
 from rdflib import Graph, URIRef
 from rdflib.namespace import DCAT, DCTERMS
 
-from server.beacon.demo import METADATA
-from server.beacon.metadata import load_metadata
-from server.catalogue import metadata
-from server.registry import add_dataset, add_files
-from tests.api.test_fdp import BAD, GOOD
 from tests.conftest import start_server, stop_server
 from tests.integration.snapshots import find_snapshot, needs_snapshot
+from tests.support.fdp import populate
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +38,6 @@ SNAPSHOT = (
     "fdp-harvester",
     "GenomicDataInfrastructure+gdi-userportal-ckanext-fairdatapoint",
 )
-SEED = Path(__file__).resolve().parents[2] / "seed_data"
 
 
 def harvester_source(work: Path) -> Path:
@@ -92,18 +87,6 @@ def stub_ckan(monkeypatch, ckanext_dir: Path) -> None:
         HarvestObject=type("HarvestObject", (), {}),
         HarvestObjectExtra=type("HarvestObjectExtra", (), {}),
     )
-
-
-def populate(db, tmp: Path) -> None:
-    add_dataset(db, "demo", access="public", assembly="GPDEMO1", name="Demo cohort")
-    load_metadata(db, [SEED / f for f in METADATA], "demo", progress=False)
-    add_files(db, [SEED / "cohort.vcf.gz"], "demo", object_id="demo-cohort", progress=False)
-    add_dataset(db, "ctl", access="controlled", assembly="GPDEMO1")
-    (tmp / "ctl.yaml").write_text(GOOD)
-    metadata.store(db, "ctl", tmp / "ctl.yaml")
-    add_dataset(db, "bad", access="public")
-    (tmp / "bad.yaml").write_text(BAD)
-    metadata.store(db, "bad", tmp / "bad.yaml")
 
 
 @needs_snapshot(*SNAPSHOT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from server.registry import add_files
+from server.registry import add_dataset, add_files
 
 # The top of a miniature HPO in OBO format, for tests that add their own terms below
 # it: the root and "Phenotypic abnormality" (its is_a written with a trailing comment,
@@ -31,6 +31,24 @@ def add_formats(
     VCF and its BCF) as the one object ``object_id`` of ``dataset_id``."""
     paths = [testdata / (stem + suffix) for suffix in suffixes]
     return add_files(db, paths, dataset_id, object_id=object_id, progress=False, **kw)
+
+
+# The controlled data of the access tests: dataset ``ctl`` with a BAM (object
+# ``ctlreads``) and a VCF (``ctlvars``) whose variants its Beacon holds, and a
+# second controlled dataset ``ctl2`` the grants on ``ctl`` must not open.
+CONTROLLED_READS = "reads/HG00100.chr17slice.bam"
+CONTROLLED_VARIANTS = "variants/sample1-bcbio-cancer.vcf.gz"
+
+
+def add_controlled(db, testdata: Path, grant_value: str) -> None:
+    """Register the controlled data: ``ctl`` (opened by ``grant_value``) and ``ctl2``."""
+    from server.beacon.vcf import load_vcf
+
+    add_dataset(db, "ctl", access="controlled", grant_value=grant_value)
+    add_dataset(db, "ctl2", access="controlled")
+    add_files(db, [testdata / CONTROLLED_READS], "ctl", object_id="ctlreads", progress=False)
+    add_files(db, [testdata / CONTROLLED_VARIANTS], "ctl", object_id="ctlvars", progress=False)
+    load_vcf(db, testdata / CONTROLLED_VARIANTS, "ctl", progress=False)
 
 
 def bcftools_query(path: Path, *args: str) -> str:
