@@ -128,6 +128,16 @@ def list_files(session: Session, dataset_id: str | None = None) -> list[DataFile
     return list(session.scalars(query))
 
 
+# What the decompressed start of a BGZF file begins with, by format.
+BGZF_MAGIC = {"BAM": b"BAM\x01", "BCF": b"BCF", "VCF": b"##fileformat=VCF"}
+MAGIC_BYTES = max(len(magic) for magic in BGZF_MAGIC.values())
+
+
+def bgzf_format(magic: bytes) -> str | None:
+    """BAM, BCF or VCF from the first decompressed bytes of a BGZF file (None: neither)."""
+    return next((fmt for fmt, start in BGZF_MAGIC.items() if magic.startswith(start)), None)
+
+
 def detect_format(path: Path) -> str:
     """BAM, CRAM, VCF (BGZF-compressed) or BCF, from the file's own bytes."""
     with open(path, "rb") as fh:
@@ -138,16 +148,13 @@ def detect_format(path: Path) -> str:
         raise InvalidInput(f"{path}: not a BAM, CRAM, BGZF-compressed VCF or BCF file")
     try:
         with pysam.BGZFile(str(path), "rb") as bg:
-            magic = bg.read(5)
+            magic = bg.read(MAGIC_BYTES)
     except OSError as exc:
         raise InvalidInput(f"{path}: not BGZF-compressed ({exc})") from None
-    if magic.startswith(b"BAM\x01"):
-        return "BAM"
-    if magic.startswith(b"BCF"):
-        return "BCF"
-    if magic.startswith(b"##fil"):
-        return "VCF"
-    raise InvalidInput(f"{path}: unrecognised content (not BAM, CRAM, VCF or BCF)")
+    fmt = bgzf_format(magic)
+    if fmt is None:
+        raise InvalidInput(f"{path}: unrecognised content (not BAM, CRAM, VCF or BCF)")
+    return fmt
 
 
 def find_index(path: Path, fmt: str) -> tuple[Path, str]:

@@ -108,6 +108,16 @@ def db_url(request, tmp_path):
         yield url
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(request, tmp_path_factory):
+    """A fresh database of each kind for the whole module, for tests that only
+    read what the module's fixtures register."""
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_available")
+    with fresh_database(request.param, tmp_path_factory.mktemp(f"db-{request.param}")) as url:
+        yield url
+
+
 def node_settings(var_dir: Path, database_url: str, **overrides):
     """Settings of a test node: its own var dir and database, a signing key of its own."""
     from server.settings import Settings

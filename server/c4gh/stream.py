@@ -19,6 +19,8 @@ from typing import BinaryIO
 from crypt4gh import CIPHER_DIFF, CIPHER_SEGMENT_SIZE, SEGMENT_SIZE
 from crypt4gh import header as c4gh_header
 
+from server.storage.base import SizedReader
+
 SEGMENT = SEGMENT_SIZE  # 65536
 CIPHER_SEGMENT = CIPHER_SEGMENT_SIZE  # 65564
 MAX_HEADER = 1 << 20  # a header with more than a few keys and an edit list is refused
@@ -176,7 +178,7 @@ def region_edit_list(ranges: list[tuple[int, int]]) -> tuple[list[int], list[tup
     return edits, runs
 
 
-class PlainReader(io.RawIOBase):
+class PlainReader(SizedReader):
     """A seekable plaintext view of a Crypt4GH file, decrypting one segment at a
     time in memory (``read_at(offset, length)`` reads ciphertext)."""
 
@@ -192,43 +194,21 @@ class PlainReader(io.RawIOBase):
         self.pos = 0
         self.cached: tuple[int, bytes] = (-1, b"")
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.pos, 2: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
     def _segment(self, index: int) -> bytes:
         if self.cached[0] != index:
             cipher = self.read_at(cipher_offset(self.header_length, index), CIPHER_SEGMENT)
             self.cached = (index, decrypt_segment(cipher, self.data_keys))
         return self.cached[1]
 
-    def readinto(self, buf) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = self.size - self.pos
-        n = min(n, max(0, self.size - self.pos))
+    def _read(self, n: int) -> bytes:
         out = []
+        pos = self.pos
         while n > 0:
-            index, within = divmod(self.pos, SEGMENT)
-            seg = self._segment(index)
-            piece = seg[within : within + n]
+            index, within = divmod(pos, SEGMENT)
+            piece = self._segment(index)[within : within + n]
             if not piece:
                 break
             out.append(piece)
-            self.pos += len(piece)
+            pos += len(piece)
             n -= len(piece)
         return b"".join(out)

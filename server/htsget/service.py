@@ -118,6 +118,9 @@ def _class(value) -> str | None:
     return value.lower()
 
 
+LIST_PARAMS = ("fields", "tags", "notags")  # in the order of TicketRequest's fields
+
+
 def _str_list(name: str, value, *, csv: bool) -> list[str] | None:
     if value is None:
         return None
@@ -130,6 +133,14 @@ def _str_list(name: str, value, *, csv: bool) -> list[str] | None:
     if any(not v for v in items):
         raise InvalidInput(f"{name} contains an empty value")
     return items
+
+
+def _lists(endpoint: str, source: dict, *, csv: bool) -> tuple[list[str] | None, ...]:
+    """``fields``, ``tags`` and ``notags`` of a request, checked (``csv``: a GET's
+    comma-separated query values; else a POST body's JSON lists)."""
+    lists = tuple(_str_list(name, source.get(name), csv=csv) for name in LIST_PARAMS)
+    _check_lists(endpoint, *lists)
+    return lists
 
 
 def _check_lists(endpoint: str, fields, tags, notags) -> None:
@@ -171,10 +182,7 @@ def parse_get(endpoint: str, object_id: str, params: dict) -> TicketRequest:
     cls = _class(params.get("class"))
     name = params.get("referenceName")
     start, end = _int("start", params.get("start")), _int("end", params.get("end"))
-    fields = _str_list("fields", params.get("fields"), csv=True)
-    tags = _str_list("tags", params.get("tags"), csv=True)
-    notags = _str_list("notags", params.get("notags"), csv=True)
-    _check_lists(endpoint, fields, tags, notags)
+    lists = _lists(endpoint, params, csv=True)
     regions = None
     if name is not None and name != "":
         if start is not None and end is not None and start > end:
@@ -186,18 +194,8 @@ def parse_get(endpoint: str, object_id: str, params: dict) -> TicketRequest:
         raise InvalidInput("start and end require referenceName")
     if cls == "header" and regions is not None:
         raise InvalidInput("class=header cannot be combined with a region")
-    return TicketRequest(
-        endpoint,
-        object_id,
-        fmt,
-        cls,
-        regions,
-        fields,
-        tags,
-        notags,
-        "GET",
-        _encryption(params.get("encryptionScheme")),
-    )
+    scheme = _encryption(params.get("encryptionScheme"))
+    return TicketRequest(endpoint, object_id, fmt, cls, regions, *lists, "GET", scheme)
 
 
 def parse_post(endpoint: str, object_id: str, body, query: dict | None = None) -> TicketRequest:
@@ -221,10 +219,7 @@ def parse_post(endpoint: str, object_id: str, body, query: dict | None = None) -
         raise InvalidInput("the request body must be a JSON object")
     fmt = _format(endpoint, body.get("format"))
     cls = _class(body.get("class"))
-    fields = _str_list("fields", body.get("fields"), csv=False)
-    tags = _str_list("tags", body.get("tags"), csv=False)
-    notags = _str_list("notags", body.get("notags"), csv=False)
-    _check_lists(endpoint, fields, tags, notags)
+    lists = _lists(endpoint, body, csv=False)
     regions = None
     if "regions" in body and body["regions"] is not None:
         raw = body["regions"]
@@ -247,18 +242,8 @@ def parse_post(endpoint: str, object_id: str, body, query: dict | None = None) -
             regions.append(Region(name, start, end))
     if cls == "header" and regions is not None:
         raise InvalidInput("class=header cannot be combined with regions")
-    return TicketRequest(
-        endpoint,
-        object_id,
-        fmt,
-        cls,
-        regions,
-        fields,
-        tags,
-        notags,
-        "POST",
-        _encryption(body.get("encryptionScheme")),
-    )
+    scheme = _encryption(body.get("encryptionScheme"))
+    return TicketRequest(endpoint, object_id, fmt, cls, regions, *lists, "POST", scheme)
 
 
 # ------------------------------------------------------------------ tickets

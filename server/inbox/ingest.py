@@ -55,13 +55,13 @@ from typing import BinaryIO
 
 import sqlalchemy as sa
 
-from server.auth.audit import append
 from server.c4gh import keys as node_keys
 from server.c4gh import stream
 from server.db import Database
 from server.db.tables import DataFile
-from server.inbox.service import remove_bytes
+from server.inbox.service import audit, remove_bytes
 from server.inbox.tables import InboxUpload
+from server.registry import MAGIC_BYTES, bgzf_format
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -95,16 +95,13 @@ def detect_format(first: bytes) -> str:
     if first[:2] != b"\x1f\x8b":
         raise Rejected("the decrypted file is not a BAM, CRAM, BGZF-compressed VCF or BCF")
     try:
-        magic = zlib.decompressobj(31).decompress(first, 16)
+        magic = zlib.decompressobj(31).decompress(first, MAGIC_BYTES)
     except zlib.error:
         raise Rejected("the decrypted file is not BGZF-compressed") from None
-    if magic.startswith(b"BAM\x01"):
-        return "BAM"
-    if magic.startswith(b"BCF"):
-        return "BCF"
-    if magic.startswith(b"##fileformat=VCF"):
-        return "VCF"
-    raise Rejected("the decrypted file is not a BAM, CRAM, VCF or BCF")
+    fmt = bgzf_format(magic)
+    if fmt is None:
+        raise Rejected("the decrypted file is not a BAM, CRAM, VCF or BCF")
+    return fmt
 
 
 def index_command(fmt: str, out: Path) -> list[str]:
@@ -256,7 +253,9 @@ def encrypt_small(settings: Settings, data: bytes) -> bytes:
     return out.getvalue()
 
 
-def _write_atomic(target: Path, parts: Callable[[object], None]) -> None:
+def write_atomic(target: Path, parts: Callable[[object], None]) -> None:
+    """Write ``target`` whole or not at all: ``parts(fh)`` writes a temporary file
+    beside it (mode 0600, synced), which then replaces it."""
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
     try:
@@ -284,7 +283,7 @@ def archive(settings: Settings, path, result: Scan, target: Path) -> None:
                 copied.update(chunk)
                 out.write(chunk)
 
-    _write_atomic(target, write)
+    write_atomic(target, write)
     original = hashlib.sha256()
     with open_inbox(settings, path) as src:
         src.seek(result.header.length)
@@ -472,9 +471,9 @@ class Ingest:
         index_target = Path(str(base) + INDEX_EXT[kind] + ".c4gh")
         archive(settings, path, result, target)
         encrypted_index = encrypt_small(settings, index_bytes)
-        _write_atomic(index_target, lambda fh: fh.write(encrypted_index))
+        write_atomic(index_target, lambda fh: fh.write(encrypted_index))
         lay = compute_layout(settings, target, result, kind, index_bytes)
-        _write_atomic(Path(str(base) + ".layout"), lambda fh: fh.write(lay.dumps()))
+        write_atomic(Path(str(base) + ".layout"), lambda fh: fh.write(lay.dumps()))
         self.renew(row.pk)
         self._register(
             row, result, object_id, accession, target, index_target, index_bytes, index_row
@@ -535,23 +534,15 @@ class Ingest:
                     .where(InboxUpload.pk == index_row.pk)
                     .values(state="ingested", accession=accession)
                 )
-        append(
-            self.db,
-            caller=row.submitter,
-            api="inbox",
-            action="ingest",
-            outcome="granted",
-            dataset_id=row.dataset_id,
-            object_id=object_id,
-            query={
-                "upload": row.id,
-                "accession": accession,
-                "format": result.format,
-                "size": result.size,
-                "sha256": result.sha256,
-            },
-        )
+        query = {"upload": row.id, "accession": accession}
+        query |= {"format": result.format, "size": result.size, "sha256": result.sha256}
+        self._audit(row, object_id, query)
         logger.info("ingested upload %s as %s", row.id, accession)
+
+    def _audit(self, row: InboxUpload, object_id: str, query: dict, **outcome) -> None:
+        """The audit row of an upload's ingest (granted, unless ``outcome`` says not)."""
+        where = {"dataset_id": row.dataset_id, "object_id": object_id}
+        audit(self.db, row.submitter, "ingest", query, **where, **outcome)
 
     def _reject(self, row: InboxUpload, reason: str) -> None:
         with self.db.session() as session:
@@ -569,17 +560,8 @@ class Ingest:
                     found.unlink(missing_ok=True)
             current.state, current.reason, current.lease = "rejected", reason, None
         remove_bytes(self.settings, row)
-        append(
-            self.db,
-            caller=row.submitter,
-            api="inbox",
-            action="ingest",
-            outcome="error",
-            status=400,
-            dataset_id=row.dataset_id,
-            object_id=row.id,
-            query={"upload": row.id, "reason": reason[:500]},
-        )
+        query = {"upload": row.id, "reason": reason[:500]}
+        self._audit(row, row.id, query, outcome="error", status=400)
         logger.warning("rejected upload %s: %s", row.id, reason)
 
 
@@ -648,14 +630,6 @@ def enqueue_local(
             session.flush()
             session.expunge(row)
         rows.append(row)
-        append(
-            db,
-            caller=operator,
-            api="inbox",
-            action="upload.local",
-            outcome="granted",
-            dataset_id=dataset_id,
-            object_id=upload_id,
-            query={"filename": src.name, "size": size, "kind": kind},
-        )
+        query = {"filename": src.name, "size": size, "kind": kind}
+        audit(db, operator, "upload.local", dataset_id=dataset_id, object_id=upload_id, query=query)
     return rows[-1]

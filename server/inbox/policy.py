@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import getpass
 
-from server.auth.audit import append
 from server.db import Database
 from server.errors import NotFound
+from server.inbox.service import audit
 from server.inbox.tables import TransferPolicy
 
 
@@ -25,13 +25,7 @@ def set_encrypted_only(db: Database, dataset_id: str, required: bool) -> str:
             session.add(TransferPolicy(dataset_id=dataset_id, encrypted_only=required))
         else:
             row.encrypted_only = required
-    append(
-        db,
-        caller=f"operator:{getpass.getuser()}",
-        api="inbox",
-        action="policy.encrypted-only",
-        outcome="granted",
-        dataset_id=dataset_id,
-        query={"encrypted_only": required},
-    )
+    operator = f"operator:{getpass.getuser()}"
+    query = {"encrypted_only": required}
+    audit(db, operator, "policy.encrypted-only", dataset_id=dataset_id, query=query)
     return "changed"

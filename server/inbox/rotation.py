@@ -13,7 +13,6 @@ old one, and both are tried.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from server.c4gh import keys as node_keys
 from server.c4gh import stream
 from server.db import Database
 from server.db.tables import DataFile
+from server.inbox.ingest import write_atomic
 from server.settings import Settings
 
 
@@ -33,21 +33,15 @@ def _pending(settings: Settings) -> tuple[Path, Path]:
 
 def rewrite_header(path: Path, keys: list[tuple], recipients: list[tuple]) -> None:
     """Replace the file's header with one for ``recipients``; the segments are copied."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with open(path, "rb") as src:
-            header = stream.read_header(src)
-            new = stream.reencrypt(header, keys, recipients)
-            with open(tmp, "wb") as out:
-                out.write(new)
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with open(path, "rb") as src:
+        new = stream.reencrypt(stream.read_header(src), keys, recipients)
+
+        def parts(out) -> None:
+            out.write(new)
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+
+        write_atomic(path, parts)
 
 
 def rotate(

@@ -42,8 +42,6 @@ from server.errors import (
 from server.inbox.tables import InboxUpload
 from server.settings import Settings
 
-_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.c4gh$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 KINDS = ("data", "index")
 
 
@@ -52,6 +50,13 @@ class Context:
     settings: Settings
     db: Database
     caller: Caller
+
+
+def audit(db: Database, caller: str, action: str, query: dict, **columns) -> None:
+    """One audit row of the inbox (its API, the ingest and the operator commands);
+    ``columns`` are ``append``'s others (``outcome`` granted unless given)."""
+    columns = {"outcome": "granted"} | columns
+    append(db, caller=caller, api="inbox", action=action, query=query, **columns)
 
 
 def _audit(
@@ -64,17 +69,9 @@ def _audit(
     dataset_id: str = "",
     **query,
 ) -> None:
-    append(
-        ctx.db,
-        caller=ctx.caller.label,
-        api="inbox",
-        action=action,
-        outcome=outcome,
-        status=status,
-        dataset_id=row.dataset_id if row is not None else dataset_id,
-        object_id=row.id if row is not None else "",
-        query=query,
-    )
+    dataset_id, object_id = (dataset_id, "") if row is None else (row.dataset_id, row.id)
+    where = {"dataset_id": dataset_id, "object_id": object_id}
+    audit(ctx.db, ctx.caller.label, action, query, outcome=outcome, status=status, **where)
 
 
 def _submitter(ctx: Context, dataset_id: str) -> None:
@@ -99,15 +96,13 @@ def render(row: InboxUpload) -> dict:
         "received": int(row.received),
         "state": row.state,
     }
-    if row.index_upload:
-        out["index"] = row.index_upload
-    if row.reason:
-        out["reason"] = row.reason
-    if row.accession:
-        out["accession"] = row.accession
-    if row.object_id:
-        out["object_id"] = row.object_id
-    return out
+    optional = {
+        "index": row.index_upload,
+        "reason": row.reason,
+        "accession": row.accession,
+        "object_id": row.object_id,
+    }
+    return out | {key: value for key, value in optional.items() if value}
 
 
 PART_URL_TTL = 3600  # seconds a presigned part URL stays valid (GET the upload for new ones)
@@ -159,6 +154,11 @@ def _multipart(settings: Settings, row: InboxUpload, out: dict) -> dict:
 
 
 # ---------------------------------------------------------------- create
+# what an upload may be called, and what its declared checksum must look like
+_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.c4gh$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
 def create_upload(ctx: Context, body: dict) -> dict:
     from server.registry import check_id
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import BinaryIO, NamedTuple
@@ -80,3 +81,41 @@ def check_unchanged(registered: Stat | None, current: Stat) -> None:
         registered.mtime_ns and current.mtime_ns != registered.mtime_ns
     ):
         raise DataChanged(CHANGED)
+
+
+class SizedReader(io.RawIOBase):
+    """A read-only, seekable file of ``size`` bytes. A subclass sets ``size`` and
+    ``pos`` and answers ``_read(n)``: up to ``n`` bytes at ``pos`` (``n`` is
+    already cut to what is left, and may be 0); ``read`` moves ``pos`` past them."""
+
+    size: int
+    pos: int
+
+    def _read(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.size - self.pos
+        out = self._read(min(n, max(0, self.size - self.pos)))
+        self.pos += len(out)
+        return out

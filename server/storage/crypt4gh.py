@@ -19,7 +19,7 @@ import io
 from typing import BinaryIO
 
 from server.c4gh import stream
-from server.storage.base import Stat, Storage
+from server.storage.base import SizedReader, Stat, Storage
 
 SUFFIX = ".c4gh"
 
@@ -68,34 +68,13 @@ class Crypt4GHStorage(Storage):
         return None
 
 
-class _Joined(io.RawIOBase):
+class _Joined(SizedReader):
     """``prefix`` followed by ``inner``'s bytes from ``skip`` on, seekable."""
 
     def __init__(self, prefix: bytes, inner: Storage, skip: int, size: int):
         self.prefix, self.inner, self.skip, self.size, self.pos = prefix, inner, skip, size, 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self.pos = max(0, {0: 0, 1: self.pos, 2: self.size}[whence] + offset)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def readinto(self, buf) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = self.size - self.pos
-        n = min(n, max(0, self.size - self.pos))
+    def _read(self, n: int) -> bytes:
         out = b""
         if n and self.pos < len(self.prefix):
             out = self.prefix[self.pos : self.pos + n]
@@ -103,7 +82,6 @@ class _Joined(io.RawIOBase):
         if rest:
             start = self.pos + len(out) - len(self.prefix) + self.skip
             out += self.inner.read(start, rest)
-        self.pos += len(out)
         return out
 
 

@@ -13,7 +13,6 @@ a warm cache. ``stat()`` asks it.
 from __future__ import annotations
 
 import functools
-import io
 import threading
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -21,7 +20,7 @@ from urllib.parse import urlsplit
 from server.errors import ServiceError
 from server.genomics.coords import range_header
 from server.settings import Settings
-from server.storage.base import Stat, Storage
+from server.storage.base import SizedReader, Stat, Storage
 
 READ_AHEAD = 256 * 1024
 
@@ -122,7 +121,7 @@ class S3Storage(Storage):
         return presign(self.settings, self.location, ttl)
 
 
-class RangeFile(io.RawIOBase):
+class RangeFile(SizedReader):
     """A read-only, seekable view of an object, fetched in read-ahead windows."""
 
     def __init__(self, store: S3Storage, size: int):
@@ -131,38 +130,14 @@ class RangeFile(io.RawIOBase):
         self.buf_start = 0
         self.buf = b""
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.pos, 2: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def readinto(self, buf) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = self.size - self.pos
-        n = min(n, max(0, self.size - self.pos))
+    def _read(self, n: int) -> bytes:
         if n == 0:
             return b""
         end = self.pos + n
         if not (self.buf_start <= self.pos and end <= self.buf_start + len(self.buf)):
             self.buf_start = self.pos
             self.buf = self.store.read(self.pos, max(n, READ_AHEAD))
-        out = self.buf[self.pos - self.buf_start : end - self.buf_start]
-        self.pos += len(out)
-        return out
+        return self.buf[self.pos - self.buf_start : end - self.buf_start]
 
 
 # ---------------------------------------------------------------- multipart uploads

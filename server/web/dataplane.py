@@ -247,6 +247,34 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size)
 
 
+def _ranged(scope, record: _Download, size: int, *extra: tuple[bytes, bytes]):
+    """The status, ``start``, ``end`` and headers of a response to the request's
+    Range header over ``size`` bytes (the whole file without one), recorded in
+    ``record``; ``extra`` headers follow the content ones."""
+    headers = dict((k.lower(), v) for k, v in scope.get("headers", []))
+    rng = parse_range(headers.get(b"range", b"").decode("latin-1"), size)
+    status, start, end = (200, 0, size) if rng is None else (206, rng[0], rng[1])
+    record.start, record.end = start, end
+    out = [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", str(end - start).encode()),
+        (b"accept-ranges", b"bytes"),
+        *extra,
+    ]
+    if status == 206:
+        out.append((b"content-range", f"bytes {start}-{inclusive_end(end)}/{size}".encode()))
+    return status, start, end, out
+
+
+async def _start(send, status: int, headers: list, *, head: bool) -> bool:
+    """Send the response's status and headers; for a HEAD request also its empty
+    body, and say so (True: nothing more to send)."""
+    await send({"type": "http.response.start", "status": status, "headers": headers + CORS_HEADERS})
+    if head:
+        await send({"type": "http.response.body", "body": b""})
+    return head
+
+
 def _advise(fd: int, offset: int, length: int, *, sequential: bool = False) -> None:
     if not hasattr(os, "posix_fadvise"):
         return
@@ -383,26 +411,14 @@ class DataPlane:
                     record.object_id,
                 )
                 raise
-            headers = dict((k.lower(), v) for k, v in scope.get("headers", []))
-            rng = parse_range(headers.get(b"range", b"").decode("latin-1"), size)
-            status, start, end = (200, 0, size) if rng is None else (206, rng[0], rng[1])
-            record.start, record.end = start, end
-            out = [
-                (b"content-type", b"application/octet-stream"),
-                (b"content-length", str(end - start).encode()),
-                (b"accept-ranges", b"bytes"),
+            status, start, end, out = _ranged(
+                scope,
+                record,
+                size,
                 (b"cache-control", b"private, max-age=60"),
                 (b"last-modified", formatdate(st.st_mtime, usegmt=True).encode()),
-            ]
-            if status == 206:
-                out.append(
-                    (b"content-range", f"bytes {start}-{inclusive_end(end)}/{size}".encode())
-                )
-            await send(
-                {"type": "http.response.start", "status": status, "headers": out + CORS_HEADERS}
             )
-            if head:
-                await send({"type": "http.response.body", "body": b""})
+            if await _start(send, status, out, head=head):
                 return
             if self.zerocopy and ZEROCOPY in scope.get("extensions", {}):
                 # The server hands the file to the kernel (sendfile): no copies here.
@@ -449,25 +465,12 @@ class DataPlane:
             raise errors.NotFound("the data file is missing") from None
         storage.check_unchanged(store.registered, current)
         size = current.size or 0
-        headers = dict((k.lower(), v) for k, v in scope.get("headers", []))
-        rng = parse_range(headers.get(b"range", b"").decode("latin-1"), size)
-        status, start, end = (200, 0, size) if rng is None else (206, rng[0], rng[1])
-        record.start, record.end = start, end
-        out = [
-            (b"content-type", b"application/octet-stream"),
-            (b"content-length", str(end - start).encode()),
-            (b"accept-ranges", b"bytes"),
-            (b"cache-control", b"private, no-store"),
-        ]
-        if status == 206:
-            out.append((b"content-range", f"bytes {start}-{inclusive_end(end)}/{size}".encode()))
+        status, start, end, out = _ranged(
+            scope, record, size, (b"cache-control", b"private, no-store")
+        )
         fh = await loop.run_in_executor(None, store.open)
         try:
-            await send(
-                {"type": "http.response.start", "status": status, "headers": out + CORS_HEADERS}
-            )
-            if head:
-                await send({"type": "http.response.body", "body": b""})
+            if await _start(send, status, out, head=head):
                 return
             fh.seek(start)
             pos = start

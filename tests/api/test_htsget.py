@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
-from tests.conftest import fresh_database, migrated, node_settings
+from tests.conftest import migrated, node_settings
 from tests.support.data import add_formats
 
 MEDIA = "application/vnd.ga4gh.htsget.v1.3.0+json"
@@ -28,18 +28,10 @@ GIAB = "variants/HG002_GIAB.filtered.vcf.gz"
 
 # One node per database kind for the whole module: every test here only reads
 # the registry, and audit checks look at the rows their own request added.
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def db_url(request, tmp_path_factory):
-    if request.param == "postgresql":
-        request.getfixturevalue("pg_available")
-    with fresh_database(request.param, tmp_path_factory.mktemp("htsget-db")) as url:
-        yield url
-
-
 @pytest.fixture(scope="module")
-def settings(db_url, kit, tmp_path_factory):
+def settings(module_db_url, kit, tmp_path_factory):
     var = tmp_path_factory.mktemp("htsget-var")
-    return kit.trusting(node_settings(var, db_url, log_format="text", max_body_bytes=4096))
+    return kit.trusting(node_settings(var, module_db_url, log_format="text", max_body_bytes=4096))
 
 
 @pytest.fixture(scope="module")

@@ -21,16 +21,17 @@ import pytest
 from server.genomics.coords import to_region
 from server.inbox.ingest import Ingest, enqueue_local
 from server.registry import add_dataset
-from tests.conftest import fresh_database, migrated, node_settings
+from tests.conftest import migrated, node_settings
 from tests.support import c4gh
 
 MEDIA = "application/vnd.ga4gh.htsget.v1.3.0+json"
 FILES = {
-    "na-bam": ("reads/htsnexus_test_NA12878.bam", "BAM", "reads"),
-    "na-cram": ("reads/htsnexus_test_NA12878.cram", "CRAM", "reads"),
-    "na20787": ("variants/NA20787.vcf.gz", "VCF", "variants"),
-    "hg38-bcf": ("variants/test_1000G_hg38.bcf", "BCF", "variants"),
+    "na-bam": ("reads/htsnexus_test_NA12878.bam", "BAM"),
+    "na-cram": ("reads/htsnexus_test_NA12878.cram", "CRAM"),
+    "na20787": ("variants/NA20787.vcf.gz", "VCF"),
+    "hg38-bcf": ("variants/test_1000G_hg38.bcf", "BCF"),
 }
+ENDPOINT = {"BAM": "reads", "CRAM": "reads", "VCF": "variants", "BCF": "variants"}
 REGIONS = {
     "na-bam": [("11", 5_000_000, 5_010_000), ("20", 6_050_000, 6_060_000)],
     "na-cram": [("11", 5_000_000, 5_010_000)],
@@ -39,19 +40,11 @@ REGIONS = {
 }
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def db_url(request, tmp_path_factory):
-    if request.param == "postgresql":
-        request.getfixturevalue("pg_available")
-    with fresh_database(request.param, tmp_path_factory.mktemp("c4gh-db")) as url:
-        yield url
-
-
 @pytest.fixture(scope="module")
-def settings(db_url, kit, tmp_path_factory):
+def settings(module_db_url, kit, tmp_path_factory):
     var = tmp_path_factory.mktemp("c4gh-var")
     return kit.trusting(
-        node_settings(var, db_url, log_format="text", c4gh_passphrase="node-passphrase")
+        node_settings(var, module_db_url, log_format="text", c4gh_passphrase="node-passphrase")
     )
 
 
@@ -65,7 +58,7 @@ def node(settings, testdata, tmp_path_factory):
     keygen(settings)
     add_dataset(db, "ctl", access="controlled", grant_value="urn:ds:ctl")
     work = tmp_path_factory.mktemp("centre")
-    for object_id, (rel, _, _) in FILES.items():
+    for object_id, (rel, _) in FILES.items():
         enc = c4gh.encrypt(testdata / rel, key_paths(settings)[1], work / f"{object_id}.c4gh")
         enqueue_local(settings, db, enc, "ctl", object_id=object_id, operator="centre")
     assert Ingest(settings, db).work(once=True) == len(FILES)
@@ -127,7 +120,8 @@ class TestC4ghTickets:
         self, node, kit, researcher, testdata, tmp_path, object_id
     ):
         client, _ = node
-        rel, fmt, endpoint = FILES[object_id]
+        rel, fmt = FILES[object_id]
+        endpoint = ENDPOINT[fmt]
         ext = {"BAM": "bam", "CRAM": "cram", "VCF": "vcf.gz", "BCF": "bcf"}[fmt]
         for n, (ref, start, end) in enumerate(REGIONS[object_id]):
             tk = c4gh_ticket(
@@ -214,7 +208,8 @@ class TestPlaintextThroughTheDataPlane:
     @pytest.mark.parametrize("object_id", ["na-bam", "na-cram", "na20787"])
     def test_region_read_with_pysam_returns_200(self, node, kit, testdata, tmp_path, object_id):
         client, _ = node
-        rel, fmt, endpoint = FILES[object_id]
+        rel, fmt = FILES[object_id]
+        endpoint = ENDPOINT[fmt]
         ref, start, end = REGIONS[object_id][0]
         resp = client.get(
             f"/{endpoint}/{object_id}",

@@ -51,6 +51,12 @@ def node_pub(settings, db, client):
     return key_paths(settings)[1]
 
 
+@pytest.fixture
+def headers(kit) -> dict:
+    """The request headers of alice, a submitter of dataset ctl (``node_pub`` makes her one)."""
+    return auth(kit.registered("alice"))
+
+
 def with_edit_list(src, node_pub) -> bytes:
     """``src`` encrypted for the node key with an edit list in the header that
     shows only its first bytes, written with the crypt4gh package's own
@@ -77,23 +83,40 @@ def auth(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-def upload(client, headers, path, *, dataset="ctl", chunk=1 << 20, **extra) -> dict:
-    data = path.read_bytes()
+def announce(client, headers, data: bytes, filename: str, *, dataset="ctl", **extra) -> dict:
+    """Start the upload of ``data`` (its size and SHA-256 declared); the new upload."""
     body = {
         "dataset": dataset,
-        "filename": path.name,
+        "filename": filename,
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
     } | extra
     resp = client.post("/inbox/uploads", json=body, headers=headers)
     assert resp.status_code == 201, resp.json()
-    up = resp.json()
+    return resp.json()
+
+
+def announce_encrypted(client, headers, node_pub, src, tmp_path) -> tuple[dict, bytes]:
+    """``src`` encrypted for the node with the crypt4gh CLI, its upload started:
+    the upload and the encrypted bytes."""
+    enc = c4gh.encrypt(src, node_pub, tmp_path / f"{src.name}.c4gh")
+    data = enc.read_bytes()
+    return announce(client, headers, data, enc.name), data
+
+
+def put_chunk(client, headers, up: dict, offset: int, content: bytes):
+    return client.put(
+        f"/inbox/uploads/{up['id']}?offset={offset}",
+        content=content,
+        headers=headers | {"Content-Type": "application/octet-stream"},
+    )
+
+
+def upload(client, headers, path, *, dataset="ctl", chunk=1 << 20, **extra) -> dict:
+    data = path.read_bytes()
+    up = announce(client, headers, data, path.name, dataset=dataset, **extra)
     for offset in range(0, len(data), chunk):
-        resp = client.put(
-            f"/inbox/uploads/{up['id']}?offset={offset}",
-            content=data[offset : offset + chunk],
-            headers=headers | {"Content-Type": "application/octet-stream"},
-        )
+        resp = put_chunk(client, headers, up, offset, data[offset : offset + chunk])
         assert resp.status_code == 200, resp.json()
     return up
 
@@ -137,45 +160,30 @@ class TestCreateUpload:
     @pytest.mark.parametrize(
         "filename", ["../../etc/passwd.c4gh", "a/b.c4gh", "plain.bam", ".hidden.c4gh", ""]
     )
-    def test_unsafe_filename_returns_400(self, client, node_pub, kit, filename):
+    def test_unsafe_filename_returns_400(self, client, node_pub, headers, filename):
         resp = client.post(
             "/inbox/uploads",
             json={"dataset": "ctl", "filename": filename, "size": 10, "sha256": "0" * 64},
-            headers=auth(kit.registered("alice")),
+            headers=headers,
         )
         assert resp.status_code == 400
 
 
 class TestPutChunk:
     def test_resumed_upload_is_ingested_returns_200(
-        self, client, node_pub, kit, db, settings, testdata, tmp_path
+        self, client, node_pub, kit, headers, db, settings, testdata, tmp_path
     ):
-        headers = auth(kit.registered("alice"))
-        enc = c4gh.encrypt(testdata / BAM, node_pub, tmp_path / "na.bam.c4gh")
-        data = enc.read_bytes()
-        body = {
-            "dataset": "ctl",
-            "filename": enc.name,
-            "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
-        up = client.post("/inbox/uploads", json=body, headers=headers).json()
-        put = headers | {"Content-Type": "application/octet-stream"}
+        up, data = announce_encrypted(client, headers, node_pub, testdata / BAM, tmp_path)
         first = 700_000
-        resp = client.put(f"/inbox/uploads/{up['id']}?offset=0", content=data[:first], headers=put)
+        resp = put_chunk(client, headers, up, 0, data[:first])
         assert resp.json()["received"] == first
         # the connection dropped; the centre retries a chunk it already sent: refused
-        resp = client.put(f"/inbox/uploads/{up['id']}?offset=0", content=data[:first], headers=put)
-        assert resp.status_code == 409
+        assert put_chunk(client, headers, up, 0, data[:first]).status_code == 409
         # it asks where to resume, and goes on from there
         state = client.get(f"/inbox/uploads/{up['id']}", headers=headers).json()
         assert state["received"] == first and state["state"] == "uploading"
         for offset in range(first, len(data), 1 << 20):
-            resp = client.put(
-                f"/inbox/uploads/{up['id']}?offset={offset}",
-                content=data[offset : offset + (1 << 20)],
-                headers=put,
-            )
+            resp = put_chunk(client, headers, up, offset, data[offset : offset + (1 << 20)])
             assert resp.status_code == 200
         # another submitter cannot see or touch it
         other = auth(kit.registered("bob"))
@@ -195,59 +203,31 @@ class TestPutChunk:
         assert state["state"] == "ingested" and state["accession"] == done.accession
         assert not (tmp_path / "var" / "inbox" / "ctl" / f"{up['id']}.c4gh").exists()
 
-    def test_revoked_submitter_cannot_go_on_returns_403(self, client, node_pub, kit, db):
+    def test_revoked_submitter_cannot_go_on_returns_403(self, client, node_pub, headers, db):
         from server.auth.roles import remove_role
 
-        headers = auth(kit.registered("alice"))
         body = {"dataset": "ctl", "filename": "x.bam.c4gh", "size": 10, "sha256": "0" * 64}
         up = client.post("/inbox/uploads", json=body, headers=headers).json()
         remove_role(db, "ctl", "submitter", "alice")
-        resp = client.put(
-            f"/inbox/uploads/{up['id']}?offset=0",
-            content=b"x" * 5,
-            headers=headers | {"Content-Type": "application/octet-stream"},
-        )
+        resp = put_chunk(client, headers, up, 0, b"x" * 5)
         assert resp.status_code == 403
 
-    def test_chunk_past_declared_size_returns_400(self, client, node_pub, kit):
-        headers = auth(kit.registered("alice"))
+    def test_chunk_past_declared_size_returns_400(self, client, node_pub, headers):
         body = {"dataset": "ctl", "filename": "x.bam.c4gh", "size": 10, "sha256": "0" * 64}
         up = client.post("/inbox/uploads", json=body, headers=headers).json()
-        resp = client.put(
-            f"/inbox/uploads/{up['id']}?offset=0",
-            content=b"x" * 11,
-            headers=headers | {"Content-Type": "application/octet-stream"},
-        )
+        resp = put_chunk(client, headers, up, 0, b"x" * 11)
         assert resp.status_code == 400
 
 
 class TestCompleteUpload:
     def test_corrupted_upload_is_rejected_returns_400(
-        self, client, node_pub, kit, db, settings, testdata, tmp_path
+        self, client, node_pub, headers, db, settings, testdata, tmp_path
     ):
-        headers = auth(kit.registered("alice"))
-        enc = c4gh.encrypt(testdata / VCF, node_pub, tmp_path / "v.vcf.gz.c4gh")
-        good = enc.read_bytes()
+        up, good = announce_encrypted(client, headers, node_pub, testdata / VCF, tmp_path)
         bad = bytearray(good)
         bad[len(bad) // 2] ^= 0xFF  # one bit flipped in transit
-        body = {
-            "dataset": "ctl",
-            "filename": enc.name,
-            "size": len(good),
-            "sha256": hashlib.sha256(good).hexdigest(),
-        }
-        up = client.post("/inbox/uploads", json=body, headers=headers).json()
-        client.put(
-            f"/inbox/uploads/{up['id']}?offset=0",
-            content=bytes(bad[: 1 << 20]),
-            headers=headers | {"Content-Type": "application/octet-stream"},
-        )
-        for offset in range(1 << 20, len(bad), 1 << 20):
-            client.put(
-                f"/inbox/uploads/{up['id']}?offset={offset}",
-                content=bytes(bad[offset : offset + (1 << 20)]),
-                headers=headers | {"Content-Type": "application/octet-stream"},
-            )
+        for offset in range(0, len(bad), 1 << 20):
+            put_chunk(client, headers, up, offset, bytes(bad[offset : offset + (1 << 20)]))
         status, out = complete(client, headers, up)
         assert status == 400 and "checksum mismatch" in out["msg"]
         state = client.get(f"/inbox/uploads/{up['id']}", headers=headers).json()
@@ -257,11 +237,10 @@ class TestCompleteUpload:
             assert s.scalar(sa.select(sa.func.count()).select_from(DataFile)) == 0
 
     def test_bam_with_index_cram_and_vcf_are_ingested_and_listed(
-        self, client, node_pub, kit, db, settings, testdata, tmp_path
+        self, client, node_pub, headers, db, settings, testdata, tmp_path
     ):
         from server.cli import main
 
-        headers = auth(kit.registered("alice"))
         bai = c4gh.encrypt(testdata / (BAM + ".bai"), node_pub, tmp_path / "na.bam.bai.c4gh")
         index = upload(client, headers, bai, kind="index")
         assert complete(client, headers, index)[1]["state"] == "received"
@@ -311,9 +290,8 @@ class TestIngestRejects:
         "case", ["other key", "not genomics", "truncated", "wrong index", "edit list"]
     )
     def test_bad_upload_is_rejected_and_nothing_registered(
-        self, case, client, node_pub, kit, db, settings, testdata, tmp_path
+        self, case, client, node_pub, headers, db, settings, testdata, tmp_path
     ):
-        headers = auth(kit.registered("alice"))
         extra = {}
         src = testdata / BAM
         recipient = node_pub

@@ -106,6 +106,18 @@ def records(path: Path, fmt: str, region: str) -> list[str]:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
 
 
+def ingest_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """``genomeport ingest ARGS`` run as an operator would, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", "ingest", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def test_centre_to_researcher_leaves_no_plaintext_at_rest(settings, db, kit, testdata, tmp_path):
     from server.c4gh.keys import keygen
 
@@ -153,24 +165,12 @@ def test_centre_to_researcher_leaves_no_plaintext_at_rest(settings, db, kit, tes
             assert resp.json()["state"] == "queued", resp.text
 
         env = clean_env() | settings_env(settings) | env_extra
-        done = subprocess.run(
-            [sys.executable, "-m", "server.cli", "ingest", "work", "--once"],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = ingest_cli(env, "work", "--once")
         assert done.returncode == 0, done.stderr
         assert "processed 3 upload(s)" in done.stdout
-        listed = subprocess.run(
-            [sys.executable, "-m", "server.cli", "ingest", "list"],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        listed = ingest_cli(env, "list")
+        assert listed.returncode == 0, listed.stderr
+        listed = listed.stdout
         assert listed.count(" ingested ") == 3, listed
 
         researcher = tmp_path / "researcher"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import sys
 
 import httpx
 import pysam
@@ -17,7 +16,7 @@ import pytest
 
 from server.db.tables import DataFile
 from server.registry import add_dataset
-from tests.support.processes import free_port, spawn, stop, wait_ready
+from tests.support import moto
 
 pytestmark = pytest.mark.slow
 
@@ -31,32 +30,13 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    proc = spawn(
-        [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1"]
-        + ["-p", str(port)],
-        log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, log, timeout=30, ready=lambda status: True)
+    with moto.server(tmp_path_factory.mktemp("moto")) as url:
         yield url
-    finally:
-        stop(proc, timeout=10)
 
 
 @pytest.fixture(scope="module")
 def bucket(s3_server, testdata):
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = moto.client(s3_server)
     s3.create_bucket(Bucket=BUCKET)
     for rel, (_, _, suffix, _) in FILES.items():
         for name in (rel, rel + suffix):
@@ -66,12 +46,7 @@ def bucket(s3_server, testdata):
 
 @pytest.fixture
 def settings(settings, bucket):
-    return settings.with_overrides(
-        s3_endpoint_url=bucket,
-        s3_access_key="testing",
-        s3_secret_key="testing",
-        s3_region="us-east-1",
-    )
+    return settings.with_overrides(**moto.overrides(bucket))
 
 
 @pytest.fixture

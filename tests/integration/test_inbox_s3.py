@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import sys
 
 import pytest
 import requests
@@ -18,8 +17,7 @@ from server.db.tables import DataFile
 from server.inbox.ingest import Ingest
 from server.registry import add_dataset
 from server.storage import s3
-from tests.support import c4gh
-from tests.support.processes import free_port, spawn, stop, wait_ready
+from tests.support import c4gh, moto
 
 pytestmark = pytest.mark.slow
 BAM = "reads/htsnexus_test_NA12878.bam"
@@ -27,37 +25,15 @@ BAM = "reads/htsnexus_test_NA12878.bam"
 
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    proc = spawn(
-        [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1"]
-        + ["-p", str(port)],
-        log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, log, timeout=30, ready=lambda status: True)
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        ).create_bucket(Bucket="inbox")
+    with moto.server(tmp_path_factory.mktemp("moto")) as url:
+        moto.client(url).create_bucket(Bucket="inbox")
         yield url
-    finally:
-        stop(proc, timeout=10)
 
 
 @pytest.fixture
 def settings(settings, kit, s3_server):
     return kit.trusting(settings).with_overrides(
-        s3_endpoint_url=s3_server,
-        s3_access_key="testing",
-        s3_secret_key="testing",
-        s3_region="us-east-1",
+        **moto.overrides(s3_server),
         inbox_dir="s3://inbox/incoming",
         c4gh_passphrase="s3-inbox-passphrase",
     )
