@@ -162,10 +162,11 @@ class Context:
 
 
 LoadRow = namedtuple("LoadRow", "id dataset_id kind assembly max_span checkpoint")
-# the files merged into a store (vcf-file, genome) are not read: one row per genome
+# the files merged into a store (vcf-file, genome) are not read: one row per genome;
+# frequency-only datasets (server.beacon.af) are one "frequencies" row each
 _DONE_LOADS = (
     "SELECT id, dataset_id, kind, assembly, max_span, checkpoint FROM beacon_loads "
-    "WHERE status = 'done' AND kind IN ('vcf', 'metadata', 'genes', 'ontology')"
+    "WHERE status = 'done' AND kind IN ('vcf', 'metadata', 'genes', 'ontology', 'frequencies')"
 )
 
 
