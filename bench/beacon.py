@@ -23,6 +23,7 @@ anything; the machine is shared.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -75,6 +76,27 @@ def database_url(kind: str, tmp: Path) -> tuple[str, callable]:
 
     sep = "&" if "?" in PG_URL else "?"
     return f"{PG_URL}{sep}options=-csearch_path%3D{schema}", drop
+
+
+@contextlib.contextmanager
+def scratch(kind: str, prefix: str, keep: bool, label: str = ""):
+    """A temporary folder and an empty database of ``kind``, yielded as
+    (database URL, folder, servers): the server processes put in ``servers``
+    are stopped on the way out, then the database and the folder are dropped,
+    unless ``keep`` (the URL is printed instead)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    url, drop = database_url(kind, tmp)
+    servers: list[subprocess.Popen] = []
+    try:
+        yield url, tmp, servers
+    finally:
+        for proc in servers:
+            stop(proc, timeout=30)
+        if keep:
+            print(f"{label}store kept: {url}")
+        else:
+            drop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -204,19 +226,46 @@ def _carrier_pool(n_samples: int, rng: random.Random) -> list[tuple[int, bytes]]
     return pool
 
 
+def snv_row(dataset_id, load_id, ordinal, chrom, accession, pos, ref, alt, ac, an, carriers):
+    """The beacon_variants row (``VARIANT_COLUMNS`` order) of a SNV at the VCF
+    POS ``pos``, record ``ordinal`` of load ``load_id``: ``ac`` heterozygous
+    carriers (a serialized bitmap) among ``an`` alleles."""
+    from server.beacon.vcf import PK_LOAD_SHIFT, PK_RECORD_SHIFT
+
+    return (
+        (load_id << PK_LOAD_SHIFT) | (ordinal << PK_RECORD_SHIFT) | 1,
+        load_id,
+        dataset_id,
+        "GRCh38",
+        chrom,
+        pos - 1,
+        pos,
+        ref,
+        alt,
+        "SNP",
+        1,
+        "",
+        f"{accession}:g.{pos}{ref}>{alt}",
+        ac,
+        an,
+        0,
+        ac,
+        ac / an,
+        carriers,
+    )
+
+
 def _variant_rows(
     load_id: int, n_variants: int, n_samples: int, rng: random.Random, sample_rows: list
 ):
     """Synthetic SNVs as tuples in ``VARIANT_COLUMNS`` order, sorted by (chrom, start):
     the rows ``load_vcf`` would write for one ALT allele per record."""
     from server.beacon.refs import refseq_accession
-    from server.beacon.vcf import PK_LOAD_SHIFT, PK_RECORD_SHIFT
 
     pool = _carrier_pool(n_samples, rng)
     pairs = [(r, a) for r in "ACGT" for a in "ACGT" if r != a]
     an = 2 * n_samples
     total_len = sum(GRCH38.values())
-    base = load_id << PK_LOAD_SHIFT
     every = max(n_variants // 400, 1)
     made, left = 0, n_variants
     chroms = list(GRCH38)
@@ -231,27 +280,7 @@ def _variant_rows(
             ac, carriers = pool[rng.getrandbits(12) % CARRIER_POOL]
             if made % every == 0:
                 sample_rows.append((chrom, pos - 1, alt))
-            yield (
-                base | (made << PK_RECORD_SHIFT) | 1,
-                load_id,
-                "synth",
-                "GRCh38",
-                chrom,
-                pos - 1,
-                pos,
-                ref,
-                alt,
-                "SNP",
-                1,
-                "",
-                f"{acc}:g.{pos}{ref}>{alt}",
-                ac,
-                an,
-                0,
-                ac,
-                ac / an,
-                carriers,
-            )
+            yield snv_row("synth", load_id, made, chrom, acc, pos, ref, alt, ac, an, carriers)
             made += 1
 
 
@@ -582,10 +611,8 @@ def main() -> None:
     rows = []
     print(f"start: {load_average()}")
     for kind in args.db.split(","):
-        tmp = Path(tempfile.mkdtemp(prefix=f"bench-beacon-{kind}-"))
-        url, drop = database_url(kind, tmp)
-        proc = None
-        try:
+        prefix = f"bench-beacon-{kind}-"
+        with scratch(kind, prefix, args.keep, f"[{kind}] ") as (url, tmp, servers):
             db = Database(url)
             db.upgrade()
             parse_rate = load_rate = None
@@ -597,18 +624,10 @@ def main() -> None:
             samples = build_store(db, args.variants, args.samples, rng, args.access)
             db.dispose()
             port = 20000 + random.randrange(20000)
-            proc = start_server(url, tmp, port)
+            servers.append(start_server(url, tmp, port))
             print(f"[{kind}] queries ... ({load_average()})")
             lat = bench_queries(port, samples, args.queries, rng)
             rows.append((kind, parse_rate, load_rate, lat, load_average()))
-        finally:
-            if proc is not None:
-                stop(proc, timeout=30)
-            if args.keep:
-                print(f"[{kind}] store kept: {url}")
-            else:
-                drop()
-                shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(
         f"store: {args.variants:,} synthetic variants (GRCh38 chr1-22) over {args.samples:,} "

@@ -37,7 +37,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -48,9 +47,9 @@ _spec = importlib.util.spec_from_file_location("bench_beacon", REPO / "bench" / 
 bb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bb)
 
-from tests.support.processes import clean_env, stop  # noqa: E402
+from tests.support.processes import clean_env  # noqa: E402
 
-CHROM, LENGTH = "1", 248_956_422
+CHROM, LENGTH, ACCESSION = "1", 248_956_422, "NC_000001.11"
 PHENOTYPES = bb.PHENOTYPES
 POPULATIONS = [
     ("NCIT:C41261", "White"),
@@ -86,7 +85,6 @@ def build_store(db, n_ind: int, n_alleles: int, rng: random.Random):
 
     from server.beacon.store import store_row
     from server.beacon.tables import BeaconSample
-    from server.beacon.vcf import PK_LOAD_SHIFT, PK_RECORD_SHIFT
     from server.registry import add_dataset
 
     add_dataset(db, "national", access="public", assembly="GRCh38")
@@ -112,6 +110,7 @@ def build_store(db, n_ind: int, n_alleles: int, rng: random.Random):
     every = max(n_alleles // 5000, 1)
     queries, common = [], []
     positions = sorted(rng.sample(range(1, LENGTH), n_alleles))
+    an = 2 * n_ind
 
     def rows():
         for i, pos in enumerate(positions):
@@ -131,29 +130,10 @@ def build_store(db, n_ind: int, n_alleles: int, rng: random.Random):
                 queries.append((pos - 1, alt))
             if k > 0.001 * n_ind and rng.random() < 0.2:
                 common.append((pos, ref, alt))
-            yield (
-                (store_id << PK_LOAD_SHIFT) | (i << PK_RECORD_SHIFT) | 1,
-                store_id,
-                "national",
-                "GRCh38",
-                CHROM,
-                pos - 1,
-                pos,
-                ref,
-                alt,
-                "SNP",
-                1,
-                "",
-                f"NC_000001.11:g.{pos}{ref}>{alt}",
-                k,
-                2 * n_ind,
-                0,
-                k,
-                k / (2 * n_ind),
-                carriers,
-                empty,
-                0,
+            row = bb.snv_row(
+                "national", store_id, i, CHROM, ACCESSION, pos, ref, alt, k, an, carriers
             )
+            yield (*row, empty, 0)  # hom_carriers, an_gap: none
 
     bb._insert_variants(db, rows(), n_alleles, columns=COLUMNS)
     return queries, common
@@ -250,9 +230,6 @@ def main() -> None:
     from server.db import Database
 
     print(f"start: {bb.load_average()}")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-national-"))
-    url, drop = bb.database_url("postgresql", tmp)
-    proc = None
     alleles = args.alleles
     free = shutil.disk_usage(
         "/var/lib/postgresql" if Path("/var/lib/postgresql").exists() else "/"
@@ -264,7 +241,7 @@ def main() -> None:
             f"building the largest store that fits, {fit:,} alleles"
         )
         alleles = fit
-    try:
+    with bb.scratch("postgresql", "bench-national-", args.keep) as (url, tmp, servers):
         db = Database(url)
         db.upgrade()
         rng = random.Random(42)
@@ -274,7 +251,7 @@ def main() -> None:
         build_s = time.perf_counter() - t
         sizes = relation_bytes(db)
         db.dispose()
-        proc = bb.start_server(url, tmp, args.port)
+        servers.append(bb.start_server(url, tmp, args.port))
         print(f"queries, idle ... ({bb.load_average()})")
         idle = measure(args.port, queries, args.queries, rng)
         idle_load = bb.load_average()
@@ -325,15 +302,6 @@ def main() -> None:
         t = time.perf_counter()
         w = withdraw(db, "national", "NEW000001", caller="bench")
         withdraw_s = time.perf_counter() - t
-    finally:
-        if proc is not None:
-            stop(proc, timeout=30)
-        if args.keep:
-            print(f"store kept: {url}")
-        else:
-            drop()
-            shutil.rmtree(tmp, ignore_errors=True)
-
     print()
     print(
         f"store: {args.individuals:,} individuals x {alleles:,} alleles on chr{CHROM} "
