@@ -23,6 +23,7 @@ anything; the machine is shared.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -36,6 +37,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+import sqlalchemy as sa  # noqa: E402
+
 from server.beacon.tables import BeaconVariant  # noqa: E402
 from tests.support.processes import clean_env, spawn, stop, wait_ready  # noqa: E402
 
@@ -73,6 +76,27 @@ def database_url(kind: str, tmp: Path) -> tuple[str, callable]:
 
     sep = "&" if "?" in PG_URL else "?"
     return f"{PG_URL}{sep}options=-csearch_path%3D{schema}", drop
+
+
+@contextlib.contextmanager
+def scratch(kind: str, prefix: str, keep: bool, label: str = ""):
+    """A temporary folder and an empty database of ``kind``, yielded as
+    (database URL, folder, servers): the server processes put in ``servers``
+    are stopped on the way out, then the database and the folder are dropped,
+    unless ``keep`` (the URL is printed instead)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    url, drop = database_url(kind, tmp)
+    servers: list[subprocess.Popen] = []
+    try:
+        yield url, tmp, servers
+    finally:
+        for proc in servers:
+            stop(proc, timeout=30)
+        if keep:
+            print(f"{label}store kept: {url}")
+        else:
+            drop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -156,6 +180,15 @@ VARIANT_COLUMNS = tuple(
     for c in BeaconVariant.__table__.columns
     if c.name not in ("hom_carriers", "an_gap", "gaps")
 )
+# the PostgreSQL type binary COPY sends for each column type of the table
+_COPY_TYPES = {
+    sa.BigInteger: "int8",
+    sa.Integer: "int4",
+    sa.String: "varchar",
+    sa.Text: "text",
+    sa.Float: "float8",
+    sa.LargeBinary: "bytea",
+}
 
 
 class Progress:
@@ -193,19 +226,46 @@ def _carrier_pool(n_samples: int, rng: random.Random) -> list[tuple[int, bytes]]
     return pool
 
 
+def snv_row(dataset_id, load_id, ordinal, chrom, accession, pos, ref, alt, ac, an, carriers):
+    """The beacon_variants row (``VARIANT_COLUMNS`` order) of a SNV at the VCF
+    POS ``pos``, record ``ordinal`` of load ``load_id``: ``ac`` heterozygous
+    carriers (a serialized bitmap) among ``an`` alleles."""
+    from server.beacon.vcf import PK_LOAD_SHIFT, PK_RECORD_SHIFT
+
+    return (
+        (load_id << PK_LOAD_SHIFT) | (ordinal << PK_RECORD_SHIFT) | 1,
+        load_id,
+        dataset_id,
+        "GRCh38",
+        chrom,
+        pos - 1,
+        pos,
+        ref,
+        alt,
+        "SNP",
+        1,
+        "",
+        f"{accession}:g.{pos}{ref}>{alt}",
+        ac,
+        an,
+        0,
+        ac,
+        ac / an,
+        carriers,
+    )
+
+
 def _variant_rows(
     load_id: int, n_variants: int, n_samples: int, rng: random.Random, sample_rows: list
 ):
     """Synthetic SNVs as tuples in ``VARIANT_COLUMNS`` order, sorted by (chrom, start):
     the rows ``load_vcf`` would write for one ALT allele per record."""
     from server.beacon.refs import refseq_accession
-    from server.beacon.vcf import PK_LOAD_SHIFT, PK_RECORD_SHIFT
 
     pool = _carrier_pool(n_samples, rng)
     pairs = [(r, a) for r in "ACGT" for a in "ACGT" if r != a]
     an = 2 * n_samples
     total_len = sum(GRCH38.values())
-    base = load_id << PK_LOAD_SHIFT
     every = max(n_variants // 400, 1)
     made, left = 0, n_variants
     chroms = list(GRCH38)
@@ -220,27 +280,7 @@ def _variant_rows(
             ac, carriers = pool[rng.getrandbits(12) % CARRIER_POOL]
             if made % every == 0:
                 sample_rows.append((chrom, pos - 1, alt))
-            yield (
-                base | (made << PK_RECORD_SHIFT) | 1,
-                load_id,
-                "synth",
-                "GRCh38",
-                chrom,
-                pos - 1,
-                pos,
-                ref,
-                alt,
-                "SNP",
-                1,
-                "",
-                f"{acc}:g.{pos}{ref}>{alt}",
-                ac,
-                an,
-                0,
-                ac,
-                ac / an,
-                carriers,
-            )
+            yield snv_row("synth", load_id, made, chrom, acc, pos, ref, alt, ac, an, carriers)
             made += 1
 
 
@@ -263,10 +303,11 @@ def _secondary_indexes(conn, dialect: str) -> list[tuple[str, str]]:
     return [(n, ddl.replace(" ON ONLY ", " ON ", 1)) for n, ddl in conn.execute(sa.text(q))]
 
 
-def _insert_variants(db, rows, n_variants: int) -> None:
-    """Bulk load: secondary indexes dropped during the load and rebuilt with the very
-    definitions the migrations created; COPY (binary) on PostgreSQL, executemany in
-    large transactions on SQLite (build-only pragmas)."""
+def _insert_variants(db, rows, n_variants: int, columns=VARIANT_COLUMNS) -> None:
+    """Bulk load of ``rows`` (tuples in ``columns`` order): secondary indexes dropped
+    during the load and rebuilt with the very definitions the migrations created;
+    COPY (binary) on PostgreSQL, executemany in large transactions on SQLite
+    (build-only pragmas)."""
     import itertools
 
     import sqlalchemy as sa
@@ -286,8 +327,8 @@ def _insert_variants(db, rows, n_variants: int) -> None:
         raw.execute("PRAGMA cache_size=-1000000")
         raw.execute("PRAGMA temp_store=MEMORY")
         sql = (
-            f"INSERT INTO beacon_variants ({', '.join(f'{c!r}' for c in VARIANT_COLUMNS)})"
-            f" VALUES ({', '.join('?' * len(VARIANT_COLUMNS))})"
+            f"INSERT INTO beacon_variants ({', '.join(f'{c!r}' for c in columns)})"
+            f" VALUES ({', '.join('?' * len(columns))})"
         ).replace("'", '"')
         while True:
             chunk = list(itertools.islice(rows, 500_000))
@@ -311,31 +352,10 @@ def _insert_variants(db, rows, n_variants: int) -> None:
 
         url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(url) as pg, pg.cursor() as cur:
-            cols = ", ".join(f'"{c}"' for c in VARIANT_COLUMNS)
+            table = BeaconVariant.__table__
+            cols = ", ".join(f'"{c}"' for c in columns)
             with cur.copy(f"COPY beacon_variants ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(
-                    [
-                        "int8",
-                        "int8",
-                        "varchar",
-                        "varchar",
-                        "varchar",
-                        "int8",
-                        "int8",
-                        "text",
-                        "text",
-                        "varchar",
-                        "int8",
-                        "text",
-                        "varchar",
-                        "int4",
-                        "int4",
-                        "int4",
-                        "int4",
-                        "float8",
-                        "bytea",
-                    ]
-                )
+                copy.set_types([_COPY_TYPES[type(table.c[c].type)] for c in columns])
                 for row in rows:
                     copy.write_row(row)
                     done += 1
@@ -377,19 +397,69 @@ def _add_load(
     return load.id
 
 
+SEXES = [("NCIT:C20197", "male"), ("NCIT:C16576", "female")]
+
+
+def add_individuals(s, dataset_id: str, names, load_id: int, rng, populations=()) -> None:
+    """The individual documents of ``names`` (metadata load ``load_id``): a sex,
+    one of PHENOTYPES and, when ``populations`` are given, an ethnicity drawn
+    from them; with their filtering terms and the PHENOTYPES ontology terms."""
+    from server.beacon.tables import (
+        BeaconOntologyClosure,
+        BeaconOntologyTerm,
+        BeaconRecord,
+        BeaconRecordTerm,
+    )
+
+    recs, terms = [], []
+    for n in names:
+        sex = rng.choice(SEXES)
+        pop = rng.choice(populations) if populations else None
+        pheno = rng.choice(PHENOTYPES)
+        doc = {"id": n, "sex": {"id": sex[0], "label": sex[1]}}
+        if pop is not None:
+            doc["ethnicity"] = {"id": pop[0], "label": pop[1]}
+        doc["phenotypicFeatures"] = [{"featureType": {"id": pheno}}]
+        recs.append(
+            {
+                "dataset_id": dataset_id,
+                "entry_type": "individual",
+                "id": n,
+                "individual_id": n,
+                "biosample_id": "",
+                "load_id": load_id,
+                "document": doc,
+            }
+        )
+        terms += [
+            {
+                "dataset_id": dataset_id,
+                "entry_type": "individual",
+                "record_id": n,
+                "term": t,
+                "label": "",
+                "kind": "ontology",
+            }
+            for t in (sex[0], pheno)
+        ]
+    s.execute(BeaconRecord.__table__.insert(), recs)
+    s.execute(BeaconRecordTerm.__table__.insert(), terms)
+    s.execute(
+        BeaconOntologyTerm.__table__.insert(),
+        [{"id": t, "ontology": "HP", "label": t} for t in PHENOTYPES],
+    )
+    s.execute(
+        BeaconOntologyClosure.__table__.insert(),
+        [{"ancestor": t, "descendant": t, "ontology": "HP"} for t in PHENOTYPES],
+    )
+
+
 def build_store(
     db, n_variants: int, n_samples: int, rng: random.Random, access: str = "controlled"
 ) -> list[tuple]:
     import sqlalchemy as sa
 
-    from server.beacon.tables import (
-        BeaconLoad,
-        BeaconOntologyClosure,
-        BeaconOntologyTerm,
-        BeaconRecord,
-        BeaconRecordTerm,
-        BeaconSample,
-    )
+    from server.beacon.tables import BeaconLoad, BeaconSample
     from server.registry import add_dataset
 
     add_dataset(db, "synth", access=access, assembly="GRCh38")
@@ -401,46 +471,7 @@ def build_store(
             [{"dataset_id": "synth", "idx": i, "name": n} for i, n in enumerate(names)],
         )
         meta_id = _add_load(s, "metadata", "synthetic-metadata", "done", n_samples, "", 0)
-        recs, terms = [], []
-        for n in names:
-            sex = rng.choice([("NCIT:C20197", "male"), ("NCIT:C16576", "female")])
-            pheno = rng.choice(PHENOTYPES)
-            recs.append(
-                {
-                    "dataset_id": "synth",
-                    "entry_type": "individual",
-                    "id": n,
-                    "individual_id": n,
-                    "biosample_id": "",
-                    "load_id": meta_id,
-                    "document": {
-                        "id": n,
-                        "sex": {"id": sex[0], "label": sex[1]},
-                        "phenotypicFeatures": [{"featureType": {"id": pheno}}],
-                    },
-                }
-            )
-            terms += [
-                {
-                    "dataset_id": "synth",
-                    "entry_type": "individual",
-                    "record_id": n,
-                    "term": t,
-                    "label": "",
-                    "kind": "ontology",
-                }
-                for t in (sex[0], pheno)
-            ]
-        s.execute(BeaconRecord.__table__.insert(), recs)
-        s.execute(BeaconRecordTerm.__table__.insert(), terms)
-        s.execute(
-            BeaconOntologyTerm.__table__.insert(),
-            [{"id": t, "ontology": "HP", "label": t} for t in PHENOTYPES],
-        )
-        s.execute(
-            BeaconOntologyClosure.__table__.insert(),
-            [{"ancestor": t, "descendant": t, "ontology": "HP"} for t in PHENOTYPES],
-        )
+        add_individuals(s, "synth", names, meta_id, rng)
     sample_rows: list[tuple] = []
     _insert_variants(
         db, _variant_rows(load_id, n_variants, n_samples, rng, sample_rows), n_variants
@@ -490,41 +521,51 @@ def time_requests(client, make, n: int) -> list[float]:
     return out
 
 
+def query_shapes(base: str, allele, window, frequencies: bool = False) -> dict:
+    """The request (path, params) of each measured shape for request number i:
+    ``allele(i)`` is a stored allele (chrom, 0-based start, alt), ``window(i)``
+    the (chrom, start) of a 1 Mb range; ``frequencies`` adds a g_variants record
+    query (its frequencyInPopulations)."""
+
+    def at(i, **extra):
+        chrom, start, alt = allele(i)
+        return {"referenceName": chrom, "start": str(start), "alternateBases": alt, **extra}
+
+    def mb_range(i):
+        chrom, start = window(i)
+        return {
+            "referenceName": chrom,
+            "start": str(start),
+            "end": str(start + 10**6),
+            "requestedGranularity": "count",
+        }
+
+    shapes = {
+        "trivial (/info)": lambda i: (base + "/info", {}),
+        "allele query": lambda i: (base + "/g_variants", at(i, requestedGranularity="count")),
+        "1 Mb range": lambda i: (base + "/g_variants", mb_range(i)),
+        "phenotype-filtered carriers": lambda i: (
+            base + "/individuals",
+            at(i, filters=PHENOTYPES[i % len(PHENOTYPES)], requestedGranularity="count"),
+        ),
+    }
+    if frequencies:
+        shapes["population frequencies"] = lambda i: (
+            base + "/g_variants",
+            at(i, requestedGranularity="record"),
+        )
+    return shapes
+
+
 def bench_queries(port: int, samples: list[tuple], n: int, rng: random.Random) -> dict:
     import httpx
 
+    def window(i):
+        chrom = str(1 + i % 22)
+        return chrom, rng.randrange(GRCH38[chrom] - 10**6)
+
     base = f"http://127.0.0.1:{port}/beacon/v2"
-    shapes = {
-        "trivial (/info)": lambda i: (base + "/info", {}),
-        "allele query": lambda i: (
-            base + "/g_variants",
-            {
-                "referenceName": samples[i % len(samples)][0],
-                "start": str(samples[i % len(samples)][1]),
-                "alternateBases": samples[i % len(samples)][2],
-                "requestedGranularity": "count",
-            },
-        ),
-        "1 Mb range": lambda i: (
-            base + "/g_variants",
-            {
-                "referenceName": (c := str(1 + i % 22)),
-                "start": str(s := rng.randrange(GRCH38[c] - 10**6)),
-                "end": str(s + 10**6),
-                "requestedGranularity": "count",
-            },
-        ),
-        "phenotype-filtered carriers": lambda i: (
-            base + "/individuals",
-            {
-                "referenceName": samples[i % len(samples)][0],
-                "start": str(samples[i % len(samples)][1]),
-                "alternateBases": samples[i % len(samples)][2],
-                "filters": PHENOTYPES[i % len(PHENOTYPES)],
-                "requestedGranularity": "count",
-            },
-        ),
-    }
+    shapes = query_shapes(base, lambda i: samples[i % len(samples)], window)
     out = {}
     with httpx.Client(timeout=60) as client:
         for name, make in shapes.items():
@@ -570,10 +611,8 @@ def main() -> None:
     rows = []
     print(f"start: {load_average()}")
     for kind in args.db.split(","):
-        tmp = Path(tempfile.mkdtemp(prefix=f"bench-beacon-{kind}-"))
-        url, drop = database_url(kind, tmp)
-        proc = None
-        try:
+        prefix = f"bench-beacon-{kind}-"
+        with scratch(kind, prefix, args.keep, f"[{kind}] ") as (url, tmp, servers):
             db = Database(url)
             db.upgrade()
             parse_rate = load_rate = None
@@ -585,18 +624,10 @@ def main() -> None:
             samples = build_store(db, args.variants, args.samples, rng, args.access)
             db.dispose()
             port = 20000 + random.randrange(20000)
-            proc = start_server(url, tmp, port)
+            servers.append(start_server(url, tmp, port))
             print(f"[{kind}] queries ... ({load_average()})")
             lat = bench_queries(port, samples, args.queries, rng)
             rows.append((kind, parse_rate, load_rate, lat, load_average()))
-        finally:
-            if proc is not None:
-                stop(proc, timeout=30)
-            if args.keep:
-                print(f"[{kind}] store kept: {url}")
-            else:
-                drop()
-                shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(
         f"store: {args.variants:,} synthetic variants (GRCh38 chr1-22) over {args.samples:,} "

@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import random
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -49,9 +47,9 @@ _spec = importlib.util.spec_from_file_location("bench_beacon", REPO / "bench" / 
 bb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bb)
 
-from tests.support.processes import clean_env, stop  # noqa: E402
+from tests.support.processes import clean_env  # noqa: E402
 
-CHROM, LENGTH = "1", 248_956_422
+CHROM, LENGTH, ACCESSION = "1", 248_956_422, "NC_000001.11"
 PHENOTYPES = bb.PHENOTYPES
 POPULATIONS = [
     ("NCIT:C41261", "White"),
@@ -59,58 +57,9 @@ POPULATIONS = [
     ("NCIT:C41260", "Asian"),
     ("NCIT:C17998", "Unknown"),
 ]
-SEXES = [("NCIT:C20197", "male"), ("NCIT:C16576", "female")]
 BYTES_PER_ALLELE_GUESS = 420  # row, blobs and indexes, for the disk check
-COLUMNS = (
-    "pk",
-    "load_id",
-    "dataset_id",
-    "assembly",
-    "chrom",
-    "start",
-    "end",
-    "ref",
-    "alt",
-    "variant_type",
-    "length",
-    "vcf_id",
-    "hgvs_g",
-    "ac",
-    "an",
-    "hom",
-    "het",
-    "af",
-    "carriers",
-    "hom_carriers",
-    "an_gap",
-)
-TYPES = [
-    "int8",
-    "int8",
-    "varchar",
-    "varchar",
-    "varchar",
-    "int8",
-    "int8",
-    "text",
-    "text",
-    "varchar",
-    "int8",
-    "text",
-    "varchar",
-    "int4",
-    "int4",
-    "int4",
-    "int4",
-    "float8",
-    "bytea",
-    "bytea",
-    "int8",
-]
-
-
-def load_average() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+# every beacon_variants column but gaps (NULL: no genome is short of two alleles)
+COLUMNS = tuple(c.name for c in bb.BeaconVariant.__table__.columns if c.name != "gaps")
 
 
 # ---------------------------------------------------------------- the store
@@ -131,19 +80,11 @@ def build_store(db, n_ind: int, n_alleles: int, rng: random.Random):
     alleles): a uniform sample of alleles for queries and a sample weighted to
     common alleles for the synthetic genome."""
     import numpy as np
-    import psycopg
     import sqlalchemy as sa
     from pyroaring import BitMap
 
     from server.beacon.store import store_row
-    from server.beacon.tables import (
-        BeaconOntologyClosure,
-        BeaconOntologyTerm,
-        BeaconRecord,
-        BeaconRecordTerm,
-        BeaconSample,
-    )
-    from server.beacon.vcf import PK_LOAD_SHIFT, PK_RECORD_SHIFT
+    from server.beacon.tables import BeaconSample
     from server.registry import add_dataset
 
     add_dataset(db, "national", access="public", assembly="GRCh38")
@@ -159,46 +100,7 @@ def build_store(db, n_ind: int, n_alleles: int, rng: random.Random):
         s.execute(
             sa.text("UPDATE beacon_loads SET dataset_id = 'national' WHERE id = :i"), {"i": meta}
         )
-        recs, terms = [], []
-        for n in names:
-            sex, pop, pheno = rng.choice(SEXES), rng.choice(POPULATIONS), rng.choice(PHENOTYPES)
-            recs.append(
-                {
-                    "dataset_id": "national",
-                    "entry_type": "individual",
-                    "id": n,
-                    "individual_id": n,
-                    "biosample_id": "",
-                    "load_id": meta,
-                    "document": {
-                        "id": n,
-                        "sex": {"id": sex[0], "label": sex[1]},
-                        "ethnicity": {"id": pop[0], "label": pop[1]},
-                        "phenotypicFeatures": [{"featureType": {"id": pheno}}],
-                    },
-                }
-            )
-            terms += [
-                {
-                    "dataset_id": "national",
-                    "entry_type": "individual",
-                    "record_id": n,
-                    "term": t,
-                    "label": "",
-                    "kind": "ontology",
-                }
-                for t in (sex[0], pheno)
-            ]
-        s.execute(BeaconRecord.__table__.insert(), recs)
-        s.execute(BeaconRecordTerm.__table__.insert(), terms)
-        s.execute(
-            BeaconOntologyTerm.__table__.insert(),
-            [{"id": t, "ontology": "HP", "label": t} for t in PHENOTYPES],
-        )
-        s.execute(
-            BeaconOntologyClosure.__table__.insert(),
-            [{"ancestor": t, "descendant": t, "ontology": "HP"} for t in PHENOTYPES],
-        )
+        bb.add_individuals(s, "national", names, meta, rng, populations=POPULATIONS)
     # common carrier sets come from a pool (building 400,000 distinct sets of
     # thousands of carriers would dominate the build); rarer ones are drawn afresh
     pool = {}
@@ -208,6 +110,7 @@ def build_store(db, n_ind: int, n_alleles: int, rng: random.Random):
     every = max(n_alleles // 5000, 1)
     queries, common = [], []
     positions = sorted(rng.sample(range(1, LENGTH), n_alleles))
+    an = 2 * n_ind
 
     def rows():
         for i, pos in enumerate(positions):
@@ -227,57 +130,12 @@ def build_store(db, n_ind: int, n_alleles: int, rng: random.Random):
                 queries.append((pos - 1, alt))
             if k > 0.001 * n_ind and rng.random() < 0.2:
                 common.append((pos, ref, alt))
-            yield (
-                (store_id << PK_LOAD_SHIFT) | (i << PK_RECORD_SHIFT) | 1,
-                store_id,
-                "national",
-                "GRCh38",
-                CHROM,
-                pos - 1,
-                pos,
-                ref,
-                alt,
-                "SNP",
-                1,
-                "",
-                f"NC_000001.11:g.{pos}{ref}>{alt}",
-                k,
-                2 * n_ind,
-                0,
-                k,
-                k / (2 * n_ind),
-                carriers,
-                empty,
-                0,
+            row = bb.snv_row(
+                "national", store_id, i, CHROM, ACCESSION, pos, ref, alt, k, an, carriers
             )
+            yield (*row, empty, 0)  # hom_carriers, an_gap: none
 
-    bar = bb.Progress("synthetic store", n_alleles)
-    with db.engine.begin() as conn:
-        indexes = bb._secondary_indexes(conn, "postgresql")
-        for name, _ in indexes:
-            conn.execute(sa.text(f'DROP INDEX "{name}"'))
-    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    done = 0
-    with psycopg.connect(url) as pg, pg.cursor() as cur:
-        cols = ", ".join(f'"{c}"' for c in COLUMNS)
-        with cur.copy(f"COPY beacon_variants ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(TYPES)
-            for row in rows():
-                copy.write_row(row)
-                done += 1
-                if not done & 0xFFF:
-                    bar.update(done)
-    bar.update(done, final=True)
-    t = time.perf_counter()
-    print(f"  rebuilding {len(indexes)} indexes ...", end="", flush=True)
-    with db.engine.begin() as conn:
-        conn.execute(sa.text("SET LOCAL maintenance_work_mem = '1GB'"))
-        for _, ddl in indexes:
-            conn.execute(sa.text(ddl))
-    print(f" {time.perf_counter() - t:.0f} s; ANALYZE ...", end="", flush=True)
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("ANALYZE"))
-    print(" done")
+    bb._insert_variants(db, rows(), n_alleles, columns=COLUMNS)
     return queries, common
 
 
@@ -311,59 +169,19 @@ def genome_vcf(path: Path, name: str, n: int, common, rng: random.Random) -> Non
 
 
 # ---------------------------------------------------------------- HTTP
-def shapes(base: str, queries, rng: random.Random) -> dict:
-    def allele(i):
-        return queries[i * 7919 % len(queries)]
-
-    return {
-        "trivial (/info)": lambda i: (base + "/info", {}),
-        "allele query": lambda i: (
-            base + "/g_variants",
-            {
-                "referenceName": CHROM,
-                "start": str(allele(i)[0]),
-                "alternateBases": allele(i)[1],
-                "requestedGranularity": "count",
-            },
-        ),
-        "1 Mb range": lambda i: (
-            base + "/g_variants",
-            {
-                "referenceName": CHROM,
-                "start": str(s := rng.randrange(LENGTH - 10**6)),
-                "end": str(s + 10**6),
-                "requestedGranularity": "count",
-            },
-        ),
-        "phenotype-filtered carriers": lambda i: (
-            base + "/individuals",
-            {
-                "referenceName": CHROM,
-                "start": str(allele(i)[0]),
-                "alternateBases": allele(i)[1],
-                "filters": PHENOTYPES[i % len(PHENOTYPES)],
-                "requestedGranularity": "count",
-            },
-        ),
-        "population frequencies": lambda i: (
-            base + "/g_variants",
-            {
-                "referenceName": CHROM,
-                "start": str(allele(i)[0]),
-                "alternateBases": allele(i)[1],
-                "requestedGranularity": "record",
-            },
-        ),
-    }
-
-
 def measure(port: int, queries, n: int, rng: random.Random, stop_when=None) -> dict:
     import httpx
 
     base = f"http://127.0.0.1:{port}/beacon/v2"
     out: dict[str, list[float]] = {}
     with httpx.Client(timeout=120) as client:
-        for name, make in shapes(base, queries, rng).items():
+        shapes = bb.query_shapes(
+            base,
+            lambda i: (CHROM, *queries[i * 7919 % len(queries)]),
+            lambda i: (CHROM, rng.randrange(LENGTH - 10**6)),
+            frequencies=True,
+        )
+        for name, make in shapes.items():
             bb.time_requests(client, make, min(10, n))
             out[name] = []
             for i in range(n):
@@ -411,10 +229,7 @@ def main() -> None:
     from server.beacon.vcf import load_vcf
     from server.db import Database
 
-    print(f"start: {load_average()}")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-national-"))
-    url, drop = bb.database_url("postgresql", tmp)
-    proc = None
+    print(f"start: {bb.load_average()}")
     alleles = args.alleles
     free = shutil.disk_usage(
         "/var/lib/postgresql" if Path("/var/lib/postgresql").exists() else "/"
@@ -426,20 +241,20 @@ def main() -> None:
             f"building the largest store that fits, {fit:,} alleles"
         )
         alleles = fit
-    try:
+    with bb.scratch("postgresql", "bench-national-", args.keep) as (url, tmp, servers):
         db = Database(url)
         db.upgrade()
         rng = random.Random(42)
         t = time.perf_counter()
-        print(f"building {args.individuals:,} x {alleles:,} ... ({load_average()})")
+        print(f"building {args.individuals:,} x {alleles:,} ... ({bb.load_average()})")
         queries, common = build_store(db, args.individuals, alleles, rng)
         build_s = time.perf_counter() - t
         sizes = relation_bytes(db)
         db.dispose()
-        proc = bb.start_server(url, tmp, args.port)
-        print(f"queries, idle ... ({load_average()})")
+        servers.append(bb.start_server(url, tmp, args.port))
+        print(f"queries, idle ... ({bb.load_average()})")
         idle = measure(args.port, queries, args.queries, rng)
-        idle_load = load_average()
+        idle_load = bb.load_average()
 
         # add-genome against parsing
         vcf = tmp / "genome1.vcf"
@@ -479,7 +294,7 @@ def main() -> None:
         finished = threading.Event()
         threading.Thread(target=lambda: (adder.wait(), finished.set()), daemon=True).start()
         busy = measure(args.port, queries, args.queries, rng, stop_when=finished.is_set)
-        busy_load = load_average()
+        busy_load = bb.load_average()
         adder.wait()
         if adder.returncode:
             raise SystemExit(f"add-genome failed: {adder.stdout.read().decode()}")
@@ -487,15 +302,6 @@ def main() -> None:
         t = time.perf_counter()
         w = withdraw(db, "national", "NEW000001", caller="bench")
         withdraw_s = time.perf_counter() - t
-    finally:
-        if proc is not None:
-            stop(proc, timeout=30)
-        if args.keep:
-            print(f"store kept: {url}")
-        else:
-            drop()
-            shutil.rmtree(tmp, ignore_errors=True)
-
     print()
     print(
         f"store: {args.individuals:,} individuals x {alleles:,} alleles on chr{CHROM} "
@@ -543,7 +349,7 @@ def main() -> None:
         f"genome record list of one {args.genome_variants:,}-variant genome "
         f"{genome_bytes / 1e6:.2f} MB (beacon_genomes)"
     )
-    print(f"load: idle queries {idle_load}; during the add {busy_load}; end {load_average()}")
+    print(f"load: idle queries {idle_load}; during the add {busy_load}; end {bb.load_average()}")
 
 
 if __name__ == "__main__":

@@ -40,20 +40,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import pysam
 import sqlalchemy as sa
 import yaml
 from tqdm import tqdm
 
 from server.beacon import journal
-from server.beacon.engine import Context, variant_id
+from server.beacon.engine import Context, variant_document
 from server.beacon.frequencies import _entry
 from server.beacon.journal import LoadError, LoadResult
 from server.beacon.refs import (
     assembly_from_header,
     canonical_chrom,
     normalize_assembly,
-    refseq_accession,
 )
 from server.beacon.tables import BeaconFrequency
 from server.beacon.vcf import classify
@@ -166,11 +164,7 @@ def load_frequencies(
             )
         ds_assembly = ds.assembly
     sha = journal.file_sha256(p)
-    try:
-        vf = pysam.VariantFile(str(p))
-    except (OSError, ValueError) as exc:
-        raise LoadError(p, "file", f"not a VCF/BCF pysam can read: {exc}") from None
-    with vf:
+    with journal.open_vcf(p) as vf:
         header = vf.header
         fields = read_mapping(mapping) if mapping else detect(header, dataset_id)
         if not fields:
@@ -319,22 +313,6 @@ def evaluate(ctx: Context, req, dataset_id: str, genomic, *, want_page: bool, mi
 
 def document(settings, dataset_id: str, r, adjust) -> dict:
     """A g_variants record of one allele: its variation and its frequencies."""
-    seq = refseq_accession(r.chrom, r.assembly)
-    variation = {
-        "variantType": r.variant_type,
-        "referenceBases": r.ref,
-        "location": {
-            "type": "SequenceLocation",
-            "sequence_id": f"refseq:{seq}" if seq else r.chrom,
-            "interval": {
-                "type": "SequenceInterval",
-                "start": {"type": "Number", "value": r.start},
-                "end": {"type": "Number", "value": r.end},
-            },
-        },
-    }
-    if not r.alt.startswith("<"):
-        variation["alternateBases"] = r.alt
     freqs = []
     for label in sorted(r.populations, key=lambda k: (k != dataset_id, k)):
         ac, an, hom, het, hemi = r.populations[label]
@@ -347,8 +325,7 @@ def document(settings, dataset_id: str, r, adjust) -> dict:
         freqs.append(f)
     base = settings.public_url.rstrip("/") + "/beacon/v2"
     return {
-        "variantInternalId": variant_id(r.chrom, r.assembly, r.start, r.ref, r.alt, r.end),
-        "variation": variation,
+        **variant_document(r),
         "frequencyInPopulations": [
             {
                 "source": f"{settings.beacon_name} dataset {dataset_id} (aggregate frequencies)",

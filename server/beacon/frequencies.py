@@ -38,20 +38,26 @@ class Subset:
     samples: BitMap
 
 
-@cachetools.cached(cachetools.LRUCache(64), key=load_key("subsets"), lock=threading.Lock())
-def subsets(ctx: Context, dataset_id: str) -> list[Subset]:
-    """The sex and population subsets of a dataset's samples (cached per process
-    until the next load)."""
-    sm = sample_map(ctx, dataset_id)
-    groups: dict[tuple[str, str], tuple[str, set]] = {}
+def sampled_individuals(ctx: Context, dataset_id: str, sm):
+    """(id, document) of each individual of the dataset that has samples in
+    the sample map ``sm`` and a document."""
     rows = ctx.session.execute(
         sa.select(BeaconRecord.id, BeaconRecord.document).where(
             BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == "individual"
         )
     )
     for ind, doc in rows:
-        if ind not in sm.samples_of_individual or not isinstance(doc, dict):
-            continue
+        if ind in sm.samples_of_individual and isinstance(doc, dict):
+            yield ind, doc
+
+
+@cachetools.cached(cachetools.LRUCache(64), key=load_key("subsets"), lock=threading.Lock())
+def subsets(ctx: Context, dataset_id: str) -> list[Subset]:
+    """The sex and population subsets of a dataset's samples (cached per process
+    until the next load)."""
+    sm = sample_map(ctx, dataset_id)
+    groups: dict[tuple[str, str], tuple[str, set]] = {}
+    for ind, doc in sampled_individuals(ctx, dataset_id, sm):
         for kind, field in (("sex", "sex"), ("population", "ethnicity")):
             term = doc.get(field)
             if not isinstance(term, dict) or not (term.get("label") or term.get("id")):

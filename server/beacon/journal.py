@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pysam
 import sqlalchemy as sa
 
 from server.beacon.tables import BeaconLoad
@@ -79,6 +80,14 @@ def check_file(path: str | Path) -> Path:
     if not p.is_file():
         raise NotFound(f"{path}: no such file")
     return p.resolve()
+
+
+def open_vcf(p: Path) -> pysam.VariantFile:
+    """``p`` opened with pysam, or a LoadError that says why it cannot be."""
+    try:
+        return pysam.VariantFile(str(p))
+    except (OSError, ValueError) as exc:
+        raise LoadError(p, "file", f"not a VCF/BCF pysam can read: {exc}") from None
 
 
 def utcnow() -> dt.datetime:

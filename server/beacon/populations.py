@@ -27,12 +27,10 @@ import threading
 from dataclasses import dataclass
 
 import cachetools
-import sqlalchemy as sa
 from pyroaring import BitMap
 
 from server.beacon.engine import Context, load_key, sample_map
-from server.beacon.frequencies import _entry
-from server.beacon.tables import BeaconRecord
+from server.beacon.frequencies import _entry, sampled_individuals
 
 POPULATION_SCOPE = "population"
 FILTER_IDS = {"sexFilter": "sex", "countryFilter": "country"}
@@ -119,14 +117,7 @@ def groups(ctx: Context, dataset_id: str) -> list[Group]:
     process until the next load)."""
     sm = sample_map(ctx, dataset_id)
     members: dict[str, set] = {}
-    rows = ctx.session.execute(
-        sa.select(BeaconRecord.id, BeaconRecord.document).where(
-            BeaconRecord.dataset_id == dataset_id, BeaconRecord.entry_type == "individual"
-        )
-    )
-    for ind, doc in rows:
-        if ind not in sm.samples_of_individual or not isinstance(doc, dict):
-            continue
+    for ind, doc in sampled_individuals(ctx, dataset_id, sm):
         country = country_of(doc.get("geographicOrigin"))
         if not country:
             continue

@@ -28,9 +28,7 @@ from server.auth import Caller, beacon_resolves_people, beacon_tier
 from server.auth.audit import Decision
 from server.beacon import af, budget, collection, engine, populations
 from server.beacon.budget import limits as budget_limits
-from server.beacon.engine import variant_id
 from server.beacon.frequencies import frequencies
-from server.beacon.refs import refseq_accession
 from server.beacon.request import API_VERSION, ENTRY_TYPES, BeaconRequest
 from server.beacon.tables import (
     BeaconAnnotation,
@@ -406,26 +404,7 @@ def _variant_docs(
         anns.setdefault(a.variant_pk, []).append(a)
     docs = []
     for r in rows:
-        seq = refseq_accession(r.chrom, r.assembly)
-        variation = {
-            "variantType": r.variant_type,
-            "referenceBases": r.ref,
-            "location": {
-                "type": "SequenceLocation",
-                "sequence_id": f"refseq:{seq}" if seq else r.chrom,
-                "interval": {
-                    "type": "SequenceInterval",
-                    "start": {"type": "Number", "value": r.start},
-                    "end": {"type": "Number", "value": r.end},
-                },
-            },
-        }
-        if not r.alt.startswith("<") and "[" not in r.alt and "]" not in r.alt:
-            variation["alternateBases"] = r.alt
-        doc = {
-            "variantInternalId": variant_id(r.chrom, r.assembly, r.start, r.ref, r.alt, r.end),
-            "variation": variation,
-        }
+        doc = engine.variant_document(r)
         ids = {}
         if r.hgvs_g:
             ids["genomicHGVSId"] = r.hgvs_g

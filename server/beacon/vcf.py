@@ -493,11 +493,7 @@ def load_vcf(
     kind = "genome" if single else "vcf-file"
     p = journal.check_file(path)
     sha = journal.file_sha256(p)
-    try:
-        vf = pysam.VariantFile(str(p))
-    except (OSError, ValueError) as exc:
-        raise LoadError(p, "header", f"not a readable VCF/BCF ({exc})") from None
-    with vf:
+    with journal.open_vcf(p) as vf:
         header = vf.header
         samples = list(header.samples)
         if single and len(samples) != 1:

@@ -21,8 +21,8 @@ from server.beacon.ontology import load_ontology
 from server.beacon.vcf import load_vcf
 from server.db.tables import AuditEvent
 from server.registry import add_dataset, add_files
+from tests.support.beacon import KG_VCF, SHARED, trusted_node
 from tests.support.data import HPO_ROOT, bcftools_query
-from tests.unit.auth.nodes import module_node
 from tests.unit.beacon.schemas import (
     ENTITY_DIRS,
     validate_document,
@@ -31,8 +31,6 @@ from tests.unit.beacon.schemas import (
 )
 
 BASE = "/beacon/v2"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
-KG_VCF = SHARED / "beacon" / "test_1000G_hg38.annotated.vcf.gz"
 SEED = Path(__file__).resolve().parents[2] / "seed_data"
 MINI_HPO = (
     HPO_ROOT
@@ -101,11 +99,8 @@ def populate(db, tmp: Path) -> None:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def node(request, tmp_path_factory, kit):
     tmp = tmp_path_factory.mktemp("beacon-data")
-    yield from module_node(
-        request,
-        tmp_path_factory,
-        lambda s: kit.trusting(s).with_overrides(beacon_rate_per_minute=0, beacon_max_limit=50),
-        lambda db: populate(db, tmp),
+    yield from trusted_node(
+        request, tmp_path_factory, kit, lambda db: populate(db, tmp), beacon_max_limit=50
     )
 
 

@@ -24,20 +24,8 @@ from server.beacon.tiers import round_count
 from server.cli import Ctx, main
 from server.errors import InvalidInput
 from server.registry import add_dataset
-from tests.unit.auth.nodes import module_node
+from tests.support.beacon import BFF, COUNTRY, KG_VCF, SEX, trusted_node
 from tests.unit.beacon.schemas import validate_response
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
-KG_VCF = SHARED / "beacon" / "test_1000G_hg38.annotated.vcf.gz"
-BFF = SHARED / "beacon" / "bff"
-COUNTRY = {
-    "England": "GB",
-    "Scotland": "GB",
-    "Wales": "GB",
-    "Northern Ireland": "GB",
-    "Republic of Ireland": "IE",
-}
-SEX = {"female": "F", "male": "M"}
 
 
 @lru_cache(maxsize=1)
@@ -83,12 +71,7 @@ def populate(db, tmp: Path) -> None:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def node(request, tmp_path_factory, kit):
     tmp = tmp_path_factory.mktemp("af-data")
-    yield from module_node(
-        request,
-        tmp_path_factory,
-        lambda s: kit.trusting(s).with_overrides(beacon_rate_per_minute=0),
-        lambda db: populate(db, tmp),
-    )
+    yield from trusted_node(request, tmp_path_factory, kit, lambda db: populate(db, tmp))
 
 
 @lru_cache(maxsize=1)

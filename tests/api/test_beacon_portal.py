@@ -19,7 +19,6 @@ import json
 import re
 from collections import Counter
 from functools import lru_cache
-from pathlib import Path
 
 import pysam
 import pytest
@@ -28,21 +27,9 @@ from server.beacon.metadata import load_metadata
 from server.beacon.tiers import adjust
 from server.beacon.vcf import load_vcf
 from server.registry import add_dataset
-from tests.unit.auth.nodes import module_node
+from tests.support.beacon import BFF, COUNTRY, KG_VCF, SEX, trusted_node
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
-KG_VCF = SHARED / "beacon" / "test_1000G_hg38.annotated.vcf.gz"
-BFF = SHARED / "beacon" / "bff"
 GRANT = "urn:ds:kgc"
-# the cohort's places of birth (gazetteer labels) and their countries
-COUNTRY = {
-    "England": "GB",
-    "Scotland": "GB",
-    "Wales": "GB",
-    "Northern Ireland": "GB",
-    "Republic of Ireland": "IE",
-}
-SEX = {"female": "F", "male": "M"}
 
 
 def populate(db) -> None:
@@ -55,12 +42,7 @@ def populate(db) -> None:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def node(request, tmp_path_factory, kit):
-    yield from module_node(
-        request,
-        tmp_path_factory,
-        lambda s: kit.trusting(s).with_overrides(beacon_rate_per_minute=0),
-        populate,
-    )
+    yield from trusted_node(request, tmp_path_factory, kit, populate)
 
 
 # ---------------------------------------------------------------- the portal's bodies

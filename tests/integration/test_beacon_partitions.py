@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -26,37 +23,21 @@ from server.beacon.store import withdraw
 from server.beacon.tables import BeaconVariant
 from server.beacon.vcf import load_vcf
 from server.settings import Settings
-from tests.conftest import REPO, free_port, fresh_database, migrated, node_settings
+from tests.conftest import REPO, fresh_database, migrated, node_settings
+from tests.support.postgres import throwaway_cluster
 from tests.unit.beacon.conftest import add_dataset
 from tests.unit.beacon.test_genomes import snapshot
 
-SCRIPT = REPO / "scripts" / "pg-throwaway.sh"
 SHARED = REPO.parent / "shared"
 MOVED = ("1", "22")
 CHROMS = {"chr1": 248956422, "chr2": 242193529, "chr22": 50818468, "chrX": 156040895}
 
 
-def _pg(*args: str) -> None:
-    result = subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120
-    )
-    if result.returncode == 3:
-        pytest.fail(f"PostgreSQL server binaries are not installed: {result.stderr.strip()}")
-    assert result.returncode == 0, f"pg-throwaway {args[0]} failed: {result.stderr}"
-
-
 @pytest.fixture
 def second_server():
-    """The URL of a second PostgreSQL cluster of the test's own, removed afterwards."""
-    directory = Path(tempfile.mkdtemp(prefix="genomeport-pg-"))
-    port = free_port()
-    _pg("init", str(directory), str(port))
-    try:
-        _pg("start", str(directory))
-        yield "127.0.0.1", port
-    finally:
-        subprocess.run(["bash", str(SCRIPT), "destroy", str(directory)], capture_output=True)
-        shutil.rmtree(directory, ignore_errors=True)
+    """(host, port) of a second PostgreSQL cluster of the test's own, removed afterwards."""
+    with throwaway_cluster(required=True) as cluster:
+        yield "127.0.0.1", cluster.port
 
 
 @pytest.fixture

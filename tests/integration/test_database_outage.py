@@ -11,48 +11,23 @@ a restart.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, migrated, node_settings, start_server, stop_server
+from tests.conftest import REPO, migrated, node_settings, start_server, stop_server
+from tests.support.postgres import throwaway_cluster
 
-SCRIPT = REPO / "scripts" / "pg-throwaway.sh"
 SEED = REPO / "seed_data"
-
-
-def _pg(*args: str) -> None:
-    result = subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120
-    )
-    if result.returncode == 3:
-        pytest.skip(f"PostgreSQL server binaries are not installed: {result.stderr.strip()}")
-    assert result.returncode == 0, f"pg-throwaway {args[0]} failed: {result.stderr}"
 
 
 @pytest.fixture
 def cluster():
     """``(url, stop, start)`` of a PostgreSQL cluster on a free port, removed afterwards."""
-    directory = Path(tempfile.mkdtemp(prefix="genomeport-pg-"))  # handed to the postgres user
-    port = free_port()
-    _pg("init", str(directory), str(port))
-    try:
-        _pg("start", str(directory))
-        yield (
-            f"postgresql://postgres@127.0.0.1:{port}/postgres",
-            lambda: _pg("stop", str(directory)),
-            lambda: _pg("start", str(directory)),
-        )
-    finally:
-        subprocess.run(
-            ["bash", str(SCRIPT), "destroy", str(directory)], capture_output=True, timeout=120
-        )
-        shutil.rmtree(directory, ignore_errors=True)
+    with throwaway_cluster(required=False) as c:
+        yield c.url, c.stop, c.start
 
 
 @pytest.fixture
