@@ -464,7 +464,7 @@ def submit_run(
                 params,
                 inputs_dir,
                 resolve_drs=resolve_drs
-                or drs_resolver(settings, db, caller, readable, workdir=workdir, staged=staged),
+                or drs_resolver(settings, db, caller, readable, (workdir, staged)),
                 attachments=names,
                 fetch_remote=remote_fetcher(settings, workdir),
                 readable=readable,
@@ -582,18 +582,17 @@ def drs_resolver(
     db: Database,
     caller: Caller,
     readable: set[str] | None = None,
-    *,
-    workdir: Path | None = None,
-    staged: dict[str, str] | None = None,
+    staging: tuple[Path, dict[str, str]] | None = None,
 ):
     """``drs://<this node>/<id>`` -> the local path of a registered file or of
     one of the caller's own WES outputs (``wes~<hex>``), for a caller allowed to
     read it (401/403 otherwise, audited by DRS; 404 for an object that does not
     exist or is another caller's). The file and its index join ``readable``.
 
-    A Crypt4GH-archived file maps to a path in the run's ``workdir``, recorded in
-    ``staged`` (target -> archive location), where the worker decrypts it for
-    the run alone (``server.wes.decrypted``)."""
+    ``staging`` is the run's directory and its staged files: a Crypt4GH-archived
+    file maps to a path in that directory, recorded among the staged files
+    (target -> archive location), where the worker decrypts it for the run
+    alone (``server.wes.decrypted``)."""
     from urllib.parse import urlsplit
 
     readable = set() if readable is None else readable
@@ -623,8 +622,9 @@ def drs_resolver(
         from server.storage import is_crypt4gh
 
         if is_crypt4gh(location):
-            if workdir is None or staged is None:
+            if staging is None:
                 raise InvalidInput(f"workflow_params: {uri!r} is encrypted; not available here")
+            workdir, staged = staging
             from server.wes import decrypted
 
             for archived in (location, *extra):

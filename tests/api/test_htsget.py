@@ -180,20 +180,19 @@ class TestSearchReadId:
     def test_unknown_params_are_ignored_returns_200(self, client, data):
         ticket(client, "/reads/htsnexus_test_NA12878", params={"x": "1", "y": ""})
 
-    def test_c4gh_for_a_plaintext_object_returns_400(self, client, data):
-        # a file stored unencrypted is never handed out as if it were encrypted
-        resp = client.get("/reads/htsnexus_test_NA12878", params={"encryptionScheme": "c4gh"})
-        assert_error(resp, 400, "UnsupportedFormat")
-
-    def test_variant_format_on_reads_returns_400(self, client, data):
-        resp = client.get("/reads/htsnexus_test_NA12878", params={"format": "VCF"})
-        assert_error(resp, 400, "UnsupportedFormat")
-
-    def test_header_with_region_returns_400(self, client, data):
-        resp = client.get(
-            "/reads/htsnexus_test_NA12878", params={"class": "header", "referenceName": "11"}
-        )
-        assert_error(resp, 400, "InvalidInput")
+    @pytest.mark.parametrize(
+        "params, error",
+        [
+            # a file stored unencrypted is never handed out as if it were encrypted
+            ({"encryptionScheme": "c4gh"}, "UnsupportedFormat"),
+            ({"format": "VCF"}, "UnsupportedFormat"),
+            ({"class": "header", "referenceName": "11"}, "InvalidInput"),
+        ],
+        ids=["c4gh-for-a-plaintext-object", "variant-format-on-reads", "header-with-region"],
+    )
+    def test_refused_ticket_returns_400(self, client, data, params, error):
+        resp = client.get("/reads/htsnexus_test_NA12878", params=params)
+        assert_error(resp, 400, error)
 
     def test_start_after_end_returns_400(self, client, data):
         resp = client.get(
