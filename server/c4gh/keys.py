@@ -36,8 +36,9 @@ SECRET, PUBLIC = "node.sec", "node.pub"
 METHOD = 0  # X25519 + ChaCha20-Poly1305, the only method of Crypt4GH v1
 
 
-class NodeKeyError(ServiceError):
-    """The node's key pair is missing, locked or unreadable (a 500: the operator's to fix)."""
+class NodeKeyError(ServiceError, status=503):
+    """The node's key pair is missing, locked or unreadable: the node cannot
+    serve what needs it until the operator fixes that (503, with the reason)."""
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,12 @@ class TestGetPublicKey:
         assert resp.status_code == 200
         assert resp.content == node_pub.read_bytes()
 
+    def test_before_keygen_returns_503_saying_what_to_do(self, client):
+        # a node without its key pair is not broken, only not set up yet
+        resp = client.get("/inbox/public-key")
+        assert resp.status_code == 503
+        assert "genomeport crypt4gh keygen" in resp.text
+
 
 class TestCreateUpload:
     def test_without_token_returns_401(self, client, node_pub):
