@@ -15,7 +15,7 @@ from server.beacon.metadata import load_metadata
 from server.beacon.vcf import load_vcf
 from server.registry import add_dataset
 from tests.conftest import start_server, stop_server
-from tests.integration.test_fdp_harvester import SEED
+from tests.support.fdp import SEED
 
 pytestmark = pytest.mark.slow
 

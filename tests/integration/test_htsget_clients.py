@@ -16,7 +16,7 @@ import pysam
 import pytest
 
 from server.registry import add_dataset, add_files
-from tests.api.test_htsget import db, db_url, settings  # noqa: F401 - module-scoped node fixtures
+from tests.api.test_htsget import db, settings  # noqa: F401 - module-scoped node fixtures
 from tests.conftest import start_server, stop_server
 from tests.support.data import add_formats
 
