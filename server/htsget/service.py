@@ -345,7 +345,7 @@ def plan(
     chosen = _choose_file(request, files)
     if request.encryption or crypt4gh.is_encrypted(chosen):
         crypt4gh.check_transfer(ctx.db, chosen, request.encryption)
-    if request.encryption:
+    if request.encryption and crypt4gh.is_encrypted(chosen):
         build = functools.partial(crypt4gh.ticket, client_key=client_key)
     else:
         build = _build
