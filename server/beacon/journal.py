@@ -53,8 +53,8 @@ class LoadResult:
             return f"{self.path}: interrupted (load {self.load_id}); run again to resume"
         unit = {
             "vcf": "variants",
-            "vcf-file": "variant records merged",
-            "genome": "variant records merged",
+            "vcf-file": "variants merged",
+            "genome": "variants merged",
             "genes": "genes",
             "ontology": "terms",
         }.get(self.kind, "records")

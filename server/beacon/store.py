@@ -360,7 +360,7 @@ class MergeResult:
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    records: int = 0  # store records written or changed
+    records: int = 0  # store records added or changed
 
 
 def _staged_chunks(session, load_id: int):
@@ -450,6 +450,7 @@ def merge(
         calls = _Calls([i for i in by_idx if i not in skip])
         drop_bits = BitMap(skip)
         bar = tqdm(desc="merge", unit=" rec", disable=not progress)
+        changed_records: set[int] = set()  # records of the store this load changed
         for chunk in _staged_chunks(s, load_id):
             matched = _matches(s, store.id, load_id, chunk[0][1].pk, chunk[-1][1].pk)
             updates, deletes = [], []
@@ -463,6 +464,7 @@ def merge(
                 if target is not None:
                     target.add(rec)
                     updates.append(target)
+                    changed_records.add(target.pk)
                     deletes.append(rec.pk)
                     pk = target.pk
                 elif samples and not rec.carriers:
@@ -478,15 +480,15 @@ def merge(
             _delete_rows(s, deletes)
             rows = {r.pk: r.row(n_after) for r in updates}  # one row per record
             _update_rows(s, list(rows.values()))
-            result.records += len(rows)
             bar.update(len(chunk))
         bar.close()
-        s.execute(
+        added = s.execute(
             sa.update(V)
             .where(V.load_id == load_id)
             .values(load_id=store.id)
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount
+        result.records = len(changed_records) + added  # the staged rows left are new records
         s.execute(
             sa.update(BeaconAnnotation)
             .where(BeaconAnnotation.load_id == load_id)
