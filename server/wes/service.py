@@ -464,7 +464,7 @@ def submit_run(
                 params,
                 inputs_dir,
                 resolve_drs=resolve_drs
-                or drs_resolver(settings, db, caller, readable, (workdir, staged)),
+                or drs_resolver(settings, db, caller, readable=readable, staging=(workdir, staged)),
                 attachments=names,
                 fetch_remote=remote_fetcher(settings, workdir),
                 readable=readable,
@@ -577,19 +577,14 @@ def write_readable(workdir: Path, paths: set[str], patterns: set[str] = frozense
     return target
 
 
-def drs_resolver(
-    settings: Settings,
-    db: Database,
-    caller: Caller,
-    readable: set[str] | None = None,
-    staging: tuple[Path, dict[str, str]] | None = None,
-):
+def drs_resolver(settings: Settings, db: Database, caller: Caller, *, readable=None, staging=None):
     """``drs://<this node>/<id>`` -> the local path of a registered file or of
     one of the caller's own WES outputs (``wes~<hex>``), for a caller allowed to
     read it (401/403 otherwise, audited by DRS; 404 for an object that does not
-    exist or is another caller's). The file and its index join ``readable``.
+    exist or is another caller's). The file and its index join ``readable`` (a
+    set of paths, created when not given).
 
-    ``staging`` is the run's directory and its staged files: a Crypt4GH-archived
+    ``staging`` is ``(run directory, staged files)``: a Crypt4GH-archived
     file maps to a path in that directory, recorded among the staged files
     (target -> archive location), where the worker decrypts it for the run
     alone (``server.wes.decrypted``)."""
