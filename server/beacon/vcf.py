@@ -629,6 +629,25 @@ def _discard(db, load_id: int) -> None:
         s.execute(sa.delete(BeaconLoad).where(BeaconLoad.id == load_id))
 
 
+def abandon(db, dataset_id: str, sha256: str) -> int:
+    """Drop what unfinished loads of this content into ``dataset_id`` staged (a
+    load given up for good, as by a rejected upload); the number dropped."""
+    with db.session() as s:
+        ids = list(
+            s.scalars(
+                sa.select(BeaconLoad.id).where(
+                    BeaconLoad.dataset_id == dataset_id,
+                    BeaconLoad.sha256 == sha256,
+                    BeaconLoad.kind.in_(("genome", "vcf-file")),
+                    BeaconLoad.status == "loading",
+                )
+            )
+        )
+    for load_id in ids:
+        _discard(db, load_id)
+    return len(ids)
+
+
 _VARIANT_COLUMNS = (
     "pk",
     "load_id",
