@@ -25,27 +25,16 @@ from server.db.tables import AuditEvent, DataFile
 from server.inbox.ingest import Ingest
 from server.inbox.tables import InboxUpload
 from server.registry import add_dataset, verify_files
-from tests.api.test_inbox import auth, complete, upload
-from tests.conftest import node_settings
+from tests.api.test_inbox import PASSPHRASE, auth, complete, inbox_settings, upload
 from tests.support import c4gh
 
-PASSPHRASE = "node-passphrase-for-tests"
 SOURCE = "variants/test_1000G_hg38.vcf.gz"
 BASE = "/beacon/v2"
 
 
 @pytest.fixture
 def settings(tmp_path, db_url, kit):
-    base = node_settings(
-        tmp_path / "var",
-        db_url,
-        log_format="text",
-        c4gh_passphrase=PASSPHRASE,
-        inbox_max_chunk_bytes=1 << 20,
-        ingest_lease_seconds=1,
-        beacon_rate_per_minute=0,
-    )
-    return kit.trusting(base)
+    return inbox_settings(tmp_path, db_url, kit, ingest_lease_seconds=1, beacon_rate_per_minute=0)
 
 
 @pytest.fixture
@@ -329,3 +318,31 @@ class TestVerify:
         assert "file " in problems and "index " in problems
         assert problems.count("damaged or altered") == 2
         assert "modification time" not in problems
+
+
+class TestFilesAdd:
+    def test_files_add_c4gh_with_beacon_loads_it(self, node_pub, db, settings, testdata, tmp_path):
+        from click.testing import CliRunner
+
+        from server.cli import main
+
+        plain = cut(testdata, tmp_path / "trio.bcf", ["HG00096", "HG00097", "HG00099"], "b")
+        enc = c4gh.encrypt(plain, node_pub, tmp_path / "trio.bcf.c4gh")
+        env = {
+            "GENOMEPORT_DATABASE_URL": settings.database_url,
+            "GENOMEPORT_VAR_DIR": settings.var_dir,
+            "GENOMEPORT_C4GH_PASSPHRASE": PASSPHRASE,
+        }
+        args = ["files", "add", str(enc), "--dataset", "cohort", "--beacon"]
+        out = CliRunner().invoke(main, args, env=env)
+        assert out.exit_code == 0, out.output
+        assert "(Beacon: loaded)" in out.output
+        with db.session() as s:
+            names = set(s.scalars(sa.select(BeaconSample.name)))
+            assert names == {"HG00096", "HG00097", "HG00099"}
+        bam = tmp_path / "x.bam.c4gh"
+        bam.write_bytes(b"x")
+        out = CliRunner().invoke(
+            main, ["files", "add", str(bam), "--dataset", "cohort", "--beacon"]
+        )
+        assert out.exit_code == 2 and "is a BAM" in out.output
