@@ -352,9 +352,17 @@ def files() -> None:
 )
 @click.option("--update", is_flag=True, help="Accept a file whose content or location changed.")
 @click.option("--verify", is_flag=True, help="Re-hash files even if size and mtime are unchanged.")
+@click.option(
+    "--beacon",
+    is_flag=True,
+    help="Crypt4GH VCF/BCF files (FILE.vcf.gz.c4gh, FILE.bcf.c4gh) only: also load their "
+    "genotypes into the dataset's Beacon, as an inbox upload with beacon: true.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
-def files_add(obj: Ctx, paths, dataset_id, object_id, reference, update, verify, quiet) -> None:
+def files_add(
+    obj: Ctx, paths, dataset_id, object_id, reference, update, verify, beacon, quiet
+) -> None:
     """Register PATHS: check each opens with its index, compute sha-256 and md5.
 
     Each file is written in its own transaction only after every check passed,
@@ -364,15 +372,21 @@ def files_add(obj: Ctx, paths, dataset_id, object_id, reference, update, verify,
     A Crypt4GH file (FILE.c4gh, encrypted for the node's key) goes through the
     ingest pipeline instead, as an inbox upload would: checked, archived under
     an accession and registered (its index: FILE.bai.c4gh, .crai, .tbi or .csi
-    beside it, or one is built).
+    beside it, or one is built), then, with --beacon, loaded into the Beacon
+    from its archived copy decrypted in memory.
     """
     from server.registry import add_files
 
     encrypted = [p for p in paths if str(p).endswith(".c4gh")]
+    if beacon and len(encrypted) != len(paths):
+        raise click.UsageError(
+            "--beacon is for Crypt4GH files; load plaintext VCF/BCF files with "
+            "`genomeport beacon add-genome` or `genomeport beacon load-vcf`"
+        )
     if encrypted:
         from server.inbox.cli import add_encrypted
 
-        add_encrypted(obj, encrypted, dataset_id, object_id)
+        add_encrypted(obj, encrypted, dataset_id, object_id, beacon=beacon, progress=not quiet)
         paths = [p for p in paths if not str(p).endswith(".c4gh")]
         if not paths:
             return
@@ -406,10 +420,18 @@ def files_verify(obj: Ctx, object_ids, dataset_id, quiet) -> None:
     when any file changed or is missing (for cron and monitoring), 0 when all
     are intact. To accept a file's new content, register it again:
     `genomeport files add PATH --dataset ID --update`.
+
+    An archived Crypt4GH file (FILE.c4gh, from the inbox or `files add
+    FILE.c4gh`) is decrypted in memory as it is read, never to disk: its
+    header must open with the node's key and every 64 KiB segment
+    authenticate (so altered encrypted bytes are found), and the plaintext's
+    size, sha-256 and md5 must be those registered at ingest.
     """
     from server.registry import verify_files
 
-    results = verify_files(obj.db, object_ids, dataset_id=dataset_id, progress=not quiet)
+    results = verify_files(
+        obj.db, object_ids, dataset_id=dataset_id, progress=not quiet, settings=obj.settings
+    )
     changed = [r for r in results if not r.ok]
     for r in results:
         if r.ok and not quiet:

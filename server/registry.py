@@ -351,11 +351,13 @@ class VerifyResult:
 
 
 def _compare(
-    what: str, path: str, size: int, mtime_ns: int, sha256: str, md5: str, bar
+    what: str, path: str, size: int, mtime_ns: int, sha256: str, md5: str, bar, settings=None
 ) -> tuple[list[str], int | None]:
     """Problems with one registered file, and its mtime when its bytes are intact."""
-    if not is_local(path) or path.endswith(".c4gh"):
-        return [], None  # object storage, Crypt4GH archive (checked at ingest): not re-hashed
+    if path.endswith(".c4gh"):
+        return _compare_crypt4gh(what, path, size, mtime_ns, sha256, md5, bar, settings)
+    if not is_local(path):
+        return [], None  # object storage: not re-hashed
     try:
         st = os.stat(path)
     except OSError:
@@ -367,14 +369,62 @@ def _compare(
     if mtime_ns and st.st_mtime_ns != mtime_ns:
         problems.append(f"{what} modification time changed")
     sha, digest = checksums(Path(path), bar.update)
-    if sha != sha256:
-        problems.append(f"{what} sha-256 {sha256[:12]}... -> {sha[:12]}...")
-    if md5 and digest != md5:
-        problems.append(f"{what} md5 {md5[:12]}... -> {digest[:12]}...")
+    problems += _digest_problems(what, sha256, md5, sha, digest)
     if st.st_size < size:
         bar.update(size - st.st_size)
     intact = st.st_size == size and sha == sha256
     return problems, (st.st_mtime_ns if intact else None)
+
+
+def _digest_problems(what: str, sha256: str, md5: str, sha: str, digest: str) -> list[str]:
+    problems = []
+    if sha != sha256:
+        problems.append(f"{what} sha-256 {sha256[:12]}... -> {sha[:12]}...")
+    if md5 and digest != md5:
+        problems.append(f"{what} md5 {md5[:12]}... -> {digest[:12]}...")
+    return problems
+
+
+def _compare_crypt4gh(
+    what: str, path: str, size: int, mtime_ns: int, sha256: str, md5: str, bar, settings
+) -> tuple[list[str], int | None]:
+    """An archived Crypt4GH file (``server.storage.crypt4gh``): its header must
+    open with the node's keys and every data segment authenticate as it is
+    decrypted, in memory, one segment at a time (so altered ciphertext is
+    found, wherever it is); the plaintext's size, sha-256 and md5 are those
+    registered. Nothing decrypted is written anywhere."""
+    from server.c4gh.stream import NotCrypt4GH
+    from server.storage import for_location
+
+    if settings is None:
+        raise InvalidInput("verifying Crypt4GH files needs the node's settings (its key)")
+    try:
+        raw = for_location(path, settings, raw=True).stat()
+    except FileNotFoundError:
+        bar.update(size)
+        return [f"{what} {path} is missing"], None
+    problems = []
+    if mtime_ns and raw.mtime_ns != mtime_ns:
+        problems.append(f"{what} modification time changed")
+    sha, digest = hashlib.sha256(), hashlib.md5()  # noqa: S324 - md5 is a DRS checksum type
+    read = 0
+    try:
+        for segment in for_location(path, settings).segments():
+            sha.update(segment)
+            digest.update(segment)
+            read += len(segment)
+            bar.update(len(segment))
+    except NotCrypt4GH as exc:
+        bar.update(max(0, size - read))
+        problems.append(f"{what} {path}: the encrypted bytes are damaged or altered ({exc})")
+        return problems, None
+    if read != size:
+        problems.append(f"{what} size {size:,} -> {read:,} bytes (decrypted)")
+    problems += _digest_problems(what, sha256, md5, sha.hexdigest(), digest.hexdigest())
+    if read < size:
+        bar.update(size - read)
+    intact = read == size and sha.hexdigest() == sha256
+    return problems, (raw.mtime_ns if intact else None)
 
 
 def verify_files(
@@ -383,8 +433,13 @@ def verify_files(
     *,
     dataset_id: str | None = None,
     progress: bool = True,
+    settings=None,
 ) -> list[VerifyResult]:
     """Re-hash registered files (sha-256 and md5, as at registration) and their indexes.
+
+    An archived Crypt4GH file (and its index) is decrypted in memory as it is
+    read, every segment authenticated, and its plaintext re-hashed
+    (``settings``: the node's, for its key).
 
     Nothing is changed, except that an index registered before its
     modification time was recorded (revision 0003_drs_integrity) gets it, once
@@ -412,7 +467,14 @@ def verify_files(
     ) as bar:
         for row in rows:
             problems, _ = _compare(
-                "file", row.location, int(row.size), int(row.mtime_ns), row.sha256, row.md5, bar
+                "file",
+                row.location,
+                int(row.size),
+                int(row.mtime_ns),
+                row.sha256,
+                row.md5,
+                bar,
+                settings,
             )
             iproblems, imtime = _compare(
                 "index",
@@ -422,6 +484,7 @@ def verify_files(
                 row.index_sha256,
                 row.index_md5,
                 bar,
+                settings,
             )
             if not row.index_mtime_ns and imtime is not None and not iproblems:
                 with db.session() as session:

@@ -5,7 +5,9 @@ counts, frequency and the carriers as a Roaring bitmap over the dataset's
 sample index. Functional annotations (SnpEff ``ANN`` or VEP ``CSQ``) give
 gene symbols, HGVS c./p. and molecular effects.
 
-The VCF text is read line by line as bytes (the header through pysam) and
+The file is read once, from a path or a stream (``server.beacon.source``:
+a Crypt4GH file decrypted in memory loads without touching a disk). The VCF
+text is read line by line as bytes (the header parsed by htslib) and
 genotypes are counted with C-level bytes operations: every pass over a
 ~10 KB genotype section costs about as much as htslib's whole parse of the
 record, so the common case (diploid one-character genotypes) is checked with
@@ -24,9 +26,9 @@ from dataclasses import dataclass
 from itertools import accumulate, count
 from operator import add
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-import pysam
 import sqlalchemy as sa
 from pyroaring import BitMap
 from tqdm import tqdm
@@ -40,6 +42,7 @@ from server.beacon.refs import (
     normalize_assembly,
     refseq_accession,
 )
+from server.beacon.source import open_source
 from server.beacon.store import merge, pack_gaps
 from server.beacon.tables import (
     BeaconAnnotation,
@@ -306,30 +309,6 @@ def _reserve_samples(session, dataset_id: str, names: list[str], load_id: int) -
     return out
 
 
-def _text_lines(path: Path):
-    """Raw VCF lines (bytes, undecoded: the loader decodes only what it reads
-    as text) through htslib's BGZF reader (plain, gzip or bgzip)."""
-    fh = pysam.BGZFile(str(path), "rb")
-    try:
-        n = 0
-        readline = fh.readline
-        while True:
-            raw = readline()
-            if not raw:
-                break
-            n += 1
-            if raw[:1] == b"#":
-                continue
-            yield n, raw
-    finally:
-        fh.close()
-
-
-def _bcf_lines(vf):
-    for n, rec in enumerate(vf, start=1):
-        yield n, str(rec).encode()
-
-
 def _positions(mask: bytes):
     """Indexes of the 1-bytes of a 0/1 byte mask, with C-level iterators only."""
     segments = mask.split(b"\x01")
@@ -482,20 +461,37 @@ def load_vcf(
     progress: bool = True,
     stop_after: int | None = None,
     replace: bool = False,
-    single: bool = False,
+    single: bool | None = False,
+    stream: BinaryIO | None = None,
+    sha256: str | None = None,
 ) -> LoadResult:
     """Load ``path`` into ``dataset_id``: stage its rows (in committed batches,
     resumable), then merge them into the dataset's records in one transaction
     (``server.beacon.store.merge``). ``single``: ``add-genome``, which takes
     single-sample files only. ``replace``: samples already present with other
     calls are replaced (else refused). ``stop_after`` (records) simulates an
-    interruption after that many committed records (for tests)."""
-    kind = "genome" if single else "vcf-file"
-    p = journal.check_file(path)
-    sha = journal.file_sha256(p)
-    with journal.open_vcf(p) as vf:
-        header = vf.header
+    interruption after that many committed records (for tests).
+
+    The file is read once (``server.beacon.source``). ``stream``: its bytes
+    come from this binary reader (a Crypt4GH file decrypted in memory, a
+    pipe), read from start to end and never written anywhere; ``path`` then
+    only names the file (in messages and in the journal) and ``sha256``, its
+    content's checksum (which the journal needs before the first record), is
+    required and compared with the bytes read. ``single=None``: ``add-genome``
+    for a single-sample file, ``load-vcf`` for a multi-sample one."""
+    if stream is None:
+        p = journal.check_file(path)
+        sha = sha256 or journal.file_sha256(p)
+    elif not sha256:
+        raise ValueError("a stream is loaded with the sha-256 of its content")
+    else:
+        p, sha = Path(path), sha256
+    with open_source(p, stream) as src:
+        header = src.header
         samples = list(header.samples)
+        if single is None:  # as the file says: one genome, or a cohort
+            single = len(samples) == 1
+        kind = "genome" if single else "vcf-file"
         if single and len(samples) != 1:
             raise LoadError(
                 p,
@@ -542,12 +538,11 @@ def load_vcf(
                 )
             )
         ann = _annotation_format(header)
-        lines = _text_lines(p) if vf.format == "VCF" else _bcf_lines(vf)
         try:
             items, max_span = _load_records(
                 db,
                 p,
-                lines,
+                src.lines,
                 load_id=load_id,
                 dataset_id=dataset_id,
                 assembly=asm,
@@ -558,7 +553,7 @@ def load_vcf(
                 batch_size=batch_size,
                 progress=progress,
                 stop_after=stop_after,
-                line_based=vf.format == "VCF",
+                line_based=src.format == "VCF",
                 desc=f"{'add-genome' if single else 'load-vcf'} {p.name}",
             )
         except LoadError:
@@ -567,6 +562,16 @@ def load_vcf(
         except (ValueError, OSError) as exc:  # pysam decoding errors of a BCF
             _discard(db, load_id)
             raise LoadError(p, "record", str(exc)) from None
+        if not (stop_after is not None and items is None):
+            read = src.finish()  # a stream: hashed as it was read
+            if read is not None and read != sha:
+                _discard(db, load_id)
+                raise LoadError(
+                    p,
+                    "file",
+                    f"its content is not the one announced (sha-256 {sha[:12]}..., "
+                    f"read {read[:12]}...)",
+                )
     if stop_after is not None and items is None:
         return LoadResult(kind, str(p), dataset_id, "interrupted", load_id)
     with db.session() as s:
@@ -622,6 +627,25 @@ def _discard(db, load_id: int) -> None:
             )
         )
         s.execute(sa.delete(BeaconLoad).where(BeaconLoad.id == load_id))
+
+
+def abandon(db, dataset_id: str, sha256: str) -> int:
+    """Drop what unfinished loads of this content into ``dataset_id`` staged (a
+    load given up for good, as by a rejected upload); the number dropped."""
+    with db.session() as s:
+        ids = list(
+            s.scalars(
+                sa.select(BeaconLoad.id).where(
+                    BeaconLoad.dataset_id == dataset_id,
+                    BeaconLoad.sha256 == sha256,
+                    BeaconLoad.kind.in_(("genome", "vcf-file")),
+                    BeaconLoad.status == "loading",
+                )
+            )
+        )
+    for load_id in ids:
+        _discard(db, load_id)
+    return len(ids)
 
 
 _VARIANT_COLUMNS = (

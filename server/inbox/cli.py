@@ -89,7 +89,9 @@ def ingest() -> None:
 @click.pass_obj
 def ingest_list(obj, dataset_id, as_json) -> None:
     """Every upload with its state (uploading, received, queued, ingesting,
-    ingested, rejected), its accession and, for a rejected one, the reason."""
+    ingested, rejected), its accession, its Beacon step (for an upload asked
+    for the Beacon: asked, loading, loaded, unchanged or failed) and, for a
+    rejected one, the reason."""
     from server.inbox.ingest import list_uploads
 
     rows = [
@@ -102,6 +104,8 @@ def ingest_list(obj, dataset_id, as_json) -> None:
             "accession": r.accession,
             "format": r.format,
             "submitter": r.submitter,
+            "beacon": r.beacon,
+            "beacon_state": r.beacon_state,
             "reason": r.reason,
         }
         for r in list_uploads(obj.db, dataset_id)
@@ -110,9 +114,11 @@ def ingest_list(obj, dataset_id, as_json) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
+        step = (r["beacon_state"] or "asked") if r["beacon"] else "-"
         line = (
             f"{r['id'][:12]} {r['dataset']:<14} {r['kind']:<5} {r['state']:<9} "
-            f"{r['accession'] or '-':<13} {r['format'] or '-':<4} {r['filename']}"
+            f"{r['accession'] or '-':<13} {r['format'] or '-':<4} beacon:{step:<9} "
+            f"{r['filename']}"
         )
         click.echo(line + (f"  ({r['reason']})" if r["reason"] else ""))
 
@@ -120,28 +126,42 @@ def ingest_list(obj, dataset_id, as_json) -> None:
 @ingest.command("work")
 @click.option("--once", is_flag=True, help="Exit when the queue is empty.")
 @click.option("--idle-exit", type=float, default=None, help="Exit after this many idle seconds.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_obj
-def ingest_work(obj, once, idle_exit) -> None:
+def ingest_work(obj, once, idle_exit, quiet) -> None:
     """Claim queued uploads and ingest them, until stopped.
 
     Any number of these processes may run on any number of hosts sharing the
     database and the inbox; an upload whose worker died is taken over when its
-    lease (GENOMEPORT_INGEST_LEASE_SECONDS) runs out.
+    lease (GENOMEPORT_INGEST_LEASE_SECONDS) runs out. An upload asked for the
+    Beacon is loaded into it after its registration, from the archived copy
+    decrypted in memory. Each upload shows a progress bar (on stderr).
     """
     from server.inbox.ingest import Ingest
 
-    n = Ingest(obj.settings, obj.db).work(once=once, idle_exit=idle_exit)
+    n = Ingest(obj.settings, obj.db, progress=not quiet).work(once=once, idle_exit=idle_exit)
     click.echo(f"processed {n} upload(s)")
 
 
-def add_encrypted(obj, paths, dataset_id, object_id) -> None:
+def add_encrypted(
+    obj, paths, dataset_id, object_id, *, beacon: bool = False, progress: bool = True
+) -> None:
     """``genomeport files add FILE.c4gh``: queue each file as an upload and ingest it
-    here, exactly as an inbox upload (its index: FILE.<bai|crai|tbi|csi>.c4gh beside it)."""
+    here, exactly as an inbox upload (its index: FILE.<bai|crai|tbi|csi>.c4gh beside
+    it), with a progress bar; ``beacon``: loaded into the Beacon too."""
     from pathlib import Path
 
+    from server.errors import InvalidInput
     from server.inbox.ingest import Ingest, enqueue_local
+    from server.inbox.service import check_beacon_upload
 
-    worker = Ingest(obj.settings, obj.db)
+    if beacon:
+        for raw in paths:
+            try:
+                check_beacon_upload(Path(raw).name, "data")
+            except InvalidInput as exc:
+                raise click.UsageError(str(exc)) from None
+    worker = Ingest(obj.settings, obj.db, progress=progress)
     for raw in paths:
         path = Path(raw).resolve()
         stem = str(path)[: -len(".c4gh")]
@@ -161,6 +181,7 @@ def add_encrypted(obj, paths, dataset_id, object_id) -> None:
             object_id=object_id or "",
             index=index,
             operator=f"operator:{getpass.getuser()}",
+            beacon=beacon,
         )
         claimed = worker.claim()
         while claimed is not None and claimed.pk != row.pk:  # others queued first: theirs too
@@ -173,7 +194,8 @@ def add_encrypted(obj, paths, dataset_id, object_id) -> None:
         done = next(r for r in list_uploads(obj.db, dataset_id) if r.pk == row.pk)
         if done.state != "ingested":
             raise click.ClickException(f"{path}: {done.state}: {done.reason}")
-        click.echo(f"ingested: {done.object_id or done.accession} {done.format} {path}")
+        loaded = f" (Beacon: {done.beacon_state})" if done.beacon else ""
+        click.echo(f"ingested: {done.object_id or done.accession} {done.format} {path}{loaded}")
 
 
 commands: list[click.Command] = [crypt4gh, ingest]

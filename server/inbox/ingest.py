@@ -23,7 +23,20 @@ same upload) and, for each:
    compared with the inbox's), and the index encrypted for the node's key;
 6. registers the file (plaintext checksums and size) as a DRS object of the
    upload's dataset and marks the upload ``ingested``, in one transaction,
-   then removes the inbox copy.
+   then removes the inbox copy;
+7. for an upload asked for the Beacon (``beacon``, VCF and BCF only), the
+   registration leaves it ``ingesting`` with ``beacon_state`` ``loading``;
+   the archived copy is then decrypted in memory and read once by the Beacon
+   loader (``server.beacon.vcf.load_vcf`` with ``stream=``: ``add-genome``
+   for a single-sample file, ``load-vcf`` for a multi-sample one), and the
+   upload turns ``ingested`` (``loaded``, or ``unchanged`` when the genomes
+   were already there). A file the loader refuses (a bad record, a sample
+   already there with other calls, another assembly) is rejected with the
+   loader's reason and its registration undone: the loader stages its rows
+   invisibly and drops them on error, so neither the Beacon nor DRS keeps
+   anything of it. A worker that dies during the load leaves
+   ``beacon_state`` ``loading``: the next claim goes straight to this step,
+   and the loader resumes from its last committed batch.
 
 A rejected upload gets its reason and nothing registered (its archive copy,
 if any, is removed). A worker that dies mid-ingest leaves the upload
@@ -31,6 +44,11 @@ if any, is removed). A worker that dies mid-ingest leaves the upload
 without progress) another worker claims it and runs it again from step 1;
 every step is idempotent (archive files are written under a temporary name
 and renamed, the registration checks for its own row).
+
+With a progress bar (``progress``, as ``genomeport files add FILE.c4gh``
+and ``genomeport ingest work`` show it), each upload's bytes are counted
+through the checks, the archive copy and its verification, and the Beacon
+load shows its records.
 """
 
 from __future__ import annotations
@@ -45,6 +63,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 import zlib
@@ -169,8 +188,14 @@ def inbox_size(settings: Settings, location) -> int | None:
         return None
 
 
-def scan(settings: Settings, path, renew: Callable[[], None] = lambda: None) -> Scan:
-    """Steps 1-2: open the header, stream-decrypt through the index builder."""
+def scan(
+    settings: Settings,
+    path,
+    renew: Callable[[], None] = lambda: None,
+    advance: Callable[[int], None] = lambda n: None,
+) -> Scan:
+    """Steps 1-2: open the header, stream-decrypt through the index builder
+    (``advance``: told the ciphertext bytes read, for a progress bar)."""
     with open_inbox(settings, path) as fh:
         try:
             header = stream.read_header(fh)
@@ -197,6 +222,7 @@ def scan(settings: Settings, path, renew: Callable[[], None] = lambda: None) -> 
                     sha.update(segment)
                     md5.update(segment)
                     size += len(segment)
+                    advance(len(segment) + stream.CIPHER_DIFF)
                     tail = (tail + segment)[-len(BGZF_EOF) :]
                     try:
                         proc.stdin.write(segment)
@@ -269,8 +295,15 @@ def write_atomic(target: Path, parts: Callable[[object], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def archive(settings: Settings, path, result: Scan, target: Path) -> None:
-    """Step 5: header re-encrypted for the node key, data segments copied untouched."""
+def archive(
+    settings: Settings,
+    path,
+    result: Scan,
+    target: Path,
+    advance: Callable[[int], None] = lambda n: None,
+) -> None:
+    """Step 5: header re-encrypted for the node key, data segments copied untouched
+    (``advance``: told the bytes copied, then the bytes compared)."""
     key = node_keys.node_key(settings)
     new_header = stream.reencrypt(result.header, _keys(settings), key.recipients(key.public))
     copied = hashlib.sha256()
@@ -282,6 +315,7 @@ def archive(settings: Settings, path, result: Scan, target: Path) -> None:
             while chunk := src.read(1 << 20):
                 copied.update(chunk)
                 out.write(chunk)
+                advance(len(chunk))
 
     write_atomic(target, write)
     original = hashlib.sha256()
@@ -289,6 +323,7 @@ def archive(settings: Settings, path, result: Scan, target: Path) -> None:
         src.seek(result.header.length)
         while chunk := src.read(1 << 20):
             original.update(chunk)
+            advance(len(chunk))
     if copied.digest() != original.digest():
         target.unlink(missing_ok=True)
         raise RuntimeError("the archive copy differs from the inbox copy")
@@ -325,9 +360,17 @@ def compute_layout(settings: Settings, target: Path, result: Scan, kind: str, in
 class Ingest:
     """One worker: claims uploads and runs the pipeline on each."""
 
-    def __init__(self, settings: Settings, db: Database, worker_id: str | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        worker_id: str | None = None,
+        *,
+        progress: bool = False,
+    ):
         self.settings, self.db = settings, db
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.progress = progress
 
     # ------------------------------------------------------------ the queue
     def claim(self) -> InboxUpload | None:
@@ -416,13 +459,68 @@ class Ingest:
                         .values(state="queued", worker_id="", lease=None)
                     )
 
+    @contextlib.contextmanager
+    def _keep_lease(self, pk: int):
+        """Renew the upload's lease from a thread while a step that cannot report
+        progress (the Beacon load) runs."""
+        stop = threading.Event()
+        every = max(0.2, self.settings.ingest_lease_seconds / 3)
+
+        def renew() -> None:
+            while not stop.wait(every):
+                with contextlib.suppress(Exception):  # the next renewal tries again
+                    self.renew(pk)
+
+        thread = threading.Thread(target=renew, name=f"lease-{pk}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _bar(self, row: InboxUpload):
+        """The upload's progress bar: its bytes checked, archived, then compared."""
+        from tqdm import tqdm
+
+        return tqdm(
+            total=3 * int(row.declared_size),
+            unit="B",
+            unit_scale=True,
+            desc=f"ingest {row.filename}",
+            disable=not self.progress,
+            leave=False,
+        )
+
     def _pipeline(self, row: InboxUpload) -> None:
+        if row.beacon_state == "loading" and self._registered(row) is not None:
+            self._beacon(row)  # registered before the worker stopped: the load resumes
+            return
+        with self._bar(row) as bar:
+            self._archive_and_register(row, bar.update)
+        if row.beacon:
+            self._beacon(row)
+
+    def _registered(self, row: InboxUpload) -> int | None:
+        """The DataFile row of the upload's archive copy (None: not registered)."""
+        with self.db.session() as session:
+            location = session.get(InboxUpload, row.pk).archive_location
+            if not location:
+                return None
+            return session.scalar(sa.select(DataFile.pk).where(DataFile.location == location))
+
+    def _archive_and_register(self, row: InboxUpload, advance: Callable[[int], None]) -> None:
         settings = self.settings
         path = row.location
         if inbox_size(settings, path) is None:
             raise Rejected("the uploaded bytes are no longer in the inbox")
-        result = scan(settings, path, renew=lambda: self.renew(row.pk))
+        result = scan(settings, path, renew=lambda: self.renew(row.pk), advance=advance)
         self.renew(row.pk)
+        if row.beacon and result.format not in ("VCF", "BCF"):
+            raise Rejected(
+                f"beacon: true loads genotypes from a VCF or BCF; the decrypted file is a "
+                f"{result.format}"
+            )
         kind = INDEX_KINDS[result.format]
         index_bytes = result.index
         index_row = None
@@ -469,7 +567,7 @@ class Ingest:
         )
         target = Path(str(base) + ".c4gh")
         index_target = Path(str(base) + INDEX_EXT[kind] + ".c4gh")
-        archive(settings, path, result, target)
+        archive(settings, path, result, target, advance)
         encrypted_index = encrypt_small(settings, index_bytes)
         write_atomic(index_target, lambda fh: fh.write(encrypted_index))
         lay = compute_layout(settings, target, result, kind, index_bytes)
@@ -521,10 +619,15 @@ class Ingest:
             else:
                 for k, v in values.items():
                     setattr(existing, k, v)
+            done = (
+                {"beacon_state": "loading"}  # step 7 follows, under the same claim
+                if row.beacon
+                else {"state": "ingested", "lease": None}
+            )
             won = session.execute(
                 sa.update(InboxUpload)
                 .where(InboxUpload.pk == row.pk, InboxUpload.state == "ingesting")
-                .values(state="ingested", archive_location=str(target), reason="", lease=None)
+                .values(archive_location=str(target), reason="", **done)
             ).rowcount
             if won != 1:
                 raise RuntimeError("the upload was taken over by another worker")
@@ -539,14 +642,81 @@ class Ingest:
         self._audit(row, object_id, query)
         logger.info("ingested upload %s as %s", row.id, accession)
 
-    def _audit(self, row: InboxUpload, object_id: str, query: dict, **outcome) -> None:
+    def _audit(
+        self, row: InboxUpload, object_id: str, query: dict, action: str = "ingest", **outcome
+    ) -> None:
         """The audit row of an upload's ingest (granted, unless ``outcome`` says not)."""
         where = {"dataset_id": row.dataset_id, "object_id": object_id}
-        audit(self.db, row.submitter, "ingest", query, **where, **outcome)
+        audit(self.db, row.submitter, action, query, **where, **outcome)
+
+    # ------------------------------------------------------------ step 7
+    def _beacon(self, row: InboxUpload) -> None:
+        """Load the registered file into the dataset's Beacon from its archived copy,
+        decrypted in memory; then the upload is ``ingested``."""
+        from server.beacon.vcf import load_vcf
+        from server.errors import InvalidInput, NotFound
+        from server.storage import for_location
+
+        with self.db.session() as session:
+            current = session.get(InboxUpload, row.pk)
+            session.expunge(current)
+        location = current.archive_location
+        label = Path(location).name[: -len(".c4gh")]  # the accession's file name
+        object_id = current.object_id or current.accession
+        query = {"upload": row.id, "accession": current.accession}
+        try:
+            with self._keep_lease(row.pk), for_location(location, self.settings).open() as fh:
+                loaded = load_vcf(
+                    self.db,
+                    label,
+                    row.dataset_id,
+                    stream=fh,
+                    sha256=current.plain_sha256,
+                    single=None,
+                    progress=self.progress,
+                )
+        except (InvalidInput, NotFound) as exc:
+            reason = f"the Beacon cannot load this file: {exc}"
+            self._audit(
+                row, object_id, query | {"reason": reason[:500]}, "ingest.beacon", outcome="error"
+            )
+            raise Rejected(reason) from None
+        state = "unchanged" if loaded.status == "unchanged" else "loaded"
+        with self.db.session() as session:
+            won = session.execute(
+                sa.update(InboxUpload)
+                .where(InboxUpload.pk == row.pk, InboxUpload.state == "ingesting")
+                .values(state="ingested", beacon_state=state, lease=None)
+            ).rowcount
+            if won != 1:
+                raise RuntimeError("the upload was taken over by another worker")
+        query |= {"beacon": state, "status": loaded.status, "load": loaded.load_id}
+        query |= {"kind": loaded.kind}
+        query |= {"records": loaded.records, "variants": loaded.items}
+        self._audit(row, object_id, query, "ingest.beacon")
+        logger.info("upload %s: Beacon %s (%s)", row.id, state, loaded.describe())
+
+    def _unregister(self, current: InboxUpload) -> None:
+        """Undo the registration of an upload whose Beacon step failed: its DRS
+        object goes, and whatever the Beacon staged of it."""
+        from server.beacon.vcf import abandon
+
+        abandon(self.db, current.dataset_id, current.plain_sha256)
+        with self.db.session() as session:
+            session.execute(
+                sa.delete(DataFile).where(DataFile.location == current.archive_location)
+            )
 
     def _reject(self, row: InboxUpload, reason: str) -> None:
         with self.db.session() as session:
             current = session.get(InboxUpload, row.pk)
+            session.expunge(current)
+        if current.beacon_state == "loading":  # registered, then the Beacon step failed
+            self._unregister(current)
+        with self.db.session() as session:
+            current = session.get(InboxUpload, row.pk)
+            if current.beacon_state == "loading":
+                current.beacon_state = "failed"
             accession = current.accession
             registered = (
                 session.scalar(
@@ -592,6 +762,7 @@ def enqueue_local(
     object_id: str = "",
     index: Path | None = None,
     operator: str,
+    beacon: bool = False,
 ) -> InboxUpload:
     """``genomeport files add FILE.c4gh``: a local encrypted file queued as an upload
     (copied into the inbox first, so the operator's file is never moved or changed)."""
@@ -619,7 +790,7 @@ def enqueue_local(
                 kind=kind,
                 index_upload=rows[0].id if (kind == "data" and rows) else "",
                 object_id=object_id if kind == "data" else "",
-                beacon=False,
+                beacon=beacon and kind == "data",
                 declared_size=size,
                 declared_sha256=file_sha256(dest),
                 received=size,

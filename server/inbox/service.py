@@ -101,6 +101,8 @@ def render(row: InboxUpload) -> dict:
         "reason": row.reason,
         "accession": row.accession,
         "object_id": row.object_id,
+        "beacon": row.beacon,
+        "beacon_state": row.beacon_state,
     }
     return out | {key: value for key, value in optional.items() if value}
 
@@ -159,6 +161,28 @@ _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.c4gh$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+# what a file loaded into the Beacon is named (before .c4gh): a VCF or BCF
+BEACON_SUFFIXES = (".vcf.gz", ".vcf.bgz", ".bcf")
+
+
+def check_beacon_upload(filename: str, kind: str) -> None:
+    """Refuse ``beacon: true`` on an upload that cannot hold variants."""
+    if kind != "data":
+        raise InvalidInput("beacon: true is for a data upload (a VCF or BCF), not for an index")
+    stem = filename[: -len(".c4gh")].lower()
+    if stem.endswith(BEACON_SUFFIXES):
+        return
+    what = next(
+        (f"a {fmt}" for ext, fmt in ((".bam", "BAM"), (".cram", "CRAM")) if stem.endswith(ext)),
+        "not named as a VCF or BCF",
+    )
+    raise InvalidInput(
+        f"beacon: true loads genotypes into the Beacon, from a VCF or BCF file named "
+        f"*.vcf.gz.c4gh, *.vcf.bgz.c4gh or *.bcf.c4gh; {filename} is {what}. Upload it "
+        "without beacon (alignments are served by htsget, not the Beacon)"
+    )
+
+
 def create_upload(ctx: Context, body: dict) -> dict:
     from server.registry import check_id
 
@@ -190,6 +214,8 @@ def create_upload(ctx: Context, body: dict) -> dict:
     beacon = body.get("beacon", False)
     if not isinstance(beacon, bool):
         raise InvalidInput("beacon must be true or false")
+    if beacon:
+        check_beacon_upload(filename, kind)
     index_id = body.get("index") or ""
     upload_id = uuid.uuid4().hex
     with ctx.db.session() as session:

@@ -8,6 +8,12 @@ claims it (``ingesting``, with a lease renewed as it goes) and finishes it
 conditional UPDATE on the current state, so two processes never both win
 one; a claim whose lease ran out (the worker died) is claimed again, and the
 ingest redone from the start, which is safe because each step is idempotent.
+
+An upload asked for the Beacon (``beacon``, VCF and BCF only) has a step
+more, after its registration: ``beacon_state`` goes ``loading`` (the file is
+registered, the upload still ``ingesting``), then ``loaded`` or
+``unchanged`` (with the upload ``ingested``) or ``failed`` (with the upload
+``rejected``, its registration undone).
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class InboxUpload(Base):
     index_upload: Mapped[str] = mapped_column(sa.String(64), default="")  # id of its index
     object_id: Mapped[str] = mapped_column(sa.String(256), default="")  # asked for; "" = accession
     beacon: Mapped[bool] = mapped_column(sa.Boolean, default=False)  # load into the Beacon
+    # the Beacon step (beacon uploads): "" not yet, loading, loaded, unchanged, failed
+    beacon_state: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
     declared_size: Mapped[int] = mapped_column(sa.BigInteger)
     declared_sha256: Mapped[str] = mapped_column(sa.String(64))  # of the encrypted bytes
     received: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -28,16 +28,23 @@ CRAM = "reads/htsnexus_test_NA12878.cram"
 VCF = "variants/NA20787.vcf.gz"
 
 
-@pytest.fixture
-def settings(tmp_path, db_url, kit):
+def inbox_settings(tmp_path, db_url, kit, **overrides):
+    """A test node with an inbox (1 MiB chunks) and a Crypt4GH passphrase,
+    trusting ``kit``'s issuer."""
     base = node_settings(
         tmp_path / "var",
         db_url,
         log_format="text",
         c4gh_passphrase=PASSPHRASE,
         inbox_max_chunk_bytes=1 << 20,
+        **overrides,
     )
     return kit.trusting(base)
+
+
+@pytest.fixture
+def settings(tmp_path, db_url, kit):
+    return inbox_settings(tmp_path, db_url, kit)
 
 
 @pytest.fixture

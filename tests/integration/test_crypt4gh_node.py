@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import os
 import random
+import re
 import subprocess
 import sys
 import zlib
@@ -106,6 +107,28 @@ def records(path: Path, fmt: str, region: str) -> list[str]:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
 
 
+def send(base: str, headers: dict, enc: Path, **body) -> dict:
+    """Upload the encrypted file ``enc`` over HTTP in 1 MiB chunks and complete it
+    (``body``: the upload's other fields); the upload, queued."""
+    data = enc.read_bytes()
+    body |= {"filename": enc.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    resp = requests.post(f"{base}/inbox/uploads", json=body, headers=headers, timeout=10)
+    assert resp.status_code == 201, resp.text
+    up = resp.json()
+    for off in range(0, len(data), 1 << 20):
+        resp = requests.put(
+            f"{base}/inbox/uploads/{up['id']}",
+            params={"offset": off},
+            data=data[off : off + (1 << 20)],
+            headers=headers | {"Content-Type": "application/octet-stream"},
+            timeout=30,
+        )
+        assert resp.status_code == 200, resp.text
+    resp = requests.post(f"{base}/inbox/uploads/{up['id']}/complete", headers=headers)
+    assert resp.json()["state"] == "queued", resp.text
+    return up
+
+
 def ingest_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
     """``genomeport ingest ARGS`` run as an operator would, in its own process."""
     return subprocess.run(
@@ -137,32 +160,7 @@ def test_centre_to_researcher_leaves_no_plaintext_at_rest(settings, db, kit, tes
         submit = {"Authorization": f"Bearer {kit.registered('centre-bot')}"}
         for name, (rel, _, _, _) in FILES.items():
             enc = c4gh.encrypt(testdata / rel, pub, centre / f"{name}.c4gh")
-            data = enc.read_bytes()
-            resp = requests.post(
-                f"{base}/inbox/uploads",
-                json={
-                    "dataset": "ctl",
-                    "filename": enc.name,
-                    "size": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "object_id": name,
-                },
-                headers=submit,
-                timeout=10,
-            )
-            assert resp.status_code == 201, resp.text
-            up = resp.json()
-            for off in range(0, len(data), 1 << 20):
-                resp = requests.put(
-                    f"{base}/inbox/uploads/{up['id']}",
-                    params={"offset": off},
-                    data=data[off : off + (1 << 20)],
-                    headers=submit | {"Content-Type": "application/octet-stream"},
-                    timeout=30,
-                )
-                assert resp.status_code == 200, resp.text
-            resp = requests.post(f"{base}/inbox/uploads/{up['id']}/complete", headers=submit)
-            assert resp.json()["state"] == "queued", resp.text
+            send(base, submit, enc, dataset="ctl", object_id=name)
 
         env = clean_env() | settings_env(settings) | env_extra
         done = ingest_cli(env, "work", "--once")
@@ -214,3 +212,87 @@ def test_centre_to_researcher_leaves_no_plaintext_at_rest(settings, db, kit, tes
     # the scan itself finds plaintext where there is some
     assert scan([researcher], samples)
     assert os.listdir(Path(settings.var_dir) / "inbox" / "ctl") == []
+
+
+class _Http:
+    """``requests`` against the live node, with the test client's ``get``."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def get(self, path: str, **kwargs):
+        return requests.get(self.base + path, timeout=30, **kwargs)
+
+
+def test_centre_genome_for_the_beacon_leaves_no_plaintext_at_rest(
+    settings, db, kit, testdata, tmp_path
+):
+    """A single-sample VCF encrypted by the centre and uploaded with beacon: true
+    is ingested by the worker process and answered by the Beacon with pysam's
+    counts; nothing the node wrote (var/, its temporary directory, anything new
+    in /tmp) holds its plaintext."""
+    from server.c4gh.keys import keygen
+    from tests.api.test_inbox_beacon import counts_match
+
+    settings = settings.with_overrides(beacon_rate_per_minute=0)
+    keygen(settings)
+    add_dataset(db, "cohort", access="controlled", assembly="GRCh38", grant_value="urn:ds:cohort")
+    add_role(db, "cohort", "submitter", "centre-bot")
+    centre = tmp_path / "centre"
+    centre.mkdir()
+    plain = centre / "HG00096.vcf.gz"
+    subprocess.run(
+        ["bcftools", "view", "-s", "HG00096", "-Oz", "-o", str(plain)]
+        + [str(testdata / "variants/test_1000G_hg38.vcf.gz")],
+        check=True,
+        capture_output=True,
+    )
+    node_tmp = tmp_path / "node" / "tmp"
+    node_tmp.mkdir(parents=True)
+    env_extra = {"TMPDIR": str(node_tmp), "GENOMEPORT_C4GH_PASSPHRASE": PASSPHRASE}
+    in_tmp = set(os.listdir("/tmp"))
+    server = start_server(settings, port=18143, env_extra=env_extra)
+    try:
+        base = server.url
+        pub = centre / "node.pub"
+        pub.write_bytes(requests.get(f"{base}/inbox/public-key", timeout=10).content)
+        submit = {"Authorization": f"Bearer {kit.registered('centre-bot')}"}
+        enc = c4gh.encrypt(plain, pub, centre / "HG00096.vcf.gz.c4gh")
+        up = send(base, submit, enc, dataset="cohort", beacon=True)
+
+        env = clean_env() | settings_env(settings) | env_extra
+        done = ingest_cli(env, "work", "--once", "--quiet")
+        assert done.returncode == 0, done.stderr
+        assert "processed 1 upload(s)" in done.stdout
+        listed = ingest_cli(env, "list")
+        assert listed.returncode == 0, listed.stderr
+        assert " ingested " in listed.stdout and "beacon:loaded" in listed.stdout, listed.stdout
+        state = requests.get(f"{base}/inbox/uploads/{up['id']}", headers=submit, timeout=10)
+        assert state.json()["beacon_state"] == "loaded"
+        researcher = {"Authorization": f"Bearer {kit.grant('urn:ds:cohort', sub='researcher')}"}
+        counts_match(_Http(base), researcher, plain, sample=12)
+    finally:
+        stop_server(server)
+
+    raw = plain.read_bytes()
+    text = gzip.decompress(raw)
+    rng = random.Random(96)
+    samples = [raw[o : o + 48] for o in (rng.randrange(0, len(raw) - 48) for _ in range(40))]
+    # the genome's own lines (its genotype ends a line: no other file has these bytes)
+    ends = [m.start() for m in re.finditer(b"\tGT\t", text)]
+    samples += [text[i - 30 : i + 12] for i in rng.sample(ends, 40)]
+    roots = [Path(settings.var_dir), node_tmp]
+    assert any(Path(settings.var_dir, "archive").rglob("*.c4gh"))
+    assert not scan(roots, samples), scan(roots, samples)
+    new = [Path("/tmp", n) for n in set(os.listdir("/tmp")) - in_tmp]
+    leaked = {}
+    for entry in new:
+        files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+        for path in files:
+            with contextlib.suppress(OSError):
+                if any(sample in path.read_bytes() for sample in samples):
+                    leaked[str(path)] = "bytes of the genome"
+    assert not leaked, leaked
+    # the samples find the plaintext where there is some
+    assert scan([centre], samples)
+    assert os.listdir(Path(settings.var_dir) / "inbox" / "cohort") == []
