@@ -170,11 +170,16 @@ _DONE_LOADS = (
 )
 
 
-def new_context(session) -> Context:
+def new_context(session, rows=None) -> Context:
     """One query of the (small) load journal serves the whole request. The
     generation changes with every load and with every merge into or
-    withdrawal from a store (its row's ``checkpoint`` counts them)."""
-    rows = [LoadRow(*r) for r in fetch_all(session, _DONE_LOADS)]
+    withdrawal from a store (its row's ``checkpoint`` counts them).
+
+    ``rows``: the journal's rows (the columns of ``_DONE_LOADS``) when the
+    caller read them already, in a statement of its own."""
+    if rows is None:
+        rows = fetch_all(session, _DONE_LOADS)
+    rows = [LoadRow(*r) for r in rows]
     gen = (
         max((r.id for r in rows), default=0),
         sum(r.checkpoint or 0 for r in rows if r.kind == "vcf"),
