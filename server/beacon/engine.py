@@ -8,6 +8,7 @@ phenotype X carrying variant Y" is ``filter_bitmap & carriers``).
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 import threading
@@ -184,7 +185,15 @@ def new_context(session, rows=None) -> Context:
         max((r.id for r in rows), default=0),
         sum(r.checkpoint or 0 for r in rows if r.kind == "vcf"),
     )
-    return Context(session=session, generation=gen, loads=rows, db_key=str(session.get_bind().url))
+    return Context(
+        session=session, generation=gen, loads=rows, db_key=_db_key(session.get_bind().url)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _db_key(url) -> str:
+    """The process caches' key of a database: its URL as text (rendered once)."""
+    return str(url)
 
 
 @cachetools.cached(_SAMPLE_CACHE, key=load_key("samples"), lock=_SAMPLE_LOCK)
