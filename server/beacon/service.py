@@ -19,6 +19,7 @@ What the count and boolean tiers show is decided in ``server.beacon.tiers``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import namedtuple
 from urllib.parse import urlsplit
@@ -362,35 +363,44 @@ def error_document(settings: Settings | None, status: int, message: str) -> dict
 # ------------------------------------------------------------------ datasets
 DatasetRow = namedtuple("DatasetRow", "id name description assembly access grant_value")
 _DATASET_COLUMNS = "id, name, description, assembly, access, grant_value"
-# The registry (every dataset, as one JSON array of rows ordered by id) beside
-# each done row of the load journal (engine._DONE_LOADS): what a query needs
-# before it can decide anything, in one round trip. The LEFT JOIN keeps the
-# registry's row when the journal is empty.
+# The done rows of the load journal (engine._DONE_LOADS) and one more row
+# holding the registry (every dataset, as one JSON array of rows ordered by
+# id) in its first column, which the journal rows leave NULL: what a query
+# needs before it can decide anything, in one round trip.
 _REGISTRY = {
     "postgresql": (
-        f"SELECT CAST(json_agg(json_build_array({_DATASET_COLUMNS}) ORDER BY id) AS text) "
-        "AS datasets FROM datasets"
+        f"SELECT COALESCE(CAST(json_agg(json_build_array({_DATASET_COLUMNS}) ORDER BY id) "
+        "AS text), '[]') FROM datasets"
     ),
     "sqlite": (
-        f"SELECT json_group_array(json_array({_DATASET_COLUMNS})) AS datasets "
+        f"SELECT json_group_array(json_array({_DATASET_COLUMNS})) "
         f"FROM (SELECT {_DATASET_COLUMNS} FROM datasets ORDER BY id)"
     ),
 }
-_REGISTRY_AND_JOURNAL = (
-    "SELECT r.datasets, l.* FROM ({registry}) AS r LEFT JOIN ({journal}) AS l ON 1 = 1"
-)
+
+
+@functools.lru_cache(maxsize=4)
+def _registry_and_journal(dialect: str) -> str:
+    padding = ", ".join(["NULL"] * len(engine.LoadRow._fields))
+    return (
+        f"SELECT NULL AS datasets, l.* FROM ({engine._DONE_LOADS}) AS l "
+        f"UNION ALL SELECT ({_REGISTRY[dialect]}), {padding}"
+    )
 
 
 def registry_and_journal(session) -> tuple[list[DatasetRow], list[tuple]]:
     """The dataset registry, ordered by id, and the done rows of the load
     journal (for ``engine.new_context``), in one statement."""
     dialect = session.get_bind().dialect.name
-    sql = _REGISTRY_AND_JOURNAL.format(registry=_REGISTRY[dialect], journal=engine._DONE_LOADS)
-    rows = fetch_all(session, sql)
-    datasets = [DatasetRow(*d) for d in json.loads(rows[0][0] or "[]")] if rows else []
+    datasets, journal = [], []
+    for row in fetch_all(session, _registry_and_journal(dialect)):
+        if row[0] is None:
+            journal.append(row[1:])
+        else:
+            datasets = [DatasetRow(*d) for d in json.loads(row[0])]
     if dialect == "sqlite":  # aggregates keep no order there; BINARY order is code point order
         datasets.sort(key=lambda d: d.id)
-    return datasets, [r[1:] for r in rows if r[1] is not None]
+    return datasets, journal
 
 
 def _datasets(session, req: BeaconRequest, ctx: engine.Context, rows: list[DatasetRow]) -> list:
