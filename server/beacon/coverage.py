@@ -139,7 +139,8 @@ class Tracker:
             ends = np.frombuffer(spans[1], dtype=np.int64)
             shorts = np.frombuffer(spans[2], dtype=np.int8)
             limit = length or int(ends.max())
-            points = np.unique(np.concatenate((starts, ends, [0, limit])))
+            points = np.sort(np.concatenate((starts, ends, [0, limit])))
+            points = points[np.r_[True, points[1:] != points[:-1]]]
             points = points[(points >= 0) & (points <= limit)]
             # per elementary segment [points[k], points[k+1]): the best call over it
             best = np.full(len(points) - 1, 2, dtype=np.int8)
@@ -152,10 +153,18 @@ class Tracker:
                 np.add.at(diff, np.searchsorted(points, ends[keep]), -1)
                 covered = np.cumsum(diff)[: len(points) - 1] > 0
                 best[covered] = level
-            bounds = np.r_[0, np.flatnonzero(np.diff(best) != 0) + 1, len(best)].tolist()
-            for a, b in zip(bounds, bounds[1:], strict=False):
-                if best[a]:
-                    out += _tiles(chrom, int(points[a]), int(points[b]), int(best[a]))
+            # runs of equal segments, then those short of any allele
+            firsts = np.r_[0, np.flatnonzero(np.diff(best) != 0) + 1]
+            lasts = np.r_[firsts[1:], len(best)]
+            keep = best[firsts] > 0
+            gap_starts, gap_ends = points[firsts[keep]], points[lasts[keep]]
+            for a, b, short in zip(
+                gap_starts.tolist(), gap_ends.tolist(), best[firsts[keep]].tolist(), strict=True
+            ):
+                if a // TILE == (b - 1) // TILE:
+                    out.append((chrom, a, b, short))
+                else:
+                    out += _tiles(chrom, a, b, short)
         return out
 
 
