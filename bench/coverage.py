@@ -8,7 +8,8 @@ returning a page of records, and the same range as a count, against a trivial
 endpoint; then gives --gvcf-genomes of the individuals coverage gaps
 (``beacon_coverage_gaps``: --gaps stretches each of 100 bp to 5 kb, one in
 five haploid, the rest uncovered, as ``add-genome`` of a gVCF stores them) and
-measures the same shapes again, then without them once more. Only the ratios
+measures the same shapes again, then without them once more (after a
+warm-up round that is not counted). Only the ratios
 within this run mean anything; the machine is shared (load average printed).
 
     python bench/coverage.py [--individuals 10000] [--alleles 1000000]
@@ -141,6 +142,7 @@ def main() -> None:
         print(f"building {args.individuals:,} x {args.alleles:,} ... ({bb.load_average()})")
         queries, _common = nat.build_store(db, args.individuals, args.alleles, rng)
         servers.append(bb.start_server(url, tmp, args.port))
+        measure(args.port, queries, min(args.queries, 50), rng)  # warm-up, not counted
         runs.append(("plain", measure(args.port, queries, args.queries, rng), bb.load_average()))
         t = time.perf_counter()
         n_rows = add_gaps(db, args.gvcf_genomes, args.gaps, args.individuals, rng)

@@ -22,9 +22,12 @@ header declares without a length is covered up to the genome's last record or
 block on it; a contig the file neither declares nor has records on says
 nothing (the covered-dataset rule applies there, as for plain VCFs).
 
-Stretches are cut at multiples of :data:`TILE`, so the one holding a position
-starts at most ``TILE - 1`` bases before it: a lookup is a bounded range scan
-of the ``(dataset_id, chrom, start)`` index, on SQLite and PostgreSQL alike.
+Stretches are cut at multiples of :data:`TILE` (16,384 bp), so the one
+holding a position starts at most ``TILE - 1`` bases before it: a lookup is a
+bounded range scan of the ``(dataset_id, chrom, start, ...)`` index, which
+holds every column read (index-only on PostgreSQL), on SQLite and PostgreSQL
+alike. A smaller tile scans fewer stretches of other positions but cuts long
+ones into more rows (``bench/coverage.py``).
 
 AN of a record is then ``2 * genomes - an_gap - short`` (``store.allele_number``),
 ``short`` being the alleles the gVCF genomes with a gap at the record's start
@@ -51,7 +54,7 @@ from server.beacon.tables import BeaconCoverageGap
 from server.genomics.coords import pos_to_start, vcf_interval
 
 G = BeaconCoverageGap
-TILE = 1 << 16
+TILE = 1 << 14
 GVCF_ALTS = frozenset({"<NON_REF>", "<*>"})
 NOTHING = (BitMap(), BitMap())  # no genome short at a site (never mutated)
 
@@ -229,16 +232,17 @@ def lookup(session, dataset_id: str, sites) -> dict[tuple[str, int], tuple[BitMa
     by_chrom: dict[str, list[int]] = {}
     for chrom, start in sites:
         by_chrom.setdefault(chrom, []).append(start)
-    ranges = []
-    for chrom, starts in by_chrom.items():
-        starts.sort()
-        for lo, hi in _windows(starts):
-            ranges.append(sa.and_(G.chrom == chrom, G.start >= lo, G.start <= hi))
-    found: dict[str, list[tuple]] = {}
-    if ranges:
-        q = sa.select(G.chrom, G.start, G.end, G.idx, G.alleles_short).where(
-            G.dataset_id == dataset_id, sa.or_(*ranges)
+    # one range scan of the covering index per window, in one statement
+    scans = [
+        sa.select(G.chrom, G.start, G.end, G.idx, G.alleles_short).where(
+            G.dataset_id == dataset_id, G.chrom == chrom, G.start >= lo, G.start <= hi
         )
+        for chrom, starts in by_chrom.items()
+        for lo, hi in _windows(sorted(starts))
+    ]
+    found: dict[str, list[tuple]] = {}
+    if scans:
+        q = scans[0] if len(scans) == 1 else sa.union_all(*scans)
         for chrom, a, b, idx, short in session.execute(q):
             found.setdefault(chrom, []).append((a, b, idx, short))
     out = {}

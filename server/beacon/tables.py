@@ -134,7 +134,18 @@ class BeaconCoverageGap(Base):
     at most one tile before it (``server.beacon.coverage``)."""
 
     __tablename__ = "beacon_coverage_gaps"
-    __table_args__ = (sa.Index("ix_beacon_coverage_gaps_site", "dataset_id", "chrom", "start"),)
+    # covering: a lookup reads the index alone
+    __table_args__ = (
+        sa.Index(
+            "ix_beacon_coverage_gaps_site",
+            "dataset_id",
+            "chrom",
+            "start",
+            "end",
+            "idx",
+            "alleles_short",
+        ),
+    )
 
     dataset_id: Mapped[str] = mapped_column(
         sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True

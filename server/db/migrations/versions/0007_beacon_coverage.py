@@ -34,7 +34,9 @@ def upgrade() -> None:
         sa.Column("alleles_short", sa.SmallInteger, nullable=False),
     )
     op.create_index(
-        "ix_beacon_coverage_gaps_site", "beacon_coverage_gaps", ["dataset_id", "chrom", "start"]
+        "ix_beacon_coverage_gaps_site",
+        "beacon_coverage_gaps",
+        ["dataset_id", "chrom", "start", "end", "idx", "alleles_short"],
     )
 
 
