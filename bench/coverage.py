@@ -129,6 +129,8 @@ def main() -> None:
     import logging
     import warnings
 
+    import sqlalchemy as sa
+
     warnings.simplefilter("ignore")
     logging.disable(logging.WARNING)
     from server.db import Database
@@ -147,6 +149,10 @@ def main() -> None:
         t = time.perf_counter()
         n_rows = add_gaps(db, args.gvcf_genomes, args.gaps, args.individuals, rng)
         add_s = time.perf_counter() - t
+        with db.engine.connect() as conn:
+            gap_bytes = conn.execute(
+                sa.text("SELECT pg_total_relation_size('beacon_coverage_gaps')")
+            ).scalar_one()
         runs.append(("gVCF", measure(args.port, queries, args.queries, rng), bb.load_average()))
         drop_gaps(db)
         runs.append(("plain", measure(args.port, queries, args.queries, rng), bb.load_average()))
@@ -155,7 +161,8 @@ def main() -> None:
     print(
         f"store: {args.individuals:,} individuals x {args.alleles:,} alleles on chr{nat.CHROM}; "
         f"gVCF run: {args.gvcf_genomes:,} genomes with {args.gaps:,} gaps each = "
-        f"{n_rows:,} beacon_coverage_gaps rows (written in {add_s:.0f} s); "
+        f"{n_rows:,} beacon_coverage_gaps rows (written in {add_s:.0f} s; "
+        f"{gap_bytes / n_rows:.0f} bytes/row with its indexes); "
         f"{args.queries} requests per shape"
     )
     names = list(runs[0][1])
