@@ -6,8 +6,10 @@ at a time next to plain single-sample VCFs. AN, AF and frequencyInPopulations
 (by sex, population and country) equal those computed independently with
 pysam from the same files (per genome, the alleles called by the record or
 block covering the site; none where nothing covers it; two for a plain VCF
-genome where its file is silent). Withdrawing a gVCF genome leaves the store
-equal to one that never had it; a plain VCF genome's AN is unchanged."""
+genome where its file is silent), in the store, through the query engine (one
+coverage lookup per page, none for a count) and through HTTP. Withdrawing a
+gVCF genome leaves the store equal to one that never had it; a plain VCF
+genome's AN is unchanged."""
 
 from __future__ import annotations
 
@@ -443,3 +445,41 @@ def test_gaps_are_cut_at_tiles_and_merge_overlaps():
     plain = coverage.Tracker({"22": 100})
     plain.record("22", 5, "A", ["G"], None, "GT", b"0/1")
     assert not plain.gvcf
+
+
+def test_http_record_documents_carry_pysam_an(db, client, files):
+    """``GET /beacon/v2/g_variants`` at the record tier: every returned record's
+    dataset entry in frequencyInPopulations has pysam's AN and AF."""
+    names = [*files["gvcf"], *files["plain"]]
+    want = expected(files, names)
+    store_of(db, files, "web", names)
+    r = client.get(
+        "/beacon/v2/g_variants",
+        params={
+            "referenceName": "22",
+            "assemblyId": "GRCh38",
+            "start": "10516000",
+            "end": "10700000",
+            "requestedGranularity": "record",
+            "datasetIds": "web",
+            "limit": "50",
+        },
+    )
+    assert r.status_code == 200, r.text
+    results = r.json()["response"]["resultSets"][0]["results"]
+    assert len(results) == 50
+    short = 0
+    for doc in results:
+        v = doc["variation"]
+        key = (
+            "22",
+            v["location"]["interval"]["start"]["value"],
+            v["referenceBases"],
+            v["alternateBases"],
+        )
+        entry = doc["frequencyInPopulations"][0]["frequencies"][0]
+        ac, an, _subsets = want[key]
+        assert (entry["alleleCount"], entry["alleleNumber"]) == (ac, an), key
+        assert entry["alleleFrequency"] == pytest.approx(ac / an)
+        short += an < 2 * len(names)
+    assert short > 5  # some gVCF genome is not called at these records
