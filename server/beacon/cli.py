@@ -120,8 +120,12 @@ def add_genome_cmd(files, dataset_id, assembly, replace, batch_size, quiet) -> N
     Each file is all-or-nothing and resumable (run the same command again
     after an interruption); a genome already there with the same calls
     changes nothing; one with other calls is refused unless --replace. A
-    genome is counted as called (two alleles) wherever its file has no
-    record: the dataset declares its genomes covered (see the README)."""
+    genome from a plain VCF is counted as called (two alleles) wherever its
+    file has no record: the dataset declares its genomes covered. A gVCF
+    (<NON_REF> or <*> reference blocks) gives exact allele numbers: where
+    no record or block covers a site (each ##contig by its declared length),
+    or a block's genotype is missing or haploid, the genome is left out of
+    that site's AN (see the README, "How AN is counted")."""
     from tqdm import tqdm
 
     from server.beacon.vcf import load_vcf

@@ -19,6 +19,7 @@ import cachetools
 import sqlalchemy as sa
 from pyroaring import BitMap
 
+from server.beacon import coverage
 from server.beacon.metadata import duration_days
 from server.beacon.refs import canonical_chrom, normalize_assembly, refseq_accession
 from server.beacon.request import ENTRY_TYPES, BeaconRequest
@@ -149,6 +150,8 @@ class Context:
     db_key: str = ""  # which database (process caches are per database)
     loads: list = field(default_factory=list)  # done journal rows
     _records: dict = field(default_factory=dict)
+    # (dataset, chrom, start) -> the gVCF genomes short there (server.beacon.coverage)
+    coverage: dict = field(default_factory=dict)
 
     def vcf_loads(self, dataset_ids) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {d: [] for d in dataset_ids}
@@ -834,9 +837,11 @@ def evaluate(
         anchors.append(a)
     offset, limit = req.skip * req.limit, req.limit
     if target == "g_variant":
-        return _evaluate_variants(
+        m = _evaluate_variants(
             ctx, req, dataset_id, loads, genomic, anchors, offset, limit, want_page, min_people
         )
+        coverage.prefetch(ctx, dataset_id, m.page)  # the page's AN, in one statement
+        return m
     if target == "dataset":
         ids = [dataset_id]
         constraint = filter_constraint(ctx, dataset_id, target, req.filters)

@@ -8,10 +8,12 @@ in the VCF. Counts by subset come from set algebra on Roaring bitmaps over the
 dataset's sample index: the allele's carriers and homozygous carriers, each
 intersected with the subset's samples.
 
-A subset's allele number is two per sample, so subset entries are given only
-for alleles whose every sample had a diploid call (``AN`` is twice the
-samples); haploid or missing calls, and rows loaded before homozygous carriers
-were stored, leave just the dataset entry. Below the record tier every count
+A subset's allele number is two per sample less what the subset's gVCF
+genomes with a coverage gap at the site lack (``server.beacon.coverage``: the
+short genomes' sample indexes intersected with the subset's), so subset
+entries are given only for alleles whose every reported call was diploid;
+haploid or missing calls in the genomes' own records, and rows loaded before
+homozygous carriers were stored, leave just the dataset entry. Below the record tier every count
 goes through ``service.adjust`` (the tier rule), and the frequency is computed
 from the adjusted counts, so nothing finer than the tier allows is shown.
 """
@@ -25,6 +27,7 @@ import cachetools
 import sqlalchemy as sa
 from pyroaring import BitMap
 
+from server.beacon import coverage
 from server.beacon.engine import Context, load_key, sample_map
 from server.beacon.store import allele_number
 from server.beacon.tables import BeaconRecord
@@ -84,26 +87,53 @@ def _entry(population: str, ac: int, an: int, hom: int, het: int, adjust, hemi: 
     }
 
 
-def frequencies(ctx: Context, dataset_id: str, row, adjust) -> list[dict]:
-    """The ``frequencies`` list of one variant row; ``adjust(count)`` applies the
-    caller's tier rule to every count."""
+@dataclass
+class Called:
+    """Who is called at one record: its AN, and the gVCF genomes one or two
+    alleles short there (``server.beacon.coverage``)."""
+
+    an: int
+    one: BitMap
+    two: BitMap
+    diploid: bool  # every call the genomes reported here is diploid
+
+    def subset_an(self, samples: BitMap) -> int:
+        return 2 * len(samples) - coverage.alleles_short_of(self.one, self.two, samples)
+
+
+def called(ctx: Context, dataset_id: str, row) -> Called:
+    """The allele number of a record, in the one place queries compute it."""
     n_samples = len(sample_map(ctx, dataset_id).by_name)
-    an = allele_number(row, n_samples)
-    # alleles of haploid calls (AC less those of diploid carriers) are hemizygous
-    hemi = max(row.ac - row.het - 2 * row.hom, 0)
-    out = [_entry(dataset_id, row.ac, an, row.hom, row.het, adjust, hemi)]
-    hom_bytes = getattr(row, "hom_carriers", None)
-    if hom_bytes is None:
-        return out
-    groups = subsets(ctx, dataset_id)
-    if not groups:
-        return out
-    if an != 2 * n_samples or row.ac != row.het + 2 * row.hom:
-        return out  # haploid or missing calls: no per-subset allele number
+    one, two = coverage.short_at(ctx, dataset_id, row)
+    short = coverage.alleles_short_of(one, two)
+    an = allele_number(row, n_samples, short=short)
+    diploid = an + short == 2 * n_samples and row.ac == row.het + 2 * row.hom
+    return Called(an, one, two, diploid)
+
+
+def subset_entries(row, groups, at: Called, adjust) -> list[dict]:
+    """One entry per subset (``.label``, ``.samples``) of the dataset's samples,
+    by set algebra on the record's carriers."""
     carriers = BitMap.deserialize(row.carriers)
-    homs = BitMap.deserialize(hom_bytes)
+    homs = BitMap.deserialize(row.hom_carriers)
+    out = []
     for g in groups:
         hom = homs.intersection_cardinality(g.samples)
         het = carriers.intersection_cardinality(g.samples) - hom
-        out.append(_entry(g.label, het + 2 * hom, 2 * len(g.samples), hom, het, adjust))
+        out.append(_entry(g.label, het + 2 * hom, at.subset_an(g.samples), hom, het, adjust))
     return out
+
+
+def frequencies(ctx: Context, dataset_id: str, row, adjust) -> list[dict]:
+    """The ``frequencies`` list of one variant row; ``adjust(count)`` applies the
+    caller's tier rule to every count."""
+    at = called(ctx, dataset_id, row)
+    # alleles of haploid calls (AC less those of diploid carriers) are hemizygous
+    hemi = max(row.ac - row.het - 2 * row.hom, 0)
+    out = [_entry(dataset_id, row.ac, at.an, row.hom, row.het, adjust, hemi)]
+    if getattr(row, "hom_carriers", None) is None:
+        return out
+    groups = subsets(ctx, dataset_id)
+    if not groups or not at.diploid:
+        return out  # haploid or missing calls: no per-subset allele number
+    return out + subset_entries(row, groups, at, adjust)

@@ -7,7 +7,8 @@ The portal (its dataset-discovery service) reads each ``frequencies`` entry's
 gives the whole dataset and each sex; this module adds a second item with one
 entry per country of birth (the individuals' ``geographicOrigin``) and per
 country and sex, computed the same way (carrier bitmaps intersected with the
-subset's samples, two alleles per sample, only where every call is diploid)
+subset's samples, two alleles per sample less the coverage gaps of the
+subset's gVCF genomes, only where every reported call is diploid)
 and shown through the same tier rule.
 
 It also answers the portal's population filters: ``{"id": "sexFilter" |
@@ -30,7 +31,7 @@ import cachetools
 from pyroaring import BitMap
 
 from server.beacon.engine import Context, load_key, sample_map
-from server.beacon.frequencies import _entry, sampled_individuals
+from server.beacon.frequencies import called, sampled_individuals, subset_entries
 
 POPULATION_SCOPE = "population"
 FILTER_IDS = {"sexFilter": "sex", "countryFilter": "country"}
@@ -131,23 +132,15 @@ def groups(ctx: Context, dataset_id: str) -> list[Group]:
 def country_frequencies(ctx: Context, dataset_id: str, row, adjust) -> list[dict]:
     """Entries per country and per country and sex for one variant row (empty when
     the dataset's individuals name no country, or the calls are not all diploid)."""
-    hom_bytes = getattr(row, "hom_carriers", None)
-    if hom_bytes is None:
+    if getattr(row, "hom_carriers", None) is None:
         return []
     found = groups(ctx, dataset_id)
     if not found:
         return []
-    n_samples = len(sample_map(ctx, dataset_id).by_name)
-    if row.an != 2 * n_samples or row.ac != row.het + 2 * row.hom:
+    at = called(ctx, dataset_id, row)
+    if not at.diploid:
         return []
-    carriers = BitMap.deserialize(row.carriers)
-    homs = BitMap.deserialize(hom_bytes)
-    out = []
-    for g in found:
-        hom = homs.intersection_cardinality(g.samples)
-        het = carriers.intersection_cardinality(g.samples) - hom
-        out.append(_entry(g.label, het + 2 * hom, 2 * len(g.samples), hom, het, adjust))
-    return out
+    return subset_entries(row, found, at, adjust)
 
 
 # ---------------------------------------------------------------- filters

@@ -18,7 +18,15 @@ Counting, per record:
   half-missing call 1), so ``AN = 2 * genomes - an_gap``
   (:func:`allele_number`). This is what a joint VCF of the same genomes with
   explicit reference calls gives. ``gaps`` holds which genomes are one or two
-  alleles short, so that a withdrawal can give them back.
+  alleles short, so that a withdrawal can give them back. That is the rule
+  for genomes reported as plain VCFs (or BCFs, or multi-sample files).
+* a genome reported as a **gVCF** (a single-sample file with ``<NON_REF>`` or
+  ``<*>`` reference blocks) says where it was called: the stretches no record
+  or block of it covers, and its blocks with a missing or haploid genotype,
+  are stored as its coverage gaps (``server.beacon.coverage``, with the
+  genome, in the same transaction; withdrawn and replaced with it), and AN
+  also leaves out the alleles those gaps lack at the record's start:
+  ``AN = 2 * genomes - an_gap - short``, exact for gVCF genomes.
 
 Each genome keeps, in ``beacon_genomes``, the sorted pks of the records it
 contributes to (as a carrier or by a gap) and a digest of its calls: the same
@@ -42,6 +50,7 @@ import sqlalchemy as sa
 from pyroaring import BitMap
 from tqdm import tqdm
 
+from server.beacon import coverage
 from server.beacon.tables import (
     BeaconAnnotation,
     BeaconGenome,
@@ -95,13 +104,15 @@ def unpack_pks(blob: bytes | None) -> list[int]:
     return np.cumsum(np.frombuffer(zlib.decompress(blob), dtype=np.int64)).tolist()
 
 
-def allele_number(row, n_genomes: int) -> int:
+def allele_number(row, n_genomes: int, *, short: int = 0) -> int:
     """AN of a record: exact for rows loaded before revision 0005 (``an_gap``
-    NULL), else two per genome of the dataset minus the alleles not called."""
+    NULL), else two per genome of the dataset minus the alleles not called at
+    the site: ``an_gap`` (reported by the genomes' own records) and ``short``
+    (the gVCF genomes with a coverage gap there, ``server.beacon.coverage``)."""
     gap = getattr(row, "an_gap", None)
     if gap is None:
         return row.an
-    return 2 * n_genomes - gap
+    return 2 * n_genomes - gap - short
 
 
 def genome_count(session, dataset_id: str) -> int:
@@ -399,12 +410,16 @@ def merge(
     replaces_loads: set[int] = frozenset(),
     max_span: int = 0,
     progress: bool = False,
+    gaps_of: dict[int, list] | None = None,
 ) -> MergeResult:
     """Fold the staged rows of ``load_id`` into the dataset's store, in one
     transaction. ``samples``: the file's ``(name, index)``. A sample already
     present with the same calls is left as it is; with other calls it is
     refused unless ``replace`` (or it came from ``replaces_loads``: an earlier
-    version of the same file)."""
+    version of the same file). ``gaps_of``: index -> coverage gaps of the
+    genomes that came as gVCFs (``server.beacon.coverage``), stored with them
+    and part of their digest."""
+    gaps_of = gaps_of or {}
     result = MergeResult()
     by_idx = {i: n for n, i in samples}
     with db.session() as s:
@@ -419,6 +434,7 @@ def merge(
         }
         known = {n for n, _ in samples if n in present}
         digests = _digests(s, load_id, by_idx) if known else {}
+        digests = {i: d + coverage.digest(gaps_of.get(i)) for i, d in digests.items()}
         skip: set[int] = set()  # present with the same calls: no change
         withdraw_first: list[str] = []
         for name, i in samples:
@@ -525,7 +541,7 @@ def merge(
                     "idx": i,
                     "status": "present",
                     "load_id": load_id,
-                    "digest": calls.digest(i),
+                    "digest": calls.digest(i) + coverage.digest(gaps_of.get(i)),
                     "n_records": len(pks),
                     "records": pack_pks(pks),
                     "added": now,
@@ -538,6 +554,9 @@ def merge(
             s.execute(sa.insert(BeaconSample), new_samples)
         if genomes:
             s.execute(sa.insert(BeaconGenome), genomes)
+        for i, gaps in gaps_of.items():
+            if i not in skip:
+                coverage.store(s, dataset_id, i, gaps)
         store.checkpoint = (store.checkpoint or 0) + 1
         store.max_span = max(store.max_span or 0, max_span)
         store.assembly = store.assembly or assembly
@@ -620,6 +639,7 @@ def _withdraw(session, store: BeaconLoad, genome: BeaconGenome, keep_sample: boo
         _delete_rows(session, deletes)
         _update_rows(session, updates)
         done += len(rows)
+    coverage.delete(session, genome.dataset_id, genome.idx)
     session.delete(genome)
     if not keep_sample:
         session.execute(

@@ -8,7 +8,7 @@ a file being loaded first stages its rows under its own journal row (kind
 ``vcf-file`` or ``genome``, never read by queries) and then merges them into
 the store in one transaction (``server.beacon.store``). ``beacon_genomes``
 records, per genome, which records it contributes to, so that it can be
-withdrawn exactly.
+withdrawn exactly; ``beacon_coverage_gaps`` where a gVCF genome is not called.
 """
 
 from __future__ import annotations
@@ -123,6 +123,38 @@ class BeaconGenome(Base):
     n_records: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     records: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
     added: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class BeaconCoverageGap(Base):
+    """Where a genome reported as a gVCF is not called with two alleles: a
+    stretch of a contig covered by none of its records or reference blocks
+    (2 alleles short), or a block whose genotype is missing (2) or haploid or
+    half-missing (1). 0-based half-open; no stretch crosses a multiple of
+    ``server.beacon.coverage.TILE``, so the stretch holding a position starts
+    at most one tile before it (``server.beacon.coverage``)."""
+
+    __tablename__ = "beacon_coverage_gaps"
+    # covering: a lookup reads the index alone
+    __table_args__ = (
+        sa.Index(
+            "ix_beacon_coverage_gaps_site",
+            "dataset_id",
+            "chrom",
+            "start",
+            "end",
+            "idx",
+            "alleles_short",
+        ),
+    )
+
+    dataset_id: Mapped[str] = mapped_column(
+        sa.String(128), sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(sa.Integer, primary_key=True)  # the genome's sample index
+    chrom: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    start: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    end: Mapped[int] = mapped_column(sa.BigInteger)
+    alleles_short: Mapped[int] = mapped_column(sa.SmallInteger)
 
 
 class BeaconAnnotation(Base):

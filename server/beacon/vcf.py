@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from pyroaring import BitMap
 from tqdm import tqdm
 
-from server.beacon import journal
+from server.beacon import coverage, journal
 from server.beacon.cpr import looks_like_cpr
 from server.beacon.journal import LoadError, LoadResult
 from server.beacon.refs import (
@@ -538,6 +538,8 @@ def load_vcf(
                 )
             )
         ann = _annotation_format(header)
+        # a single-sample file may be a gVCF: where its records cover is tracked
+        tracker = coverage.Tracker.of_header(header) if len(samples) == 1 else None
         try:
             items, max_span = _load_records(
                 db,
@@ -555,6 +557,7 @@ def load_vcf(
                 stop_after=stop_after,
                 line_based=src.format == "VCF",
                 desc=f"{'add-genome' if single else 'load-vcf'} {p.name}",
+                tracker=tracker,
             )
         except LoadError:
             _discard(db, load_id)
@@ -589,6 +592,7 @@ def load_vcf(
             replaces_loads={o.id for o in earlier},
             max_span=max_span,
             progress=progress and len(samples) > 1,
+            gaps_of={idx[0]: tracker.gaps()} if tracker is not None and tracker.gvcf else None,
         )
     except InvalidInput:
         _discard(db, load_id)
@@ -725,6 +729,7 @@ def _load_records(
     stop_after,
     line_based,
     desc,
+    tracker=None,
 ):
     variants: list[tuple] = []
     annotations: list[tuple] = []
@@ -755,6 +760,8 @@ def _load_records(
         for line_no, raw in lines:
             rec_no += 1
             if rec_no <= checkpoint:
+                if tracker is not None:
+                    tracker.line(raw)  # its coverage still counts
                 continue
             where = f"line {line_no}" if line_based else f"record {line_no}"
             fields = raw.rstrip(b"\r\n").split(b"\t", 9)
@@ -795,6 +802,10 @@ def _load_records(
                     k, _, v = kv.partition("=")
                     info[k] = v
             start = pos_to_start(pos)
+            if tracker is not None:
+                tracker.record(
+                    chrom, pos, ref, alts, info.get("END"), fields[8] if section else "", section
+                )
             n_alt = len(alts)
             carriers: list = [[] for _ in range(n_alt + 1)]
             homs: list = [[] for _ in range(n_alt + 1)]
