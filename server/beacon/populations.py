@@ -31,6 +31,7 @@ from pyroaring import BitMap
 
 from server.beacon.engine import Context, load_key, sample_map
 from server.beacon.frequencies import _entry, sampled_individuals
+from server.beacon.store import allele_number
 
 POPULATION_SCOPE = "population"
 FILTER_IDS = {"sexFilter": "sex", "countryFilter": "country"}
@@ -138,7 +139,7 @@ def country_frequencies(ctx: Context, dataset_id: str, row, adjust) -> list[dict
     if not found:
         return []
     n_samples = len(sample_map(ctx, dataset_id).by_name)
-    if row.an != 2 * n_samples or row.ac != row.het + 2 * row.hom:
+    if allele_number(row, n_samples) != 2 * n_samples or row.ac != row.het + 2 * row.hom:
         return []
     carriers = BitMap.deserialize(row.carriers)
     homs = BitMap.deserialize(hom_bytes)

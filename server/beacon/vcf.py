@@ -40,7 +40,17 @@ from server.beacon.refs import (
     normalize_assembly,
     refseq_accession,
 )
-from server.beacon.store import merge, pack_gaps
+from server.beacon.store import (
+    PK_LOAD_SHIFT,
+    PK_RECORD_SHIFT,
+    VARIANT_COLUMNS,
+    NeedsFold,
+    fold,
+    insert_rows,
+    pack_gaps,
+    pending_loads,
+    publish,
+)
 from server.beacon.tables import (
     BeaconAnnotation,
     BeaconGenome,
@@ -427,33 +437,6 @@ class _DiploidTemplate:
         return 2 * self.nsamples - gts.count(b".")
 
 
-def insert_rows(session, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Insert many rows given as tuples in ``columns`` order, through the DBAPI
-    connection of ``session``'s transaction: COPY on PostgreSQL, executemany
-    elsewhere. Skipping SQLAlchemy's per-row parameter processing matters for
-    the Beacon tables, whose columns need no type conversion."""
-    if not rows:
-        return
-    conn = session.connection()
-    names = ", ".join(f'"{c}"' for c in columns)
-    dbapi = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        with (
-            dbapi.cursor() as cursor,
-            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
-        ):
-            write_row = copy.write_row
-            for row in rows:
-                write_row(row)
-        return
-    marks = ", ".join("?" * len(columns))
-    cursor = dbapi.cursor()
-    try:
-        cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
-    finally:
-        cursor.close()
-
-
 def bulk_insert(session, table, rows: list[dict]) -> None:
     """Insert many rows: COPY on PostgreSQL, executemany elsewhere."""
     conn = session.connection()
@@ -468,10 +451,6 @@ def bulk_insert(session, table, rows: list[dict]) -> None:
             copy.write_row([row[c] for c in cols])
 
 
-PK_RECORD_SHIFT = 8
-PK_LOAD_SHIFT = 40
-
-
 def load_vcf(
     db,
     path,
@@ -483,13 +462,16 @@ def load_vcf(
     stop_after: int | None = None,
     replace: bool = False,
     single: bool = False,
+    fold_after: int | None = None,
 ) -> LoadResult:
     """Load ``path`` into ``dataset_id``: stage its rows (in committed batches,
-    resumable), then merge them into the dataset's records in one transaction
-    (``server.beacon.store.merge``). ``single``: ``add-genome``, which takes
-    single-sample files only. ``replace``: samples already present with other
-    calls are replaced (else refused). ``stop_after`` (records) simulates an
-    interruption after that many committed records (for tests)."""
+    resumable), then make them a visible delta of the dataset in one
+    transaction (``server.beacon.store.publish``). ``single``: ``add-genome``,
+    which takes single-sample files only. ``replace``: samples already present
+    with other calls are replaced (else refused). ``fold_after``: once the load
+    is visible, fold the dataset's deltas if more than that many are pending
+    (None: never here). ``stop_after`` (records) simulates an interruption
+    after that many committed records (for tests)."""
     kind = "genome" if single else "vcf-file"
     p = journal.check_file(path)
     sha = journal.file_sha256(p)
@@ -573,33 +555,35 @@ def load_vcf(
         row = s.get(BeaconLoad, load_id)
         earlier = journal.earlier_loads(s, row)
         max_span = max(row.max_span or 0, max_span)
-    try:
-        merged = merge(
-            db,
-            load_id,
-            dataset_id,
-            asm,
-            list(zip(samples, idx, strict=True)),
-            replace=replace,
-            replaces_loads={o.id for o in earlier},
-            max_span=max_span,
-            progress=progress and len(samples) > 1,
-        )
-    except InvalidInput:
-        _discard(db, load_id)
-        raise
-    with db.session() as s:
-        row = s.get(BeaconLoad, load_id)
-        for old in journal.earlier_loads(s, row):
-            old.status = "superseded"
-        if samples and not merged.added and not merged.replaced:
-            # every genome was already there with the same calls: nothing changed
-            s.delete(row)
-            return LoadResult(kind, str(p), dataset_id, "unchanged", load_id, row.checkpoint)
-        row.status = "done"
-        row.records = row.checkpoint
-        row.finished = journal.utcnow()
-        records = row.records
+        records = row.checkpoint
+    for attempt in (0, 1):
+        try:
+            published = publish(
+                db,
+                load_id,
+                dataset_id,
+                asm,
+                list(zip(samples, idx, strict=True)),
+                replace=replace,
+                replaces_loads={o.id for o in earlier},
+                max_span=max_span,
+            )
+            break
+        except NeedsFold:
+            if attempt:
+                raise
+            fold(db, dataset_id, progress=progress)  # then the genomes to replace are folded
+        except InvalidInput:
+            _discard(db, load_id)
+            raise
+    if samples and not published.added and not published.replaced:
+        # every genome was already there with the same calls: nothing changed
+        return LoadResult(kind, str(p), dataset_id, "unchanged", load_id, records)
+    if fold_after is not None:
+        with db.session() as s:
+            waiting = len(pending_loads(s, dataset_id))
+        if waiting > fold_after:  # the add is visible already; the fold amortises the merge
+            fold(db, dataset_id, progress=progress)
     return LoadResult(
         kind,
         str(p),
@@ -607,8 +591,8 @@ def load_vcf(
         "resumed" if checkpoint else "loaded",
         load_id,
         records,
-        merged.records,
-        replaced=merged.replaced,
+        published.records,
+        replaced=published.replaced,
     )
 
 
@@ -624,30 +608,6 @@ def _discard(db, load_id: int) -> None:
         s.execute(sa.delete(BeaconLoad).where(BeaconLoad.id == load_id))
 
 
-_VARIANT_COLUMNS = (
-    "pk",
-    "load_id",
-    "dataset_id",
-    "assembly",
-    "chrom",
-    "start",
-    "end",
-    "ref",
-    "alt",
-    "variant_type",
-    "length",
-    "vcf_id",
-    "hgvs_g",
-    "ac",
-    "an",
-    "hom",
-    "het",
-    "af",
-    "carriers",
-    "hom_carriers",
-    "an_gap",
-    "gaps",
-)
 _ANNOTATION_COLUMNS = (
     "variant_pk",
     "load_id",
@@ -719,7 +679,7 @@ def _load_records(
                 # durability comes from the final commit that marks the load done (the
                 # WAL is flushed in order); a checkpoint lost in a crash is reloaded
                 s.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-            insert_rows(s, BeaconVariant.__table__, _VARIANT_COLUMNS, variants)
+            insert_rows(s, BeaconVariant.__table__, VARIANT_COLUMNS, variants)
             insert_rows(s, BeaconAnnotation.__table__, _ANNOTATION_COLUMNS, annotations)
             row = s.get(BeaconLoad, load_id)
             row.checkpoint = upto

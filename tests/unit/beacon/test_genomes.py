@@ -119,7 +119,9 @@ def pysam_counts(path) -> dict:
 def snapshot(db, dataset_id: str) -> dict:
     """Everything a query can learn about the dataset's variants: per allele the
     counts, allele number, carriers and homozygous carriers by name, and the
-    frequencyInPopulations entries."""
+    frequencyInPopulations entries, read as queries read them (the store's
+    records with its pending deltas, aggregated per allele). The count and
+    carrier query paths must agree with it."""
     with db.session() as s:
         names = dict(
             s.execute(
@@ -130,31 +132,36 @@ def snapshot(db, dataset_id: str) -> dict:
         )
         n = genome_count(s, dataset_id)
         ctx = engine.new_context(s)
+        loads = ctx.vcf_loads([dataset_id])[dataset_id]
         out = {}
-        # what queries read: the rows of done vcf journal rows (the store)
-        rows = s.execute(
-            sa.select(BeaconVariant)
-            .join(BeaconLoad, BeaconLoad.id == BeaconVariant.load_id)
-            .where(
-                BeaconVariant.dataset_id == dataset_id,
-                BeaconLoad.kind == "vcf",
-                BeaconLoad.status == "done",
-            )
-        )
-        for r in rows.scalars():
+        carried = BitMap()
+        for r in engine.alleles(ctx, loads, []):
             freqs = frequencies(ctx, dataset_id, r, lambda c: c)
             freqs[0] = {**freqs[0], "population": "dataset"}
             key = (r.chrom, r.start, r.ref, r.alt)
             assert key not in out, f"two records for {key}"
+            carriers = BitMap.deserialize(r.carriers)
+            carried |= carriers
             out[key] = (
                 r.ac,
                 allele_number(r, n),
                 r.hom,
                 r.het,
-                {names[i] for i in BitMap.deserialize(r.carriers)},
+                {names[i] for i in carriers},
                 {names[i] for i in BitMap.deserialize(r.hom_carriers)},
                 json.dumps(freqs, sort_keys=True),
             )
+        # the count and carrier statements of the query paths
+        everything = engine.Genomic()
+        assert engine._variant_count(ctx, loads, everything) == len(out)
+        some = max((v[2] + v[3] for v in out.values()), default=0)
+        assert engine._variant_count(ctx, loads, everything, some) == sum(
+            1 for v in out.values() if v[2] + v[3] >= some
+        )
+        union = BitMap()
+        for c in engine._carriers(ctx, loads, everything):
+            union |= BitMap.deserialize(c)
+        assert union == carried
         return out
 
 
