@@ -981,14 +981,22 @@ def _is_empty(rec: Rec) -> bool:
     return not rec.carriers and rec.ac <= 0 and rec.an_gap >= 0
 
 
-def fold(db, dataset_id: str, *, progress: bool = False, chunk: int = CHUNK) -> FoldResult:
+def fold(
+    db,
+    dataset_id: str,
+    *,
+    progress: bool = False,
+    chunk: int = CHUNK,
+    stop_after: int | None = None,
+) -> FoldResult:
     """Fold every pending delta of the dataset into its base records: one pass
     per chromosome, a chunk of alleles per transaction, each record rewritten
     once whatever the number of genomes folded. Each chunk updates the base
     records and deletes (or turns into base records) the delta rows in the
     same transaction, so queries never see a half-folded allele; an
     interrupted fold resumes where it stopped (the store row stays
-    ``pending`` until it has finished)."""
+    ``pending`` until it has finished). ``stop_after`` (chunks) simulates an
+    interruption (for tests)."""
     t0 = time.perf_counter()
     result = FoldResult(dataset_id)
     with db.session() as s:
@@ -1018,6 +1026,10 @@ def fold(db, dataset_id: str, *, progress: bool = False, chunk: int = CHUNK) -> 
                 result.rows += rows
                 result.records += records
                 bar.update(rows)
+                if stop_after is not None:
+                    stop_after -= 1
+                    if stop_after <= 0:
+                        return result
                 if frontier is None:
                     break
         with db.session() as s:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import array
 import re
+import time
 from dataclasses import dataclass
 from itertools import accumulate, count
 from operator import add
@@ -50,6 +51,7 @@ from server.beacon.store import (
     pack_gaps,
     pending_loads,
     publish,
+    store_row,
 )
 from server.beacon.tables import (
     BeaconAnnotation,
@@ -511,6 +513,9 @@ def load_vcf(
                 return LoadResult(kind, str(p), dataset_id, "unchanged", row.id, row.records)
             load_id, checkpoint = row.id, row.checkpoint
             row.assembly = asm
+            # the store row, created race-free and locked: concurrent loads into
+            # one dataset reserve their sample indexes one after the other
+            store_row(s, dataset_id, asm)
             idx = _reserve_samples(s, dataset_id, samples, load_id)
             boundary = (load_id << PK_LOAD_SHIFT) | (checkpoint << PK_RECORD_SHIFT)
             s.execute(
@@ -524,6 +529,7 @@ def load_vcf(
                 )
             )
         ann = _annotation_format(header)
+        t0 = time.perf_counter()
         lines = _text_lines(p) if vf.format == "VCF" else _bcf_lines(vf)
         try:
             items, max_span = _load_records(
@@ -556,6 +562,8 @@ def load_vcf(
         earlier = journal.earlier_loads(s, row)
         max_span = max(row.max_span or 0, max_span)
         records = row.checkpoint
+    timings = {"stage": time.perf_counter() - t0}
+    t0 = time.perf_counter()
     for attempt in (0, 1):
         try:
             published = publish(
@@ -576,6 +584,7 @@ def load_vcf(
         except InvalidInput:
             _discard(db, load_id)
             raise
+    timings["publish"] = time.perf_counter() - t0
     if samples and not published.added and not published.replaced:
         # every genome was already there with the same calls: nothing changed
         return LoadResult(kind, str(p), dataset_id, "unchanged", load_id, records)
@@ -583,7 +592,7 @@ def load_vcf(
         with db.session() as s:
             waiting = len(pending_loads(s, dataset_id))
         if waiting > fold_after:  # the add is visible already; the fold amortises the merge
-            fold(db, dataset_id, progress=progress)
+            timings["fold"] = fold(db, dataset_id, progress=progress).seconds
     return LoadResult(
         kind,
         str(p),
@@ -593,6 +602,7 @@ def load_vcf(
         records,
         published.records,
         replaced=published.replaced,
+        timings=timings,
     )
 
 
