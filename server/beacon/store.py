@@ -465,7 +465,8 @@ class MergeResult:
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    records: int = 0  # delta rows made visible
+    records: int = 0  # rows made visible
+    load_id: int = 0  # the file's journal row
 
 
 class NeedsFold(Exception):
@@ -542,9 +543,21 @@ def publish(
                 )
             ).scalars()
         }
+        # nothing to merge into: the file's rows become the store's records as
+        # they are (a multi-sample file's calls are read when first needed)
+        straight = not present and _store_empty(s, store)
+        # genomes to compare with or replace whose calls are not kept yet
+        _keep_calls(
+            s,
+            store,
+            [g for n, g in present.items() if n in by_idx.values() or g.load_id in replaces_loads],
+        )
         legacy = any(n in present and not present[n].digest.startswith("2:") for n in by_idx)
-        calls = _file_calls(s, load_id, list(by_idx), legacy=legacy)
-        packed = {i: pack_calls(lines) for i, lines in calls.lines.items()}
+        if straight and len(by_idx) > 1:
+            calls, packed = None, {i: (None, "") for i in by_idx}
+        else:
+            calls = _file_calls(s, load_id, list(by_idx), legacy=legacy)
+            packed = {i: pack_calls(lines) for i, lines in calls.lines.items()}
         skip: set[int] = set()  # present with the same calls: no change
         withdraw_first: list[str] = []
         for name, i in samples:
@@ -606,7 +619,7 @@ def publish(
                     "status": "present",
                     "load_id": load_id,
                     "digest": digest,
-                    "n_records": len(calls.lines[i]),
+                    "n_records": len(calls.lines[i]) if calls else 0,
                     "records": None,
                     "calls": blob,
                     "added": now,
@@ -614,27 +627,128 @@ def publish(
             )
             if name not in present:
                 result.added.append(name)
+        for old in journal.earlier_loads(s, row):
+            old.status = "superseded"
+            old.pending = False
+        result.load_id = load_id
+        if straight:
+            row, store, file_id = _become_store(s, store, row, bool(samples))
+            result.load_id = file_id
+            for g in genomes:
+                g["load_id"] = file_id
         if new_samples:
             s.execute(sa.insert(BeaconSample), new_samples)
         if genomes:
             s.execute(sa.insert(BeaconGenome), genomes)
-        for old in journal.earlier_loads(s, row):
-            old.status = "superseded"
-            old.pending = False
         if withdraw_first:
             _drop_empty_loads(s, dataset_id)
         result.records = s.execute(
             sa.select(sa.func.count()).select_from(V).where(V.load_id == load_id)
         ).scalar_one()
-        # the one flip that makes the file visible: a delta of the dataset
-        row.status, row.pending = "done", True
-        row.records = row.checkpoint
-        row.finished = now
+        if not straight:  # the one flip that makes the file visible: a delta
+            row.status, row.pending = "done", True
+            row.records = row.checkpoint
+            row.finished = now
         store.checkpoint = (store.checkpoint or 0) + 1
         store.max_span = max(store.max_span or 0, max_span)
         store.assembly = store.assembly or assembly
         store.finished = now
     return result
+
+
+def drop_unused_store(session, dataset_id: str) -> None:
+    """Delete the dataset's store row if nothing ever reached it (a first load
+    that failed): no record, genome or pending delta."""
+    store = session.execute(
+        sa.select(BeaconLoad).where(
+            BeaconLoad.kind == "vcf",
+            BeaconLoad.dataset_id == dataset_id,
+            BeaconLoad.path == STORE_PATH,
+            BeaconLoad.checkpoint == 0,
+        )
+    ).scalar_one_or_none()
+    if store is None or not _store_empty(session, store):
+        return
+    genomes = sa.select(BeaconGenome.name).where(BeaconGenome.dataset_id == dataset_id)
+    if session.execute(genomes.limit(1)).first() is None:
+        session.delete(store)
+
+
+def _store_empty(session, store: BeaconLoad) -> bool:
+    """No base record and no pending delta: nothing to merge into."""
+    if session.execute(sa.select(V.pk).where(V.load_id == store.id).limit(1)).first():
+        return False
+    return not pending_loads(session, store.dataset_id)
+
+
+def _become_store(session, store: BeaconLoad, row: BeaconLoad, with_samples: bool):
+    """The first file of an empty dataset becomes its store as it is: its
+    journal row takes the (empty) store row's place, so its rows are the base
+    records without being rewritten, and a new journal row of the file's kind
+    keeps its content's identity (repeat, resume, replacement). Rows nobody in
+    the file carries are not records. Returns (file row, store row, file row id)."""
+    if with_samples:
+        nobody = sa.select(V.pk).where(V.load_id == row.id, V.hom + V.het == 0)
+        session.execute(
+            sa.delete(BeaconAnnotation)
+            .where(BeaconAnnotation.load_id == row.id, BeaconAnnotation.variant_pk.in_(nobody))
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            sa.delete(V)
+            .where(V.load_id == row.id, V.hom + V.het == 0)
+            .execution_options(synchronize_session=False)
+        )
+    now = utcnow()
+    file = BeaconLoad(
+        kind=row.kind,
+        dataset_id=row.dataset_id,
+        path=row.path,
+        sha256=row.sha256,
+        status="done",
+        pending=False,
+        checkpoint=row.checkpoint,
+        records=row.checkpoint,
+        assembly=row.assembly,
+        max_span=row.max_span,
+        started=row.started,
+        finished=now,
+    )
+    generation, sha = (store.checkpoint or 0) + 1, store.sha256
+    session.delete(store)
+    session.flush()
+    row.kind, row.path, row.sha256 = "vcf", STORE_PATH, sha
+    row.status, row.pending, row.checkpoint, row.records = "done", False, generation, 0
+    row.finished = now
+    session.flush()
+    session.add(file)
+    session.flush()
+    return file, row, file.id
+
+
+def _keep_calls(session, store: BeaconLoad, genomes: list[BeaconGenome]) -> None:
+    """Read and keep the calls and digests of genomes of a multi-sample file
+    loaded straight into the store (not kept until first needed), in one pass
+    over the dataset's records."""
+    genomes = [g for g in genomes if g.calls is None and g.records is None]
+    if not genomes:
+        return
+    calls, last = _Calls([g.idx for g in genomes]), -1
+    while True:
+        rows = session.execute(
+            sa.select(*_KEY_COLUMNS, *_REC_COLUMNS)
+            .where(V.load_id == store.id, V.pk > last)
+            .order_by(V.pk)
+            .limit(CHUNK)
+        ).all()
+        if not rows:
+            break
+        last = rows[-1][5]
+        for r in rows:
+            calls.add(tuple(r[:5]), Rec.of(*r[5:]))
+    for g in genomes:
+        g.calls, g.digest = pack_calls(calls.lines[g.idx])
+        g.n_records = len(calls.lines[g.idx])
 
 
 def pending_loads(session, dataset_id: str) -> list[int]:
@@ -841,6 +955,7 @@ def _withdraw(session, store: BeaconLoad, genome: BeaconGenome, keep_sample: boo
         done = _delete_load_rows(session, load.id)
         load.pending = False
     else:
+        _keep_calls(session, store, [genome])  # loaded straight: read them now
         calls = (
             unpack_calls(genome.calls)
             if genome.calls is not None

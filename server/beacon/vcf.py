@@ -46,6 +46,7 @@ from server.beacon.store import (
     PK_RECORD_SHIFT,
     VARIANT_COLUMNS,
     NeedsFold,
+    drop_unused_store,
     fold,
     insert_rows,
     pack_gaps,
@@ -550,10 +551,10 @@ def load_vcf(
                 desc=f"{'add-genome' if single else 'load-vcf'} {p.name}",
             )
         except LoadError:
-            _discard(db, load_id)
+            _discard(db, load_id, dataset_id)
             raise
         except (ValueError, OSError) as exc:  # pysam decoding errors of a BCF
-            _discard(db, load_id)
+            _discard(db, load_id, dataset_id)
             raise LoadError(p, "record", str(exc)) from None
     if stop_after is not None and items is None:
         return LoadResult(kind, str(p), dataset_id, "interrupted", load_id)
@@ -582,7 +583,7 @@ def load_vcf(
                 raise
             fold(db, dataset_id, progress=progress)  # then the genomes to replace are folded
         except InvalidInput:
-            _discard(db, load_id)
+            _discard(db, load_id, dataset_id)
             raise
     timings["publish"] = time.perf_counter() - t0
     if samples and not published.added and not published.replaced:
@@ -598,7 +599,7 @@ def load_vcf(
         str(p),
         dataset_id,
         "resumed" if checkpoint else "loaded",
-        load_id,
+        published.load_id,
         records,
         published.records,
         replaced=published.replaced,
@@ -606,7 +607,7 @@ def load_vcf(
     )
 
 
-def _discard(db, load_id: int) -> None:
+def _discard(db, load_id: int, dataset_id: str) -> None:
     with db.session() as s:
         s.execute(sa.delete(BeaconAnnotation).where(BeaconAnnotation.load_id == load_id))
         s.execute(sa.delete(BeaconVariant).where(BeaconVariant.load_id == load_id))
@@ -616,6 +617,7 @@ def _discard(db, load_id: int) -> None:
             )
         )
         s.execute(sa.delete(BeaconLoad).where(BeaconLoad.id == load_id))
+        drop_unused_store(s, dataset_id)
 
 
 _ANNOTATION_COLUMNS = (

@@ -17,7 +17,7 @@ from server.beacon.store import allele_number, genome_count
 from server.beacon.tables import BeaconLoad, BeaconSample, BeaconVariant
 from server.beacon.vcf import _DiploidTemplate, load_vcf
 from server.errors import InvalidInput
-from tests.unit.beacon.conftest import add_dataset
+from tests.unit.beacon.conftest import add_dataset, visible_alleles
 
 HEADER = (
     "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=248956422>\n"
@@ -92,10 +92,11 @@ def carried(counts: dict) -> dict:
 
 
 def stored_counts(db, dataset_id: str) -> dict:
-    """The dataset's merged records, with their allele numbers."""
+    """The dataset's records as queries read them (pending deltas included),
+    with their allele numbers."""
     with db.session() as s:
         n = genome_count(s, dataset_id)
-        rows = s.execute(sa.select(BeaconVariant).where(BeaconVariant.dataset_id == dataset_id))
+        rows = visible_alleles(s, dataset_id)
         return {
             (r.start + 1, r.alt): (
                 r.ac,
@@ -105,7 +106,7 @@ def stored_counts(db, dataset_id: str) -> dict:
                 BitMap.deserialize(r.carriers),
                 BitMap.deserialize(r.hom_carriers),
             )
-            for r in rows.scalars()
+            for r in rows
         }
 
 
