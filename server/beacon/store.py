@@ -1187,21 +1187,22 @@ def _fold_chunk(session, store, loads, chrom, frontier, chunk) -> tuple[int, int
         rows += session.execute(q.where(V.start == last).order_by(V.pk)).all()
         nxt = last + 1
     lo, hi = rows[0].start, max(r.start for r in rows)
-    d = sa.orm.aliased(V)
-    window = sa.select(d.start, d.end, d.ref, d.alt).where(
-        d.load_id.in_(loads), d.chrom == chrom, d.start >= lo, d.start <= hi
-    )
+    # the base records of these alleles: one probe per position into the
+    # allele index (load_id, chrom, start, ref), the other alleles there dropped
+    keys = {tuple(r[:5]) for r in rows}
+    starts = sorted({r.start for r in rows})
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        at = V.start == sa.any_(sa.bindparam("starts", starts, type_=ARRAY(sa.BigInteger)))
+    else:
+        at = V.start.in_(starts)
     base = {
-        tuple(r[:5]): Rec.of(*r[6:])
+        key: Rec.of(*r[6:])
         for r in session.execute(
-            sa.select(*_FOLD_COLUMNS).where(
-                V.load_id == store.id,
-                V.chrom == chrom,
-                V.start >= lo,
-                V.start <= hi,
-                sa.tuple_(V.start, V.end, V.ref, V.alt).in_(window),
-            )
+            sa.select(*_FOLD_COLUMNS).where(V.load_id == store.id, V.chrom == chrom, at)
         )
+        if (key := tuple(r[:5])) in keys
     }
     updates, deletes, dropped = [], [], 0
     rows.sort(key=lambda r: (*r[:5], r.pk))
@@ -1211,9 +1212,9 @@ def _fold_chunk(session, store, loads, chrom, frontier, chunk) -> tuple[int, int
         for r in group:
             rec = Rec.of(*r[6:])
             agg = rec if agg is None else (agg.add(rec) or agg)
-        deletes += [r.pk for r in group]
         target = base.get(key)
         if target is not None:
+            deletes += [r.pk for r in group]
             target.add(agg)
             if _is_empty(target):
                 deletes.append(target.pk)
@@ -1223,9 +1224,10 @@ def _fold_chunk(session, store, loads, chrom, frontier, chunk) -> tuple[int, int
             continue
         keep = next((r.pk for r in group if r.variant_type), None)  # not a negative row
         if keep is None or _is_empty(agg):
+            deletes += [r.pk for r in group]
             continue
+        deletes += [r.pk for r in group if r.pk != keep]
         agg.pk = keep
-        deletes.remove(keep)
         updates.append(agg)
     n = genome_count(session, store.dataset_id)
     _delete_rows(session, deletes)
