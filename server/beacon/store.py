@@ -1186,7 +1186,6 @@ def _fold_chunk(session, store, loads, chrom, frontier, chunk) -> tuple[int, int
         rows = [r for r in rows if r.start < last]
         rows += session.execute(q.where(V.start == last).order_by(V.pk)).all()
         nxt = last + 1
-    lo, hi = rows[0].start, max(r.start for r in rows)
     # the base records of these alleles: one probe per position into the
     # allele index (load_id, chrom, start, ref), the other alleles there dropped
     keys = {tuple(r[:5]) for r in rows}
