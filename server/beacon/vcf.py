@@ -440,6 +440,41 @@ class _DiploidTemplate:
         return 2 * self.nsamples - gts.count(b".")
 
 
+class _SingleTemplate:
+    """The genotype of a single-sample file (add-genome) in the common layout,
+    two one-character alleles and a separator (``0/1``, ``1|1``, ``./1``),
+    counted with a few integer comparisons: the numpy template's per-record
+    overhead is most of the work for one sample. Anything else (haploid,
+    multi-digit alleles, bad input) returns None and goes the general way."""
+
+    def __init__(self, sample: int):
+        self.me = BitMap([sample])
+
+    def counts(self, gts: bytes, n_alt: int, carriers, ac, hom, het, homs) -> int | None:
+        if len(gts) != 3 or gts[1] not in (47, 124):  # '/' or '|'
+            return None
+        called = []
+        for x in (gts[0] - 48, gts[2] - 48):
+            if x == -2:  # '.'
+                continue
+            if not 0 <= x <= n_alt:
+                return None
+            called.append(x)
+        for a in called:
+            if a:
+                ac[a] += 1
+                carriers[a] = self.me
+        if len(called) == 2 and called[0] == called[1]:
+            if called[0]:
+                hom[called[0]] = 1
+                homs[called[0]] = self.me
+        else:
+            for a in set(called):
+                if a:
+                    het[a] = 1
+        return len(called)
+
+
 def bulk_insert(session, table, rows: list[dict]) -> None:
     """Insert many rows: COPY on PostgreSQL, executemany elsewhere."""
     conn = session.connection()
@@ -681,7 +716,13 @@ def _load_records(
     bar = tqdm(desc=desc, unit=" rec", disable=not progress, initial=checkpoint)
     chrom_cache: dict[str, str] = {}
     identity = idx == list(range(len(idx)))
-    template = _DiploidTemplate(nsamples, None if identity else idx) if nsamples else None
+    template = (
+        _SingleTemplate(idx[0])
+        if nsamples == 1
+        else _DiploidTemplate(nsamples, None if identity else idx)
+        if nsamples
+        else None
+    )
     postgres = db.engine.dialect.name == "postgresql"
 
     def flush(upto: int) -> None:
@@ -757,7 +798,10 @@ def _load_records(
                 an = None
                 if fmt.startswith("GT"):
                     # the common layout also proves the number of sample columns
-                    gts = section if fmt == "GT" else _STRIP_FORMAT_BYTES.sub(b"", section)
+                    if nsamples == 1:
+                        gts = section.partition(b":")[0]
+                    else:
+                        gts = section if fmt == "GT" else _STRIP_FORMAT_BYTES.sub(b"", section)
                     an = template.counts(gts, n_alt, *tallies)
                 if an is None:
                     # anything else the general (text) way, which words the errors
