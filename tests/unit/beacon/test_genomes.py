@@ -327,6 +327,24 @@ def test_withdraw_command_needs_yes(db, split, tmp_path):
     assert genome_count_of(db, "cli") == 0 and snapshot(db, "cli") == {}
 
 
+def test_fold_command(db, split, tmp_path, folding):
+    if folding != "pending":
+        pytest.skip("one run")
+    add_dataset(db, "cf")
+    names = split["samples"][:3]
+    add_singles(db, "cf", [split["singles"][n] for n in names])
+    before = snapshot(db, "cf")
+    assert pending(db, "cf") == 2  # the first went straight into the empty store
+    env = {"GENOMEPORT_DATABASE_URL": str(db.url), "GENOMEPORT_VAR_DIR": str(tmp_path / "var")}
+    runner = CliRunner()
+    done = runner.invoke(main, ["beacon", "fold", "--dataset", "cf", "--quiet"], env=env)
+    assert done.exit_code == 0, done.output
+    assert "folded 2 deltas" in done.output
+    assert pending(db, "cf") == 0 and snapshot(db, "cf") == before
+    again = runner.invoke(main, ["beacon", "fold", "--dataset", "cf", "--quiet"], env=env)
+    assert again.exit_code == 0 and "nothing to fold" in again.output
+
+
 def genome_count_of(db, dataset_id) -> int:
     with db.session() as s:
         return genome_count(s, dataset_id)
