@@ -1160,7 +1160,6 @@ def fold(
                 .where(BeaconLoad.id.in_(loads), BeaconLoad.kind == "withdrawal")
                 .execution_options(synchronize_session=False)
             )
-            _drop_empty_loads(s, dataset_id)
             store.pending = False
             store.checkpoint = (store.checkpoint or 0) + 1
     finally:
