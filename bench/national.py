@@ -15,28 +15,40 @@ alleles on PostgreSQL, and what one genome costs to add and to withdraw.
    the same server, side by side.
 3. ``add-genome`` of a realistic single-sample VCF (--genome-variants records
    on chr1, most of them alleles the store already has) against merely
-   parsing the same file with pysam; the same query figures measured while a
-   second genome is being added (``genomeport beacon add-genome`` in another
-   process); ``withdraw`` of the first genome; disk bytes per allele and per
-   genome.
+   parsing the same file with pysam, with a breakdown that explains the gap:
+   pysam reading the fields the add reads, the add's staging (parse and COPY)
+   and publication (the delta made visible), and a COPY of the same rows
+   alone; the fold of that one genome; the same query figures measured while
+   a second genome is being added (``genomeport beacon add-genome`` in
+   another process); ``withdraw`` of a folded genome (a negative delta) and
+   of a pending one (its delta deleted); the fold of --fold-genomes pending
+   genomes, in total and per genome; disk bytes per allele and per genome.
 
 Only ratios and differences measured side by side in this one run mean
 anything; the machine is shared (its load average is printed).
 
     python bench/national.py [--individuals 60000] [--alleles 20000000]
                              [--queries 200] [--genome-variants 300000]
-                             [--port 18130] [--keep]
+                             [--fold-genomes 8] [--port 18130]
+                             [--keep | --store URL]
+
+``--keep`` keeps the store and prints its URL; ``--store URL`` reuses such a
+store (same --individuals and --alleles: the sizes are checked, migrations
+applied, the build skipped). A run withdraws and folds away the genomes it
+added, so the store is left as it was found.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import random
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -208,14 +220,140 @@ def relation_bytes(db) -> dict[str, int]:
     return {"beacon_variants": int(parts), **{k: int(v) for k, v in other.items()}}
 
 
+def sample_store(db, n_ind: int, n_alleles: int, rng: random.Random):
+    """(query alleles, genome alleles) of a store built by an earlier run, after
+    checking that its sizes are the ones asked for."""
+    import sqlalchemy as sa
+
+    from server.beacon.store import store_row
+
+    with db.session() as s:
+        store_id = store_row(s, "national").id
+        individuals = s.execute(
+            sa.text("SELECT count(*) FROM beacon_samples WHERE dataset_id = 'national'")
+        ).scalar_one()
+        alleles = s.execute(
+            sa.text("SELECT count(*) FROM beacon_variants WHERE load_id = :s"), {"s": store_id}
+        ).scalar_one()
+        if (individuals, alleles) != (n_ind, n_alleles):
+            raise SystemExit(
+                f"the store has {individuals:,} individuals x {alleles:,} alleles, not "
+                f"{n_ind:,} x {n_alleles:,}: pass the sizes it was built with"
+            )
+        queries = [
+            tuple(r)
+            for r in s.execute(
+                sa.text(
+                    "SELECT start, alt FROM beacon_variants WHERE load_id = :s AND random() < :p"
+                ),
+                {"s": store_id, "p": min(1.0, 5000 / max(n_alleles, 1))},
+            )
+        ]
+        common = [
+            (start + 1, ref, alt)  # VCF POS
+            for start, ref, alt in s.execute(
+                sa.text(
+                    "SELECT start, ref, alt FROM beacon_variants WHERE load_id = :s "
+                    "AND hom + het > :k AND random() < 0.2"
+                ),
+                {"s": store_id, "k": 0.001 * n_ind},
+            )
+        ]
+    rng.shuffle(queries)
+    return queries, common
+
+
+@contextlib.contextmanager
+def reused(url: str):
+    """A kept store, as ``bb.scratch`` yields a new one (nothing dropped)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-national-"))
+    servers: list[subprocess.Popen] = []
+    try:
+        yield url, tmp, servers
+    finally:
+        for proc in servers:
+            bb.stop(proc, timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def leftovers(db, prefix: str = "NEW") -> list[str]:
+    """Genomes an interrupted earlier run added (its names start with NEW)."""
+    import sqlalchemy as sa
+
+    with db.session() as s:
+        return list(
+            s.execute(
+                sa.text(
+                    "SELECT name FROM beacon_genomes WHERE dataset_id = 'national' AND name LIKE :p"
+                ),
+                {"p": prefix + "%"},
+            ).scalars()
+        )
+
+
+def parse_rates(vcf: Path) -> tuple[int, float, float]:
+    """Records, and seconds for pysam to iterate them and to read the fields
+    the add reads (position, alleles, INFO, the genotype)."""
+    import pysam
+
+    t = time.perf_counter()
+    with pysam.VariantFile(str(vcf)) as vf:
+        n = sum(1 for _ in vf)
+    bare = time.perf_counter() - t
+    t = time.perf_counter()
+    with pysam.VariantFile(str(vcf)) as vf:
+        for rec in vf:
+            (rec.chrom, rec.pos, rec.id, rec.ref, rec.alts, dict(rec.info))
+            for smp in rec.samples.values():
+                smp["GT"]
+    return n, bare, time.perf_counter() - t
+
+
+def copy_alone(db, load_id: int) -> tuple[float, float]:
+    """Seconds to COPY the rows a load wrote into an empty table like
+    beacon_variants (no index), and into beacon_variants itself (its indexes
+    and partitions; under other pks, rolled back): the floor of any add that
+    writes them, and what the indexes add to it."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from server.beacon.store import PK_LOAD_SHIFT, VARIANT_COLUMNS, insert_rows
+
+    with db.session() as s:
+        rows = [
+            tuple(r)
+            for r in s.execute(
+                sa.text(
+                    f"SELECT {', '.join(chr(34) + c + chr(34) for c in VARIANT_COLUMNS)} "
+                    "FROM beacon_variants WHERE load_id = :l"
+                ),
+                {"l": load_id},
+            )
+        ]
+    spare = (1 << 22) << PK_LOAD_SHIFT  # pks no load has: a journal row id of 2**22
+    moved = [(r[0] | spare, *r[1:]) for r in rows]
+    seconds = []
+    for table, batch in ((sa.table("gp_copy"), rows), (sa.table("beacon_variants"), moved)):
+        with db.engine.connect() as conn:
+            conn.execute(sa.text("CREATE TEMP TABLE gp_copy (LIKE beacon_variants)"))
+            with Session(bind=conn) as s:
+                t = time.perf_counter()
+                insert_rows(s, table, VARIANT_COLUMNS, batch)
+                seconds.append(time.perf_counter() - t)
+            conn.rollback()
+    return seconds[0], seconds[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--individuals", type=int, default=60_000)
     parser.add_argument("--alleles", type=int, default=20_000_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--genome-variants", type=int, default=300_000)
+    parser.add_argument("--fold-genomes", type=int, default=8, help="pending genomes to fold")
     parser.add_argument("--port", type=int, default=18130)
     parser.add_argument("--keep", action="store_true", help="keep the store (prints its URL)")
+    parser.add_argument("--store", help="reuse a store kept by an earlier --keep run (its URL)")
     args = parser.parse_args()
 
     import logging
@@ -223,9 +361,8 @@ def main() -> None:
 
     warnings.simplefilter("ignore")
     logging.disable(logging.WARNING)
-    import pysam
 
-    from server.beacon.store import withdraw
+    from server.beacon.store import fold, withdraw
     from server.beacon.vcf import load_vcf
     from server.db import Database
 
@@ -234,44 +371,59 @@ def main() -> None:
     free = shutil.disk_usage(
         "/var/lib/postgresql" if Path("/var/lib/postgresql").exists() else "/"
     ).free
-    if alleles * BYTES_PER_ALLELE_GUESS > 0.8 * free:
+    if not args.store and alleles * BYTES_PER_ALLELE_GUESS > 0.8 * free:
         fit = int(0.8 * free / BYTES_PER_ALLELE_GUESS)
         print(
             f"this machine cannot hold {alleles:,} alleles ({free / 1e9:.0f} GB free): "
             f"building the largest store that fits, {fit:,} alleles"
         )
         alleles = fit
-    with bb.scratch("postgresql", "bench-national-", args.keep) as (url, tmp, servers):
+    place = (
+        reused(args.store) if args.store else bb.scratch("postgresql", "bench-national-", args.keep)
+    )
+    with place as (url, tmp, servers):
         db = Database(url)
         db.upgrade()
         rng = random.Random(42)
         t = time.perf_counter()
-        print(f"building {args.individuals:,} x {alleles:,} ... ({bb.load_average()})")
-        queries, common = build_store(db, args.individuals, alleles, rng)
-        build_s = time.perf_counter() - t
+        if args.store:
+            for name in leftovers(db):
+                withdraw(db, "national", name, caller="bench")
+            fold(db, "national")
+            print(f"reusing {args.individuals:,} x {alleles:,} ... ({bb.load_average()})")
+            queries, common = sample_store(db, args.individuals, alleles, rng)
+            built = "reused"
+        else:
+            print(f"building {args.individuals:,} x {alleles:,} ... ({bb.load_average()})")
+            queries, common = build_store(db, args.individuals, alleles, rng)
+            built = f"built in {time.perf_counter() - t:.0f} s"
         sizes = relation_bytes(db)
-        db.dispose()
         servers.append(bb.start_server(url, tmp, args.port))
         print(f"queries, idle ... ({bb.load_average()})")
         idle = measure(args.port, queries, args.queries, rng)
         idle_load = bb.load_average()
 
-        # add-genome against parsing
-        vcf = tmp / "genome1.vcf"
-        genome_vcf(vcf, "NEW000001", args.genome_variants, common, rng)
-        vcf = Path(str(vcf) + ".gz")
+        def genome(name: str) -> Path:
+            path = tmp / f"{name}.vcf"
+            genome_vcf(path, name, args.genome_variants, common, rng)
+            return Path(f"{path}.gz")
+
+        def add(path: Path):
+            return load_vcf(db, path, "national", progress=False, single=True, batch_size=50_000)
+
+        # add-genome against parsing, and where the time goes
+        first, second = "NEW000001", "NEW000002"
+        vcf = genome(first)
+        n_parsed, parse_s, fields_s = parse_rates(vcf)
         t = time.perf_counter()
-        with pysam.VariantFile(str(vcf)) as vf:
-            n_parsed = sum(1 for _ in vf)
-        parse_s = time.perf_counter() - t
-        t = time.perf_counter()
-        result = load_vcf(db, vcf, "national", progress=False, single=True, batch_size=50_000)
+        result = add(vcf)
         add_s = time.perf_counter() - t
+        copy_s, copy_indexed_s = copy_alone(db, result.load_id)
         genome_bytes = relation_bytes(db)["beacon_genomes"]
+        fold_one = fold(db, "national")
 
         # queries while a second genome is added by the CLI in another process
-        vcf2 = tmp / "genome2.vcf"
-        genome_vcf(vcf2, "NEW000002", args.genome_variants, common, rng)
+        vcf2 = genome(second)
         env = clean_env()
         env.update({"GENOMEPORT_DATABASE_URL": url, "GENOMEPORT_VAR_DIR": str(tmp)})
         adder = subprocess.Popen(
@@ -281,7 +433,7 @@ def main() -> None:
                 "server.cli",
                 "beacon",
                 "add-genome",
-                f"{vcf2}.gz",
+                str(vcf2),
                 "--dataset",
                 "national",
                 "--quiet",
@@ -299,13 +451,29 @@ def main() -> None:
         if adder.returncode:
             raise SystemExit(f"add-genome failed: {adder.stdout.read().decode()}")
 
+        # withdraw a folded genome (negative delta) and a pending one (delta deleted)
         t = time.perf_counter()
-        w = withdraw(db, "national", "NEW000001", caller="bench")
-        withdraw_s = time.perf_counter() - t
+        w_folded = withdraw(db, "national", first, caller="bench")
+        folded_s = time.perf_counter() - t
+        t = time.perf_counter()
+        w_pending = withdraw(db, "national", second, caller="bench")
+        pending_s = time.perf_counter() - t
+
+        # the fold of N pending genomes (and of the negative delta above)
+        names = [f"NEW1{k:05d}" for k in range(args.fold_genomes)]
+        for name in names:
+            add(genome(name))
+        fold_n = fold(db, "national")
+        # leave the store as found: the added genomes withdrawn and folded away
+        t = time.perf_counter()
+        for name in names:
+            withdraw(db, "national", name, caller="bench")
+        withdraw_n_s = time.perf_counter() - t
+        fold_back = fold(db, "national")
     print()
     print(
         f"store: {args.individuals:,} individuals x {alleles:,} alleles on chr{CHROM} "
-        f"(built in {build_s:.0f} s); {args.queries} requests per shape; 2 gunicorn workers"
+        f"({built}); {args.queries} requests per shape; 2 gunicorn workers"
     )
     print(
         f"{'shape':<30} {'idle p50':>9} {'p99':>9} {'adding p50':>11} {'p99':>9} {'n':>5}  target"
@@ -332,21 +500,38 @@ def main() -> None:
             f"{bb.pct(during, 0.99):>9.2f} {len(during):>5}  {note}"
         )
     parse_rate, add_rate = n_parsed / parse_s, result.records / add_s
+    stage, publish = result.timings.get("stage", 0.0), result.timings.get("publish", 0.0)
     print(
-        f"add-genome: {result.records:,} records in {add_s:.1f} s = {add_rate:,.0f}/s; "
+        f"add-genome: {result.records:,} records in {add_s:.2f} s = {add_rate:,.0f}/s; "
         f"parse {parse_rate:,.0f}/s; add/parse {add_rate / parse_rate:.2f} "
         f"(target >= 0.5: {'met' if add_rate >= 0.5 * parse_rate else 'NOT met'})"
     )
     print(
-        f"withdraw: {w.records:,} records in {withdraw_s:.1f} s "
-        f"(target < 60 s: {'met' if withdraw_s < 60 else 'NOT met'})"
+        f"  breakdown (s): pysam parse {parse_s:.2f}; pysam reading the fields the add reads "
+        f"{fields_s:.2f}; add = staging {stage:.2f} (parse, rows, COPY) + publication "
+        f"{publish:.2f} (calls, digest, the flip) + other {add_s - stage - publish:.2f}; "
+        f"COPY of the same {result.items:,} rows alone {copy_s:.2f} (no index), "
+        f"{copy_indexed_s:.2f} (into beacon_variants, its indexes)"
+    )
+    print(
+        f"fold: 1 genome in {fold_one.seconds:.2f} s ({fold_one.rows:,} rows, "
+        f"{fold_one.records:,} records); {fold_n.deltas} deltas ({args.fold_genomes} genomes "
+        f"and 1 withdrawal) in {fold_n.seconds:.2f} s = "
+        f"{fold_n.seconds / max(fold_n.deltas, 1):.2f} s per delta ({fold_n.rows:,} rows, "
+        f"{fold_n.records:,} records)"
+    )
+    print(
+        f"withdraw: folded genome {w_folded.records:,} rows in {folded_s:.2f} s, pending "
+        f"genome {w_pending.records:,} rows in {pending_s:.2f} s (target < 60 s: "
+        f"{'met' if max(folded_s, pending_s) < 60 else 'NOT met'}); "
+        f"{len(names)} more in {withdraw_n_s:.2f} s, folded away in {fold_back.seconds:.2f} s"
     )
     total = sizes["beacon_variants"]
     print(
         f"disk: beacon_variants {total / 1e9:.2f} GB = {total / alleles:.0f} bytes/allele, "
         f"{total / args.individuals / 1e6:.2f} MB/genome; metadata "
         f"{(sizes['beacon_records'] + sizes['beacon_record_terms']) / 1e6:.0f} MB; "
-        f"genome record list of one {args.genome_variants:,}-variant genome "
+        f"calls of one {args.genome_variants:,}-variant genome "
         f"{genome_bytes / 1e6:.2f} MB (beacon_genomes)"
     )
     print(f"load: idle queries {idle_load}; during the add {busy_load}; end {bb.load_average()}")

@@ -62,6 +62,9 @@ class Settings:
     beacon_default_granularity: str = "boolean"  # when a request names none (boolean/count/record)
     beacon_count_threshold: int = 5  # below record: carriers an allele needs; counts under: 0
     beacon_count_rounding: int = 10  # below-record tiers: other counts rounded to this
+    # fold a dataset's deltas (genomes added or withdrawn) into its records once
+    # more than this many are pending (after the add that passes it has committed)
+    beacon_fold_after: int = 32
     beacon_rate_per_minute: int = 120  # per caller and dataset per UTC minute (0: unlimited)
     beacon_rate_per_day: int = 5000  # per caller and dataset per UTC day (0: unlimited)
     beacon_budgets: dict = field(default_factory=dict)  # per tier: {"boolean": {"day": 1000}}

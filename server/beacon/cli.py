@@ -42,9 +42,11 @@ def beacon() -> None:
     Typical order: `genomeport dataset add ID --access ...`, then
     `genomeport beacon load-ontology` (HPO), `load-genes`, `load-vcf` (or
     `add-genome`, one genome at a time), `load-metadata`; `withdraw` removes
-    one genome. Every load is idempotent (the same file twice changes
-    nothing), resumable (run the same command again after an interruption)
-    and all-or-nothing (bad input is rejected with file, line and reason).
+    one genome; `fold` merges pending additions and withdrawals into the
+    records (also done automatically, see GENOMEPORT_BEACON_FOLD_AFTER).
+    Every load is idempotent (the same file twice changes nothing),
+    resumable (run the same command again after an interruption) and
+    all-or-nothing (bad input is rejected with file, line and reason).
     """
 
 
@@ -56,21 +58,24 @@ def beacon() -> None:
 @_replace("samples")
 @_quiet
 def load_vcf_cmd(file, dataset_id, assembly, batch_size, replace, quiet) -> None:
-    """Load a multi-sample VCF/BCF, merged into the dataset's records: one
-    variant per ALT allele with AC, AN, hom/het counts, frequency and carrier
-    bitmaps, whichever files its genomes came in; gene, HGVS and effects from
-    SnpEff ANN or VEP CSQ annotations. Loading a changed file from the same
-    path replaces its genomes."""
+    """Load a multi-sample VCF/BCF into the dataset's records: one variant
+    per ALT allele with AC, AN, hom/het counts, frequency and carrier bitmaps,
+    whichever files its genomes came in; gene, HGVS and effects from SnpEff
+    ANN or VEP CSQ annotations. The file is visible as a delta as soon as it
+    has loaded, and folded into the records with the next `fold`. Loading a
+    changed file from the same path replaces its genomes."""
     from server.beacon.vcf import load_vcf
 
+    obj = _obj()
     result = load_vcf(
-        _obj().db,
+        obj.db,
         file,
         dataset_id,
         assembly=assembly,
         batch_size=batch_size,
         progress=not quiet,
         replace=replace,
+        fold_after=obj.settings.beacon_fold_after,
     )
     click.echo(result.describe())
 
@@ -114,23 +119,27 @@ def load_frequencies_cmd(file, dataset_id, mapping, assembly, quiet) -> None:
 @_quiet
 def add_genome_cmd(files, dataset_id, assembly, replace, batch_size, quiet) -> None:
     """Add single-sample VCF/BCF (or gVCF) files, one genome each, to a
-    dataset's merged records: counts, carriers and frequencies come out the
-    same whatever the order or grouping in which genomes arrive.
+    dataset's records: counts, carriers and frequencies come out the same
+    whatever the order or grouping in which genomes arrive.
 
     Each file is all-or-nothing and resumable (run the same command again
-    after an interruption); a genome already there with the same calls
-    changes nothing; one with other calls is refused unless --replace. A
-    genome from a plain VCF is counted as called (two alleles) wherever its
-    file has no record: the dataset declares its genomes covered. A gVCF
-    (<NON_REF> or <*> reference blocks) gives exact allele numbers: where
-    no record or block covers a site (each ##contig by its declared length),
-    or a block's genotype is missing or haploid, the genome is left out of
-    that site's AN (see the README, "How AN is counted")."""
+    after an interruption): its rows are staged, then become visible at once
+    as a delta that queries add to the records; once more than
+    GENOMEPORT_BEACON_FOLD_AFTER deltas are pending (default 32) the add
+    folds them into the records (see `fold`). A genome already there with the
+    same calls changes nothing; one with other calls is refused unless
+    --replace. A genome from a plain VCF is counted as called (two alleles)
+    wherever its file has no record: the dataset declares its genomes
+    covered. A gVCF (<NON_REF> or <*> reference blocks) gives exact allele
+    numbers: where no record or block covers a site (each ##contig by its
+    declared length), or a block's genotype is missing or haploid, the genome
+    is left out of that site's AN (see the README, "How AN is counted")."""
     from tqdm import tqdm
 
     from server.beacon.vcf import load_vcf
 
-    db = _obj().db
+    obj = _obj()
+    db = obj.db
     many = len(files) > 1
     for file in tqdm(files, desc="add-genome", unit=" genome", disable=quiet or not many):
         result = load_vcf(
@@ -142,6 +151,7 @@ def add_genome_cmd(files, dataset_id, assembly, replace, batch_size, quiet) -> N
             progress=not quiet and not many,
             replace=replace,
             single=True,
+            fold_after=obj.settings.beacon_fold_after,
         )
         click.echo(result.describe())
 
@@ -155,7 +165,9 @@ def withdraw_cmd(sample, dataset_id, yes) -> None:
     carrier set and frequency of the dataset, delete its stored genotypes,
     its sample index entry and its individual, biosample, run and analysis
     records. Audited. Afterwards the dataset answers exactly as if the genome
-    had never been added."""
+    had never been added: a genome still in a delta of its own is deleted
+    with it, a folded one is subtracted by a negative delta that the next
+    `fold` erases from the records."""
     import getpass
 
     from server.beacon.store import withdraw
@@ -164,6 +176,20 @@ def withdraw_cmd(sample, dataset_id, yes) -> None:
         raise click.UsageError("withdrawal cannot be undone; pass --yes to confirm")
     result = withdraw(_obj().db, dataset_id, sample, caller=f"operator:{getpass.getuser()}")
     click.echo(result.describe())
+
+
+@beacon.command("fold")
+@click.option("--dataset", "dataset_id", required=True, help="Dataset whose deltas to fold.")
+@_quiet
+def fold_cmd(dataset_id, quiet) -> None:
+    """Fold a dataset's pending deltas (genomes added with add-genome or
+    load-vcf, withdrawals) into its records, in one pass: each record is
+    rewritten once however many genomes are folded. Queries answer the same
+    before, during and after (each chunk of alleles is folded in one
+    transaction); an interrupted fold resumes when run again."""
+    from server.beacon.store import fold
+
+    click.echo(fold(_obj().db, dataset_id, progress=not quiet).describe())
 
 
 @beacon.command("load-metadata")

@@ -23,6 +23,7 @@ from server.beacon import coverage
 from server.beacon.metadata import duration_days
 from server.beacon.refs import canonical_chrom, normalize_assembly, refseq_accession
 from server.beacon.request import ENTRY_TYPES, BeaconRequest
+from server.beacon.store import ALLELE_COLUMNS, DELTA_KINDS, combine_all
 from server.beacon.tables import (
     BeaconAnnotation,
     BeaconGene,
@@ -154,10 +155,13 @@ class Context:
     coverage: dict = field(default_factory=dict)
 
     def vcf_loads(self, dataset_ids) -> dict[str, list[int]]:
+        """Per dataset, the journal rows whose variant rows queries read: the
+        store row first, then its pending deltas (``server.beacon.store``)."""
         out: dict[str, list[int]] = {d: [] for d in dataset_ids}
-        for r in self.loads:
-            if r.kind == "vcf" and r.dataset_id in out:
-                out[r.dataset_id].append(r.id)
+        for kind in ("vcf", *DELTA_KINDS):
+            for r in self.loads:
+                if r.kind == kind and r.dataset_id in out:
+                    out[r.dataset_id].append(r.id)
         return out
 
     def warn(self, text: str) -> None:
@@ -166,11 +170,13 @@ class Context:
 
 
 LoadRow = namedtuple("LoadRow", "id dataset_id kind assembly max_span checkpoint")
-# the files merged into a store (vcf-file, genome) are not read: one row per genome;
-# frequency-only datasets (server.beacon.af) are one "frequencies" row each
+# the files folded into a store (vcf-file, genome) are not read, only those still
+# pending as deltas (and pending withdrawals); frequency-only datasets
+# (server.beacon.af) are one "frequencies" row each
 _DONE_LOADS = (
     "SELECT id, dataset_id, kind, assembly, max_span, checkpoint FROM beacon_loads "
-    "WHERE status = 'done' AND kind IN ('vcf', 'metadata', 'genes', 'ontology', 'frequencies')"
+    "WHERE status = 'done' AND (kind IN ('vcf', 'metadata', 'genes', 'ontology', "
+    "'frequencies') OR (pending AND kind IN ('vcf-file', 'genome', 'withdrawal')))"
 )
 
 
@@ -792,16 +798,51 @@ def source_anchor(
 
 def find_variants(ctx: Context, loads: list[int], vid: str) -> list:
     chrom, start, ref = parse_variant_id(vid)
-    rows = (
-        ctx.session.execute(
-            sa.select(V).where(
-                V.load_id.in_(loads), V.chrom == chrom, V.start == start, V.ref == ref
-            )
-        )
-        .scalars()
-        .all()
-    )
+    rows = alleles(ctx, loads, [V.chrom == chrom, V.start == start, V.ref == ref])
     return [r for r in rows if variant_id(r.chrom, r.assembly, r.start, r.ref, r.alt, r.end) == vid]
+
+
+# ------------------------------------------------------------------ deltas
+# With pending deltas (``server.beacon.store``) an allele has several rows (its
+# base record, one per delta): every read aggregates them per allele. Without
+# (one load: the store row) the statements are the plain ones.
+_KEY = (V.chrom, V.start, V.end, V.ref, V.alt)
+
+
+def _with_deltas(loads: list[int]) -> bool:
+    return len(loads) > 1
+
+
+def _allele_rows(loads: list[int], conds: list):
+    """Every row, across ``loads``, of each allele one of whose rows matches
+    ``conds`` (a row matching alone decides nothing: the counts are the
+    allele's): one statement, a join to the matching allele keys."""
+    keys = sa.select(*_KEY).where(V.load_id.in_(loads), *conds).distinct().subquery()
+    on = sa.and_(*(col == keys.c[col.key] for col in _KEY))
+    return sa.select(V).join(keys, on).where(V.load_id.in_(loads))
+
+
+def _visible_allele():
+    """An allele is a record of the dataset while someone carries it (or a
+    sites-only file declared it): what a fold keeps."""
+    return sa.or_(sa.func.sum(V.hom + V.het) > 0, sa.func.sum(V.ac) > 0, sa.func.sum(V.an_gap) < 0)
+
+
+def alleles(ctx: Context, loads: list[int], conds: list) -> list:
+    """The matching alleles, in (chrom, start, pk) order: store rows as they are
+    without deltas, else each allele's rows combined as if folded."""
+    if not loads:
+        return []
+    order = (V.chrom, V.start, V.pk)
+    if not _with_deltas(loads):
+        q = sa.select(V).where(V.load_id.in_(loads), *conds).order_by(*order)
+        return list(ctx.session.execute(q).scalars())
+    q = _allele_rows(loads, conds).with_only_columns(*ALLELE_COLUMNS).order_by(*_KEY, V.pk)
+    rows = ctx.session.execute(q).all()
+    if not rows:
+        return []
+    n = len(sample_map(ctx, rows[0].dataset_id).by_name)
+    return sorted(combine_all(rows, n), key=lambda a: (a.chrom, a.start, a.pk))
 
 
 # ------------------------------------------------------------------ evaluation
@@ -920,6 +961,8 @@ def _passes(a: Anchor, target: str, rid: str, ind: str, bios: str) -> bool:
 
 def _carriers(ctx, loads, genomic) -> list[bytes]:
     """The carrier bitmaps (serialized) of the matching variants."""
+    if _with_deltas(loads):
+        return [a.carriers for a in alleles(ctx, loads, list(genomic or []))]
     if isinstance(genomic, Genomic) and genomic.plain:
         if not loads:
             return []
@@ -941,6 +984,16 @@ def _carriers(ctx, loads, genomic) -> list[bytes]:
 def _variant_count(ctx, loads, genomic, min_carriers: int = 0) -> int:
     """Matching alleles; with ``min_carriers``, only those with at least that many
     carrier samples (``hom + het`` is the carrier bitmap's cardinality)."""
+    if _with_deltas(loads):
+        having = sa.func.sum(V.hom + V.het) >= min_carriers if min_carriers else _visible_allele()
+        grouped = (
+            _allele_rows(loads, list(genomic or []))
+            .with_only_columns(sa.literal(1))
+            .group_by(*_KEY)
+            .having(having)
+            .subquery()
+        )
+        return ctx.session.execute(sa.select(sa.func.count()).select_from(grouped)).scalar_one()
     if isinstance(genomic, Genomic) and genomic.plain:
         if not loads:
             return 0
@@ -971,7 +1024,12 @@ def _evaluate_variants(
         # samples when every individual has one sample)
         count = _variant_count(ctx, loads, genomic, min_people)
         page = []
-        if want_page and count > offset:
+        if want_page and count > offset and _with_deltas(loads):
+            found = alleles(ctx, loads, list(genomic or []))
+            if min_people:
+                found = [a for a in found if a.hom + a.het >= min_people]
+            page = found[offset : offset + limit]
+        elif want_page and count > offset:
             conds = [V.load_id.in_(loads), *(genomic or [])]
             page = (
                 ctx.session.execute(
@@ -996,7 +1054,16 @@ def _evaluate_variants(
         .where(*conds)
         .order_by(*order)
     )
-    for pk, carriers, chrom, asm, start, ref, alt, end in ctx.session.execute(q):
+    by_pk = None
+    if _with_deltas(loads):  # each allele's rows combined
+        by_pk = {a.pk: a for a in alleles(ctx, loads, conds[1:])}
+        found = [
+            (a.pk, a.carriers, a.chrom, a.assembly, a.start, a.ref, a.alt, a.end)
+            for a in by_pk.values()
+        ]
+    else:
+        found = ctx.session.execute(q)
+    for pk, carriers, chrom, asm, start, ref, alt, end in found:
         if (
             req.entry_id is not None
             and variant_id(chrom, asm, start, ref, alt, end) != req.entry_id
@@ -1008,6 +1075,9 @@ def _evaluate_variants(
     page = []
     if want_page and matched[offset : offset + limit]:
         pks = matched[offset : offset + limit]
-        rows = {r.pk: r for r in ctx.session.execute(sa.select(V).where(V.pk.in_(pks))).scalars()}
-        page = [rows[pk] for pk in pks]
+        if by_pk is None:
+            by_pk = {
+                r.pk: r for r in ctx.session.execute(sa.select(V).where(V.pk.in_(pks))).scalars()
+            }
+        page = [by_pk[pk] for pk in pks]
     return Matches(len(matched), page)

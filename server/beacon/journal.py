@@ -45,6 +45,8 @@ class LoadResult:
     records: int = 0
     items: int = 0  # variants, records, genes or terms written
     replaced: list[str] = field(default_factory=list)  # genomes replaced
+    # seconds spent per phase (variant loads: stage, publish, fold)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> str:
         if self.status == "unchanged":

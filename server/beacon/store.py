@@ -1,10 +1,18 @@
-"""The merged variant store: one record per allele per dataset, whatever the
-files its genomes came in, and exact withdrawal of one genome.
+"""The variant store: one record per allele per dataset, whatever the files
+its genomes came in; genomes added and withdrawn as deltas, folded in batches.
 
 A file (a multi-sample ``load-vcf`` or single-sample ``add-genome``) is first
 staged under its own journal row by ``server.beacon.vcf`` (batches, resumable,
-invisible to queries); :func:`merge` then folds the staged rows into the
-dataset's store in one transaction, so a file is all there or not at all.
+invisible to queries). :func:`publish` then makes the staged rows a visible
+**delta** in one transaction (the journal row turns ``done`` and ``pending``,
+the genomes join ``beacon_samples``): no record of the store is read or
+rewritten, so adding a genome costs its own rows only. Queries aggregate a
+dataset's base records (rows of its store row, kind ``vcf``) with its pending
+deltas per allele (``server.beacon.engine``): counts are summed, carrier
+bitmaps combined, and the allele number follows from the summed gaps, exactly
+as if merged. :func:`fold` later merges all pending deltas of a dataset into the
+base records in one pass, a chunk of alleles per transaction, each record
+rewritten once however many genomes are folded.
 
 Counting, per record:
 
@@ -28,11 +36,21 @@ Counting, per record:
   also leaves out the alleles those gaps lack at the record's start:
   ``AN = 2 * genomes - an_gap - short``, exact for gVCF genomes.
 
-Each genome keeps, in ``beacon_genomes``, the sorted pks of the records it
-contributes to (as a carrier or by a gap) and a digest of its calls: the same
-genome reported again changes nothing, a changed one is refused unless
-replaced, and :func:`withdraw` subtracts exactly what it added, deleting
-records nobody else carries: the store then equals one that never had it.
+**Withdrawal** (:func:`withdraw`). A genome still in a delta of its own is
+removed by deleting that delta's rows. A folded genome is removed by a
+*negative delta*: one row per allele it has a call at, built from its stored
+calls (``beacon_genomes.calls``, not from the records' bitmaps), whose counts
+are the genome's own negated and whose bitmaps hold its one index. Bitmaps of
+the rows of an allele are combined by symmetric difference: the rows of
+distinct genomes are disjoint, so that is their union, and a negative row
+cancels the genome's bits in the base record (and nothing else, even if a
+later genome reuses its index). Queries stop counting the genome at once; the
+fold erases its bits from the records. The genome's calls, sample entry and
+metadata are deleted at once. A genome in a multi-sample delta, or any genome
+while a fold is unfinished, is folded first (:class:`NeedsFold`).
+
+Each genome keeps a digest of its calls: the same genome reported again
+changes nothing, a changed one is refused unless replaced.
 
 Hand-written because no library merges Roaring-bitmap allele records.
 """
@@ -41,9 +59,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import struct
+import time
 import zlib
+from collections import namedtuple
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import numpy as np
 import sqlalchemy as sa
@@ -69,6 +91,11 @@ logger = logging.getLogger(__name__)
 V = BeaconVariant
 STORE_PATH = "(merged store)"
 CHUNK = 20000
+# a row's pk: (journal row id << 40) | (record ordinal << 8) | ALT allele number
+PK_RECORD_SHIFT = 8
+PK_LOAD_SHIFT = 40
+# journal kinds whose done rows may be pending deltas of a dataset
+DELTA_KINDS = ("vcf-file", "genome", "withdrawal")
 
 
 # ------------------------------------------------------------------ encodings
@@ -126,42 +153,55 @@ def genome_count(session, dataset_id: str) -> int:
 # ------------------------------------------------------------------ the store row
 def store_row(session, dataset_id: str, assembly: str = "") -> BeaconLoad:
     """The dataset's store row in the journal (kind ``vcf``), created on first
-    use and locked (PostgreSQL) so that merges and withdrawals of one dataset
-    run one after the other."""
+    use and locked (PostgreSQL) so that publications, folds and withdrawals of
+    one dataset run one after the other. Two first loads racing to create it
+    both get the one row: ``INSERT .. ON CONFLICT DO NOTHING``, then the lock."""
+    sha = hashlib.sha256(f"store:{dataset_id}".encode()).hexdigest()
     q = sa.select(BeaconLoad).where(
         BeaconLoad.kind == "vcf",
         BeaconLoad.dataset_id == dataset_id,
-        BeaconLoad.path == STORE_PATH,
+        BeaconLoad.sha256 == sha,
     )
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         q = q.with_for_update()
     row = session.execute(q).scalar_one_or_none()
-    if row is None:
-        row = BeaconLoad(
+    if row is not None:
+        return row
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    now = utcnow()
+    session.execute(
+        insert(BeaconLoad)
+        .values(
             kind="vcf",
             dataset_id=dataset_id,
             path=STORE_PATH,
-            sha256=hashlib.sha256(f"store:{dataset_id}".encode()).hexdigest(),
+            sha256=sha,
             status="done",
             checkpoint=0,
             records=0,
             assembly=assembly,
             max_span=0,
-            started=utcnow(),
-            finished=utcnow(),
+            pending=False,
+            started=now,
+            finished=now,
         )
-        session.add(row)
-        session.flush()
-    return row
+        .on_conflict_do_nothing()
+    )
+    return session.execute(q.execution_options(populate_existing=True)).scalar_one()
 
 
 # ------------------------------------------------------------------ bulk writes
 _UPDATE_COLUMNS = ("ac", "an", "hom", "het", "af", "an_gap", "carriers", "hom_carriers", "gaps")
 
 
-def _update_rows(session, rows: list[tuple]) -> None:
-    """Rows as ``(pk, *_UPDATE_COLUMNS)``: UPDATE FROM a COPY-filled temporary
-    table on PostgreSQL, executemany elsewhere."""
+def _update_rows(session, rows: list[tuple], load_id: int) -> None:
+    """Rows as ``(pk, *_UPDATE_COLUMNS)``, all given ``load_id`` (the store row:
+    a folded delta row becomes a base record in the same write): UPDATE FROM a
+    COPY-filled temporary table on PostgreSQL, executemany elsewhere."""
     if not rows:
         return
     conn = session.connection()
@@ -181,16 +221,48 @@ def _update_rows(session, rows: list[tuple]) -> None:
             # the partitions, not a scan of the store
             cur.execute("ANALYZE gp_merge")
             sets = ", ".join(f"{c} = m.{c}" for c in _UPDATE_COLUMNS)
-            cur.execute(f"UPDATE beacon_variants v SET {sets} FROM gp_merge m WHERE v.pk = m.pk")
+            cur.execute(
+                f"UPDATE beacon_variants v SET load_id = %s, {sets} FROM gp_merge m "
+                "WHERE v.pk = m.pk",
+                (load_id,),
+            )
         return
     sets = ", ".join(f'"{c}" = ?' for c in _UPDATE_COLUMNS)
     cur = dbapi.cursor()
     try:
         cur.executemany(
-            f"UPDATE beacon_variants SET {sets} WHERE pk = ?", [(*r[1:], r[0]) for r in rows]
+            f"UPDATE beacon_variants SET load_id = ?, {sets} WHERE pk = ?",
+            [(load_id, *r[1:], r[0]) for r in rows],
         )
     finally:
         cur.close()
+
+
+def insert_rows(session, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert many rows given as tuples in ``columns`` order, through the DBAPI
+    connection of ``session``'s transaction: COPY on PostgreSQL, executemany
+    elsewhere. Skipping SQLAlchemy's per-row parameter processing matters for
+    the Beacon tables, whose columns need no type conversion."""
+    if not rows:
+        return
+    conn = session.connection()
+    names = ", ".join(f'"{c}"' for c in columns)
+    dbapi = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with (
+            dbapi.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+        ):
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
+        return
+    marks = ", ".join("?" * len(columns))
+    cursor = dbapi.cursor()
+    try:
+        cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+    finally:
+        cursor.close()
 
 
 def _delete_rows(session, pks: list[int]) -> None:
@@ -266,14 +338,17 @@ class Rec:
             bm.discard(sample)
 
     def add(self, other: Rec) -> None:
+        """Combine with another row of the same allele: counts summed, bitmaps by
+        symmetric difference (the union of distinct genomes' rows; a negative
+        delta's row cancels its genome's bits)."""
         self.ac += other.ac
         self.hom += other.hom
         self.het += other.het
         self.an_gap += other.an_gap
-        self.carriers |= other.carriers
-        self.homs |= other.homs
-        self.one |= other.one
-        self.two |= other.two
+        self.carriers ^= other.carriers
+        self.homs ^= other.homs
+        self.one ^= other.one
+        self.two ^= other.two
 
     @property
     def empty(self) -> bool:
@@ -299,79 +374,115 @@ _REC_COLUMNS = (V.pk, V.ac, V.hom, V.het, V.an_gap, V.carriers, V.hom_carriers, 
 _KEY_COLUMNS = (V.chrom, V.start, V.end, V.ref, V.alt)
 
 
+def _classes(rec: Rec):
+    """The genomes of a record by call: ``(bitmap, copies, gap, homozygous)``."""
+    c, h = rec.carriers, rec.homs
+    g = rec.one | rec.two
+    return (
+        ((c & h) - g, 2, 0, True),
+        (c & h & rec.one, 1, 1, True),
+        (c & h & rec.two, 1, 2, True),
+        (c - h - g, 1, 0, False),
+        ((c - h) & rec.one, 1, 1, False),
+        ((c - h) & rec.two, 1, 2, False),
+        (rec.one - c, 0, 1, False),
+        (rec.two - c, 0, 2, False),
+    )
+
+
+def _call_line(key: tuple, copies: int, gap: int, hom: bool) -> str:
+    return "\t".join(map(str, (*key, copies, gap, int(hom))))
+
+
 class _Calls:
-    """Per-genome digests and record lists of a file's genomes, accumulated
-    with numpy over the samples of each record (not sample by sample).
+    """The calls of a file's genomes, one text line per allele a genome carries
+    or lacks a call at (``_call_line``), collected from the records' bitmaps
+    (a multi-sample file); with ``legacy``, also the digests genomes were given
+    before revision 0007 (two 64-bit sums of a hash per call, and the count)."""
 
-    A genome's digest is order-independent: two 64-bit sums, over its calls,
-    of a hash of (allele, copies, gap, homozygous), and the number of calls. A
-    record's genomes fall in at most seven such classes, each hashed once."""
+    def __init__(self, samples, legacy: bool = False):
+        self.wanted = BitMap(samples)
+        self.lines: dict[int, list[str]] = {i: [] for i in samples}
+        self.legacy = {i: [0, 0, 0] for i in samples} if legacy else None
 
-    def __init__(self, samples, with_records: bool = True):
-        size = max(samples, default=-1) + 1
-        self.wanted = np.zeros(size, dtype=bool)
-        self.wanted[list(samples)] = True
-        self.sums = np.zeros((2, size), dtype=np.uint64)
-        self.count = np.zeros(size, dtype=np.int64)
-        self.with_records = with_records
-        self.who: list[np.ndarray] = []
-        self.pks: list[np.ndarray] = []
+    def add(self, key: tuple, rec: Rec) -> None:
+        for bm, copies, gap, hom in _classes(rec):
+            who = bm & self.wanted
+            if not who:
+                continue
+            line = _call_line(key, copies, gap, hom)
+            for i in who:
+                self.lines[i].append(line)
+            if self.legacy is not None:
+                text = "\t".join(map(str, (*key, copies, gap, hom))).encode()
+                digest = hashlib.blake2b(text, digest_size=16).digest()
+                a, b = int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big")
+                for i in who:
+                    sums = self.legacy[i]
+                    sums[0], sums[1] = (sums[0] + a) % 2**64, (sums[1] + b) % 2**64
+                    sums[2] += 1
 
-    def add(self, key: tuple, rec: Rec, pk: int | None) -> None:
-        c, h = rec.carriers, rec.homs
-        g = rec.one | rec.two
-        classes = (
-            ((c & h) - g, 2, 0, True),
-            (c & h & rec.one, 1, 1, True),
-            (c & h & rec.two, 1, 2, True),
-            (c - h - g, 1, 0, False),
-            ((c - h) & rec.one, 1, 1, False),
-            ((c - h) & rec.two, 1, 2, False),
-            (rec.one - c, 0, 1, False),
-            (rec.two - c, 0, 2, False),
+    def legacy_digest(self, sample: int) -> str:
+        a, b, n = self.legacy[sample]
+        return f"{a:016x}{b:016x}{n:x}"
+
+
+def pack_calls(lines: list[str]) -> tuple[bytes, str]:
+    """A genome's calls as stored (sorted lines, compressed) and their digest,
+    which does not depend on the order or grouping of the files they came in."""
+    text = "\n".join(sorted(lines)).encode()
+    return zlib.compress(text, 1), "2:" + hashlib.blake2b(text, digest_size=16).hexdigest()
+
+
+Call = namedtuple("Call", "chrom start end ref alt copies gap hom")
+
+
+def unpack_calls(blob: bytes | None) -> list[Call]:
+    if not blob:
+        return []
+    out = []
+    for line in zlib.decompress(blob).decode().split("\n"):
+        c, st, e, r, a, copies, gap, hom = line.split("\t")
+        out.append(Call(c, int(st), int(e), r, a, int(copies), int(gap), hom == "1"))
+    return out
+
+
+def _file_calls(session, load_id: int, samples, legacy: bool = False) -> _Calls:
+    """The calls of the file's genomes (indexes ``samples``). A single-sample
+    file's are read from its rows' counts alone (no bitmap is decoded)."""
+    calls = _Calls(samples, legacy=legacy)
+    if len(samples) == 1 and not legacy:
+        (lines,) = calls.lines.values()
+        rows = session.execute(
+            sa.select(*_KEY_COLUMNS, V.ac, V.hom, V.het, V.an_gap).where(V.load_id == load_id)
         )
-        everyone = []
-        for bm, copies, gap, hom in classes:
-            if not bm:
-                continue
-            who = np.frombuffer(bm.to_array(), dtype=np.uint32)
-            who = who[who < len(self.wanted)]
-            who = who[self.wanted[who]]
-            if not len(who):
-                continue
-            line = "\t".join(map(str, (*key, copies, gap, hom))).encode()
-            digest = hashlib.blake2b(line, digest_size=16).digest()
-            for k in (0, 1):
-                self.sums[k, who] += np.uint64(int.from_bytes(digest[8 * k : 8 * k + 8], "big"))
-            self.count[who] += 1
-            everyone.append(who)
-        if self.with_records and pk is not None and everyone:
-            who = np.concatenate(everyone)
-            self.who.append(who)
-            self.pks.append(np.full(len(who), pk, dtype=np.int64))
-
-    def digest(self, sample: int) -> str:
-        return f"{self.sums[0, sample]:016x}{self.sums[1, sample]:016x}{self.count[sample]:x}"
-
-    def records(self) -> dict[int, np.ndarray]:
-        """sample -> the pks of the records it contributes to."""
-        if not self.who:
-            return {}
-        who, pks = np.concatenate(self.who), np.concatenate(self.pks)
-        order = np.argsort(who, kind="stable")
-        who, pks = who[order], pks[order]
-        starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
-        ends = np.r_[starts[1:], len(who)]
-        return {int(who[a]): pks[a:b] for a, b in zip(starts, ends, strict=True)}
+        for chrom, start, end, ref, alt, ac, hom, het, gap in rows:
+            carrier = hom + het > 0
+            if carrier or (gap or 0) > 0:
+                lines.append(
+                    f"{chrom}\t{start}\t{end}\t{ref}\t{alt}\t{ac if carrier else 0}"
+                    f"\t{gap or 0}\t{1 if hom else 0}"
+                )
+        return calls
+    for chunk in _staged_chunks(session, load_id):
+        for key, rec in chunk:
+            calls.add(key, rec)
+    return calls
 
 
-# ------------------------------------------------------------------ merge
+# ------------------------------------------------------------------ publication
 @dataclass
 class MergeResult:
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    records: int = 0  # store records added or changed
+    records: int = 0  # rows made visible
+    load_id: int = 0  # the file's journal row
+
+
+class NeedsFold(Exception):
+    """A genome to withdraw or replace is in a multi-sample delta, or a fold is
+    unfinished: fold the dataset's deltas first, then try again."""
 
 
 def _staged_chunks(session, load_id: int):
@@ -391,15 +502,26 @@ def _staged_chunks(session, load_id: int):
         last = rows[-1][5]
 
 
-def _digests(session, load_id: int, samples: dict[int, str]) -> dict[int, str]:
-    calls = _Calls(samples, with_records=False)
+def _delete_load_rows(session, load_id: int) -> int:
+    session.execute(sa.delete(BeaconAnnotation).where(BeaconAnnotation.load_id == load_id))
+    return session.execute(
+        sa.delete(V).where(V.load_id == load_id).execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def _drop_samples(session, load_id: int, drop: BitMap) -> None:
+    """Take genomes already present with the same calls out of a file's rows."""
     for chunk in _staged_chunks(session, load_id):
-        for key, rec in chunk:
-            calls.add(key, rec, None)
-    return {i: calls.digest(i) for i in samples}
+        updates = []
+        for _key, rec in chunk:
+            if rec.samples().intersection_cardinality(drop):
+                for i in rec.samples() & drop:
+                    rec.remove(i)
+                updates.append(rec.row(0))
+        _update_rows(session, updates, load_id)
 
 
-def merge(
+def publish(
     db,
     load_id: int,
     dataset_id: str,
@@ -409,21 +531,25 @@ def merge(
     replace: bool = False,
     replaces_loads: set[int] = frozenset(),
     max_span: int = 0,
-    progress: bool = False,
     gaps_of: dict[int, list] | None = None,
 ) -> MergeResult:
-    """Fold the staged rows of ``load_id`` into the dataset's store, in one
-    transaction. ``samples``: the file's ``(name, index)``. A sample already
-    present with the same calls is left as it is; with other calls it is
-    refused unless ``replace`` (or it came from ``replaces_loads``: an earlier
-    version of the same file). ``gaps_of``: index -> coverage gaps of the
-    genomes that came as gVCFs (``server.beacon.coverage``), stored with them
-    and part of their digest."""
+    """Make the staged rows of ``load_id`` a visible delta of the dataset, in one
+    transaction, without reading or writing any record of the store.
+    ``samples``: the file's ``(name, index)``. A sample already present with
+    the same calls is left as it is; with other calls it is refused unless
+    ``replace`` (or it came from ``replaces_loads``: an earlier version of the
+    same file). Raises :class:`NeedsFold` when a genome to replace must be
+    folded first. An unchanged file's rows and journal row are dropped.
+    ``gaps_of``: index -> coverage gaps of the genomes that came as gVCFs
+    (``server.beacon.coverage``), stored with them and part of their digest."""
+    from server.beacon import journal
+
     gaps_of = gaps_of or {}
     result = MergeResult()
     by_idx = {i: n for n, i in samples}
     with db.session() as s:
         store = store_row(s, dataset_id, assembly)
+        row = s.get(BeaconLoad, load_id)
         present = {
             g.name: g
             for g in s.execute(
@@ -432,16 +558,30 @@ def merge(
                 )
             ).scalars()
         }
-        known = {n for n, _ in samples if n in present}
-        digests = _digests(s, load_id, by_idx) if known else {}
-        digests = {i: d + coverage.digest(gaps_of.get(i)) for i, d in digests.items()}
+        # nothing to merge into: the file's rows become the store's records as
+        # they are (a multi-sample file's calls are read when first needed)
+        straight = not present and _store_empty(s, store)
+        # genomes to compare with or replace whose calls are not kept yet
+        _keep_calls(
+            s,
+            store,
+            [g for n, g in present.items() if n in by_idx.values() or g.load_id in replaces_loads],
+        )
+        legacy = any(n in present and not present[n].digest.startswith("2:") for n in by_idx)
+        if straight and len(by_idx) > 1:
+            calls, packed = None, {i: (None, "") for i in by_idx}
+        else:
+            calls = _file_calls(s, load_id, list(by_idx), legacy=legacy)
+            packed = {i: pack_calls(lines) for i, lines in calls.lines.items()}
         skip: set[int] = set()  # present with the same calls: no change
         withdraw_first: list[str] = []
         for name, i in samples:
             g = present.get(name)
             if g is None:
                 continue
-            if g.digest and g.digest == digests.get(i):
+            same = packed[i][1] if g.digest.startswith("2:") else calls.legacy_digest(i)
+            same += coverage.digest(gaps_of.get(i))
+            if g.digest and g.digest == same:
                 skip.add(i)
                 result.unchanged.append(name)
             elif replace or g.load_id in replaces_loads:
@@ -456,62 +596,10 @@ def merge(
         for name, g in present.items():
             if g.load_id in replaces_loads and name not in by_idx:
                 withdraw_first.append(name)
+        if any(_needs_fold(s, store, present[n]) for n in withdraw_first):
+            raise NeedsFold(dataset_id)
         for name in withdraw_first:
             _withdraw(s, store, present[name], keep_sample=name in by_idx)
-        if withdraw_first:
-            _drop_empty_loads(s, dataset_id)
-        n_before = genome_count(s, dataset_id)
-        new_names = [n for n, i in samples if i not in skip and n not in present]
-        n_after = n_before + len(new_names)
-        calls = _Calls([i for i in by_idx if i not in skip])
-        drop_bits = BitMap(skip)
-        bar = tqdm(desc="merge", unit=" rec", disable=not progress)
-        changed_records: set[int] = set()  # records of the store this load changed
-        for chunk in _staged_chunks(s, load_id):
-            matched = _matches(s, store.id, load_id, chunk[0][1].pk, chunk[-1][1].pk)
-            updates, deletes = [], []
-            for key, rec in chunk:
-                changed = False
-                if drop_bits and rec.samples().intersection_cardinality(drop_bits):
-                    for i in rec.samples() & drop_bits:
-                        rec.remove(i)
-                    changed = True
-                target = matched.get(rec.pk)
-                if target is not None:
-                    target.add(rec)
-                    updates.append(target)
-                    changed_records.add(target.pk)
-                    deletes.append(rec.pk)
-                    pk = target.pk
-                elif samples and not rec.carriers:
-                    # nobody (left) in the file carries it: not a record of this dataset
-                    calls.add(key, rec, None)
-                    deletes.append(rec.pk)
-                    continue
-                else:
-                    pk = rec.pk
-                    if changed:
-                        updates.append(rec)
-                calls.add(key, rec, pk)
-            _delete_rows(s, deletes)
-            rows = {r.pk: r.row(n_after) for r in updates}  # one row per record
-            _update_rows(s, list(rows.values()))
-            bar.update(len(chunk))
-        bar.close()
-        added = s.execute(
-            sa.update(V)
-            .where(V.load_id == load_id)
-            .values(load_id=store.id)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        result.records = len(changed_records) + added  # the staged rows left are new records
-        s.execute(
-            sa.update(BeaconAnnotation)
-            .where(BeaconAnnotation.load_id == load_id)
-            .values(load_id=store.id)
-            .execution_options(synchronize_session=False)
-        )
-        # the file's genomes
         s.execute(
             sa.delete(BeaconGenome).where(
                 BeaconGenome.dataset_id == dataset_id,
@@ -519,21 +607,27 @@ def merge(
                 BeaconGenome.status == "staged",
             )
         )
+        if samples and len(skip) == len(samples):
+            # every genome was already there with the same calls: nothing changes
+            _delete_load_rows(s, load_id)
+            s.delete(row)
+            return result
+        if skip:
+            _drop_samples(s, load_id, BitMap(skip))
         s.flush()
         have = set(
             s.execute(
                 sa.select(BeaconSample.name).where(BeaconSample.dataset_id == dataset_id)
             ).scalars()
         )
-        targets = calls.records()
-        empty = np.zeros(0, dtype=np.int64)
         new_samples, genomes, now = [], [], utcnow()
         for name, i in samples:
             if i in skip:
                 continue
             if name not in have:
                 new_samples.append({"dataset_id": dataset_id, "idx": i, "name": name})
-            pks = sorted_unique(targets.get(i, empty))
+            blob, digest = packed[i]
+            digest += coverage.digest(gaps_of.get(i))
             genomes.append(
                 {
                     "dataset_id": dataset_id,
@@ -541,15 +635,24 @@ def merge(
                     "idx": i,
                     "status": "present",
                     "load_id": load_id,
-                    "digest": calls.digest(i) + coverage.digest(gaps_of.get(i)),
-                    "n_records": len(pks),
-                    "records": pack_pks(pks),
+                    "digest": digest,
+                    "n_records": len(calls.lines[i]) if calls else 0,
+                    "records": None,
+                    "calls": blob,
                     "added": now,
                 }
             )
             if name not in present:
                 result.added.append(name)
-        # (a replaced genome's row went with its withdrawal above)
+        for old in journal.earlier_loads(s, row):
+            old.status = "superseded"
+            old.pending = False
+        result.load_id = load_id
+        if straight:
+            row, store, file_id = _become_store(s, store, row, bool(samples))
+            result.load_id = file_id
+            for g in genomes:
+                g["load_id"] = file_id
         if new_samples:
             s.execute(sa.insert(BeaconSample), new_samples)
         if genomes:
@@ -557,55 +660,149 @@ def merge(
         for i, gaps in gaps_of.items():
             if i not in skip:
                 coverage.store(s, dataset_id, i, gaps)
+        if withdraw_first:
+            _drop_empty_loads(s, dataset_id)
+        result.records = s.execute(
+            sa.select(sa.func.count()).select_from(V).where(V.load_id == load_id)
+        ).scalar_one()
+        if not straight:  # the one flip that makes the file visible: a delta
+            row.status, row.pending = "done", True
+            row.records = row.checkpoint
+            row.finished = now
         store.checkpoint = (store.checkpoint or 0) + 1
         store.max_span = max(store.max_span or 0, max_span)
         store.assembly = store.assembly or assembly
-        store.finished = utcnow()
+        store.finished = now
     return result
 
 
-def _matches(session, store_id: int, load_id: int, lo: int, hi: int) -> dict[int, Rec]:
-    """Staged pk -> the store record of the same allele, for staged pks in [lo, hi]."""
-    st = sa.orm.aliased(V)
-    rows = session.execute(
-        sa.select(st.pk, *_REC_COLUMNS)
-        .join(
-            V,
-            sa.and_(
-                V.load_id == store_id,
-                V.chrom == st.chrom,
-                V.start == st.start,
-                V.ref == st.ref,
-                V.alt == st.alt,
-                V.end == st.end,
-            ),
+def drop_unused_store(session, dataset_id: str) -> None:
+    """Delete the dataset's store row if nothing ever reached it (a first load
+    that failed): no record, genome or pending delta."""
+    store = session.execute(
+        sa.select(BeaconLoad).where(
+            BeaconLoad.kind == "vcf",
+            BeaconLoad.dataset_id == dataset_id,
+            BeaconLoad.path == STORE_PATH,
+            BeaconLoad.checkpoint == 0,
         )
-        .where(st.load_id == load_id, st.pk >= lo, st.pk <= hi)
-    ).all()
-    shared: dict[int, Rec] = {}
-    out = {}
-    for r in rows:
-        rec = shared.get(r[1])
-        if rec is None:
-            rec = shared[r[1]] = Rec.of(*r[1:])
-        out[r[0]] = rec
-    return out
+    ).scalar_one_or_none()
+    if store is None or not _store_empty(session, store):
+        return
+    genomes = sa.select(BeaconGenome.name).where(BeaconGenome.dataset_id == dataset_id)
+    if session.execute(genomes.limit(1)).first() is None:
+        session.delete(store)
+
+
+def _store_empty(session, store: BeaconLoad) -> bool:
+    """No base record and no pending delta: nothing to merge into."""
+    if session.execute(sa.select(V.pk).where(V.load_id == store.id).limit(1)).first():
+        return False
+    return not pending_loads(session, store.dataset_id)
+
+
+def _become_store(session, store: BeaconLoad, row: BeaconLoad, with_samples: bool):
+    """The first file of an empty dataset becomes its store as it is: its
+    journal row takes the (empty) store row's place, so its rows are the base
+    records without being rewritten, and a new journal row of the file's kind
+    keeps its content's identity (repeat, resume, replacement). Rows nobody in
+    the file carries are not records. Returns (file row, store row, file row id)."""
+    if with_samples:
+        nobody = sa.select(V.pk).where(V.load_id == row.id, V.hom + V.het == 0)
+        session.execute(
+            sa.delete(BeaconAnnotation)
+            .where(BeaconAnnotation.load_id == row.id, BeaconAnnotation.variant_pk.in_(nobody))
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            sa.delete(V)
+            .where(V.load_id == row.id, V.hom + V.het == 0)
+            .execution_options(synchronize_session=False)
+        )
+    now = utcnow()
+    file = BeaconLoad(
+        kind=row.kind,
+        dataset_id=row.dataset_id,
+        path=row.path,
+        sha256=row.sha256,
+        status="done",
+        pending=False,
+        checkpoint=row.checkpoint,
+        records=row.checkpoint,
+        assembly=row.assembly,
+        max_span=row.max_span,
+        started=row.started,
+        finished=now,
+    )
+    generation, sha = (store.checkpoint or 0) + 1, store.sha256
+    session.delete(store)
+    session.flush()
+    row.kind, row.path, row.sha256 = "vcf", STORE_PATH, sha
+    row.status, row.pending, row.checkpoint, row.records = "done", False, generation, 0
+    row.finished = now
+    session.flush()
+    session.add(file)
+    session.flush()
+    return file, row, file.id
+
+
+def _keep_calls(session, store: BeaconLoad, genomes: list[BeaconGenome]) -> None:
+    """Read and keep the calls and digests of genomes of a multi-sample file
+    loaded straight into the store (not kept until first needed), in one pass
+    over the dataset's records."""
+    genomes = [g for g in genomes if g.calls is None and g.records is None]
+    if not genomes:
+        return
+    calls, last = _Calls([g.idx for g in genomes]), -1
+    while True:
+        rows = session.execute(
+            sa.select(*_KEY_COLUMNS, *_REC_COLUMNS)
+            .where(V.load_id == store.id, V.pk > last)
+            .order_by(V.pk)
+            .limit(CHUNK)
+        ).all()
+        if not rows:
+            break
+        last = rows[-1][5]
+        for r in rows:
+            calls.add(tuple(r[:5]), Rec.of(*r[5:]))
+    for g in genomes:
+        g.calls, g.digest = pack_calls(calls.lines[g.idx])
+        g.n_records = len(calls.lines[g.idx])
+
+
+def pending_loads(session, dataset_id: str) -> list[int]:
+    """The dataset's pending deltas (journal row ids, oldest first)."""
+    return list(
+        session.execute(
+            sa.select(BeaconLoad.id)
+            .where(
+                BeaconLoad.dataset_id == dataset_id,
+                BeaconLoad.kind.in_(DELTA_KINDS),
+                BeaconLoad.status == "done",
+                BeaconLoad.pending.is_(True),
+            )
+            .order_by(BeaconLoad.id)
+        ).scalars()
+    )
 
 
 # ------------------------------------------------------------------ withdrawal
-def _pk_in(session, pks: list[int]):
+def _pk_in(session, pks: list[int], column=None):
     """``pk IN (...)``: one array parameter on PostgreSQL (planned once for every
     partition, not once per value), a list elsewhere."""
+    column = V.pk if column is None else column
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        return V.pk == sa.any_(sa.bindparam("pks", list(pks), type_=ARRAY(sa.BigInteger)))
-    return V.pk.in_(pks)
+        return column == sa.any_(sa.bindparam("pks", list(pks), type_=ARRAY(sa.BigInteger)))
+    return column.in_(pks)
 
 
 def _drop_empty_loads(session, dataset_id: str) -> None:
     """Journal rows of files none of whose genomes is left (all replaced or
-    withdrawn): loading such a file again is a new report, not a repeat."""
+    withdrawn) and whose rows are not a pending delta: loading such a file
+    again is a new report, not a repeat."""
     left = sa.select(BeaconGenome.load_id).where(BeaconGenome.dataset_id == dataset_id)
     session.execute(
         sa.delete(BeaconLoad)
@@ -613,32 +810,178 @@ def _drop_empty_loads(session, dataset_id: str) -> None:
             BeaconLoad.dataset_id == dataset_id,
             BeaconLoad.kind.in_(("genome", "vcf-file")),
             BeaconLoad.status == "done",
+            BeaconLoad.pending.is_(False),
             BeaconLoad.id.not_in(left),
         )
         .execution_options(synchronize_session=False)
     )
 
 
-def _withdraw(session, store: BeaconLoad, genome: BeaconGenome, keep_sample: bool) -> int:
-    """Subtract one genome from every record it contributes to; delete the
-    records nobody else carries. Returns the records changed or deleted."""
+def _needs_fold(session, store: BeaconLoad, genome: BeaconGenome) -> bool:
+    """Whether withdrawing ``genome`` needs the dataset folded first: a fold is
+    unfinished, or the genome shares a pending delta with other genomes."""
+    if store.pending:
+        return True
+    load = session.get(BeaconLoad, genome.load_id)
+    if load is None or not load.pending:
+        return False
+    others = session.execute(
+        sa.select(sa.func.count())
+        .select_from(BeaconGenome)
+        .where(
+            BeaconGenome.dataset_id == genome.dataset_id,
+            BeaconGenome.load_id == genome.load_id,
+        )
+    ).scalar_one()
+    return others > 1
+
+
+def _legacy_calls(session, genome: BeaconGenome) -> list[Call]:
+    """The calls of a genome added before revision 0007, from its records."""
+    out = []
     pks = unpack_pks(genome.records)
-    n_after = genome_count(session, genome.dataset_id) - (0 if keep_sample else 1)
-    done = 0
     for i in range(0, len(pks), CHUNK):
-        chunk = pks[i : i + CHUNK]
-        rows = session.execute(sa.select(*_REC_COLUMNS).where(_pk_in(session, chunk))).all()
-        updates, deletes = [], []
+        rows = session.execute(
+            sa.select(*_KEY_COLUMNS, *_REC_COLUMNS).where(_pk_in(session, pks[i : i + CHUNK]))
+        ).all()
         for r in rows:
-            rec = Rec.of(*r)
-            rec.remove(genome.idx)
-            if rec.empty and not rec.samples():
-                deletes.append(rec.pk)
-            else:
-                updates.append(rec.row(n_after))
-        _delete_rows(session, deletes)
-        _update_rows(session, updates)
-        done += len(rows)
+            copies, gap, hom = Rec.of(*r[5:]).call(genome.idx)
+            out.append(Call(*r[:5], copies, gap, hom))
+    return out
+
+
+# the columns of a variant row, in the order loaders write them
+VARIANT_COLUMNS = (
+    "pk",
+    "load_id",
+    "dataset_id",
+    "assembly",
+    "chrom",
+    "start",
+    "end",
+    "ref",
+    "alt",
+    "variant_type",
+    "length",
+    "vcf_id",
+    "hgvs_g",
+    "ac",
+    "an",
+    "hom",
+    "het",
+    "af",
+    "carriers",
+    "hom_carriers",
+    "an_gap",
+    "gaps",
+)
+
+
+def _recorded(session, store_id: int, calls: list[Call]) -> set[tuple]:
+    """The allele keys among ``calls`` that have a base record."""
+    found: set[tuple] = set()
+    by_chrom: dict[str, list[int]] = {}
+    for c in calls:
+        by_chrom.setdefault(c.chrom, []).append(c.start)
+    for chrom, starts in by_chrom.items():
+        starts = sorted(set(starts))
+        for i in range(0, len(starts), 5000):
+            part = starts[i : i + 5000]
+            found |= {
+                tuple(r)
+                for r in session.execute(
+                    sa.select(*_KEY_COLUMNS).where(
+                        V.load_id == store_id, V.chrom == chrom, V.start.in_(part)
+                    )
+                )
+            }
+    return found
+
+
+def _negative_delta(session, store: BeaconLoad, genome: BeaconGenome, calls: list[Call]) -> int:
+    """A pending delta that subtracts ``calls`` of ``genome`` (folded into the
+    base records): its counts negated, its one index in each bitmap. A call
+    with no base record (a missing call where nobody carried the allele when it
+    was folded) counted nowhere and is left out. Returns the rows written."""
+    gap_only = [c for c in calls if not c.copies]
+    if gap_only:
+        recorded = _recorded(session, store.id, gap_only)
+        calls = [c for c in calls if c.copies or tuple(c[:5]) in recorded]
+    load = BeaconLoad(
+        kind="withdrawal",
+        dataset_id=genome.dataset_id,
+        path="(withdrawal)",
+        sha256=secrets.token_hex(32),
+        status="done",
+        pending=True,
+        checkpoint=len(calls),
+        records=len(calls),
+        assembly=store.assembly or "",
+        max_span=0,
+        started=utcnow(),
+        finished=utcnow(),
+    )
+    session.add(load)
+    session.flush()
+    me = BitMap([genome.idx]).serialize()
+    nobody = BitMap().serialize()
+    gaps = {0: None, 1: pack_gaps(BitMap([genome.idx]), BitMap())}
+    gaps[2] = pack_gaps(BitMap(), BitMap([genome.idx]))
+    base = load.id << PK_LOAD_SHIFT
+    rows = []
+    for j, c in enumerate(calls):
+        carrier = c.copies > 0
+        hom = carrier and c.hom
+        rows.append(
+            (
+                base | (j << PK_RECORD_SHIFT) | 1,
+                load.id,
+                genome.dataset_id,
+                store.assembly or "",
+                c.chrom,
+                c.start,
+                c.end,
+                c.ref,
+                c.alt,
+                "",  # no description: the base record's is shown
+                0,
+                "",
+                "",
+                -c.copies,
+                0,
+                -1 if hom else 0,
+                -1 if carrier and not hom else 0,
+                0.0,
+                me if carrier else nobody,
+                me if hom else nobody,
+                -c.gap,
+                gaps.get(c.gap),
+            )
+        )
+        if len(rows) >= CHUNK:
+            insert_rows(session, V.__table__, VARIANT_COLUMNS, rows)
+            rows = []
+    insert_rows(session, V.__table__, VARIANT_COLUMNS, rows)
+    return len(calls)
+
+
+def _withdraw(session, store: BeaconLoad, genome: BeaconGenome, keep_sample: bool) -> int:
+    """Remove one genome from what queries count, at once: the rows of its own
+    pending delta are deleted, or a negative delta subtracts it from the base
+    records (the caller has checked ``_needs_fold``). Returns the rows deleted
+    or written."""
+    load = session.get(BeaconLoad, genome.load_id)
+    if load is not None and load.pending:
+        done = _delete_load_rows(session, load.id)
+        load.pending = False
+    else:
+        _keep_calls(session, store, [genome])  # loaded straight: read them now
+        calls = (
+            unpack_calls(genome.calls)
+            if genome.calls is not None
+            else _legacy_calls(session, genome)
+        )
+        done = _negative_delta(session, store, genome, calls)
     coverage.delete(session, genome.dataset_id, genome.idx)
     session.delete(genome)
     if not keep_sample:
@@ -662,7 +1005,7 @@ class Withdrawal:
     def describe(self) -> str:
         return (
             f"withdrew {self.sample} from dataset {self.dataset_id}: {self.records} variant "
-            f"records changed or deleted, {self.metadata} metadata records deleted"
+            f"rows deleted or subtracted, {self.metadata} metadata records deleted"
         )
 
 
@@ -670,14 +1013,28 @@ def withdraw(db, dataset_id: str, sample: str, *, caller: str = "cli") -> Withdr
     """Remove one genome from every count, carrier set and frequency of the
     dataset, delete its genotypes, sample index entry, metadata records
     (individual, biosample, runs, analyses) and the journal rows of the files
-    that brought only it; audited, in one transaction."""
+    that brought only it; audited, in one transaction (after folding the
+    dataset's deltas first when the genome shares a pending delta)."""
     from server.auth.audit import append
 
+    for attempt in (0, 1):
+        try:
+            return _withdraw_now(db, dataset_id, sample, caller, append)
+        except NeedsFold:
+            if attempt:
+                raise
+            fold(db, dataset_id)
+    raise AssertionError("unreachable")
+
+
+def _withdraw_now(db, dataset_id, sample, caller, append) -> Withdrawal:
     with db.session() as s:
         genome = s.get(BeaconGenome, (dataset_id, sample))
         if genome is None or genome.status != "present":
             raise NotFound(f"dataset {dataset_id!r} has no genome {sample!r}")
         store = store_row(s, dataset_id)
+        if _needs_fold(s, store, genome):
+            raise NeedsFold(dataset_id)
         records = _withdraw(s, store, genome, keep_sample=False)
         # the individual the sample belongs to (a biosample record may name it)
         individual = (
@@ -731,3 +1088,213 @@ def withdraw(db, dataset_id: str, sample: str, *, caller: str = "cli") -> Withdr
             connection=s.connection(),
         )
     return Withdrawal(dataset_id, sample, records, len(meta))
+
+
+# ------------------------------------------------------------------ fold
+@dataclass
+class FoldResult:
+    dataset_id: str
+    deltas: int = 0  # pending deltas folded
+    rows: int = 0  # their rows
+    records: int = 0  # base records written (updated, added or deleted)
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        if not self.deltas:
+            return f"dataset {self.dataset_id}: no pending deltas, nothing to fold"
+        return (
+            f"dataset {self.dataset_id}: folded {self.deltas} deltas ({self.rows} rows) into "
+            f"{self.records} records in {self.seconds:.1f} s"
+        )
+
+
+_FOLD_COLUMNS = (*_KEY_COLUMNS, V.variant_type, *_REC_COLUMNS)
+
+
+def _is_empty(rec: Rec) -> bool:
+    """No carrier, no allele count and no declared AN (a sites-only row's
+    negative gap): not a record of the dataset."""
+    return not rec.carriers and rec.ac <= 0 and rec.an_gap >= 0
+
+
+def fold(
+    db,
+    dataset_id: str,
+    *,
+    progress: bool = False,
+    chunk: int = CHUNK,
+    stop_after: int | None = None,
+) -> FoldResult:
+    """Fold every pending delta of the dataset into its base records: one pass
+    per chromosome, a chunk of alleles per transaction, each record rewritten
+    once whatever the number of genomes folded. Each chunk updates the base
+    records and deletes (or turns into base records) the delta rows in the
+    same transaction, so queries never see a half-folded allele; an
+    interrupted fold resumes where it stopped (the store row stays
+    ``pending`` until it has finished). ``stop_after`` (chunks) simulates an
+    interruption (for tests)."""
+    t0 = time.perf_counter()
+    result = FoldResult(dataset_id)
+    with db.session() as s:
+        store = store_row(s, dataset_id)
+        loads = pending_loads(s, dataset_id)
+        if not loads:
+            store.pending = False
+            return result
+        store.pending = True
+        total = s.execute(
+            sa.select(sa.func.count()).select_from(V).where(V.load_id.in_(loads))
+        ).scalar_one()
+        chroms = sorted(
+            s.execute(sa.select(V.chrom).where(V.load_id.in_(loads)).distinct()).scalars()
+        )
+    result.deltas = len(loads)
+    if db.engine.dialect.name != "postgresql":
+        chunk = min(chunk, 5000)  # bound parameters per statement
+    bar = tqdm(total=total, desc=f"fold {dataset_id}", unit=" row", disable=not progress)
+    try:
+        for chrom in chroms:
+            frontier = None
+            while True:
+                with db.session() as s:
+                    store = store_row(s, dataset_id)
+                    rows, records, frontier = _fold_chunk(s, store, loads, chrom, frontier, chunk)
+                result.rows += rows
+                result.records += records
+                bar.update(rows)
+                if stop_after is not None:
+                    stop_after -= 1
+                    if stop_after <= 0:
+                        return result
+                if frontier is None:
+                    break
+        with db.session() as s:
+            store = store_row(s, dataset_id)
+            s.execute(
+                sa.update(BeaconLoad)
+                .where(BeaconLoad.id.in_(loads))
+                .values(pending=False)
+                .execution_options(synchronize_session=False)
+            )
+            s.execute(
+                sa.delete(BeaconLoad)
+                .where(BeaconLoad.id.in_(loads), BeaconLoad.kind == "withdrawal")
+                .execution_options(synchronize_session=False)
+            )
+            store.pending = False
+            store.checkpoint = (store.checkpoint or 0) + 1
+    finally:
+        bar.close()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _fold_chunk(session, store, loads, chrom, frontier, chunk) -> tuple[int, int, int | None]:
+    """Fold the delta rows of one window of ``chrom`` (from ``frontier``, whole
+    positions only). Returns the rows folded, the records written and the next
+    frontier (None: the chromosome is done)."""
+    conds = [V.load_id.in_(loads), V.chrom == chrom]
+    if frontier is not None:
+        conds.append(V.start >= frontier)
+    q = sa.select(*_FOLD_COLUMNS).where(*conds)
+    rows = session.execute(q.order_by(V.start, V.pk).limit(chunk)).all()
+    if not rows:
+        return 0, 0, None
+    nxt = None
+    if len(rows) == chunk:
+        last = rows[-1].start
+        rows = [r for r in rows if r.start < last]
+        rows += session.execute(q.where(V.start == last).order_by(V.pk)).all()
+        nxt = last + 1
+    # the base records of these alleles: one probe per position into the
+    # allele index (load_id, chrom, start, ref), the other alleles there dropped
+    keys = {tuple(r[:5]) for r in rows}
+    starts = sorted({r.start for r in rows})
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        at = V.start == sa.any_(sa.bindparam("starts", starts, type_=ARRAY(sa.BigInteger)))
+    else:
+        at = V.start.in_(starts)
+    base = {
+        key: Rec.of(*r[6:])
+        for r in session.execute(
+            sa.select(*_FOLD_COLUMNS).where(V.load_id == store.id, V.chrom == chrom, at)
+        )
+        if (key := tuple(r[:5])) in keys
+    }
+    updates, deletes, dropped = [], [], 0
+    rows.sort(key=lambda r: (*r[:5], r.pk))
+    for key, group in groupby(rows, key=lambda r: tuple(r[:5])):
+        group = list(group)
+        agg = None
+        for r in group:
+            rec = Rec.of(*r[6:])
+            agg = rec if agg is None else (agg.add(rec) or agg)
+        target = base.get(key)
+        if target is not None:
+            deletes += [r.pk for r in group]
+            target.add(agg)
+            if _is_empty(target):
+                deletes.append(target.pk)
+                dropped += 1
+            else:
+                updates.append(target)
+            continue
+        keep = next((r.pk for r in group if r.variant_type), None)  # not a negative row
+        if keep is None or _is_empty(agg):
+            deletes += [r.pk for r in group]
+            continue
+        deletes += [r.pk for r in group if r.pk != keep]
+        agg.pk = keep
+        updates.append(agg)
+    n = genome_count(session, store.dataset_id)
+    _delete_rows(session, deletes)
+    _update_rows(session, [r.row(n) for r in updates], store.id)
+    return len(rows), len(updates) + dropped, nxt
+
+
+# ------------------------------------------------------------------ reading
+Allele = namedtuple("Allele", VARIANT_COLUMNS)  # one allele as queries read it
+ALLELE_COLUMNS = tuple(getattr(V, f) for f in Allele._fields)
+
+
+def combine(rows: list, n_genomes: int) -> Allele | None:
+    """One allele from its rows (``ALLELE_COLUMNS`` tuples, base record and
+    deltas, in pk order) exactly as if the deltas were folded; None when it is
+    not a record of the dataset (nobody left carries it)."""
+    first = next((r for r in rows if r.variant_type), None)
+    if first is None:
+        return None
+    if len(rows) == 1:
+        visible = first.hom + first.het > 0 or first.ac > 0 or (first.an_gap or 0) < 0
+        return Allele(*first) if visible else None
+    rec = None
+    for r in rows:
+        one = Rec.of(r.pk, r.ac, r.hom, r.het, r.an_gap, r.carriers, r.hom_carriers, r.gaps)
+        rec = one if rec is None else (rec.add(one) or rec)
+    if _is_empty(rec):
+        return None
+    an = 2 * n_genomes - rec.an_gap
+    return Allele(
+        *first[:13],
+        rec.ac,
+        an,
+        rec.hom,
+        rec.het,
+        (rec.ac / an) if an > 0 else 0.0,
+        rec.carriers.serialize(),
+        rec.homs.serialize(),
+        rec.an_gap,
+        pack_gaps(rec.one, rec.two),
+    )
+
+
+def combine_all(rows, n_genomes: int) -> list[Allele]:
+    """Alleles from rows ordered by allele key then pk (``ALLELE_KEY_ORDER``)."""
+    out = []
+    for _key, group in groupby(rows, key=lambda r: (r.chrom, r.start, r.end, r.ref, r.alt)):
+        a = combine(list(group), n_genomes)
+        if a is not None:
+            out.append(a)
+    return out

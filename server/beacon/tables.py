@@ -49,6 +49,10 @@ class BeaconLoad(Base):
     max_span: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # longest variant
     started: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     finished: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    # a done file load (vcf-file, genome) or a withdrawal whose rows are a delta
+    # that queries aggregate with the base records, not yet folded into them; on
+    # a store row (kind vcf): a fold has started and not finished
+    pending: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
 
 
 class BeaconSample(Base):
@@ -122,6 +126,10 @@ class BeaconGenome(Base):
     digest: Mapped[str] = mapped_column(sa.String(64), default="")
     n_records: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     records: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    # the genome's calls, one per allele it carries or lacks a call at
+    # (``server.beacon.store.pack_calls``); NULL for genomes added before
+    # revision 0007, which are withdrawn from their record pks (``records``)
+    calls: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
     added: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 

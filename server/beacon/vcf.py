@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import array
 import re
+import time
 from dataclasses import dataclass
 from itertools import accumulate, count
 from operator import add
@@ -43,7 +44,19 @@ from server.beacon.refs import (
     refseq_accession,
 )
 from server.beacon.source import open_source
-from server.beacon.store import merge, pack_gaps
+from server.beacon.store import (
+    PK_LOAD_SHIFT,
+    PK_RECORD_SHIFT,
+    VARIANT_COLUMNS,
+    NeedsFold,
+    drop_unused_store,
+    fold,
+    insert_rows,
+    pack_gaps,
+    pending_loads,
+    publish,
+    store_row,
+)
 from server.beacon.tables import (
     BeaconAnnotation,
     BeaconGenome,
@@ -406,31 +419,39 @@ class _DiploidTemplate:
         return 2 * self.nsamples - gts.count(b".")
 
 
-def insert_rows(session, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Insert many rows given as tuples in ``columns`` order, through the DBAPI
-    connection of ``session``'s transaction: COPY on PostgreSQL, executemany
-    elsewhere. Skipping SQLAlchemy's per-row parameter processing matters for
-    the Beacon tables, whose columns need no type conversion."""
-    if not rows:
-        return
-    conn = session.connection()
-    names = ", ".join(f'"{c}"' for c in columns)
-    dbapi = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        with (
-            dbapi.cursor() as cursor,
-            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
-        ):
-            write_row = copy.write_row
-            for row in rows:
-                write_row(row)
-        return
-    marks = ", ".join("?" * len(columns))
-    cursor = dbapi.cursor()
-    try:
-        cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
-    finally:
-        cursor.close()
+class _SingleTemplate:
+    """The genotype of a single-sample file (add-genome) in the common layout,
+    two one-character alleles and a separator (``0/1``, ``1|1``, ``./1``),
+    counted with a few integer comparisons: the numpy template's per-record
+    overhead is most of the work for one sample. Anything else (haploid,
+    multi-digit alleles, bad input) returns None and goes the general way."""
+
+    def __init__(self, sample: int):
+        self.me = BitMap([sample])
+
+    def counts(self, gts: bytes, n_alt: int, carriers, ac, hom, het, homs) -> int | None:
+        if len(gts) != 3 or gts[1] not in (47, 124):  # '/' or '|'
+            return None
+        called = []
+        for x in (gts[0] - 48, gts[2] - 48):
+            if x == -2:  # '.'
+                continue
+            if not 0 <= x <= n_alt:
+                return None
+            called.append(x)
+        for a in called:
+            if a:
+                ac[a] += 1
+                carriers[a] = self.me
+        if len(called) == 2 and called[0] == called[1]:
+            if called[0]:
+                hom[called[0]] = 1
+                homs[called[0]] = self.me
+        else:
+            for a in set(called):
+                if a:
+                    het[a] = 1
+        return len(called)
 
 
 def bulk_insert(session, table, rows: list[dict]) -> None:
@@ -447,10 +468,6 @@ def bulk_insert(session, table, rows: list[dict]) -> None:
             copy.write_row([row[c] for c in cols])
 
 
-PK_RECORD_SHIFT = 8
-PK_LOAD_SHIFT = 40
-
-
 def load_vcf(
     db,
     path,
@@ -462,15 +479,18 @@ def load_vcf(
     stop_after: int | None = None,
     replace: bool = False,
     single: bool | None = False,
+    fold_after: int | None = None,
     stream: BinaryIO | None = None,
     sha256: str | None = None,
 ) -> LoadResult:
     """Load ``path`` into ``dataset_id``: stage its rows (in committed batches,
-    resumable), then merge them into the dataset's records in one transaction
-    (``server.beacon.store.merge``). ``single``: ``add-genome``, which takes
-    single-sample files only. ``replace``: samples already present with other
-    calls are replaced (else refused). ``stop_after`` (records) simulates an
-    interruption after that many committed records (for tests).
+    resumable), then make them a visible delta of the dataset in one
+    transaction (``server.beacon.store.publish``). ``single``: ``add-genome``,
+    which takes single-sample files only. ``replace``: samples already present
+    with other calls are replaced (else refused). ``fold_after``: once the load
+    is visible, fold the dataset's deltas if more than that many are pending
+    (None: never here). ``stop_after`` (records) simulates an interruption
+    after that many committed records (for tests).
 
     The file is read once (``server.beacon.source``). ``stream``: its bytes
     come from this binary reader (a Crypt4GH file decrypted in memory, a
@@ -525,6 +545,9 @@ def load_vcf(
                 return LoadResult(kind, str(p), dataset_id, "unchanged", row.id, row.records)
             load_id, checkpoint = row.id, row.checkpoint
             row.assembly = asm
+            # the store row, created race-free and locked: concurrent loads into
+            # one dataset reserve their sample indexes one after the other
+            store_row(s, dataset_id, asm)
             idx = _reserve_samples(s, dataset_id, samples, load_id)
             boundary = (load_id << PK_LOAD_SHIFT) | (checkpoint << PK_RECORD_SHIFT)
             s.execute(
@@ -540,6 +563,7 @@ def load_vcf(
         ann = _annotation_format(header)
         # a single-sample file may be a gVCF: where its records cover is tracked
         tracker = coverage.Tracker.of_header(header) if len(samples) == 1 else None
+        t0 = time.perf_counter()
         try:
             items, max_span = _load_records(
                 db,
@@ -560,15 +584,15 @@ def load_vcf(
                 tracker=tracker,
             )
         except LoadError:
-            _discard(db, load_id)
+            _discard(db, load_id, dataset_id)
             raise
         except (ValueError, OSError) as exc:  # pysam decoding errors of a BCF
-            _discard(db, load_id)
+            _discard(db, load_id, dataset_id)
             raise LoadError(p, "record", str(exc)) from None
         if not (stop_after is not None and items is None):
             read = src.finish()  # a stream: hashed as it was read
             if read is not None and read != sha:
-                _discard(db, load_id)
+                _discard(db, load_id, dataset_id)
                 raise LoadError(
                     p,
                     "file",
@@ -581,47 +605,54 @@ def load_vcf(
         row = s.get(BeaconLoad, load_id)
         earlier = journal.earlier_loads(s, row)
         max_span = max(row.max_span or 0, max_span)
-    try:
-        merged = merge(
-            db,
-            load_id,
-            dataset_id,
-            asm,
-            list(zip(samples, idx, strict=True)),
-            replace=replace,
-            replaces_loads={o.id for o in earlier},
-            max_span=max_span,
-            progress=progress and len(samples) > 1,
-            gaps_of={idx[0]: tracker.gaps()} if tracker is not None and tracker.gvcf else None,
-        )
-    except InvalidInput:
-        _discard(db, load_id)
-        raise
-    with db.session() as s:
-        row = s.get(BeaconLoad, load_id)
-        for old in journal.earlier_loads(s, row):
-            old.status = "superseded"
-        if samples and not merged.added and not merged.replaced:
-            # every genome was already there with the same calls: nothing changed
-            s.delete(row)
-            return LoadResult(kind, str(p), dataset_id, "unchanged", load_id, row.checkpoint)
-        row.status = "done"
-        row.records = row.checkpoint
-        row.finished = journal.utcnow()
-        records = row.records
+        records = row.checkpoint
+    timings = {"stage": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    gaps_of = {idx[0]: tracker.gaps()} if tracker is not None and tracker.gvcf else None
+    for attempt in (0, 1):
+        try:
+            published = publish(
+                db,
+                load_id,
+                dataset_id,
+                asm,
+                list(zip(samples, idx, strict=True)),
+                replace=replace,
+                replaces_loads={o.id for o in earlier},
+                max_span=max_span,
+                gaps_of=gaps_of,
+            )
+            break
+        except NeedsFold:
+            if attempt:
+                raise
+            fold(db, dataset_id, progress=progress)  # then the genomes to replace are folded
+        except InvalidInput:
+            _discard(db, load_id, dataset_id)
+            raise
+    timings["publish"] = time.perf_counter() - t0
+    if samples and not published.added and not published.replaced:
+        # every genome was already there with the same calls: nothing changed
+        return LoadResult(kind, str(p), dataset_id, "unchanged", load_id, records)
+    if fold_after is not None:
+        with db.session() as s:
+            waiting = len(pending_loads(s, dataset_id))
+        if waiting > fold_after:  # the add is visible already; the fold amortises the merge
+            timings["fold"] = fold(db, dataset_id, progress=progress).seconds
     return LoadResult(
         kind,
         str(p),
         dataset_id,
         "resumed" if checkpoint else "loaded",
-        load_id,
+        published.load_id,
         records,
-        merged.records,
-        replaced=merged.replaced,
+        published.records,
+        replaced=published.replaced,
+        timings=timings,
     )
 
 
-def _discard(db, load_id: int) -> None:
+def _discard(db, load_id: int, dataset_id: str) -> None:
     with db.session() as s:
         s.execute(sa.delete(BeaconAnnotation).where(BeaconAnnotation.load_id == load_id))
         s.execute(sa.delete(BeaconVariant).where(BeaconVariant.load_id == load_id))
@@ -631,6 +662,7 @@ def _discard(db, load_id: int) -> None:
             )
         )
         s.execute(sa.delete(BeaconLoad).where(BeaconLoad.id == load_id))
+        drop_unused_store(s, dataset_id)
 
 
 def abandon(db, dataset_id: str, sha256: str) -> int:
@@ -648,34 +680,10 @@ def abandon(db, dataset_id: str, sha256: str) -> int:
             )
         )
     for load_id in ids:
-        _discard(db, load_id)
+        _discard(db, load_id, dataset_id)
     return len(ids)
 
 
-_VARIANT_COLUMNS = (
-    "pk",
-    "load_id",
-    "dataset_id",
-    "assembly",
-    "chrom",
-    "start",
-    "end",
-    "ref",
-    "alt",
-    "variant_type",
-    "length",
-    "vcf_id",
-    "hgvs_g",
-    "ac",
-    "an",
-    "hom",
-    "het",
-    "af",
-    "carriers",
-    "hom_carriers",
-    "an_gap",
-    "gaps",
-)
 _ANNOTATION_COLUMNS = (
     "variant_pk",
     "load_id",
@@ -738,7 +746,13 @@ def _load_records(
     bar = tqdm(desc=desc, unit=" rec", disable=not progress, initial=checkpoint)
     chrom_cache: dict[str, str] = {}
     identity = idx == list(range(len(idx)))
-    template = _DiploidTemplate(nsamples, None if identity else idx) if nsamples else None
+    template = (
+        _SingleTemplate(idx[0])
+        if nsamples == 1
+        else _DiploidTemplate(nsamples, None if identity else idx)
+        if nsamples
+        else None
+    )
     postgres = db.engine.dialect.name == "postgresql"
 
     def flush(upto: int) -> None:
@@ -748,7 +762,7 @@ def _load_records(
                 # durability comes from the final commit that marks the load done (the
                 # WAL is flushed in order); a checkpoint lost in a crash is reloaded
                 s.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-            insert_rows(s, BeaconVariant.__table__, _VARIANT_COLUMNS, variants)
+            insert_rows(s, BeaconVariant.__table__, VARIANT_COLUMNS, variants)
             insert_rows(s, BeaconAnnotation.__table__, _ANNOTATION_COLUMNS, annotations)
             row = s.get(BeaconLoad, load_id)
             row.checkpoint = upto
@@ -820,7 +834,10 @@ def _load_records(
                 an = None
                 if fmt.startswith("GT"):
                     # the common layout also proves the number of sample columns
-                    gts = section if fmt == "GT" else _STRIP_FORMAT_BYTES.sub(b"", section)
+                    if nsamples == 1:
+                        gts = section.partition(b":")[0]
+                    else:
+                        gts = section if fmt == "GT" else _STRIP_FORMAT_BYTES.sub(b"", section)
                     an = template.counts(gts, n_alt, *tallies)
                 if an is None:
                     # anything else the general (text) way, which words the errors

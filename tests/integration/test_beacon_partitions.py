@@ -19,7 +19,7 @@ from server.auth import Caller
 from server.beacon import service
 from server.beacon.metadata import load_metadata
 from server.beacon.request import build
-from server.beacon.store import withdraw
+from server.beacon.store import fold, withdraw
 from server.beacon.tables import BeaconVariant
 from server.beacon.vcf import load_vcf
 from server.settings import Settings
@@ -218,3 +218,6 @@ def test_partitions_on_a_second_server_give_the_same_answers(pg_db, second_serve
     withdraw(db, "multi", "P000", caller="test")
     multi, expect = snapshot(db, "multi"), snapshot(db, "expect")
     assert multi == expect and any(k[0] == "1" for k in multi)
+    # and the fold of the pending deltas into records on both servers
+    assert fold(db, "multi").rows > 0
+    assert snapshot(db, "multi") == expect

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from server.beacon import engine
 from server.db.tables import Dataset
 
 
@@ -25,3 +26,10 @@ def add_dataset(db, dataset_id: str = "ds1", access: str = "public", assembly: s
 @pytest.fixture
 def dataset(db):
     return add_dataset(db)
+
+
+def visible_alleles(session, dataset_id: str) -> list:
+    """The dataset's alleles as queries read them: its records with its pending
+    deltas aggregated per allele (``engine.alleles``)."""
+    ctx = engine.new_context(session)
+    return engine.alleles(ctx, ctx.vcf_loads([dataset_id])[dataset_id], [])

@@ -16,7 +16,7 @@ from server.beacon.service import adjust
 from server.beacon.tables import BeaconVariant
 from server.beacon.vcf import load_vcf
 from server.settings import Settings
-from tests.unit.beacon.conftest import add_dataset
+from tests.unit.beacon.conftest import add_dataset, visible_alleles
 
 SEXES = [("NCIT:C16576", "female"), ("NCIT:C20197", "male")]
 POPS = [("NCIT:C42331", "African"), ("NCIT:C41261", "White"), None]
@@ -74,15 +74,7 @@ def _expected(samples, inds, gts, allele: int) -> dict:
 
 def _rows(db, dataset):
     with db.session() as s:
-        return (
-            s.execute(
-                sa.select(BeaconVariant)
-                .where(BeaconVariant.dataset_id == dataset)
-                .order_by(BeaconVariant.pk)
-            )
-            .scalars()
-            .all()
-        )
+        return sorted(visible_alleles(s, dataset), key=lambda r: r.pk)
 
 
 def test_subset_counts_equal_per_sample_reading(db, tmp_path):

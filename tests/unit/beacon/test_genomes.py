@@ -5,7 +5,12 @@ the same records, carriers and frequencyInPopulations as one joint
 ``load-vcf`` of the same samples, and the counts pysam reads from the joint
 file. Withdrawal leaves the store equal to one that never had the genome; a
 repeated add changes nothing, an interrupted one is invisible and resumes, a
-changed genome is refused unless replaced."""
+changed genome is refused unless replaced.
+
+Every test runs with the genomes left as pending deltas, folded after every
+add, and folded now and then (a mix of folded and pending genomes), so the
+equivalences hold for queries over deltas, negative deltas and folded
+records alike."""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from pyroaring import BitMap
 from server.beacon import engine
 from server.beacon.frequencies import frequencies
 from server.beacon.metadata import load_metadata
-from server.beacon.store import allele_number, genome_count, withdraw
+from server.beacon.store import allele_number, fold, genome_count, withdraw
 from server.beacon.tables import (
     BeaconGenome,
     BeaconLoad,
@@ -38,6 +43,29 @@ from server.errors import InvalidInput
 from tests.unit.beacon.conftest import add_dataset
 
 N_SAMPLES = 24
+# how loads fold their deltas in the test running (``fold_after`` of load_vcf)
+FOLDING = {"pending": None, "mixed": 2, "folded": 0}
+_mode: dict = {}
+
+
+@pytest.fixture(autouse=True, params=sorted(FOLDING))
+def folding(request, monkeypatch):
+    monkeypatch.setitem(_mode, "name", request.param)
+    monkeypatch.setitem(_mode, "fold_after", FOLDING[request.param])
+    return request.param
+
+
+def load(db, path, dataset_id, **kw):
+    """``load_vcf`` folding as the running test's mode says."""
+    return load_vcf(db, path, dataset_id, progress=False, fold_after=_mode["fold_after"], **kw)
+
+
+def settle(db, dataset_id) -> None:
+    """In the folded mode, fold what a withdrawal left pending."""
+    if _mode["name"] == "folded":
+        fold(db, dataset_id)
+
+
 SEXES = [("NCIT:C16576", "female"), ("NCIT:C20197", "male")]
 POPS = [("NCIT:C42331", "African"), ("NCIT:C41261", "White"), ("NCIT:C41260", "Asian")]
 
@@ -119,7 +147,9 @@ def pysam_counts(path) -> dict:
 def snapshot(db, dataset_id: str) -> dict:
     """Everything a query can learn about the dataset's variants: per allele the
     counts, allele number, carriers and homozygous carriers by name, and the
-    frequencyInPopulations entries."""
+    frequencyInPopulations entries, read as queries read them (the store's
+    records with its pending deltas, aggregated per allele). The count and
+    carrier query paths must agree with it."""
     with db.session() as s:
         names = dict(
             s.execute(
@@ -130,31 +160,36 @@ def snapshot(db, dataset_id: str) -> dict:
         )
         n = genome_count(s, dataset_id)
         ctx = engine.new_context(s)
+        loads = ctx.vcf_loads([dataset_id])[dataset_id]
         out = {}
-        # what queries read: the rows of done vcf journal rows (the store)
-        rows = s.execute(
-            sa.select(BeaconVariant)
-            .join(BeaconLoad, BeaconLoad.id == BeaconVariant.load_id)
-            .where(
-                BeaconVariant.dataset_id == dataset_id,
-                BeaconLoad.kind == "vcf",
-                BeaconLoad.status == "done",
-            )
-        )
-        for r in rows.scalars():
+        carried = BitMap()
+        for r in engine.alleles(ctx, loads, []):
             freqs = frequencies(ctx, dataset_id, r, lambda c: c)
             freqs[0] = {**freqs[0], "population": "dataset"}
             key = (r.chrom, r.start, r.ref, r.alt)
             assert key not in out, f"two records for {key}"
+            carriers = BitMap.deserialize(r.carriers)
+            carried |= carriers
             out[key] = (
                 r.ac,
                 allele_number(r, n),
                 r.hom,
                 r.het,
-                {names[i] for i in BitMap.deserialize(r.carriers)},
+                {names[i] for i in carriers},
                 {names[i] for i in BitMap.deserialize(r.hom_carriers)},
                 json.dumps(freqs, sort_keys=True),
             )
+        # the count and carrier statements of the query paths
+        everything = engine.Genomic()
+        assert engine._variant_count(ctx, loads, everything) == len(out)
+        some = max((v[2] + v[3] for v in out.values()), default=0)
+        assert engine._variant_count(ctx, loads, everything, some) == sum(
+            1 for v in out.values() if v[2] + v[3] >= some
+        )
+        union = BitMap()
+        for c in engine._carriers(ctx, loads, everything):
+            union |= BitMap.deserialize(c)
+        assert union == carried
         return out
 
 
@@ -167,7 +202,7 @@ def metadata(db, dataset_id, split) -> None:
 
 
 def add_singles(db, dataset_id, paths, **kw) -> list:
-    return [load_vcf(db, p, dataset_id, progress=False, single=True, **kw) for p in paths]
+    return [load(db, p, dataset_id, single=True, **kw) for p in paths]
 
 
 def test_any_order_or_grouping_equals_joint_load_and_pysam(db, split, tmp_path):
@@ -175,7 +210,7 @@ def test_any_order_or_grouping_equals_joint_load_and_pysam(db, split, tmp_path):
     assert len(expected) > 500
     add_dataset(db, "joint")
     metadata(db, "joint", split)
-    load_vcf(db, split["joint"], "joint", progress=False)
+    load(db, split["joint"], "joint")
     joint = snapshot(db, "joint")
     assert counts_only(joint) == expected
 
@@ -193,7 +228,7 @@ def test_any_order_or_grouping_equals_joint_load_and_pysam(db, split, tmp_path):
     env = {"GENOMEPORT_DATABASE_URL": str(db.url), "GENOMEPORT_VAR_DIR": str(tmp_path / "var")}
     runner = CliRunner()
     for _group, path in reversed(split["groups"]):
-        load_vcf(db, path, "batch", progress=False)
+        load(db, path, "batch")
     rest = [str(split["singles"][n]) for n in split["rest"]]
     for batch in (rest[:4], rest[4:]):
         result = runner.invoke(
@@ -226,6 +261,7 @@ def test_withdrawal_equals_a_store_that_never_had_the_genome(db, split, testdata
         ).scalar_one()
     result = withdraw(db, "had", gone, caller="test")
     assert result.records > 0 and result.metadata == 1
+    settle(db, "had")
 
     add_dataset(db, "never")
     never_meta = split["dir"] / "never" / "individuals.json"
@@ -291,6 +327,24 @@ def test_withdraw_command_needs_yes(db, split, tmp_path):
     assert genome_count_of(db, "cli") == 0 and snapshot(db, "cli") == {}
 
 
+def test_fold_command(db, split, tmp_path, folding):
+    if folding != "pending":
+        pytest.skip("one run")
+    add_dataset(db, "cf")
+    names = split["samples"][:3]
+    add_singles(db, "cf", [split["singles"][n] for n in names])
+    before = snapshot(db, "cf")
+    assert pending(db, "cf") == 2  # the first went straight into the empty store
+    env = {"GENOMEPORT_DATABASE_URL": str(db.url), "GENOMEPORT_VAR_DIR": str(tmp_path / "var")}
+    runner = CliRunner()
+    done = runner.invoke(main, ["beacon", "fold", "--dataset", "cf", "--quiet"], env=env)
+    assert done.exit_code == 0, done.output
+    assert "folded 2 deltas" in done.output
+    assert pending(db, "cf") == 0 and snapshot(db, "cf") == before
+    again = runner.invoke(main, ["beacon", "fold", "--dataset", "cf", "--quiet"], env=env)
+    assert again.exit_code == 0 and "nothing to fold" in again.output
+
+
 def genome_count_of(db, dataset_id) -> int:
     with db.session() as s:
         return genome_count(s, dataset_id)
@@ -320,7 +374,7 @@ def test_repeated_add_changes_nothing(db, split, tmp_path):
         str(group),
         str(split["joint"]),
     )
-    load_vcf(db, group, "rep", progress=False)
+    load(db, group, "rep")
     add_dataset(db, "rep2")
     add_singles(db, "rep2", [split["singles"][n] for n in split["samples"][:4]])
     assert snapshot(db, "rep") == snapshot(db, "rep2") != snap
@@ -419,3 +473,145 @@ def test_gvcf_reference_blocks_are_not_records(db, tmp_path):
     assert set(snap) == {("22", 1999, "C", "T"), ("22", 3000, "A", "G")}
     assert snap[("22", 1999, "C", "T")][:6] == (3, 4, 1, 1, {"G1", "G2"}, {"G2"})
     assert snap[("22", 3000, "A", "G")][:6] == (2, 4, 1, 0, {"G1"}, {"G1"})
+
+
+def base_records(db, dataset_id: str) -> dict:
+    """The dataset's base records alone (the store row's rows, deltas ignored):
+    what a query that forgot the deltas would read."""
+    with db.session() as s:
+        names = dict(
+            s.execute(
+                sa.select(BeaconSample.idx, BeaconSample.name).where(
+                    BeaconSample.dataset_id == dataset_id
+                )
+            ).all()
+        )
+        rows = s.execute(
+            sa.select(BeaconVariant)
+            .join(BeaconLoad, BeaconLoad.id == BeaconVariant.load_id)
+            .where(BeaconVariant.dataset_id == dataset_id, BeaconLoad.kind == "vcf")
+        ).scalars()
+        return {
+            (r.chrom, r.start, r.ref, r.alt): (
+                r.ac,
+                r.hom,
+                r.het,
+                r.an_gap,
+                {names.get(i, i) for i in BitMap.deserialize(r.carriers)},
+                {names.get(i, i) for i in BitMap.deserialize(r.hom_carriers)},
+            )
+            for r in rows
+        }
+
+
+def pending(db, dataset_id: str) -> int:
+    with db.session() as s:
+        return s.execute(
+            sa.select(sa.func.count())
+            .select_from(BeaconLoad)
+            .where(BeaconLoad.dataset_id == dataset_id, BeaconLoad.pending.is_(True))
+        ).scalar_one()
+
+
+def test_fold_equals_a_joint_store_and_queries_read_every_delta(db, split, folding):
+    if folding != "pending":
+        pytest.skip("one run: the test chooses when to fold")
+    samples = split["samples"]
+    add_dataset(db, "jt")
+    metadata(db, "jt", split)
+    load(db, split["joint"], "jt")
+    fold(db, "jt")
+    joint, joint_base = snapshot(db, "jt"), base_records(db, "jt")
+
+    add_dataset(db, "mix")
+    metadata(db, "mix", split)
+    first, second = samples[:12], samples[12:]
+    add_singles(db, "mix", [split["singles"][n] for n in first])
+    # the first genome went straight into the empty store, the others are deltas
+    assert pending(db, "mix") == 11
+    assert {n for v in base_records(db, "mix").values() for n in v[4]} == {first[0]}
+    assert len(snapshot(db, "mix")) > 100
+    result = fold(db, "mix", chunk=100)
+    assert result.deltas == 11 and result.rows > 0 and pending(db, "mix") == 0
+    add_singles(db, "mix", [split["singles"][n] for n in second])
+    # some folded, some pending: queries add the deltas to the records
+    assert base_records(db, "mix") != joint_base
+    assert snapshot(db, "mix") == joint
+    # withdraw one folded and one pending genome: a negative delta and a deletion
+    with db.session() as s:
+        idx = s.execute(
+            sa.select(BeaconSample.idx).where(
+                BeaconSample.dataset_id == "mix", BeaconSample.name == first[0]
+            )
+        ).scalar_one()
+    withdraw(db, "mix", first[0], caller="test")
+    withdraw(db, "mix", second[0], caller="test")
+    gone = {first[0], second[0]}
+    # the folded genome is still in the base records (by index) until the fold ...
+    assert any(idx in v[4] for v in base_records(db, "mix").values())
+    # ... but no query counts it
+    mid = snapshot(db, "mix")
+    assert not any(gone & v[4] for v in mid.values())
+    # an interrupted fold: every committed chunk answers the same; it resumes
+    part = fold(db, "mix", chunk=50, stop_after=2)
+    assert part.rows > 0 and pending(db, "mix") > 0
+    assert snapshot(db, "mix") == mid
+    done = fold(db, "mix", chunk=50)
+    assert done.rows > 0 and pending(db, "mix") == 0
+    assert snapshot(db, "mix") == mid
+    assert not any(idx in v[4] for v in base_records(db, "mix").values())
+
+    add_dataset(db, "without")
+    docs = [d for d in json.loads(split["individuals"].read_text()) if d["id"] not in gone]
+    meta = split["dir"] / "without" / "individuals.json"
+    meta.parent.mkdir(exist_ok=True)
+    meta.write_text(json.dumps(docs))
+    load_metadata(db, [meta], "without", progress=False)
+    others = [n for n in samples if n not in gone]
+    add_singles(db, "without", [split["singles"][n] for n in others])
+    fold(db, "without")
+    assert snapshot(db, "mix") == snapshot(db, "without")
+    assert base_records(db, "mix") == base_records(db, "without")
+    # a store folded from single genomes equals the store of the joint file
+    fold(db, "mix")
+    add_singles(db, "mix", [split["singles"][n] for n in sorted(gone)])
+    fold(db, "mix")
+    assert base_records(db, "mix") == joint_base
+
+
+def test_concurrent_first_loads_into_one_dataset(db, split, folding):
+    """Two first loads into a new dataset at once (the store row created by
+    both): both succeed, with the two genomes counted."""
+    if folding != "pending" or db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite serialises writers), one run")
+    import threading
+
+    add_dataset(db, "race")
+    names = split["samples"][:2]
+    errors, results = [], []
+    barrier = threading.Barrier(2)
+
+    def add(name):
+        try:
+            barrier.wait()
+            results.append(load(db, split["singles"][name], "race", single=True))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert {r.status for r in results} == {"loaded"}
+    add_dataset(db, "calm")
+    add_singles(db, "calm", [split["singles"][n] for n in names])
+    assert snapshot(db, "race") == snapshot(db, "calm")
+    with db.session() as s:
+        stores = s.execute(
+            sa.select(sa.func.count())
+            .select_from(BeaconLoad)
+            .where(BeaconLoad.dataset_id == "race", BeaconLoad.kind == "vcf")
+        ).scalar_one()
+    assert stores == 1

@@ -156,7 +156,12 @@ def test_interrupted_load_is_invisible_then_resumes(db, seed_dir):
     with db.session() as s:
         assert s.get(BeaconLoad, part.load_id).checkpoint >= 200
     done = load_vcf(db, seed_dir / "cohort.vcf.gz", "demo", progress=False, batch_size=100)
-    assert done.status == "resumed" and done.load_id == part.load_id
+    assert done.status == "resumed"
+    with db.session() as s:
+        # the interrupted load's rows were kept (resumed, not reloaded) and, the
+        # dataset being empty, became its store as they were staged
+        assert s.get(BeaconLoad, part.load_id).kind == "vcf"
+        assert s.get(BeaconLoad, done.load_id).status == "done"
     assert len(stored(db, "demo")) == len(bcftools_counts(seed_dir / "cohort.vcf.gz"))
 
 

@@ -17,7 +17,7 @@ from server.beacon.store import allele_number, genome_count
 from server.beacon.tables import BeaconLoad, BeaconSample, BeaconVariant
 from server.beacon.vcf import _DiploidTemplate, load_vcf
 from server.errors import InvalidInput
-from tests.unit.beacon.conftest import add_dataset
+from tests.unit.beacon.conftest import add_dataset, visible_alleles
 
 HEADER = (
     "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=248956422>\n"
@@ -92,10 +92,11 @@ def carried(counts: dict) -> dict:
 
 
 def stored_counts(db, dataset_id: str) -> dict:
-    """The dataset's merged records, with their allele numbers."""
+    """The dataset's records as queries read them (pending deltas included),
+    with their allele numbers."""
     with db.session() as s:
         n = genome_count(s, dataset_id)
-        rows = s.execute(sa.select(BeaconVariant).where(BeaconVariant.dataset_id == dataset_id))
+        rows = visible_alleles(s, dataset_id)
         return {
             (r.start + 1, r.alt): (
                 r.ac,
@@ -105,7 +106,7 @@ def stored_counts(db, dataset_id: str) -> dict:
                 BitMap.deserialize(r.carriers),
                 BitMap.deserialize(r.hom_carriers),
             )
-            for r in rows.scalars()
+            for r in rows
         }
 
 
@@ -193,3 +194,41 @@ def test_bad_genotype_rejected_with_line_and_nothing_loaded(db, tmp_path, record
     with db.session() as s:
         assert s.execute(sa.select(sa.func.count()).select_from(BeaconVariant)).scalar() == 0
         assert s.execute(sa.select(sa.func.count()).select_from(BeaconLoad)).scalar() == 0
+
+
+@pytest.mark.parametrize("gt", ["0/1", "1|1", "./1", "1/.", "./.", "0/0", "1/2", "2|2", "0|2"])
+def test_single_sample_genotypes_count_as_in_a_multi_sample_file(db, tmp_path, gt):
+    """add-genome's own genotype counter (one sample) gives what the
+    multi-sample counters give for the same genotype."""
+    head = (
+        "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=248956422>\n"
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
+    )
+    carrier = "chr1\t100\t.\tA\tG,T\t.\tPASS\t.\tGT:DP\t1/2:5"  # so that both alleles are records
+    one = tmp_path / "one.vcf"
+    one.write_text(head + "S1\n" + f"chr1\t100\t.\tA\tG,T\t.\tPASS\t.\tGT:DP\t{gt}:7\n")
+    two = tmp_path / "two.vcf"
+    two.write_text(head + "S1\tS2\n" + f"chr1\t100\t.\tA\tG,T\t.\tPASS\t.\tGT:DP\t{gt}:7\t0/0:3\n")
+    other = tmp_path / "other.vcf"
+    other.write_text(head + "S0\n" + carrier + "\n")
+    results = {}
+    for name, path, single in (("solo", one, True), ("pair", two, False)):
+        add_dataset(db, name)
+        load_vcf(db, other, name, progress=False, single=True, assembly="GRCh38")
+        load_vcf(db, path, name, progress=False, single=single, assembly="GRCh38")
+        with db.session() as s:
+            results[name] = {
+                r.alt: (
+                    r.ac,
+                    r.hom,
+                    r.het,
+                    BitMap.deserialize(r.carriers),
+                    BitMap.deserialize(r.hom_carriers),
+                    r.an_gap,
+                )
+                for r in visible_alleles(s, name)
+            }
+    assert results["solo"] == results["pair"]
+    assert set(results["solo"]) == {"G", "T"}
