@@ -71,8 +71,10 @@ def _run(entry: str, kind: str, target: str | None, entry_id, body, method: str)
 def _make(entry, kind, target, method):
     # The entry handlers read the query string or body themselves (both through
     # server.beacon.request), after Connexion has checked them against the
-    # OpenAPI document; they take their path parameter and ignore the others.
-    def handler(id_=None, **_):
+    # OpenAPI document. They take their path parameter alone: with no **kwargs
+    # in the signature, Connexion passes nothing else, so it does not convert
+    # every query parameter a second time for arguments nobody reads.
+    def handler(id_=None):
         body = flask.request.get_json(silent=True) if method == "POST" else None
         return _run(entry, kind, target, id_, body, method)
 

@@ -54,6 +54,7 @@ def _insert_async_commit():
     ``synchronous_commit`` off for its own (implicit) transaction."""
     import sqlalchemy as sa
 
+    from server.db.prepared import PreparedInsert
     from server.db.tables import AuditEvent
 
     table = AuditEvent.__table__
@@ -70,9 +71,9 @@ def _insert_async_commit():
         "request_id",
     ]
     row = sa.select(*[sa.bindparam(n, type_=table.c[n].type) for n in names]).where(
-        sa.func.set_config("synchronous_commit", "off", True) == "off"
+        sa.text("set_config('synchronous_commit', 'off', true) = 'off'")
     )
-    return sa.insert(table).from_select(names, row)
+    return PreparedInsert(table, sa.insert(table).from_select(names, row))
 
 
 def append(
@@ -120,13 +121,14 @@ def append(
         "request_id": request_id_var.get() if request_id is None else request_id,
     }
     if connection is not None:
+        # straight through the driver, in the connection's transaction
         if connection.dialect.name != "postgresql":
-            connection.execute(insert_statement().statement, row)
+            insert_statement().execute(connection, row)
         elif connection.connection.driver_connection.autocommit:
-            connection.execute(_insert_async_commit(), row)
+            _insert_async_commit().execute(connection, row)
         else:
             connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            connection.execute(insert_statement().statement, row)
+            insert_statement().execute(connection, row)
         return
     engine = db.engine
     setup = ("SET LOCAL synchronous_commit TO OFF",) if engine.dialect.name == "postgresql" else ()

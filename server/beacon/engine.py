@@ -8,6 +8,7 @@ phenotype X carrying variant Y" is ``filter_bitmap & carriers``).
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 import threading
@@ -170,16 +171,29 @@ _DONE_LOADS = (
 )
 
 
-def new_context(session) -> Context:
+def new_context(session, rows=None) -> Context:
     """One query of the (small) load journal serves the whole request. The
     generation changes with every load and with every merge into or
-    withdrawal from a store (its row's ``checkpoint`` counts them)."""
-    rows = [LoadRow(*r) for r in fetch_all(session, _DONE_LOADS)]
+    withdrawal from a store (its row's ``checkpoint`` counts them).
+
+    ``rows``: the journal's rows (the columns of ``_DONE_LOADS``) when the
+    caller read them already, in a statement of its own."""
+    if rows is None:
+        rows = fetch_all(session, _DONE_LOADS)
+    rows = [LoadRow(*r) for r in rows]
     gen = (
         max((r.id for r in rows), default=0),
         sum(r.checkpoint or 0 for r in rows if r.kind == "vcf"),
     )
-    return Context(session=session, generation=gen, loads=rows, db_key=str(session.get_bind().url))
+    return Context(
+        session=session, generation=gen, loads=rows, db_key=_db_key(session.get_bind().url)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _db_key(url) -> str:
+    """The process caches' key of a database: its URL as text (rendered once)."""
+    return str(url)
 
 
 @cachetools.cached(_SAMPLE_CACHE, key=load_key("samples"), lock=_SAMPLE_LOCK)

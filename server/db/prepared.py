@@ -114,11 +114,13 @@ class PreparedInsert:
     through SQLAlchemy.
     """
 
-    def __init__(self, table):
+    def __init__(self, table, statement=None):
         import sqlalchemy as sa
 
         self.table = table
-        self.statement = sa.insert(table)
+        # another INSERT into ``table`` whose bind parameters are named for its
+        # columns (an INSERT ... SELECT of them), or the plain one-row INSERT
+        self.statement = sa.insert(table) if statement is None else statement
         self._plans: dict[tuple, _InsertPlan | None] = {}
         self._lock = threading.Lock()
 
@@ -167,6 +169,22 @@ class PreparedInsert:
             raise
         finally:
             connection.close()  # back to the pool; an uncommitted transaction is rolled back
+
+    def execute(self, connection, row: dict) -> None:
+        """Insert ``row`` on ``connection`` (a SQLAlchemy ``Connection``), in its
+        transaction, straight through the driver (the caller commits)."""
+        plan = self._plan(connection.dialect, tuple(row))
+        if plan is None:
+            connection.execute(self.statement, row)
+            return
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.execute(plan.sql, plan.args(row))
+        except Exception as exc:
+            note_driver_error(connection.engine, exc, connection)
+            raise
+        finally:
+            cursor.close()
 
 
 @functools.lru_cache(maxsize=512)

@@ -82,3 +82,18 @@ def test_a_difference_inside_the_noise_of_the_rounds_is_inconclusive():
     assert compare.verdict(1.2, compare.LOW, noise).startswith("inconclusive")
     assert compare.verdict(1.4, compare.LOW, noise) == "OUTSIDE: head worse"
     assert compare.verdict(1 / 1.4, compare.HIGH, noise) == "OUTSIDE: head worse"
+
+
+def test_per_round_ratios_decide_only_when_the_rounds_agree():
+    results = {
+        "base": {"q": {0: 4.0, 1: 4.2, 2: 4.1, 3: 4.0}},
+        "head": {"q": {0: 6.0, 1: 6.1, 2: 5.9, 3: 6.2}},
+    }
+    ratios = compare.per_round_ratios(results, "q")
+    assert len(ratios) == 4 and all(r > 1.4 for r in ratios)
+    assert compare.verdict(1.5, compare.LOW, rounds=ratios) == "OUTSIDE: head worse"
+    # the same median with rounds on both sides of the band is not decided
+    mixed = [0.9, 1.0, 1.5, 1.7]
+    assert compare.verdict(1.25, compare.LOW, rounds=mixed).startswith("inconclusive")
+    line = [ln for ln in compare.table(results, [("q", compare.LOW)]) if ln.startswith("| q")]
+    assert "OUTSIDE: head worse" in line[0] and "| 4 |" in line[0]
