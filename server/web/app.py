@@ -26,7 +26,9 @@ import re
 from pathlib import Path
 
 import connexion
+import flask
 import yaml
+from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
@@ -45,6 +47,13 @@ logger = logging.getLogger(__name__)
 
 OPENAPI_DIR = Path(__file__).resolve().parent.parent.parent / "openapi"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+# Handlers' JSON answers: Flask's JSON provider (Connexion's, so dates and
+# decimals encode as before, keys sorted), written compact. Connexion's default
+# indents by 2, which also forces the pure-Python encoder: a third of the web
+# layer's cost of a Beacon count answer.
+JSONIFIER = Jsonifier(flask.json)
 
 
 class WiringError(RuntimeError):
@@ -141,7 +150,7 @@ def create_app(
     if migrate:
         db.upgrade()
 
-    cx = connexion.FlaskApp(__name__, specification_dir=str(openapi_dir))
+    cx = connexion.FlaskApp(__name__, specification_dir=str(openapi_dir), jsonifier=JSONIFIER)
     # A path with "//" names no route (404 in the API's own error shape); Werkzeug
     # would otherwise answer it with a redirect that no API documents.
     cx.app.url_map.merge_slashes = False
