@@ -233,17 +233,23 @@ def main() -> None:
             pstats.Stats(flask_prof).sort_stats("cumulative").print_stats(args.top)
             return
         results = {name: [] for name in shapes}
+        cpu = dict.fromkeys(shapes, 0.0)
         rounds = 5
         for _ in range(rounds):  # interleaved, so all shapes share the machine's load
             for name, fn in shapes.items():
+                t = time.process_time()
                 results[name] += timed(fn, args.requests // rounds)
-        print(f"{args.db}: p50 ms over {args.requests} requests each (in process)")
+                cpu[name] += time.process_time() - t
+        per = rounds * (args.requests // rounds)
+        print(f"{args.db}: p50 ms and process CPU ms per request, {per} requests each (in process)")
         for name, values in results.items():
-            print(f"  {name:32s} {statistics.median(values):7.3f}")
+            print(f"  {name:32s} {statistics.median(values):7.3f} {cpu[name] / per * 1000:7.3f}")
+        name = "allele query, web layer"
         web = statistics.median(results["allele query, app"]) - statistics.median(
             results["allele query, service alone"]
         )
-        print(f"  {'allele query, web layer':32s} {web:7.3f}")
+        web_cpu = (cpu["allele query, app"] - cpu["allele query, service alone"]) / per * 1000
+        print(f"  {name:32s} {web:7.3f} {web_cpu:7.3f}")
     finally:
         if cx is not None:
             cx.app.extensions["genomeport"].db.dispose()
