@@ -203,6 +203,7 @@ def create_app(
             strict_validation=False,
             validate_responses=False,
             validator_map=validation.VALIDATOR_MAP,
+            uri_parser_class=validation.URI_PARSER,
             # no bundled Swagger UI; server.web.ops serves the documents as JSON
             swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),
         )

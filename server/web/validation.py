@@ -16,12 +16,14 @@ A NUL character in a JSON string or a form text field is a 400 too.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
+from connexion.uri_parsing import OpenAPIURIParser
 from connexion.utils import is_null, is_nullable
 from connexion.validators import (
     FormDataValidator,
@@ -97,6 +99,18 @@ def _schema_validator(param: dict) -> Draft4Validator:
         if len(_VALIDATORS) < 10_000:  # the documents' parameters; never unbounded
             _VALIDATORS[id(param)] = known
     return known[1]
+
+
+class URIParser(OpenAPIURIParser):
+    """Connexion's OpenAPI 3 parser of query, path and form parameters, with the
+    map of parameter schemas built once per request: Connexion's property
+    rebuilds it, over every parameter of the operation, for each parameter a
+    request carries (twice per request: validation, then the handler's
+    arguments). Handed to Connexion through its public ``uri_parser_class``."""
+
+    @functools.cached_property
+    def param_schemas(self):
+        return super().param_schemas
 
 
 # ---------------------------------------------------------------- request bodies
@@ -225,6 +239,8 @@ class GuardedFormDataValidator(_FormErrorsAre400, FormDataValidator):
 class GuardedMultiPartFormDataValidator(_FormErrorsAre400, MultiPartFormDataValidator):
     """``multipart/form-data``: a missing boundary, truncated parts or bad headers are a 400."""
 
+
+URI_PARSER = URIParser  # Connexion's uri_parser_class
 
 # Connexion's validator_map: the guards above in place of its own validators
 VALIDATOR_MAP = {
