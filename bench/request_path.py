@@ -128,6 +128,86 @@ def layer_report(prof: cProfile.Profile, n: int) -> None:
             print(f"    {name:38s} {rows[name] / n * 1000:8.3f}")
 
 
+def _uncached_validators():
+    """Connexion's own per-request schema validators (a deep copy and a new
+    JSON-schema validator per parameter and request), with the int64 guard."""
+    from connexion.validators import ParameterValidator
+
+    from server.web import validation
+
+    class Uncached(validation.Int64ParameterValidator):
+        @staticmethod
+        def check_schema(parameter_type, value, param, param_name=None):
+            return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
+
+    return {**validation.VALIDATOR_MAP, "parameter": Uncached}
+
+
+# trim -> (module attribute of server.web.app or validation, value that undoes it)
+def _undo(name: str):
+    import flask
+    from connexion.jsonifier import Jsonifier
+    from connexion.middleware import ConnexionMiddleware
+
+    if name == "validator cache":
+        return "server.web.validation", "VALIDATOR_MAP", _uncached_validators()
+    if name == "parser schema map":
+        from connexion.uri_parsing import OpenAPIURIParser
+
+        return "server.web.validation", "URI_PARSER", OpenAPIURIParser
+    if name == "compact JSON":
+        return "server.web.app", "JSONIFIER", Jsonifier(flask.json, indent=2)
+    if name == "trimmed middlewares":
+        return "server.web.app", "MIDDLEWARES", tuple(ConnexionMiddleware.default_middlewares)
+    raise ValueError(name)
+
+
+TRIMS = ("validator cache", "parser schema map", "compact JSON", "trimmed middlewares")
+
+
+def ablate(settings, request, n: int, rounds: int = 10) -> None:
+    """p50 and process CPU of ``request`` on one app with every trim and one app
+    with each trim undone alone, batches interleaved over the apps."""
+    import importlib
+
+    from server.web.app import create_app
+
+    apps = {"all trims": create_app(settings, migrate=False)}
+    for trim in TRIMS:
+        module_name, attr, value = _undo(trim)
+        module = importlib.import_module(module_name)
+        kept = getattr(module, attr)
+        setattr(module, attr, value)
+        try:
+            apps[f"without {trim}"] = create_app(settings, migrate=False)
+        finally:
+            setattr(module, attr, kept)
+    wall = {name: [] for name in apps}
+    cpu = dict.fromkeys(apps, 0.0)
+    for app in apps.values():
+        for i in range(50):
+            request(app, i)
+    batch = max(1, n // rounds)
+    for _ in range(rounds):
+        for name, app in apps.items():
+            t = time.process_time()
+            wall[name] += timed(lambda i, app=app: request(app, i), batch)
+            cpu[name] += time.process_time() - t
+    per = batch * rounds
+    base_wall = statistics.median(wall["all trims"])
+    base_cpu = cpu["all trims"] / per * 1000
+    print(f"allele query, {per} requests per app, {rounds} interleaved rounds (in process)")
+    print(f"  {'app':32s} {'p50 ms':>7s} {'CPU ms':>7s}  gain = 1 - all / without (p50, CPU)")
+    for name in apps:
+        p50, c = statistics.median(wall[name]), cpu[name] / per * 1000
+        gain = (
+            "" if name == "all trims" else f"  {1 - base_wall / p50:6.1%} {1 - base_cpu / c:6.1%}"
+        )
+        print(f"  {name:32s} {p50:7.3f} {c:7.3f}{gain}")
+    for app in apps.values():
+        app.app.extensions["genomeport"].db.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
@@ -135,6 +215,11 @@ def main() -> None:
     ap.add_argument("--variants", type=int, default=20000)
     ap.add_argument("--profile", choices=("beacon", "htsget"), default=None)
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument(
+        "--ablate",
+        action="store_true",
+        help="one app with every public-API trim, one with each undone alone, interleaved",
+    )
     args = ap.parse_args()
 
     from server.beacon import request as breq
@@ -208,6 +293,13 @@ def main() -> None:
         }
         for fn in shapes.values():
             timed(fn, 50)
+        if args.ablate:
+            ablate(
+                settings,
+                lambda app, i: asgi_get(app, "/beacon/v2/g_variants", urlencode(allele_query(i))),
+                args.requests,
+            )
+            return
         if args.profile:
             fn = app_allele if args.profile == "beacon" else app_service_info
             # Flask runs in a2wsgi's worker thread: profiled there on its own
