@@ -41,19 +41,20 @@ def variants_service_info():
 
 # The ticket handlers read the query or body themselves (server.htsget.service
 # parses it as the specification words it); Connexion has already checked it
-# against the OpenAPI document. They take their path parameter and ignore the
-# others Connexion passes.
-def search_read_id(id_, **_):
+# against the OpenAPI document. They take their path parameter alone: with no
+# **kwargs in the signature, Connexion passes nothing else, so it does not
+# convert every query parameter a second time for arguments nobody reads.
+def search_read_id(id_):
     return _get("reads", id_)
 
 
-def search_variant_id(id_, **_):
+def search_variant_id(id_):
     return _get("variants", id_)
 
 
-def search_read_id_post(id_, **_):
+def search_read_id_post(id_):
     return _post("reads", id_)
 
 
-def search_variant_id_post(id_, **_):
+def search_variant_id_post(id_):
     return _post("variants", id_)

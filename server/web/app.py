@@ -26,8 +26,13 @@ import re
 from pathlib import Path
 
 import connexion
+import flask
 import yaml
-from connexion.middleware import MiddlewarePosition
+from connexion.jsonifier import Jsonifier
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware.security import SecurityMiddleware
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.middleware.cors import CORSMiddleware
@@ -45,6 +50,27 @@ logger = logging.getLogger(__name__)
 
 OPENAPI_DIR = Path(__file__).resolve().parent.parent.parent / "openapi"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+# Handlers' JSON answers: Flask's JSON provider (Connexion's, so dates and
+# decimals encode as before, keys sorted), written compact. Connexion's default
+# indents by 2, which also forces the pure-Python encoder: a third of the web
+# layer's cost of a Beacon count answer.
+JSONIFIER = Jsonifier(flask.json)
+
+
+# Connexion's middlewares, less the three that do nothing for this node but
+# cost a route lookup per request: Swagger UI (``server.web.docs`` serves
+# /docs, ``server.web.ops`` the documents), security (no operation declares a
+# security requirement, ``check_wiring`` refuses one: every access decision
+# is ``server.auth``'s) and response validation (``validate_responses`` is off).
+# A tuple: Connexion inserts added middlewares into the list it is given, so
+# every app gets a fresh list of its own.
+MIDDLEWARES = tuple(
+    m
+    for m in ConnexionMiddleware.default_middlewares
+    if m not in (SwaggerUIMiddleware, SecurityMiddleware, ResponseValidationMiddleware)
+)
 
 
 class WiringError(RuntimeError):
@@ -80,6 +106,20 @@ def check_wiring(api: Api, openapi_dir: Path) -> None:
         if exc.name != api.handlers:
             raise  # a module the handlers import is missing: that error, unchanged
         raise WiringError(f"API {api.name!r}: handler module {api.handlers} is missing") from exc
+    secured = [
+        f"{method.upper()} {route}"
+        for route, path_item in spec.get("paths", {}).items()
+        for method, op in path_item.items()
+        if method in HTTP_METHODS and op.get("security")
+    ]
+    if spec.get("security") or secured:
+        # Connexion's security middleware is not in the stack (MIDDLEWARES):
+        # a requirement there would be silently unenforced, so none may exist.
+        raise WiringError(
+            f"API {api.name!r}: {path.name} declares a security requirement "
+            f"({', '.join(secured) or 'document-wide'}); access is decided by server.auth, "
+            "not by Connexion security handlers"
+        )
     missing = [
         f"{op_id} -> {api.handlers}.{snake_case(op_id)}"
         for op_id in operation_ids(spec)
@@ -141,7 +181,12 @@ def create_app(
     if migrate:
         db.upgrade()
 
-    cx = connexion.FlaskApp(__name__, specification_dir=str(openapi_dir))
+    cx = connexion.FlaskApp(
+        __name__,
+        specification_dir=str(openapi_dir),
+        jsonifier=JSONIFIER,
+        middlewares=list(MIDDLEWARES),
+    )
     # A path with "//" names no route (404 in the API's own error shape); Werkzeug
     # would otherwise answer it with a redirect that no API documents.
     cx.app.url_map.merge_slashes = False
@@ -158,6 +203,7 @@ def create_app(
             strict_validation=False,
             validate_responses=False,
             validator_map=validation.VALIDATOR_MAP,
+            uri_parser_class=validation.URI_PARSER,
             # no bundled Swagger UI; server.web.ops serves the documents as JSON
             swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),
         )

@@ -16,12 +16,14 @@ A NUL character in a JSON string or a form text field is a 400 too.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
+from connexion.uri_parsing import OpenAPIURIParser
 from connexion.utils import is_null, is_nullable
 from connexion.validators import (
     FormDataValidator,
@@ -55,24 +57,14 @@ def _outside_int64(value) -> bool:
 class Int64ParameterValidator(ParameterValidator):
     """Connexion's ``ParameterValidator``; integers must also fit in int64.
 
-    Each parameter's JSON-schema validator is built once, with the operation
-    (Connexion's own builds one, from a deep copy of the schema, for every
-    parameter of every request: the largest cost of a warm htsget ticket
-    after the HTTP parsing). The checks and their messages are Connexion's.
+    Connexion builds one parameter validator per request, and its
+    ``validate_parameter`` builds a JSON-schema validator, from a deep copy
+    of the schema, for every parameter the request carries: the largest cost
+    of a Beacon query or an htsget ticket after the HTTP parsing. Here each
+    parameter's JSON-schema validator is built the first time a request
+    carries it and kept (``_schema_validator``; the documents' parameters
+    live as long as the app). The checks and their messages are Connexion's.
     """
-
-    def __init__(self, parameters, uri_parser, strict_validation=False, security_query_params=None):
-        parameters = list(parameters)
-        super().__init__(
-            parameters,
-            uri_parser,
-            strict_validation=strict_validation,
-            security_query_params=security_query_params,
-        )
-        self._validators = {
-            id(param): (param, Draft4Validator(param.get("schema", param), format_checker=FORMATS))
-            for param in parameters
-        }
 
     def validate_parameter(self, parameter_type, value, param, param_name=None):
         values = value if isinstance(value, list) else [value]
@@ -80,7 +72,8 @@ class Int64ParameterValidator(ParameterValidator):
             return f"{param_name or param.get('name')}: integer outside the signed 64-bit range"
         return self.check_schema(parameter_type, value, param, param_name)
 
-    def check_schema(self, parameter_type, value, param, param_name=None):
+    @staticmethod
+    def check_schema(parameter_type, value, param, param_name=None):
         """The parameter's own schema, as Connexion checks it."""
         if is_nullable(param) and is_null(value):
             return None
@@ -88,14 +81,36 @@ class Int64ParameterValidator(ParameterValidator):
             if param.get("required"):
                 return f"Missing {parameter_type} parameter '{param['name']}'"
             return None
-        known = self._validators.get(id(param))
-        if known is None or known[0] is not param:  # not one of the operation's own
-            return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
         try:
-            known[1].validate(value)
+            _schema_validator(param).validate(value)
         except ValidationError as exc:
             return str(exc)
         return None
+
+
+# id(param) -> (param, its validator); the param is kept so its id is never reused
+_VALIDATORS: dict[int, tuple[dict, Draft4Validator]] = {}
+
+
+def _schema_validator(param: dict) -> Draft4Validator:
+    known = _VALIDATORS.get(id(param))
+    if known is None or known[0] is not param:
+        known = (param, Draft4Validator(param.get("schema", param), format_checker=FORMATS))
+        if len(_VALIDATORS) < 10_000:  # the documents' parameters; never unbounded
+            _VALIDATORS[id(param)] = known
+    return known[1]
+
+
+class URIParser(OpenAPIURIParser):
+    """Connexion's OpenAPI 3 parser of query, path and form parameters, with the
+    map of parameter schemas built once per request: Connexion's property
+    rebuilds it, over every parameter of the operation, for each parameter a
+    request carries (twice per request: validation, then the handler's
+    arguments). Handed to Connexion through its public ``uri_parser_class``."""
+
+    @functools.cached_property
+    def param_schemas(self):
+        return super().param_schemas
 
 
 # ---------------------------------------------------------------- request bodies
@@ -224,6 +239,8 @@ class GuardedFormDataValidator(_FormErrorsAre400, FormDataValidator):
 class GuardedMultiPartFormDataValidator(_FormErrorsAre400, MultiPartFormDataValidator):
     """``multipart/form-data``: a missing boundary, truncated parts or bad headers are a 400."""
 
+
+URI_PARSER = URIParser  # Connexion's uri_parser_class
 
 # Connexion's validator_map: the guards above in place of its own validators
 VALIDATOR_MAP = {

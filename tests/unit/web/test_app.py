@@ -38,6 +38,39 @@ def test_a_missing_handler_module_stops_the_node_naming_it():
         check_wiring(api, OPENAPI_DIR)
 
 
+def test_a_security_requirement_in_a_document_stops_the_node_naming_it(tmp_path):
+    # Connexion's security middleware is not in the stack: a requirement would
+    # be silently unenforced, so the node refuses to start with one.
+    import yaml
+
+    copy = tmp_path / "openapi"
+    shutil.copytree(OPENAPI_DIR, copy)
+    api = next(api for api in APIS if api.name == "htsget")
+    check_wiring(api, copy)  # as shipped: no requirement
+    spec = yaml.safe_load((copy / "htsget.yaml").read_text())
+    spec["paths"]["/reads/{id}"]["get"]["security"] = [{"bearer": []}]
+    (copy / "htsget.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(WiringError, match=r"htsget\.yaml declares a security requirement \(GET"):
+        check_wiring(api, copy)
+    del spec["paths"]["/reads/{id}"]["get"]["security"]
+    spec["security"] = [{"bearer": []}]
+    (copy / "htsget.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(WiringError, match="document-wide"):
+        check_wiring(api, copy)
+
+
+def test_connexion_runs_routing_and_request_validation_only_where_they_act():
+    from connexion.middleware.request_validation import RequestValidationMiddleware
+    from connexion.middleware.routing import RoutingMiddleware
+    from connexion.middleware.security import SecurityMiddleware
+    from connexion.middleware.swagger_ui import SwaggerUIMiddleware
+
+    from server.web.app import MIDDLEWARES
+
+    assert RoutingMiddleware in MIDDLEWARES and RequestValidationMiddleware in MIDDLEWARES
+    assert SecurityMiddleware not in MIDDLEWARES and SwaggerUIMiddleware not in MIDDLEWARES
+
+
 def test_every_api_of_the_table_is_served(client):
     for api in APIS:
         assert client.get(f"{api.base_path}/openapi.json").status_code == 200, api.name
