@@ -13,15 +13,18 @@ genotypes are counted with C-level bytes operations: every pass over a
 record, so the common case (diploid one-character genotypes) is checked with
 one translate-and-compare and counted with ``bytes.count``/``find``. BCF
 records are decoded by pysam and handled as the same text. Rows are written in
-batches of tuples straight through the DBAPI (COPY on PostgreSQL), each batch
-committed with a checkpoint, and become visible only when the whole file has
+batches of tuples straight through the DBAPI (COPY on PostgreSQL, from a
+background thread while the next batch is parsed), each batch committed in
+order with a checkpoint, and become visible only when the whole file has
 loaded.
 """
 
 from __future__ import annotations
 
 import array
+import queue
 import re
+import threading
 import time
 from dataclasses import dataclass
 from itertools import accumulate, count
@@ -791,8 +794,7 @@ def _load_records(
     )
     postgres = db.engine.dialect.name == "postgresql"
 
-    def flush(upto: int) -> None:
-        nonlocal variants, annotations
+    def write(variants, annotations, upto: int, max_span: int) -> None:
         with db.session() as s:
             if postgres:
                 # durability comes from the final commit that marks the load done (the
@@ -803,6 +805,14 @@ def _load_records(
             row = s.get(BeaconLoad, load_id)
             row.checkpoint = upto
             row.max_span = max(row.max_span or 0, max_span)
+
+    # on PostgreSQL a batch is written while the next one is parsed (the server's
+    # COPY into the indexed table costs about what the parse does)
+    writer = _Writer(write, background=postgres)
+
+    def flush(upto: int) -> None:
+        nonlocal variants, annotations
+        writer.put(variants, annotations, upto, max_span)
         bar.update(upto - bar.n)
         variants, annotations = [], []
 
@@ -955,11 +965,63 @@ def _load_records(
             if len(variants) >= batch_size:
                 flush(rec_no)
                 if stop_after is not None and rec_no >= stop_after:
+                    writer.finish()
                     return None, max_span
         flush(rec_no)
+        writer.finish()
     finally:
+        writer.close()
         bar.close()
     return len(variants), max_span
+
+
+class _Writer:
+    """Batches handed to ``write`` in order, each committed before the next:
+    in one background thread when ``background`` (at most one batch waiting
+    besides the one being written), else at once. An error of the thread is
+    raised by the next ``put`` or by ``finish``."""
+
+    def __init__(self, write, *, background: bool):
+        self.write = write
+        self.failed = False  # a batch failed: none after it is written
+        self.error: BaseException | None = None  # not yet raised
+        self.queue: queue.Queue | None = None
+        if background:
+            self.queue = queue.Queue(maxsize=1)
+            self.thread = threading.Thread(target=self._run, name="beacon-writer", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if not self.failed:
+                try:
+                    self.write(*batch)
+                except BaseException as exc:  # noqa: BLE001 - raised in the loading thread
+                    self.failed = True
+                    self.error = exc
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def put(self, *batch) -> None:
+        if self.queue is None:
+            self.write(*batch)
+            return
+        self._raise()
+        self.queue.put(batch)
+
+    def finish(self) -> None:
+        """Wait until every batch is committed (raising the first error)."""
+        self.close()
+        self._raise()
+
+    def close(self) -> None:
+        if self.queue is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.queue = None
 
 
 def _general_counts(
