@@ -51,7 +51,7 @@ from pyroaring import BitMap
 
 from server.beacon.refs import canonical_chrom
 from server.beacon.tables import BeaconCoverageGap
-from server.genomics.coords import pos_to_start, vcf_interval
+from server.genomics.coords import pos_to_start, ref_end, vcf_interval
 
 G = BeaconCoverageGap
 TILE = 1 << 14
@@ -98,14 +98,14 @@ class Tracker:
         spans = self.spans.get(chrom)
         if spans is None:
             spans = self.spans[chrom] = (array("q"), array("q"), array("b"))
+        start = pos_to_start(pos)
+        spans[0].append(start)
         if block:
             info_end = int(end) if end and end.isdigit() else None
-            spans[0].append(pos_to_start(pos))
             spans[1].append(vcf_interval(pos, ref, info_end).end)
             spans[2].append(alleles_short(fmt, sample))
         else:
-            spans[0].append(pos_to_start(pos))
-            spans[1].append(vcf_interval(pos, ref).end)
+            spans[1].append(ref_end(start, ref))
             spans[2].append(0)
 
     def line(self, raw: bytes) -> None:

@@ -161,7 +161,8 @@ def canonical_chrom(name: str) -> tuple[str, str | None]:
 
 
 def refseq_accession(chrom: str, assembly: str) -> str | None:
-    return REFSEQ.get(assembly, {}).get(chrom)
+    accessions = REFSEQ.get(assembly)
+    return None if accessions is None else accessions.get(chrom)
 
 
 def assembly_from_header(header) -> str:

@@ -13,15 +13,18 @@ genotypes are counted with C-level bytes operations: every pass over a
 record, so the common case (diploid one-character genotypes) is checked with
 one translate-and-compare and counted with ``bytes.count``/``find``. BCF
 records are decoded by pysam and handled as the same text. Rows are written in
-batches of tuples straight through the DBAPI (COPY on PostgreSQL), each batch
-committed with a checkpoint, and become visible only when the whole file has
+batches of tuples straight through the DBAPI (COPY on PostgreSQL, from a
+background thread while the next batch is parsed), each batch committed in
+order with a checkpoint, and become visible only when the whole file has
 loaded.
 """
 
 from __future__ import annotations
 
 import array
+import queue
 import re
+import threading
 import time
 from dataclasses import dataclass
 from itertools import accumulate, count
@@ -71,6 +74,7 @@ from server.genomics.coords import (
     length_after_anchor,
     pos_before,
     pos_to_start,
+    ref_end,
     start_to_pos,
     vcf_interval,
 )
@@ -79,6 +83,7 @@ _STRIP_FORMAT = re.compile(r":[^\t]*")
 _NONREF = re.compile(r"[^\t]*[1-9][^\t]*")
 _ALLELE_SPLIT = re.compile(r"[|/]")
 _BASES = re.compile(r"^[ACGTNacgtn]+$")
+_ONE_BASE = "ACGTNacgtn"
 _ALT_OK = re.compile(r"^([ACGTNacgtn]+|<[^<>]+>|\*|.*[\[\]].*|\.|[ACGTNacgtn]*\.[ACGTNacgtn]*)$")
 
 AMINO = {
@@ -123,6 +128,8 @@ def aa_short(hgvs_p: str) -> str:
 
 def classify(ref: str, alt: str, info: dict[str, str], start: int) -> tuple[str, int, int]:
     """``(variant_type, length, end)`` of one ALT allele (``end`` 0-based exclusive)."""
+    if len(ref) == 1 and len(alt) == 1 and alt not in "[]":  # a SNP, most records
+        return "SNP", 1, ref_end(start, ref)
     if alt.startswith("<"):
         inner = alt[1:-1].split(":")[0].upper()
         svtype = info.get("SVTYPE", inner).upper().split(":")[0]
@@ -138,7 +145,7 @@ def classify(ref: str, alt: str, info: dict[str, str], start: int) -> tuple[str,
         else:
             length = length_after_anchor(interval)
         return svtype, length, interval.end
-    end = vcf_interval(start_to_pos(start), ref).end
+    end = ref_end(start, ref)
     if "[" in alt or "]" in alt:
         return "BND", 0, end
     if len(ref) == 1 and len(alt) == 1:
@@ -164,6 +171,8 @@ def _trim(ref: str, alt: str) -> tuple[str, str]:
 
 def hgvs_genomic(chrom: str, assembly: str, pos: int, ref: str, alt: str) -> str:
     """HGVS g. of a sequence variant at VCF ``pos`` (not 3'-shifted); '' for SVs."""
+    if len(ref) == 1 and len(alt) == 1 and ref != alt and alt in _ONE_BASE:  # a SNP
+        return f"{refseq_accession(chrom, assembly) or chrom}:g.{pos}{ref.upper()}>{alt.upper()}"
     if alt.startswith("<") or "[" in alt or "]" in alt or alt in ("*", "."):
         return ""
     acc = refseq_accession(chrom, assembly) or chrom
@@ -419,18 +428,38 @@ class _DiploidTemplate:
         return 2 * self.nsamples - gts.count(b".")
 
 
+# the serialized empty bitmap: the carriers of an allele nobody carries
+_NO_CARRIERS = BitMap().serialize()
+
+
 class _SingleTemplate:
     """The genotype of a single-sample file (add-genome) in the common layout,
     two one-character alleles and a separator (``0/1``, ``1|1``, ``./1``),
     counted with a few integer comparisons: the numpy template's per-record
-    overhead is most of the work for one sample. Anything else (haploid,
+    overhead is most of the work for one sample. The carrier bitmaps are the
+    one sample's, serialized once per file. Anything else (haploid,
     multi-digit alleles, bad input) returns None and goes the general way."""
 
     def __init__(self, sample: int):
-        self.me = BitMap([sample])
+        self.me = BitMap([sample]).serialize()
+        # (genotype, n_alt) -> the per-allele lists and AN, or None: a file has
+        # only a handful of distinct genotypes, so each is counted once
+        self.known: dict[tuple[bytes, int], tuple | None] = {}
 
     def counts(self, gts: bytes, n_alt: int, carriers, ac, hom, het, homs) -> int | None:
-        if len(gts) != 3 or gts[1] not in (47, 124):  # '/' or '|'
+        if len(gts) != 3 or n_alt > 9:
+            return None
+        key = (gts, n_alt)
+        known = self.known.get(key, False)
+        if known is False:
+            known = self.known[key] = self._count(gts, n_alt)
+        if known is None:
+            return None
+        an, carriers[:], ac[:], hom[:], het[:], homs[:] = known
+        return an
+
+    def _count(self, gts: bytes, n_alt: int) -> tuple | None:
+        if gts[1] not in (47, 124):  # '/' or '|'
             return None
         called = []
         for x in (gts[0] - 48, gts[2] - 48):
@@ -439,6 +468,8 @@ class _SingleTemplate:
             if not 0 <= x <= n_alt:
                 return None
             called.append(x)
+        carriers, homs = [_NO_CARRIERS] * (n_alt + 1), [_NO_CARRIERS] * (n_alt + 1)
+        ac, hom, het = [0] * (n_alt + 1), [0] * (n_alt + 1), [0] * (n_alt + 1)
         for a in called:
             if a:
                 ac[a] += 1
@@ -451,7 +482,15 @@ class _SingleTemplate:
             for a in set(called):
                 if a:
                     het[a] = 1
-        return len(called)
+        return len(called), carriers, ac, hom, het, homs
+
+
+def _serialized(bits) -> bytes:
+    """A carrier set as stored: already serialized bytes, a BitMap, or sample
+    indexes."""
+    if bits.__class__ is bytes:
+        return bits
+    return (bits if isinstance(bits, BitMap) else BitMap(bits)).serialize()
 
 
 def bulk_insert(session, table, rows: list[dict]) -> None:
@@ -755,8 +794,7 @@ def _load_records(
     )
     postgres = db.engine.dialect.name == "postgresql"
 
-    def flush(upto: int) -> None:
-        nonlocal variants, annotations
+    def write(variants, annotations, upto: int, max_span: int) -> None:
         with db.session() as s:
             if postgres:
                 # durability comes from the final commit that marks the load done (the
@@ -767,6 +805,14 @@ def _load_records(
             row = s.get(BeaconLoad, load_id)
             row.checkpoint = upto
             row.max_span = max(row.max_span or 0, max_span)
+
+    # on PostgreSQL a batch is written while the next one is parsed (the server's
+    # COPY into the indexed table costs about what the parse does)
+    writer = _Writer(write, background=postgres)
+
+    def flush(upto: int) -> None:
+        nonlocal variants, annotations
+        writer.put(variants, annotations, upto, max_span)
         bar.update(upto - bar.n)
         variants, annotations = [], []
 
@@ -778,10 +824,13 @@ def _load_records(
                     tracker.line(raw)  # its coverage still counts
                 continue
             where = f"line {line_no}" if line_based else f"record {line_no}"
-            fields = raw.rstrip(b"\r\n").split(b"\t", 9)
-            section = fields.pop() if len(fields) == 10 else None
+            line = raw.rstrip(b"\r\n")
+            parts = line.split(b"\t", 9)
+            section = parts[9] if len(parts) == 10 else None
             try:
-                fields = [f.decode() for f in fields]
+                # the fixed columns decoded at once; the sample columns stay bytes
+                head = line if section is None else line[: len(line) - len(section) - 1]
+                fields = head.decode().split("\t")
                 if section is not None and fields[8] != "GT":
                     section.decode()  # only the GT subfields are read, but all must be text
             except UnicodeDecodeError:
@@ -821,8 +870,9 @@ def _load_records(
                     chrom, pos, ref, alts, info.get("END"), fields[8] if section else "", section
                 )
             n_alt = len(alts)
-            carriers: list = [[] for _ in range(n_alt + 1)]
-            homs: list = [[] for _ in range(n_alt + 1)]
+            # per allele: serialized bytes, a BitMap or a list of sample indexes
+            carriers: list = [_NO_CARRIERS] * (n_alt + 1)
+            homs: list = [_NO_CARRIERS] * (n_alt + 1)
             ac = [0] * (n_alt + 1)
             hom = [0] * (n_alt + 1)
             het = [0] * (n_alt + 1)
@@ -870,8 +920,6 @@ def _load_records(
                 if end - start > max_span:
                     max_span = end - start
                 pk = base | a
-                bits = carriers[a]
-                hom_bits = homs[a]
                 variants.append(
                     (
                         pk,
@@ -892,10 +940,8 @@ def _load_records(
                         hom[a],
                         het[a],
                         (ac[a] / an) if an else 0.0,
-                        (bits if isinstance(bits, BitMap) else BitMap(bits)).serialize(),
-                        (
-                            hom_bits if isinstance(hom_bits, BitMap) else BitMap(hom_bits)
-                        ).serialize(),
+                        _serialized(carriers[a]),
+                        _serialized(homs[a]),
                         an_gap,
                         gaps,
                     )
@@ -919,11 +965,63 @@ def _load_records(
             if len(variants) >= batch_size:
                 flush(rec_no)
                 if stop_after is not None and rec_no >= stop_after:
+                    writer.finish()
                     return None, max_span
         flush(rec_no)
+        writer.finish()
     finally:
+        writer.close()
         bar.close()
     return len(variants), max_span
+
+
+class _Writer:
+    """Batches handed to ``write`` in order, each committed before the next:
+    in one background thread when ``background`` (at most one batch waiting
+    besides the one being written), else at once. An error of the thread is
+    raised by the next ``put`` or by ``finish``."""
+
+    def __init__(self, write, *, background: bool):
+        self.write = write
+        self.failed = False  # a batch failed: none after it is written
+        self.error: BaseException | None = None  # not yet raised
+        self.queue: queue.Queue | None = None
+        if background:
+            self.queue = queue.Queue(maxsize=1)
+            self.thread = threading.Thread(target=self._run, name="beacon-writer", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if not self.failed:
+                try:
+                    self.write(*batch)
+                except BaseException as exc:  # noqa: BLE001 - raised in the loading thread
+                    self.failed = True
+                    self.error = exc
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def put(self, *batch) -> None:
+        if self.queue is None:
+            self.write(*batch)
+            return
+        self._raise()
+        self.queue.put(batch)
+
+    def finish(self) -> None:
+        """Wait until every batch is committed (raising the first error)."""
+        self.close()
+        self._raise()
+
+    def close(self) -> None:
+        if self.queue is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.queue = None
 
 
 def _general_counts(
@@ -932,6 +1030,8 @@ def _general_counts(
     """Counts of any genotype layout (haploid, polyploid, multi-digit alleles),
     with an error naming the sample for anything that does not parse."""
     carriers, ac, hom, het, homs = tallies
+    carriers[:] = [[] for _ in carriers]
+    homs[:] = [[] for _ in homs]
     an = 0
     if section.count("\t") + 1 != nsamples:
         raise LoadError(

@@ -77,8 +77,15 @@ def vcf_interval(pos: int, ref: str, info_end: int | None = None) -> Interval:
     ``INFO/END`` (1-based, inclusive) wins for structural variants.
     """
     start = pos_to_start(pos)
-    end = info_end if info_end is not None else start + max(len(ref), 1)
+    end = info_end if info_end is not None else ref_end(start, ref)
     return Interval(start, nonempty_end(start, end))
+
+
+def ref_end(start: int, ref: str) -> int:
+    """The 0-based exclusive end of a record's REF at 0-based ``start`` (at least
+    one base): ``vcf_interval(...).end`` without INFO/END, as a plain int for
+    the loaders' per-record work."""
+    return start + (len(ref) or 1)
 
 
 def length_after_anchor(interval: Interval) -> int:

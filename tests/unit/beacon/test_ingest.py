@@ -27,7 +27,7 @@ from server.beacon.tables import (
     BeaconSample,
     BeaconVariant,
 )
-from server.beacon.vcf import aa_short, classify, hgvs_genomic, load_vcf
+from server.beacon.vcf import _Writer, aa_short, classify, hgvs_genomic, load_vcf
 from tests.support.data import HPO_ROOT
 from tests.unit.beacon.conftest import add_dataset
 
@@ -396,3 +396,29 @@ def test_vep_csq_annotations(db, dataset, tmp_path):
             )
         ).all()
     assert sorted(rows) == [("C", "BRAF", "V600G"), ("G", "BRAF", "L599fs"), ("T", "BRAF", "V600E")]
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_batch_writer_commits_in_order_and_stops_at_the_first_error(background):
+    """The loader's batch writer (a thread on PostgreSQL): batches are written
+    one after the other in order, none after a failed one, and the failure
+    reaches the loading thread."""
+    written = []
+
+    def write(n):
+        if n == 2:
+            raise RuntimeError("disk full")
+        written.append(n)
+
+    writer = _Writer(write, background=background)
+    with pytest.raises(RuntimeError, match="disk full"):
+        for n in range(6):
+            writer.put(n)
+        writer.finish()
+    writer.close()
+    assert written == [0, 1]
+    ok = _Writer(written.append, background=background)
+    for n in range(10, 15):
+        ok.put(n)
+    ok.finish()
+    assert written == [0, 1, 10, 11, 12, 13, 14]
