@@ -196,9 +196,12 @@ def measure(port: int, queries, n: int, rng: random.Random, stop_when=None) -> d
         for name, make in shapes.items():
             bb.time_requests(client, make, min(10, n))
             out[name] = []
-            for i in range(n):
-                if stop_when is not None and stop_when():
-                    break
+        # one request of each shape in turn, so that every shape is sampled
+        # over the same stretch of time (all of them while an add runs)
+        for i in range(n):
+            if stop_when is not None and stop_when():
+                break
+            for name, make in shapes.items():
                 out[name] += bb.time_requests(client, lambda _j, i=i, m=make: m(i), 1)
     return out
 
