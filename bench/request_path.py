@@ -88,30 +88,31 @@ def timed(fn, n: int) -> list[float]:
     return out
 
 
+# layer name: "file suffix:function" of the frame that stands for it
 LAYERS = {
-    "ops middleware (all inside it)": ("server/web/ops.py", "__call__"),
-    "CORS": ("starlette/middleware/cors.py", "__call__"),
-    "data plane mount": ("server/web/app.py", "__call__"),
-    "Connexion ServerErrorMiddleware": ("starlette/middleware/errors.py", "__call__"),
-    "Connexion ExceptionMiddleware": ("connexion/middleware/exceptions.py", "__call__"),
-    "Connexion SwaggerUIMiddleware": ("connexion/middleware/swagger_ui.py", "__call__"),
-    "Connexion RoutingMiddleware": ("connexion/middleware/routing.py", "__call__"),
-    "Connexion SecurityMiddleware": ("connexion/middleware/security.py", "__call__"),
-    "Connexion RequestValidation": ("connexion/middleware/request_validation.py", "__call__"),
-    "Connexion ResponseValidation": ("connexion/middleware/response_validation.py", "__call__"),
-    "Connexion LifespanMiddleware": ("connexion/middleware/lifespan.py", "__call__"),
-    "Connexion ContextMiddleware": ("connexion/middleware/context.py", "__call__"),
-    "a2wsgi bridge": ("a2wsgi/wsgi.py", "__call__"),
-    "Flask wsgi_app": ("flask/app.py", "wsgi_app"),
-    "Flask dispatch_request": ("flask/app.py", "dispatch_request"),
-    "Flask finalize_request": ("flask/app.py", "finalize_request"),
-    "Connexion FlaskOperation": ("connexion/apps/flask.py", "__call__"),
-    "Connexion parameter decorator": ("connexion/decorators/parameter.py", "wrapper"),
-    "Connexion response decorator": ("connexion/decorators/response.py", "wrapper"),
-    "beacon service.answer": ("server/beacon/service.py", "answer"),
-    "htsget service": ("server/htsget/service.py", "ticket"),
-    "JSON dumps": ("json/__init__.py", "dumps"),
-    "caller_from_request": ("server/auth/tokens.py", "caller_from_request"),
+    "ops middleware (all inside it)": "server/web/ops.py:__call__",
+    "CORS": "starlette/middleware/cors.py:__call__",
+    "data plane mount": "server/web/app.py:__call__",
+    "Connexion ServerErrorMiddleware": "starlette/middleware/errors.py:__call__",
+    "Connexion ExceptionMiddleware": "connexion/middleware/exceptions.py:__call__",
+    "Connexion SwaggerUIMiddleware": "connexion/middleware/swagger_ui.py:__call__",
+    "Connexion RoutingMiddleware": "connexion/middleware/routing.py:__call__",
+    "Connexion SecurityMiddleware": "connexion/middleware/security.py:__call__",
+    "Connexion RequestValidation": "connexion/middleware/request_validation.py:__call__",
+    "Connexion ResponseValidation": "connexion/middleware/response_validation.py:__call__",
+    "Connexion LifespanMiddleware": "connexion/middleware/lifespan.py:__call__",
+    "Connexion ContextMiddleware": "connexion/middleware/context.py:__call__",
+    "a2wsgi bridge": "a2wsgi/wsgi.py:__call__",
+    "Flask wsgi_app": "flask/app.py:wsgi_app",
+    "Flask dispatch_request": "flask/app.py:dispatch_request",
+    "Flask finalize_request": "flask/app.py:finalize_request",
+    "Connexion FlaskOperation": "connexion/apps/flask.py:__call__",
+    "Connexion parameter decorator": "connexion/decorators/parameter.py:wrapper",
+    "Connexion response decorator": "connexion/decorators/response.py:wrapper",
+    "beacon service.answer": "server/beacon/service.py:answer",
+    "htsget service": "server/htsget/service.py:ticket",
+    "JSON dumps": "json/__init__.py:dumps",
+    "caller_from_request": "server/auth/tokens.py:caller_from_request",
 }
 
 
@@ -119,7 +120,8 @@ def layer_report(prof: cProfile.Profile, n: int) -> None:
     stats = pstats.Stats(prof)
     rows = {}
     for (file, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
-        for name, (suffix, fname) in LAYERS.items():
+        for name, where in LAYERS.items():
+            suffix, fname = where.split(":")
             if file.endswith(suffix) and func == fname:
                 rows[name] = max(rows.get(name, 0.0), ct)
     print(f"  cumulative ms per request under cProfile ({n} requests; profiler inflates all):")

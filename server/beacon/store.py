@@ -720,18 +720,12 @@ def _become_store(session, store: BeaconLoad, row: BeaconLoad, with_samples: boo
             .execution_options(synchronize_session=False)
         )
     now = utcnow()
+    same = ("kind", "dataset_id", "path", "sha256", "checkpoint", "assembly", "max_span", "started")
     file = BeaconLoad(
-        kind=row.kind,
-        dataset_id=row.dataset_id,
-        path=row.path,
-        sha256=row.sha256,
+        **{c: getattr(row, c) for c in same},
         status="done",
         pending=False,
-        checkpoint=row.checkpoint,
         records=row.checkpoint,
-        assembly=row.assembly,
-        max_span=row.max_span,
-        started=row.started,
         finished=now,
     )
     generation, sha = (store.checkpoint or 0) + 1, store.sha256

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from server.beacon import engine
 from server.db.tables import Dataset
@@ -33,3 +34,13 @@ def visible_alleles(session, dataset_id: str) -> list:
     deltas aggregated per allele (``engine.alleles``)."""
     ctx = engine.new_context(session)
     return engine.alleles(ctx, ctx.vcf_loads([dataset_id])[dataset_id], [])
+
+
+def sample_names(session, dataset_id: str) -> dict[int, str]:
+    """Sample index -> name, of the dataset's genomes."""
+    from server.beacon.tables import BeaconSample
+
+    rows = session.execute(
+        sa.select(BeaconSample.idx, BeaconSample.name).where(BeaconSample.dataset_id == dataset_id)
+    )
+    return dict(rows.all())

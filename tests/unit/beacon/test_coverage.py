@@ -31,7 +31,7 @@ from server.beacon.store import allele_number, genome_count, withdraw
 from server.beacon.tables import BeaconCoverageGap, BeaconSample
 from server.beacon.vcf import load_vcf
 from server.errors import InvalidInput
-from tests.unit.beacon.conftest import add_dataset, visible_alleles
+from tests.unit.beacon.conftest import add_dataset, sample_names, visible_alleles
 
 N_GVCF, N_PLAIN = 8, 4
 CHR22 = 50818468
@@ -189,13 +189,7 @@ def snapshot(db, dataset_id: str) -> dict:
     with db.session() as s:
         ctx = engine.new_context(s)
         rows = visible_alleles(s, dataset_id)
-        names = dict(
-            s.execute(
-                sa.select(BeaconSample.idx, BeaconSample.name).where(
-                    BeaconSample.dataset_id == dataset_id
-                )
-            ).all()
-        )
+        names = sample_names(s, dataset_id)
         out = {}
         for r in rows:
             freqs = frequencies(ctx, dataset_id, r, lambda c: c)

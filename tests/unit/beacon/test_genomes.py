@@ -40,7 +40,7 @@ from server.beacon.vcf import load_vcf
 from server.cli import main
 from server.db.tables import AuditEvent
 from server.errors import InvalidInput
-from tests.unit.beacon.conftest import add_dataset
+from tests.unit.beacon.conftest import add_dataset, sample_names
 
 N_SAMPLES = 24
 # how loads fold their deltas in the test running (``fold_after`` of load_vcf)
@@ -151,13 +151,7 @@ def snapshot(db, dataset_id: str) -> dict:
     records with its pending deltas, aggregated per allele). The count and
     carrier query paths must agree with it."""
     with db.session() as s:
-        names = dict(
-            s.execute(
-                sa.select(BeaconSample.idx, BeaconSample.name).where(
-                    BeaconSample.dataset_id == dataset_id
-                )
-            ).all()
-        )
+        names = sample_names(s, dataset_id)
         n = genome_count(s, dataset_id)
         ctx = engine.new_context(s)
         loads = ctx.vcf_loads([dataset_id])[dataset_id]
@@ -479,13 +473,7 @@ def base_records(db, dataset_id: str) -> dict:
     """The dataset's base records alone (the store row's rows, deltas ignored):
     what a query that forgot the deltas would read."""
     with db.session() as s:
-        names = dict(
-            s.execute(
-                sa.select(BeaconSample.idx, BeaconSample.name).where(
-                    BeaconSample.dataset_id == dataset_id
-                )
-            ).all()
-        )
+        names = sample_names(s, dataset_id)
         rows = s.execute(
             sa.select(BeaconVariant)
             .join(BeaconLoad, BeaconLoad.id == BeaconVariant.load_id)
