@@ -3,15 +3,15 @@
 Builds two nodes side by side on PostgreSQL (each its own scratch schema, as
 bench/beacon.py makes them), each served by gunicorn with 2 workers:
 
-* node A: a few files of ../shared/testdata: the NA12878 BAM and a VCF
-  registered with ``genomeport files add`` (``add_files``), and the NA12878
-  CRAM as a row of the same shape (its reference is not in the test data);
+* node A: a few files of ../shared/testdata registered with ``genomeport
+  files add`` (``add_files``): the NA12878 BAM and CRAM and a VCF;
 * node B: the same files, plus ``--files`` (default 120,000) more rows, a
   third each BAM, CRAM and VCF, inserted in bulk straight into ``data_files``
-  over 10 datasets, in the shape ``files add`` writes (location, index, sizes,
-  mtimes and both digests of a real file). They point to the same real files
-  on disk under their own object ids (``bulk-<n>``, public datasets), so every
-  one is a valid DRS object and htsget target (one of each format is checked).
+  over 10 datasets, copies of the rows ``files add`` wrote for the real files
+  (location, index, sizes, mtimes and both digests) but for their ids. They
+  point to the same real files on disk under their own object ids
+  (``bulk-<n>``, public datasets), so every one is a valid DRS object and
+  htsget target (one of each format is fetched to check).
 
 Then requests alternate A, B, A, B, ... over one keep-alive connection per
 node (after a warm-up): a reads ticket for a region of the real BAM
@@ -54,32 +54,6 @@ REGIONS = [("11", 4_900_000 + 100_000 * k) for k in range(5)] + [
 ]
 
 
-def file_values(path: Path) -> dict:
-    """The columns ``files add`` writes for ``path`` (except the ids)."""
-    from server.registry import checksums, detect_format, find_index
-
-    fmt = detect_format(path)
-    index, kind = find_index(path, fmt)
-    stat, istat = path.stat(), index.stat()
-    sha, md5 = checksums(path)
-    isha, imd5 = checksums(index)
-    return dict(
-        location=str(path),
-        format=fmt,
-        index_location=str(index),
-        index_format=kind,
-        reference="",
-        size=stat.st_size,
-        mtime_ns=stat.st_mtime_ns,
-        sha256=sha,
-        md5=md5,
-        index_size=istat.st_size,
-        index_mtime_ns=istat.st_mtime_ns,
-        index_sha256=isha,
-        index_md5=imd5,
-    )
-
-
 def build_node(url: str, extra: int) -> int:
     """The few real files, then ``extra`` bulk rows (BAM, CRAM, VCF in turn);
     returns the number of registered files."""
@@ -93,10 +67,15 @@ def build_node(url: str, extra: int) -> int:
     db = Database(url)
     db.upgrade()
     add_dataset(db, "bench", access="public")
-    add_files(db, [BAM], "bench", object_id="NA12878", progress=False)
+    add_files(db, [BAM, CRAM], "bench", object_id="NA12878", progress=False)
     add_files(db, [VCF], "bench", object_id="spec", progress=False)
     if extra:
-        shapes = [file_values(p) for p in (BAM, CRAM, VCF)]
+        # the columns files add wrote for the real BAM, CRAM and VCF, ids aside
+        skip = {"pk", "object_id", "dataset_id", "created", "updated"}
+        names = [c.name for c in DataFile.__table__.columns if c.name not in skip]
+        with db.session() as session:
+            real = {f.format: f for f in session.scalars(sa.select(DataFile))}
+            shapes = [{n: getattr(real[fmt], n) for n in names} for fmt in ("BAM", "CRAM", "VCF")]
         for d in range(BULK_DATASETS):
             add_dataset(db, f"bulk{d}", access="public")
         batch = 10_000
@@ -117,12 +96,6 @@ def build_node(url: str, extra: int) -> int:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(
                 sa.text("ANALYZE data_files")
             )
-    # the real CRAM as well (registered after the bulk rows on B, like a new file)
-    with db.session() as session:
-        session.execute(
-            sa.insert(DataFile),
-            [dict(file_values(CRAM), object_id="NA12878", dataset_id="bench")],
-        )
     with db.session() as session:
         count = session.scalar(sa.select(sa.func.count()).select_from(DataFile))
     db.dispose()
