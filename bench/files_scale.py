@@ -104,9 +104,9 @@ def build_node(url: str, extra: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep both stores")
     parser.add_argument("--files", type=int, default=120_000, help="bulk rows on node B")
     parser.add_argument("--requests", type=int, default=300, help="requests per shape and node")
-    parser.add_argument("--keep", action="store_true", help="keep both stores")
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
