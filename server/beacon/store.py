@@ -85,6 +85,7 @@ from server.beacon.tables import (
     utcnow,
 )
 from server.errors import InvalidInput, NotFound
+from server.genomics.coords import exclusive_end
 
 logger = logging.getLogger(__name__)
 
@@ -1199,7 +1200,7 @@ def _fold_chunk(session, store, loads, chrom, frontier, chunk) -> tuple[int, int
         last = rows[-1].start
         rows = [r for r in rows if r.start < last]
         rows += session.execute(q.where(V.start == last).order_by(V.pk)).all()
-        nxt = last + 1
+        nxt = exclusive_end(last)  # the window holds every start up to last
     # the base records of these alleles: one probe per position into the
     # allele index (load_id, chrom, start, ref), the other alleles there dropped
     keys = {tuple(r[:5]) for r in rows}
